@@ -1,0 +1,211 @@
+/* loomctl.c - the administrator's command line: global flags and dispatch. */
+#include "loomctl.h"
+#include "loom_alloc.h"
+#include "loom_config.h"
+#include "loom_daemon.h"
+#include "loom_log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+const ctl_cmd_t ctl_cmds[] = {
+	{ "ping", "SERVICE [-n COUNT] [-i INTERVAL] [--wait DURATION] [--probe]",
+	  "round trip to a service (or instance) through the broker, with latency",
+	  "  -n, --count COUNT      send COUNT pings (default 1)\n"
+	  "  -i, --interval DUR     wait DUR between pings (default 1s)\n"
+	  "      --wait DUR         keep trying until the first pong or DUR passes\n"
+	  "      --probe            also seal random bytes to the service's public key\n"
+	  "                         (keys_dir/SERVICE.pub) and check it opens them\n"
+	  "exit status: 0 when at least one pong came back (and every probe opened), 1 otherwise",
+	  ctl_ping },
+	{ "services", "[SERVICE]", "list what is registered with the broker",
+	  "  prints one line per instance: service, instance address, process, pid, host,\n"
+	  "  seconds since last heard, messages in and out; -o json prints one array", ctl_services },
+	{ "keys", "gen NAME [--dir DIR] [--force]", "create a key pair for a process (CURVE and sealing)",
+	  "  gen NAME      write DIR/NAME.key (secret, 0600) and DIR/NAME.pub\n"
+	  "  --dir DIR     key directory (default bus.keys_dir of the configuration)\n"
+	  "  --force       replace an existing pair\n"
+	  "  Copy NAME.pub into the broker's keys directory to allow NAME on the bus.", ctl_keys },
+	{ NULL, NULL, NULL, NULL, NULL }
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: loomctl [options] COMMAND [ARGS]\n"
+	    "Administer a Loom deployment.\n\n"
+	    "options:\n"
+	    "  -c, --config FILE   deployment file (default $LOOM_CONFIG or config/loom.yaml)\n"
+	    "  -o, --output FMT    text (default) or json\n"
+	    "  -t, --timeout DUR   how long to wait for a reply (default bus.request_timeout)\n"
+	    "      --key NAME      key pair to use when the bus uses CURVE (default loomctl)\n"
+	    "  -h, --help          this help; `loomctl COMMAND --help` for a command\n"
+	    "  -V, --version       print the version\n\ncommands:\n");
+	for (const ctl_cmd_t *c = ctl_cmds; c->name; c++)
+		fprintf(out, "  %-10s %s\n", c->name, c->help);
+}
+
+void ctl_cmd_usage(const ctl_cmd_t *cmd, FILE *out)
+{
+	fprintf(out, "usage: loomctl %s %s\n%s\n", cmd->name, cmd->args, cmd->help);
+	if (cmd->details)
+		fprintf(out, "\n%s\n", cmd->details);
+}
+
+bool ctl_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return true;
+	}
+	return false;
+}
+
+int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms)
+{
+	if (loom_config_parse_duration(s, ret_ms) < 0) {
+		fprintf(stderr, "loomctl: bad %s '%s': expected a duration such as 500ms, 2s, 1m\n", flag, s);
+		return -1;
+	}
+	return 0;
+}
+
+int ctl_load_config(ctl_t *ctl)
+{
+	if (ctl->cfg_loaded)
+		return 0;
+	loom_cfg_diags_t diags;
+	if (loom_deploy_load(ctl->config_path, &ctl->cfg, &diags) < 0) {
+		for (size_t i = 0; i < diags.n; i++)
+			fprintf(stderr, "%s\n", diags.v[i].text);
+		loom_cfg_diags_release(&diags);
+		loom_deploy_release(&ctl->cfg);
+		return -1;
+	}
+	loom_cfg_diags_release(&diags);
+	ctl->cfg_loaded = true;
+	if (ctl->timeout_ms <= 0)
+		ctl->timeout_ms = ctl->cfg.bus.request_timeout_ms;
+	return 0;
+}
+
+int ctl_connect(ctl_t *ctl)
+{
+	if (ctl->bus)
+		return 0;
+	if (ctl_load_config(ctl) < 0)
+		return -1;
+	loom_keypair_t kp;
+	bool have = false;
+	uint8_t server[LOOM_KEY_LEN];
+	char *err = NULL;
+	if (loom_daemon_load_keys(&ctl->cfg, ctl->key_name, ctl->cfg.bus.curve, &kp, &have, server, &err) < 0) {
+		fprintf(stderr, "loomctl: %s\n", err);
+		free(err);
+		return -1;
+	}
+	ctl->zctx = zmq_ctx_new();
+	loom_bus_opts_t bo = {
+		.service = "loomctl", .process = "loomctl", .router = ctl->cfg.bus.router,
+		.heartbeat_ms = ctl->cfg.bus.heartbeat_ms, .liveness = (unsigned)ctl->cfg.bus.liveness,
+		.keypair = have ? &kp : NULL, .server_key = ctl->cfg.bus.curve ? server : NULL,
+	};
+	int rc = loom_bus_new(ctl->zctx, &bo, &ctl->bus, &err);
+	loom_keypair_wipe(&kp);
+	if (rc < 0) {
+		fprintf(stderr, "loomctl: %s\n", err);
+		free(err);
+		return -1;
+	}
+	const char *werr;
+	if (loom_bus_wait_up(ctl->bus, ctl->timeout_ms, &werr) < 0) {
+		fprintf(stderr, "loomctl: %s\n", werr);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	ctl_t ctl;
+	memset(&ctl, 0, sizeof ctl);
+	ctl.config_path = loom_deploy_default_path();
+	ctl.key_name = "loomctl";
+	loom_log_init("loomctl");
+	loom_log_set_level(LOOM_LOG_WARNING);
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	/* '+': stop at the command word so its own flags reach it. */
+	while ((c = getopt_long(argc, argv, "+c:o:t:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': ctl.config_path = optarg; break;
+		case 'o':
+			if (strcmp(optarg, "json") == 0) {
+				ctl.json = true;
+			} else if (strcmp(optarg, "text") != 0) {
+				fprintf(stderr, "loomctl: bad --output '%s': expected text or json\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if (ctl_parse_duration("--timeout", optarg, &ctl.timeout_ms) < 0)
+				return 2;
+			break;
+		case 'k': ctl.key_name = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("loomctl %s\n", LOOM_VERSION); return 0;
+		default: fprintf(stderr, "loomctl: see loomctl --help\n"); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	const char *word = argv[optind];
+	if (strcmp(word, "help") == 0) {
+		if (optind + 1 < argc) {
+			for (const ctl_cmd_t *cmd = ctl_cmds; cmd->name; cmd++)
+				if (strcmp(cmd->name, argv[optind + 1]) == 0) {
+					ctl_cmd_usage(cmd, stdout);
+					return 0;
+				}
+		}
+		usage(stdout);
+		return 0;
+	}
+	for (const ctl_cmd_t *cmd = ctl_cmds; cmd->name; cmd++) {
+		if (strcmp(cmd->name, word) != 0)
+			continue;
+		int sub_argc = argc - optind;
+		char **sub_argv = argv + optind;
+		int status;
+		if (ctl_wants_help(sub_argc, sub_argv)) {
+			ctl_cmd_usage(cmd, stdout);
+			status = 0;
+		} else {
+			optind = 1; /* the subcommand parses its own argv from the start */
+			status = cmd->run(&ctl, sub_argc, sub_argv);
+		}
+		loom_bus_destroy(&ctl.bus, "loomctl done");
+		if (ctl.zctx)
+			zmq_ctx_term(ctl.zctx);
+		if (ctl.cfg_loaded)
+			loom_deploy_release(&ctl.cfg);
+		return status;
+	}
+	fprintf(stderr, "loomctl: unknown command '%s' (see loomctl --help)\n", word);
+	return 2;
+}

@@ -1,0 +1,46 @@
+/* loomctl.h - shared state of loomctl's subcommands. */
+#ifndef LOOMCTL_H
+#define LOOMCTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "loom_bus.h"
+#include "loom_deploy.h"
+
+typedef struct ctl {
+	const char *config_path;       /* --config */
+	bool json;                     /* -o json */
+	long long timeout_ms;          /* --timeout, or bus.request_timeout */
+	const char *key_name;          /* --key: key pair to use with CURVE */
+	loom_deploy_t cfg;             /* loaded deployment (when needed) */
+	bool cfg_loaded;               /* cfg is valid */
+	void *zctx;                    /* ZeroMQ context (when connected) */
+	loom_bus_t *bus;               /* broker connection (when connected) */
+} ctl_t;
+
+typedef struct ctl_cmd {
+	const char *name;              /* subcommand word */
+	const char *args;              /* argument synopsis */
+	const char *help;              /* one line */
+	const char *details;           /* more lines for `loomctl CMD --help`, or NULL */
+	int (*run)(ctl_t *ctl, int argc, char **argv); /* returns the exit status */
+} ctl_cmd_t;
+
+/* Loads the deployment once; prints the errors and returns -1 on failure. */
+int ctl_load_config(ctl_t *ctl);
+/* Connects to the broker and waits for registration; prints why not. */
+int ctl_connect(ctl_t *ctl);
+/* True when argv holds -h or --help. */
+bool ctl_wants_help(int argc, char **argv);
+void ctl_cmd_usage(const ctl_cmd_t *cmd, FILE *out);
+/* Parses a duration flag value or prints an error naming the flag. */
+int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms);
+
+int ctl_ping(ctl_t *ctl, int argc, char **argv);
+int ctl_services(ctl_t *ctl, int argc, char **argv);
+int ctl_keys(ctl_t *ctl, int argc, char **argv);
+
+extern const ctl_cmd_t ctl_cmds[];
+
+#endif

@@ -1,0 +1,118 @@
+/* loom_deploy.c - the deployment file's key table and derived defaults. */
+#include "loom_deploy.h"
+#include "loom_alloc.h"
+#include "loom_buf.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+static const char *const log_levels[] = { "debug", "info", "warning", "error", NULL };
+
+static const loom_cfg_key_t log_keys[] = {
+	{ .name = "level", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_deploy_log_t, level),
+	  .def = "info", .choices = log_levels, .help = "lowest level written to stderr" },
+	{ NULL }
+};
+static const loom_cfg_table_t log_table = { .what = "log", .keys = log_keys };
+
+static const loom_cfg_key_t bus_keys[] = {
+	{ .name = "router", .type = LOOM_CFG_ENDPOINT, .offset = offsetof(loom_deploy_bus_t, router),
+	  .help = "broker endpoint for directed messages (default ipc in STATE_DIR/run)" },
+	{ .name = "publish", .type = LOOM_CFG_ENDPOINT, .offset = offsetof(loom_deploy_bus_t, publish),
+	  .help = "broker endpoint where processes publish events" },
+	{ .name = "subscribe", .type = LOOM_CFG_ENDPOINT, .offset = offsetof(loom_deploy_bus_t, subscribe),
+	  .help = "broker endpoint where processes subscribe to events" },
+	{ .name = "tap", .type = LOOM_CFG_ENDPOINT, .offset = offsetof(loom_deploy_bus_t, tap),
+	  .help = "broker endpoint mirroring every frame, for loom-tap" },
+	{ .name = "heartbeat", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_bus_t, heartbeat_ms),
+	  .def = "1s", .min = 50, .max = 60000, .help = "heartbeat interval between processes and broker" },
+	{ .name = "liveness", .type = LOOM_CFG_INT, .offset = offsetof(loom_deploy_bus_t, liveness),
+	  .def = "3", .min = 2, .max = 100, .help = "missed heartbeats before a peer counts as gone" },
+	{ .name = "request_timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_bus_t, request_timeout_ms),
+	  .def = "5s", .min = 100, .max = 3600000, .help = "default wait for a reply" },
+	{ .name = "max_frame", .type = LOOM_CFG_SIZE, .offset = offsetof(loom_deploy_bus_t, max_frame),
+	  .def = "64MiB", .min = 4096, .max = 1LL << 31, .help = "largest frame the broker accepts" },
+	{ .name = "curve", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_deploy_bus_t, curve),
+	  .def = "false", .help = "encrypt with CURVE and admit only keys listed in keys_dir" },
+	{ .name = "keys_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_deploy_bus_t, keys_dir),
+	  .def = "keys", .help = "directory of NAME.key / NAME.pub files" },
+	{ NULL }
+};
+static const loom_cfg_table_t bus_table = { .what = "bus", .keys = bus_keys };
+
+static const loom_cfg_key_t top_keys[] = {
+	{ .name = "state_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_deploy_t, state_dir),
+	  .def = "../var", .help = "where stores, sockets and spools live" },
+	{ .name = "log", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_deploy_t, log),
+	  .sub = &log_table, .help = "logging" },
+	{ .name = "bus", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_deploy_t, bus),
+	  .sub = &bus_table, .help = "the message bus" },
+	{ NULL }
+};
+const loom_cfg_table_t loom_deploy_table = { .what = "loom.yaml", .keys = top_keys };
+
+const char *loom_deploy_default_path(void)
+{
+	const char *env = getenv("LOOM_CONFIG");
+	return env && *env ? env : "config/loom.yaml";
+}
+
+static void add_diag(loom_cfg_diags_t *diags, const char *file, const char *key, char *text)
+{
+	diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
+	loom_cfg_diag_t *d = &diags->v[diags->n++];
+	memset(d, 0, sizeof *d);
+	d->file = loom_strdup(file);
+	d->key = loom_strdup(key);
+	d->text = text;
+}
+
+static void default_endpoint(char **ep, const char *state_dir, const char *name)
+{
+	if (*ep == NULL)
+		*ep = loom_sprintf("ipc://%s/run/%s", state_dir, name);
+}
+
+static void check_endpoint(const loom_deploy_t *cfg, const char *key, const char *ep,
+    loom_cfg_diags_t *diags)
+{
+	if (strncmp(ep, "ipc://", 6) == 0) {
+		struct sockaddr_un sun;
+		if (strlen(ep + 6) >= sizeof sun.sun_path)
+			add_diag(diags, cfg->path, key, loom_sprintf(
+			    "%s: key '%s': ipc path '%s' is %zu bytes, a socket path holds at most %zu: "
+			    "use a shorter state_dir or set the endpoint", cfg->path, key, ep + 6,
+			    strlen(ep + 6), sizeof sun.sun_path - 1));
+	} else if (strncmp(ep, "tcp://", 6) == 0 && !cfg->bus.curve) {
+		add_diag(diags, cfg->path, key, loom_sprintf(
+		    "%s: key '%s': tcp endpoint '%s' needs 'bus.curve: true': the bus never crosses a network unencrypted",
+		    cfg->path, key, ep));
+	}
+}
+
+int loom_deploy_load(const char *path, loom_deploy_t *cfg, loom_cfg_diags_t *diags)
+{
+	memset(diags, 0, sizeof *diags);
+	if (loom_config_load_file(path, &loom_deploy_table, cfg, diags) < 0)
+		return -1;
+	cfg->path = loom_strdup(path);
+	default_endpoint(&cfg->bus.router, cfg->state_dir, "bus-router");
+	default_endpoint(&cfg->bus.publish, cfg->state_dir, "bus-publish");
+	default_endpoint(&cfg->bus.subscribe, cfg->state_dir, "bus-subscribe");
+	default_endpoint(&cfg->bus.tap, cfg->state_dir, "bus-tap");
+	check_endpoint(cfg, "bus.router", cfg->bus.router, diags);
+	check_endpoint(cfg, "bus.publish", cfg->bus.publish, diags);
+	check_endpoint(cfg, "bus.subscribe", cfg->bus.subscribe, diags);
+	check_endpoint(cfg, "bus.tap", cfg->bus.tap, diags);
+	return diags->n ? -1 : 0;
+}
+
+void loom_deploy_release(loom_deploy_t *cfg)
+{
+	loom_config_release(&loom_deploy_table, cfg);
+	free(cfg->path);
+	cfg->path = NULL;
+}
