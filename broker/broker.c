@@ -585,6 +585,10 @@ static void *bind_socket(broker_t *b, int type, const char *endpoint, const char
 		}
 		free(dir);
 	}
+	if (strcmp(what, "tap") == 0) {
+		/* Every (un)subscription, duplicates included, so tap_subs counts listeners. */
+		zmq_setsockopt(s, ZMQ_XPUB_VERBOSER, &one, sizeof one);
+	}
 	if (zmq_bind(s, endpoint) < 0) {
 		snprintf(errbuf, sizeof errbuf, "cannot bind %s socket to '%s': %s", what, endpoint, zmq_strerror(errno));
 		zmq_close(s);

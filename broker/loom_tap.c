@@ -258,12 +258,17 @@ int main(int argc, char **argv)
 		Loom__Envelope *env = loom_envelope_unpack(zmq_msg_data(&frame), zmq_msg_size(&frame), &err);
 		const char *h = zmq_msg_data(&hdr);
 		char kind = h[0];
+		char detail[LOOM_ADDR_MAX + 64];
+		size_t dlen = zmq_msg_size(&hdr) - 1 < sizeof detail - 1 ? zmq_msg_size(&hdr) - 1 : sizeof detail - 1;
+		memcpy(detail, h + 1, dlen);
+		detail[dlen] = '\0';
 		if (env == NULL) {
 			fprintf(stderr, "loom-tap: undecodable frame (%s)\n", err);
 		} else if (type_match(o.type, env->type) && addr_match(o.from, env->from) &&
-		    addr_match(o.to, kind == LOOM_TAP_DIRECT ? env->to : env->to)) {
+		    (addr_match(o.to, env->to) ||
+		    (kind == LOOM_TAP_DIRECT && o.to && addr_match(o.to, detail)))) {
 			loom_buf_reset(&line);
-			render(&o, kind, h + 1, zmq_msg_size(&hdr) - 1, env, &line);
+			render(&o, kind, detail, dlen, env, &line);
 			if (fwrite(line.data, 1, line.len, stdout) != line.len)
 				stopping = 1; /* reader went away */
 			printed++;

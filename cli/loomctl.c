@@ -196,7 +196,7 @@ int main(int argc, char **argv)
 			ctl_cmd_usage(cmd, stdout);
 			status = 0;
 		} else {
-			optind = 1; /* the subcommand parses its own argv from the start */
+			optind = 0; /* glibc: 0 re-initialises getopt for the subcommand's argv */
 			status = cmd->run(&ctl, sub_argc, sub_argv);
 		}
 		loom_bus_destroy(&ctl.bus, "loomctl done");

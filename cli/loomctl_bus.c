@@ -155,9 +155,16 @@ int ctl_ping(ctl_t *ctl, int argc, char **argv)
 		}
 		ctl->timeout_ms = saved_timeout;
 		if (rc < 0) {
-			if (ctl->json)
-				printf("{\"service\":\"%s\",\"error\":\"%s\"}\n", service, err);
-			else
+			if (ctl->json) {
+				loom_buf_t b = LOOM_BUF_INIT;
+				loom_buf_adds(&b, "{\"service\":");
+				loom_buf_add_json_str(&b, service, strlen(service));
+				loom_buf_adds(&b, ",\"error\":");
+				loom_buf_add_json_str(&b, err, strlen(err));
+				loom_buf_adds(&b, "}\n");
+				fputs(b.data, stdout);
+				loom_buf_release(&b);
+			} else
 				fprintf(stderr, "loomctl ping: %s\n", err);
 			continue;
 		}

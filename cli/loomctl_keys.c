@@ -1,5 +1,7 @@
 /* loomctl_keys.c - `loomctl keys gen`: key pairs for CURVE and sealing. */
 #include "loomctl.h"
+#include "loom_alloc.h"
+#include "loom_buf.h"
 #include "loom_keys.h"
 
 #include <getopt.h>
@@ -23,6 +25,7 @@ int ctl_keys(ctl_t *ctl, int argc, char **argv)
 	int c;
 	argc--;
 	argv++;
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
@@ -54,10 +57,21 @@ int ctl_keys(ctl_t *ctl, int argc, char **argv)
 		free(err);
 		return 1;
 	}
-	if (ctl->json)
-		printf("{\"name\":\"%s\",\"public_key\":\"%s\",\"key_file\":\"%s/%s.key\",\"pub_file\":\"%s/%s.pub\"}\n",
-		    name, z85, dir, name, dir, name);
-	else
+	if (ctl->json) {
+		loom_buf_t b = LOOM_BUF_INIT;
+		char *kf = loom_sprintf("%s/%s.key", dir, name), *pf = loom_sprintf("%s/%s.pub", dir, name);
+		loom_buf_adds(&b, "{\"name\":");
+		loom_buf_add_json_str(&b, name, strlen(name));
+		loom_buf_printf(&b, ",\"public_key\":\"%s\",\"key_file\":", z85);
+		loom_buf_add_json_str(&b, kf, strlen(kf));
+		loom_buf_adds(&b, ",\"pub_file\":");
+		loom_buf_add_json_str(&b, pf, strlen(pf));
+		loom_buf_adds(&b, "}\n");
+		fputs(b.data, stdout);
+		loom_buf_release(&b);
+		free(kf);
+		free(pf);
+	} else
 		printf("wrote %s/%s.key (secret, mode 0600) and %s/%s.pub\npublic key %s\n", dir, name, dir, name, z85);
 	return 0;
 }

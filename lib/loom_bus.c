@@ -359,12 +359,14 @@ static void drain_monitor(loom_bus_t *bus)
 	}
 }
 
-/* Handles bus-level messages. Returns true when env was consumed. */
-static bool handle_control(loom_bus_t *bus, Loom__Envelope *env)
+/* Handles bus-level messages. Returns 1 when env was consumed, 0 when it is
+ * not a control message, -1 when it was consumed but malformed (the reason,
+ * naming the sender, is in bus->error). */
+static int handle_control(loom_bus_t *bus, Loom__Envelope *env)
 {
 	const char *err;
 	if (loom_envelope_is(env, &loom__heartbeat__descriptor))
-		return true;
+		return 1;
 	if (loom_envelope_is(env, &loom__welcome__descriptor)) {
 		loom_bus_state_t was = bus->state;
 		bus->auth_refused = false;
@@ -374,7 +376,7 @@ static bool handle_control(loom_bus_t *bus, Loom__Envelope *env)
 		} else if (was == LOOM_BUS_CONNECTING) {
 			set_state(bus, LOOM_BUS_UP, "registered with broker");
 		}
-		return true;
+		return 1;
 	}
 	if (loom_envelope_is(env, &loom__error__descriptor) && strcmp(env->from, LOOM_BROKER_ADDR) == 0 &&
 	    env->correlation_id.len == 0) {
@@ -387,13 +389,14 @@ static bool handle_control(loom_bus_t *bus, Loom__Envelope *env)
 		}
 		if (e)
 			protobuf_c_message_free_unpacked(&e->base, NULL);
-		return true;
+		return 1;
 	}
 	if (loom_envelope_is(env, &loom__ping__descriptor)) {
 		Loom__Ping *p = (Loom__Ping *)loom_envelope_body(env, &loom__ping__descriptor, &err);
 		if (p == NULL) {
+			set_error(bus, loom_sprintf("dropped malformed %s from '%s': %s", env->type, env->from, err));
 			(void)loom_bus_reply_error(bus, env, LOOM__ERROR__CODE__MALFORMED, false, err, &err);
-			return true;
+			return -1;
 		}
 		Loom__Pong pong = LOOM__PONG__INIT;
 		uint8_t digest[32];
@@ -417,9 +420,9 @@ static bool handle_control(loom_bus_t *bus, Loom__Envelope *env)
 		}
 		(void)loom_bus_reply(bus, env, &pong.base, &err);
 		protobuf_c_message_free_unpacked(&p->base, NULL);
-		return true;
+		return 1;
 	}
-	return false;
+	return 0;
 }
 
 /* Receives one frame from the DEALER. 1: *ret_env for the caller; 0: none;
@@ -466,8 +469,14 @@ static int recv_one(loom_bus_t *bus, Loom__Envelope **ret_env, const char **erro
 	}
 	zmq_msg_close(&m);
 	bus->stats.received++;
-	if (handle_control(bus, env)) {
+	int hc = handle_control(bus, env);
+	if (hc != 0) {
 		loom_envelope_free(&env);
+		if (hc < 0) {
+			bus->stats.dropped++;
+			*error_r = bus->error;
+			return -1;
+		}
 		return 2;
 	}
 	*ret_env = env;

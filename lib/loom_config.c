@@ -695,10 +695,10 @@ static bool has_bounds(const loom_cfg_key_t *k)
 	return k->min < k->max;
 }
 
-static void add_choices(loom_buf_t *b, const char *const *choices)
+static void add_choices(loom_buf_t *b, const char *const *choices, const char *sep)
 {
 	for (size_t i = 0; choices && choices[i]; i++)
-		loom_buf_printf(b, "%s%s", i ? ", " : "", choices[i]);
+		loom_buf_printf(b, "%s%s", i ? sep : "", choices[i]);
 }
 
 /* ---- scalar values into the struct -------------------------------------- */
@@ -927,7 +927,7 @@ static void parse_scalar(cfg_ctx_t *ctx, const loom_cfg_key_t *k, const node_t *
 		{
 			loom_buf_t e = LOOM_BUF_INIT;
 			loom_buf_adds(&e, "one of ");
-			add_choices(&e, k->choices);
+			add_choices(&e, k->choices, ", ");
 			err_value(ctx, nd, s, n, loom_buf_cstr(&e));
 			loom_buf_release(&e);
 		}
@@ -1217,7 +1217,7 @@ static void parse_value(cfg_ctx_t *ctx, const doc_t *d, const loom_cfg_key_t *k,
 			if (k->type == LOOM_CFG_ENUM) {
 				loom_buf_t e = LOOM_BUF_INIT;
 				loom_buf_adds(&e, "one of ");
-				add_choices(&e, k->choices);
+				add_choices(&e, k->choices, ", ");
 				err_kind(ctx, nd, loom_buf_cstr(&e));
 				loom_buf_release(&e);
 			} else {
@@ -1376,7 +1376,7 @@ int loom_config_load_string(const char *name, const char *text, size_t len,
 			loom_buf_printf(&m, " (%s)", err.context);
 		diag_push(&ctx, &at, NULL, NULL, 0, loom_buf_cstr(&m));
 		loom_buf_release(&m);
-		goto out;
+		goto out_free_ctx;
 	}
 	if (err.second_doc) {
 		node_t at = { .line = err.doc_line, .column = err.doc_column };
@@ -1396,7 +1396,7 @@ int loom_config_load_string(const char *name, const char *text, size_t len,
 			err_kind(&ctx, root, "a mapping");
 	}
 	doc_free(&d);
-out:
+out_free_ctx:
 	diags_sort(diags, ctx.first_diag);
 	loom_buf_release(&ctx.path);
 	free(ctx.dir);
@@ -1412,7 +1412,7 @@ int loom_config_load_file(const char *path, const loom_cfg_table_t *table,
 
 	if (fd < 0) {
 		saved = errno;
-		goto out_fail;
+		goto out_unreadable;
 	}
 	for (;;) {
 		loom_buf_reserve(&text, 65536);
@@ -1422,7 +1422,7 @@ int loom_config_load_file(const char *path, const loom_cfg_table_t *table,
 				continue;
 			saved = errno;
 			close(fd);
-			goto out_fail;
+			goto out_unreadable;
 		}
 		if (got == 0)
 			break;
@@ -1434,7 +1434,7 @@ int loom_config_load_file(const char *path, const loom_cfg_table_t *table,
 	loom_buf_release(&text);
 	return r;
 
-out_fail:
+out_unreadable:
 	loom_buf_release(&text);
 	diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
 	loom_cfg_diag_t *dg = &diags->v[diags->n++];
@@ -1541,7 +1541,7 @@ static void describe_table(const loom_cfg_table_t *t, loom_buf_t *out, int depth
 		loom_buf_printf(out, "%*s%s (%s", depth * 2, "", k->name, type_name(k->type));
 		if (k->type == LOOM_CFG_ENUM) {
 			loom_buf_addc(out, ' ');
-			add_choices(out, k->choices);
+			add_choices(out, k->choices, "|");
 		}
 		if (has_bounds(k) && (k->type == LOOM_CFG_INT || k->type == LOOM_CFG_DURATION
 		    || k->type == LOOM_CFG_SIZE)) {

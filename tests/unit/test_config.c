@@ -567,7 +567,7 @@ static void test_describe(void **state)
 	static const char *const wanted[] = {
 		"name (string, required, not empty): instance name\n",
 		"data_dir (path, default var/data): state directory\n",
-		"level (one of debug, info, warning, error, default info): log level\n",
+		"level (one of debug|info|warning|error, default info): log level\n",
 		"tags (list of strings, default [core, ldap]): labels\n",
 		"bus (section): the message bus\n",
 		"  endpoint (endpoint, default ipc://run/bus.sock): where the broker listens\n",
