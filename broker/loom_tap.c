@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 typedef struct tap_opts {
@@ -34,13 +36,7 @@ typedef struct tap_opts {
 	const char *key_name;          /* --key */
 } tap_opts_t;
 
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
+static bool stopping; /* the reader went away */
 
 static void usage(FILE *out)
 {
@@ -227,22 +223,36 @@ int main(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	/* Signals arrive on a descriptor polled with the socket: no window
+	 * between checking for a stop and blocking in a receive. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	int sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fprintf(stderr, "loom-tap: listening on %s\n", cfg.bus.tap);
 	long printed = 0;
 	loom_buf_t line = LOOM_BUF_INIT;
 	while (!stopping) {
+		zmq_pollitem_t items[2] = { { .socket = sub, .events = ZMQ_POLLIN },
+			{ .fd = sigfd, .events = ZMQ_POLLIN } };
+		if (zmq_poll(items, sigfd >= 0 ? 2 : 1, sigfd >= 0 ? -1 : 200) < 0 && errno != EINTR) {
+			fprintf(stderr, "loom-tap: poll failed: %s\n", zmq_strerror(errno));
+			status = 1;
+			break;
+		}
+		if (items[1].revents & ZMQ_POLLIN)
+			break;
+		if (!(items[0].revents & ZMQ_POLLIN))
+			continue;
 		zmq_msg_t hdr, frame;
 		zmq_msg_init(&hdr);
-		if (zmq_msg_recv(&hdr, sub, 0) < 0) {
+		if (zmq_msg_recv(&hdr, sub, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&hdr);
-			if (errno == EINTR)
+			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			fprintf(stderr, "loom-tap: receive failed: %s\n", zmq_strerror(errno));
 			status = 1;
@@ -280,6 +290,8 @@ int main(int argc, char **argv)
 			break;
 	}
 	loom_buf_release(&line);
+	if (sigfd >= 0)
+		close(sigfd);
 out:
 	zmq_close(sub);
 	zmq_ctx_term(zctx);

@@ -102,6 +102,16 @@ Loom__Envelope *loom_envelope_unpack(const void *data, size_t len, const char **
 		why = "envelope has no valid sender address";
 	else if (env->to[0] != '\0' && !addr_ok(env->to))
 		why = "envelope has an invalid receiver address";
+	/* protobuf-c ends a string at its first NUL byte: "engine@1\0x" would pass
+	 * above as "engine@1", while the broker checked all of it (peek) against
+	 * the sender's connection. Hold the strings to their wire lengths; a
+	 * frame peek refuses (e.g. a version above 2^32 that protobuf-c
+	 * truncates) is refused here too, with peek's reason. */
+	loom_env_peek_t pk;
+	if (why == NULL && loom_envelope_peek(data, len, &pk, &why) == 0 &&
+	    (pk.type_len != strlen(env->type) || pk.from_len != strlen(env->from) ||
+	    pk.to_len != strlen(env->to)))
+		why = "envelope type or address holds a NUL byte";
 	if (why) {
 		loom__envelope__free_unpacked(env, NULL);
 		*error_r = why;

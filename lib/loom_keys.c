@@ -162,11 +162,13 @@ static int parse_keyfile(const char *path, uint8_t *pub, bool *have_pub, uint8_t
 			dst = sec;
 			*have_sec = true;
 		} else {
+			sodium_memzero(val, sizeof val);
 			*ret_error = loom_sprintf("key file '%s' line %u: unknown name '%s'", path, lineno, name);
 			rc = -1;
 			break;
 		}
 		if (strlen(val) != LOOM_Z85_KEY_LEN || zmq_z85_decode(dst, val) == NULL) {
+			sodium_memzero(val, sizeof val);
 			*ret_error = loom_sprintf("key file '%s' line %u: %s is not a 40-character Z85 key", path, lineno, name);
 			rc = -1;
 			break;
@@ -182,8 +184,10 @@ int loom_keys_read_pair(const char *path, loom_keypair_t *ret_kp, char **ret_err
 {
 	loom_keypair_t kp;
 	bool hp, hs;
-	if (parse_keyfile(path, kp.pub, &hp, kp.sec, &hs, ret_error) < 0)
+	if (parse_keyfile(path, kp.pub, &hp, kp.sec, &hs, ret_error) < 0) {
+		loom_keypair_wipe(&kp); /* a bad later line leaves a decoded secret */
 		return -1;
+	}
 	if (!hp || !hs) {
 		loom_keypair_wipe(&kp);
 		*ret_error = loom_sprintf("key file '%s' lacks %s", path, hp ? "secret-key" : "public-key");

@@ -24,9 +24,29 @@ cleanup() {
 	for name in "${!PIDS[@]}"; do
 		kill "${PIDS[$name]}" 2>/dev/null
 	done
+	# Every process must stop on SIGTERM; one that does not within 15 s is
+	# killed and fails the test.
+	local deadline=$((SECONDS + 15))
 	for name in "${!PIDS[@]}"; do
+		while kill -0 "${PIDS[$name]}" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+			sleep 0.05
+		done
+		if kill -0 "${PIDS[$name]}" 2>/dev/null; then
+			echo "FAIL $TEST_NAME: $name did not stop on SIGTERM" >&2
+			kill -9 "${PIDS[$name]}" 2>/dev/null
+			rc=1
+		fi
 		wait "${PIDS[$name]}" 2>/dev/null
 	done
+	# A sanitizer report in any process's log fails the test (in the
+	# ASan+UBSan build, daemons report leaks and errors when they exit).
+	local bad
+	bad=$(grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$T"/*.log 2>/dev/null)
+	if [ -n "$bad" ]; then
+		echo "FAIL $TEST_NAME: sanitizer report in: $bad" >&2
+		for f in $bad; do grep -A30 -E "ERROR: |runtime error:" "$f" | head -n 60 >&2; done
+		rc=1
+	fi
 	if [ "$rc" -ne 0 ] || [ -n "${LOOM_KEEP:-}" ]; then
 		echo "== $TEST_NAME: kept $T" >&2
 	else
@@ -107,6 +127,11 @@ log_has() {
 # wait_log NAME PATTERN [SECONDS]
 wait_log() {
 	wait_for "'$2' in $1.log" "${3:-10}" log_has "$T/$1.log" "$2"
+}
+
+# wait_log_fixed NAME STRING [SECONDS] : a literal string, no regex
+wait_log_fixed() {
+	wait_for "'$2' in $1.log" "${3:-10}" grep -qF -- "$2" "$T/$1.log"
 }
 
 # count_lines FILE PATTERN
