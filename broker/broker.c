@@ -343,6 +343,40 @@ static void route(broker_t *b, peer_t *from, const loom_env_peek_t *pk, zmq_msg_
 	free(text);
 }
 
+/* A routing id as it may be logged: printable ASCII as is, anything else
+ * (ZeroMQ's generated ids, hostile bytes) as hex. Static buffer. */
+static const char *safe_id(const char *id, size_t idlen)
+{
+	static char out[2 * 64 + 8];
+	size_t n = idlen > 64 ? 64 : idlen;
+	bool printable = n > 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)id[i] <= ' ' || (unsigned char)id[i] >= 0x7f || id[i] == '"')
+			printable = false;
+	if (printable) {
+		memcpy(out, id, n);
+		out[n] = '\0';
+	} else {
+		static const char hex[] = "0123456789abcdef";
+		memcpy(out, "0x", 2);
+		for (size_t i = 0; i < n; i++) {
+			out[2 + 2 * i] = hex[(unsigned char)id[i] >> 4];
+			out[3 + 2 * i] = hex[(unsigned char)id[i] & 15];
+		}
+		out[2 + 2 * n] = '\0';
+	}
+	return out;
+}
+
+/* True when every byte of an instance address is printable and not a space. */
+static bool addr_printable(const char *id, size_t idlen)
+{
+	for (size_t i = 0; i < idlen; i++)
+		if ((unsigned char)id[i] <= ' ' || (unsigned char)id[i] >= 0x7f)
+			return false;
+	return idlen > 0;
+}
+
 /* Reads [id][frame] from the ROUTER; 0 when nothing is waiting. */
 static int router_one(broker_t *b)
 {
@@ -381,15 +415,16 @@ static int router_one(broker_t *b)
 	}
 	if (err) {
 		b->dropped++;
-		loom_warning("dropped malformed message from peer=%.*s reason=%s", (int)(idlen > 64 ? 64 : idlen),
-		    id, loom_log_kv_quote(err));
+		loom_warning("dropped malformed message from peer=%s reason=%s", safe_id(id, idlen),
+		    loom_log_kv_quote(err));
 		goto out;
 	}
 	if (p == NULL) {
 		size_t slen = loom_addr_service_len(id, idlen);
-		if (slen == idlen || !loom_service_name_valid(id, slen)) {
+		if (slen == idlen || !loom_service_name_valid(id, slen) || !addr_printable(id, idlen) ||
+		    idlen > LOOM_ADDR_MAX) {
 			b->dropped++;
-			loom_warning("dropped message from peer with a bad address peer=%.*s", (int)(idlen > 64 ? 64 : idlen), id);
+			loom_warning("dropped message from peer with a bad address peer=%s", safe_id(id, idlen));
 			goto out;
 		}
 		p = peer_add(b, id, idlen, id, slen);

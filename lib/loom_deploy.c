@@ -96,9 +96,12 @@ static void check_endpoint(const loom_deploy_t *cfg, const char *key, const char
 int loom_deploy_load(const char *path, loom_deploy_t *cfg, loom_cfg_diags_t *diags)
 {
 	memset(diags, 0, sizeof *diags);
-	if (loom_config_load_file(path, &loom_deploy_table, cfg, diags) < 0)
-		return -1;
+	int rc = loom_config_load_file(path, &loom_deploy_table, cfg, diags);
 	cfg->path = loom_strdup(path);
+	if (cfg->state_dir == NULL) {
+		/* The file could not be read or state_dir is bad: nothing to derive. */
+		return -1;
+	}
 	default_endpoint(&cfg->bus.router, cfg->state_dir, "bus-router");
 	default_endpoint(&cfg->bus.publish, cfg->state_dir, "bus-publish");
 	default_endpoint(&cfg->bus.subscribe, cfg->state_dir, "bus-subscribe");
@@ -107,7 +110,8 @@ int loom_deploy_load(const char *path, loom_deploy_t *cfg, loom_cfg_diags_t *dia
 	check_endpoint(cfg, "bus.publish", cfg->bus.publish, diags);
 	check_endpoint(cfg, "bus.subscribe", cfg->bus.subscribe, diags);
 	check_endpoint(cfg, "bus.tap", cfg->bus.tap, diags);
-	return diags->n ? -1 : 0;
+	/* Cross-field checks run even after load errors: one pass shows all. */
+	return rc < 0 || diags->n ? -1 : 0;
 }
 
 void loom_deploy_release(loom_deploy_t *cfg)

@@ -11,7 +11,10 @@ wait_log echo "registered with broker"
 start tap "$TAP" -c "$CFG"
 start tapjson "$TAP" -c "$CFG" --json --type Ping
 start tapfilter "$TAP" -c "$CFG" --to echo --type loom.Pong
-wait_log broker "tap listener attached subscriptions=3"
+start taptopic "$TAP" -c "$CFG" --topic run.
+wait_log broker "tap listener attached subscriptions=4"
+start pub "$TESTSVC" -c "$CFG" --service pub --publish run.tick --every 100ms
+start pub2 "$TESTSVC" -c "$CFG" --service pub2 --publish mv.other --every 100ms
 
 out=$(ctl ping echo --probe -n 2 -i 10ms) || fail "ping --probe failed: $out"
 [ "$(echo "$out" | grep -c 'probe=ok')" -eq 2 ] || fail "probes did not open: $out"
@@ -29,6 +32,11 @@ pass "tap --json with --type filter"
 
 if grep -q 'loom.Pong' "$T/tapfilter.log"; then fail "--to echo showed Pongs (they go to loomctl)"; fi
 pass "tap --to filter"
+
+wait_log taptopic "E pub@[0-9a-f]{8} => \[run.tick\] loom.Heartbeat id=[0-9a-f]{8} seq=[0-9]+"
+wait_log tap "E pub2@[0-9a-f]{8} => \[mv.other\]"
+if grep -qE 'mv.other|loom.Ping| D ' "$T/taptopic.log"; then fail "--topic run. showed other traffic"; fi
+pass "tap --topic shows only events under the prefix"
 
 # The sealed box bytes never show: the tap cannot even know them, but check
 # that no field of the Ping other than payload carries bytes.
