@@ -510,7 +510,8 @@ static int on_xsub(loom_loop_t *loop, void *arg)
 	return 0;
 }
 
-/* Subscriptions flow upstream so publishers filter at the source. */
+/* Subscriptions are read and passed upstream (harmless: the broker itself
+ * subscribes the publish side to everything, see broker_start). */
 static int on_xpub(loom_loop_t *loop, void *arg)
 {
 	(void)loop;
@@ -654,12 +655,19 @@ static int broker_start(loom_daemon_t *d, const char **error_r)
 	    (b->xpub = bind_socket(b, ZMQ_XPUB, cfg->bus.subscribe, "subscribe", curve, error_r)) == NULL ||
 	    (b->tap = bind_socket(b, ZMQ_XPUB, cfg->bus.tap, "tap", curve, error_r)) == NULL)
 		return -1;
+	/* Take every event from the publishers, whoever subscribes downstream:
+	 * the tap mirrors every frame, so none may be filtered out at the source. */
+	if (zmq_send(b->xsub, "\x01", 1, 0) < 0) {
+		*error_r = "cannot subscribe the publish socket to all events";
+		return -1;
+	}
 	loom_loop_t *loop = loom_daemon_loop(d);
 	loom_loop_add_socket(loop, b->router, on_router, b);
 	loom_loop_add_socket(loop, b->xsub, on_xsub, b);
 	loom_loop_add_socket(loop, b->xpub, on_xpub, b);
 	loom_loop_add_socket(loop, b->tap, on_tap_subs, b);
-	loom_loop_add_timer(loop, b->heartbeat_ms, 0, on_heartbeat, b);
+	/* Half the interval: a peer then never waits more than 1.5 intervals. */
+	loom_loop_add_timer(loop, b->heartbeat_ms / 2 > 0 ? b->heartbeat_ms / 2 : 1, 0, on_heartbeat, b);
 	loom_info("listening router=%s publish=%s subscribe=%s tap=%s curve=%s", cfg->bus.router,
 	    cfg->bus.publish, cfg->bus.subscribe, cfg->bus.tap, curve ? "on" : "off");
 	return 0;

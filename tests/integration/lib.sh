@@ -78,7 +78,7 @@ write_config() {
 		echo "  level: ${LOOM_TEST_LOG_LEVEL:-info}"
 		echo "bus:"
 		echo "  heartbeat: 200ms"
-		echo "  liveness: 3"
+		echo "  liveness: 5"
 		echo "  request_timeout: 2s"
 		echo "  keys_dir: $T/keys"
 		for line in "$@"; do echo "  $line"; done
