@@ -803,6 +803,7 @@ static const char *type_expected(const loom_cfg_key_t *k)
 {
 	switch (k->type) {
 	case LOOM_CFG_STRING: return "a string";
+	case LOOM_CFG_TEXT: return "a string";
 	case LOOM_CFG_PATH: return "a path";
 	case LOOM_CFG_ENDPOINT: return "an endpoint such as ipc://PATH or tcp://HOST:PORT";
 	case LOOM_CFG_INT: return "an integer";
@@ -856,6 +857,19 @@ static void parse_scalar(cfg_ctx_t *ctx, const loom_cfg_key_t *k, const node_t *
 		*(char **)dst = k->type == LOOM_CFG_PATH ? resolve_path(ctx, s, n)
 		    : loom_strndup(s, n);
 		return;
+	case LOOM_CFG_TEXT: {
+		loom_cfg_text_t *t = dst;
+		if (n == 0 && (k->flags & LOOM_CFG_NONEMPTY)) {
+			err_value(ctx, nd, s, n, "a non-empty string");
+			return;
+		}
+		free(t->text);
+		t->text = loom_strndup(s, n);
+		t->line = nd->line;
+		/* A quoted scalar's content starts after its quote. */
+		t->column = nd->column + (nd->plain ? 0 : 1);
+		return;
+	}
 	case LOOM_CFG_ENDPOINT: {
 		const char *expected = NULL;
 		char *ep = endpoint_parse(ctx, s, n, &expected);
@@ -1458,6 +1472,12 @@ void loom_config_release(const loom_cfg_table_t *table, void *obj)
 		case LOOM_CFG_ENDPOINT:
 			loom_free((char **)dst);
 			break;
+		case LOOM_CFG_TEXT: {
+			loom_cfg_text_t *t = dst;
+			loom_free(&t->text);
+			t->line = t->column = 0;
+			break;
+		}
 		case LOOM_CFG_STRLIST: {
 			loom_cfg_strlist_t *l = dst;
 			for (size_t i = 0; i < l->n; i++)
@@ -1520,6 +1540,7 @@ static const char *type_name(loom_cfg_type_t type)
 {
 	switch (type) {
 	case LOOM_CFG_STRING: return "string";
+	case LOOM_CFG_TEXT: return "string";
 	case LOOM_CFG_PATH: return "path";
 	case LOOM_CFG_ENDPOINT: return "endpoint";
 	case LOOM_CFG_INT: return "integer";

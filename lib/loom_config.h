@@ -34,6 +34,8 @@
  *   LOOM_CFG_LIST      loom_cfg_array_t  a sequence of mappings, each parsed
  *                                        with key->sub into an element of
  *                                        key->sub->size bytes
+ *   LOOM_CFG_TEXT      loom_cfg_text_t   a scalar kept with where it starts in the
+ *                                        file (expressions report file:line:column)
  *   LOOM_CFG_MAP       loom_cfg_array_t  a mapping of NAME: {mapping}; each
  *                                        element is parsed with key->sub and
  *                                        gets NAME (char *) at sub->name_offset
@@ -64,6 +66,7 @@ typedef enum {
 	LOOM_CFG_SECTION,
 	LOOM_CFG_LIST,
 	LOOM_CFG_MAP,
+	LOOM_CFG_TEXT,
 } loom_cfg_type_t;
 
 /* Key flags. */
@@ -101,6 +104,12 @@ typedef struct loom_cfg_array {
 	void *v;                           /* n elements of the sub table's size, owned */
 	size_t n;                          /* how many */
 } loom_cfg_array_t;
+
+typedef struct loom_cfg_text {
+	char *text;                        /* the scalar, owned; NULL when absent */
+	unsigned line;                     /* 1-based line where its content starts */
+	unsigned column;                   /* 1-based column where its content starts */
+} loom_cfg_text_t;
 
 typedef struct loom_cfg_diag {
 	char *file;                        /* file name as given to the loader */

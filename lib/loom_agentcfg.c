@@ -1,0 +1,170 @@
+/* loom_agentcfg.c - the table behind config/agents/NAME.yaml. */
+#include "loom_agentcfg.h"
+#include "loom_alloc.h"
+
+#include <dirent.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const agent_types[] = { "file", NULL };
+static const char *const file_formats[] = { "csv", "ldif", NULL };
+static const char *const export_modes[] = { "apply", "changes", NULL };
+
+static const loom_cfg_key_t csv_keys[] = {
+	{ .name = "delimiter", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_csv_t, delimiter),
+	  .def = ",", .help = "field delimiter (one character)" },
+	{ .name = "header", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_csv_t, header),
+	  .def = "true", .help = "the first row names the columns" },
+	{ NULL }
+};
+static const loom_cfg_table_t csv_table = { .what = "csv", .keys = csv_keys };
+
+static const loom_cfg_key_t file_keys[] = {
+	{ .name = "format", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_file_t, format),
+	  .flags = LOOM_CFG_REQUIRED, .choices = file_formats, .help = "csv or ldif" },
+	{ .name = "path", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_file_t, path),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the file that is the connected system" },
+	{ .name = "export_mode", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_file_t, export_mode),
+	  .def = "apply", .choices = export_modes, .help = "apply: rewrite path with changes applied; changes: write change files" },
+	{ .name = "changes_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_file_t, changes_dir),
+	  .help = "where export_mode changes writes one file per export run" },
+	{ .name = "delta_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_file_t, delta_dir),
+	  .help = "LDIF change files read by delta import, in name order" },
+	{ .name = "allow_file_urls", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_file_t, allow_file_urls),
+	  .def = "false", .help = "accept LDIF ':< file://' values (under the file's directory only)" },
+	{ .name = "dn_attribute", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_file_t, dn_attribute),
+	  .help = "csv: the column whose value makes each object's DN (default: the anchor)" },
+	{ .name = "multi_value_separator", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_file_t, multi_value_separator),
+	  .def = "|", .help = "csv: separates several values in one cell (\"\" for none)" },
+	{ .name = "csv", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_file_t, csv),
+	  .sub = &csv_table, .help = "csv dialect" },
+	{ NULL }
+};
+static const loom_cfg_table_t file_table = { .what = "file", .keys = file_keys };
+
+static const loom_cfg_key_t agent_keys[] = {
+	{ .name = "type", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_t, type),
+	  .flags = LOOM_CFG_REQUIRED, .choices = agent_types, .help = "kind of connected system" },
+	{ .name = "object_type", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_t, object_type),
+	  .def = "person", .help = "object type of imported objects (csv; ldif uses objectClass when absent)" },
+	{ .name = "anchor", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_t, anchor),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "attribute whose value identifies an object for life, or dn" },
+	{ .name = "import_batch", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, import_batch),
+	  .def = "500", .min = 1, .max = 100000, .help = "objects per import batch" },
+	{ .name = "import_credit", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, import_credit),
+	  .def = "8", .min = 1, .max = 1000, .help = "import batches an agent may send ahead" },
+	{ .name = "error_limit", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, error_limit),
+	  .def = "1000", .min = 0, .max = 1000000000, .help = "object errors after which a run stops (0: no limit)" },
+	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_t, timeout_ms),
+	  .def = "30s", .min = 500, .max = 86400000, .help = "agent silence that fails a run" },
+	{ .name = "file", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, file),
+	  .sub = &file_table, .help = "type file: the file and its format" },
+	{ NULL }
+};
+const loom_cfg_table_t loom_agentcfg_table = { .what = "agent", .keys = agent_keys };
+
+int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t *diags)
+{
+	int rc = loom_config_load_file(path, &loom_agentcfg_table, cfg, diags);
+	cfg->path = loom_strdup(path);
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	size_t n = strlen(base);
+	if (n > 5 && strcmp(base + n - 5, ".yaml") == 0)
+		n -= 5;
+	cfg->name = loom_strndup(base, n);
+	if (rc == 0 && cfg->type == LOOM_AGENT_FILE && cfg->file.path == NULL) {
+		diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
+		loom_cfg_diag_t *d = &diags->v[diags->n++];
+		memset(d, 0, sizeof *d);
+		d->file = loom_strdup(path);
+		d->key = loom_strdup("file");
+		d->text = loom_sprintf("%s: key 'file': missing required section for type file", path);
+		rc = -1;
+	}
+	if (rc == 0 && cfg->file.csv.delimiter && strlen(cfg->file.csv.delimiter) != 1) {
+		diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
+		loom_cfg_diag_t *d = &diags->v[diags->n++];
+		memset(d, 0, sizeof *d);
+		d->file = loom_strdup(path);
+		d->key = loom_strdup("file.csv.delimiter");
+		d->text = loom_sprintf("%s: key 'file.csv.delimiter': bad value '%s': expected one character",
+		    path, cfg->file.csv.delimiter);
+		rc = -1;
+	}
+	return rc;
+}
+
+void loom_agentcfg_release(loom_agentcfg_t *cfg)
+{
+	loom_config_release(&loom_agentcfg_table, cfg);
+	free(cfg->name);
+	free(cfg->path);
+	cfg->name = cfg->path = NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int loom_agentcfg_load_dir(const char *dir, loom_agentcfg_t **ret, size_t *ret_n, loom_cfg_diags_t *diags)
+{
+	memset(diags, 0, sizeof *diags);
+	*ret = NULL;
+	*ret_n = 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".yaml") != 0)
+			continue;
+		names = loom_realloc(names, (n + 1) * sizeof *names);
+		names[n++] = loom_strdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof *names, cmp_str);
+	loom_agentcfg_t *v = loom_calloc(n ? n : 1, sizeof *v);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		char *path = loom_sprintf("%s/%s", dir, names[i]);
+		loom_cfg_diags_t one;
+		memset(&one, 0, sizeof one);
+		if (loom_agentcfg_load(path, &v[i], &one) < 0)
+			rc = -1;
+		for (size_t k = 0; k < one.n; k++) {
+			diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
+			diags->v[diags->n++] = one.v[k];
+		}
+		free(one.v);
+		free(path);
+		free(names[i]);
+	}
+	free(names);
+	*ret = v;
+	*ret_n = n;
+	return rc;
+}
+
+void loom_agentcfg_free_all(loom_agentcfg_t **v, size_t n)
+{
+	if (*v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		loom_agentcfg_release(&(*v)[i]);
+	free(*v);
+	*v = NULL;
+}
+
+char *loom_agentcfg_dir(const char *deploy_path)
+{
+	const char *slash = strrchr(deploy_path, '/');
+	if (slash == NULL)
+		return loom_strdup("agents");
+	return loom_sprintf("%.*s/agents", (int)(slash - deploy_path), deploy_path);
+}
