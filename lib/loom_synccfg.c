@@ -1,4 +1,4 @@
-/* loom_synccfg.c - the table behind config/sync/*.yaml. */
+/* loom_synccfg.c - the table behind config/sync/NAME.yaml. */
 #include "loom_synccfg.h"
 #include "loom_alloc.h"
 

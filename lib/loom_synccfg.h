@@ -1,4 +1,4 @@
-/* loom_synccfg.h - config/sync/*.yaml: synchronization rules.
+/* loom_synccfg.h - config/sync/NAME.yaml: synchronization rules.
  *
  *   rules:
  *     - name: hr-people-in
