@@ -29,6 +29,9 @@ struct loom_store {
 	rocksdb_t *db;                           /* the open database */
 	rocksdb_readoptions_t *read_opts;        /* options for point lookups */
 	rocksdb_writeoptions_t *write_opts;      /* options for writes (sync per opts.sync) */
+	rocksdb_writeoptions_t *write_opts_sync;   /* fsync the WAL */
+	rocksdb_writeoptions_t *write_opts_nosync; /* WAL in the page cache: survives a process crash */
+	bool sync_default;                         /* opts.sync */
 	char **cf_names;                         /* family names, by Loom index */
 	rocksdb_column_family_handle_t **cf;     /* family handles, by Loom index */
 	int ncf;                                 /* number of families open */
@@ -258,6 +261,11 @@ int loom_store_open(const char *path, const char *const *cfs,
 	store->read_opts = rocksdb_readoptions_create();
 	store->write_opts = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(store->write_opts, opts->sync);
+	store->sync_default = opts->sync;
+	store->write_opts_sync = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(store->write_opts_sync, 1);
+	store->write_opts_nosync = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(store->write_opts_nosync, 0);
 	*ret_store = store;
 	return 0;
 
@@ -282,6 +290,10 @@ void loom_store_close(loom_store_t **store_p)
 		rocksdb_readoptions_destroy(store->read_opts);
 	if (store->write_opts != NULL)
 		rocksdb_writeoptions_destroy(store->write_opts);
+	if (store->write_opts_sync != NULL)
+		rocksdb_writeoptions_destroy(store->write_opts_sync);
+	if (store->write_opts_nosync != NULL)
+		rocksdb_writeoptions_destroy(store->write_opts_nosync);
 	for (int i = 0; store->cf_names != NULL && i < store->ncf; i++)
 		free(store->cf_names[i]);
 	free(store->cf_names);
@@ -431,6 +443,11 @@ size_t loom_batch_count(const loom_batch_t *batch)
 
 int loom_store_write(loom_store_t *store, loom_batch_t *batch, const char **error_r)
 {
+	return loom_store_write_ex(store, batch, store->sync_default, error_r);
+}
+
+int loom_store_write_ex(loom_store_t *store, loom_batch_t *batch, bool sync, const char **error_r)
+{
 	if (batch->store != store)
 		return store_fail(store, error_r, "cannot write to store '%s': "
 		    "batch was made for store '%s'", store->path, batch->store->path);
@@ -439,7 +456,7 @@ int loom_store_write(loom_store_t *store, loom_batch_t *batch, const char **erro
 		    "batch names column family %d, which is not open", store->path,
 		    batch->bad_cf);
 	char *rerr = NULL;
-	rocksdb_write(store->db, store->write_opts, batch->wb, &rerr);
+	rocksdb_write(store->db, sync ? store->write_opts_sync : store->write_opts_nosync, batch->wb, &rerr);
 	if (rerr != NULL)
 		return store_fail_rocks(store, error_r, "write to", rerr);
 	return 0;

@@ -75,6 +75,11 @@ size_t loom_batch_count(const loom_batch_t *batch);
  * left as it was; clear it to reuse it. */
 int loom_store_write(loom_store_t *store, loom_batch_t *batch, const char **error_r);
 
+/* Same with the durability chosen per write: sync=false survives a crash of
+ * the process (the WAL is in the page cache) but not of the machine; a run
+ * of many such writes ends with one sync=true write to make them all durable. */
+int loom_store_write_ex(loom_store_t *store, loom_batch_t *batch, bool sync, const char **error_r);
+
 /* Iterators see a consistent snapshot taken when created. */
 loom_iter_t *loom_iter_new(loom_store_t *store, int cf);
 void loom_iter_destroy(loom_iter_t **iter_p);

@@ -1,0 +1,203 @@
+/* engine.h - loom-engine, the synchronization service: shared state of its files.
+ *
+ *   engine_main.c    daemon definition, store, configuration, message dispatch
+ *   engine_rules.c   sync rules compiled from config/sync (expressions, indexes)
+ *   engine_obj.c     attributes, values, deltas; cs and mv objects in the store
+ *   engine_run.c     run records, counters, the run state machine, loomctl queries
+ *   engine_import.c  full and delta import: staging pending imports
+ *   engine_sync.c    synchronization of one object: filter, join, projection,
+ *                    flows with precedence, deletion rules, provisioning
+ *   engine_export.c  export: pending exports to the agent, results
+ */
+#ifndef ENGINE_H
+#define ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent.pb-c.h"
+#include "engine.pb-c.h"
+#include "loom_agentcfg.h"
+#include "loom_buf.h"
+#include "loom_daemon.h"
+#include "loom_expr.h"
+#include "loom_map.h"
+#include "loom_store.h"
+#include "loom_synccfg.h"
+#include "sync.pb-c.h"
+
+/* Column families of the engine store (DESIGN.md §3). */
+enum {
+	CF_CS = 1,      /* agent \0 anchor -> CsObject */
+	CF_CSDN,        /* agent \0 lower(dn) -> anchor */
+	CF_MV,          /* mv id (8 bytes) -> MvObject */
+	CF_MVIDX,       /* mv_type \0 lower(attr) \0 lower(value) \0 id -> "" (join look-ups) */
+	CF_LINK,        /* mv id \0 agent \0 anchor -> "" (connectors of an mv object) */
+	CF_EXPORT,      /* agent \0 anchor -> "" (objects with a pending export) */
+	CF_DELTA,       /* agent \0 anchor -> "" (objects a delta sync must visit) */
+	CF_RUN,         /* run id (8 bytes) -> RunRecord */
+	CF_META,        /* name -> value: sequences, watermarks, generations */
+};
+
+typedef struct eng_flow {
+	const loom_sync_flow_t *cfg;   /* as configured */
+	const char *target;            /* attribute written (mv for inbound, cs for outbound) */
+	loom_expr_t *expr;             /* compiled value */
+} eng_flow_t;
+
+typedef struct eng_agent eng_agent_t;
+
+typedef struct eng_rule {
+	const loom_sync_rule_t *cfg;   /* as configured */
+	const char *file;              /* the sync file it came from */
+	eng_agent_t *agent;            /* the agent it applies to */
+	loom_expr_t *filter;           /* inbound connector filter, or NULL */
+	loom_expr_t *scope;            /* outbound scope, or NULL (all) */
+	loom_expr_t *dn;               /* outbound DN for provisioning, or NULL */
+	eng_flow_t *flows;             /* its flows */
+	size_t nflows;
+} eng_rule_t;
+
+struct eng_agent {
+	loom_agentcfg_t *cfg;          /* config/agents/NAME.yaml */
+	char *service;                 /* "ma.NAME" */
+	eng_rule_t **in;               /* inbound rules for this agent, in file order */
+	size_t nin;
+	eng_rule_t **out;              /* outbound rules to this agent */
+	size_t nout;
+};
+
+typedef enum {
+	RUN_IDLE,
+	RUN_IMPORT,                    /* waiting for import batches */
+	RUN_SYNC,                      /* synchronizing in slices */
+	RUN_EXPORT,                    /* waiting for export results */
+} run_phase_t;
+
+/* A counter in a running run: count plus the first anchors behind it. */
+typedef struct eng_counter {
+	char *name;
+	uint64_t count;
+	char **anchors;
+	size_t nanchors;
+} eng_counter_t;
+
+typedef struct eng_run {
+	uint64_t id;                   /* run id */
+	eng_agent_t *agent;            /* whose run */
+	char *profile;                 /* full-import ... */
+	run_phase_t phase;             /* what it waits for */
+	int64_t started_us;            /* wall clock */
+	int64_t last_heard_ms;         /* monotonic: last message from the agent */
+	uint64_t objects;              /* objects processed */
+	eng_counter_t *counters;       /* counters in first-use order */
+	size_t ncounters;
+	Loom__RunObjectError **errors; /* first errors, owned */
+	size_t nerrors;
+	uint64_t error_count;          /* all errors */
+	/* import */
+	bool delta;                    /* delta import / delta sync */
+	uint64_t gen;                  /* full-import generation */
+	uint64_t next_seq;             /* next import batch expected */
+	uint32_t outstanding;          /* batches granted but not received */
+	/* sync */
+	loom_iter_t *iter;             /* position in cs or delta */
+	char *prefix;                  /* agent \0 */
+	size_t prefix_len;
+	/* export */
+	uint64_t export_seq;           /* last batch sent */
+	Loom__ExportBatch *inflight;   /* the batch awaiting results */
+	bool export_done;              /* no more pending exports to send */
+	int timer;                     /* slice/timeout timer id */
+} eng_run_t;
+
+typedef struct engine {
+	loom_daemon_t *daemon;         /* the skeleton */
+	loom_store_t *store;           /* the engine store */
+	loom_agentcfg_t *agentcfgs;    /* loaded agent files */
+	size_t nagentcfgs;
+	loom_synccfg_t *synccfgs;      /* loaded sync files */
+	size_t nsynccfgs;
+	eng_agent_t *agents;           /* one per agent file */
+	size_t nagents;
+	eng_rule_t *rules;             /* every sync rule */
+	size_t nrules;
+	eng_run_t *run;                /* the run in progress, or NULL */
+	uint64_t seq_run;              /* last run id */
+	uint64_t seq_mv;               /* last mv id */
+	uint64_t seq_change;           /* last export change id */
+	loom_batch_t *batch;           /* reused write batch */
+	loom_buf_t key;                /* reused key buffer */
+	loom_buf_t val;                /* reused value buffer */
+} engine_t;
+
+/* engine_rules.c */
+int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error);
+void eng_rules_free(engine_t *e);
+eng_agent_t *eng_agent_find(engine_t *e, const char *name);
+
+/* engine_obj.c: attributes and values */
+const Loom__Attr *eng_attr_find(Loom__Attr *const *attrs, size_t n, const char *name);
+bool eng_value_eq(const Loom__Value *a, const Loom__Value *b);
+/* Lower-cased text form of a value for indexes and comparison (appended). */
+void eng_value_key(loom_buf_t *out, const Loom__Value *v);
+/* Text form for display. */
+void eng_value_text(loom_buf_t *out, const Loom__Value *v);
+Loom__Value *eng_value_dup(const Loom__Value *v);
+Loom__Value *eng_value_str(const char *s, size_t len);
+void eng_value_free(Loom__Value *v);
+/* Attribute list operations on a CsObject's or deltas' attrs. */
+void eng_attrs_set(Loom__Attr ***attrs, size_t *n, const char *name, Loom__Value *const *vals, size_t nvals);
+void eng_attrs_apply(Loom__Attr ***attrs, size_t *n, Loom__AttrDelta *const *deltas, size_t nd);
+/* Deltas that turn `from` into `to` (REPLACE per differing attribute). */
+void eng_attrs_diff(Loom__Attr *const *from, size_t nfrom, Loom__Attr *const *to, size_t nto,
+    Loom__AttrDelta ***ret, size_t *ret_n);
+bool eng_attr_values_eq(const Loom__Attr *a, const Loom__Attr *b);
+void eng_deltas_free(Loom__AttrDelta **d, size_t n);
+
+/* engine_obj.c: store access (keys built in e->key) */
+Loom__CsObject *eng_cs_get(engine_t *e, const char *agent, const char *anchor, const char **error_r);
+void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs);
+void eng_cs_delete(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs);
+char *eng_csdn_get(engine_t *e, const char *agent, const char *dn);
+Loom__MvObject *eng_mv_get(engine_t *e, const uint8_t *id, size_t idlen, const char **error_r);
+void eng_mv_put(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv);
+void eng_mv_delete(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv);
+void eng_mvidx_update(engine_t *e, loom_batch_t *b, const char *mv_type, const uint8_t *id,
+    const char *attr, const Loom__MvAttr *before, const Loom__MvAttr *after);
+void eng_link_put(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent, const char *anchor, bool del);
+void eng_mark(engine_t *e, loom_batch_t *b, int cf, const char *agent, const char *anchor, bool on);
+uint64_t eng_seq_next(engine_t *e, loom_batch_t *b, uint64_t *seq, const char *name);
+void eng_key_agent_anchor(loom_buf_t *k, const char *agent, const char *anchor);
+void eng_mvid_hex(char out[17], const uint8_t *id);
+uint64_t eng_meta_get_u64(engine_t *e, const char *name);
+void eng_meta_put_u64(engine_t *e, loom_batch_t *b, const char *name, uint64_t v);
+/* Connectors of an mv object: parallel arrays of agent names and anchors (caller frees). */
+size_t eng_links(engine_t *e, const uint8_t *id, char ***ret_agents, char ***ret_anchors);
+void eng_strv_free(char **v, size_t n);
+const char *eng_state_name(Loom__CsObject__State s);
+
+/* engine_run.c */
+int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t *ret_id, const char **error_r);
+void eng_run_count(engine_t *e, const char *counter, const char *anchor);
+void eng_run_error(engine_t *e, const char *anchor, const char *dn, const char *code, const char *message,
+    const char *where, bool retryable);
+/* Ends the run in progress: status, message; writes the record durably. */
+void eng_run_finish(engine_t *e, const char *status, const char *message);
+/* Past the agent's error limit? (then the caller finishes with stopped-error-limit) */
+bool eng_run_over_limit(engine_t *e);
+void eng_run_save(engine_t *e, loom_batch_t *b);
+void eng_runs_recover(engine_t *e);
+void eng_handle_query(engine_t *e, Loom__Envelope *env);
+
+/* engine_import.c */
+int eng_import_begin(engine_t *e, const char **error_r);
+void eng_import_batch(engine_t *e, Loom__Envelope *env);
+/* engine_sync.c */
+int eng_sync_begin(engine_t *e, const char **error_r);
+int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, const char **error_r);
+/* engine_export.c */
+int eng_export_begin(engine_t *e, const char **error_r);
+void eng_export_results(engine_t *e, Loom__Envelope *env);
+
+#endif

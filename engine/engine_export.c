@@ -1,0 +1,271 @@
+/* engine_export.c - export: pending exports go to the agent in batches; each
+ * change's result comes back. A change that succeeded becomes the object's
+ * unconfirmed export until an import shows it; one that failed stays pending
+ * with its error and attempt count, and is sent again by the next export.
+ *
+ * A change is identified by its change_id. If the engine dies after the agent
+ * applied a batch but before the results were recorded, the next export sends
+ * the same changes again with the same ids; agents apply them idempotently
+ * (an add of an identical object, a replace of the same values), so nothing
+ * is applied twice in effect.
+ */
+#include "engine.h"
+#include "loom_alloc.h"
+#include "loom_envelope.h"
+#include "loom_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT_BATCH 200
+
+static int on_export_timer(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	engine_t *e = arg;
+	eng_run_t *r = e->run;
+	if (r == NULL || r->phase != RUN_EXPORT)
+		return 0;
+	int64_t silent = loom_mono_ms() - r->last_heard_ms;
+	if (silent > r->agent->cfg->timeout_ms) {
+		char *m = loom_sprintf("agent '%s' did not answer an export batch within %lld ms; the changes stay pending",
+		    r->agent->service, (long long)silent);
+		eng_run_finish(e, "failed", m);
+		free(m);
+	}
+	return 0;
+}
+
+static Loom__ExportChange *change_of(const Loom__CsObject *cs)
+{
+	const Loom__PendingExport *p = cs->pending_export;
+	Loom__ExportChange *c = loom_malloc(sizeof *c);
+	loom__export_change__init(c);
+	c->change_id = p->change_id;
+	c->op = p->kind == LOOM__PENDING_EXPORT__KIND__ADD ? LOOM__EXPORT_CHANGE__OP__ADD
+	    : p->kind == LOOM__PENDING_EXPORT__KIND__DELETE ? LOOM__EXPORT_CHANGE__OP__DELETE
+							   : LOOM__EXPORT_CHANGE__OP__UPDATE;
+	c->anchor = loom_strdup(cs->anchor[0] == '~' ? "" : cs->anchor);
+	c->dn = loom_strdup(cs->dn);
+	c->new_dn = loom_strdup(p->new_dn);
+	c->object_type = loom_strdup(cs->object_type);
+	c->deltas = loom_malloc((p->n_deltas ? p->n_deltas : 1) * sizeof *c->deltas);
+	for (size_t i = 0; i < p->n_deltas; i++) {
+		size_t len = loom__attr_delta__get_packed_size(p->deltas[i]);
+		uint8_t *buf = loom_malloc(len);
+		loom__attr_delta__pack(p->deltas[i], buf);
+		c->deltas[c->n_deltas++] = loom__attr_delta__unpack(NULL, len, buf);
+		free(buf);
+	}
+	return c;
+}
+
+/* Sends the next batch; finishes the run when nothing is left. */
+static void send_next(engine_t *e)
+{
+	eng_run_t *r = e->run;
+	const char *agent = r->agent->cfg->name;
+	Loom__ExportBatch *b = loom_malloc(sizeof *b);
+	loom__export_batch__init(b);
+	b->agent = loom_strdup(agent);
+	b->run_id = r->id;
+	b->seq = ++r->export_seq;
+	b->changes = loom_calloc(EXPORT_BATCH, sizeof *b->changes);
+	const char *err;
+	while (loom_iter_valid(r->iter) && b->n_changes < EXPORT_BATCH) {
+		size_t klen;
+		const char *k = loom_iter_key(r->iter, &klen);
+		if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
+			break;
+		char *anchor = loom_strndup(k + r->prefix_len, klen - r->prefix_len);
+		loom_iter_next(r->iter);
+		Loom__CsObject *cs = eng_cs_get(e, agent, anchor, &err);
+		free(anchor);
+		if (cs == NULL)
+			continue;
+		if (cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE)
+			b->changes[b->n_changes++] = change_of(cs);
+		loom__cs_object__free_unpacked(cs, NULL);
+	}
+	bool end = !loom_iter_valid(r->iter);
+	if (!end) {
+		size_t klen;
+		const char *k = loom_iter_key(r->iter, &klen);
+		end = klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0;
+	}
+	b->last = end;
+	if (b->n_changes == 0 && r->export_seq > 1 && !end) {
+		/* Only stale marks in this stretch: keep going. */
+		loom__export_batch__free_unpacked(b, NULL);
+		send_next(e);
+		return;
+	}
+	if (b->n_changes == 0 && r->export_seq == 1 && end) {
+		loom__export_batch__free_unpacked(b, NULL);
+		eng_run_finish(e, "success", NULL);
+		return;
+	}
+	r->last_heard_ms = loom_mono_ms();
+	if (loom_bus_send(loom_daemon_bus(e->daemon), r->agent->service, &b->base, NULL, NULL, &err) < 0) {
+		char *m = loom_sprintf("cannot reach agent '%s': %s", r->agent->service, err);
+		loom__export_batch__free_unpacked(b, NULL);
+		eng_run_finish(e, "failed", m);
+		free(m);
+		return;
+	}
+	r->inflight = b;
+	r->export_done = end;
+}
+
+int eng_export_begin(engine_t *e, const char **error_r)
+{
+	(void)error_r;
+	eng_run_t *r = e->run;
+	r->phase = RUN_EXPORT;
+	loom_buf_t p = LOOM_BUF_INIT;
+	loom_buf_adds(&p, r->agent->cfg->name);
+	loom_buf_addc(&p, '\0');
+	r->prefix_len = p.len;
+	r->prefix = loom_buf_steal(&p);
+	r->iter = loom_iter_new(e->store, CF_EXPORT);
+	loom_iter_seek(r->iter, r->prefix, r->prefix_len);
+	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 500, 0, on_export_timer, e);
+	send_next(e);
+	return 0;
+}
+
+static void merge_unconfirmed(Loom__CsObject *cs, Loom__PendingExport *done)
+{
+	if (cs->unconfirmed == NULL || cs->unconfirmed->kind == LOOM__PENDING_EXPORT__KIND__NONE) {
+		if (cs->unconfirmed)
+			loom__pending_export__free_unpacked(cs->unconfirmed, NULL);
+		cs->unconfirmed = done;
+		return;
+	}
+	Loom__PendingExport *u = cs->unconfirmed;
+	u->deltas = loom_realloc(u->deltas, (u->n_deltas + done->n_deltas) * sizeof *u->deltas);
+	for (size_t i = 0; i < done->n_deltas; i++)
+		u->deltas[u->n_deltas++] = done->deltas[i];
+	done->n_deltas = 0;
+	u->change_id = done->change_id;
+	loom__pending_export__free_unpacked(done, NULL);
+}
+
+static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange *c, const Loom__ExportChangeResult *res)
+{
+	eng_run_t *r = e->run;
+	const char *agent = r->agent->cfg->name;
+	const char *err;
+	/* Placeholders travel without their temporary anchor. */
+	char *anchor = c->anchor[0] ? loom_strdup(c->anchor) : eng_csdn_get(e, agent, c->dn);
+	Loom__CsObject *cs = anchor ? eng_cs_get(e, agent, anchor, &err) : NULL;
+	free(anchor);
+	if (cs == NULL || cs->pending_export == NULL || cs->pending_export->change_id != c->change_id) {
+		if (cs)
+			loom__cs_object__free_unpacked(cs, NULL);
+		return; /* changed meanwhile: the next export sends the new state */
+	}
+	r->objects++;
+	if (!res->ok) {
+		cs->pending_export->attempts++;
+		free(cs->pending_export->last_error);
+		cs->pending_export->last_error = loom_sprintf("%s: %s", res->code, res->message);
+		free(cs->last_error);
+		cs->last_error = loom_strdup(cs->pending_export->last_error);
+		eng_run_error(e, cs->anchor, cs->dn, res->code[0] ? res->code : "export-failed", res->message, NULL,
+		    res->retryable);
+		eng_cs_put(e, b, agent, cs);
+		loom__cs_object__free_unpacked(cs, NULL);
+		return;
+	}
+	if (c->op == LOOM__EXPORT_CHANGE__OP__DELETE) {
+		eng_run_count(e, "exported-deletes", cs->anchor);
+		eng_cs_delete(e, b, agent, cs);
+		loom__cs_object__free_unpacked(cs, NULL);
+		return;
+	}
+	eng_run_count(e, c->op == LOOM__EXPORT_CHANGE__OP__ADD ? "exported-adds" : "exported-updates", cs->anchor);
+	if (c->op == LOOM__EXPORT_CHANGE__OP__ADD && res->anchor[0] && strcmp(res->anchor, cs->anchor) != 0) {
+		/* The system named the object: re-key it and its link. */
+		eng_cs_delete(e, b, agent, cs);
+		if (cs->mv_id.len == 8)
+			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, true);
+		free(cs->anchor);
+		cs->anchor = loom_strdup(res->anchor);
+		if (cs->mv_id.len == 8)
+			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, false);
+	}
+	if (cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER)
+		cs->state = cs->mv_id.len ? LOOM__CS_OBJECT__STATE__JOINED : LOOM__CS_OBJECT__STATE__NORMAL;
+	if (cs->pending_export->new_dn[0]) {
+		free(cs->dn);
+		cs->dn = loom_strdup(cs->pending_export->new_dn);
+	}
+	merge_unconfirmed(cs, cs->pending_export);
+	cs->pending_export = NULL;
+	free(cs->last_error);
+	cs->last_error = loom_strdup("");
+	eng_cs_put(e, b, agent, cs);
+	eng_mark(e, b, CF_EXPORT, agent, cs->anchor, false);
+	loom__cs_object__free_unpacked(cs, NULL);
+}
+
+void eng_export_results(engine_t *e, Loom__Envelope *env)
+{
+	const char *err;
+	Loom__ExportResults *rs = (Loom__ExportResults *)loom_envelope_body(env, &loom__export_results__descriptor, &err);
+	if (rs == NULL) {
+		loom_warning("dropped malformed ExportResults from=%s: %s", env->from, err);
+		return;
+	}
+	eng_run_t *r = e->run;
+	if (r == NULL || r->phase != RUN_EXPORT || rs->run_id != r->id || r->inflight == NULL ||
+	    rs->seq != r->inflight->seq) {
+		loom_debug("ignored export results run=%llu seq=%llu from=%s", (unsigned long long)rs->run_id,
+		    (unsigned long long)rs->seq, env->from);
+		goto out;
+	}
+	r->last_heard_ms = loom_mono_ms();
+	Loom__ExportBatch *b = r->inflight;
+	r->inflight = NULL;
+	if (rs->failed) {
+		char *m = loom_sprintf("the agent could not apply the export: %s", rs->message);
+		loom__export_batch__free_unpacked(b, NULL);
+		eng_run_finish(e, "failed", m);
+		free(m);
+		goto out;
+	}
+	loom_batch_t *wb = loom_batch_new(e->store);
+	for (size_t i = 0; i < b->n_changes; i++) {
+		const Loom__ExportChangeResult *res = NULL;
+		for (size_t k = 0; k < rs->n_results && !res; k++)
+			if (rs->results[k]->change_id == b->changes[i]->change_id)
+				res = rs->results[k];
+		if (res == NULL) {
+			eng_run_error(e, b->changes[i]->anchor, b->changes[i]->dn, "export-no-result",
+			    "the agent returned no result for this change; it stays pending", NULL, true);
+			continue;
+		}
+		apply_result(e, wb, b->changes[i], res);
+	}
+	eng_run_save(e, wb);
+	int rc = loom_store_write_ex(e->store, wb, false, &err);
+	loom_batch_destroy(&wb);
+	bool done = r->export_done;
+	loom__export_batch__free_unpacked(b, NULL);
+	if (rc < 0) {
+		eng_run_finish(e, "failed", err);
+		goto out;
+	}
+	if (eng_run_over_limit(e)) {
+		eng_run_finish(e, "stopped-error-limit", NULL);
+		goto out;
+	}
+	if (done)
+		eng_run_finish(e, "success", NULL);
+	else
+		send_next(e);
+out:
+	loom__export_results__free_unpacked(rs, NULL);
+}

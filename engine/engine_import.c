@@ -1,0 +1,424 @@
+/* engine_import.c - full and delta import: the agent streams what the
+ * connected system holds; the engine stages it as pending imports.
+ *
+ * Flow control: the engine grants `import_credit` batches; the agent sends
+ * at most that many ahead; each batch the engine has written is answered
+ * with one more credit. Each batch is one atomic write, so a crash leaves
+ * whole batches staged and a rerun stages the rest (staging is idempotent:
+ * it compares with the hologram, never with the last import).
+ *
+ * Full import: every object seen is stamped with this run's generation; at
+ * the end, objects of the agent without it (and not placeholders waiting
+ * for their export) become pending deletes. That step only runs when the
+ * agent said the import is complete, so a failed or cut-short import never
+ * deletes anything.
+ *
+ * Exports are confirmed here: an object with an unconfirmed export is
+ * checked against what came back; a change that did not come back is the
+ * run error exported-change-not-reimported.
+ */
+#include "engine.h"
+#include "loom_alloc.h"
+#include "loom_envelope.h"
+#include "loom_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int on_import_timer(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	engine_t *e = arg;
+	eng_run_t *r = e->run;
+	if (r == NULL || r->phase != RUN_IMPORT)
+		return 0;
+	int64_t silent = loom_mono_ms() - r->last_heard_ms;
+	if (silent > r->agent->cfg->timeout_ms) {
+		char *m = loom_sprintf("agent '%s' sent nothing for %lld ms (is loom-ma-file --agent %s running?)",
+		    r->agent->service, (long long)silent, r->agent->cfg->name);
+		eng_run_finish(e, "failed", m);
+		free(m);
+	}
+	return 0;
+}
+
+static int send_credit(engine_t *e, uint32_t credit, bool abort_run)
+{
+	Loom__ImportCredit c = LOOM__IMPORT_CREDIT__INIT;
+	c.run_id = e->run->id;
+	c.credit = credit;
+	c.abort = abort_run;
+	const char *err;
+	if (loom_bus_send(loom_daemon_bus(e->daemon), e->run->agent->service, &c.base, NULL, NULL, &err) < 0) {
+		loom_warning("cannot send credit to agent=%s: %s", e->run->agent->service, err);
+		return -1;
+	}
+	return 0;
+}
+
+int eng_import_begin(engine_t *e, const char **error_r)
+{
+	eng_run_t *r = e->run;
+	const loom_agentcfg_t *ac = r->agent->cfg;
+	static char errbuf[256];
+	Loom__ImportRequest rq = LOOM__IMPORT_REQUEST__INIT;
+	rq.agent = ac->name;
+	rq.run_id = r->id;
+	rq.delta = r->delta;
+	rq.batch_size = (uint32_t)ac->import_batch;
+	rq.credit = (uint32_t)ac->import_credit;
+	char *wmkey = loom_sprintf("wm:%s", ac->name);
+	void *wm = NULL;
+	size_t wmlen = 0;
+	const char *err;
+	if (r->delta && loom_store_get(e->store, CF_META, wmkey, strlen(wmkey), &wm, &wmlen, &err) > 0) {
+		rq.watermark.data = wm;
+		rq.watermark.len = wmlen;
+	}
+	free(wmkey);
+	if (!r->delta) {
+		char *gkey = loom_sprintf("gen:%s", ac->name);
+		r->gen = eng_meta_get_u64(e, gkey) + 1;
+		loom_batch_clear(e->batch);
+		eng_meta_put_u64(e, e->batch, gkey, r->gen);
+		free(gkey);
+		if (loom_store_write_ex(e->store, e->batch, true, &err) < 0) {
+			free(wm);
+			snprintf(errbuf, sizeof errbuf, "cannot start import: %s", err);
+			*error_r = errbuf;
+			return -1;
+		}
+	}
+	r->phase = RUN_IMPORT;
+	r->next_seq = 1;
+	r->outstanding = rq.credit;
+	int rc = loom_bus_send(loom_daemon_bus(e->daemon), r->agent->service, &rq.base, NULL, NULL, &err);
+	free(wm);
+	if (rc < 0) {
+		snprintf(errbuf, sizeof errbuf, "cannot reach agent '%s': %s", r->agent->service, err);
+		*error_r = errbuf;
+		return -1;
+	}
+	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 500, 0, on_import_timer, e);
+	return 0;
+}
+
+/* True when the imported attributes show the exported change was made. */
+static bool change_visible(const Loom__AttrDelta *d, Loom__Attr *const *attrs, size_t n)
+{
+	const Loom__Attr *a = eng_attr_find(attrs, n, d->name);
+	switch (d->op) {
+	case LOOM__ATTR_DELTA__OP__REPLACE: {
+		Loom__Attr want = LOOM__ATTR__INIT;
+		want.n_values = d->n_values;
+		want.values = d->values;
+		return eng_attr_values_eq(a, d->n_values ? &want : NULL);
+	}
+	case LOOM__ATTR_DELTA__OP__ADD:
+		for (size_t i = 0; i < d->n_values; i++) {
+			bool found = false;
+			for (size_t k = 0; a && k < a->n_values && !found; k++)
+				found = eng_value_eq(a->values[k], d->values[i]);
+			if (!found)
+				return false;
+		}
+		return true;
+	case LOOM__ATTR_DELTA__OP__DELETE:
+		if (d->n_values == 0)
+			return a == NULL || a->n_values == 0;
+		for (size_t i = 0; i < d->n_values; i++)
+			for (size_t k = 0; a && k < a->n_values; k++)
+				if (eng_value_eq(a->values[k], d->values[i]))
+					return false;
+		return true;
+	default:
+		return true;
+	}
+}
+
+static void confirm_export(engine_t *e, Loom__CsObject *cs, Loom__Attr *const *attrs, size_t n)
+{
+	Loom__PendingExport *u = cs->unconfirmed;
+	if (u == NULL || u->kind == LOOM__PENDING_EXPORT__KIND__NONE)
+		return;
+	const Loom__AttrDelta *missing = NULL;
+	for (size_t i = 0; i < u->n_deltas && !missing; i++)
+		if (!change_visible(u->deltas[i], attrs, n))
+			missing = u->deltas[i];
+	if (missing) {
+		char *m = loom_sprintf("attribute '%s' was exported but the import shows otherwise", missing->name);
+		eng_run_error(e, cs->anchor, cs->dn, "exported-change-not-reimported", m, NULL, true);
+		free(m);
+	} else {
+		eng_run_count(e, "export-confirmed", cs->anchor);
+	}
+	loom__pending_export__free_unpacked(u, NULL);
+	cs->unconfirmed = NULL;
+}
+
+static Loom__PendingImport *pending_new(Loom__PendingImport__Kind kind, uint64_t run_id)
+{
+	Loom__PendingImport *p = loom_malloc(sizeof *p);
+	loom__pending_import__init(p);
+	p->kind = kind;
+	p->run_id = run_id;
+	return p;
+}
+
+static void set_pending(Loom__CsObject *cs, Loom__PendingImport *p)
+{
+	if (cs->pending_import)
+		loom__pending_import__free_unpacked(cs->pending_import, NULL);
+	cs->pending_import = p;
+}
+
+static Loom__CsObject *cs_new(const char *anchor, const char *dn, const char *type)
+{
+	Loom__CsObject *cs = loom_malloc(sizeof *cs);
+	loom__cs_object__init(cs);
+	cs->anchor = loom_strdup(anchor);
+	cs->dn = loom_strdup(dn);
+	cs->object_type = loom_strdup(type);
+	cs->connected_at = cs->changed_at = loom_now_us();
+	return cs;
+}
+
+/* Stages one imported object into b. */
+static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
+{
+	eng_run_t *r = e->run;
+	const char *agent = r->agent->cfg->name;
+	const char *err = NULL;
+	if (o->anchor[0] == '\0') {
+		eng_run_error(e, NULL, o->dn, "missing-anchor", "the object has no anchor value", NULL, false);
+		return;
+	}
+	Loom__CsObject *cs = eng_cs_get(e, agent, o->anchor, &err);
+	if (cs == NULL && err) {
+		eng_run_error(e, o->anchor, o->dn, "store-error", err, NULL, true);
+		return;
+	}
+	r->objects++;
+	const char *type = o->object_type[0] ? o->object_type : r->agent->cfg->object_type;
+	bool whole = o->change == LOOM__IMPORT_OBJECT__CHANGE__FULL || o->change == LOOM__IMPORT_OBJECT__CHANGE__ADD ||
+	    o->change == LOOM__IMPORT_OBJECT__CHANGE__REPLACE;
+
+	if (o->change == LOOM__IMPORT_OBJECT__CHANGE__DELETE) {
+		if (cs == NULL) {
+			eng_run_count(e, "deletes-of-unknown", o->anchor);
+			return;
+		}
+		if (cs->pending_import == NULL || cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__DELETE) {
+			set_pending(cs, pending_new(LOOM__PENDING_IMPORT__KIND__DELETE, r->id));
+			eng_run_count(e, "deletes", o->anchor);
+			cs->changed_at = loom_now_us();
+			eng_cs_put(e, b, agent, cs);
+			eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
+		}
+		loom__cs_object__free_unpacked(cs, NULL);
+		return;
+	}
+
+	if (cs == NULL) {
+		if (!whole) {
+			eng_run_error(e, o->anchor, o->dn, "update-of-unknown-object",
+			    "a delta changes an object the connector space does not hold: run a full import", NULL, false);
+			return;
+		}
+		cs = cs_new(o->anchor, o->dn[0] ? o->dn : o->anchor, type);
+		Loom__PendingImport *p = pending_new(LOOM__PENDING_IMPORT__KIND__ADD, r->id);
+		free(p->object_type);
+		p->object_type = loom_strdup(type);
+		Loom__Attr **none = NULL;
+		size_t nnone = 0;
+		eng_attrs_diff(none, nnone, o->attrs, o->n_attrs, &p->deltas, &p->n_deltas);
+		set_pending(cs, p);
+		cs->seen_gen = r->gen;
+		eng_run_count(e, "adds", o->anchor);
+		eng_cs_put(e, b, agent, cs);
+		eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
+		loom__cs_object__free_unpacked(cs, NULL);
+		return;
+	}
+
+	/* The object as the connected system has it now. */
+	Loom__Attr **now = NULL;
+	size_t nnow = 0;
+	if (whole) {
+		for (size_t i = 0; i < o->n_attrs; i++)
+			eng_attrs_set(&now, &nnow, o->attrs[i]->name, o->attrs[i]->values, o->attrs[i]->n_values);
+	} else {
+		for (size_t i = 0; i < cs->n_attrs; i++)
+			eng_attrs_set(&now, &nnow, cs->attrs[i]->name, cs->attrs[i]->values, cs->attrs[i]->n_values);
+		if (cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__DELETE)
+			eng_attrs_apply(&now, &nnow, cs->pending_import->deltas, cs->pending_import->n_deltas);
+		eng_attrs_apply(&now, &nnow, o->deltas, o->n_deltas);
+	}
+	confirm_export(e, cs, now, nnow);
+	bool was_delete = cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE;
+	bool never_synced = cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__ADD;
+	Loom__AttrDelta **d;
+	size_t nd;
+	eng_attrs_diff(cs->attrs, cs->n_attrs, now, nnow, &d, &nd);
+	const char *newdn = o->new_dn[0] ? o->new_dn : o->dn;
+	bool rename = newdn[0] && strcasecmp(newdn, cs->dn) != 0;
+	bool changed = false;
+	if (nd || rename || never_synced) {
+		Loom__PendingImport *p = pending_new(never_synced ? LOOM__PENDING_IMPORT__KIND__ADD
+		    : was_delete ? LOOM__PENDING_IMPORT__KIND__DELETE_ADD : LOOM__PENDING_IMPORT__KIND__UPDATE, r->id);
+		p->deltas = d;
+		p->n_deltas = nd;
+		if (rename) {
+			free(p->new_dn);
+			p->new_dn = loom_strdup(newdn);
+		}
+		bool same = cs->pending_import && cs->pending_import->kind == p->kind &&
+		    cs->pending_import->n_deltas == nd && !rename && !was_delete;
+		set_pending(cs, p);
+		eng_run_count(e, never_synced ? "adds" : was_delete ? "delete-adds" : rename ? "renames" : "updates",
+		    o->anchor);
+		changed = !same;
+	} else {
+		eng_deltas_free(d, nd);
+		if (cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__NONE) {
+			set_pending(cs, NULL); /* back to what was synchronized: nothing to do */
+			changed = true;
+		}
+		eng_run_count(e, "unchanged", NULL);
+	}
+	if (r->gen)
+		cs->seen_gen = r->gen;
+	if (changed)
+		cs->changed_at = loom_now_us();
+	eng_cs_put(e, b, agent, cs);
+	if (changed)
+		eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
+	for (size_t i = 0; i < nnow; i++)
+		protobuf_c_message_free_unpacked(&now[i]->base, NULL);
+	free(now);
+	loom__cs_object__free_unpacked(cs, NULL);
+}
+
+/* End of a complete full import: what was not seen is gone. */
+static int mark_deletes(engine_t *e, const char **error_r)
+{
+	eng_run_t *r = e->run;
+	const char *agent = r->agent->cfg->name;
+	loom_buf_t prefix = LOOM_BUF_INIT;
+	loom_buf_adds(&prefix, agent);
+	loom_buf_addc(&prefix, '\0');
+	loom_iter_t *it = loom_iter_new(e->store, CF_CS);
+	loom_batch_t *b = loom_batch_new(e->store);
+	int rc = 0;
+	for (loom_iter_seek(it, prefix.data, prefix.len); loom_iter_valid(it); loom_iter_next(it)) {
+		size_t klen, vlen;
+		const char *k = loom_iter_key(it, &klen);
+		if (klen < prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
+			break;
+		const void *v = loom_iter_value(it, &vlen);
+		Loom__CsObject *cs = loom__cs_object__unpack(NULL, vlen, v);
+		if (cs == NULL)
+			continue;
+		bool gone = cs->seen_gen != r->gen && cs->state != LOOM__CS_OBJECT__STATE__PLACEHOLDER &&
+		    !(cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE);
+		if (gone) {
+			set_pending(cs, pending_new(LOOM__PENDING_IMPORT__KIND__DELETE, r->id));
+			cs->changed_at = loom_now_us();
+			eng_cs_put(e, b, agent, cs);
+			eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
+			eng_run_count(e, "deletes", cs->anchor);
+		}
+		loom__cs_object__free_unpacked(cs, NULL);
+		if (loom_batch_count(b) >= 1000) {
+			if ((rc = loom_store_write_ex(e->store, b, false, error_r)) < 0)
+				break;
+			loom_batch_clear(b);
+		}
+	}
+	if (rc == 0 && loom_batch_count(b))
+		rc = loom_store_write_ex(e->store, b, false, error_r);
+	if (rc == 0)
+		rc = loom_iter_status(it, error_r);
+	loom_batch_destroy(&b);
+	loom_iter_destroy(&it);
+	loom_buf_release(&prefix);
+	return rc;
+}
+
+void eng_import_batch(engine_t *e, Loom__Envelope *env)
+{
+	const char *err;
+	Loom__ImportBatch *ib = (Loom__ImportBatch *)loom_envelope_body(env, &loom__import_batch__descriptor, &err);
+	if (ib == NULL) {
+		loom_warning("dropped malformed ImportBatch from=%s: %s", env->from, err);
+		return;
+	}
+	eng_run_t *r = e->run;
+	if (r == NULL || r->phase != RUN_IMPORT || ib->run_id != r->id) {
+		loom_debug("ignored import batch for run=%llu from=%s (not the run in progress)",
+		    (unsigned long long)ib->run_id, env->from);
+		goto out;
+	}
+	r->last_heard_ms = loom_mono_ms();
+	if (ib->seq != r->next_seq) {
+		loom_warning("ignored import batch out of order run=%llu seq=%llu want=%llu", (unsigned long long)r->id,
+		    (unsigned long long)ib->seq, (unsigned long long)r->next_seq);
+		goto out;
+	}
+	r->next_seq++;
+	if (r->outstanding)
+		r->outstanding--;
+	for (size_t i = 0; i < ib->n_errors; i++) {
+		const Loom__RunObjectError *er = ib->errors[i];
+		eng_run_error(e, er->anchor, er->dn, er->code, er->message, er->where, er->retryable);
+	}
+	loom_batch_clear(e->batch);
+	for (size_t i = 0; i < ib->n_objects; i++)
+		stage(e, e->batch, ib->objects[i]);
+	if (r->objects % 10000 < ib->n_objects)
+		eng_run_save(e, e->batch);
+	if (loom_store_write_ex(e->store, e->batch, false, &err) < 0) {
+		char *m = loom_sprintf("cannot write to the engine store: %s", err);
+		send_credit(e, 0, true);
+		eng_run_finish(e, "failed", m);
+		free(m);
+		goto out;
+	}
+	if (eng_run_over_limit(e)) {
+		send_credit(e, 0, true);
+		eng_run_finish(e, "stopped-error-limit", NULL);
+		goto out;
+	}
+	if (!ib->last) {
+		r->outstanding++;
+		send_credit(e, 1, false);
+		goto out;
+	}
+	if (ib->failed) {
+		eng_run_finish(e, "failed", ib->message[0] ? ib->message : "the agent could not complete the import");
+		goto out;
+	}
+	if (ib->watermark_lost) {
+		eng_run_finish(e, "failed", "the agent refused the watermark: run a full import");
+		goto out;
+	}
+	if (!r->delta && mark_deletes(e, &err) < 0) {
+		char *m = loom_sprintf("cannot mark deleted objects: %s", err);
+		eng_run_finish(e, "failed", m);
+		free(m);
+		goto out;
+	}
+	char *wmkey = loom_sprintf("wm:%s", r->agent->cfg->name);
+	loom_batch_clear(e->batch);
+	loom_batch_put(e->batch, CF_META, wmkey, strlen(wmkey), ib->watermark.data, ib->watermark.len);
+	free(wmkey);
+	if (loom_store_write_ex(e->store, e->batch, false, &err) < 0) {
+		eng_run_finish(e, "failed", err);
+		goto out;
+	}
+	eng_run_finish(e, "success", NULL);
+out:
+	loom__import_batch__free_unpacked(ib, NULL);
+}

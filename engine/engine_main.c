@@ -1,0 +1,113 @@
+/* engine_main.c - loom-engine: the synchronization service (DESIGN.md §3). */
+#include "engine.h"
+#include "loom_alloc.h"
+#include "loom_envelope.h"
+#include "loom_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static engine_t the_engine;
+
+static const char *const cfs[] = { "cs", "cs_dn", "mv", "mv_index", "link", "export", "delta", "run", "meta", NULL };
+
+static int engine_check(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	engine_t e;
+	memset(&e, 0, sizeof e);
+	free(msg);
+	msg = NULL;
+	if (eng_rules_load(&e, loom_daemon_config(d)->path, &msg) < 0) {
+		eng_rules_free(&e);
+		*error_r = msg;
+		return -1;
+	}
+	eng_rules_free(&e);
+	return 0;
+}
+
+static int engine_start(loom_daemon_t *d, const char **error_r)
+{
+	engine_t *e = &the_engine;
+	static char *msg;
+	e->daemon = d;
+	loom_daemon_set_user(d, e);
+	const loom_deploy_t *cfg = loom_daemon_config(d);
+	if (eng_rules_load(e, cfg->path, &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	(void)mkdir(cfg->state_dir, 0755);
+	char *path = loom_sprintf("%s/engine", cfg->state_dir);
+	loom_store_opts_t so;
+	loom_store_opts_default(&so);
+	char *err = NULL;
+	int rc = loom_store_open(path, cfs, &so, &e->store, &err);
+	free(path);
+	if (rc < 0) {
+		free(msg);
+		msg = err;
+		*error_r = msg;
+		return -1;
+	}
+	e->batch = loom_batch_new(e->store);
+	e->seq_run = eng_meta_get_u64(e, "seq:run");
+	e->seq_mv = eng_meta_get_u64(e, "seq:mv");
+	e->seq_change = eng_meta_get_u64(e, "seq:change");
+	eng_runs_recover(e);
+	size_t nin = 0, nout = 0;
+	for (size_t i = 0; i < e->nrules; i++)
+		if (e->rules[i].cfg->direction == LOOM_SYNC_INBOUND)
+			nin++;
+		else
+			nout++;
+	loom_info("engine ready agents=%zu inbound_rules=%zu outbound_rules=%zu runs=%llu mv_objects_created=%llu",
+	    e->nagents, nin, nout, (unsigned long long)e->seq_run, (unsigned long long)e->seq_mv);
+	return 0;
+}
+
+static void engine_message(loom_daemon_t *d, Loom__Envelope *env)
+{
+	engine_t *e = loom_daemon_user(d);
+	if (loom_envelope_is(env, &loom__import_batch__descriptor))
+		eng_import_batch(e, env);
+	else if (loom_envelope_is(env, &loom__export_results__descriptor))
+		eng_export_results(e, env);
+	else
+		eng_handle_query(e, env);
+	loom_envelope_free(&env);
+}
+
+static void engine_stop(loom_daemon_t *d)
+{
+	engine_t *e = loom_daemon_user(d);
+	if (e == NULL)
+		return;
+	if (e->run)
+		eng_run_finish(e, "stopped", "the engine was shut down during the run; run it again");
+	loom_batch_destroy(&e->batch);
+	loom_store_close(&e->store);
+	eng_rules_free(e);
+	loom_buf_release(&e->key);
+	loom_buf_release(&e->val);
+}
+
+static const loom_daemon_def_t def = {
+	.process = "loom-engine",
+	.summary = "The Loom synchronization service: connector spaces, metaverse, join, projection, flows, runs.",
+	.default_service = "engine",
+	.bus_client = true,
+	.start = engine_start,
+	.on_message = engine_message,
+	.stop = engine_stop,
+	.check = engine_check,
+};
+
+int main(int argc, char **argv)
+{
+	return loom_daemon_main(&def, argc, argv);
+}

@@ -1,0 +1,525 @@
+/* engine_obj.c - attribute values, attribute lists and deltas, and the
+ * engine store's keys and objects.
+ *
+ * Ownership: objects come from protobuf-c unpack and are freed with
+ * protobuf_c_message_free_unpacked(), which frees every string, array and
+ * sub-message with free(). So every pointer put into such an object here is
+ * heap memory owned by the object, never a literal or a borrowed pointer.
+ */
+#include "engine.h"
+#include "loom_alloc.h"
+#include "loom_envelope.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *eng_state_name(Loom__CsObject__State s)
+{
+	switch (s) {
+	case LOOM__CS_OBJECT__STATE__NORMAL: return "normal-disconnector";
+	case LOOM__CS_OBJECT__STATE__FILTERED: return "filtered-disconnector";
+	case LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR: return "explicit-disconnector";
+	case LOOM__CS_OBJECT__STATE__JOINED: return "joined";
+	case LOOM__CS_OBJECT__STATE__EXPLICIT_CONNECTOR: return "explicit-connector";
+	case LOOM__CS_OBJECT__STATE__PLACEHOLDER: return "placeholder";
+	default: return "?";
+	}
+}
+
+const Loom__Attr *eng_attr_find(Loom__Attr *const *attrs, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(attrs[i]->name, name) == 0)
+			return attrs[i];
+	return NULL;
+}
+
+bool eng_value_eq(const Loom__Value *a, const Loom__Value *b)
+{
+	if (a->v_case != b->v_case)
+		return false;
+	switch (a->v_case) {
+	case LOOM__VALUE__V_STR: return strcmp(a->str, b->str) == 0;
+	case LOOM__VALUE__V_REF: return strcasecmp(a->ref, b->ref) == 0;
+	case LOOM__VALUE__V_INT: return a->int_ == b->int_;
+	case LOOM__VALUE__V_TIME: return a->time == b->time;
+	case LOOM__VALUE__V_BOOL: return !a->bool_ == !b->bool_;
+	case LOOM__VALUE__V_BIN:
+		return a->bin.len == b->bin.len && (a->bin.len == 0 || memcmp(a->bin.data, b->bin.data, a->bin.len) == 0);
+	default: return true;
+	}
+}
+
+void eng_value_text(loom_buf_t *out, const Loom__Value *v)
+{
+	switch (v->v_case) {
+	case LOOM__VALUE__V_STR: loom_buf_adds(out, v->str); break;
+	case LOOM__VALUE__V_REF: loom_buf_adds(out, v->ref); break;
+	case LOOM__VALUE__V_INT: loom_buf_printf(out, "%lld", (long long)v->int_); break;
+	case LOOM__VALUE__V_TIME: loom_buf_printf(out, "%lld", (long long)v->time); break;
+	case LOOM__VALUE__V_BOOL: loom_buf_adds(out, v->bool_ ? "true" : "false"); break;
+	case LOOM__VALUE__V_BIN: loom_buf_add_hex(out, v->bin.data, v->bin.len); break;
+	default: break;
+	}
+}
+
+void eng_value_key(loom_buf_t *out, const Loom__Value *v)
+{
+	size_t start = out->len;
+	eng_value_text(out, v);
+	if (v->v_case == LOOM__VALUE__V_STR || v->v_case == LOOM__VALUE__V_REF)
+		for (size_t i = start; i < out->len; i++)
+			out->data[i] = (char)tolower((unsigned char)out->data[i]);
+}
+
+Loom__Value *eng_value_dup(const Loom__Value *v)
+{
+	Loom__Value *d = loom_malloc(sizeof *d);
+	loom__value__init(d);
+	d->v_case = v->v_case;
+	switch (v->v_case) {
+	case LOOM__VALUE__V_STR: d->str = loom_strdup(v->str); break;
+	case LOOM__VALUE__V_REF: d->ref = loom_strdup(v->ref); break;
+	case LOOM__VALUE__V_INT: d->int_ = v->int_; break;
+	case LOOM__VALUE__V_TIME: d->time = v->time; break;
+	case LOOM__VALUE__V_BOOL: d->bool_ = v->bool_; break;
+	case LOOM__VALUE__V_BIN:
+		d->bin.len = v->bin.len;
+		d->bin.data = v->bin.len ? loom_memdup(v->bin.data, v->bin.len) : NULL;
+		break;
+	default: break;
+	}
+	return d;
+}
+
+Loom__Value *eng_value_str(const char *s, size_t len)
+{
+	Loom__Value *d = loom_malloc(sizeof *d);
+	loom__value__init(d);
+	d->v_case = LOOM__VALUE__V_STR;
+	d->str = loom_strndup(s, len);
+	return d;
+}
+
+void eng_value_free(Loom__Value *v)
+{
+	if (v)
+		protobuf_c_message_free_unpacked(&v->base, NULL);
+}
+
+static Loom__Attr *attr_new(const char *name)
+{
+	Loom__Attr *a = loom_malloc(sizeof *a);
+	loom__attr__init(a);
+	a->name = loom_strdup(name);
+	return a;
+}
+
+static bool has_value(const Loom__Attr *a, const Loom__Value *v)
+{
+	for (size_t i = 0; i < a->n_values; i++)
+		if (eng_value_eq(a->values[i], v))
+			return true;
+	return false;
+}
+
+static void attr_clear(Loom__Attr *a)
+{
+	for (size_t i = 0; i < a->n_values; i++)
+		eng_value_free(a->values[i]);
+	free(a->values);
+	a->values = NULL;
+	a->n_values = 0;
+}
+
+static void attr_remove_at(Loom__Attr ***attrs, size_t *n, size_t i)
+{
+	protobuf_c_message_free_unpacked(&(*attrs)[i]->base, NULL);
+	memmove(&(*attrs)[i], &(*attrs)[i + 1], (*n - i - 1) * sizeof **attrs);
+	(*n)--;
+}
+
+static ssize_t attr_index(Loom__Attr **attrs, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(attrs[i]->name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+void eng_attrs_set(Loom__Attr ***attrs, size_t *n, const char *name, Loom__Value *const *vals, size_t nvals)
+{
+	ssize_t i = attr_index(*attrs, *n, name);
+	if (nvals == 0) {
+		if (i >= 0)
+			attr_remove_at(attrs, n, (size_t)i);
+		return;
+	}
+	Loom__Attr *a;
+	if (i < 0) {
+		*attrs = loom_realloc(*attrs, (*n + 1) * sizeof **attrs);
+		a = (*attrs)[(*n)++] = attr_new(name);
+	} else {
+		a = (*attrs)[i];
+		attr_clear(a);
+	}
+	a->values = loom_malloc(nvals * sizeof *a->values);
+	for (size_t k = 0; k < nvals; k++)
+		if (!has_value(a, vals[k]))
+			a->values[a->n_values++] = eng_value_dup(vals[k]);
+}
+
+void eng_attrs_apply(Loom__Attr ***attrs, size_t *n, Loom__AttrDelta *const *deltas, size_t nd)
+{
+	for (size_t d = 0; d < nd; d++) {
+		const Loom__AttrDelta *dl = deltas[d];
+		ssize_t i = attr_index(*attrs, *n, dl->name);
+		switch (dl->op) {
+		case LOOM__ATTR_DELTA__OP__REPLACE:
+			eng_attrs_set(attrs, n, dl->name, dl->values, dl->n_values);
+			break;
+		case LOOM__ATTR_DELTA__OP__ADD: {
+			if (dl->n_values == 0)
+				break;
+			Loom__Attr *a;
+			if (i < 0) {
+				*attrs = loom_realloc(*attrs, (*n + 1) * sizeof **attrs);
+				a = (*attrs)[(*n)++] = attr_new(dl->name);
+			} else {
+				a = (*attrs)[i];
+			}
+			for (size_t k = 0; k < dl->n_values; k++) {
+				if (has_value(a, dl->values[k]))
+					continue;
+				a->values = loom_realloc(a->values, (a->n_values + 1) * sizeof *a->values);
+				a->values[a->n_values++] = eng_value_dup(dl->values[k]);
+			}
+			break;
+		}
+		case LOOM__ATTR_DELTA__OP__DELETE: {
+			if (i < 0)
+				break;
+			Loom__Attr *a = (*attrs)[i];
+			if (dl->n_values == 0) {
+				attr_remove_at(attrs, n, (size_t)i);
+				break;
+			}
+			size_t j = 0;
+			for (size_t k = 0; k < a->n_values; k++) {
+				bool drop = false;
+				for (size_t m = 0; m < dl->n_values && !drop; m++)
+					drop = eng_value_eq(a->values[k], dl->values[m]);
+				if (drop)
+					eng_value_free(a->values[k]);
+				else
+					a->values[j++] = a->values[k];
+			}
+			a->n_values = j;
+			if (j == 0)
+				attr_remove_at(attrs, n, (size_t)i);
+			break;
+		}
+		default:
+			break;
+		}
+	}
+}
+
+bool eng_attr_values_eq(const Loom__Attr *a, const Loom__Attr *b)
+{
+	size_t na = a ? a->n_values : 0, nb = b ? b->n_values : 0;
+	if (na != nb)
+		return false;
+	/* Order does not matter for multi-valued attributes. */
+	for (size_t i = 0; i < na; i++)
+		if (!has_value(b, a->values[i]))
+			return false;
+	return true;
+}
+
+static Loom__AttrDelta *delta_replace(const char *name, const Loom__Attr *to)
+{
+	Loom__AttrDelta *d = loom_malloc(sizeof *d);
+	loom__attr_delta__init(d);
+	d->name = loom_strdup(name);
+	d->op = LOOM__ATTR_DELTA__OP__REPLACE;
+	if (to && to->n_values) {
+		d->values = loom_malloc(to->n_values * sizeof *d->values);
+		for (size_t i = 0; i < to->n_values; i++)
+			d->values[d->n_values++] = eng_value_dup(to->values[i]);
+	}
+	return d;
+}
+
+void eng_attrs_diff(Loom__Attr *const *from, size_t nfrom, Loom__Attr *const *to, size_t nto,
+    Loom__AttrDelta ***ret, size_t *ret_n)
+{
+	Loom__AttrDelta **v = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < nto; i++) {
+		const Loom__Attr *old = eng_attr_find(from, nfrom, to[i]->name);
+		if (!eng_attr_values_eq(old, to[i])) {
+			v = loom_realloc(v, (n + 1) * sizeof *v);
+			v[n++] = delta_replace(to[i]->name, to[i]);
+		}
+	}
+	for (size_t i = 0; i < nfrom; i++) {
+		if (from[i]->n_values && eng_attr_find(to, nto, from[i]->name) == NULL) {
+			v = loom_realloc(v, (n + 1) * sizeof *v);
+			v[n++] = delta_replace(from[i]->name, NULL);
+		}
+	}
+	*ret = v;
+	*ret_n = n;
+}
+
+void eng_deltas_free(Loom__AttrDelta **d, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(&d[i]->base, NULL);
+	free(d);
+}
+
+/* ---- keys and store access ------------------------------------------------ */
+
+void eng_key_agent_anchor(loom_buf_t *k, const char *agent, const char *anchor)
+{
+	loom_buf_reset(k);
+	loom_buf_adds(k, agent);
+	loom_buf_addc(k, '\0');
+	loom_buf_adds(k, anchor);
+}
+
+static void key_agent_dn(loom_buf_t *k, const char *agent, const char *dn)
+{
+	loom_buf_reset(k);
+	loom_buf_adds(k, agent);
+	loom_buf_addc(k, '\0');
+	size_t start = k->len;
+	loom_buf_adds(k, dn);
+	for (size_t i = start; i < k->len; i++)
+		k->data[i] = (char)tolower((unsigned char)k->data[i]);
+}
+
+static void pack_into(loom_buf_t *v, const ProtobufCMessage *m)
+{
+	loom_buf_reset(v);
+	size_t len = protobuf_c_message_get_packed_size(m);
+	loom_buf_reserve(v, len);
+	protobuf_c_message_pack(m, (uint8_t *)v->data);
+	v->len = len;
+}
+
+Loom__CsObject *eng_cs_get(engine_t *e, const char *agent, const char *anchor, const char **error_r)
+{
+	eng_key_agent_anchor(&e->key, agent, anchor);
+	void *val;
+	size_t len;
+	int rc = loom_store_get(e->store, CF_CS, e->key.data, e->key.len, &val, &len, error_r);
+	if (rc <= 0) {
+		if (rc == 0)
+			*error_r = NULL;
+		return NULL;
+	}
+	Loom__CsObject *cs = loom__cs_object__unpack(NULL, len, val);
+	free(val);
+	if (cs == NULL)
+		*error_r = "stored connector-space object does not decode";
+	return cs;
+}
+
+void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs)
+{
+	eng_key_agent_anchor(&e->key, agent, cs->anchor);
+	pack_into(&e->val, &cs->base);
+	loom_batch_put(b, CF_CS, e->key.data, e->key.len, e->val.data, e->val.len);
+	if (cs->dn[0]) {
+		key_agent_dn(&e->key, agent, cs->dn);
+		loom_batch_put(b, CF_CSDN, e->key.data, e->key.len, cs->anchor, strlen(cs->anchor));
+	}
+}
+
+void eng_cs_delete(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs)
+{
+	eng_key_agent_anchor(&e->key, agent, cs->anchor);
+	loom_batch_delete(b, CF_CS, e->key.data, e->key.len);
+	loom_batch_delete(b, CF_EXPORT, e->key.data, e->key.len);
+	loom_batch_delete(b, CF_DELTA, e->key.data, e->key.len);
+	if (cs->dn[0]) {
+		key_agent_dn(&e->key, agent, cs->dn);
+		loom_batch_delete(b, CF_CSDN, e->key.data, e->key.len);
+	}
+}
+
+char *eng_csdn_get(engine_t *e, const char *agent, const char *dn)
+{
+	key_agent_dn(&e->key, agent, dn);
+	void *val;
+	size_t len;
+	const char *err;
+	if (loom_store_get(e->store, CF_CSDN, e->key.data, e->key.len, &val, &len, &err) <= 0)
+		return NULL;
+	return val; /* NUL-terminated by loom_store_get */
+}
+
+void eng_mvid_hex(char out[17], const uint8_t *id)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 8; i++) {
+		out[2 * i] = hex[id[i] >> 4];
+		out[2 * i + 1] = hex[id[i] & 15];
+	}
+	out[16] = '\0';
+}
+
+Loom__MvObject *eng_mv_get(engine_t *e, const uint8_t *id, size_t idlen, const char **error_r)
+{
+	void *val;
+	size_t len;
+	int rc = loom_store_get(e->store, CF_MV, id, idlen, &val, &len, error_r);
+	if (rc <= 0) {
+		if (rc == 0)
+			*error_r = NULL;
+		return NULL;
+	}
+	Loom__MvObject *mv = loom__mv_object__unpack(NULL, len, val);
+	free(val);
+	if (mv == NULL)
+		*error_r = "stored metaverse object does not decode";
+	return mv;
+}
+
+void eng_mv_put(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv)
+{
+	pack_into(&e->val, &mv->base);
+	loom_batch_put(b, CF_MV, mv->id.data, mv->id.len, e->val.data, e->val.len);
+}
+
+void eng_mv_delete(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv)
+{
+	loom_batch_delete(b, CF_MV, mv->id.data, mv->id.len);
+	for (size_t i = 0; i < mv->n_attrs; i++)
+		eng_mvidx_update(e, b, mv->object_type, mv->id.data, mv->attrs[i]->name, mv->attrs[i], NULL);
+}
+
+static void mvidx_key(loom_buf_t *k, const char *mv_type, const char *attr, const Loom__Value *v, const uint8_t *id)
+{
+	loom_buf_reset(k);
+	loom_buf_adds(k, mv_type);
+	loom_buf_addc(k, '\0');
+	size_t start = k->len;
+	loom_buf_adds(k, attr);
+	for (size_t i = start; i < k->len; i++)
+		k->data[i] = (char)tolower((unsigned char)k->data[i]);
+	loom_buf_addc(k, '\0');
+	eng_value_key(k, v);
+	loom_buf_addc(k, '\0');
+	if (id)
+		loom_buf_add(k, id, 8);
+}
+
+void eng_mvidx_update(engine_t *e, loom_batch_t *b, const char *mv_type, const uint8_t *id,
+    const char *attr, const Loom__MvAttr *before, const Loom__MvAttr *after)
+{
+	(void)e;
+	loom_buf_t k = LOOM_BUF_INIT;
+	for (size_t i = 0; before && i < before->n_values; i++) {
+		bool kept = false;
+		for (size_t j = 0; after && j < after->n_values && !kept; j++)
+			kept = eng_value_eq(before->values[i], after->values[j]);
+		if (!kept) {
+			mvidx_key(&k, mv_type, attr, before->values[i], id);
+			loom_batch_delete(b, CF_MVIDX, k.data, k.len);
+		}
+	}
+	for (size_t j = 0; after && j < after->n_values; j++) {
+		mvidx_key(&k, mv_type, attr, after->values[j], id);
+		loom_batch_put(b, CF_MVIDX, k.data, k.len, "", 0);
+	}
+	loom_buf_release(&k);
+}
+
+void eng_link_put(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent, const char *anchor, bool del)
+{
+	loom_buf_reset(&e->key);
+	loom_buf_add(&e->key, id, 8);
+	loom_buf_adds(&e->key, agent);
+	loom_buf_addc(&e->key, '\0');
+	loom_buf_adds(&e->key, anchor);
+	if (del)
+		loom_batch_delete(b, CF_LINK, e->key.data, e->key.len);
+	else
+		loom_batch_put(b, CF_LINK, e->key.data, e->key.len, "", 0);
+}
+
+size_t eng_links(engine_t *e, const uint8_t *id, char ***ret_agents, char ***ret_anchors)
+{
+	char **agents = NULL, **anchors = NULL;
+	size_t n = 0;
+	loom_iter_t *it = loom_iter_new(e->store, CF_LINK);
+	for (loom_iter_seek(it, id, 8); loom_iter_valid(it); loom_iter_next(it)) {
+		size_t klen;
+		const char *k = loom_iter_key(it, &klen);
+		if (klen < 8 || memcmp(k, id, 8) != 0)
+			break;
+		const char *agent = k + 8;
+		size_t alen = strnlen(agent, klen - 8);
+		if (8 + alen >= klen)
+			continue;
+		agents = loom_realloc(agents, (n + 1) * sizeof *agents);
+		anchors = loom_realloc(anchors, (n + 1) * sizeof *anchors);
+		agents[n] = loom_strndup(agent, alen);
+		anchors[n] = loom_strndup(agent + alen + 1, klen - 8 - alen - 1);
+		n++;
+	}
+	loom_iter_destroy(&it);
+	*ret_agents = agents;
+	*ret_anchors = anchors;
+	return n;
+}
+
+void eng_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void eng_mark(engine_t *e, loom_batch_t *b, int cf, const char *agent, const char *anchor, bool on)
+{
+	eng_key_agent_anchor(&e->key, agent, anchor);
+	if (on)
+		loom_batch_put(b, cf, e->key.data, e->key.len, "", 0);
+	else
+		loom_batch_delete(b, cf, e->key.data, e->key.len);
+}
+
+uint64_t eng_meta_get_u64(engine_t *e, const char *name)
+{
+	void *val;
+	size_t len;
+	const char *err;
+	if (loom_store_get(e->store, CF_META, name, strlen(name), &val, &len, &err) <= 0)
+		return 0;
+	uint64_t v = len == 8 ? loom_store_get_u64be(val) : 0;
+	free(val);
+	return v;
+}
+
+void eng_meta_put_u64(engine_t *e, loom_batch_t *b, const char *name, uint64_t v)
+{
+	(void)e;
+	unsigned char buf[8];
+	loom_store_put_u64be(buf, v);
+	loom_batch_put(b, CF_META, name, strlen(name), buf, 8);
+}
+
+uint64_t eng_seq_next(engine_t *e, loom_batch_t *b, uint64_t *seq, const char *name)
+{
+	++*seq;
+	eng_meta_put_u64(e, b, name, *seq);
+	return *seq;
+}

@@ -1,0 +1,165 @@
+/* engine_rules.c - agents and synchronization rules, loaded from
+ * config/agents and config/sync beside loom.yaml and compiled once: every
+ * expression is parsed and type-checked here, so a bad one stops the engine
+ * at start with file:line:column instead of failing objects later. */
+#include "engine.h"
+#include "loom_alloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static char *sibling_dir(const char *deploy_path, const char *name)
+{
+	const char *slash = strrchr(deploy_path, '/');
+	if (slash == NULL)
+		return loom_strdup(name);
+	return loom_sprintf("%.*s/%s", (int)(slash - deploy_path), deploy_path, name);
+}
+
+eng_agent_t *eng_agent_find(engine_t *e, const char *name)
+{
+	for (size_t i = 0; i < e->nagents; i++)
+		if (strcmp(e->agents[i].cfg->name, name) == 0)
+			return &e->agents[i];
+	return NULL;
+}
+
+static int compile(const char *file, const loom_cfg_text_t *t, loom_expr_type_t want,
+    loom_expr_t **ret, loom_buf_t *errors)
+{
+	if (t->text == NULL) {
+		*ret = NULL;
+		return 0;
+	}
+	loom_expr_compile_opts_t o = { .file = file, .line = t->line, .column = t->column, .want = want };
+	char *err = NULL;
+	if (loom_expr_compile(t->text, &o, ret, &err) < 0) {
+		loom_buf_printf(errors, "%s\n", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
+{
+	loom_buf_t errors = LOOM_BUF_INIT;
+	char *adir = sibling_dir(deploy_path, "agents");
+	char *sdir = sibling_dir(deploy_path, "sync");
+	loom_cfg_diags_t diags;
+	if (loom_agentcfg_load_dir(adir, &e->agentcfgs, &e->nagentcfgs, &diags) < 0)
+		for (size_t i = 0; i < diags.n; i++)
+			loom_buf_printf(&errors, "%s\n", diags.v[i].text);
+	loom_cfg_diags_release(&diags);
+	if (loom_synccfg_load_dir(sdir, &e->synccfgs, &e->nsynccfgs, &diags) < 0)
+		for (size_t i = 0; i < diags.n; i++)
+			loom_buf_printf(&errors, "%s\n", diags.v[i].text);
+	loom_cfg_diags_release(&diags);
+	free(adir);
+	free(sdir);
+	if (errors.len)
+		goto fail;
+
+	e->nagents = e->nagentcfgs;
+	e->agents = loom_calloc(e->nagents ? e->nagents : 1, sizeof *e->agents);
+	for (size_t i = 0; i < e->nagents; i++) {
+		e->agents[i].cfg = &e->agentcfgs[i];
+		e->agents[i].service = loom_sprintf("ma.%s", e->agentcfgs[i].name);
+	}
+	size_t total = 0;
+	for (size_t f = 0; f < e->nsynccfgs; f++)
+		total += e->synccfgs[f].rules.n;
+	e->rules = loom_calloc(total ? total : 1, sizeof *e->rules);
+	for (size_t f = 0; f < e->nsynccfgs; f++) {
+		const loom_synccfg_t *sc = &e->synccfgs[f];
+		const loom_sync_rule_t *rv = sc->rules.v;
+		for (size_t r = 0; r < sc->rules.n; r++) {
+			const loom_sync_rule_t *rc = &rv[r];
+			eng_rule_t *rule = &e->rules[e->nrules++];
+			rule->cfg = rc;
+			rule->file = sc->path;
+			for (size_t k = 0; k + 1 < e->nrules; k++)
+				if (strcmp(e->rules[k].cfg->name, rc->name) == 0)
+					loom_buf_printf(&errors, "%s: rule '%s': the name is already used in %s\n",
+					    sc->path, rc->name, e->rules[k].file);
+			rule->agent = eng_agent_find(e, rc->agent);
+			if (rule->agent == NULL) {
+				loom_buf_printf(&errors, "%s: rule '%s': no agent '%s' (config/agents/%s.yaml does not exist)\n",
+				    sc->path, rc->name, rc->agent, rc->agent);
+				continue;
+			}
+			bool in = rc->direction == LOOM_SYNC_INBOUND;
+			if (in && (rc->scope.text || rc->dn.text || rc->provision))
+				loom_buf_printf(&errors, "%s: rule '%s': scope, dn and provision belong to outbound rules\n",
+				    sc->path, rc->name);
+			if (!in && (rc->filter.text || rc->join.n || rc->project))
+				loom_buf_printf(&errors, "%s: rule '%s': filter, join and project belong to inbound rules\n",
+				    sc->path, rc->name);
+			if (!in && rc->provision && rc->dn.text == NULL)
+				loom_buf_printf(&errors, "%s: rule '%s': provision needs dn, the expression for new objects' DN\n",
+				    sc->path, rc->name);
+			compile(sc->path, &rc->filter, LOOM_EXPR_BOOL, &rule->filter, &errors);
+			compile(sc->path, &rc->scope, LOOM_EXPR_BOOL, &rule->scope, &errors);
+			compile(sc->path, &rc->dn, LOOM_EXPR_STRING, &rule->dn, &errors);
+			rule->flows = loom_calloc(rc->flows.n ? rc->flows.n : 1, sizeof *rule->flows);
+			const loom_sync_flow_t *fv = rc->flows.v;
+			for (size_t k = 0; k < rc->flows.n; k++) {
+				eng_flow_t *fl = &rule->flows[rule->nflows++];
+				fl->cfg = &fv[k];
+				fl->target = in ? fv[k].mv : fv[k].cs;
+				if (fl->target == NULL || fl->target[0] == '\0')
+					loom_buf_printf(&errors, "%s:%u: rule '%s': an %s flow needs '%s', the attribute it writes\n",
+					    sc->path, fv[k].expr.line, rc->name, in ? "inbound" : "outbound", in ? "mv" : "cs");
+				compile(sc->path, &fv[k].expr, LOOM_EXPR_ANY, &fl->expr, &errors);
+			}
+			eng_agent_t *a = rule->agent;
+			if (in) {
+				a->in = loom_realloc(a->in, (a->nin + 1) * sizeof *a->in);
+				a->in[a->nin++] = rule;
+			} else {
+				a->out = loom_realloc(a->out, (a->nout + 1) * sizeof *a->out);
+				a->out[a->nout++] = rule;
+			}
+		}
+		const loom_sync_mvdel_t *dv = sc->mv_deletion.v;
+		for (size_t k = 0; k < sc->mv_deletion.n; k++)
+			if (dv[k].when == LOOM_MVDEL_AGENT && (dv[k].agent == NULL || eng_agent_find(e, dv[k].agent) == NULL))
+				loom_buf_printf(&errors, "%s: mv_deletion for '%s': when agent-disconnected needs an existing agent, got '%s'\n",
+				    sc->path, dv[k].mv_type, dv[k].agent ? dv[k].agent : "");
+	}
+	if (errors.len)
+		goto fail;
+	return 0;
+fail:
+	if (errors.len && errors.data[errors.len - 1] == '\n')
+		errors.data[--errors.len] = '\0';
+	*ret_error = loom_buf_steal(&errors);
+	return -1;
+}
+
+void eng_rules_free(engine_t *e)
+{
+	for (size_t i = 0; i < e->nrules; i++) {
+		eng_rule_t *r = &e->rules[i];
+		loom_expr_destroy(&r->filter);
+		loom_expr_destroy(&r->scope);
+		loom_expr_destroy(&r->dn);
+		for (size_t k = 0; k < r->nflows; k++)
+			loom_expr_destroy(&r->flows[k].expr);
+		free(r->flows);
+	}
+	free(e->rules);
+	e->rules = NULL;
+	e->nrules = 0;
+	for (size_t i = 0; i < e->nagents; i++) {
+		free(e->agents[i].service);
+		free(e->agents[i].in);
+		free(e->agents[i].out);
+	}
+	free(e->agents);
+	e->agents = NULL;
+	e->nagents = 0;
+	loom_agentcfg_free_all(&e->agentcfgs, e->nagentcfgs);
+	loom_synccfg_free_all(&e->synccfgs, e->nsynccfgs);
+}

@@ -1,0 +1,1127 @@
+/* engine_sync.c - synchronization of one connector-space object, and the
+ * full and delta sync runs that visit objects in slices.
+ *
+ * sync_one(), in order (DESIGN.md §3), all in one write batch:
+ *   1. a pending delete disconnects the object (deletion rules decide the
+ *      metaverse object's fate) and removes it;
+ *   2. the pending import is applied to the hologram;
+ *   3. connector filter: true -> filtered disconnector (disconnecting it);
+ *   4. a disconnector tries join groups in order (AND inside a group; the
+ *      first group with exactly one candidate wins; several candidates are an
+ *      ambiguous-join error, never a guess), then projection;
+ *   5. inbound flows recompute every metaverse attribute this agent feeds,
+ *      by precedence: the lowest precedence number with a non-null value
+ *      wins, a null falls through to the next source, equal precedence means
+ *      the object being synchronized (the last writer) wins;
+ *   6. outbound rules: provisioning, deprovisioning and outbound flows to
+ *      every connector, which become pending exports.
+ *
+ * Connector-space object states (CsObject.State) and their transitions:
+ *   NORMAL --filter true--> FILTERED --filter false--> NORMAL
+ *   NORMAL --join or projection--> JOINED
+ *   JOINED --filter true / deprovision disconnect--> FILTERED / NORMAL
+ *   JOINED --deprovision explicit-disconnect--> EXPLICIT_DISCONNECTOR
+ *   (none) --provisioning--> PLACEHOLDER --export of its add confirmed--> JOINED
+ *   any --pending delete--> (removed)
+ */
+#include "engine.h"
+#include "loom_alloc.h"
+#include "loom_envelope.h"
+#include "loom_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define SLICE 500  /* objects per loop turn, so queries are answered during a run */
+
+/* ---- expression lookups ------------------------------------------------------ */
+
+typedef struct look {
+	Loom__Attr *const *attrs;      /* cs attributes (hologram) */
+	size_t n;
+	const char *dn;                /* cs DN, visible as attribute "dn" */
+	Loom__Attr dnattr;             /* view for "dn" */
+	Loom__Value dnval;
+	Loom__Value *dnvals[1];
+	Loom__Attr *views;             /* mv attributes as Attr views */
+	size_t nviews;
+} look_t;
+
+static const Loom__Attr *look_fn(void *arg, const char *name)
+{
+	look_t *l = arg;
+	if (l->dn && strcasecmp(name, "dn") == 0) {
+		loom__attr__init(&l->dnattr);
+		loom__value__init(&l->dnval);
+		l->dnval.v_case = LOOM__VALUE__V_STR;
+		l->dnval.str = (char *)l->dn;
+		l->dnvals[0] = &l->dnval;
+		l->dnattr.name = "dn";
+		l->dnattr.n_values = 1;
+		l->dnattr.values = l->dnvals;
+		return &l->dnattr;
+	}
+	if (l->views) {
+		for (size_t i = 0; i < l->nviews; i++)
+			if (strcasecmp(l->views[i].name, name) == 0)
+				return &l->views[i];
+		return NULL;
+	}
+	return eng_attr_find(l->attrs, l->n, name);
+}
+
+static void look_cs(look_t *l, const Loom__CsObject *cs)
+{
+	memset(l, 0, sizeof *l);
+	l->attrs = cs->attrs;
+	l->n = cs->n_attrs;
+	l->dn = cs->dn;
+}
+
+static void look_mv(look_t *l, const Loom__MvObject *mv)
+{
+	memset(l, 0, sizeof *l);
+	l->nviews = mv->n_attrs;
+	l->views = loom_calloc(mv->n_attrs ? mv->n_attrs : 1, sizeof *l->views);
+	for (size_t i = 0; i < mv->n_attrs; i++) {
+		loom__attr__init(&l->views[i]);
+		l->views[i].name = mv->attrs[i]->name;
+		l->views[i].n_values = mv->attrs[i]->n_values;
+		l->views[i].values = mv->attrs[i]->values;
+	}
+}
+
+static void look_release(look_t *l)
+{
+	free(l->views);
+	l->views = NULL;
+}
+
+/* Evaluates a boolean expression; errors count as false and are reported. */
+static int eval_bool(engine_t *e, loom_expr_t *x, look_t *l, const Loom__CsObject *cs, bool *ret)
+{
+	loom_expr_result_t res;
+	loom_expr_result_init(&res);
+	char *err = NULL;
+	int rc = loom_expr_eval(x, look_fn, l, &res, &err);
+	if (rc < 0) {
+		eng_run_error(e, cs ? cs->anchor : NULL, cs ? cs->dn : NULL, "expression-error", err, NULL, false);
+		free(err);
+		loom_expr_result_release(&res);
+		return -1;
+	}
+	*ret = res.n > 0 && res.v[0]->v_case == LOOM__VALUE__V_BOOL && res.v[0]->bool_;
+	loom_expr_result_release(&res);
+	return 0;
+}
+
+/* ---- per-object work context --------------------------------------------------- */
+
+typedef struct held {
+	char *agent;                   /* the connector's agent */
+	Loom__CsObject *cs;            /* loaded object, owned */
+	bool dirty;                    /* write it back */
+	bool removed;                  /* delete it */
+} held_t;
+
+typedef struct work {
+	engine_t *e;
+	loom_batch_t *b;               /* the object's one write batch */
+	const char *agent;             /* agent of the object being synchronized */
+	Loom__CsObject *cs;            /* the object being synchronized */
+	held_t *held;                  /* other connectors touched */
+	size_t nheld;
+	bool failed;                   /* an error means: write nothing */
+} work_t;
+
+static held_t *hold(work_t *w, const char *agent, const char *anchor)
+{
+	if (strcmp(agent, w->agent) == 0 && strcmp(anchor, w->cs->anchor) == 0)
+		return NULL; /* the object itself is w->cs */
+	for (size_t i = 0; i < w->nheld; i++)
+		if (strcmp(w->held[i].agent, agent) == 0 && strcmp(w->held[i].cs->anchor, anchor) == 0)
+			return &w->held[i];
+	const char *err = NULL;
+	Loom__CsObject *cs = eng_cs_get(w->e, agent, anchor, &err);
+	if (cs == NULL)
+		return NULL;
+	w->held = loom_realloc(w->held, (w->nheld + 1) * sizeof *w->held);
+	held_t *h = &w->held[w->nheld++];
+	h->agent = loom_strdup(agent);
+	h->cs = cs;
+	h->dirty = h->removed = false;
+	return h;
+}
+
+/* The connector of mv in agent: the object itself, a held one, or NULL. */
+static Loom__CsObject *connector_in(work_t *w, char **agents, char **anchors, size_t n, const char *agent,
+    held_t **ret_held)
+{
+	*ret_held = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(agents[i], agent) != 0)
+			continue;
+		if (strcmp(agent, w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0)
+			return w->cs;
+		held_t *h = hold(w, agents[i], anchors[i]);
+		if (h && !h->removed) {
+			*ret_held = h;
+			return h->cs;
+		}
+	}
+	return NULL;
+}
+
+static void work_release(work_t *w)
+{
+	for (size_t i = 0; i < w->nheld; i++) {
+		free(w->held[i].agent);
+		loom__cs_object__free_unpacked(w->held[i].cs, NULL);
+	}
+	free(w->held);
+}
+
+/* ---- metaverse helpers ------------------------------------------------------------ */
+
+static Loom__MvAttr *mv_attr(Loom__MvObject *mv, const char *name, size_t *ret_i)
+{
+	for (size_t i = 0; i < mv->n_attrs; i++)
+		if (strcasecmp(mv->attrs[i]->name, name) == 0) {
+			if (ret_i)
+				*ret_i = i;
+			return mv->attrs[i];
+		}
+	return NULL;
+}
+
+static bool values_eq(Loom__Value *const *a, size_t na, Loom__Value *const *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		bool found = false;
+		for (size_t k = 0; k < nb && !found; k++)
+			found = eng_value_eq(a[i], b[k]);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Sets (or removes, n == 0) an mv attribute; returns true when it changed. */
+static bool mv_set(work_t *w, Loom__MvObject *mv, const char *name, Loom__Value *const *v, size_t n,
+    const char *agent, const char *anchor)
+{
+	size_t idx = 0;
+	Loom__MvAttr *old = mv_attr(mv, name, &idx);
+	if (old == NULL && n == 0)
+		return false;
+	if (old && values_eq(old->values, old->n_values, v, n)) {
+		if (strcmp(old->agent, agent) != 0 || strcmp(old->anchor, anchor) != 0) {
+			free(old->agent);
+			free(old->anchor);
+			old->agent = loom_strdup(agent);
+			old->anchor = loom_strdup(anchor);
+		}
+		return false;
+	}
+	Loom__MvAttr *na = NULL;
+	if (n) {
+		na = loom_malloc(sizeof *na);
+		loom__mv_attr__init(na);
+		na->name = loom_strdup(old ? old->name : name);
+		na->values = loom_malloc(n * sizeof *na->values);
+		for (size_t i = 0; i < n; i++) {
+			bool dup = false;
+			for (size_t k = 0; k < na->n_values && !dup; k++)
+				dup = eng_value_eq(na->values[k], v[i]);
+			if (!dup)
+				na->values[na->n_values++] = eng_value_dup(v[i]);
+		}
+		na->agent = loom_strdup(agent);
+		na->anchor = loom_strdup(anchor);
+		na->changed_at = loom_now_us();
+	}
+	eng_mvidx_update(w->e, w->b, mv->object_type, mv->id.data, name, old, na);
+	if (old) {
+		loom__mv_attr__free_unpacked(old, NULL);
+		if (na) {
+			mv->attrs[idx] = na;
+		} else {
+			memmove(&mv->attrs[idx], &mv->attrs[idx + 1], (mv->n_attrs - idx - 1) * sizeof *mv->attrs);
+			mv->n_attrs--;
+		}
+	} else {
+		mv->attrs = loom_realloc(mv->attrs, (mv->n_attrs + 1) * sizeof *mv->attrs);
+		mv->attrs[mv->n_attrs++] = na;
+	}
+	return true;
+}
+
+static Loom__MvObject *mv_new(work_t *w, const char *type, const char *agent)
+{
+	engine_t *e = w->e;
+	Loom__MvObject *mv = loom_malloc(sizeof *mv);
+	loom__mv_object__init(mv);
+	uint64_t id = eng_seq_next(e, w->b, &e->seq_mv, "seq:mv");
+	mv->id.len = 8;
+	mv->id.data = loom_malloc(8);
+	loom_store_put_u64be(mv->id.data, id);
+	mv->object_type = loom_strdup(type);
+	mv->created_at = loom_now_us();
+	mv->projected_by = loom_strdup(agent);
+	return mv;
+}
+
+/* ---- join ---------------------------------------------------------------------------- */
+
+typedef struct idset {
+	uint8_t (*v)[8];
+	size_t n;
+} idset_t;
+
+static bool idset_has(const idset_t *s, const uint8_t *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (memcmp(s->v[i], id, 8) == 0)
+			return true;
+	return false;
+}
+
+static void idset_add(idset_t *s, const uint8_t *id)
+{
+	if (idset_has(s, id))
+		return;
+	s->v = loom_realloc(s->v, (s->n + 1) * sizeof *s->v);
+	memcpy(s->v[s->n++], id, 8);
+}
+
+/* Metaverse objects of type whose attribute mv_attr equals one of values. */
+static void candidates(engine_t *e, const char *type, const char *mv_attr, const Loom__Attr *values, idset_t *out)
+{
+	loom_buf_t k = LOOM_BUF_INIT;
+	for (size_t i = 0; values && i < values->n_values; i++) {
+		loom_buf_reset(&k);
+		loom_buf_adds(&k, type);
+		loom_buf_addc(&k, '\0');
+		size_t s = k.len;
+		loom_buf_adds(&k, mv_attr);
+		for (size_t j = s; j < k.len; j++)
+			k.data[j] = (char)(k.data[j] >= 'A' && k.data[j] <= 'Z' ? k.data[j] + 32 : k.data[j]);
+		loom_buf_addc(&k, '\0');
+		eng_value_key(&k, values->values[i]);
+		loom_buf_addc(&k, '\0');
+		loom_iter_t *it = loom_iter_new(e->store, CF_MVIDX);
+		for (loom_iter_seek(it, k.data, k.len); loom_iter_valid(it); loom_iter_next(it)) {
+			size_t klen;
+			const char *key = loom_iter_key(it, &klen);
+			if (klen != k.len + 8 || memcmp(key, k.data, k.len) != 0)
+				break;
+			idset_add(out, (const uint8_t *)key + k.len);
+		}
+		loom_iter_destroy(&it);
+	}
+	loom_buf_release(&k);
+}
+
+static bool has_connector_in(engine_t *e, const uint8_t *id, const char *agent)
+{
+	char **agents, **anchors;
+	size_t n = eng_links(e, id, &agents, &anchors);
+	bool found = false;
+	for (size_t i = 0; i < n && !found; i++)
+		found = strcmp(agents[i], agent) == 0;
+	eng_strv_free(agents, n);
+	eng_strv_free(anchors, n);
+	return found;
+}
+
+/* Tries rule's join groups. Returns 1 with *ret_id, 0 when none matched,
+ * -1 for an ambiguous join (reported). */
+static int try_join(work_t *w, const eng_rule_t *rule, uint8_t ret_id[8])
+{
+	const loom_sync_joingroup_t *groups = rule->cfg->join.v;
+	for (size_t g = 0; g < rule->cfg->join.n; g++) {
+		const loom_sync_match_t *m = groups[g].match.v;
+		idset_t acc = { NULL, 0 };
+		for (size_t k = 0; k < groups[g].match.n; k++) {
+			const Loom__Attr *vals = eng_attr_find(w->cs->attrs, w->cs->n_attrs, m[k].cs);
+			idset_t one = { NULL, 0 };
+			if (vals)
+				candidates(w->e, rule->cfg->mv_type, m[k].mv, vals, &one);
+			if (k == 0) {
+				acc = one;
+			} else {
+				idset_t both = { NULL, 0 };
+				for (size_t i = 0; i < acc.n; i++)
+					if (idset_has(&one, acc.v[i]))
+						idset_add(&both, acc.v[i]);
+				free(acc.v);
+				free(one.v);
+				acc = both;
+			}
+			if (acc.n == 0)
+				break;
+		}
+		/* An mv object already joined to another object of this agent is taken. */
+		idset_t free_ids = { NULL, 0 };
+		for (size_t i = 0; i < acc.n; i++)
+			if (!has_connector_in(w->e, acc.v[i], w->agent))
+				idset_add(&free_ids, acc.v[i]);
+		free(acc.v);
+		if (free_ids.n == 1) {
+			memcpy(ret_id, free_ids.v[0], 8);
+			free(free_ids.v);
+			return 1;
+		}
+		if (free_ids.n > 1) {
+			loom_buf_t m2 = LOOM_BUF_INIT;
+			loom_buf_printf(&m2, "rule '%s' join group %zu matches %zu metaverse objects:", rule->cfg->name,
+			    g + 1, free_ids.n);
+			for (size_t i = 0; i < free_ids.n && i < 10; i++) {
+				char hex[17];
+				eng_mvid_hex(hex, free_ids.v[i]);
+				loom_buf_printf(&m2, " %s", hex);
+			}
+			eng_run_error(w->e, w->cs->anchor, w->cs->dn, "ambiguous-join", m2.data, NULL, false);
+			loom_buf_release(&m2);
+			free(free_ids.v);
+			return -1;
+		}
+		free(free_ids.v);
+	}
+	return 0;
+}
+
+/* ---- flows ----------------------------------------------------------------------------- */
+
+/* Inbound rules (any agent) feeding attr of mv type, by precedence. */
+static size_t contributors(engine_t *e, const char *mv_type, const char *attr, const eng_rule_t **out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < e->nrules && n < max; i++) {
+		const eng_rule_t *r = &e->rules[i];
+		if (r->cfg->direction != LOOM_SYNC_INBOUND || strcmp(r->cfg->mv_type, mv_type) != 0)
+			continue;
+		for (size_t k = 0; k < r->nflows; k++)
+			if (strcasecmp(r->flows[k].target, attr) == 0) {
+				out[n++] = r;
+				break;
+			}
+	}
+	/* Stable insertion sort by precedence. */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && out[j - 1]->cfg->precedence > out[j]->cfg->precedence; j--) {
+			const eng_rule_t *t = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
+}
+
+/* Evaluates rule's flow to attr on cs. Returns 1 with values, 0 null, 2
+ * authoritative null, 3 ignore, -1 error (reported). */
+static int eval_flow(work_t *w, const eng_rule_t *rule, const char *attr, const Loom__CsObject *cs,
+    const Loom__MvObject *mv, loom_expr_result_t *res)
+{
+	const eng_flow_t *fl = NULL;
+	for (size_t k = 0; k < rule->nflows && !fl; k++)
+		if (strcasecmp(rule->flows[k].target, attr) == 0)
+			fl = &rule->flows[k];
+	if (fl == NULL)
+		return 0;
+	look_t l;
+	if (mv)
+		look_mv(&l, mv);
+	else
+		look_cs(&l, cs);
+	char *err = NULL;
+	int rc = loom_expr_eval(fl->expr, look_fn, &l, res, &err);
+	look_release(&l);
+	if (rc < 0) {
+		char *m = loom_sprintf("rule '%s' flow to '%s': %s", rule->cfg->name, attr, err);
+		eng_run_error(w->e, w->cs->anchor, w->cs->dn, "flow-error", m, NULL, false);
+		free(m);
+		free(err);
+		return -1;
+	}
+	if (res->ignore_flow)
+		return 3;
+	if (res->authoritative_null)
+		return 2;
+	return res->n ? 1 : 0;
+}
+
+/* Recomputes mv attribute attr from every contributing connector. */
+static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char **agents, char **anchors, size_t nl)
+{
+	const eng_rule_t *rules[64];
+	size_t n = contributors(w->e, mv->object_type, attr, rules, 64);
+	for (size_t i = 0; i < n; i++) {
+		/* Equal precedence: the object being synchronized writes last, so it wins. */
+		size_t pick = i;
+		for (size_t j = i; j < n && rules[j]->cfg->precedence == rules[i]->cfg->precedence; j++)
+			if (strcmp(rules[j]->agent->cfg->name, w->agent) == 0 && j != i) {
+				pick = j;
+				break;
+			}
+		for (size_t pass = 0; pass < 2; pass++) {
+			const eng_rule_t *r = rules[pass == 0 ? pick : i];
+			if (pass == 1 && pick == i)
+				break;
+			held_t *h;
+			const Loom__CsObject *src = connector_in(w, agents, anchors, nl, r->agent->cfg->name, &h);
+			if (src == NULL || strcmp(src->object_type, r->cfg->cs_type) != 0)
+				continue;
+			loom_expr_result_t res;
+			loom_expr_result_init(&res);
+			int rc = eval_flow(w, r, attr, src, NULL, &res);
+			bool changed = false, done = false;
+			if (rc < 0) {
+				w->failed = true;
+				done = true;
+			} else if (rc == 1 || rc == 2) {
+				changed = mv_set(w, mv, attr, res.v, rc == 1 ? res.n : 0, r->agent->cfg->name, src->anchor);
+				done = true;
+			}
+			loom_expr_result_release(&res);
+			if (done)
+				return changed;
+		}
+	}
+	/* Nobody has a value: the attribute goes. */
+	return mv_set(w, mv, attr, NULL, 0, "", "");
+}
+
+/* Recomputes the mv attributes fed by agent's rules (and those it contributed). */
+static size_t inbound_flows(work_t *w, Loom__MvObject *mv, const char *agent, bool all_contributed)
+{
+	char **agents, **anchors;
+	size_t nl = eng_links(w->e, mv->id.data, &agents, &anchors);
+	size_t changed = 0;
+	eng_agent_t *a = eng_agent_find(w->e, agent);
+	/* Names first: recompute_attr may reallocate mv->attrs. */
+	char **names = NULL;
+	size_t nn = 0;
+	for (size_t i = 0; a && i < a->nin; i++) {
+		const eng_rule_t *r = a->in[i];
+		if (strcmp(r->cfg->mv_type, mv->object_type) != 0)
+			continue;
+		for (size_t k = 0; k < r->nflows; k++) {
+			names = loom_realloc(names, (nn + 1) * sizeof *names);
+			names[nn++] = loom_strdup(r->flows[k].target);
+		}
+	}
+	if (all_contributed)
+		for (size_t i = 0; i < mv->n_attrs; i++)
+			if (strcmp(mv->attrs[i]->agent, agent) == 0) {
+				names = loom_realloc(names, (nn + 1) * sizeof *names);
+				names[nn++] = loom_strdup(mv->attrs[i]->name);
+			}
+	for (size_t i = 0; i < nn && !w->failed; i++) {
+		bool seen = false;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = strcasecmp(names[k], names[i]) == 0;
+		if (!seen && recompute_attr(w, mv, names[i], agents, anchors, nl))
+			changed++;
+	}
+	eng_strv_free(names, nn);
+	eng_strv_free(agents, nl);
+	eng_strv_free(anchors, nl);
+	return changed;
+}
+
+/* ---- outbound --------------------------------------------------------------------------- */
+
+static Loom__PendingExport *export_new(engine_t *e, work_t *w, Loom__PendingExport__Kind kind)
+{
+	Loom__PendingExport *p = loom_malloc(sizeof *p);
+	loom__pending_export__init(p);
+	p->kind = kind;
+	p->change_id = eng_seq_next(e, w->b, &e->seq_change, "seq:change");
+	p->run_id = e->run ? e->run->id : 0;
+	return p;
+}
+
+/* The target object's attributes as they will be after what was sent. */
+static void current_target(const Loom__CsObject *t, Loom__Attr ***ret, size_t *ret_n)
+{
+	Loom__Attr **v = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < t->n_attrs; i++)
+		eng_attrs_set(&v, &n, t->attrs[i]->name, t->attrs[i]->values, t->attrs[i]->n_values);
+	if (t->unconfirmed && t->unconfirmed->kind != LOOM__PENDING_EXPORT__KIND__DELETE)
+		eng_attrs_apply(&v, &n, t->unconfirmed->deltas, t->unconfirmed->n_deltas);
+	*ret = v;
+	*ret_n = n;
+}
+
+static void attrs_free(Loom__Attr **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(&v[i]->base, NULL);
+	free(v);
+}
+
+/* Puts a REPLACE of name=values into pending export p (replacing an earlier
+ * delta of that attribute). */
+static void export_put(Loom__PendingExport *p, const char *name, Loom__Value *const *v, size_t n)
+{
+	Loom__AttrDelta *d = loom_malloc(sizeof *d);
+	loom__attr_delta__init(d);
+	d->name = loom_strdup(name);
+	d->op = LOOM__ATTR_DELTA__OP__REPLACE;
+	if (n) {
+		d->values = loom_malloc(n * sizeof *d->values);
+		for (size_t i = 0; i < n; i++)
+			d->values[d->n_values++] = eng_value_dup(v[i]);
+	}
+	for (size_t i = 0; i < p->n_deltas; i++)
+		if (strcasecmp(p->deltas[i]->name, name) == 0) {
+			loom__attr_delta__free_unpacked(p->deltas[i], NULL);
+			p->deltas[i] = d;
+			return;
+		}
+	p->deltas = loom_realloc(p->deltas, (p->n_deltas + 1) * sizeof *p->deltas);
+	p->deltas[p->n_deltas++] = d;
+}
+
+/* Applies rule's outbound flows from mv to target t. Returns true when its
+ * pending export changed. */
+static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObject *mv, Loom__CsObject *t)
+{
+	bool adding = t->pending_export && t->pending_export->kind == LOOM__PENDING_EXPORT__KIND__ADD;
+	Loom__Attr **cur;
+	size_t ncur;
+	current_target(t, &cur, &ncur);
+	bool changed = false;
+	for (size_t k = 0; k < rule->nflows && !w->failed; k++) {
+		const eng_flow_t *fl = &rule->flows[k];
+		if (fl->cfg->initial && !adding)
+			continue;
+		loom_expr_result_t res;
+		loom_expr_result_init(&res);
+		int rc = eval_flow(w, rule, fl->target, NULL, mv, &res);
+		if (rc < 0) {
+			w->failed = true;
+		} else if (rc != 3) {
+			size_t n = rc == 1 ? res.n : 0;
+			const Loom__Attr *have = eng_attr_find(cur, ncur, fl->target);
+			/* A pending change of this attribute counts as what it will be. */
+			const Loom__AttrDelta *pending = NULL;
+			for (size_t i = 0; t->pending_export && i < t->pending_export->n_deltas; i++)
+				if (strcasecmp(t->pending_export->deltas[i]->name, fl->target) == 0)
+					pending = t->pending_export->deltas[i];
+			bool same = pending ? values_eq(pending->values, pending->n_values, res.v, n)
+					    : values_eq(have ? have->values : NULL, have ? have->n_values : 0, res.v, n);
+			if (!same) {
+				if (t->pending_export == NULL || t->pending_export->kind == LOOM__PENDING_EXPORT__KIND__NONE) {
+					if (t->pending_export)
+						loom__pending_export__free_unpacked(t->pending_export, NULL);
+					t->pending_export = export_new(w->e, w, LOOM__PENDING_EXPORT__KIND__UPDATE);
+				}
+				/* An update that only restates what the system has is dropped. */
+				if (!adding && pending && values_eq(have ? have->values : NULL, have ? have->n_values : 0, res.v, n)) {
+					for (size_t i = 0; i < t->pending_export->n_deltas; i++)
+						if (t->pending_export->deltas[i] == pending) {
+							loom__attr_delta__free_unpacked(t->pending_export->deltas[i], NULL);
+							memmove(&t->pending_export->deltas[i], &t->pending_export->deltas[i + 1],
+							    (t->pending_export->n_deltas - i - 1) * sizeof *t->pending_export->deltas);
+							t->pending_export->n_deltas--;
+							break;
+						}
+					if (t->pending_export->n_deltas == 0) {
+						loom__pending_export__free_unpacked(t->pending_export, NULL);
+						t->pending_export = NULL;
+					}
+				} else {
+					export_put(t->pending_export, fl->target, res.v, n);
+				}
+				changed = true;
+			}
+		}
+		loom_expr_result_release(&res);
+	}
+	attrs_free(cur, ncur);
+	return changed;
+}
+
+static void link_set(work_t *w, Loom__CsObject *cs, const char *agent, const Loom__MvObject *mv)
+{
+	free(cs->mv_id.data);
+	cs->mv_id.len = 8;
+	cs->mv_id.data = loom_memdup(mv->id.data, 8);
+	eng_link_put(w->e, w->b, mv->id.data, agent, cs->anchor, false);
+}
+
+static void link_clear(work_t *w, Loom__CsObject *cs, const char *agent)
+{
+	if (cs->mv_id.len == 8)
+		eng_link_put(w->e, w->b, cs->mv_id.data, agent, cs->anchor, true);
+	free(cs->mv_id.data);
+	cs->mv_id.data = NULL;
+	cs->mv_id.len = 0;
+}
+
+/* Deprovisions connector t of agent by action. */
+static void deprovision(work_t *w, held_t *h, int action)
+{
+	Loom__CsObject *t = h->cs;
+	link_clear(w, t, h->agent);
+	h->dirty = true;
+	eng_run_count(w->e, "deprovisioned", t->anchor);
+	bool never_exported = t->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER &&
+	    t->pending_export && t->pending_export->kind == LOOM__PENDING_EXPORT__KIND__ADD;
+	if (action == LOOM_DEPROV_DELETE) {
+		if (never_exported) {
+			h->removed = true;
+			return;
+		}
+		if (t->pending_export)
+			loom__pending_export__free_unpacked(t->pending_export, NULL);
+		t->pending_export = export_new(w->e, w, LOOM__PENDING_EXPORT__KIND__DELETE);
+		t->state = LOOM__CS_OBJECT__STATE__NORMAL;
+		return;
+	}
+	t->state = action == LOOM_DEPROV_EXPLICIT ? LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR
+						  : LOOM__CS_OBJECT__STATE__NORMAL;
+	if (never_exported)
+		h->removed = true;
+}
+
+static int deprov_action(engine_t *e, const char *agent, const char *mv_type, const Loom__CsObject *t)
+{
+	eng_agent_t *a = eng_agent_find(e, agent);
+	for (size_t i = 0; a && i < a->nout; i++)
+		if (strcmp(a->out[i]->cfg->mv_type, mv_type) == 0 &&
+		    (t->provisioned_by[0] == '\0' || strcmp(t->provisioned_by, a->out[i]->cfg->name) == 0))
+			return a->out[i]->cfg->deprovision;
+	return LOOM_DEPROV_DISCONNECT;
+}
+
+/* Provisioning, deprovisioning and flows for every outbound rule of mv. */
+static void outbound(work_t *w, Loom__MvObject *mv)
+{
+	engine_t *e = w->e;
+	char **agents, **anchors;
+	size_t nl = eng_links(e, mv->id.data, &agents, &anchors);
+	for (size_t i = 0; i < e->nrules && !w->failed; i++) {
+		const eng_rule_t *rule = &e->rules[i];
+		if (rule->cfg->direction != LOOM_SYNC_OUTBOUND || strcmp(rule->cfg->mv_type, mv->object_type) != 0)
+			continue;
+		const char *target = rule->agent->cfg->name;
+		bool in_scope = true;
+		if (rule->scope) {
+			look_t l;
+			look_mv(&l, mv);
+			int rc = eval_bool(e, rule->scope, &l, w->cs, &in_scope);
+			look_release(&l);
+			if (rc < 0) {
+				w->failed = true;
+				break;
+			}
+		}
+		held_t *h;
+		Loom__CsObject *t = connector_in(w, agents, anchors, nl, target, &h);
+		if (t && strcmp(t->object_type, rule->cfg->cs_type) != 0)
+			continue;
+		if (t) {
+			if (!in_scope) {
+				if (h && strcmp(t->provisioned_by, rule->cfg->name) == 0)
+					deprovision(w, h, rule->cfg->deprovision);
+				continue;
+			}
+			if (outbound_flows(w, rule, mv, t)) {
+				if (h)
+					h->dirty = true;
+				eng_run_count(e, "export-flows", t->anchor);
+			}
+			continue;
+		}
+		if (!in_scope || !rule->cfg->provision)
+			continue;
+		/* Provision: a new connector in the target agent. */
+		look_t l;
+		look_mv(&l, mv);
+		loom_expr_result_t res;
+		loom_expr_result_init(&res);
+		char *err = NULL;
+		int rc = loom_expr_eval(rule->dn, look_fn, &l, &res, &err);
+		look_release(&l);
+		if (rc < 0 || res.n == 0 || res.v[0]->v_case != LOOM__VALUE__V_STR || res.v[0]->str[0] == '\0') {
+			char *m = loom_sprintf("rule '%s' cannot build the DN: %s", rule->cfg->name,
+			    rc < 0 ? err : "the dn expression gave no value");
+			eng_run_error(e, w->cs->anchor, w->cs->dn, "provisioning-error", m, NULL, false);
+			free(m);
+			free(err);
+			loom_expr_result_release(&res);
+			w->failed = true;
+			break;
+		}
+		char *dn = loom_strdup(res.v[0]->str);
+		loom_expr_result_release(&res);
+		char *existing = eng_csdn_get(e, target, dn);
+		Loom__CsObject *t2;
+		held_t *h2 = NULL;
+		if (existing) {
+			/* The system already has an object there: connect it instead. */
+			h2 = hold(w, target, existing);
+			free(existing);
+			if (h2 == NULL || h2->cs->mv_id.len) {
+				char *m = loom_sprintf("rule '%s' would provision '%s' in agent '%s', which is already "
+				    "connected to another metaverse object", rule->cfg->name, dn, target);
+				eng_run_error(e, w->cs->anchor, w->cs->dn, "provisioning-conflict", m, NULL, false);
+				free(m);
+				free(dn);
+				continue;
+			}
+			t2 = h2->cs;
+			t2->state = LOOM__CS_OBJECT__STATE__JOINED;
+			eng_run_count(e, "provisioning-joined-existing", t2->anchor);
+		} else {
+			t2 = loom_malloc(sizeof *t2);
+			loom__cs_object__init(t2);
+			t2->dn = loom_strdup(dn);
+			t2->object_type = loom_strdup(rule->cfg->cs_type);
+			t2->state = LOOM__CS_OBJECT__STATE__PLACEHOLDER;
+			t2->provisioned_by = loom_strdup(rule->cfg->name);
+			t2->connected_at = t2->changed_at = loom_now_us();
+			t2->pending_export = export_new(e, w, LOOM__PENDING_EXPORT__KIND__ADD);
+			/* The anchor is the DN where the agent anchors on it; otherwise a
+			 * placeholder until the export result names the real one. */
+			if (strcasecmp(rule->agent->cfg->anchor, "dn") == 0)
+				t2->anchor = loom_strdup(dn);
+			else
+				t2->anchor = loom_sprintf("~%llu", (unsigned long long)t2->pending_export->change_id);
+			w->held = loom_realloc(w->held, (w->nheld + 1) * sizeof *w->held);
+			h2 = &w->held[w->nheld++];
+			h2->agent = loom_strdup(target);
+			h2->cs = t2;
+			h2->removed = false;
+			eng_run_count(e, "provisioned", t2->anchor);
+		}
+		free(dn);
+		h2->dirty = true;
+		link_set(w, t2, target, mv);
+		outbound_flows(w, rule, mv, t2);
+		/* Links changed: read them again for the next rule. */
+		eng_strv_free(agents, nl);
+		eng_strv_free(anchors, nl);
+		nl = eng_links(e, mv->id.data, &agents, &anchors);
+		/* The new link is in the batch, not yet in the store. */
+		agents = loom_realloc(agents, (nl + 1) * sizeof *agents);
+		anchors = loom_realloc(anchors, (nl + 1) * sizeof *anchors);
+		agents[nl] = loom_strdup(target);
+		anchors[nl] = loom_strdup(t2->anchor);
+		nl++;
+	}
+	eng_strv_free(agents, nl);
+	eng_strv_free(anchors, nl);
+}
+
+/* ---- disconnection and metaverse deletion ---------------------------------------------------- */
+
+static const loom_sync_mvdel_t *mvdel_rule(engine_t *e, const char *mv_type)
+{
+	for (size_t f = 0; f < e->nsynccfgs; f++) {
+		const loom_sync_mvdel_t *v = e->synccfgs[f].mv_deletion.v;
+		for (size_t i = 0; i < e->synccfgs[f].mv_deletion.n; i++)
+			if (strcmp(v[i].mv_type, mv_type) == 0)
+				return &v[i];
+	}
+	return NULL;
+}
+
+/* The object w->cs leaves its metaverse object mv (deleted or filtered). */
+static void disconnect(work_t *w, Loom__MvObject *mv)
+{
+	engine_t *e = w->e;
+	link_clear(w, w->cs, w->agent);
+	char **agents, **anchors;
+	size_t nl = eng_links(e, mv->id.data, &agents, &anchors);
+	/* The store still lists the link just cleared: leave it out. */
+	size_t others = 0;
+	for (size_t i = 0; i < nl; i++)
+		if (!(strcmp(agents[i], w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0))
+			others++;
+	const loom_sync_mvdel_t *rule = mvdel_rule(e, mv->object_type);
+	bool del = rule && rule->when == LOOM_MVDEL_AGENT ? strcmp(rule->agent, w->agent) == 0 : others == 0;
+	if (del) {
+		for (size_t i = 0; i < nl; i++) {
+			if (strcmp(agents[i], w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0)
+				continue;
+			held_t *h = hold(w, agents[i], anchors[i]);
+			if (h)
+				deprovision(w, h, deprov_action(e, agents[i], mv->object_type, h->cs));
+		}
+		eng_mv_delete(e, w->b, mv);
+		eng_run_count(e, "mv-deleted", w->cs->anchor);
+	} else {
+		/* Attributes this object gave fall to the next source, then flow out. */
+		inbound_flows(w, mv, w->agent, true);
+		eng_mv_put(e, w->b, mv);
+		outbound(w, mv);
+	}
+	eng_strv_free(agents, nl);
+	eng_strv_free(anchors, nl);
+}
+
+/* ---- one object ------------------------------------------------------------------------------- */
+
+static void apply_pending(Loom__CsObject *cs)
+{
+	Loom__PendingImport *p = cs->pending_import;
+	if (p == NULL || p->kind == LOOM__PENDING_IMPORT__KIND__NONE)
+		return;
+	if (p->kind == LOOM__PENDING_IMPORT__KIND__ADD && p->object_type[0]) {
+		free(cs->object_type);
+		cs->object_type = loom_strdup(p->object_type);
+	}
+	eng_attrs_apply(&cs->attrs, &cs->n_attrs, p->deltas, p->n_deltas);
+	if (p->new_dn[0]) {
+		free(cs->dn);
+		cs->dn = loom_strdup(p->new_dn);
+	}
+	loom__pending_import__free_unpacked(p, NULL);
+	cs->pending_import = NULL;
+}
+
+static int commit(work_t *w, const char **error_r)
+{
+	engine_t *e = w->e;
+	if (w->failed) {
+		/* Nothing of this object is written but its error mark. */
+		loom_batch_clear(w->b);
+		return 0;
+	}
+	for (size_t i = 0; i < w->nheld; i++) {
+		held_t *h = &w->held[i];
+		if (h->removed) {
+			eng_cs_delete(e, w->b, h->agent, h->cs);
+			continue;
+		}
+		if (!h->dirty)
+			continue;
+		eng_cs_put(e, w->b, h->agent, h->cs);
+		bool pe = h->cs->pending_export && h->cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+		eng_mark(e, w->b, CF_EXPORT, h->agent, h->cs->anchor, pe);
+	}
+	return loom_store_write_ex(e->store, w->b, false, error_r);
+}
+
+int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, const char **error_r)
+{
+	const char *err = NULL;
+	Loom__CsObject *cs = eng_cs_get(e, agent, anchor, &err);
+	loom_batch_t *b = e->batch;
+	loom_batch_clear(b);
+	eng_mark(e, b, CF_DELTA, agent, anchor, false);
+	if (cs == NULL) {
+		if (err) {
+			*error_r = err;
+			return -1;
+		}
+		return loom_store_write_ex(e->store, b, false, error_r);
+	}
+	if (e->run)
+		e->run->objects++;
+	work_t w = { .e = e, .b = b, .agent = agent, .cs = cs };
+	Loom__MvObject *mv = NULL;
+	if (cs->mv_id.len == 8)
+		mv = eng_mv_get(e, cs->mv_id.data, 8, &err);
+	bool had_mv = mv != NULL;
+	if (cs->mv_id.len && mv == NULL) {
+		/* The metaverse object is gone: this is a disconnector again. */
+		free(cs->mv_id.data);
+		cs->mv_id.data = NULL;
+		cs->mv_id.len = 0;
+		if (cs->state == LOOM__CS_OBJECT__STATE__JOINED)
+			cs->state = LOOM__CS_OBJECT__STATE__NORMAL;
+	}
+
+	/* 1. deletes */
+	if (cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE) {
+		if (mv) {
+			disconnect(&w, mv);
+			eng_run_count(e, "deleted-connectors", cs->anchor);
+		} else {
+			eng_run_count(e, "deleted-disconnectors", cs->anchor);
+		}
+		eng_cs_delete(e, b, agent, cs);
+		goto done_write;
+	}
+	/* 2. the import becomes the hologram */
+	bool imported = cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__NONE;
+	apply_pending(cs);
+	if (cs->state == LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR || cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER) {
+		eng_run_count(e, cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER ? "placeholders" : "explicit-disconnectors", NULL);
+		goto save_cs;
+	}
+	eng_agent_t *a = eng_agent_find(e, agent);
+	const eng_rule_t *rules[64];
+	size_t nr = 0;
+	for (size_t i = 0; a && i < a->nin && nr < 64; i++)
+		if (strcmp(a->in[i]->cfg->cs_type, cs->object_type) == 0)
+			rules[nr++] = a->in[i];
+	/* 3. connector filter */
+	bool filtered = false;
+	for (size_t i = 0; i < nr && !filtered; i++) {
+		if (rules[i]->filter == NULL)
+			continue;
+		look_t l;
+		look_cs(&l, cs);
+		if (eval_bool(e, rules[i]->filter, &l, cs, &filtered) < 0) {
+			w.failed = true;
+			goto done;
+		}
+	}
+	if (filtered && cs->state != LOOM__CS_OBJECT__STATE__EXPLICIT_CONNECTOR) {
+		if (mv) {
+			disconnect(&w, mv);
+			eng_run_count(e, "filtered-connectors-removed", cs->anchor);
+		}
+		cs->state = LOOM__CS_OBJECT__STATE__FILTERED;
+		eng_run_count(e, "filtered", cs->anchor);
+		goto save_cs;
+	}
+	if (cs->state == LOOM__CS_OBJECT__STATE__FILTERED)
+		cs->state = LOOM__CS_OBJECT__STATE__NORMAL;
+	/* 4. join, then projection */
+	bool newly = false;
+	if (mv == NULL) {
+		for (size_t i = 0; i < nr && mv == NULL; i++) {
+			uint8_t id[8];
+			int rc = try_join(&w, rules[i], id);
+			if (rc < 0) {
+				free(cs->last_error);
+				cs->last_error = loom_strdup("ambiguous-join");
+				goto save_cs;
+			}
+			if (rc == 1) {
+				mv = eng_mv_get(e, id, 8, &err);
+				if (mv) {
+					eng_run_count(e, "joined", cs->anchor);
+					newly = true;
+				}
+			}
+		}
+		for (size_t i = 0; i < nr && mv == NULL; i++) {
+			if (!rules[i]->cfg->project)
+				continue;
+			mv = mv_new(&w, rules[i]->cfg->mv_type, agent);
+			eng_run_count(e, "projected", cs->anchor);
+			newly = true;
+		}
+		if (mv == NULL) {
+			eng_run_count(e, "disconnectors", NULL);
+			goto save_cs;
+		}
+		link_set(&w, cs, agent, mv);
+		if (cs->state != LOOM__CS_OBJECT__STATE__EXPLICIT_CONNECTOR)
+			cs->state = LOOM__CS_OBJECT__STATE__JOINED;
+	}
+	if (cs->last_error[0]) {
+		free(cs->last_error);
+		cs->last_error = loom_strdup("");
+	}
+	/* 5. inbound flows */
+	size_t changed = inbound_flows(&w, mv, agent, false);
+	if (w.failed)
+		goto done;
+	eng_run_count(e, changed ? "connectors-with-flow-updates" : "connectors-without-flow-updates",
+	    changed ? cs->anchor : NULL);
+	eng_mv_put(e, b, mv);
+	/* 6. outbound */
+	if (changed || newly || full || imported || !had_mv)
+		outbound(&w, mv);
+save_cs:
+	eng_cs_put(e, b, agent, cs);
+done_write:
+	if (!(cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE)) {
+		bool pe = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+		eng_mark(e, b, CF_EXPORT, agent, cs->anchor, pe);
+	}
+done:;
+	int rc = commit(&w, error_r);
+	if (mv)
+		loom__mv_object__free_unpacked(mv, NULL);
+	work_release(&w);
+	loom__cs_object__free_unpacked(cs, NULL);
+	return rc;
+}
+
+/* ---- the sync run ------------------------------------------------------------------------------ */
+
+static int on_slice(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	engine_t *e = arg;
+	eng_run_t *r = e->run;
+	if (r == NULL || r->phase != RUN_SYNC)
+		return 0;
+	const char *agent = r->agent->cfg->name;
+	int done = 0;
+	/* Keys are collected first: syncing writes into the families iterated. */
+	char *keys[SLICE];
+	size_t nk = 0;
+	for (; loom_iter_valid(r->iter) && nk < SLICE; loom_iter_next(r->iter)) {
+		size_t klen;
+		const char *k = loom_iter_key(r->iter, &klen);
+		if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
+			break;
+		keys[nk++] = loom_strndup(k + r->prefix_len, klen - r->prefix_len);
+	}
+	bool end = nk < SLICE;
+	const char *err = NULL;
+	int rc = 0;
+	for (size_t i = 0; i < nk; i++) {
+		if (rc == 0 && e->run && (rc = eng_sync_one(e, agent, keys[i], !r->delta, &err)) < 0)
+			break;
+		free(keys[i]);
+		keys[i] = NULL;
+		done++;
+	}
+	for (size_t i = 0; i < nk; i++)
+		free(keys[i]);
+	if (rc < 0) {
+		char *m = loom_sprintf("cannot write to the engine store: %s", err);
+		eng_run_finish(e, "failed", m);
+		free(m);
+		return 0;
+	}
+	if (eng_run_over_limit(e)) {
+		eng_run_finish(e, "stopped-error-limit", NULL);
+		return 0;
+	}
+	if (end) {
+		if (loom_iter_status(r->iter, &err) < 0)
+			eng_run_finish(e, "failed", err);
+		else
+			eng_run_finish(e, "success", NULL);
+		return 0;
+	}
+	if (r->objects % 10000 < (uint64_t)done) {
+		loom_batch_clear(e->batch);
+		eng_run_save(e, e->batch);
+		(void)loom_store_write_ex(e->store, e->batch, false, &err);
+	}
+	return 0;
+}
+
+int eng_sync_begin(engine_t *e, const char **error_r)
+{
+	(void)error_r;
+	eng_run_t *r = e->run;
+	r->phase = RUN_SYNC;
+	loom_buf_t p = LOOM_BUF_INIT;
+	loom_buf_adds(&p, r->agent->cfg->name);
+	loom_buf_addc(&p, '\0');
+	r->prefix_len = p.len;
+	r->prefix = loom_buf_steal(&p);
+	r->iter = loom_iter_new(e->store, r->delta ? CF_DELTA : CF_CS);
+	loom_iter_seek(r->iter, r->prefix, r->prefix_len);
+	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 0, 0, on_slice, e);
+	return 0;
+}
