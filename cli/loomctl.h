@@ -40,6 +40,10 @@ int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms);
 int ctl_ping(ctl_t *ctl, int argc, char **argv);
 int ctl_services(ctl_t *ctl, int argc, char **argv);
 int ctl_keys(ctl_t *ctl, int argc, char **argv);
+int ctl_run(ctl_t *ctl, int argc, char **argv);
+int ctl_runs(ctl_t *ctl, int argc, char **argv);
+int ctl_cs(ctl_t *ctl, int argc, char **argv);
+int ctl_mv(ctl_t *ctl, int argc, char **argv);
 
 extern const ctl_cmd_t ctl_cmds[];
 

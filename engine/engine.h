@@ -18,6 +18,7 @@
 #include "agent.pb-c.h"
 #include "engine.pb-c.h"
 #include "loom_agentcfg.h"
+#include "loom_attrs.h"
 #include "loom_buf.h"
 #include "loom_daemon.h"
 #include "loom_expr.h"
@@ -135,25 +136,6 @@ typedef struct engine {
 int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error);
 void eng_rules_free(engine_t *e);
 eng_agent_t *eng_agent_find(engine_t *e, const char *name);
-
-/* engine_obj.c: attributes and values */
-const Loom__Attr *eng_attr_find(Loom__Attr *const *attrs, size_t n, const char *name);
-bool eng_value_eq(const Loom__Value *a, const Loom__Value *b);
-/* Lower-cased text form of a value for indexes and comparison (appended). */
-void eng_value_key(loom_buf_t *out, const Loom__Value *v);
-/* Text form for display. */
-void eng_value_text(loom_buf_t *out, const Loom__Value *v);
-Loom__Value *eng_value_dup(const Loom__Value *v);
-Loom__Value *eng_value_str(const char *s, size_t len);
-void eng_value_free(Loom__Value *v);
-/* Attribute list operations on a CsObject's or deltas' attrs. */
-void eng_attrs_set(Loom__Attr ***attrs, size_t *n, const char *name, Loom__Value *const *vals, size_t nvals);
-void eng_attrs_apply(Loom__Attr ***attrs, size_t *n, Loom__AttrDelta *const *deltas, size_t nd);
-/* Deltas that turn `from` into `to` (REPLACE per differing attribute). */
-void eng_attrs_diff(Loom__Attr *const *from, size_t nfrom, Loom__Attr *const *to, size_t nto,
-    Loom__AttrDelta ***ret, size_t *ret_n);
-bool eng_attr_values_eq(const Loom__Attr *a, const Loom__Attr *b);
-void eng_deltas_free(Loom__AttrDelta **d, size_t n);
 
 /* engine_obj.c: store access (keys built in e->key) */
 Loom__CsObject *eng_cs_get(engine_t *e, const char *agent, const char *anchor, const char **error_r);

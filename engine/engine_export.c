@@ -169,10 +169,8 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 	r->objects++;
 	if (!res->ok) {
 		cs->pending_export->attempts++;
-		free(cs->pending_export->last_error);
-		cs->pending_export->last_error = loom_sprintf("%s: %s", res->code, res->message);
-		free(cs->last_error);
-		cs->last_error = loom_strdup(cs->pending_export->last_error);
+		{ char *t_ = loom_sprintf("%s: %s", res->code, res->message); loom_pb_str_set(&cs->pending_export->last_error, t_); free(t_); }
+		loom_pb_str_set(&cs->last_error, cs->pending_export->last_error);
 		eng_run_error(e, cs->anchor, cs->dn, res->code[0] ? res->code : "export-failed", res->message, NULL,
 		    res->retryable);
 		eng_cs_put(e, b, agent, cs);
@@ -191,21 +189,18 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 		eng_cs_delete(e, b, agent, cs);
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, true);
-		free(cs->anchor);
-		cs->anchor = loom_strdup(res->anchor);
+		loom_pb_str_set(&cs->anchor, res->anchor);
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, false);
 	}
 	if (cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER)
 		cs->state = cs->mv_id.len ? LOOM__CS_OBJECT__STATE__JOINED : LOOM__CS_OBJECT__STATE__NORMAL;
 	if (cs->pending_export->new_dn[0]) {
-		free(cs->dn);
-		cs->dn = loom_strdup(cs->pending_export->new_dn);
+		loom_pb_str_set(&cs->dn, cs->pending_export->new_dn);
 	}
 	merge_unconfirmed(cs, cs->pending_export);
 	cs->pending_export = NULL;
-	free(cs->last_error);
-	cs->last_error = loom_strdup("");
+	loom_pb_str_set(&cs->last_error, "");
 	eng_cs_put(e, b, agent, cs);
 	eng_mark(e, b, CF_EXPORT, agent, cs->anchor, false);
 	loom__cs_object__free_unpacked(cs, NULL);

@@ -108,19 +108,19 @@ int eng_import_begin(engine_t *e, const char **error_r)
 /* True when the imported attributes show the exported change was made. */
 static bool change_visible(const Loom__AttrDelta *d, Loom__Attr *const *attrs, size_t n)
 {
-	const Loom__Attr *a = eng_attr_find(attrs, n, d->name);
+	const Loom__Attr *a = loom_attr_find(attrs, n, d->name);
 	switch (d->op) {
 	case LOOM__ATTR_DELTA__OP__REPLACE: {
 		Loom__Attr want = LOOM__ATTR__INIT;
 		want.n_values = d->n_values;
 		want.values = d->values;
-		return eng_attr_values_eq(a, d->n_values ? &want : NULL);
+		return loom_attr_values_eq(a, d->n_values ? &want : NULL);
 	}
 	case LOOM__ATTR_DELTA__OP__ADD:
 		for (size_t i = 0; i < d->n_values; i++) {
 			bool found = false;
 			for (size_t k = 0; a && k < a->n_values && !found; k++)
-				found = eng_value_eq(a->values[k], d->values[i]);
+				found = loom_value_eq(a->values[k], d->values[i]);
 			if (!found)
 				return false;
 		}
@@ -130,7 +130,7 @@ static bool change_visible(const Loom__AttrDelta *d, Loom__Attr *const *attrs, s
 			return a == NULL || a->n_values == 0;
 		for (size_t i = 0; i < d->n_values; i++)
 			for (size_t k = 0; a && k < a->n_values; k++)
-				if (eng_value_eq(a->values[k], d->values[i]))
+				if (loom_value_eq(a->values[k], d->values[i]))
 					return false;
 		return true;
 	default:
@@ -229,11 +229,10 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 		}
 		cs = cs_new(o->anchor, o->dn[0] ? o->dn : o->anchor, type);
 		Loom__PendingImport *p = pending_new(LOOM__PENDING_IMPORT__KIND__ADD, r->id);
-		free(p->object_type);
-		p->object_type = loom_strdup(type);
+		loom_pb_str_set(&p->object_type, type);
 		Loom__Attr **none = NULL;
 		size_t nnone = 0;
-		eng_attrs_diff(none, nnone, o->attrs, o->n_attrs, &p->deltas, &p->n_deltas);
+		loom_attrs_diff(none, nnone, o->attrs, o->n_attrs, &p->deltas, &p->n_deltas);
 		set_pending(cs, p);
 		cs->seen_gen = r->gen;
 		eng_run_count(e, "adds", o->anchor);
@@ -248,20 +247,20 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 	size_t nnow = 0;
 	if (whole) {
 		for (size_t i = 0; i < o->n_attrs; i++)
-			eng_attrs_set(&now, &nnow, o->attrs[i]->name, o->attrs[i]->values, o->attrs[i]->n_values);
+			loom_attrs_set(&now, &nnow, o->attrs[i]->name, o->attrs[i]->values, o->attrs[i]->n_values);
 	} else {
 		for (size_t i = 0; i < cs->n_attrs; i++)
-			eng_attrs_set(&now, &nnow, cs->attrs[i]->name, cs->attrs[i]->values, cs->attrs[i]->n_values);
+			loom_attrs_set(&now, &nnow, cs->attrs[i]->name, cs->attrs[i]->values, cs->attrs[i]->n_values);
 		if (cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__DELETE)
-			eng_attrs_apply(&now, &nnow, cs->pending_import->deltas, cs->pending_import->n_deltas);
-		eng_attrs_apply(&now, &nnow, o->deltas, o->n_deltas);
+			loom_attrs_apply(&now, &nnow, cs->pending_import->deltas, cs->pending_import->n_deltas);
+		loom_attrs_apply(&now, &nnow, o->deltas, o->n_deltas);
 	}
 	confirm_export(e, cs, now, nnow);
 	bool was_delete = cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE;
 	bool never_synced = cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__ADD;
 	Loom__AttrDelta **d;
 	size_t nd;
-	eng_attrs_diff(cs->attrs, cs->n_attrs, now, nnow, &d, &nd);
+	loom_attrs_diff(cs->attrs, cs->n_attrs, now, nnow, &d, &nd);
 	const char *newdn = o->new_dn[0] ? o->new_dn : o->dn;
 	bool rename = newdn[0] && strcasecmp(newdn, cs->dn) != 0;
 	bool changed = false;
@@ -271,8 +270,7 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 		p->deltas = d;
 		p->n_deltas = nd;
 		if (rename) {
-			free(p->new_dn);
-			p->new_dn = loom_strdup(newdn);
+			loom_pb_str_set(&p->new_dn, newdn);
 		}
 		bool same = cs->pending_import && cs->pending_import->kind == p->kind &&
 		    cs->pending_import->n_deltas == nd && !rename && !was_delete;
@@ -281,7 +279,7 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 		    o->anchor);
 		changed = !same;
 	} else {
-		eng_deltas_free(d, nd);
+		loom_deltas_free(d, nd);
 		if (cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__NONE) {
 			set_pending(cs, NULL); /* back to what was synchronized: nothing to do */
 			changed = true;
@@ -295,9 +293,7 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 	eng_cs_put(e, b, agent, cs);
 	if (changed)
 		eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
-	for (size_t i = 0; i < nnow; i++)
-		protobuf_c_message_free_unpacked(&now[i]->base, NULL);
-	free(now);
+	loom_attrs_free(now, nnow);
 	loom__cs_object__free_unpacked(cs, NULL);
 }
 

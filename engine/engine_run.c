@@ -349,8 +349,7 @@ static void q_runs(engine_t *e, Loom__Envelope *env, const Loom__RunsRequest *rq
 			continue;
 		}
 		if (e->run && e->run->id == id) {
-			free(rec->status);
-			rec->status = loom_strdup("in-progress");
+			loom_pb_str_set(&rec->status, "in-progress");
 			rec->objects = e->run->objects;
 		}
 		/* Listings carry counts only. */
@@ -542,7 +541,7 @@ static void q_mv_search(engine_t *e, Loom__Envelope *env, const Loom__MvSearchRe
 	Loom__Value v = LOOM__VALUE__INIT;
 	v.v_case = LOOM__VALUE__V_STR;
 	v.str = rq->value;
-	eng_value_key(&want, &v);
+	loom_value_key(&want, &v);
 	/* Walk the index per metaverse type: mv_type \0 attr \0 value \0 id. */
 	loom_iter_t *it = loom_iter_new(e->store, CF_MVIDX);
 	for (loom_iter_seek_first(it); loom_iter_valid(it) && !rep.truncated; loom_iter_next(it)) {

@@ -69,7 +69,7 @@ static const Loom__Attr *look_fn(void *arg, const char *name)
 				return &l->views[i];
 		return NULL;
 	}
-	return eng_attr_find(l->attrs, l->n, name);
+	return loom_attr_find(l->attrs, l->n, name);
 }
 
 static void look_cs(look_t *l, const Loom__CsObject *cs)
@@ -183,6 +183,23 @@ static void work_release(work_t *w)
 	free(w->held);
 }
 
+/* The connectors of mv: the store's links plus the object being synchronized
+ * when it is joined to mv in this batch (its link is not in the store yet). */
+static size_t links_of(work_t *w, const Loom__MvObject *mv, char ***ret_agents, char ***ret_anchors)
+{
+	size_t n = eng_links(w->e, mv->id.data, ret_agents, ret_anchors);
+	if (w->cs->mv_id.len != 8 || memcmp(w->cs->mv_id.data, mv->id.data, 8) != 0)
+		return n;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp((*ret_agents)[i], w->agent) == 0 && strcmp((*ret_anchors)[i], w->cs->anchor) == 0)
+			return n;
+	*ret_agents = loom_realloc(*ret_agents, (n + 1) * sizeof **ret_agents);
+	*ret_anchors = loom_realloc(*ret_anchors, (n + 1) * sizeof **ret_anchors);
+	(*ret_agents)[n] = loom_strdup(w->agent);
+	(*ret_anchors)[n] = loom_strdup(w->cs->anchor);
+	return n + 1;
+}
+
 /* ---- metaverse helpers ------------------------------------------------------------ */
 
 static Loom__MvAttr *mv_attr(Loom__MvObject *mv, const char *name, size_t *ret_i)
@@ -203,7 +220,7 @@ static bool values_eq(Loom__Value *const *a, size_t na, Loom__Value *const *b, s
 	for (size_t i = 0; i < na; i++) {
 		bool found = false;
 		for (size_t k = 0; k < nb && !found; k++)
-			found = eng_value_eq(a[i], b[k]);
+			found = loom_value_eq(a[i], b[k]);
 		if (!found)
 			return false;
 	}
@@ -220,10 +237,8 @@ static bool mv_set(work_t *w, Loom__MvObject *mv, const char *name, Loom__Value 
 		return false;
 	if (old && values_eq(old->values, old->n_values, v, n)) {
 		if (strcmp(old->agent, agent) != 0 || strcmp(old->anchor, anchor) != 0) {
-			free(old->agent);
-			free(old->anchor);
-			old->agent = loom_strdup(agent);
-			old->anchor = loom_strdup(anchor);
+			loom_pb_str_set(&old->agent, agent);
+			loom_pb_str_set(&old->anchor, anchor);
 		}
 		return false;
 	}
@@ -236,9 +251,9 @@ static bool mv_set(work_t *w, Loom__MvObject *mv, const char *name, Loom__Value 
 		for (size_t i = 0; i < n; i++) {
 			bool dup = false;
 			for (size_t k = 0; k < na->n_values && !dup; k++)
-				dup = eng_value_eq(na->values[k], v[i]);
+				dup = loom_value_eq(na->values[k], v[i]);
 			if (!dup)
-				na->values[na->n_values++] = eng_value_dup(v[i]);
+				na->values[na->n_values++] = loom_value_dup(v[i]);
 		}
 		na->agent = loom_strdup(agent);
 		na->anchor = loom_strdup(anchor);
@@ -311,7 +326,7 @@ static void candidates(engine_t *e, const char *type, const char *mv_attr, const
 		for (size_t j = s; j < k.len; j++)
 			k.data[j] = (char)(k.data[j] >= 'A' && k.data[j] <= 'Z' ? k.data[j] + 32 : k.data[j]);
 		loom_buf_addc(&k, '\0');
-		eng_value_key(&k, values->values[i]);
+		loom_value_key(&k, values->values[i]);
 		loom_buf_addc(&k, '\0');
 		loom_iter_t *it = loom_iter_new(e->store, CF_MVIDX);
 		for (loom_iter_seek(it, k.data, k.len); loom_iter_valid(it); loom_iter_next(it)) {
@@ -347,7 +362,7 @@ static int try_join(work_t *w, const eng_rule_t *rule, uint8_t ret_id[8])
 		const loom_sync_match_t *m = groups[g].match.v;
 		idset_t acc = { NULL, 0 };
 		for (size_t k = 0; k < groups[g].match.n; k++) {
-			const Loom__Attr *vals = eng_attr_find(w->cs->attrs, w->cs->n_attrs, m[k].cs);
+			const Loom__Attr *vals = loom_attr_find(w->cs->attrs, w->cs->n_attrs, m[k].cs);
 			idset_t one = { NULL, 0 };
 			if (vals)
 				candidates(w->e, rule->cfg->mv_type, m[k].mv, vals, &one);
@@ -499,7 +514,7 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 static size_t inbound_flows(work_t *w, Loom__MvObject *mv, const char *agent, bool all_contributed)
 {
 	char **agents, **anchors;
-	size_t nl = eng_links(w->e, mv->id.data, &agents, &anchors);
+	size_t nl = links_of(w, mv, &agents, &anchors);
 	size_t changed = 0;
 	eng_agent_t *a = eng_agent_find(w->e, agent);
 	/* Names first: recompute_attr may reallocate mv->attrs. */
@@ -551,18 +566,11 @@ static void current_target(const Loom__CsObject *t, Loom__Attr ***ret, size_t *r
 	Loom__Attr **v = NULL;
 	size_t n = 0;
 	for (size_t i = 0; i < t->n_attrs; i++)
-		eng_attrs_set(&v, &n, t->attrs[i]->name, t->attrs[i]->values, t->attrs[i]->n_values);
+		loom_attrs_set(&v, &n, t->attrs[i]->name, t->attrs[i]->values, t->attrs[i]->n_values);
 	if (t->unconfirmed && t->unconfirmed->kind != LOOM__PENDING_EXPORT__KIND__DELETE)
-		eng_attrs_apply(&v, &n, t->unconfirmed->deltas, t->unconfirmed->n_deltas);
+		loom_attrs_apply(&v, &n, t->unconfirmed->deltas, t->unconfirmed->n_deltas);
 	*ret = v;
 	*ret_n = n;
-}
-
-static void attrs_free(Loom__Attr **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		protobuf_c_message_free_unpacked(&v[i]->base, NULL);
-	free(v);
 }
 
 /* Puts a REPLACE of name=values into pending export p (replacing an earlier
@@ -576,7 +584,7 @@ static void export_put(Loom__PendingExport *p, const char *name, Loom__Value *co
 	if (n) {
 		d->values = loom_malloc(n * sizeof *d->values);
 		for (size_t i = 0; i < n; i++)
-			d->values[d->n_values++] = eng_value_dup(v[i]);
+			d->values[d->n_values++] = loom_value_dup(v[i]);
 	}
 	for (size_t i = 0; i < p->n_deltas; i++)
 		if (strcasecmp(p->deltas[i]->name, name) == 0) {
@@ -608,7 +616,7 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 			w->failed = true;
 		} else if (rc != 3) {
 			size_t n = rc == 1 ? res.n : 0;
-			const Loom__Attr *have = eng_attr_find(cur, ncur, fl->target);
+			const Loom__Attr *have = loom_attr_find(cur, ncur, fl->target);
 			/* A pending change of this attribute counts as what it will be. */
 			const Loom__AttrDelta *pending = NULL;
 			for (size_t i = 0; t->pending_export && i < t->pending_export->n_deltas; i++)
@@ -644,7 +652,7 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 		}
 		loom_expr_result_release(&res);
 	}
-	attrs_free(cur, ncur);
+	loom_attrs_free(cur, ncur);
 	return changed;
 }
 
@@ -706,7 +714,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 {
 	engine_t *e = w->e;
 	char **agents, **anchors;
-	size_t nl = eng_links(e, mv->id.data, &agents, &anchors);
+	size_t nl = links_of(w, mv, &agents, &anchors);
 	for (size_t i = 0; i < e->nrules && !w->failed; i++) {
 		const eng_rule_t *rule = &e->rules[i];
 		if (rule->cfg->direction != LOOM_SYNC_OUTBOUND || strcmp(rule->cfg->mv_type, mv->object_type) != 0)
@@ -809,7 +817,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 		/* Links changed: read them again for the next rule. */
 		eng_strv_free(agents, nl);
 		eng_strv_free(anchors, nl);
-		nl = eng_links(e, mv->id.data, &agents, &anchors);
+		nl = links_of(w, mv, &agents, &anchors);
 		/* The new link is in the batch, not yet in the store. */
 		agents = loom_realloc(agents, (nl + 1) * sizeof *agents);
 		anchors = loom_realloc(anchors, (nl + 1) * sizeof *anchors);
@@ -876,13 +884,11 @@ static void apply_pending(Loom__CsObject *cs)
 	if (p == NULL || p->kind == LOOM__PENDING_IMPORT__KIND__NONE)
 		return;
 	if (p->kind == LOOM__PENDING_IMPORT__KIND__ADD && p->object_type[0]) {
-		free(cs->object_type);
-		cs->object_type = loom_strdup(p->object_type);
+		loom_pb_str_set(&cs->object_type, p->object_type);
 	}
-	eng_attrs_apply(&cs->attrs, &cs->n_attrs, p->deltas, p->n_deltas);
+	loom_attrs_apply(&cs->attrs, &cs->n_attrs, p->deltas, p->n_deltas);
 	if (p->new_dn[0]) {
-		free(cs->dn);
-		cs->dn = loom_strdup(p->new_dn);
+		loom_pb_str_set(&cs->dn, p->new_dn);
 	}
 	loom__pending_import__free_unpacked(p, NULL);
 	cs->pending_import = NULL;
@@ -995,8 +1001,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			uint8_t id[8];
 			int rc = try_join(&w, rules[i], id);
 			if (rc < 0) {
-				free(cs->last_error);
-				cs->last_error = loom_strdup("ambiguous-join");
+				loom_pb_str_set(&cs->last_error, "ambiguous-join");
 				goto save_cs;
 			}
 			if (rc == 1) {
@@ -1023,8 +1028,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			cs->state = LOOM__CS_OBJECT__STATE__JOINED;
 	}
 	if (cs->last_error[0]) {
-		free(cs->last_error);
-		cs->last_error = loom_strdup("");
+		loom_pb_str_set(&cs->last_error, "");
 	}
 	/* 5. inbound flows */
 	size_t changed = inbound_flows(&w, mv, agent, false);

@@ -26,7 +26,14 @@ struct loom_daemon {
 	bool have_keys;                /* keypair loaded */
 	int sigfd;                     /* signalfd for TERM/INT/HUP */
 	void *user;                    /* the daemon's own state */
+	char *default_service;         /* set by a flag handler, or NULL */
 };
+
+void loom_daemon_set_default_service(loom_daemon_t *d, const char *service)
+{
+	free(d->default_service);
+	d->default_service = loom_strdup(service);
+}
 
 const loom_deploy_t *loom_daemon_config(const loom_daemon_t *d) { return &d->cfg; }
 const char *loom_daemon_service(const loom_daemon_t *d) { return d->service; }
@@ -259,6 +266,8 @@ int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv)
 	}
 	if (d->config_path == NULL)
 		d->config_path = loom_strdup(loom_deploy_default_path());
+	if (d->service == NULL && d->default_service)
+		d->service = loom_strdup(d->default_service);
 	if (d->service == NULL && def->default_service)
 		d->service = loom_strdup(def->default_service);
 	if (def->bus_client && (d->service == NULL || !loom_service_name_valid(d->service, strlen(d->service)))) {
@@ -355,6 +364,7 @@ out:
 	loom_deploy_release(&d->cfg);
 	free(d->config_path);
 	free(d->service);
+	free(d->default_service);
 	free(opts);
 	return status;
 }

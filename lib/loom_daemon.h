@@ -58,6 +58,8 @@ void *loom_daemon_zctx(loom_daemon_t *d);
 /* This process's key pair, or NULL when it has none. */
 const loom_keypair_t *loom_daemon_keypair(const loom_daemon_t *d);
 void loom_daemon_set_user(loom_daemon_t *d, void *user);
+/* From a flag handler: the service name to use when --service is not given. */
+void loom_daemon_set_default_service(loom_daemon_t *d, const char *service);
 void *loom_daemon_user(loom_daemon_t *d);
 
 /* Loads the key pair DIR/NAME.key (and with CURVE the broker's DIR/broker.pub)

@@ -2,6 +2,7 @@
 #include "loom_keys.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
+#include "loom_file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,51 +35,6 @@ void loom_keypair_wipe(loom_keypair_t *kp)
 void loom_keys_z85(const uint8_t key[LOOM_KEY_LEN], char buf[LOOM_Z85_KEY_LEN + 1])
 {
 	zmq_z85_encode(buf, key, LOOM_KEY_LEN);
-}
-
-/* Writes text to path atomically with the given mode. */
-static int write_atomic(const char *dir, const char *path, const char *text, mode_t mode,
-    char **ret_error)
-{
-	char *tmp = loom_sprintf("%s.tmp.%d", path, (int)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0) {
-		*ret_error = loom_sprintf("cannot create '%s': %s", tmp, strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto fail;
-		off += (size_t)n;
-	}
-	if (fchmod(fd, mode) < 0 || fsync(fd) < 0)
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0)
-		goto fail;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd); /* best effort: some filesystems refuse directory fsync */
-		close(dfd);
-	}
-	free(tmp);
-	return 0;
-fail:
-	*ret_error = loom_sprintf("cannot write '%s': %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	free(tmp);
-	return -1;
 }
 
 int loom_keys_write(const char *dir, const char *name, const loom_keypair_t *kp,
@@ -116,9 +72,9 @@ int loom_keys_write(const char *dir, const char *name, const loom_keypair_t *kp,
 	    "# Loom public key '%s' (Curve25519, Z85). Listing it here allows it on the bus.\n"
 	    "public-key = \"%s\"\n", name, pz);
 	/* The secret first: a .pub without its .key is harmless, the reverse confuses. */
-	rc = write_atomic(dir, keypath, keytext, 0600, ret_error);
+	rc = loom_file_replace(keypath, keytext, strlen(keytext), 0600, ret_error);
 	if (rc == 0)
-		rc = write_atomic(dir, pubpath, pubtext, 0644, ret_error);
+		rc = loom_file_replace(pubpath, pubtext, strlen(pubtext), 0644, ret_error);
 	sodium_memzero(keytext, strlen(keytext));
 	free(keytext);
 	free(pubtext);

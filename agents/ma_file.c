@@ -1,0 +1,162 @@
+/* ma_file.c - loom-ma-file: a management agent whose connected system is a
+ * file. One process per agent: `loom-ma-file --agent hr` reads
+ * config/agents/hr.yaml and registers as service "ma.hr". */
+#include "ma_file.h"
+#include "loom_alloc.h"
+#include "loom_envelope.h"
+#include "loom_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static fileagent_t the_agent;
+
+static int set_agent(loom_daemon_t *d, const char *v, const char **error_r)
+{
+	if (!loom_service_name_valid(v, strlen(v))) {
+		*error_r = "expected a name of letters, digits, '.', '_' and '-', starting with a letter";
+		return -1;
+	}
+	free(the_agent.name);
+	the_agent.name = loom_strdup(v);
+	char *svc = loom_sprintf("ma.%s", v);
+	loom_daemon_set_default_service(d, svc);
+	free(svc);
+	return 0;
+}
+
+static int load(fileagent_t *fa, const loom_deploy_t *cfg, char **ret_error)
+{
+	if (fa->name == NULL) {
+		*ret_error = loom_strdup("--agent NAME is required (the agent's file is config/agents/NAME.yaml)");
+		return -1;
+	}
+	char *dir = loom_agentcfg_dir(cfg->path);
+	char *path = loom_sprintf("%s/%s.yaml", dir, fa->name);
+	free(dir);
+	loom_cfg_diags_t diags;
+	memset(&diags, 0, sizeof diags);
+	int rc = loom_agentcfg_load(path, &fa->cfg, &diags);
+	if (rc < 0) {
+		loom_buf_t b = LOOM_BUF_INIT;
+		for (size_t i = 0; i < diags.n; i++)
+			loom_buf_printf(&b, "%s%s", i ? "\n" : "", diags.v[i].text);
+		*ret_error = loom_buf_steal(&b);
+	} else if (fa->cfg.type != LOOM_AGENT_FILE) {
+		*ret_error = loom_sprintf("%s: agent type is not file: run the agent for its type", path);
+		rc = -1;
+	}
+	loom_cfg_diags_release(&diags);
+	free(path);
+	if (rc < 0)
+		return -1;
+	fa->dn_anchor = strcasecmp(fa->cfg.anchor, "dn") == 0;
+	fa->sep[0] = fa->cfg.file.multi_value_separator ? fa->cfg.file.multi_value_separator[0] : '\0';
+	fa->sep[1] = '\0';
+	fa->base_dir = loom_strdup(fa->cfg.file.path);
+	char *slash = strrchr(fa->base_dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		strcpy(fa->base_dir, ".");
+	return 0;
+}
+
+static int fa_check(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	fileagent_t tmp;
+	memset(&tmp, 0, sizeof tmp);
+	tmp.name = the_agent.name;
+	free(msg);
+	msg = NULL;
+	int rc = load(&tmp, loom_daemon_config(d), &msg);
+	loom_agentcfg_release(&tmp.cfg);
+	free(tmp.base_dir);
+	*error_r = msg;
+	return rc;
+}
+
+static int fa_start(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	fileagent_t *fa = &the_agent;
+	fa->d = d;
+	fa->imp.fd = -1;
+	loom_daemon_set_user(d, fa);
+	if (load(fa, loom_daemon_config(d), &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	loom_info("agent ready agent=%s format=%s file=%s", fa->name,
+	    fa->cfg.file.format == LOOM_FILE_CSV ? "csv" : "ldif", fa->cfg.file.path);
+	return 0;
+}
+
+static void fa_message(loom_daemon_t *d, Loom__Envelope *env)
+{
+	fileagent_t *fa = loom_daemon_user(d);
+	const char *err;
+	ProtobufCMessage *m = NULL;
+	if (loom_envelope_is(env, &loom__import_request__descriptor)) {
+		if ((m = loom_envelope_body(env, &loom__import_request__descriptor, &err)))
+			fa_import_start(fa, env, (Loom__ImportRequest *)m);
+	} else if (loom_envelope_is(env, &loom__import_credit__descriptor)) {
+		if ((m = loom_envelope_body(env, &loom__import_credit__descriptor, &err)))
+			fa_import_credit(fa, (Loom__ImportCredit *)m);
+	} else if (loom_envelope_is(env, &loom__export_batch__descriptor)) {
+		if ((m = loom_envelope_body(env, &loom__export_batch__descriptor, &err)))
+			fa_export_batch(fa, env, (Loom__ExportBatch *)m);
+	} else {
+		char *t = loom_sprintf("loom-ma-file does not handle '%s'", env->type);
+		if (env->correlation_id.len == 0 &&
+		    loom_bus_reply_error(loom_daemon_bus(d), env, LOOM__ERROR__CODE__UNKNOWN_TYPE, false, t, &err) < 0)
+			loom_warning("cannot reply to from=%s: %s", env->from, err);
+		free(t);
+		loom_envelope_free(&env);
+		return;
+	}
+	if (m == NULL) {
+		loom_warning("dropped malformed %s from=%s: %s", env->type, env->from, err);
+		(void)loom_bus_reply_error(loom_daemon_bus(d), env, LOOM__ERROR__CODE__MALFORMED, false, err, &err);
+	} else {
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	loom_envelope_free(&env);
+}
+
+static void fa_stop(loom_daemon_t *d)
+{
+	fileagent_t *fa = loom_daemon_user(d);
+	if (fa == NULL)
+		return;
+	fa_import_stop(fa);
+	fa_export_reset(fa);
+	loom_agentcfg_release(&fa->cfg);
+	free(fa->base_dir);
+}
+
+static const loom_flag_t flags[] = {
+	{ "agent", "NAME", "the agent to run (config/agents/NAME.yaml; service ma.NAME)", set_agent },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const loom_daemon_def_t def = {
+	.process = "loom-ma-file",
+	.summary = "Loom management agent for files: CSV and LDIF import (full and delta) and export.",
+	.default_service = NULL,
+	.bus_client = true,
+	.flags = flags,
+	.start = fa_start,
+	.on_message = fa_message,
+	.stop = fa_stop,
+	.check = fa_check,
+};
+
+int main(int argc, char **argv)
+{
+	int rc = loom_daemon_main(&def, argc, argv);
+	free(the_agent.name);
+	return rc;
+}
