@@ -191,6 +191,18 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 	eng_run_t *r = e->run;
 	const char *agent = r->agent->cfg->name;
 	const char *err = NULL;
+	char *by_dn = NULL;
+	if (o->anchor[0] == '\0' && o->dn[0] && o->change != LOOM__IMPORT_OBJECT__CHANGE__FULL) {
+		/* A change file names objects by DN: the connector space knows their anchor. */
+		by_dn = eng_csdn_get(e, agent, o->dn);
+		if (by_dn == NULL) {
+			eng_run_error(e, NULL, o->dn, "update-of-unknown-object",
+			    "a change names a DN the connector space does not hold: run a full import", NULL, false);
+			return;
+		}
+		loom_pb_str_set(&((Loom__ImportObject *)o)->anchor, by_dn);
+		free(by_dn);
+	}
 	if (o->anchor[0] == '\0') {
 		eng_run_error(e, NULL, o->dn, "missing-anchor", "the object has no anchor value", NULL, false);
 		return;

@@ -709,6 +709,51 @@ static void *field(void *obj, size_t offset)
 }
 
 /* Joins a relative path onto the config file's directory. */
+/* Cleans a path lexically, in place: "a//b/./c/../d" -> "a/b/d". A ".."
+ * that would climb above a relative start is kept; above "/" it is dropped. */
+static char *path_clean(char *p)
+{
+	bool abs = p[0] == '/';
+	char *out = p, *r = p;
+	size_t keep = 0; /* leading ".." components that cannot be removed */
+	if (abs)
+		*out++ = *r++;
+	char *start = out;
+	while (*r) {
+		while (*r == '/')
+			r++;
+		if (*r == '\0')
+			break;
+		char *seg = r;
+		while (*r && *r != '/')
+			r++;
+		size_t len = (size_t)(r - seg);
+		if (len == 1 && seg[0] == '.')
+			continue;
+		if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+			if (out > start + keep * 3) {
+				/* drop the last component */
+				while (out > start && out[-1] != '/')
+					out--;
+				if (out > start)
+					out--;
+				continue;
+			}
+			if (abs)
+				continue;
+			keep++;
+		}
+		if (out > start)
+			*out++ = '/';
+		memmove(out, seg, len);
+		out += len;
+	}
+	if (out == p)
+		*out++ = '.';
+	*out = '\0';
+	return p;
+}
+
 static char *resolve_path(const cfg_ctx_t *ctx, const char *s, size_t n)
 {
 	if (n == 0 || s[0] == '/' || ctx->dir == NULL)
@@ -725,7 +770,7 @@ static char *resolve_path(const cfg_ctx_t *ctx, const char *s, size_t n)
 		return loom_strdup(ctx->dir);
 	size_t dl = strlen(ctx->dir);
 	bool slash = dl > 0 && ctx->dir[dl - 1] == '/';
-	return loom_sprintf("%s%s%.*s", ctx->dir, slash ? "" : "/", (int)n, s);
+	return path_clean(loom_sprintf("%s%s%.*s", ctx->dir, slash ? "" : "/", (int)n, s));
 }
 
 /* Checks an endpoint; on success returns its stored form (ipc paths

@@ -703,7 +703,6 @@ static expr_node_t *parse_term(expr_cc_t *cc, unsigned depth)
 			n = node_call(cc, fn, t.off, NULL, 0);
 		} else {
 			n = node_new(cc, N_ATTR, t.off);
-			n->bare = true;
 			n->lit.s = arena_strndup(&cc->e->arena, t.s, t.slen);
 			n->lit.len = t.slen;
 		}

@@ -132,8 +132,18 @@ static int map_case(expr_ctx_t *c, const xval_t *x, bool upper)
 {
 	const char *s = x->s;
 	size_t len = x->len, i = 0, first = len;
+	unsigned char lo = upper ? 'a' : 'A';
 	while (i < len) {
 		size_t at = i;
+		unsigned char byte = (unsigned char)s[i];
+		if (byte < 0x80) { /* ASCII fast path */
+			i++;
+			if ((unsigned)(byte - lo) < 26u) {
+				first = at;
+				break;
+			}
+			continue;
+		}
 		uint32_t cp = next_cp(s, len, &i);
 		char tmp[4];
 		uint32_t m = upper ? cp_upper(cp) : cp_lower(cp);
@@ -150,6 +160,13 @@ static int map_case(expr_ctx_t *c, const xval_t *x, bool upper)
 	memcpy(o, s, len);
 	for (i = first; i < len;) {
 		size_t at = i;
+		unsigned char byte = (unsigned char)s[i];
+		if (byte < 0x80) {
+			if ((unsigned)(byte - lo) < 26u)
+				o[i] = (char)(byte ^ 0x20);
+			i++;
+			continue;
+		}
 		uint32_t cp = next_cp(s, len, &i);
 		put_mapped(o, at, i, cp, upper ? cp_upper(cp) : cp_lower(cp));
 	}

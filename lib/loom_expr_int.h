@@ -67,7 +67,6 @@ struct expr_node {
 	expr_node_kind_t kind;    /* literal, attribute reference or call */
 	uint8_t type;             /* static type: loom_expr_type_t or T_NONE */
 	bool multi;               /* may give several values */
-	bool bare;                /* N_ATTR: written as a bare identifier, not [..] */
 	uint8_t mode;             /* N_CALL: function-specific setting chosen at compile time */
 	size_t off;               /* byte offset in the text, for messages */
 	xval_t lit;               /* N_LIT: the value; N_ATTR: the name as written (until checked) */

@@ -160,3 +160,42 @@ start_broker() {
 	start broker "$BROKER" -c "$CFG" "$@"
 	wait_log broker "started pid=" 10
 }
+
+ENGINE=$LOOM_BUILD_DIR/engine/loom-engine
+MAFILE=$LOOM_BUILD_DIR/agents/loom-ma-file
+
+# run_profile AGENT PROFILE [WANT_STATUS] : runs it, output in $T/run.out;
+# fails the test unless loomctl exits with WANT_STATUS (default 0).
+run_profile() {
+	local want=${3:-0} rc=0
+	ctl -t 30s run "$1" "$2" >"$T/run.out" 2>"$T/run.err" || rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		cat "$T/run.out" "$T/run.err" >&2
+		fail "loomctl run $1 $2 exited $rc, want $want"
+	fi
+}
+
+# counter NAME : the value of a counter in the last run_profile output (0 when absent)
+counter() {
+	local v
+	v=$(awk -v n="$1" '$1 == n { print $2 }' "$T/run.out" | head -n1)
+	echo "${v:-0}"
+}
+
+# expect_counter NAME VALUE
+expect_counter() {
+	local got
+	got=$(counter "$1")
+	[ "$got" = "$2" ] || { cat "$T/run.out" >&2; fail "counter $1 is $got, want $2"; }
+}
+
+# start_agent NAME : loom-ma-file for agents/NAME.yaml
+start_agent() {
+	start "ma_$1" "$MAFILE" -c "$CFG" --agent "$1"
+	wait_log "ma_$1" "registered with broker"
+}
+
+start_engine() {
+	start engine "$ENGINE" -c "$CFG"
+	wait_log engine "registered with broker"
+}

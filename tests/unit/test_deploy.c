@@ -69,7 +69,7 @@ static void write_file(const char *path, const char *text)
 		fail_msg("cannot write '%s': %s", path, strerror(errno));
 }
 
-/* text with @D@ replaced by dir, @F@ by file and @LONG@ by a long name. */
+/* text with @D@ replaced by dir, @P@ by its parent, @F@ by file and @LONG@ by a long name. */
 static char *expand(const char *text, const char *dir, const char *file)
 {
 	loom_buf_t b = LOOM_BUF_INIT;
@@ -79,6 +79,11 @@ static char *expand(const char *text, const char *dir, const char *file)
 			c += 3;
 		} else if (strncmp(c, "@F@", 3) == 0) {
 			loom_buf_adds(&b, file);
+			c += 3;
+		} else if (strncmp(c, "@P@", 3) == 0) {
+			/* The parent of dir: relative paths are cleaned of "..". */
+			const char *slash = strrchr(dir, '/');
+			loom_buf_add(&b, dir, slash && slash != dir ? (size_t)(slash - dir) : 1);
 			c += 3;
 		} else if (strncmp(c, "@LONG@", 6) == 0) {
 			for (int i = 0; i < 100; i++)
@@ -121,9 +126,9 @@ static void dump(loom_buf_t *b, const loom_deploy_t *d)
 	"bus.max_frame=67108864\n"
 #define DUMP_DEFAULTS \
 	"path=@F@\n" \
-	"state_dir=@D@/../var\n" \
+	"state_dir=@P@/var\n" \
 	"log.level=info\n" \
-	DUMP_ENDPOINTS("@D@/../var") \
+	DUMP_ENDPOINTS("@P@/var") \
 	DUMP_TIMING \
 	"bus.curve=false\n" \
 	"bus.keys_dir=@D@/keys\n"
@@ -215,11 +220,11 @@ static const deploy_case_t deploy_cases[] = {
 	  "bus.keys_dir=@D@/keys\n", { { 0 } } },
 	{ "tcp with curve", "bus:\n  curve: true\n  router: tcp://127.0.0.1:5555\n  tap: tcp://*:5558\n",
 	  "path=@F@\n"
-	  "state_dir=@D@/../var\n"
+	  "state_dir=@P@/var\n"
 	  "log.level=info\n"
 	  "bus.router=tcp://127.0.0.1:5555\n"
-	  "bus.publish=ipc://@D@/../var/run/bus-publish\n"
-	  "bus.subscribe=ipc://@D@/../var/run/bus-subscribe\n"
+	  "bus.publish=ipc://@P@/var/run/bus-publish\n"
+	  "bus.subscribe=ipc://@P@/var/run/bus-subscribe\n"
 	  "bus.tap=tcp://*:5558\n"
 	  DUMP_TIMING
 	  "bus.curve=true\n"
