@@ -48,6 +48,7 @@ typedef struct fa_export {
 	loom_map_t *changes;           /* key -> Loom__ExportChange* (owned) */
 	char **order;                  /* keys in arrival order */
 	size_t norder;
+	size_t order_cap;              /* allocated entries in order */
 	loom_map_t *existing;          /* keys of the objects in the file now */
 	bool loaded;                   /* existing was read */
 } fa_export_t;

@@ -190,7 +190,10 @@ static void collect(fileagent_t *fa, const Loom__ExportChange *c, Loom__ExportCh
 	if (prev) {
 		loom__export_change__free_unpacked(prev, NULL);
 	} else {
-		ex->order = loom_realloc(ex->order, (ex->norder + 1) * sizeof *ex->order);
+		if (ex->norder == ex->order_cap) {
+			ex->order_cap = ex->order_cap ? ex->order_cap * 2 : 256;
+			ex->order = loom_realloc(ex->order, ex->order_cap * sizeof *ex->order);
+		}
 		ex->order[ex->norder++] = loom_strdup(key);
 	}
 	loom_map_puts(ex->changes, key, d);

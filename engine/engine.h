@@ -127,6 +127,10 @@ typedef struct engine {
 	uint64_t seq_run;              /* last run id */
 	uint64_t seq_mv;               /* last mv id */
 	uint64_t seq_change;           /* last export change id */
+	uint64_t lim_run;              /* sequences are reserved in blocks: */
+	uint64_t lim_mv;               /* ids up to lim_* are persisted as taken */
+	uint64_t lim_change;
+	loom_map_t *indexed;           /* "mv_type \0 lower(attr)" of join attributes: the only ones indexed */
 	loom_batch_t *batch;           /* reused write batch */
 	loom_buf_t key;                /* reused key buffer */
 	loom_buf_t val;                /* reused value buffer */
@@ -139,7 +143,9 @@ eng_agent_t *eng_agent_find(engine_t *e, const char *name);
 
 /* engine_obj.c: store access (keys built in e->key) */
 Loom__CsObject *eng_cs_get(engine_t *e, const char *agent, const char *anchor, const char **error_r);
-void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs);
+/* Writes cs; old_dn is its DN as stored (NULL for a new object), so the DN
+ * index is only touched when the DN changed. */
+void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs, const char *old_dn);
 void eng_cs_delete(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs);
 char *eng_csdn_get(engine_t *e, const char *agent, const char *dn);
 Loom__MvObject *eng_mv_get(engine_t *e, const uint8_t *id, size_t idlen, const char **error_r);
@@ -149,7 +155,15 @@ void eng_mvidx_update(engine_t *e, loom_batch_t *b, const char *mv_type, const u
     const char *attr, const Loom__MvAttr *before, const Loom__MvAttr *after);
 void eng_link_put(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent, const char *anchor, bool del);
 void eng_mark(engine_t *e, loom_batch_t *b, int cf, const char *agent, const char *anchor, bool on);
-uint64_t eng_seq_next(engine_t *e, loom_batch_t *b, uint64_t *seq, const char *name);
+/* Next id of a sequence. Ids are reserved in blocks: the meta key holds the
+ * end of the reserved block, written only when a new block is taken, so a
+ * restart resumes past every id that may have been handed out. */
+uint64_t eng_seq_next(engine_t *e, loom_batch_t *b, uint64_t *seq, uint64_t *lim, const char *name,
+    uint64_t block);
+/* True when the metaverse index keeps attr of mv_type (a join attribute). */
+bool eng_indexed(engine_t *e, const char *mv_type, const char *attr);
+/* Rebuilds the metaverse index when the set of join attributes changed. */
+int eng_mvidx_check(engine_t *e, const char **error_r);
 void eng_key_agent_anchor(loom_buf_t *k, const char *agent, const char *anchor);
 void eng_mvid_hex(char out[17], const uint8_t *id);
 uint64_t eng_meta_get_u64(engine_t *e, const char *name);

@@ -173,7 +173,7 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 		loom_pb_str_set(&cs->last_error, cs->pending_export->last_error);
 		eng_run_error(e, cs->anchor, cs->dn, res->code[0] ? res->code : "export-failed", res->message, NULL,
 		    res->retryable);
-		eng_cs_put(e, b, agent, cs);
+		eng_cs_put(e, b, agent, cs, cs->dn);
 		loom__cs_object__free_unpacked(cs, NULL);
 		return;
 	}
@@ -184,6 +184,7 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 		return;
 	}
 	eng_run_count(e, c->op == LOOM__EXPORT_CHANGE__OP__ADD ? "exported-adds" : "exported-updates", cs->anchor);
+	char *old_dn = loom_strdup(cs->dn);
 	if (c->op == LOOM__EXPORT_CHANGE__OP__ADD && res->anchor[0] && strcmp(res->anchor, cs->anchor) != 0) {
 		/* The system named the object: re-key it and its link. */
 		eng_cs_delete(e, b, agent, cs);
@@ -192,6 +193,8 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 		loom_pb_str_set(&cs->anchor, res->anchor);
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, false);
+		free(old_dn);
+		old_dn = NULL; /* deleted with the old key: write the DN index afresh */
 	}
 	if (cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER)
 		cs->state = cs->mv_id.len ? LOOM__CS_OBJECT__STATE__JOINED : LOOM__CS_OBJECT__STATE__NORMAL;
@@ -201,7 +204,8 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 	merge_unconfirmed(cs, cs->pending_export);
 	cs->pending_export = NULL;
 	loom_pb_str_set(&cs->last_error, "");
-	eng_cs_put(e, b, agent, cs);
+	eng_cs_put(e, b, agent, cs, old_dn);
+	free(old_dn);
 	eng_mark(e, b, CF_EXPORT, agent, cs->anchor, false);
 	loom__cs_object__free_unpacked(cs, NULL);
 }

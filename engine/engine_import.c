@@ -226,7 +226,7 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 			set_pending(cs, pending_new(LOOM__PENDING_IMPORT__KIND__DELETE, r->id));
 			eng_run_count(e, "deletes", o->anchor);
 			cs->changed_at = loom_now_us();
-			eng_cs_put(e, b, agent, cs);
+			eng_cs_put(e, b, agent, cs, cs->dn);
 			eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
 		}
 		loom__cs_object__free_unpacked(cs, NULL);
@@ -248,7 +248,7 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 		set_pending(cs, p);
 		cs->seen_gen = r->gen;
 		eng_run_count(e, "adds", o->anchor);
-		eng_cs_put(e, b, agent, cs);
+		eng_cs_put(e, b, agent, cs, NULL);
 		eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
 		loom__cs_object__free_unpacked(cs, NULL);
 		return;
@@ -302,7 +302,7 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 		cs->seen_gen = r->gen;
 	if (changed)
 		cs->changed_at = loom_now_us();
-	eng_cs_put(e, b, agent, cs);
+	eng_cs_put(e, b, agent, cs, cs->dn);
 	if (changed)
 		eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
 	loom_attrs_free(now, nnow);
@@ -334,7 +334,7 @@ static int mark_deletes(engine_t *e, const char **error_r)
 		if (gone) {
 			set_pending(cs, pending_new(LOOM__PENDING_IMPORT__KIND__DELETE, r->id));
 			cs->changed_at = loom_now_us();
-			eng_cs_put(e, b, agent, cs);
+			eng_cs_put(e, b, agent, cs, cs->dn);
 			eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
 			eng_run_count(e, "deletes", cs->anchor);
 		}

@@ -55,9 +55,16 @@ static int engine_start(loom_daemon_t *d, const char **error_r)
 		return -1;
 	}
 	e->batch = loom_batch_new(e->store);
-	e->seq_run = eng_meta_get_u64(e, "seq:run");
-	e->seq_mv = eng_meta_get_u64(e, "seq:mv");
-	e->seq_change = eng_meta_get_u64(e, "seq:change");
+	e->seq_run = e->lim_run = eng_meta_get_u64(e, "seq:run");
+	e->seq_mv = e->lim_mv = eng_meta_get_u64(e, "seq:mv");
+	e->seq_change = e->lim_change = eng_meta_get_u64(e, "seq:change");
+	const char *ierr;
+	if (eng_mvidx_check(e, &ierr) < 0) {
+		free(msg);
+		msg = loom_sprintf("cannot build the metaverse index: %s", ierr);
+		*error_r = msg;
+		return -1;
+	}
 	eng_runs_recover(e);
 	size_t nin = 0, nout = 0;
 	for (size_t i = 0; i < e->nrules; i++)

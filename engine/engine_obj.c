@@ -77,11 +77,17 @@ Loom__CsObject *eng_cs_get(engine_t *e, const char *agent, const char *anchor, c
 	return cs;
 }
 
-void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs)
+void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs, const char *old_dn)
 {
 	eng_key_agent_anchor(&e->key, agent, cs->anchor);
 	pack_into(&e->val, &cs->base);
 	loom_batch_put(b, CF_CS, e->key.data, e->key.len, e->val.data, e->val.len);
+	if (old_dn && strcasecmp(old_dn, cs->dn) == 0)
+		return; /* the DN index already says so */
+	if (old_dn && old_dn[0]) {
+		key_agent_dn(&e->key, agent, old_dn);
+		loom_batch_delete(b, CF_CSDN, e->key.data, e->key.len);
+	}
 	if (cs->dn[0]) {
 		key_agent_dn(&e->key, agent, cs->dn);
 		loom_batch_put(b, CF_CSDN, e->key.data, e->key.len, cs->anchor, strlen(cs->anchor));
@@ -170,7 +176,8 @@ static void mvidx_key(loom_buf_t *k, const char *mv_type, const char *attr, cons
 void eng_mvidx_update(engine_t *e, loom_batch_t *b, const char *mv_type, const uint8_t *id,
     const char *attr, const Loom__MvAttr *before, const Loom__MvAttr *after)
 {
-	(void)e;
+	if (!eng_indexed(e, mv_type, attr))
+		return;
 	loom_buf_t k = LOOM_BUF_INIT;
 	for (size_t i = 0; before && i < before->n_values; i++) {
 		bool kept = false;
@@ -205,7 +212,7 @@ size_t eng_links(engine_t *e, const uint8_t *id, char ***ret_agents, char ***ret
 {
 	char **agents = NULL, **anchors = NULL;
 	size_t n = 0;
-	loom_iter_t *it = loom_iter_new(e->store, CF_LINK);
+	loom_iter_t *it = loom_iter_new_ex(e->store, CF_LINK, false);
 	for (loom_iter_seek(it, id, 8); loom_iter_valid(it); loom_iter_next(it)) {
 		size_t klen;
 		const char *k = loom_iter_key(it, &klen);
@@ -263,9 +270,110 @@ void eng_meta_put_u64(engine_t *e, loom_batch_t *b, const char *name, uint64_t v
 	loom_batch_put(b, CF_META, name, strlen(name), buf, 8);
 }
 
-uint64_t eng_seq_next(engine_t *e, loom_batch_t *b, uint64_t *seq, const char *name)
+uint64_t eng_seq_next(engine_t *e, loom_batch_t *b, uint64_t *seq, uint64_t *lim, const char *name,
+    uint64_t block)
 {
 	++*seq;
-	eng_meta_put_u64(e, b, name, *seq);
+	if (*seq > *lim) {
+		*lim = *seq + block - 1;
+		eng_meta_put_u64(e, b, name, *lim);
+	}
 	return *seq;
+}
+
+static void index_key(loom_buf_t *k, const char *mv_type, const char *attr)
+{
+	loom_buf_reset(k);
+	loom_buf_adds(k, mv_type);
+	loom_buf_addc(k, '\0');
+	size_t s = k->len;
+	loom_buf_adds(k, attr);
+	for (size_t i = s; i < k->len; i++)
+		k->data[i] = (char)tolower((unsigned char)k->data[i]);
+}
+
+bool eng_indexed(engine_t *e, const char *mv_type, const char *attr)
+{
+	if (e->indexed == NULL)
+		return true;
+	loom_buf_t k = LOOM_BUF_INIT;
+	index_key(&k, mv_type, attr);
+	bool yes = loom_map_get(e->indexed, k.data, k.len) != NULL;
+	loom_buf_release(&k);
+	return yes;
+}
+
+/* The index's definition, as text: sorted "type\0attr" lines. */
+static char *index_spec(engine_t *e)
+{
+	size_t n = loom_map_count(e->indexed), pos = 0, i = 0;
+	char **v = loom_calloc(n ? n : 1, sizeof *v);
+	const void *key;
+	size_t klen;
+	while (loom_map_next(e->indexed, &pos, &key, &klen, NULL))
+		v[i++] = loom_strndup(key, klen);
+	for (size_t a = 1; a < n; a++)
+		for (size_t b = a; b > 0 && strcmp(v[b - 1], v[b]) > 0; b--) {
+			char *t = v[b];
+			v[b] = v[b - 1];
+			v[b - 1] = t;
+		}
+	loom_buf_t out = LOOM_BUF_INIT;
+	for (i = 0; i < n; i++) {
+		for (char *p = v[i]; *p; p++)
+			loom_buf_addc(&out, *p);
+		loom_buf_addc(&out, '/');
+		loom_buf_adds(&out, v[i] + strlen(v[i]) + 1);
+		loom_buf_addc(&out, '\n');
+		free(v[i]);
+	}
+	free(v);
+	return loom_buf_steal(&out);
+}
+
+int eng_mvidx_check(engine_t *e, const char **error_r)
+{
+	char *spec = index_spec(e);
+	void *old = NULL;
+	size_t oldlen = 0;
+	int rc = loom_store_get(e->store, CF_META, "mvidx:spec", 10, &old, &oldlen, error_r);
+	if (rc < 0) {
+		free(spec);
+		return -1;
+	}
+	if (rc == 1 && oldlen == strlen(spec) && memcmp(old, spec, oldlen) == 0) {
+		free(old);
+		free(spec);
+		return 0;
+	}
+	free(old);
+	/* Rebuild: drop the index, then index every metaverse object again. */
+	loom_batch_t *b = loom_batch_new(e->store);
+	loom_batch_delete_range(b, CF_MVIDX, "", 0, "\xff\xff\xff\xff", 4);
+	rc = loom_store_write_ex(e->store, b, false, error_r);
+	loom_batch_clear(b);
+	loom_iter_t *it = loom_iter_new(e->store, CF_MV);
+	size_t count = 0;
+	for (loom_iter_seek_first(it); rc == 0 && loom_iter_valid(it); loom_iter_next(it)) {
+		size_t vlen;
+		const void *v = loom_iter_value(it, &vlen);
+		Loom__MvObject *mv = loom__mv_object__unpack(NULL, vlen, v);
+		if (mv == NULL)
+			continue;
+		for (size_t i = 0; i < mv->n_attrs; i++)
+			eng_mvidx_update(e, b, mv->object_type, mv->id.data, mv->attrs[i]->name, NULL, mv->attrs[i]);
+		loom__mv_object__free_unpacked(mv, NULL);
+		if (++count % 1000 == 0) {
+			rc = loom_store_write_ex(e->store, b, false, error_r);
+			loom_batch_clear(b);
+		}
+	}
+	loom_iter_destroy(&it);
+	if (rc == 0) {
+		loom_batch_put(b, CF_META, "mvidx:spec", 10, spec, strlen(spec));
+		rc = loom_store_write_ex(e->store, b, true, error_r);
+	}
+	loom_batch_destroy(&b);
+	free(spec);
+	return rc;
 }

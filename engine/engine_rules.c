@@ -130,6 +130,24 @@ int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
 	}
 	if (errors.len)
 		goto fail;
+	/* Only join attributes are indexed: joins are the index's one user. */
+	e->indexed = loom_map_new();
+	for (size_t i = 0; i < e->nrules; i++) {
+		const loom_sync_rule_t *rc = e->rules[i].cfg;
+		const loom_sync_joingroup_t *g = rc->join.v;
+		for (size_t k = 0; k < rc->join.n; k++) {
+			const loom_sync_match_t *m = g[k].match.v;
+			for (size_t j = 0; j < g[k].match.n; j++) {
+				loom_buf_t key = LOOM_BUF_INIT;
+				loom_buf_adds(&key, rc->mv_type);
+				loom_buf_addc(&key, '\0');
+				for (const char *p = m[j].mv; *p; p++)
+					loom_buf_addc(&key, (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p));
+				loom_map_put(e->indexed, key.data, key.len, (void *)1);
+				loom_buf_release(&key);
+			}
+		}
+	}
 	return 0;
 fail:
 	if (errors.len && errors.data[errors.len - 1] == '\n')
@@ -160,6 +178,7 @@ void eng_rules_free(engine_t *e)
 	free(e->agents);
 	e->agents = NULL;
 	e->nagents = 0;
+	loom_map_destroy(&e->indexed);
 	loom_agentcfg_free_all(&e->agentcfgs, e->nagentcfgs);
 	loom_synccfg_free_all(&e->synccfgs, e->nsynccfgs);
 }

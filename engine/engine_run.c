@@ -219,7 +219,7 @@ int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t 
 	r->started_us = loom_now_us();
 	r->last_heard_ms = loom_mono_ms();
 	loom_batch_clear(e->batch);
-	r->id = eng_seq_next(e, e->batch, &e->seq_run, "seq:run");
+	r->id = eng_seq_next(e, e->batch, &e->seq_run, &e->lim_run, "seq:run", 1);
 	e->run = r;
 	eng_run_save(e, e->batch);
 	const char *err;
@@ -532,6 +532,40 @@ static void q_mv_show(engine_t *e, Loom__Envelope *env, const Loom__MvShowReques
 	loom__mv_show_reply__free_unpacked(r, NULL);
 }
 
+/* True when attr is indexed for some metaverse type (or for mv_type). */
+static bool indexed_any(engine_t *e, const char *mv_type, const char *attr)
+{
+	if (mv_type[0])
+		return eng_indexed(e, mv_type, attr);
+	size_t pos = 0, klen;
+	const void *k;
+	while (loom_map_next(e->indexed, &pos, &k, &klen, NULL)) {
+		const char *a = memchr(k, '\0', klen);
+		if (a && strlen(attr) == klen - (size_t)(a + 1 - (const char *)k) &&
+		    strncasecmp(a + 1, attr, strlen(attr)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Does mv have attr with a value whose key is want? */
+static bool mv_has(const Loom__MvObject *mv, const char *attr, const loom_buf_t *want)
+{
+	for (size_t i = 0; i < mv->n_attrs; i++) {
+		if (strcasecmp(mv->attrs[i]->name, attr) != 0)
+			continue;
+		for (size_t k = 0; k < mv->attrs[i]->n_values; k++) {
+			loom_buf_t v = LOOM_BUF_INIT;
+			loom_value_key(&v, mv->attrs[i]->values[k]);
+			bool eq = v.len == want->len && memcmp(v.data, want->data, v.len) == 0;
+			loom_buf_release(&v);
+			if (eq)
+				return true;
+		}
+	}
+	return false;
+}
+
 static void q_mv_search(engine_t *e, Loom__Envelope *env, const Loom__MvSearchRequest *rq)
 {
 	uint32_t limit = rq->limit ? rq->limit : 100;
@@ -542,37 +576,60 @@ static void q_mv_search(engine_t *e, Loom__Envelope *env, const Loom__MvSearchRe
 	v.v_case = LOOM__VALUE__V_STR;
 	v.str = rq->value;
 	loom_value_key(&want, &v);
-	/* Walk the index per metaverse type: mv_type \0 attr \0 value \0 id. */
-	loom_iter_t *it = loom_iter_new(e->store, CF_MVIDX);
-	for (loom_iter_seek_first(it); loom_iter_valid(it) && !rep.truncated; loom_iter_next(it)) {
-		size_t klen;
-		const char *k = loom_iter_key(it, &klen);
-		const char *type = k;
-		size_t tlen = strnlen(type, klen);
-		if (tlen + 1 >= klen)
-			continue;
-		const char *attr = k + tlen + 1;
-		size_t alen = strnlen(attr, klen - tlen - 1);
-		const char *val = attr + alen + 1;
-		if ((size_t)(val - k) + 9 > klen)
-			continue;
-		size_t vlen = klen - (size_t)(val - k) - 9;
-		if ((rq->mv_type[0] && (strlen(rq->mv_type) != tlen || strncasecmp(type, rq->mv_type, tlen) != 0)) ||
-		    strlen(rq->attr) != alen || strncasecmp(attr, rq->attr, alen) != 0 ||
-		    vlen != want.len || memcmp(val, want.data, vlen) != 0)
-			continue;
-		const char *err;
-		Loom__MvObject *mv = eng_mv_get(e, (const uint8_t *)k + klen - 8, 8, &err);
-		if (mv == NULL)
-			continue;
-		if (rep.n_objects == limit) {
-			rep.truncated = true;
-			loom__mv_object__free_unpacked(mv, NULL);
-			break;
+	const char *err;
+	if (indexed_any(e, rq->mv_type, rq->attr)) {
+		/* Join attributes are indexed: mv_type \0 attr \0 value \0 id. */
+		loom_iter_t *it = loom_iter_new(e->store, CF_MVIDX);
+		for (loom_iter_seek_first(it); loom_iter_valid(it) && !rep.truncated; loom_iter_next(it)) {
+			size_t klen;
+			const char *k = loom_iter_key(it, &klen);
+			const char *type = k;
+			size_t tlen = strnlen(type, klen);
+			if (tlen + 1 >= klen)
+				continue;
+			const char *attr = k + tlen + 1;
+			size_t alen = strnlen(attr, klen - tlen - 1);
+			const char *val = attr + alen + 1;
+			if ((size_t)(val - k) + 9 > klen)
+				continue;
+			size_t vlen = klen - (size_t)(val - k) - 9;
+			if ((rq->mv_type[0] && (strlen(rq->mv_type) != tlen || strncasecmp(type, rq->mv_type, tlen) != 0)) ||
+			    strlen(rq->attr) != alen || strncasecmp(attr, rq->attr, alen) != 0 ||
+			    vlen != want.len || memcmp(val, want.data, vlen) != 0)
+				continue;
+			Loom__MvObject *mv = eng_mv_get(e, (const uint8_t *)k + klen - 8, 8, &err);
+			if (mv == NULL)
+				continue;
+			if (rep.n_objects == limit) {
+				rep.truncated = true;
+				loom__mv_object__free_unpacked(mv, NULL);
+				break;
+			}
+			rep.objects[rep.n_objects++] = mv_show(e, mv);
 		}
-		rep.objects[rep.n_objects++] = mv_show(e, mv);
+		loom_iter_destroy(&it);
+	} else {
+		/* Not a join attribute: look at every metaverse object. */
+		loom_iter_t *it = loom_iter_new(e->store, CF_MV);
+		for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
+			size_t vlen;
+			const void *val = loom_iter_value(it, &vlen);
+			Loom__MvObject *mv = loom__mv_object__unpack(NULL, vlen, val);
+			if (mv == NULL)
+				continue;
+			if ((rq->mv_type[0] && strcmp(mv->object_type, rq->mv_type) != 0) || !mv_has(mv, rq->attr, &want)) {
+				loom__mv_object__free_unpacked(mv, NULL);
+				continue;
+			}
+			if (rep.n_objects == limit) {
+				rep.truncated = true;
+				loom__mv_object__free_unpacked(mv, NULL);
+				break;
+			}
+			rep.objects[rep.n_objects++] = mv_show(e, mv);
+		}
+		loom_iter_destroy(&it);
 	}
-	loom_iter_destroy(&it);
 	loom_buf_release(&want);
 	reply(e, env, &rep.base);
 	for (size_t i = 0; i < rep.n_objects; i++)

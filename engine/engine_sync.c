@@ -122,6 +122,8 @@ static int eval_bool(engine_t *e, loom_expr_t *x, look_t *l, const Loom__CsObjec
 typedef struct held {
 	char *agent;                   /* the connector's agent */
 	Loom__CsObject *cs;            /* loaded object, owned */
+	char *old_dn;                  /* its DN as stored, NULL for one provisioned now */
+	bool had_export;               /* it had a pending export when loaded */
 	bool dirty;                    /* write it back */
 	bool removed;                  /* delete it */
 } held_t;
@@ -152,6 +154,8 @@ static held_t *hold(work_t *w, const char *agent, const char *anchor)
 	h->agent = loom_strdup(agent);
 	h->cs = cs;
 	h->dirty = h->removed = false;
+	h->old_dn = loom_strdup(cs->dn);
+	h->had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
 	return h;
 }
 
@@ -178,6 +182,7 @@ static void work_release(work_t *w)
 {
 	for (size_t i = 0; i < w->nheld; i++) {
 		free(w->held[i].agent);
+		free(w->held[i].old_dn);
 		loom__cs_object__free_unpacked(w->held[i].cs, NULL);
 	}
 	free(w->held);
@@ -280,7 +285,7 @@ static Loom__MvObject *mv_new(work_t *w, const char *type, const char *agent)
 	engine_t *e = w->e;
 	Loom__MvObject *mv = loom_malloc(sizeof *mv);
 	loom__mv_object__init(mv);
-	uint64_t id = eng_seq_next(e, w->b, &e->seq_mv, "seq:mv");
+	uint64_t id = eng_seq_next(e, w->b, &e->seq_mv, &e->lim_mv, "seq:mv", 1024);
 	mv->id.len = 8;
 	mv->id.data = loom_malloc(8);
 	loom_store_put_u64be(mv->id.data, id);
@@ -328,7 +333,7 @@ static void candidates(engine_t *e, const char *type, const char *mv_attr, const
 		loom_buf_addc(&k, '\0');
 		loom_value_key(&k, values->values[i]);
 		loom_buf_addc(&k, '\0');
-		loom_iter_t *it = loom_iter_new(e->store, CF_MVIDX);
+		loom_iter_t *it = loom_iter_new_ex(e->store, CF_MVIDX, false);
 		for (loom_iter_seek(it, k.data, k.len); loom_iter_valid(it); loom_iter_next(it)) {
 			size_t klen;
 			const char *key = loom_iter_key(it, &klen);
@@ -345,7 +350,7 @@ static bool has_connector_in(engine_t *e, const uint8_t *id, const char *agent)
 {
 	char **agents, **anchors;
 	size_t n = eng_links(e, id, &agents, &anchors);
-	bool found = false;
+	bool found = false; /* few links per object: a listing is cheap */
 	for (size_t i = 0; i < n && !found; i++)
 		found = strcmp(agents[i], agent) == 0;
 	eng_strv_free(agents, n);
@@ -555,7 +560,7 @@ static Loom__PendingExport *export_new(engine_t *e, work_t *w, Loom__PendingExpo
 	Loom__PendingExport *p = loom_malloc(sizeof *p);
 	loom__pending_export__init(p);
 	p->kind = kind;
-	p->change_id = eng_seq_next(e, w->b, &e->seq_change, "seq:change");
+	p->change_id = eng_seq_next(e, w->b, &e->seq_change, &e->lim_change, "seq:change", 1024);
 	p->run_id = e->run ? e->run->id : 0;
 	return p;
 }
@@ -808,6 +813,8 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			h2->agent = loom_strdup(target);
 			h2->cs = t2;
 			h2->removed = false;
+			h2->old_dn = NULL;
+			h2->had_export = false;
 			eng_run_count(e, "provisioned", t2->anchor);
 		}
 		free(dn);
@@ -910,9 +917,10 @@ static int commit(work_t *w, const char **error_r)
 		}
 		if (!h->dirty)
 			continue;
-		eng_cs_put(e, w->b, h->agent, h->cs);
+		eng_cs_put(e, w->b, h->agent, h->cs, h->old_dn);
 		bool pe = h->cs->pending_export && h->cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
-		eng_mark(e, w->b, CF_EXPORT, h->agent, h->cs->anchor, pe);
+		if (pe != h->had_export || h->old_dn == NULL)
+			eng_mark(e, w->b, CF_EXPORT, h->agent, h->cs->anchor, pe);
 	}
 	return loom_store_write_ex(e->store, w->b, false, error_r);
 }
@@ -923,7 +931,10 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	Loom__CsObject *cs = eng_cs_get(e, agent, anchor, &err);
 	loom_batch_t *b = e->batch;
 	loom_batch_clear(b);
-	eng_mark(e, b, CF_DELTA, agent, anchor, false);
+	/* Import marks the objects a delta sync must visit; a full sync clears
+	 * the mark of those it passes (the others have none). */
+	if (!full || cs == NULL || (cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__NONE))
+		eng_mark(e, b, CF_DELTA, agent, anchor, false);
 	if (cs == NULL) {
 		if (err) {
 			*error_r = err;
@@ -931,6 +942,8 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 		}
 		return loom_store_write_ex(e->store, b, false, error_r);
 	}
+	char *old_dn = loom_strdup(cs->dn);
+	bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
 	if (e->run)
 		e->run->objects++;
 	work_t w = { .e = e, .b = b, .agent = agent, .cs = cs };
@@ -1041,17 +1054,19 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	if (changed || newly || full || imported || !had_mv)
 		outbound(&w, mv);
 save_cs:
-	eng_cs_put(e, b, agent, cs);
+	eng_cs_put(e, b, agent, cs, old_dn);
 done_write:
 	if (!(cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE)) {
 		bool pe = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
-		eng_mark(e, b, CF_EXPORT, agent, cs->anchor, pe);
+		if (pe != had_export)
+			eng_mark(e, b, CF_EXPORT, agent, cs->anchor, pe);
 	}
 done:;
 	int rc = commit(&w, error_r);
 	if (mv)
 		loom__mv_object__free_unpacked(mv, NULL);
 	work_release(&w);
+	free(old_dn);
 	loom__cs_object__free_unpacked(cs, NULL);
 	return rc;
 }

@@ -646,10 +646,6 @@ static expr_node_t *parse_term(expr_cc_t *cc, unsigned depth)
 	loom_buf_t b = LOOM_BUF_INIT;
 	expr_node_t *n = NULL;
 	tok_t t = cc->tok;
-	if (depth > MAX_DEPTH) {
-		expr_cc_fail(cc, t.off, "expression nested too deeply (more than %d levels)", MAX_DEPTH);
-		goto out;
-	}
 	switch (t.k) {
 	case K_STR:
 		n = node_new(cc, N_LIT, t.off);

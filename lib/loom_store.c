@@ -129,6 +129,11 @@ static rocksdb_options_t *make_options(const loom_store_opts_t *opts)
 	rocksdb_options_set_bytes_per_sync(o, 1 << 20);
 	rocksdb_options_set_wal_bytes_per_sync(o, 1 << 20);
 	rocksdb_options_set_keep_log_file_num(o, 10);
+	/* Memory: every family's memtables share one budget, flushed when it
+	 * fills, instead of 64 MiB per family each. */
+	rocksdb_options_set_write_buffer_size(o, 16 << 20);
+	rocksdb_options_set_max_write_buffer_number(o, 3);
+	rocksdb_options_set_db_write_buffer_size(o, 96 << 20);
 
 	rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
 	/* The table options take ownership of the filter policy. */
@@ -139,8 +144,9 @@ static rocksdb_options_t *make_options(const loom_store_opts_t *opts)
 		rocksdb_cache_t *cache = rocksdb_cache_create_lru(opts->cache_bytes);
 		rocksdb_block_based_options_set_block_cache(t, cache);
 		rocksdb_cache_destroy(cache);
-		rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
-		rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(t, 1);
+		/* Index and filter blocks stay with their table reader, not in the
+		 * sharded cache: a large index block does not fit a cache shard and
+		 * would be read and decompressed again on every look-up. */
 	}
 	rocksdb_options_set_block_based_table_factory(o, t);
 	rocksdb_block_based_options_destroy(t);
@@ -464,13 +470,20 @@ int loom_store_write_ex(loom_store_t *store, loom_batch_t *batch, bool sync, con
 
 loom_iter_t *loom_iter_new(loom_store_t *store, int cf)
 {
+	return loom_iter_new_ex(store, cf, true);
+}
+
+loom_iter_t *loom_iter_new_ex(loom_store_t *store, int cf, bool snapshot)
+{
 	if (store == NULL || !cf_ok(store, cf))
 		return NULL;
 	loom_iter_t *iter = loom_calloc(1, sizeof *iter);
 	iter->store = store;
-	iter->snapshot = rocksdb_create_snapshot(store->db);
 	iter->read_opts = rocksdb_readoptions_create();
-	rocksdb_readoptions_set_snapshot(iter->read_opts, iter->snapshot);
+	if (snapshot) {
+		iter->snapshot = rocksdb_create_snapshot(store->db);
+		rocksdb_readoptions_set_snapshot(iter->read_opts, iter->snapshot);
+	}
 	iter->it = rocksdb_create_iterator_cf(store->db, iter->read_opts, store->cf[cf]);
 	return iter;
 }

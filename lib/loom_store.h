@@ -82,6 +82,9 @@ int loom_store_write_ex(loom_store_t *store, loom_batch_t *batch, bool sync, con
 
 /* Iterators see a consistent snapshot taken when created. */
 loom_iter_t *loom_iter_new(loom_store_t *store, int cf);
+/* Without a snapshot: sees the store as it is at each step; cheaper, for
+ * short look-ups by one process that is the store's only writer. */
+loom_iter_t *loom_iter_new_ex(loom_store_t *store, int cf, bool snapshot);
 void loom_iter_destroy(loom_iter_t **iter_p);
 void loom_iter_seek_first(loom_iter_t *iter);
 /* Positions at the first key >= key. */

@@ -483,7 +483,7 @@ static const expr_case_t value_cases[] = {
 	    "'smtp:a@x', 'smtp:b@x'" },
 	{ "LowerCase of null is null", "LowerCase(x)", E("x:str"), "null" },
 	{ "absent attribute is null", "x", E(0), "null" },
-	{ "attribute with every value type", "x", E("x:int*=1"), "1" },
+	{ "attribute declared multi-valued, holding one value", "x", E("x:int*=1"), "1" },
 	{ "attribute reference passes references", "manager", E("manager:ref=cn=boss,dc=x"), "ref'cn=boss,dc=x'" },
 	{ "attribute of booleans", "flag", E("flag:bool=true"), "true" },
 	{ "attribute of binary", "guid", E("guid:bin=00ff"), "x'00ff'" },
