@@ -20,16 +20,17 @@
  * 100,000-message ZeroMQ queues on every hop, so nothing is dropped for
  * being full.
  *
- * A case (one size, with or without a tap) is: attach the tap if wanted and
- * wait until it has seen a probe message; an untimed warm-up stream; then the
- * timed stream, from the producer's first send to the consumer's last
- * receive. The tap thread subscribes to everything and counts the mirrored
- * deliveries of the timed stream's envelopes to bench.sink.
+ * A case (one size, with or without a tap) is an untimed warm-up stream,
+ * then the timed stream, from the producer's first send to the consumer's
+ * last receive. For the tap cases a third thread subscribes to everything on
+ * bus.tap and counts the mirrored deliveries of loom.Ack to bench.sink; it
+ * is attached, and has seen a probe message, before the first tap case.
  *
- * Case order: both sizes without a tap, then both with one. The broker learns
- * that a tap listener left from an unsubscription it reads asynchronously and
- * says nothing about it at level warning, so a "no tap" case that followed a
- * tap case could not be sure the mirroring had stopped.
+ * Case order: every run of both sizes without a tap, then every run with
+ * one. The broker learns that a tap listener left from an unsubscription it
+ * reads asynchronously and says nothing about it at level warning, so a "no
+ * tap" case that followed a tap case could not be sure the mirroring had
+ * stopped.
  *
  * Each client has its own ZeroMQ context (its own I/O thread), as it would in
  * its own process.
@@ -73,6 +74,9 @@ extern char **environ;
 
 /* Set by SIGINT/SIGTERM: every loop stops and the run fails cleanly. */
 static atomic_bool interrupted;
+/* Which signal it was and who sent it, for the message. */
+static atomic_int interrupt_signal;
+static atomic_int interrupt_sender;
 
 typedef struct bench_opts {
 	char *broker;                  /* loom-broker binary */
@@ -85,6 +89,7 @@ typedef struct bench_opts {
 	long long credit_every;        /* the consumer sends a credit every this many */
 	long long stall_ms;            /* no progress this long: the messages are lost */
 	long long start_ms;            /* how long the broker may take to answer */
+	long long repeat;              /* runs of every case */
 	bool tap;                      /* run the tap cases */
 	bool keep_dir;                 /* leave the temporary directory behind */
 } bench_opts_t;
@@ -229,10 +234,31 @@ static const char *fmt_size(char *buf, size_t len, size_t n)
 	return buf;
 }
 
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *info, void *ctx)
 {
-	(void)sig;
+	(void)ctx;
+	atomic_store(&interrupt_signal, sig);
+	atomic_store(&interrupt_sender, info ? (int)info->si_pid : 0);
 	atomic_store(&interrupted, true);
+}
+
+/* "interrupted by SIGTERM from pid 123 (bash)" (malloc'd): the sender is
+ * named when it is still there, since stray signals do happen on shared hosts. */
+static char *interrupted_text(void)
+{
+	int sig = atomic_load(&interrupt_signal), pid = atomic_load(&interrupt_sender);
+	if (sig == 0)
+		return loom_strdup("interrupted");
+	char path[64], comm[64] = "";
+	snprintf(path, sizeof path, "/proc/%d/comm", pid);
+	FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+	if (f) {
+		if (fgets(comm, sizeof comm, f))
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+	}
+	return loom_sprintf("interrupted by SIG%s from pid %d%s%s%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
+	    pid, comm[0] ? " (" : "", comm, comm[0] ? ")" : "");
 }
 
 /* ---- CPU accounting from /proc ---- */
@@ -344,7 +370,7 @@ static void *producer_main(void *arg)
 	s->t_start_ns = now_ns();
 	while (seq < s->count) {
 		if (atomic_load_explicit(&interrupted, memory_order_relaxed)) {
-			s->prod_error = loom_strdup("interrupted");
+			s->prod_error = interrupted_text();
 			break;
 		}
 		/* Credits are rare (one per credit_every): look every 64 sends. */
@@ -407,10 +433,12 @@ static void *consumer_main(void *arg)
 	long long next_seq = 0;
 	bool credit_owed = false;
 	char *src_instance = NULL;    /* credits go to the producer's exact instance */
+	/* Progress is checked only when idle: no clock read per message. */
+	long long seen_at_check = 0;
 	int64_t last_progress = now_ns();
 	while (s->received < s->count && s->cons_error == NULL) {
 		if (atomic_load_explicit(&interrupted, memory_order_relaxed)) {
-			s->cons_error = loom_strdup("interrupted");
+			s->cons_error = interrupted_text();
 			break;
 		}
 		Loom__Envelope *env = NULL;
@@ -435,7 +463,6 @@ static void *consumer_main(void *arg)
 			if (s->received == s->count)
 				s->t_end_ns = now_ns();
 			loom_envelope_free(&env);
-			last_progress = now_ns();
 			if (s->received % s->credit_every == 0 || s->received == s->count)
 				credit_owed = true;
 			if (credit_owed && send_credit(s, src_instance, s->received, &s->cons_error))
@@ -451,8 +478,12 @@ static void *consumer_main(void *arg)
 		zmq_pollitem_t it = { .socket = sock, .events = ZMQ_POLLIN };
 		(void)zmq_poll(&it, 1, credit_owed ? 1 : 100);
 		loom_bus_tick(s->sink);
-		if (now_ns() - last_progress > s->stall_ms * 1000000) {
-			s->cons_error = loom_sprintf("received %lld of %lld, then nothing for %lld ms: messages lost",
+		if (s->received != seen_at_check) {
+			seen_at_check = s->received;
+			last_progress = now_ns();
+		} else if (now_ns() - last_progress > s->stall_ms * 1000000) {
+			s->cons_error = loom_sprintf("received %lld of %lld, then nothing for %lld ms: "
+			    "messages lost or the broker stalled",
 			    s->received, s->count, s->stall_ms);
 			break;
 		}
@@ -506,9 +537,11 @@ static int stream_run(bench_t *b, stream_t *s, char **ret_error)
 	pthread_join(prod, NULL);
 	pthread_join(cons, NULL);
 	int rc = 0;
-	if (s->prod_error || s->cons_error) {
-		*ret_error = loom_sprintf("%s%s%s", s->prod_error ? s->prod_error : "",
-		    s->prod_error && s->cons_error ? "; " : "", s->cons_error ? s->cons_error : "");
+	if (s->prod_error && s->cons_error && strcmp(s->prod_error, s->cons_error) != 0) {
+		*ret_error = loom_sprintf("%s; %s", s->prod_error, s->cons_error);
+		rc = -1;
+	} else if (s->prod_error || s->cons_error) {
+		*ret_error = loom_strdup(s->cons_error ? s->cons_error : s->prod_error);
 		rc = -1;
 	} else if (s->gaps) {
 		*ret_error = loom_sprintf("%lld envelopes arrived out of sequence: messages lost or repeated", s->gaps);
@@ -533,6 +566,13 @@ static void stream_init(bench_t *b, stream_t *s, long long count, size_t size)
 	s->size = size;
 	s->window = b->o.window;
 	s->credit_every = b->o.credit_every;
+	/* Large payloads: keep at most about 256 MiB in flight. */
+	long long cap = (256LL << 20) / (long long)size;
+	if (s->window > cap) {
+		s->window = cap > 1 ? cap : 1;
+		if (s->credit_every > s->window / 4)
+			s->credit_every = s->window / 4 > 0 ? s->window / 4 : 1;
+	}
 	s->stall_ms = b->o.stall_ms;
 	atomic_init(&s->prod_done, false);
 	atomic_init(&s->cons_done, false);
@@ -761,7 +801,7 @@ static int broker_start(bench_t *b, char **ret_error)
 			return 0;
 		}
 		if (atomic_load(&interrupted)) {
-			*ret_error = loom_strdup("interrupted");
+			*ret_error = interrupted_text();
 			return -1;
 		}
 		if (now_ns() > deadline) {
@@ -875,24 +915,27 @@ static size_t frame_len(bench_t *b, size_t size)
 	return n;
 }
 
-static void print_result(const result_t *r, const result_t *base)
+/* Prints one run; base_rate is the median no-tap rate of the same size (0: none). */
+static void print_result(const result_t *r, double base_rate, size_t rep, size_t reps)
 {
-	char cnt[32], sz[32], label[64];
+	char cnt[32], sz[32], label[64], run[64] = "";
 	snprintf(label, sizeof label, "%s(%s)", r->size_name, fmt_size(sz, sizeof sz, r->size));
+	if (reps > 1)
+		snprintf(run, sizeof run, " [run %zu/%zu]", rep + 1, reps);
 	printf("bus %-13s %-7s %11s msg/s %8.1f MB/s", label, r->tap ? "tap" : "no tap",
 	    fmt_count(cnt, sizeof cnt, r->msgs_per_s), r->mb_per_s);
 	if (!r->tap) {
 		if (strcmp(r->size_name, "small") == 0)
 			printf("   %s (target >= %s msg/s)", r->msgs_per_s >= TARGET_SMALL_MSGS ? "PASS" : "MISS",
 			    fmt_count(cnt, sizeof cnt, TARGET_SMALL_MSGS));
-	} else if (base && base->done) {
-		double cost = 100.0 * (1.0 - r->msgs_per_s / base->msgs_per_s);
+	} else if (base_rate > 0) {
+		double cost = 100.0 * (1.0 - r->msgs_per_s / base_rate);
 		printf("   (tap cost %.1f%%, tap saw %.1f%%)   %s (target tap cost <= %.0f%%)", cost, r->tap_saw_pct,
 		    cost <= TARGET_TAP_COST_PCT ? "PASS" : "MISS", TARGET_TAP_COST_PCT);
 	} else {
 		printf("   (tap saw %.1f%%)", r->tap_saw_pct);
 	}
-	printf("\n");
+	printf("%s\n", run);
 	printf("    %s msgs in %.3f s; frame %zu B; send retries %lld; credit waits %lld; broker dropped %llu\n",
 	    fmt_count(cnt, sizeof cnt, (double)r->count), r->seconds, r->frame_len, r->retries, r->window_waits,
 	    (unsigned long long)r->broker_dropped);
@@ -904,33 +947,29 @@ static void print_result(const result_t *r, const result_t *base)
 	fflush(stdout);
 }
 
-/* Runs one case into *r. Returns 0, or -1 with *ret_error. */
-static int run_case(bench_t *b, result_t *r, char **ret_error)
+/* Runs one case into *r; tap is the attached subscriber for a tap case.
+ * Returns 0, or -1 with *ret_error. */
+static int run_case(bench_t *b, result_t *r, tap_t *tap, char **ret_error)
 {
-	tap_t tap;
-	memset(&tap, 0, sizeof tap);
-	int rc = -1;
-	if (r->tap && tap_open(b, &tap, ret_error) < 0)
-		return -1;
 	stream_t s;
 	if (b->o.warmup > 0) {
-		long long warm_base = r->tap ? atomic_load(&tap.data) : 0;
+		long long warm_base = tap ? atomic_load(&tap->data) : 0;
 		stream_init(b, &s, b->o.warmup, r->size);
 		if (stream_run(b, &s, ret_error) < 0)
-			goto out;
+			return -1;
 		/* The tap may lag: let it take the warm-up before counting. */
-		if (r->tap)
-			(void)tap_settle(b, &tap, warm_base, b->o.warmup);
+		if (tap)
+			(void)tap_settle(b, tap, warm_base, b->o.warmup);
 	}
-	long long tap_base = r->tap ? atomic_load(&tap.data) : 0;
+	long long tap_base = tap ? atomic_load(&tap->data) : 0;
 	uint64_t routed0 = 0, dropped0 = 0, routed1 = 0, dropped1 = 0;
 	bool have_counters = broker_counters(b, &routed0, &dropped0) == 0;
 	stream_init(b, &s, r->count, r->size);
 	cpu_sample_t c0, c1;
-	cpu_take(b->broker_pid, r->tap ? &tap : NULL, &c0);
+	cpu_take(b->broker_pid, tap, &c0);
 	if (stream_run(b, &s, ret_error) < 0)
-		goto out;
-	cpu_take(b->broker_pid, r->tap ? &tap : NULL, &c1);
+		return -1;
+	cpu_take(b->broker_pid, tap, &c1);
 	r->seconds = (double)(s.t_end_ns - s.t_start_ns) / 1e9;
 	if (r->seconds <= 0)
 		r->seconds = 1e-9;
@@ -947,49 +986,92 @@ static int run_case(bench_t *b, result_t *r, char **ret_error)
 	r->clients_us = (c1.self_s - c0.self_s) * per - r->tap_us;
 	r->busy_pct = 100.0 * (c1.broker_main_s - c0.broker_main_s + c1.broker_other_s - c0.broker_other_s +
 	    c1.self_s - c0.self_s) / wall;
-	if (r->tap) {
-		long long seen = tap_settle(b, &tap, tap_base, r->count);
+	if (tap) {
+		long long seen = tap_settle(b, tap, tap_base, r->count);
 		r->tap_saw_pct = 100.0 * (double)seen / (double)r->count;
 	}
 	if (have_counters && broker_counters(b, &routed1, &dropped1) == 0)
 		r->broker_dropped = dropped1 - dropped0;
 	r->done = true;
-	rc = 0;
-out:
-	if (r->tap)
-		tap_close(&tap);
-	return rc;
+	return 0;
 }
 
-static void print_table(const result_t *res, size_t n)
+/* Median, lowest and highest rate of the finished runs in res[0..n). */
+typedef struct summary {
+	size_t runs;                   /* finished runs */
+	double median;                 /* msg/s */
+	double min;                    /* msg/s */
+	double max;                    /* msg/s */
+	double tap_saw_min;            /* lowest tap saw % */
+} summary_t;
+
+static int cmp_double(const void *a, const void *b)
 {
-	printf("\n%-22s %11s %8s %9s %8s  %s\n", "case", "msg/s", "MB/s", "tap cost", "tap saw", "target");
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void summarize(const result_t *res, size_t n, summary_t *ret)
+{
+	double *v = loom_calloc(n ? n : 1, sizeof *v);
+	memset(ret, 0, sizeof *ret);
+	ret->tap_saw_min = 100.0;
 	for (size_t i = 0; i < n; i++) {
-		const result_t *r = &res[i];
-		if (!r->done)
+		if (!res[i].done)
 			continue;
-		char cnt[32], sz[32], label[80], cost[16] = "-", saw[16] = "-", target[64] = "-";
+		v[ret->runs++] = res[i].msgs_per_s;
+		if (res[i].tap_saw_pct < ret->tap_saw_min)
+			ret->tap_saw_min = res[i].tap_saw_pct;
+	}
+	if (ret->runs) {
+		qsort(v, ret->runs, sizeof *v, cmp_double);
+		ret->min = v[0];
+		ret->max = v[ret->runs - 1];
+		ret->median = ret->runs % 2 ? v[ret->runs / 2] : (v[ret->runs / 2 - 1] + v[ret->runs / 2]) / 2;
+	}
+	free(v);
+}
+
+/* res holds nkinds blocks of reps runs each; block k + 2 is the tap twin
+ * of block k. */
+static void print_table(const result_t *res, size_t nkinds, size_t reps)
+{
+	printf("\n%-22s %11s %19s %8s %9s %8s  %s\n", "case", "msg/s", reps > 1 ? "(range)" : "",
+	    "MB/s", "tap cost", "tap saw", "target");
+	for (size_t k = 0; k < nkinds; k++) {
+		const result_t *r = &res[k * reps];
+		summary_t sm;
+		summarize(r, reps, &sm);
+		if (sm.runs == 0)
+			continue;
+		char cnt[32], lo[32], hi[32], range[48] = "", sz[32], label[80];
+		char cost[16] = "-", saw[16] = "-", target[64] = "-";
 		snprintf(label, sizeof label, "%s(%s) %s", r->size_name, fmt_size(sz, sizeof sz, r->size),
 		    r->tap ? "tap" : "no tap");
-		if (!r->tap && strcmp(r->size_name, "small") == 0) {
-			snprintf(target, sizeof target, "%s  >= %s msg/s", r->msgs_per_s >= TARGET_SMALL_MSGS ? "PASS" : "MISS",
+		if (reps > 1)
+			snprintf(range, sizeof range, "(%s-%s)", fmt_count(lo, sizeof lo, sm.min),
+			    fmt_count(hi, sizeof hi, sm.max));
+		if (!r->tap && strcmp(r->size_name, "small") == 0)
+			snprintf(target, sizeof target, "%s  >= %s msg/s", sm.median >= TARGET_SMALL_MSGS ? "PASS" : "MISS",
 			    fmt_count(cnt, sizeof cnt, TARGET_SMALL_MSGS));
-		}
 		if (r->tap) {
-			snprintf(saw, sizeof saw, "%.1f%%", r->tap_saw_pct);
-			for (size_t j = 0; j < n; j++) {
-				const result_t *base = &res[j];
-				if (base->done && !base->tap && base->size == r->size) {
-					double c = 100.0 * (1.0 - r->msgs_per_s / base->msgs_per_s);
-					snprintf(cost, sizeof cost, "%.1f%%", c);
-					snprintf(target, sizeof target, "%s  tap cost <= %.0f%%",
-					    c <= TARGET_TAP_COST_PCT ? "PASS" : "MISS", TARGET_TAP_COST_PCT);
-				}
+			summary_t base;
+			summarize(&res[(k - 2) * reps], reps, &base);
+			snprintf(saw, sizeof saw, "%.1f%%", sm.tap_saw_min);
+			if (base.runs) {
+				double c = 100.0 * (1.0 - sm.median / base.median);
+				snprintf(cost, sizeof cost, "%.1f%%", c);
+				snprintf(target, sizeof target, "%s  tap cost <= %.0f%%",
+				    c <= TARGET_TAP_COST_PCT ? "PASS" : "MISS", TARGET_TAP_COST_PCT);
 			}
 		}
-		printf("%-22s %11s %8.1f %9s %8s  %s\n", label, fmt_count(cnt, sizeof cnt, r->msgs_per_s),
-		    r->mb_per_s, cost, saw, target);
+		printf("%-22s %11s %19s %8.1f %9s %8s  %s\n", label, fmt_count(cnt, sizeof cnt, sm.median), range,
+		    sm.median * (double)r->size / 1e6, cost, saw, target);
 	}
+	printf("%s; MB/s counts payload bytes (10^6);\n"
+	       "tap cost = 1 - (tap msg/s) / (no-tap msg/s) for the same size; tap saw = the lowest share of the\n"
+	       "deliveries to " SINK_SERVICE " that the tap subscriber received.\n",
+	    reps > 1 ? "msg/s is the median of the runs" : "one run per case");
 }
 
 /* ---- flags ---- */
@@ -1018,6 +1100,8 @@ static void usage(FILE *out)
 	    "  --credit-every N      the consumer sends a credit every N envelopes (default 1000)\n"
 	    "  --stall-timeout MS    no progress this long counts as lost messages (default 10000)\n"
 	    "  --start-timeout MS    how long the broker may take to answer (default 10000)\n"
+	    "  --repeat N            run every case N times; the table shows the median and\n"
+	    "                        the range (default 1)\n"
 	    "  --no-tap              skip the two tap cases\n"
 	    "  --keep-dir            leave the temporary directory (config, sockets) behind\n"
 	    "  -h, --help            this text\n"
@@ -1059,7 +1143,7 @@ static char *default_broker(void)
 static int parse_flags(bench_opts_t *o, int argc, char **argv)
 {
 	enum { F_BROKER = 256, F_CSMALL, F_CLARGE, F_SSMALL, F_SLARGE, F_WARMUP, F_WINDOW, F_CREDIT,
-		F_STALL, F_START, F_NOTAP, F_KEEP };
+		F_STALL, F_START, F_NOTAP, F_KEEP, F_REPEAT };
 	static const struct option longopts[] = {
 		{ "broker", required_argument, NULL, F_BROKER },
 		{ "count-small", required_argument, NULL, F_CSMALL },
@@ -1071,6 +1155,7 @@ static int parse_flags(bench_opts_t *o, int argc, char **argv)
 		{ "credit-every", required_argument, NULL, F_CREDIT },
 		{ "stall-timeout", required_argument, NULL, F_STALL },
 		{ "start-timeout", required_argument, NULL, F_START },
+		{ "repeat", required_argument, NULL, F_REPEAT },
 		{ "no-tap", no_argument, NULL, F_NOTAP },
 		{ "keep-dir", no_argument, NULL, F_KEEP },
 		{ "help", no_argument, NULL, 'h' },
@@ -1078,7 +1163,7 @@ static int parse_flags(bench_opts_t *o, int argc, char **argv)
 	};
 	*o = (bench_opts_t){ .count_small = 500000, .count_large = 50000, .size_small = 100,
 		.size_large = 10240, .warmup = 20000, .window = 10000, .credit_every = 1000,
-		.stall_ms = 10000, .start_ms = 10000, .tap = true };
+		.stall_ms = 10000, .start_ms = 10000, .repeat = 1, .tap = true };
 	int c, rc = 0;
 	/* Envelopes stay well under the broker's default max_frame (64 MiB). */
 	const long long max_size = 16LL << 20;
@@ -1094,6 +1179,7 @@ static int parse_flags(bench_opts_t *o, int argc, char **argv)
 		case F_CREDIT: rc |= parse_num("credit-every", optarg, 1, 90000, &o->credit_every); break;
 		case F_STALL: rc |= parse_num("stall-timeout", optarg, 100, 3600000, &o->stall_ms); break;
 		case F_START: rc |= parse_num("start-timeout", optarg, 100, 3600000, &o->start_ms); break;
+		case F_REPEAT: rc |= parse_num("repeat", optarg, 1, 100, &o->repeat); break;
 		case F_NOTAP: o->tap = false; break;
 		case F_KEEP: o->keep_dir = true; break;
 		case 'h': usage(stdout); return 1;
@@ -1138,7 +1224,8 @@ int main(int argc, char **argv)
 	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -1146,13 +1233,17 @@ int main(int argc, char **argv)
 
 	int status = 1;
 	char *error = NULL;
-	result_t res[] = {
+	/* Both sizes without a tap, then both with one (see the top comment). */
+	const result_t kinds[] = {
 		{ .size_name = "small", .size = (size_t)b.o.size_small, .count = b.o.count_small, .tap = false },
 		{ .size_name = "large", .size = (size_t)b.o.size_large, .count = b.o.count_large, .tap = false },
 		{ .size_name = "small", .size = (size_t)b.o.size_small, .count = b.o.count_small, .tap = true },
 		{ .size_name = "large", .size = (size_t)b.o.size_large, .count = b.o.count_large, .tap = true },
 	};
-	size_t ncases = b.o.tap ? 4 : 2;
+	size_t nkinds = b.o.tap ? 4 : 2, reps = (size_t)b.o.repeat;
+	result_t *res = loom_calloc(nkinds * reps, sizeof *res);
+	tap_t tap;
+	memset(&tap, 0, sizeof tap);
 
 	if (setup_dir(&b, &error) < 0 || broker_start(&b, &error) < 0)
 		goto out;
@@ -1163,32 +1254,43 @@ int main(int argc, char **argv)
 		error = loom_strdup(err);
 		goto out;
 	}
-	printf("loom-bench-bus: broker %s (pid %d), config %s\n", b.o.broker, (int)b.broker_pid, b.config_path);
-	printf("window %lld in flight, credit every %lld, warm-up %lld per case\n\n", b.o.window,
-	    b.o.credit_every, b.o.warmup);
+	printf(PROG ": broker %s (pid %d), config %s, %ld cpus online\n", b.o.broker, (int)b.broker_pid,
+	    b.config_path, sysconf(_SC_NPROCESSORS_ONLN));
+	printf("window %lld in flight, credit every %lld, warm-up %lld per case, %zu run(s) per case\n\n",
+	    b.o.window, b.o.credit_every, b.o.warmup, reps);
 	fflush(stdout);
-	for (size_t i = 0; i < ncases; i++) {
-		if (run_case(&b, &res[i], &error) < 0) {
-			char sz[32];
-			char *e = loom_sprintf("case %s(%s) %s: %s", res[i].size_name, fmt_size(sz, sizeof sz, res[i].size),
-			    res[i].tap ? "tap" : "no tap", error);
-			free(error);
-			error = e;
+	for (size_t phase = 0; phase < nkinds; phase += 2) {
+		bool with_tap = kinds[phase].tap;
+		if (with_tap && tap_open(&b, &tap, &error) < 0)
 			goto out;
+		for (size_t i = 0; i < reps; i++) {
+			for (size_t k = phase; k < phase + 2; k++) {
+				result_t *r = &res[k * reps + i];
+				*r = kinds[k];
+				if (run_case(&b, r, with_tap ? &tap : NULL, &error) < 0) {
+					char sz[32];
+					char *e = loom_sprintf("case %s(%s) %s: %s", r->size_name, fmt_size(sz, sizeof sz, r->size),
+					    r->tap ? "tap" : "no tap", error);
+					free(error);
+					error = e;
+					goto out;
+				}
+				summary_t base = { 0 };
+				if (with_tap)
+					summarize(&res[(k - 2) * reps], reps, &base);
+				print_result(r, base.median, i, reps);
+			}
 		}
-		const result_t *base = NULL;
-		for (size_t j = 0; j < i; j++)
-			if (!res[j].tap && res[j].size == res[i].size)
-				base = &res[j];
-		print_result(&res[i], base);
 	}
-	print_table(res, ncases);
+	print_table(res, nkinds, reps);
 	status = 0;
 out:
 	if (error) {
 		fprintf(stderr, PROG ": %s\n", error);
 		free(error);
 	}
+	tap_close(&tap);
+	free(res);
 	client_destroy(&b.src);
 	client_destroy(&b.sink);
 	client_destroy(&b.ctl);
