@@ -485,7 +485,6 @@ static int recv_one(loom_bus_t *bus, Loom__Envelope **ret_env, const char **erro
 
 int loom_bus_recv(loom_bus_t *bus, Loom__Envelope **ret_env, const char **error_r)
 {
-	drain_monitor(bus);
 	if (bus->inbox_head) {
 		inbox_item_t *it = bus->inbox_head;
 		bus->inbox_head = it->next;
@@ -498,6 +497,9 @@ int loom_bus_recv(loom_bus_t *bus, Loom__Envelope **ret_env, const char **error_
 	}
 	for (;;) {
 		int rc = recv_one(bus, ret_env, error_r);
+		if (rc == 0)
+			drain_monitor(bus); /* transport events only when the queue is empty: an empty
+					     * read of the monitor costs two system calls */
 		if (rc != 2)
 			return rc;
 	}

@@ -9,15 +9,22 @@
 
 void loom_msgid_new(uint8_t id[LOOM_MSG_ID_LEN])
 {
-	/* randombytes_buf is safe before sodium_init() in libsodium >= 1.0.15,
-	 * but initialise anyway so the first call never races. */
+	/* Ids need to be unique, not secret: draw them from a per-thread pool
+	 * refilled 4 KiB at a time, instead of one getrandom(2) per message. */
+	static __thread uint8_t pool[4096];
+	static __thread size_t left;
 	static int ready;
 	if (!ready) {
 		if (sodium_init() < 0)
 			abort();
 		ready = 1;
 	}
-	randombytes_buf(id, LOOM_MSG_ID_LEN);
+	if (left < LOOM_MSG_ID_LEN) {
+		randombytes_buf(pool, sizeof pool);
+		left = sizeof pool;
+	}
+	memcpy(id, pool + sizeof pool - left, LOOM_MSG_ID_LEN);
+	left -= LOOM_MSG_ID_LEN;
 }
 
 int64_t loom_now_us(void)
