@@ -99,22 +99,34 @@ static peer_t *peer_add(broker_t *b, const char *id, size_t idlen, const char *s
 	return p;
 }
 
-/* Mirrors an envelope frame to the tap when anyone listens. */
+/* Sends the mirrored frames gathered so far as one tap message. */
+static void tap_flush(broker_t *b)
+{
+	if (b->tapbuf.len <= 1)
+		return;
+	/* A slow tap loses batches (non-blocking send); the bus never waits for it. */
+	(void)zmq_send(b->tap, b->tapbuf.data, b->tapbuf.len, ZMQ_DONTWAIT);
+	loom_buf_reset(&b->tapbuf);
+}
+
+/* Adds an envelope frame to the tap's batch when anyone listens. */
 static void tap_mirror(broker_t *b, char kind, const char *detail, size_t dlen, zmq_msg_t *env)
 {
 	if (b->tap_subs == 0)
 		return;
-	char hdr[1 + LOOM_ADDR_MAX + 64];
-	if (dlen > sizeof hdr - 1)
-		dlen = sizeof hdr - 1;
-	hdr[0] = kind;
-	memcpy(hdr + 1, detail, dlen);
-	zmq_msg_t copy;
-	zmq_msg_init(&copy);
-	zmq_msg_copy(&copy, env); /* reference-counted: no byte copy for large frames */
-	if (zmq_send(b->tap, hdr, 1 + dlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-	    zmq_msg_send(&copy, b->tap, ZMQ_DONTWAIT) < 0)
-		zmq_msg_close(&copy); /* tap too slow: it loses frames, the bus does not */
+	if (dlen > 0xffff)
+		dlen = 0xffff;
+	size_t elen = zmq_msg_size(env);
+	if (b->tapbuf.len == 0)
+		loom_buf_addc(&b->tapbuf, LOOM_TAP_VERSION);
+	uint8_t h[3] = { (uint8_t)kind, (uint8_t)(dlen >> 8), (uint8_t)dlen };
+	uint8_t l[4] = { (uint8_t)(elen >> 24), (uint8_t)(elen >> 16), (uint8_t)(elen >> 8), (uint8_t)elen };
+	loom_buf_add(&b->tapbuf, h, 3);
+	loom_buf_add(&b->tapbuf, detail, dlen);
+	loom_buf_add(&b->tapbuf, l, 4);
+	loom_buf_add(&b->tapbuf, zmq_msg_data(env), elen);
+	if (b->tapbuf.len >= LOOM_TAP_BATCH_MAX)
+		tap_flush(b);
 }
 
 /* Sends [peer id][frame]; the frame is consumed on success. Returns 0, or -1
@@ -456,6 +468,7 @@ static int on_router(loom_loop_t *loop, void *arg)
 	for (int i = 0; i < BATCH; i++)
 		if (router_one(b) == 0)
 			break;
+	tap_flush(b);
 	return 0;
 }
 
@@ -507,6 +520,7 @@ static int on_xsub(loom_loop_t *loop, void *arg)
 		zmq_msg_close(&topic);
 		zmq_msg_close(&frame);
 	}
+	tap_flush(b);
 	return 0;
 }
 
@@ -578,6 +592,7 @@ static int on_heartbeat(loom_loop_t *loop, void *arg)
 			send_body(b, p, &hb.base, NULL);
 		}
 	}
+	tap_flush(b);
 	return 0;
 }
 
@@ -698,6 +713,7 @@ static void broker_stop(loom_daemon_t *d)
 	}
 	loom_map_destroy(&b->peers);
 	loom_map_destroy(&b->services);
+	loom_buf_release(&b->tapbuf);
 }
 
 const loom_daemon_def_t loom_broker_def = {

@@ -7,6 +7,7 @@
 
 #include "loom_daemon.h"
 #include "loom_keys.h"
+#include "loom_buf.h"
 #include "loom_map.h"
 
 typedef struct peer {
@@ -43,6 +44,7 @@ typedef struct broker {
 	loom_map_t *peers;             /* id -> peer_t */
 	loom_map_t *services;          /* name -> service_t */
 	unsigned tap_subs;             /* subscriptions on the tap (0: skip mirroring) */
+	loom_buf_t tapbuf;             /* mirrored frames waiting to go to the tap */
 	long long heartbeat_ms;        /* heartbeat interval */
 	long long liveness;            /* missed intervals before a peer is forgotten */
 	int64_t started_ms;            /* monotonic start */

@@ -214,9 +214,7 @@ int main(int argc, char **argv)
 		zmq_setsockopt(sub, ZMQ_CURVE_SECRETKEY, kp.sec, LOOM_KEY_LEN);
 	}
 	loom_keypair_wipe(&kp);
-	char *prefix = o.topic ? loom_sprintf("%c%s", LOOM_TAP_EVENT, o.topic) : loom_strdup("");
-	zmq_setsockopt(sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
-	free(prefix);
+	zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
 	int status = 0;
 	if (zmq_connect(sub, cfg.bus.tap) < 0) {
 		fprintf(stderr, "loom-tap: cannot connect to '%s': %s\n", cfg.bus.tap, zmq_strerror(errno));
@@ -248,46 +246,53 @@ int main(int argc, char **argv)
 			break;
 		if (!(items[0].revents & ZMQ_POLLIN))
 			continue;
-		zmq_msg_t hdr, frame;
-		zmq_msg_init(&hdr);
-		if (zmq_msg_recv(&hdr, sub, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&hdr);
+		zmq_msg_t batch;
+		zmq_msg_init(&batch);
+		if (zmq_msg_recv(&batch, sub, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&batch);
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			fprintf(stderr, "loom-tap: receive failed: %s\n", zmq_strerror(errno));
 			status = 1;
 			break;
 		}
-		if (!zmq_msg_more(&hdr) || zmq_msg_size(&hdr) < 1) {
-			zmq_msg_close(&hdr);
+		const uint8_t *data = zmq_msg_data(&batch);
+		size_t len = zmq_msg_size(&batch);
+		if (len < 1 || data[0] != LOOM_TAP_VERSION || zmq_msg_more(&batch)) {
+			fprintf(stderr, "loom-tap: the broker speaks another tap format (version %d): use the loom-tap of the same release\n",
+			    len ? data[0] : -1);
+			zmq_msg_close(&batch);
 			continue;
 		}
-		zmq_msg_init(&frame);
-		zmq_msg_recv(&frame, sub, 0);
-		const char *err;
-		Loom__Envelope *env = loom_envelope_unpack(zmq_msg_data(&frame), zmq_msg_size(&frame), &err);
-		const char *h = zmq_msg_data(&hdr);
-		char kind = h[0];
-		char detail[LOOM_ADDR_MAX + 64];
-		size_t dlen = zmq_msg_size(&hdr) - 1 < sizeof detail - 1 ? zmq_msg_size(&hdr) - 1 : sizeof detail - 1;
-		memcpy(detail, h + 1, dlen);
-		detail[dlen] = '\0';
-		if (env == NULL) {
-			fprintf(stderr, "loom-tap: undecodable frame (%s)\n", err);
-		} else if (type_match(o.type, env->type) && addr_match(o.from, env->from) &&
-		    (addr_match(o.to, env->to) ||
-		    (kind == LOOM_TAP_DIRECT && o.to && addr_match(o.to, detail)))) {
-			loom_buf_reset(&line);
-			render(&o, kind, detail, dlen, env, &line);
-			if (fwrite(line.data, 1, line.len, stdout) != line.len)
-				stopping = 1; /* reader went away */
-			printed++;
+		size_t pos = 1;
+		loom_tap_record_t rec;
+		int rc;
+		while (!stopping && (rc = loom_tapwire_next(data, len, &pos, &rec)) == 1) {
+			char detail[LOOM_ADDR_MAX + 64];
+			size_t dlen = rec.detail_len < sizeof detail - 1 ? rec.detail_len : sizeof detail - 1;
+			memcpy(detail, rec.detail, dlen);
+			detail[dlen] = '\0';
+			if (o.topic && (rec.kind != LOOM_TAP_EVENT || strncmp(detail, o.topic, strlen(o.topic)) != 0))
+				continue;
+			const char *err;
+			Loom__Envelope *env = loom_envelope_unpack(rec.env, rec.env_len, &err);
+			if (env == NULL) {
+				fprintf(stderr, "loom-tap: undecodable frame (%s)\n", err);
+			} else if (type_match(o.type, env->type) && addr_match(o.from, env->from) &&
+			    (addr_match(o.to, env->to) || (rec.kind == LOOM_TAP_DIRECT && o.to && addr_match(o.to, detail)))) {
+				loom_buf_reset(&line);
+				render(&o, rec.kind, detail, dlen, env, &line);
+				if (fwrite(line.data, 1, line.len, stdout) != line.len)
+					stopping = 1; /* reader went away */
+				printed++;
+				if (o.count && printed >= o.count)
+					stopping = 1;
+			}
+			loom_envelope_free(&env);
 		}
-		loom_envelope_free(&env);
-		zmq_msg_close(&hdr);
-		zmq_msg_close(&frame);
-		if (o.count && printed >= o.count)
-			break;
+		if (rc < 0)
+			fprintf(stderr, "loom-tap: malformed tap batch from the broker\n");
+		zmq_msg_close(&batch);
 	}
 	loom_buf_release(&line);
 	if (sigfd >= 0)

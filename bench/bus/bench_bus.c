@@ -591,37 +591,26 @@ static void *tap_main(void *arg)
 		if (zmq_poll(&it, 1, 50) <= 0)
 			continue;
 		for (int i = 0; i < 4096; i++) {
-			zmq_msg_t hdr;
-			zmq_msg_init(&hdr);
-			if (zmq_msg_recv(&hdr, t->sub, ZMQ_DONTWAIT) < 0) {
-				zmq_msg_close(&hdr);
+			zmq_msg_t batch;
+			zmq_msg_init(&batch);
+			if (zmq_msg_recv(&batch, t->sub, ZMQ_DONTWAIT) < 0) {
+				zmq_msg_close(&batch);
 				break;
 			}
-			bool more = zmq_msg_more(&hdr);
-			if (more) {
-				zmq_msg_t env;
-				zmq_msg_init(&env);
-				zmq_msg_recv(&env, t->sub, 0);
-				more = zmq_msg_more(&env);
-				const char *h = zmq_msg_data(&hdr);
+			const uint8_t *d = zmq_msg_data(&batch);
+			size_t len = zmq_msg_size(&batch), pos = 1;
+			loom_tap_record_t rec;
+			while (len > 0 && d[0] == LOOM_TAP_VERSION && loom_tapwire_next(d, len, &pos, &rec) == 1) {
 				loom_env_peek_t pk;
 				const char *err;
-				if (zmq_msg_size(&hdr) == 1 + t->sink_len && h[0] == LOOM_TAP_DIRECT &&
-				    memcmp(h + 1, t->sink, t->sink_len) == 0 &&
-				    loom_envelope_peek(zmq_msg_data(&env), zmq_msg_size(&env), &pk, &err) == 0 &&
+				if (rec.kind == LOOM_TAP_DIRECT && rec.detail_len == t->sink_len &&
+				    memcmp(rec.detail, t->sink, t->sink_len) == 0 &&
+				    loom_envelope_peek(rec.env, rec.env_len, &pk, &err) == 0 &&
 				    pk.type_len == ack_len && memcmp(pk.type, ack, ack_len) == 0)
 					data++;
-				zmq_msg_close(&env);
-				while (more) { /* not the tap's format: drain */
-					zmq_msg_t x;
-					zmq_msg_init(&x);
-					zmq_msg_recv(&x, t->sub, 0);
-					more = zmq_msg_more(&x);
-					zmq_msg_close(&x);
-				}
+				messages++;
 			}
-			zmq_msg_close(&hdr);
-			messages++;
+			zmq_msg_close(&batch);
 		}
 		atomic_store_explicit(&t->data, data, memory_order_relaxed);
 		atomic_store_explicit(&t->messages, messages, memory_order_relaxed);
