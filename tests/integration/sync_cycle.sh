@@ -29,6 +29,13 @@ object_type: account
 anchor: login
 file: { format: csv, path: data/legacy.csv }
 YAML
+cat >"$T/agents/bad.yaml" <<YAML
+type: file
+object_type: person
+anchor: employeeId
+error_limit: 3
+file: { format: csv, path: data/bad.csv }
+YAML
 cat >"$T/agents/directory.yaml" <<YAML
 type: file
 object_type: inetOrgPerson
@@ -101,7 +108,7 @@ CSV
 "$ENGINE" -c "$CFG" --check-config >/dev/null || fail "engine rejects the test configuration"
 start_broker
 start_engine
-for a in hr badge legacy directory; do start_agent "$a"; done
+for a in hr badge legacy directory bad; do start_agent "$a"; done
 
 # Hire: projected, provisioned, exported, confirmed.
 run_profile hr full-import
@@ -189,6 +196,12 @@ ctl -o json cs search hr -n 1000 >"$T/cs.after" || fail "cs search"
 cmp -s "$T/cs.before" "$T/cs.after" || fail "a failed import changed the connector space"
 mv "$T/data/hr.csv.away" "$T/data/hr.csv"
 pass "an unreadable file fails the run with one line and changes nothing"
+
+# Past the agent's error limit the run stops.
+{ echo "employeeId,givenName"; for i in 1 2 3 4 5 6; do echo "$i,Bro\"ken"; done; } >"$T/data/bad.csv"
+run_profile bad full-import 1
+grep -q "stopped-error-limit" "$T/run.out" || fail "error limit not applied: $(cat "$T/run.out")"
+pass "a run stops with stopped-error-limit past the agent's error_limit"
 
 # kill -9 the agent in the middle of a large import.
 awk 'BEGIN{print "employeeId,givenName,sn,title,employeeType"; for(i=1;i<=300000;i++) printf "%d,G%d,S%d,T,employee\n", 200000+i, i, i}' >"$T/data/hr.csv"
