@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXPORT_BATCH 200
+#define EXPORT_BATCH 1000
 
 static int on_export_timer(loom_loop_t *loop, void *arg)
 {

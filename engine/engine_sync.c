@@ -136,6 +136,11 @@ typedef struct work {
 	held_t *held;                  /* other connectors touched */
 	size_t nheld;
 	bool failed;                   /* an error means: write nothing */
+	uint64_t lim_mv, lim_change;   /* id blocks reserved before this object */
+	bool links_loaded;             /* lagents/lanchors hold mv's connectors */
+	char **lagents;                /* connectors of the object's mv: agents */
+	char **lanchors;               /* ... and anchors (store plus this batch) */
+	size_t nlinks;
 } work_t;
 
 static held_t *hold(work_t *w, const char *agent, const char *anchor)
@@ -170,7 +175,7 @@ static Loom__CsObject *connector_in(work_t *w, char **agents, char **anchors, si
 		if (strcmp(agent, w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0)
 			return w->cs;
 		held_t *h = hold(w, agents[i], anchors[i]);
-		if (h && !h->removed) {
+		if (h && !h->removed && h->cs->mv_id.len) {
 			*ret_held = h;
 			return h->cs;
 		}
@@ -178,8 +183,11 @@ static Loom__CsObject *connector_in(work_t *w, char **agents, char **anchors, si
 	return NULL;
 }
 
+static void links_forget(work_t *w);
+
 static void work_release(work_t *w)
 {
+	links_forget(w);
 	for (size_t i = 0; i < w->nheld; i++) {
 		free(w->held[i].agent);
 		free(w->held[i].old_dn);
@@ -189,20 +197,65 @@ static void work_release(work_t *w)
 }
 
 /* The connectors of mv: the store's links plus the object being synchronized
- * when it is joined to mv in this batch (its link is not in the store yet). */
+ * when it is joined to mv in this batch (its link is not in the store yet),
+ * minus that object when it left mv in this batch (deleted or filtered: its
+ * link is still in the store, and it must not contribute any more). */
 static size_t links_of(work_t *w, const Loom__MvObject *mv, char ***ret_agents, char ***ret_anchors)
 {
 	size_t n = eng_links(w->e, mv->id.data, ret_agents, ret_anchors);
-	if (w->cs->mv_id.len != 8 || memcmp(w->cs->mv_id.data, mv->id.data, 8) != 0)
-		return n;
+	bool joined = w->cs->mv_id.len == 8 && memcmp(w->cs->mv_id.data, mv->id.data, 8) == 0;
 	for (size_t i = 0; i < n; i++)
-		if (strcmp((*ret_agents)[i], w->agent) == 0 && strcmp((*ret_anchors)[i], w->cs->anchor) == 0)
-			return n;
+		if (strcmp((*ret_agents)[i], w->agent) == 0 && strcmp((*ret_anchors)[i], w->cs->anchor) == 0) {
+			if (joined)
+				return n;
+			free((*ret_agents)[i]);
+			free((*ret_anchors)[i]);
+			memmove(&(*ret_agents)[i], &(*ret_agents)[i + 1], (n - i - 1) * sizeof **ret_agents);
+			memmove(&(*ret_anchors)[i], &(*ret_anchors)[i + 1], (n - i - 1) * sizeof **ret_anchors);
+			return n - 1;
+		}
+	if (!joined)
+		return n;
 	*ret_agents = loom_realloc(*ret_agents, (n + 1) * sizeof **ret_agents);
 	*ret_anchors = loom_realloc(*ret_anchors, (n + 1) * sizeof **ret_anchors);
 	(*ret_agents)[n] = loom_strdup(w->agent);
 	(*ret_anchors)[n] = loom_strdup(w->cs->anchor);
 	return n + 1;
+}
+
+/* The connectors of mv, read once per object and kept up to date as this
+ * batch adds links (links added here are not in the store yet). */
+static size_t links(work_t *w, const Loom__MvObject *mv, char ***ret_agents, char ***ret_anchors)
+{
+	if (!w->links_loaded) {
+		w->nlinks = links_of(w, mv, &w->lagents, &w->lanchors);
+		w->links_loaded = true;
+	}
+	*ret_agents = w->lagents;
+	*ret_anchors = w->lanchors;
+	return w->nlinks;
+}
+
+static void links_forget(work_t *w)
+{
+	if (w->links_loaded) {
+		eng_strv_free(w->lagents, w->nlinks);
+		eng_strv_free(w->lanchors, w->nlinks);
+	}
+	w->lagents = w->lanchors = NULL;
+	w->nlinks = 0;
+	w->links_loaded = false;
+}
+
+static void links_add(work_t *w, const char *agent, const char *anchor)
+{
+	if (!w->links_loaded)
+		return; /* read from the store (and this object) when first needed */
+	w->lagents = loom_realloc(w->lagents, (w->nlinks + 1) * sizeof *w->lagents);
+	w->lanchors = loom_realloc(w->lanchors, (w->nlinks + 1) * sizeof *w->lanchors);
+	w->lagents[w->nlinks] = loom_strdup(agent);
+	w->lanchors[w->nlinks] = loom_strdup(anchor);
+	w->nlinks++;
 }
 
 /* ---- metaverse helpers ------------------------------------------------------------ */
@@ -519,7 +572,7 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 static size_t inbound_flows(work_t *w, Loom__MvObject *mv, const char *agent, bool all_contributed)
 {
 	char **agents, **anchors;
-	size_t nl = links_of(w, mv, &agents, &anchors);
+	size_t nl = links(w, mv, &agents, &anchors);
 	size_t changed = 0;
 	eng_agent_t *a = eng_agent_find(w->e, agent);
 	/* Names first: recompute_attr may reallocate mv->attrs. */
@@ -548,8 +601,6 @@ static size_t inbound_flows(work_t *w, Loom__MvObject *mv, const char *agent, bo
 			changed++;
 	}
 	eng_strv_free(names, nn);
-	eng_strv_free(agents, nl);
-	eng_strv_free(anchors, nl);
 	return changed;
 }
 
@@ -663,6 +714,8 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 
 static void link_set(work_t *w, Loom__CsObject *cs, const char *agent, const Loom__MvObject *mv)
 {
+	if (cs == w->cs)
+		links_forget(w);
 	free(cs->mv_id.data);
 	cs->mv_id.len = 8;
 	cs->mv_id.data = loom_memdup(mv->id.data, 8);
@@ -671,6 +724,8 @@ static void link_set(work_t *w, Loom__CsObject *cs, const char *agent, const Loo
 
 static void link_clear(work_t *w, Loom__CsObject *cs, const char *agent)
 {
+	if (cs == w->cs)
+		links_forget(w);
 	if (cs->mv_id.len == 8)
 		eng_link_put(w->e, w->b, cs->mv_id.data, agent, cs->anchor, true);
 	free(cs->mv_id.data);
@@ -719,7 +774,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 {
 	engine_t *e = w->e;
 	char **agents, **anchors;
-	size_t nl = links_of(w, mv, &agents, &anchors);
+	size_t nl = links(w, mv, &agents, &anchors);
 	for (size_t i = 0; i < e->nrules && !w->failed; i++) {
 		const eng_rule_t *rule = &e->rules[i];
 		if (rule->cfg->direction != LOOM_SYNC_OUTBOUND || strcmp(rule->cfg->mv_type, mv->object_type) != 0)
@@ -792,6 +847,11 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			}
 			t2 = h2->cs;
 			t2->state = LOOM__CS_OBJECT__STATE__JOINED;
+			if (t2->pending_export && t2->pending_export->kind == LOOM__PENDING_EXPORT__KIND__DELETE) {
+				/* Deprovisioned but not exported yet: it stays after all. */
+				loom__pending_export__free_unpacked(t2->pending_export, NULL);
+				t2->pending_export = NULL;
+			}
 			eng_run_count(e, "provisioning-joined-existing", t2->anchor);
 		} else {
 			t2 = loom_malloc(sizeof *t2);
@@ -821,19 +881,10 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 		h2->dirty = true;
 		link_set(w, t2, target, mv);
 		outbound_flows(w, rule, mv, t2);
-		/* Links changed: read them again for the next rule. */
-		eng_strv_free(agents, nl);
-		eng_strv_free(anchors, nl);
-		nl = links_of(w, mv, &agents, &anchors);
-		/* The new link is in the batch, not yet in the store. */
-		agents = loom_realloc(agents, (nl + 1) * sizeof *agents);
-		anchors = loom_realloc(anchors, (nl + 1) * sizeof *anchors);
-		agents[nl] = loom_strdup(target);
-		anchors[nl] = loom_strdup(t2->anchor);
-		nl++;
+		/* The new link is in the batch, not yet in the store: keep the list. */
+		links_add(w, target, t2->anchor);
+		nl = links(w, mv, &agents, &anchors);
 	}
-	eng_strv_free(agents, nl);
-	eng_strv_free(anchors, nl);
 }
 
 /* ---- disconnection and metaverse deletion ---------------------------------------------------- */
@@ -905,9 +956,15 @@ static int commit(work_t *w, const char **error_r)
 {
 	engine_t *e = w->e;
 	if (w->failed) {
-		/* Nothing of this object is written but its error mark. */
+		/* Nothing of this object is written but its error mark, and the id
+		 * blocks it reserved: later ids come from those blocks, so a restart
+		 * must resume past them. */
 		loom_batch_clear(w->b);
-		return 0;
+		if (e->lim_mv != w->lim_mv)
+			eng_meta_put_u64(e, w->b, "seq:mv", e->lim_mv);
+		if (e->lim_change != w->lim_change)
+			eng_meta_put_u64(e, w->b, "seq:change", e->lim_change);
+		return loom_batch_count(w->b) ? loom_store_write_ex(e->store, w->b, false, error_r) : 0;
 	}
 	for (size_t i = 0; i < w->nheld; i++) {
 		held_t *h = &w->held[i];
@@ -946,7 +1003,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
 	if (e->run)
 		e->run->objects++;
-	work_t w = { .e = e, .b = b, .agent = agent, .cs = cs };
+	work_t w = { .e = e, .b = b, .agent = agent, .cs = cs, .lim_mv = e->lim_mv, .lim_change = e->lim_change };
 	Loom__MvObject *mv = NULL;
 	if (cs->mv_id.len == 8)
 		mv = eng_mv_get(e, cs->mv_id.data, 8, &err);
