@@ -755,8 +755,15 @@ static void deprovision(work_t *w, held_t *h, int action)
 	}
 	t->state = action == LOOM_DEPROV_EXPLICIT ? LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR
 						  : LOOM__CS_OBJECT__STATE__NORMAL;
-	if (never_exported)
+	if (never_exported) {
 		h->removed = true;
+		return;
+	}
+	/* A disconnector receives no flows: changes waiting for it go too. */
+	if (t->pending_export && t->pending_export->kind == LOOM__PENDING_EXPORT__KIND__UPDATE) {
+		loom__pending_export__free_unpacked(t->pending_export, NULL);
+		t->pending_export = NULL;
+	}
 }
 
 static int deprov_action(engine_t *e, const char *agent, const char *mv_type, const Loom__CsObject *t)
@@ -837,9 +844,11 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			/* The system already has an object there: connect it instead. */
 			h2 = hold(w, target, existing);
 			free(existing);
-			if (h2 == NULL || h2->cs->mv_id.len) {
-				char *m = loom_sprintf("rule '%s' would provision '%s' in agent '%s', which is already "
-				    "connected to another metaverse object", rule->cfg->name, dn, target);
+			if (h2 == NULL || h2->cs->mv_id.len || h2->cs->state == LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR) {
+				char *m = loom_sprintf("rule '%s' would provision '%s' in agent '%s', which is %s", rule->cfg->name,
+				    dn, target, h2 && h2->cs->state == LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR
+				    ? "an explicit disconnector (an administrator said: never connect it)"
+				    : "already connected to another metaverse object");
 				eng_run_error(e, w->cs->anchor, w->cs->dn, "provisioning-conflict", m, NULL, false);
 				free(m);
 				free(dn);
@@ -1005,8 +1014,16 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 		e->run->objects++;
 	work_t w = { .e = e, .b = b, .agent = agent, .cs = cs, .lim_mv = e->lim_mv, .lim_change = e->lim_change };
 	Loom__MvObject *mv = NULL;
-	if (cs->mv_id.len == 8)
+	if (cs->mv_id.len == 8) {
+		err = NULL;
 		mv = eng_mv_get(e, cs->mv_id.data, 8, &err);
+		if (mv == NULL && err) {
+			/* Unreadable is not gone: fail this object, change nothing. */
+			eng_run_error(e, cs->anchor, cs->dn, "store-error", err, NULL, true);
+			loom__cs_object__free_unpacked(cs, NULL);
+			return 0;
+		}
+	}
 	bool had_mv = mv != NULL;
 	if (cs->mv_id.len && mv == NULL) {
 		/* The metaverse object is gone: this is a disconnector again. */
