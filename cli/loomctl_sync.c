@@ -219,15 +219,21 @@ int ctl_runs(ctl_t *ctl, int argc, char **argv)
 	return 0;
 }
 
+/* Appends the values as text, separated by " | ". */
+static void values_text(loom_buf_t *b, Loom__Value *const *v, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		if (k)
+			loom_buf_adds(b, " | ");
+		loom_value_text(b, v[k]);
+	}
+}
+
 static void print_attrs(const char *indent, Loom__Attr *const *attrs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		loom_buf_t b = LOOM_BUF_INIT;
-		for (size_t k = 0; k < attrs[i]->n_values; k++) {
-			if (k)
-				loom_buf_adds(&b, " | ");
-			loom_value_text(&b, attrs[i]->values[k]);
-		}
+		values_text(&b, attrs[i]->values, attrs[i]->n_values);
 		printf("%s%-20s %s\n", indent, attrs[i]->name, loom_buf_cstr(&b));
 		loom_buf_release(&b);
 	}
@@ -244,11 +250,7 @@ static void print_deltas(const char *title, const char *kind, Loom__AttrDelta *c
 	printf("  %s: %s%s\n", title, kind, extra);
 	for (size_t i = 0; i < n; i++) {
 		loom_buf_t b = LOOM_BUF_INIT;
-		for (size_t k = 0; k < d[i]->n_values; k++) {
-			if (k)
-				loom_buf_adds(&b, " | ");
-			loom_value_text(&b, d[i]->values[k]);
-		}
+		values_text(&b, d[i]->values, d[i]->n_values);
 		const char *op = d[i]->op == LOOM__ATTR_DELTA__OP__ADD ? "add" : d[i]->op == LOOM__ATTR_DELTA__OP__DELETE ? "delete" : "replace";
 		printf("    %-7s %-20s %s\n", op, d[i]->name, loom_buf_cstr(&b));
 		loom_buf_release(&b);
@@ -377,11 +379,7 @@ static void print_mv(const Loom__MvShowReply *m)
 	printf("metaverse %s  type %s  projected by %s\n", hex, mv->object_type, mv->projected_by);
 	for (size_t i = 0; i < mv->n_attrs; i++) {
 		loom_buf_t b = LOOM_BUF_INIT;
-		for (size_t k = 0; k < mv->attrs[i]->n_values; k++) {
-			if (k)
-				loom_buf_adds(&b, " | ");
-			loom_value_text(&b, mv->attrs[i]->values[k]);
-		}
+		values_text(&b, mv->attrs[i]->values, mv->attrs[i]->n_values);
 		printf("  %-20s %-40s from %s\n", mv->attrs[i]->name, loom_buf_cstr(&b), mv->attrs[i]->agent);
 		loom_buf_release(&b);
 	}

@@ -184,6 +184,9 @@ void eng_run_finish(engine_t *e, const char *status, const char *message);
 bool eng_run_over_limit(engine_t *e);
 void eng_run_save(engine_t *e, loom_batch_t *b);
 void eng_runs_recover(engine_t *e);
+/* Loop timer while a run waits for its agent: fails the run when the agent
+ * has been silent longer than its timeout. */
+int eng_run_watch(loom_loop_t *loop, void *arg);
 void eng_handle_query(engine_t *e, Loom__Envelope *env);
 
 /* engine_import.c */

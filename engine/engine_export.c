@@ -20,23 +20,6 @@
 
 #define EXPORT_BATCH 1000
 
-static int on_export_timer(loom_loop_t *loop, void *arg)
-{
-	(void)loop;
-	engine_t *e = arg;
-	eng_run_t *r = e->run;
-	if (r == NULL || r->phase != RUN_EXPORT)
-		return 0;
-	int64_t silent = loom_mono_ms() - r->last_heard_ms;
-	if (silent > r->agent->cfg->timeout_ms) {
-		char *m = loom_sprintf("agent '%s' did not answer an export batch within %lld ms; the changes stay pending",
-		    r->agent->service, (long long)silent);
-		eng_run_finish(e, "failed", m);
-		free(m);
-	}
-	return 0;
-}
-
 static Loom__ExportChange *change_of(const Loom__CsObject *cs)
 {
 	const Loom__PendingExport *p = cs->pending_export;
@@ -130,7 +113,7 @@ int eng_export_begin(engine_t *e, const char **error_r)
 	r->prefix = loom_buf_steal(&p);
 	r->iter = loom_iter_new(e->store, CF_EXPORT);
 	loom_iter_seek(r->iter, r->prefix, r->prefix_len);
-	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 500, 0, on_export_timer, e);
+	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 500, 0, eng_run_watch, e);
 	send_next(e);
 	return 0;
 }

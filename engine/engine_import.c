@@ -27,23 +27,6 @@
 #include <string.h>
 #include <strings.h>
 
-static int on_import_timer(loom_loop_t *loop, void *arg)
-{
-	(void)loop;
-	engine_t *e = arg;
-	eng_run_t *r = e->run;
-	if (r == NULL || r->phase != RUN_IMPORT)
-		return 0;
-	int64_t silent = loom_mono_ms() - r->last_heard_ms;
-	if (silent > r->agent->cfg->timeout_ms) {
-		char *m = loom_sprintf("agent '%s' sent nothing for %lld ms (is loom-ma-file --agent %s running?)",
-		    r->agent->service, (long long)silent, r->agent->cfg->name);
-		eng_run_finish(e, "failed", m);
-		free(m);
-	}
-	return 0;
-}
-
 static int send_credit(engine_t *e, uint32_t credit, bool abort_run)
 {
 	Loom__ImportCredit c = LOOM__IMPORT_CREDIT__INIT;
@@ -101,7 +84,7 @@ int eng_import_begin(engine_t *e, const char **error_r)
 		*error_r = errbuf;
 		return -1;
 	}
-	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 500, 0, on_import_timer, e);
+	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 500, 0, eng_run_watch, e);
 	return 0;
 }
 

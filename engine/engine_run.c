@@ -247,6 +247,26 @@ int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t 
 	return 0;
 }
 
+int eng_run_watch(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	engine_t *e = arg;
+	eng_run_t *r = e->run;
+	if (r == NULL || (r->phase != RUN_IMPORT && r->phase != RUN_EXPORT))
+		return 0;
+	int64_t silent = loom_mono_ms() - r->last_heard_ms;
+	if (silent <= r->agent->cfg->timeout_ms)
+		return 0;
+	char *m = r->phase == RUN_IMPORT
+	    ? loom_sprintf("agent '%s' sent nothing for %lld ms (is loom-ma-file --agent %s running?)",
+		  r->agent->service, (long long)silent, r->agent->cfg->name)
+	    : loom_sprintf("agent '%s' did not answer an export batch within %lld ms; the changes stay pending",
+		  r->agent->service, (long long)silent);
+	eng_run_finish(e, "failed", m);
+	free(m);
+	return 0;
+}
+
 void eng_runs_recover(engine_t *e)
 {
 	loom_iter_t *it = loom_iter_new(e->store, CF_RUN);

@@ -2,7 +2,6 @@
 #include "loom_agentcfg.h"
 #include "loom_alloc.h"
 
-#include <dirent.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,31 +103,12 @@ void loom_agentcfg_release(loom_agentcfg_t *cfg)
 	cfg->name = cfg->path = NULL;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int loom_agentcfg_load_dir(const char *dir, loom_agentcfg_t **ret, size_t *ret_n, loom_cfg_diags_t *diags)
 {
 	memset(diags, 0, sizeof *diags);
-	*ret = NULL;
-	*ret_n = 0;
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return 0;
-	char **names = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
-		if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".yaml") != 0)
-			continue;
-		names = loom_realloc(names, (n + 1) * sizeof *names);
-		names[n++] = loom_strdup(de->d_name);
-	}
-	closedir(d);
-	qsort(names, n, sizeof *names, cmp_str);
+	char **names;
+	size_t n;
+	loom_config_list_yaml(dir, &names, &n);
 	loom_agentcfg_t *v = loom_calloc(n ? n : 1, sizeof *v);
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -143,9 +123,8 @@ int loom_agentcfg_load_dir(const char *dir, loom_agentcfg_t **ret, size_t *ret_n
 		}
 		free(one.v);
 		free(path);
-		free(names[i]);
 	}
-	free(names);
+	loom_config_names_free(names, n);
 	*ret = v;
 	*ret_n = n;
 	return rc;

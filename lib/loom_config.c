@@ -17,10 +17,12 @@
  * reported as "FILE: bad default: ..." without a position in the file.
  */
 #include "loom_config.h"
+#include "loom_text.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1015,40 +1017,6 @@ static bool key_repeats(const doc_t *d, const node_t *map, size_t i)
 	return false;
 }
 
-/* Optimal string alignment distance, ASCII case folded. */
-static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
-{
-	size_t *prev2 = loom_calloc(lb + 1, sizeof *prev2);
-	size_t *prev = loom_calloc(lb + 1, sizeof *prev);
-	size_t *cur = loom_calloc(lb + 1, sizeof *cur);
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
-			size_t cost = ca != cb;
-			size_t best = prev[j - 1] + cost;
-			if (prev[j] + 1 < best)
-				best = prev[j] + 1;
-			if (cur[j - 1] + 1 < best)
-				best = cur[j - 1] + 1;
-			if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2])
-			    && tolower((unsigned char)a[i - 2]) == cb && prev2[j - 2] + 1 < best)
-				best = prev2[j - 2] + 1;
-			cur[j] = best;
-		}
-		size_t *tmp = prev2;
-		prev2 = prev;
-		prev = cur;
-		cur = tmp;
-	}
-	size_t r = prev[lb];
-	free(prev2);
-	free(prev);
-	free(cur);
-	return r;
-}
 
 /* The one table key close to the unknown name, or NULL when none is, or
  * when two are equally close. */
@@ -1061,7 +1029,7 @@ static const char *suggest(const loom_cfg_table_t *t, const char *s, size_t n)
 		return NULL;
 	for (const loom_cfg_key_t *k = t->keys; k->name; k++) {
 		size_t kl = strlen(k->name);
-		size_t d = edit_distance(s, n, k->name, kl);
+		size_t d = loom_edit_distance(s, n, k->name, kl);
 		size_t shorter = kl < n ? kl : n;
 		size_t limit = shorter <= 3 ? 1 : shorter <= 6 ? 2 : 3;
 		if (d > limit || d >= shorter)
@@ -1639,4 +1607,38 @@ static void describe_table(const loom_cfg_table_t *t, loom_buf_t *out, int depth
 void loom_config_describe(const loom_cfg_table_t *table, struct loom_buf *out)
 {
 	describe_table(table, out, 0);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void loom_config_list_yaml(const char *dir, char ***ret_names, size_t *ret_n)
+{
+	char **names = NULL;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			size_t len = strlen(de->d_name);
+			if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".yaml") != 0)
+				continue;
+			names = loom_realloc(names, (n + 1) * sizeof *names);
+			names[n++] = loom_strdup(de->d_name);
+		}
+		closedir(d);
+	}
+	if (n)
+		qsort(names, n, sizeof *names, cmp_names);
+	*ret_names = names;
+	*ret_n = n;
+}
+
+void loom_config_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 }

@@ -150,6 +150,11 @@ void loom_cfg_diags_release(loom_cfg_diags_t *diags);
 struct loom_buf;
 void loom_config_describe(const loom_cfg_table_t *table, struct loom_buf *out);
 
+/* The names of the *.yaml files in dir (no dot files), sorted, in *ret
+ * (free with loom_config_names_free). A missing directory has none. */
+void loom_config_list_yaml(const char *dir, char ***ret_names, size_t *ret_n);
+void loom_config_names_free(char **names, size_t n);
+
 /* Parsing helpers shared with flags (--heartbeat 2s on a command line). Each
  * returns 0 and writes *ret on success, -1 on a bad string. */
 int loom_config_parse_duration(const char *s, long long *ret_ms);

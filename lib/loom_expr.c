@@ -17,6 +17,7 @@
  * so a compiled expression is never written to after compilation.
  */
 #include "loom_expr.h"
+#include "loom_text.h"
 #include "loom_expr_int.h"
 
 #include "loom_alloc.h"
@@ -470,36 +471,6 @@ static const expr_func_t *find_func(const char *name, size_t len)
 	return NULL;
 }
 
-/* Optimal string alignment distance, ASCII case folded; names are short. */
-static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
-{
-	size_t d[3][33];
-	if (la > 32 || lb > 32)
-		return SIZE_MAX;
-	size_t *prev2 = d[0], *prev = d[1], *cur = d[2];
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
-			size_t best = prev[j - 1] + (ca != cb);
-			if (prev[j] + 1 < best)
-				best = prev[j] + 1;
-			if (cur[j - 1] + 1 < best)
-				best = cur[j - 1] + 1;
-			if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2])
-			    && tolower((unsigned char)a[i - 2]) == cb && prev2[j - 2] + 1 < best)
-				best = prev2[j - 2] + 1;
-			cur[j] = best;
-		}
-		size_t *tmp = prev2;
-		prev2 = prev;
-		prev = cur;
-		cur = tmp;
-	}
-	return prev[lb];
-}
 
 /* The function an unknown name most likely meant: the Entra Connect name of
  * a MIM function, or the one close name; NULL when none is (or two are). */
@@ -521,7 +492,7 @@ static const char *suggest_func(const char *s, size_t n)
 	for (size_t i = 0; i < expr_n_funcs; i++) {
 		const char *name = expr_funcs[i].name;
 		size_t kl = strlen(name);
-		size_t d = edit_distance(s, n, name, kl);
+		size_t d = loom_edit_distance(s, n, name, kl);
 		size_t shorter = kl < n ? kl : n;
 		size_t limit = shorter <= 3 ? 1 : shorter <= 6 ? 2 : 3;
 		if (d > limit || d >= shorter)
