@@ -266,7 +266,7 @@ int main(int argc, char **argv)
 		}
 		size_t pos = 1;
 		loom_tap_record_t rec;
-		int rc;
+		int rc = 0;
 		while (!stopping && (rc = loom_tapwire_next(data, len, &pos, &rec)) == 1) {
 			char detail[LOOM_ADDR_MAX + 64];
 			size_t dlen = rec.detail_len < sizeof detail - 1 ? rec.detail_len : sizeof detail - 1;
