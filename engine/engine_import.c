@@ -121,11 +121,14 @@ static bool change_visible(const Loom__AttrDelta *d, Loom__Attr *const *attrs, s
 	}
 }
 
-static void confirm_export(engine_t *e, Loom__CsObject *cs, Loom__Attr *const *attrs, size_t n)
+/* Checks an unconfirmed export against what the import shows. Returns true
+ * when a change did not come back (the object must be synchronized again so
+ * its outbound flows send it anew). */
+static bool confirm_export(engine_t *e, Loom__CsObject *cs, Loom__Attr *const *attrs, size_t n)
 {
 	Loom__PendingExport *u = cs->unconfirmed;
 	if (u == NULL || u->kind == LOOM__PENDING_EXPORT__KIND__NONE)
-		return;
+		return false;
 	const Loom__AttrDelta *missing = NULL;
 	for (size_t i = 0; i < u->n_deltas && !missing; i++)
 		if (!change_visible(u->deltas[i], attrs, n))
@@ -139,6 +142,7 @@ static void confirm_export(engine_t *e, Loom__CsObject *cs, Loom__Attr *const *a
 	}
 	loom__pending_export__free_unpacked(u, NULL);
 	cs->unconfirmed = NULL;
+	return missing != NULL;
 }
 
 static Loom__PendingImport *pending_new(Loom__PendingImport__Kind kind, uint64_t run_id)
@@ -250,7 +254,7 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 			loom_attrs_apply(&now, &nnow, cs->pending_import->deltas, cs->pending_import->n_deltas);
 		loom_attrs_apply(&now, &nnow, o->deltas, o->n_deltas);
 	}
-	confirm_export(e, cs, now, nnow);
+	bool lost = confirm_export(e, cs, now, nnow);
 	bool was_delete = cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE;
 	bool never_synced = cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__ADD;
 	Loom__AttrDelta **d;
@@ -286,7 +290,7 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 	if (changed)
 		cs->changed_at = loom_now_us();
 	eng_cs_put(e, b, agent, cs, cs->dn);
-	if (changed)
+	if (changed || lost)
 		eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
 	loom_attrs_free(now, nnow);
 	loom__cs_object__free_unpacked(cs, NULL);

@@ -1024,7 +1024,6 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			return 0;
 		}
 	}
-	bool had_mv = mv != NULL;
 	if (cs->mv_id.len && mv == NULL) {
 		/* The metaverse object is gone: this is a disconnector again. */
 		free(cs->mv_id.data);
@@ -1046,7 +1045,6 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 		goto done_write;
 	}
 	/* 2. the import becomes the hologram */
-	bool imported = cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__NONE;
 	apply_pending(cs);
 	if (cs->state == LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR || cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER) {
 		eng_run_count(e, cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER ? "placeholders" : "explicit-disconnectors", NULL);
@@ -1082,7 +1080,6 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	if (cs->state == LOOM__CS_OBJECT__STATE__FILTERED)
 		cs->state = LOOM__CS_OBJECT__STATE__NORMAL;
 	/* 4. join, then projection */
-	bool newly = false;
 	if (mv == NULL) {
 		for (size_t i = 0; i < nr && mv == NULL; i++) {
 			uint8_t id[8];
@@ -1095,7 +1092,6 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 				mv = eng_mv_get(e, id, 8, &err);
 				if (mv) {
 					eng_run_count(e, "joined", cs->anchor);
-					newly = true;
 				}
 			}
 		}
@@ -1104,7 +1100,6 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 				continue;
 			mv = mv_new(&w, rules[i]->cfg->mv_type, agent);
 			eng_run_count(e, "projected", cs->anchor);
-			newly = true;
 		}
 		if (mv == NULL) {
 			eng_run_count(e, "disconnectors", NULL);
@@ -1124,9 +1119,9 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	eng_run_count(e, changed ? "connectors-with-flow-updates" : "connectors-without-flow-updates",
 	    changed ? cs->anchor : NULL);
 	eng_mv_put(e, b, mv);
-	/* 6. outbound */
-	if (changed || newly || full || imported || !had_mv)
-		outbound(&w, mv);
+	/* 6. outbound: always, for an object a sync visits (a delta sync visits
+	 * only objects whose import changed, or whose last export was lost). */
+	outbound(&w, mv);
 save_cs:
 	eng_cs_put(e, b, agent, cs, old_dn);
 done_write:

@@ -139,6 +139,21 @@ expect_counter exported-updates 1
 awk '/^dn: uid=alovelace/,/^$/' "$T/data/directory.ldif" | grep -q '^title: Chief Analyst$' || fail "title change did not reach the directory"
 pass "an attribute change in HR flows to the directory"
 
+# An export the directory did not keep is reported by the next import, and
+# the following sync sends it again.
+sed -i 's/^title: Chief Analyst$/title: Analyst/' "$T/data/directory.ldif"
+run_profile directory full-import 3
+grep -q "exported-change-not-reimported anchor=uid=alovelace,ou=people,dc=example,dc=com: attribute 'title'" "$T/run.out" ||
+	fail "lost export not reported: $(cat "$T/run.out")"
+run_profile directory delta-sync
+expect_counter export-flows 1
+run_profile directory export
+expect_counter exported-updates 1
+awk '/^dn: uid=alovelace/,/^$/' "$T/data/directory.ldif" | grep -q '^title: Chief Analyst$' || fail "title not exported again"
+run_profile directory full-import
+expect_counter export-confirmed 1
+pass "an export that did not come back is reported (exported-change-not-reimported) and sent again"
+
 # Precedence: badge (5) beats HR (10); a null from badge falls through to HR.
 printf 'employeeId,title\n1001,Badge Analyst\n1002,\n' >"$T/data/badge.csv"
 run_profile badge full-import
