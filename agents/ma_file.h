@@ -45,7 +45,9 @@ typedef struct fa_import {
 typedef struct fa_export {
 	bool active;                   /* a run is collecting changes */
 	uint64_t run_id;               /* the engine's run */
-	loom_map_t *changes;           /* key -> Loom__ExportChange* (owned) */
+	loom_map_t *changes;           /* key -> packed ExportChange (owned blob): a few
+	                                * hundred bytes each, not an unpacked tree */
+	Loom__ExportChange *cur;       /* the one change unpacked at a time */
 	char **order;                  /* keys in arrival order */
 	size_t norder;
 	size_t order_cap;              /* allocated entries in order */

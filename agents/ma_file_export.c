@@ -29,14 +29,44 @@
 #include <strings.h>
 #include <unistd.h>
 
+/* A collected change, packed. */
+typedef struct blob {
+	size_t len;                    /* bytes in data */
+	uint8_t data[];                /* the packed ExportChange */
+} blob_t;
+
+/* The change collected under key, unpacked into ex->cur (which the next call
+ * replaces), or NULL. */
+static Loom__ExportChange *change_get(fa_export_t *ex, const char *key)
+{
+	if (ex->cur)
+		loom__export_change__free_unpacked(ex->cur, NULL);
+	ex->cur = NULL;
+	blob_t *b = loom_map_gets(ex->changes, key);
+	if (b)
+		ex->cur = loom__export_change__unpack(NULL, b->len, b->data);
+	return ex->cur;
+}
+
+static void change_put(fa_export_t *ex, const char *key, const Loom__ExportChange *c)
+{
+	size_t len = loom__export_change__get_packed_size(c);
+	blob_t *b = loom_malloc(sizeof *b + len);
+	b->len = len;
+	loom__export_change__pack(c, b->data);
+	free(loom_map_puts(ex->changes, key, b));
+}
+
 void fa_export_reset(fileagent_t *fa)
 {
 	fa_export_t *ex = &fa->exp;
+	if (ex->cur)
+		loom__export_change__free_unpacked(ex->cur, NULL);
 	if (ex->changes) {
 		size_t pos = 0;
 		void *v;
 		while (loom_map_next(ex->changes, &pos, NULL, NULL, &v))
-			loom__export_change__free_unpacked(v, NULL);
+			free(v);
 		loom_map_destroy(&ex->changes);
 	}
 	loom_map_destroy(&ex->existing);
@@ -173,10 +203,10 @@ static void collect(fileagent_t *fa, const Loom__ExportChange *c, Loom__ExportCh
 			return;
 		}
 	}
-	Loom__ExportChange *prev = loom_map_gets(ex->changes, key);
-	Loom__ExportChange *d = change_dup(c);
+	Loom__ExportChange *prev = change_get(ex, key);
 	if (prev && prev->op == LOOM__EXPORT_CHANGE__OP__ADD && c->op == LOOM__EXPORT_CHANGE__OP__UPDATE) {
 		/* An update of an object added in this run: fold it into the add. */
+		Loom__ExportChange *d = change_dup(c);
 		Loom__Attr **attrs = NULL;
 		size_t n = 0;
 		loom_attrs_apply(&attrs, &n, prev->deltas, prev->n_deltas);
@@ -186,17 +216,18 @@ static void collect(fileagent_t *fa, const Loom__ExportChange *c, Loom__ExportCh
 		loom_attrs_diff(none, 0, attrs, n, &d->deltas, &d->n_deltas);
 		loom_attrs_free(attrs, n);
 		d->op = LOOM__EXPORT_CHANGE__OP__ADD;
-	}
-	if (prev) {
-		loom__export_change__free_unpacked(prev, NULL);
+		change_put(ex, key, d);
+		loom__export_change__free_unpacked(d, NULL);
 	} else {
+		change_put(ex, key, c);
+	}
+	if (prev == NULL) {
 		if (ex->norder == ex->order_cap) {
 			ex->order_cap = ex->order_cap ? ex->order_cap * 2 : 256;
 			ex->order = loom_realloc(ex->order, ex->order_cap * sizeof *ex->order);
 		}
 		ex->order[ex->norder++] = loom_strdup(key);
 	}
-	loom_map_puts(ex->changes, key, d);
 	res->ok = true;
 	res->anchor = key;
 }
@@ -332,7 +363,7 @@ static int commit_csv(fileagent_t *fa, char **ret_error)
 		add_column(&cols, &ncols, fcols[i]);
 	add_column(&cols, &ncols, fa->cfg.anchor);
 	for (size_t i = 0; i < ex->norder; i++) {
-		Loom__ExportChange *c = loom_map_gets(ex->changes, ex->order[i]);
+		Loom__ExportChange *c = change_get(ex, ex->order[i]);
 		for (size_t k = 0; c && k < c->n_deltas; k++)
 			if (c->op != LOOM__EXPORT_CHANGE__OP__DELETE && c->deltas[k]->n_values)
 				add_column(&cols, &ncols, c->deltas[k]->name);
@@ -365,7 +396,7 @@ static int commit_csv(fileagent_t *fa, char **ret_error)
 			    rec.line, acol < 0 ? "no anchor column" : why);
 			goto abort;
 		}
-		Loom__ExportChange *c = loom_map_gets(ex->changes, obj->anchor);
+		Loom__ExportChange *c = change_get(ex, obj->anchor);
 		if (c) {
 			loom_map_puts(done, obj->anchor, (void *)1);
 			if (c->op != LOOM__EXPORT_CHANGE__OP__DELETE) {
@@ -383,7 +414,7 @@ static int commit_csv(fileagent_t *fa, char **ret_error)
 		got = loom_csv_read(r, &rec, &ce);
 	}
 	for (size_t i = 0; i < ex->norder; i++) {
-		Loom__ExportChange *c = loom_map_gets(ex->changes, ex->order[i]);
+		Loom__ExportChange *c = change_get(ex, ex->order[i]);
 		if (c == NULL || c->op != LOOM__EXPORT_CHANGE__OP__ADD || loom_map_gets(done, ex->order[i]))
 			continue;
 		Loom__Attr **attrs = NULL;
@@ -466,7 +497,7 @@ static int commit_ldif(fileagent_t *fa, char **ret_error)
 			    rec.line, why);
 			goto out;
 		}
-		Loom__ExportChange *c = loom_map_gets(ex->changes, obj->anchor);
+		Loom__ExportChange *c = change_get(ex, obj->anchor);
 		int wrc = 0;
 		if (c) {
 			loom_map_puts(done, obj->anchor, (void *)1);
@@ -483,7 +514,7 @@ static int commit_ldif(fileagent_t *fa, char **ret_error)
 			goto out;
 	}
 	for (size_t i = 0; i < ex->norder; i++) {
-		Loom__ExportChange *c = loom_map_gets(ex->changes, ex->order[i]);
+		Loom__ExportChange *c = change_get(ex, ex->order[i]);
 		if (c == NULL || c->op != LOOM__EXPORT_CHANGE__OP__ADD || loom_map_gets(done, ex->order[i]))
 			continue;
 		Loom__Attr **attrs = NULL;
@@ -524,7 +555,7 @@ static int commit_changes(fileagent_t *fa, char **ret_error)
 	loom_ldif_writer_t *w = loom_ldif_writer_new(&out, &wo);
 	int rc = 0;
 	for (size_t i = 0; i < ex->norder && rc == 0; i++) {
-		Loom__ExportChange *c = loom_map_gets(ex->changes, ex->order[i]);
+		Loom__ExportChange *c = change_get(ex, ex->order[i]);
 		loom_ldif_record_t rec;
 		memset(&rec, 0, sizeof rec);
 		rec.dn = c->dn;

@@ -73,6 +73,7 @@ typedef enum {
 	RUN_IMPORT,                    /* waiting for import batches */
 	RUN_SYNC,                      /* synchronizing in slices */
 	RUN_EXPORT,                    /* waiting for export results */
+	RUN_MARK,                      /* end of a full import: marking unseen objects deleted, in slices */
 } run_phase_t;
 
 /* A counter in a running run: count plus the first anchors behind it. */
@@ -101,6 +102,8 @@ typedef struct eng_run {
 	uint64_t gen;                  /* full-import generation */
 	uint64_t next_seq;             /* next import batch expected */
 	uint32_t outstanding;          /* batches granted but not received */
+	uint8_t *watermark;            /* the agent's new watermark, saved when the import ends */
+	size_t watermark_len;
 	/* sync */
 	loom_iter_t *iter;             /* position in cs or delta */
 	char *prefix;                  /* agent \0 */

@@ -296,23 +296,44 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 	loom__cs_object__free_unpacked(cs, NULL);
 }
 
-/* End of a complete full import: what was not seen is gone. */
-static int mark_deletes(engine_t *e, const char **error_r)
+/* Saves the watermark and ends the import successfully. */
+static void import_done(engine_t *e)
 {
 	eng_run_t *r = e->run;
+	const char *err;
+	char *wmkey = loom_sprintf("wm:%s", r->agent->cfg->name);
+	loom_batch_clear(e->batch);
+	loom_batch_put(e->batch, CF_META, wmkey, strlen(wmkey), r->watermark ? (const char *)r->watermark : "",
+	    r->watermark_len);
+	free(wmkey);
+	if (loom_store_write_ex(e->store, e->batch, false, &err) < 0)
+		eng_run_finish(e, "failed", err);
+	else
+		eng_run_finish(e, "success", NULL);
+}
+
+#define MARK_SLICE 2000
+
+/* End of a complete full import: what was not seen is gone. Runs in slices
+ * from the loop, so the engine keeps answering while it walks a large
+ * connector space. */
+static int on_mark_slice(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	engine_t *e = arg;
+	eng_run_t *r = e->run;
+	if (r == NULL || r->phase != RUN_MARK)
+		return 0;
 	const char *agent = r->agent->cfg->name;
-	loom_buf_t prefix = LOOM_BUF_INIT;
-	loom_buf_adds(&prefix, agent);
-	loom_buf_addc(&prefix, '\0');
-	loom_iter_t *it = loom_iter_new(e->store, CF_CS);
-	loom_batch_t *b = loom_batch_new(e->store);
-	int rc = 0;
-	for (loom_iter_seek(it, prefix.data, prefix.len); loom_iter_valid(it); loom_iter_next(it)) {
+	loom_batch_t *b = e->batch;
+	loom_batch_clear(b);
+	size_t seen = 0;
+	for (; loom_iter_valid(r->iter) && seen < MARK_SLICE; loom_iter_next(r->iter), seen++) {
 		size_t klen, vlen;
-		const char *k = loom_iter_key(it, &klen);
-		if (klen < prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
+		const char *k = loom_iter_key(r->iter, &klen);
+		if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
 			break;
-		const void *v = loom_iter_value(it, &vlen);
+		const void *v = loom_iter_value(r->iter, &vlen);
 		Loom__CsObject *cs = loom__cs_object__unpack(NULL, vlen, v);
 		if (cs == NULL)
 			continue;
@@ -326,20 +347,47 @@ static int mark_deletes(engine_t *e, const char **error_r)
 			eng_run_count(e, "deletes", cs->anchor);
 		}
 		loom__cs_object__free_unpacked(cs, NULL);
-		if (loom_batch_count(b) >= 1000) {
-			if ((rc = loom_store_write_ex(e->store, b, false, error_r)) < 0)
-				break;
-			loom_batch_clear(b);
-		}
 	}
-	if (rc == 0 && loom_batch_count(b))
-		rc = loom_store_write_ex(e->store, b, false, error_r);
-	if (rc == 0)
-		rc = loom_iter_status(it, error_r);
-	loom_batch_destroy(&b);
-	loom_iter_destroy(&it);
-	loom_buf_release(&prefix);
-	return rc;
+	const char *err;
+	if (loom_batch_count(b) && loom_store_write_ex(e->store, b, false, &err) < 0) {
+		char *m = loom_sprintf("cannot mark deleted objects: %s", err);
+		eng_run_finish(e, "failed", m);
+		free(m);
+		return 0;
+	}
+	bool end = !loom_iter_valid(r->iter);
+	if (!end) {
+		size_t klen;
+		const char *k = loom_iter_key(r->iter, &klen);
+		end = klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0;
+	}
+	if (!end)
+		return 0;
+	if (loom_iter_status(r->iter, &err) < 0) {
+		char *m = loom_sprintf("cannot mark deleted objects: %s", err);
+		eng_run_finish(e, "failed", m);
+		free(m);
+		return 0;
+	}
+	import_done(e);
+	return 0;
+}
+
+static void mark_begin(engine_t *e)
+{
+	eng_run_t *r = e->run;
+	r->phase = RUN_MARK;
+	loom_buf_t p = LOOM_BUF_INIT;
+	loom_buf_adds(&p, r->agent->cfg->name);
+	loom_buf_addc(&p, '\0');
+	r->prefix_len = p.len;
+	r->prefix = loom_buf_steal(&p);
+	r->iter = loom_iter_new(e->store, CF_CS);
+	loom_iter_seek(r->iter, r->prefix, r->prefix_len);
+	loom_loop_t *loop = loom_daemon_loop(e->daemon);
+	if (r->timer)
+		loom_loop_cancel_timer(loop, r->timer);
+	r->timer = loom_loop_add_timer(loop, 0, 0, on_mark_slice, e);
 }
 
 void eng_import_batch(engine_t *e, Loom__Envelope *env)
@@ -399,21 +447,12 @@ void eng_import_batch(engine_t *e, Loom__Envelope *env)
 		eng_run_finish(e, "failed", "the agent refused the watermark: run a full import");
 		goto out;
 	}
-	if (!r->delta && mark_deletes(e, &err) < 0) {
-		char *m = loom_sprintf("cannot mark deleted objects: %s", err);
-		eng_run_finish(e, "failed", m);
-		free(m);
-		goto out;
-	}
-	char *wmkey = loom_sprintf("wm:%s", r->agent->cfg->name);
-	loom_batch_clear(e->batch);
-	loom_batch_put(e->batch, CF_META, wmkey, strlen(wmkey), ib->watermark.data, ib->watermark.len);
-	free(wmkey);
-	if (loom_store_write_ex(e->store, e->batch, false, &err) < 0) {
-		eng_run_finish(e, "failed", err);
-		goto out;
-	}
-	eng_run_finish(e, "success", NULL);
+	r->watermark_len = ib->watermark.len;
+	r->watermark = ib->watermark.len ? loom_memdup(ib->watermark.data, ib->watermark.len) : NULL;
+	if (r->delta)
+		import_done(e);
+	else
+		mark_begin(e);
 out:
 	loom__import_batch__free_unpacked(ib, NULL);
 }

@@ -152,6 +152,7 @@ static void run_free(eng_run_t *r)
 	loom_iter_destroy(&r->iter);
 	free(r->prefix);
 	free(r->profile);
+	free(r->watermark);
 	if (r->inflight)
 		protobuf_c_message_free_unpacked(&r->inflight->base, NULL);
 	free(r);

@@ -134,6 +134,10 @@ static rocksdb_options_t *make_options(const loom_store_opts_t *opts)
 	rocksdb_options_set_write_buffer_size(o, 16 << 20);
 	rocksdb_options_set_max_write_buffer_number(o, 3);
 	rocksdb_options_set_db_write_buffer_size(o, 96 << 20);
+	/* Bound the WAL: past this, the families still holding old log files
+	 * are flushed so the files can go (small families rarely fill their
+	 * memtables and would otherwise keep every log alive). */
+	rocksdb_options_set_max_total_wal_size(o, 128 << 20);
 
 	rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
 	/* The table options take ownership of the filter policy. */
