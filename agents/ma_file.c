@@ -146,6 +146,7 @@ static const loom_daemon_def_t def = {
 	.process = "loom-ma-file",
 	.summary = "Loom management agent for files: CSV and LDIF import (full and delta) and export.",
 	.default_service = NULL,
+	.no_service_hint = "--agent NAME is required (the agent's file is config/agents/NAME.yaml)",
 	.bus_client = true,
 	.flags = flags,
 	.start = fa_start,

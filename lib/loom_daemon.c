@@ -270,6 +270,10 @@ int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv)
 		d->service = loom_strdup(d->default_service);
 	if (d->service == NULL && def->default_service)
 		d->service = loom_strdup(def->default_service);
+	if (def->bus_client && d->service == NULL && def->no_service_hint) {
+		fprintf(stderr, "%s: %s\n", def->process, def->no_service_hint);
+		goto out;
+	}
 	if (def->bus_client && (d->service == NULL || !loom_service_name_valid(d->service, strlen(d->service)))) {
 		fprintf(stderr, "%s: bad service name '%s': use letters, digits, '.', '_' and '-', starting with a letter\n",
 		    def->process, d->service ? d->service : "");
@@ -298,7 +302,8 @@ int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv)
 	if (check_only) {
 		const char *err;
 		if (def->check && def->check(d, &err) < 0) {
-			fprintf(stderr, "%s: %s\n", d->config_path, err);
+			/* Check errors name their own file, line and column. */
+			fprintf(stderr, "%s\n", err);
 			goto out;
 		}
 		printf("%s: configuration ok\n", d->config_path);

@@ -31,6 +31,7 @@ typedef struct loom_daemon_def {
 	const char *process;           /* binary name, e.g. "loom-broker" */
 	const char *summary;           /* one line for --help */
 	const char *default_service;   /* service name when --service is not given */
+	const char *no_service_hint;   /* said when there is no service name, or NULL */
 	bool bus_client;               /* connect to the broker as a client */
 	const loom_flag_t *flags;      /* extra flags, or NULL */
 	/* After config and bus, before the loop. Returns 0 or -1 with *error_r

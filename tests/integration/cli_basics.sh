@@ -3,11 +3,11 @@
 # line naming what is wrong; --check-config validates the shipped default.
 . "$(dirname "$0")/lib.sh"
 
-for bin in "$BROKER" "$TAP" "$CTL" "$TESTSVC"; do
+for bin in "$BROKER" "$TAP" "$CTL" "$TESTSVC" "$ENGINE" "$MAFILE"; do
 	out=$("$bin" --help) || fail "$(basename "$bin") --help exited non-zero"
 	echo "$out" | head -n1 | grep -q "^usage: $(basename "$bin")" || fail "$(basename "$bin") --help: $out"
 done
-for cmd in ping services keys; do
+for cmd in ping services keys run runs cs mv; do
 	out=$("$CTL" "$cmd" --help) || fail "loomctl $cmd --help exited non-zero"
 	echo "$out" | head -n1 | grep -q "^usage: loomctl $cmd" || fail "loomctl $cmd --help: $out"
 done
@@ -53,3 +53,32 @@ echo "$out" | grep -qE '^\{"name":"demo","public_key":"[^"]{40}","key_file":"[^"
 [ -f "$T/k/demo.key" ] && [ -f "$T/k/demo.pub" ] || fail "key files missing"
 if grep -q secret-key "$T/k/demo.pub"; then fail "public file holds the secret"; fi
 pass "keys gen"
+
+# The engine compiles every rule at start: a bad expression is named with
+# file:line:column and what was expected; a rule naming a missing agent too.
+mkdir -p "$T/e/agents" "$T/e/sync"
+printf 'state_dir: %s/e/state\n' "$T" >"$T/e/loom.yaml"
+printf 'type: file\nanchor: id\nfile: { format: csv, path: hr.csv }\n' >"$T/e/agents/hr.yaml"
+cat >"$T/e/sync/bad.yaml" <<'YAML'
+rules:
+  - name: in
+    direction: inbound
+    agent: hr
+    cs_type: person
+    mv_type: person
+    flows:
+      - { mv: cn, expr: 'Lefft(givenName, 1)' }
+  - name: out
+    direction: outbound
+    agent: nosuch
+    cs_type: x
+    mv_type: person
+YAML
+if out=$("$ENGINE" -c "$T/e/loom.yaml" --check-config 2>&1); then fail "engine accepted a bad rule"; fi
+echo "$out" | grep -qF "$T/e/sync/bad.yaml:8:26: unknown function 'Lefft' (did you mean 'Left'?)" || fail "bad expression: $out"
+echo "$out" | grep -qF "rule 'out': no agent 'nosuch'" || fail "missing agent: $out"
+if out=$("$MAFILE" -c "$T/e/loom.yaml" --agent nosuch --check-config 2>&1); then fail "agent without a file accepted"; fi
+echo "$out" | grep -qF "$T/e/agents/nosuch.yaml: cannot read: No such file or directory" || fail "missing agent file: $out"
+if out=$("$MAFILE" -c "$T/e/loom.yaml" 2>&1); then fail "agent without --agent started"; fi
+echo "$out" | grep -q -- "--agent NAME is required" || fail "no --agent: $out"
+pass "engine and agent configuration errors name file, line and column"
