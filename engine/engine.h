@@ -110,7 +110,8 @@ typedef struct eng_run {
 	size_t prefix_len;
 	/* export */
 	uint64_t export_seq;           /* last batch sent */
-	Loom__ExportBatch *inflight;   /* the batch awaiting results */
+	Loom__ExportBatch *inflight[2]; /* batches sent, awaiting results, oldest first */
+	size_t ninflight;              /* how many (two overlap the agent's work with ours) */
 	bool export_done;              /* no more pending exports to send */
 	int timer;                     /* slice/timeout timer id */
 } eng_run_t;

@@ -44,10 +44,13 @@ static Loom__ExportChange *change_of(const Loom__CsObject *cs)
 	return c;
 }
 
-/* Sends the next batch; finishes the run when nothing is left. */
+/* Sends the next batch (if any is left); finishes the run when there was
+ * nothing to export at all. May end the run: callers check e->run after. */
 static void send_next(engine_t *e)
 {
 	eng_run_t *r = e->run;
+	if (r->export_done || r->ninflight == 2)
+		return;
 	const char *agent = r->agent->cfg->name;
 	Loom__ExportBatch *b = loom_malloc(sizeof *b);
 	loom__export_batch__init(b);
@@ -97,7 +100,7 @@ static void send_next(engine_t *e)
 		free(m);
 		return;
 	}
-	r->inflight = b;
+	r->inflight[r->ninflight++] = b;
 	r->export_done = end;
 }
 
@@ -115,6 +118,8 @@ int eng_export_begin(engine_t *e, const char **error_r)
 	loom_iter_seek(r->iter, r->prefix, r->prefix_len);
 	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 500, 0, eng_run_watch, e);
 	send_next(e);
+	if (e->run == r)
+		send_next(e); /* a second batch in flight while the agent applies the first */
 	return 0;
 }
 
@@ -202,15 +207,17 @@ void eng_export_results(engine_t *e, Loom__Envelope *env)
 		return;
 	}
 	eng_run_t *r = e->run;
-	if (r == NULL || r->phase != RUN_EXPORT || rs->run_id != r->id || r->inflight == NULL ||
-	    rs->seq != r->inflight->seq) {
+	if (r == NULL || r->phase != RUN_EXPORT || rs->run_id != r->id || r->ninflight == 0 ||
+	    rs->seq != r->inflight[0]->seq) {
 		loom_debug("ignored export results run=%llu seq=%llu from=%s", (unsigned long long)rs->run_id,
 		    (unsigned long long)rs->seq, env->from);
 		goto out;
 	}
 	r->last_heard_ms = loom_mono_ms();
-	Loom__ExportBatch *b = r->inflight;
-	r->inflight = NULL;
+	Loom__ExportBatch *b = r->inflight[0];
+	r->inflight[0] = r->inflight[1];
+	r->inflight[1] = NULL;
+	r->ninflight--;
 	if (rs->failed) {
 		char *m = loom_sprintf("the agent could not apply the export: %s", rs->message);
 		loom__export_batch__free_unpacked(b, NULL);
@@ -220,7 +227,9 @@ void eng_export_results(engine_t *e, Loom__Envelope *env)
 	}
 	loom_batch_t *wb = loom_batch_new(e->store);
 	for (size_t i = 0; i < b->n_changes; i++) {
-		const Loom__ExportChangeResult *res = NULL;
+		/* Results come in the order of the changes; search only if not. */
+		const Loom__ExportChangeResult *res = i < rs->n_results &&
+		    rs->results[i]->change_id == b->changes[i]->change_id ? rs->results[i] : NULL;
 		for (size_t k = 0; k < rs->n_results && !res; k++)
 			if (rs->results[k]->change_id == b->changes[i]->change_id)
 				res = rs->results[k];
@@ -234,7 +243,6 @@ void eng_export_results(engine_t *e, Loom__Envelope *env)
 	eng_run_save(e, wb);
 	int rc = loom_store_write_ex(e->store, wb, false, &err);
 	loom_batch_destroy(&wb);
-	bool done = r->export_done;
 	loom__export_batch__free_unpacked(b, NULL);
 	if (rc < 0) {
 		eng_run_finish(e, "failed", err);
@@ -244,10 +252,9 @@ void eng_export_results(engine_t *e, Loom__Envelope *env)
 		eng_run_finish(e, "stopped-error-limit", NULL);
 		goto out;
 	}
-	if (done)
+	send_next(e);
+	if (e->run == r && r->ninflight == 0 && r->export_done)
 		eng_run_finish(e, "success", NULL);
-	else
-		send_next(e);
 out:
 	loom__export_results__free_unpacked(rs, NULL);
 }

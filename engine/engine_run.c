@@ -153,8 +153,8 @@ static void run_free(eng_run_t *r)
 	free(r->prefix);
 	free(r->profile);
 	free(r->watermark);
-	if (r->inflight)
-		protobuf_c_message_free_unpacked(&r->inflight->base, NULL);
+	for (size_t i = 0; i < r->ninflight; i++)
+		protobuf_c_message_free_unpacked(&r->inflight[i]->base, NULL);
 	free(r);
 }
 
