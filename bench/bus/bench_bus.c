@@ -35,16 +35,14 @@
  * Each client has its own ZeroMQ context (its own I/O thread), as it would in
  * its own process.
  */
-#define _GNU_SOURCE /* nftw */
+#include "bench_common.h"
 #include "loom_alloc.h"
 #include "loom_bus.h"
 #include "loom_deploy.h"
 #include "loom_envelope.h"
 #include "loom_tapwire.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
@@ -54,10 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -71,12 +66,6 @@ extern char **environ;
 /* The targets. */
 #define TARGET_SMALL_MSGS 500000.0
 #define TARGET_TAP_COST_PCT 10.0
-
-/* Set by SIGINT/SIGTERM: every loop stops and the run fails cleanly. */
-static atomic_bool interrupted;
-/* Which signal it was and who sent it, for the message. */
-static atomic_int interrupt_signal;
-static atomic_int interrupt_sender;
 
 typedef struct bench_opts {
 	char *broker;                  /* loom-broker binary */
@@ -179,20 +168,6 @@ typedef struct result {
 
 /* ---- small helpers ---- */
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_us(long us)
-{
-	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000 };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !atomic_load(&interrupted))
-		;
-}
-
 static void put_u64(uint8_t *p, uint64_t v)
 {
 	memcpy(p, &v, sizeof v); /* same host on both ends: native order */
@@ -205,62 +180,6 @@ static uint64_t get_u64(const uint8_t *p)
 	return v;
 }
 
-/* Formats n with thousands separators into buf. */
-static const char *fmt_count(char *buf, size_t len, double n)
-{
-	char digits[32];
-	snprintf(digits, sizeof digits, "%.0f", n < 0 ? -n : n);
-	size_t nd = strlen(digits), o = 0;
-	if (n < 0 && o + 1 < len)
-		buf[o++] = '-';
-	for (size_t i = 0; i < nd && o + 2 < len; i++) {
-		if (i > 0 && (nd - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = digits[i];
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-/* "100B", "10KB", "1MB", "1500B". */
-static const char *fmt_size(char *buf, size_t len, size_t n)
-{
-	if (n >= 1024 * 1024 && n % (1024 * 1024) == 0)
-		snprintf(buf, len, "%zuMB", n / (1024 * 1024));
-	else if (n >= 1024 && n % 1024 == 0)
-		snprintf(buf, len, "%zuKB", n / 1024);
-	else
-		snprintf(buf, len, "%zuB", n);
-	return buf;
-}
-
-static void on_signal(int sig, siginfo_t *info, void *ctx)
-{
-	(void)ctx;
-	atomic_store(&interrupt_signal, sig);
-	atomic_store(&interrupt_sender, info ? (int)info->si_pid : 0);
-	atomic_store(&interrupted, true);
-}
-
-/* "interrupted by SIGTERM from pid 123 (bash)" (malloc'd): the sender is
- * named when it is still there, since stray signals do happen on shared hosts. */
-static char *interrupted_text(void)
-{
-	int sig = atomic_load(&interrupt_signal), pid = atomic_load(&interrupt_sender);
-	if (sig == 0)
-		return loom_strdup("interrupted");
-	char path[64], comm[64] = "";
-	snprintf(path, sizeof path, "/proc/%d/comm", pid);
-	FILE *f = pid > 0 ? fopen(path, "r") : NULL;
-	if (f) {
-		if (fgets(comm, sizeof comm, f))
-			comm[strcspn(comm, "\n")] = '\0';
-		fclose(f);
-	}
-	return loom_sprintf("interrupted by SIG%s from pid %d%s%s%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
-	    pid, comm[0] ? " (" : "", comm, comm[0] ? ")" : "");
-}
-
 /* ---- CPU accounting from /proc ---- */
 
 typedef struct cpu_sample {
@@ -271,57 +190,22 @@ typedef struct cpu_sample {
 	int64_t at_ns;                 /* when taken */
 } cpu_sample_t;
 
-/* Adds utime + stime of /proc/PID/task/TID/stat to *ret; 0 or -1. */
-static int thread_cpu(pid_t pid, pid_t tid, double *ret)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-	unsigned long long ut, st;
-	if (p == NULL ||
-	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	*ret += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-	return 0;
-}
-
-/* Lists the thread ids of pid into ret (at most max); returns how many. */
-static size_t list_tids(pid_t pid, pid_t *ret, size_t max)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	size_t n = 0;
-	if (d == NULL)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL && n < max)
-		if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
-			ret[n++] = (pid_t)atoi(e->d_name);
-	closedir(d);
-	return n;
-}
-
 static void cpu_take(pid_t broker, const tap_t *tap, cpu_sample_t *ret)
 {
 	memset(ret, 0, sizeof *ret);
 	pid_t tids[64];
-	size_t n = list_tids(broker, tids, sizeof tids / sizeof *tids);
-	for (size_t i = 0; i < n; i++)
-		(void)thread_cpu(broker, tids[i], tids[i] == broker ? &ret->broker_main_s : &ret->broker_other_s);
+	size_t n = bench_list_tids(broker, tids, sizeof tids / sizeof *tids);
+	for (size_t i = 0; i < n; i++) {
+		double s = bench_thread_cpu(broker, tids[i]);
+		if (tids[i] == broker)
+			ret->broker_main_s += s;
+		else
+			ret->broker_other_s += s;
+	}
 	for (size_t i = 0; tap && i < tap->ntids; i++)
-		(void)thread_cpu(getpid(), tap->tids[i], &ret->tap_s);
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	ret->self_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-	ret->at_ns = now_ns();
+		ret->tap_s += bench_thread_cpu(getpid(), tap->tids[i]);
+	ret->self_s = bench_self_cpu();
+	ret->at_ns = bench_now_ns();
 }
 
 /* ---- producer and consumer ---- */
@@ -366,24 +250,24 @@ static void *producer_main(void *arg)
 	body.msg_id.len = s->size;
 	void *sock = loom_bus_socket(s->src);
 	long long seq = 0, acked = 0;
-	int64_t last_progress = now_ns();
-	s->t_start_ns = now_ns();
+	int64_t last_progress = bench_now_ns();
+	s->t_start_ns = bench_now_ns();
 	while (seq < s->count) {
-		if (atomic_load_explicit(&interrupted, memory_order_relaxed)) {
-			s->prod_error = interrupted_text();
+		if (bench_interrupted()) {
+			s->prod_error = bench_interrupted_text();
 			break;
 		}
 		/* Credits are rare (one per credit_every): look every 64 sends. */
 		if ((seq & 63) == 0 || seq - acked >= s->window) {
 			if (drain_credits(s, &acked))
-				last_progress = now_ns();
+				last_progress = bench_now_ns();
 		}
 		if (seq - acked >= s->window) {
 			s->window_waits++;
 			zmq_pollitem_t it = { .socket = sock, .events = ZMQ_POLLIN };
 			(void)zmq_poll(&it, 1, 100);
 			loom_bus_tick(s->src);
-			if (now_ns() - last_progress > s->stall_ms * 1000000) {
+			if (bench_now_ns() - last_progress > s->stall_ms * 1000000) {
 				s->prod_error = loom_sprintf("no credit from " SINK_SERVICE " for %lld ms with %lld sent "
 				    "and %lld acknowledged", s->stall_ms, seq, acked);
 				break;
@@ -395,7 +279,7 @@ static void *producer_main(void *arg)
 		if (loom_bus_send(s->src, SINK_SERVICE, &body.base, NULL, NULL, &err) < 0) {
 			if (strncmp(err, "send queue full", 15) == 0) {
 				s->retries++;
-				sleep_us(100);
+				bench_sleep_us(100);
 				continue;
 			}
 			s->prod_error = loom_sprintf("cannot send to " SINK_SERVICE ": %s", err);
@@ -435,10 +319,10 @@ static void *consumer_main(void *arg)
 	char *src_instance = NULL;    /* credits go to the producer's exact instance */
 	/* Progress is checked only when idle: no clock read per message. */
 	long long seen_at_check = 0;
-	int64_t last_progress = now_ns();
+	int64_t last_progress = bench_now_ns();
 	while (s->received < s->count && s->cons_error == NULL) {
-		if (atomic_load_explicit(&interrupted, memory_order_relaxed)) {
-			s->cons_error = interrupted_text();
+		if (bench_interrupted()) {
+			s->cons_error = bench_interrupted_text();
 			break;
 		}
 		Loom__Envelope *env = NULL;
@@ -461,7 +345,7 @@ static void *consumer_main(void *arg)
 			next_seq = (long long)seq + 1;
 			s->received++;
 			if (s->received == s->count)
-				s->t_end_ns = now_ns();
+				s->t_end_ns = bench_now_ns();
 			loom_envelope_free(&env);
 			if (s->received % s->credit_every == 0 || s->received == s->count)
 				credit_owed = true;
@@ -480,8 +364,8 @@ static void *consumer_main(void *arg)
 		loom_bus_tick(s->sink);
 		if (s->received != seen_at_check) {
 			seen_at_check = s->received;
-			last_progress = now_ns();
-		} else if (now_ns() - last_progress > s->stall_ms * 1000000) {
+			last_progress = bench_now_ns();
+		} else if (bench_now_ns() - last_progress > s->stall_ms * 1000000) {
 			s->cons_error = loom_sprintf("received %lld of %lld, then nothing for %lld ms: "
 			    "messages lost or the broker stalled",
 			    s->received, s->count, s->stall_ms);
@@ -489,12 +373,12 @@ static void *consumer_main(void *arg)
 		}
 	}
 	/* The last credit must reach the producer or it may wait for it. */
-	int64_t give_up = now_ns() + 1000000000;
-	while (credit_owed && s->cons_error == NULL && now_ns() < give_up) {
+	int64_t give_up = bench_now_ns() + 1000000000;
+	while (credit_owed && s->cons_error == NULL && bench_now_ns() < give_up) {
 		if (send_credit(s, src_instance, s->received, &s->cons_error))
 			credit_owed = false;
 		else
-			sleep_us(100);
+			bench_sleep_us(100);
 	}
 	free(src_instance);
 	atomic_store(&s->cons_done, true);
@@ -523,7 +407,7 @@ static int stream_run(bench_t *b, stream_t *s, char **ret_error)
 		return -1;
 	}
 	if (pthread_create(&prod, NULL, producer_main, s) != 0) {
-		atomic_store(&interrupted, true);
+		bench_interrupt();
 		pthread_join(cons, NULL);
 		*ret_error = loom_strdup("cannot start the producer thread");
 		return -1;
@@ -645,7 +529,7 @@ static int tap_open(bench_t *b, tap_t *t, char **ret_error)
 	t->sink_len = strlen(t->sink);
 	/* The threads that appear from here on are the tap subscriber's. */
 	pid_t before[64];
-	size_t nbefore = list_tids(getpid(), before, sizeof before / sizeof *before);
+	size_t nbefore = bench_list_tids(getpid(), before, sizeof before / sizeof *before);
 	t->zctx = zmq_ctx_new();
 	t->sub = zmq_socket(t->zctx, ZMQ_SUB);
 	int zero = 0;
@@ -660,7 +544,7 @@ static int tap_open(bench_t *b, tap_t *t, char **ret_error)
 	}
 	t->running = true;
 	pid_t after[64];
-	size_t nafter = list_tids(getpid(), after, sizeof after / sizeof *after);
+	size_t nafter = bench_list_tids(getpid(), after, sizeof after / sizeof *after);
 	for (size_t i = 0; i < nafter && t->ntids < sizeof t->tids / sizeof *t->tids; i++) {
 		bool old = false;
 		for (size_t j = 0; j < nbefore && !old; j++)
@@ -672,9 +556,9 @@ static int tap_open(bench_t *b, tap_t *t, char **ret_error)
 	 * probe every 100 ms until the tap shows one. */
 	Loom__Bye probe = LOOM__BYE__INIT;
 	probe.reason = "tap probe";
-	int64_t deadline = now_ns() + 10 * 1000000000LL;
+	int64_t deadline = bench_now_ns() + 10 * 1000000000LL;
 	while (atomic_load(&t->messages) == 0) {
-		if (atomic_load(&interrupted) || now_ns() > deadline) {
+		if (bench_interrupted() || bench_now_ns() > deadline) {
 			*ret_error = loom_sprintf("the tap at '%s' saw nothing within 10 s", b->cfg.bus.tap);
 			goto out_close;
 		}
@@ -698,15 +582,15 @@ out_close:
 static long long tap_settle(bench_t *b, tap_t *t, long long base, long long want)
 {
 	long long seen = atomic_load(&t->data) - base;
-	int64_t quiet_since = now_ns();
-	while (seen < want && now_ns() - quiet_since < 1000000000LL && !atomic_load(&interrupted)) {
+	int64_t quiet_since = bench_now_ns();
+	while (seen < want && bench_now_ns() - quiet_since < 1000000000LL && !bench_interrupted()) {
 		zmq_pollitem_t it = { .socket = loom_bus_socket(b->ctl.bus), .events = ZMQ_POLLIN };
 		(void)zmq_poll(&it, 1, 10);
 		ctl_idle(&b->ctl);
 		long long now_seen = atomic_load(&t->data) - base;
 		if (now_seen != seen) {
 			seen = now_seen;
-			quiet_since = now_ns();
+			quiet_since = bench_now_ns();
 		}
 	}
 	return seen;
@@ -772,7 +656,7 @@ static int broker_start(bench_t *b, char **ret_error)
 	}
 	if (client_new(b, &b->ctl, "bench.ctl", ret_error) < 0)
 		return -1;
-	int64_t deadline = now_ns() + b->o.start_ms * 1000000;
+	int64_t deadline = bench_now_ns() + b->o.start_ms * 1000000;
 	Loom__Ping ping = LOOM__PING__INIT;
 	for (;;) {
 		int status;
@@ -789,11 +673,11 @@ static int broker_start(bench_t *b, char **ret_error)
 			loom_envelope_free(&reply);
 			return 0;
 		}
-		if (atomic_load(&interrupted)) {
-			*ret_error = interrupted_text();
+		if (bench_interrupted()) {
+			*ret_error = bench_interrupted_text();
 			return -1;
 		}
-		if (now_ns() > deadline) {
+		if (bench_now_ns() > deadline) {
 			*ret_error = loom_sprintf("loom-broker did not answer a ping within %lld ms: %s",
 			    b->o.start_ms, err);
 			return -1;
@@ -809,10 +693,10 @@ static int broker_stop(bench_t *b)
 		return 0;
 	kill(b->broker_pid, SIGTERM);
 	int status = 0;
-	int64_t deadline = now_ns() + 5 * 1000000000LL;
+	int64_t deadline = bench_now_ns() + 5 * 1000000000LL;
 	pid_t r;
-	while ((r = waitpid(b->broker_pid, &status, WNOHANG)) == 0 && now_ns() < deadline)
-		sleep_us(10000);
+	while ((r = waitpid(b->broker_pid, &status, WNOHANG)) == 0 && bench_now_ns() < deadline)
+		bench_sleep_us(10000);
 	if (r == 0) {
 		fprintf(stderr, PROG ": loom-broker did not stop within 5 s of SIGTERM: killing it\n");
 		kill(b->broker_pid, SIGKILL);
@@ -830,28 +714,10 @@ static int broker_stop(bench_t *b)
 
 /* ---- the temporary directory ---- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (remove(path) < 0)
-		fprintf(stderr, PROG ": cannot remove '%s': %s\n", path, strerror(errno));
-	return 0;
-}
-
 static int setup_dir(bench_t *b, char **ret_error)
 {
-	const char *tmp = getenv("TMPDIR");
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	char *tmpl = loom_sprintf("%s/loom-bench-XXXXXX", tmp);
-	if (mkdtemp(tmpl) == NULL) {
-		*ret_error = loom_sprintf("cannot create a directory in '%s': %s", tmp, strerror(errno));
-		free(tmpl);
+	if (bench_mkdtemp("loom-bench", &b->dir, ret_error) < 0)
 		return -1;
-	}
-	b->dir = tmpl;
 	b->config_path = loom_sprintf("%s/loom.yaml", b->dir);
 	FILE *f = fopen(b->config_path, "w");
 	if (f == NULL) {
@@ -872,19 +738,9 @@ static int setup_dir(bench_t *b, char **ret_error)
 		*ret_error = loom_sprintf("cannot write '%s': %s", b->config_path, strerror(errno));
 		return -1;
 	}
-	loom_cfg_diags_t diags;
-	int rc = loom_deploy_load(b->config_path, &b->cfg, &diags);
-	b->cfg_loaded = true;
-	if (rc < 0) {
-		loom_buf_t text = LOOM_BUF_INIT;
-		for (size_t i = 0; i < diags.n; i++)
-			loom_buf_printf(&text, "%s%s", i ? "; " : "", diags.v[i].text);
-		*ret_error = loom_buf_steal(&text);
-		loom_cfg_diags_release(&diags);
-		return -1;
-	}
-	loom_cfg_diags_release(&diags);
-	return 0;
+	int rc = bench_deploy_load(b->config_path, &b->cfg, ret_error);
+	b->cfg_loaded = true; /* released even after a failed load */
+	return rc;
 }
 
 /* ---- a case ---- */
@@ -908,15 +764,15 @@ static size_t frame_len(bench_t *b, size_t size)
 static void print_result(const result_t *r, double base_rate, size_t rep, size_t reps)
 {
 	char cnt[32], sz[32], label[64], run[64] = "";
-	snprintf(label, sizeof label, "%s(%s)", r->size_name, fmt_size(sz, sizeof sz, r->size));
+	snprintf(label, sizeof label, "%s(%s)", r->size_name, bench_fmt_size(sz, sizeof sz, r->size));
 	if (reps > 1)
 		snprintf(run, sizeof run, " [run %zu/%zu]", rep + 1, reps);
 	printf("bus %-13s %-7s %11s msg/s %8.1f MB/s", label, r->tap ? "tap" : "no tap",
-	    fmt_count(cnt, sizeof cnt, r->msgs_per_s), r->mb_per_s);
+	    bench_fmt_count(cnt, sizeof cnt, r->msgs_per_s), r->mb_per_s);
 	if (!r->tap) {
 		if (strcmp(r->size_name, "small") == 0)
 			printf("   %s (target >= %s msg/s)", r->msgs_per_s >= TARGET_SMALL_MSGS ? "PASS" : "MISS",
-			    fmt_count(cnt, sizeof cnt, TARGET_SMALL_MSGS));
+			    bench_fmt_count(cnt, sizeof cnt, TARGET_SMALL_MSGS));
 	} else if (base_rate > 0) {
 		double cost = 100.0 * (1.0 - r->msgs_per_s / base_rate);
 		printf("   (tap cost %.1f%%, tap saw %.1f%%)   %s (target tap cost <= %.0f%%)", cost, r->tap_saw_pct,
@@ -926,7 +782,7 @@ static void print_result(const result_t *r, double base_rate, size_t rep, size_t
 	}
 	printf("%s\n", run);
 	printf("    %s msgs in %.3f s; frame %zu B; send retries %lld; credit waits %lld; broker dropped %llu\n",
-	    fmt_count(cnt, sizeof cnt, (double)r->count), r->seconds, r->frame_len, r->retries, r->window_waits,
+	    bench_fmt_count(cnt, sizeof cnt, (double)r->count), r->seconds, r->frame_len, r->retries, r->window_waits,
 	    (unsigned long long)r->broker_dropped);
 	printf("    cpu per msg: broker main %.2f us + broker zmq i/o %.2f us; bench clients %.2f us",
 	    r->broker_main_us, r->broker_io_us, r->clients_us);
@@ -1035,14 +891,14 @@ static void print_table(const result_t *res, size_t nkinds, size_t reps)
 			continue;
 		char cnt[32], lo[32], hi[32], range[48] = "", sz[32], label[80];
 		char cost[16] = "-", saw[16] = "-", target[64] = "-";
-		snprintf(label, sizeof label, "%s(%s) %s", r->size_name, fmt_size(sz, sizeof sz, r->size),
+		snprintf(label, sizeof label, "%s(%s) %s", r->size_name, bench_fmt_size(sz, sizeof sz, r->size),
 		    r->tap ? "tap" : "no tap");
 		if (reps > 1)
-			snprintf(range, sizeof range, "(%s-%s)", fmt_count(lo, sizeof lo, sm.min),
-			    fmt_count(hi, sizeof hi, sm.max));
+			snprintf(range, sizeof range, "(%s-%s)", bench_fmt_count(lo, sizeof lo, sm.min),
+			    bench_fmt_count(hi, sizeof hi, sm.max));
 		if (!r->tap && strcmp(r->size_name, "small") == 0)
 			snprintf(target, sizeof target, "%s  >= %s msg/s", sm.median >= TARGET_SMALL_MSGS ? "PASS" : "MISS",
-			    fmt_count(cnt, sizeof cnt, TARGET_SMALL_MSGS));
+			    bench_fmt_count(cnt, sizeof cnt, TARGET_SMALL_MSGS));
 		if (r->tap) {
 			summary_t base;
 			summarize(&res[(k - 2) * reps], reps, &base);
@@ -1054,7 +910,7 @@ static void print_table(const result_t *res, size_t nkinds, size_t reps)
 				    c <= TARGET_TAP_COST_PCT ? "PASS" : "MISS", TARGET_TAP_COST_PCT);
 			}
 		}
-		printf("%-22s %11s %19s %8.1f %9s %8s  %s\n", label, fmt_count(cnt, sizeof cnt, sm.median), range,
+		printf("%-22s %11s %19s %8.1f %9s %8s  %s\n", label, bench_fmt_count(cnt, sizeof cnt, sm.median), range,
 		    sm.median * (double)r->size / 1e6, cost, saw, target);
 	}
 	printf("%s; MB/s counts payload bytes (10^6);\n"
@@ -1099,35 +955,6 @@ static void usage(FILE *out)
 	    "paths must fit in 107 bytes.\n");
 }
 
-/* Parses a whole decimal number within [min, max]. */
-static int parse_num(const char *flag, const char *s, long long min, long long max, long long *ret)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || end == s || *end != '\0' || v < min || v > max) {
-		fprintf(stderr, PROG ": bad --%s '%s': expected a whole number from %lld to %lld\n", flag, s, min, max);
-		return -1;
-	}
-	*ret = v;
-	return 0;
-}
-
-/* The build tree's broker: DIR_OF_THIS_PROGRAM/../broker/loom-broker. */
-static char *default_broker(void)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n <= 0)
-		return NULL;
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash == NULL)
-		return NULL;
-	*slash = '\0';
-	return loom_sprintf("%s/../broker/loom-broker", self);
-}
-
 /* Returns 0 to run, 1 to exit 0 (--help), 2 for a usage error. */
 static int parse_flags(bench_opts_t *o, int argc, char **argv)
 {
@@ -1156,19 +983,20 @@ static int parse_flags(bench_opts_t *o, int argc, char **argv)
 	int c, rc = 0;
 	/* Envelopes stay well under the broker's default max_frame (64 MiB). */
 	const long long max_size = 16LL << 20;
+	const long long max_count = LLONG_MAX / 2;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case F_BROKER: free(o->broker); o->broker = loom_strdup(optarg); break;
-		case F_CSMALL: rc |= parse_num("count-small", optarg, 1, LLONG_MAX / 2, &o->count_small); break;
-		case F_CLARGE: rc |= parse_num("count-large", optarg, 1, LLONG_MAX / 2, &o->count_large); break;
-		case F_SSMALL: rc |= parse_num("size-small", optarg, TRAILER_LEN, max_size, &o->size_small); break;
-		case F_SLARGE: rc |= parse_num("size-large", optarg, TRAILER_LEN, max_size, &o->size_large); break;
-		case F_WARMUP: rc |= parse_num("warmup", optarg, 0, LLONG_MAX / 2, &o->warmup); break;
-		case F_WINDOW: rc |= parse_num("window", optarg, 1, 90000, &o->window); break;
-		case F_CREDIT: rc |= parse_num("credit-every", optarg, 1, 90000, &o->credit_every); break;
-		case F_STALL: rc |= parse_num("stall-timeout", optarg, 100, 3600000, &o->stall_ms); break;
-		case F_START: rc |= parse_num("start-timeout", optarg, 100, 3600000, &o->start_ms); break;
-		case F_REPEAT: rc |= parse_num("repeat", optarg, 1, 100, &o->repeat); break;
+		case F_CSMALL: rc |= bench_parse_num(PROG, "count-small", optarg, 1, max_count, &o->count_small); break;
+		case F_CLARGE: rc |= bench_parse_num(PROG, "count-large", optarg, 1, max_count, &o->count_large); break;
+		case F_SSMALL: rc |= bench_parse_num(PROG, "size-small", optarg, TRAILER_LEN, max_size, &o->size_small); break;
+		case F_SLARGE: rc |= bench_parse_num(PROG, "size-large", optarg, TRAILER_LEN, max_size, &o->size_large); break;
+		case F_WARMUP: rc |= bench_parse_num(PROG, "warmup", optarg, 0, max_count, &o->warmup); break;
+		case F_WINDOW: rc |= bench_parse_num(PROG, "window", optarg, 1, 90000, &o->window); break;
+		case F_CREDIT: rc |= bench_parse_num(PROG, "credit-every", optarg, 1, 90000, &o->credit_every); break;
+		case F_STALL: rc |= bench_parse_num(PROG, "stall-timeout", optarg, 100, 3600000, &o->stall_ms); break;
+		case F_START: rc |= bench_parse_num(PROG, "start-timeout", optarg, 100, 3600000, &o->start_ms); break;
+		case F_REPEAT: rc |= bench_parse_num(PROG, "repeat", optarg, 1, 100, &o->repeat); break;
 		case F_NOTAP: o->tap = false; break;
 		case F_KEEP: o->keep_dir = true; break;
 		case 'h': usage(stdout); return 1;
@@ -1187,7 +1015,7 @@ static int parse_flags(bench_opts_t *o, int argc, char **argv)
 		    o->credit_every, o->window);
 		return 2;
 	}
-	if (o->broker == NULL && (o->broker = default_broker()) == NULL) {
+	if (o->broker == NULL && (o->broker = bench_next_to_self("broker/loom-broker")) == NULL) {
 		fprintf(stderr, PROG ": cannot find this program's path in /proc/self/exe: give --broker\n");
 		return 2;
 	}
@@ -1211,14 +1039,7 @@ int main(int argc, char **argv)
 		free(b.o.broker);
 		return 1;
 	}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = on_signal;
-	sa.sa_flags = SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	bench_signals_install();
 
 	int status = 1;
 	char *error = NULL;
@@ -1258,8 +1079,8 @@ int main(int argc, char **argv)
 				*r = kinds[k];
 				if (run_case(&b, r, with_tap ? &tap : NULL, &error) < 0) {
 					char sz[32];
-					char *e = loom_sprintf("case %s(%s) %s: %s", r->size_name, fmt_size(sz, sizeof sz, r->size),
-					    r->tap ? "tap" : "no tap", error);
+					char *e = loom_sprintf("case %s(%s) %s: %s", r->size_name,
+					    bench_fmt_size(sz, sizeof sz, r->size), r->tap ? "tap" : "no tap", error);
 					free(error);
 					error = e;
 					goto out;
@@ -1289,7 +1110,7 @@ out:
 		if (b.o.keep_dir)
 			printf("kept %s\n", b.dir);
 		else
-			nftw(b.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+			bench_rm_tree(PROG, b.dir);
 	}
 	if (b.cfg_loaded)
 		loom_deploy_release(&b.cfg);

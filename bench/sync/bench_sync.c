@@ -29,7 +29,8 @@
  * status is 1 only when something broke (a process did not start or stop, a
  * run did not end in success, the LDIF or the connector space is wrong).
  */
-#define _GNU_SOURCE /* nftw, sigabbrev_np */
+#define _GNU_SOURCE /* nftw */
+#include "bench_common.h"
 #include "engine.pb-c.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
@@ -49,10 +50,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -68,11 +67,6 @@ extern char **environ;
 #ifndef LOOM_SOURCE_DIR
 #define LOOM_SOURCE_DIR "."
 #endif
-
-/* Set by SIGINT/SIGTERM: every loop stops and the run fails cleanly. */
-static atomic_bool interrupted;
-static atomic_int interrupt_signal;
-static atomic_int interrupt_sender;
 
 typedef struct bench_opts {
 	long long objects;             /* N: rows in hr.csv */
@@ -147,102 +141,7 @@ typedef struct step {
 	double slowest_poll_ms;        /* the longest a status poll waited for its reply */
 } step_t;
 
-/* ---- small helpers ---- */
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !atomic_load(&interrupted))
-		;
-}
-
-/* Formats n with thousands separators into buf. */
-static const char *fmt_count(char *buf, size_t len, double n)
-{
-	char digits[32];
-	snprintf(digits, sizeof digits, "%.0f", n < 0 ? -n : n);
-	size_t nd = strlen(digits), o = 0;
-	if (n < 0 && o + 1 < len)
-		buf[o++] = '-';
-	for (size_t i = 0; i < nd && o + 2 < len; i++) {
-		if (i > 0 && (nd - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = digits[i];
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-/* Bytes as "123.4 MiB" or "1.23 GiB". */
-static const char *fmt_bytes(char *buf, size_t len, double n)
-{
-	if (n >= 1024.0 * 1024 * 1024)
-		snprintf(buf, len, "%.2f GiB", n / (1024.0 * 1024 * 1024));
-	else if (n >= 1024.0 * 1024)
-		snprintf(buf, len, "%.1f MiB", n / (1024.0 * 1024));
-	else if (n >= 1024.0)
-		snprintf(buf, len, "%.1f KiB", n / 1024.0);
-	else
-		snprintf(buf, len, "%.0f B", n);
-	return buf;
-}
-
-static void on_signal(int sig, siginfo_t *info, void *ctx)
-{
-	(void)ctx;
-	atomic_store(&interrupt_signal, sig);
-	atomic_store(&interrupt_sender, info ? (int)info->si_pid : 0);
-	atomic_store(&interrupted, true);
-}
-
-/* "interrupted by SIGTERM from pid 123 (bash)" (malloc'd). */
-static char *interrupted_text(void)
-{
-	int sig = atomic_load(&interrupt_signal), pid = atomic_load(&interrupt_sender);
-	if (sig == 0)
-		return loom_strdup("interrupted");
-	char path[64], comm[64] = "";
-	snprintf(path, sizeof path, "/proc/%d/comm", pid);
-	FILE *f = pid > 0 ? fopen(path, "r") : NULL;
-	if (f) {
-		if (fgets(comm, sizeof comm, f))
-			comm[strcspn(comm, "\n")] = '\0';
-		fclose(f);
-	}
-	return loom_sprintf("interrupted by SIG%s from pid %d%s%s%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
-	    pid, comm[0] ? " (" : "", comm, comm[0] ? ")" : "");
-}
-
 /* ---- /proc ---- */
-
-/* utime + stime of /proc/PID/task/TID/stat (tid 0: the whole process), in
- * seconds; 0 when it cannot be read. */
-static double proc_cpu(pid_t pid, pid_t tid)
-{
-	char path[64], buf[1024];
-	if (tid)
-		snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	else
-		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-	unsigned long long ut, st;
-	if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
 
 /* A "Key:   123 kB" line of /proc/PID/status, in kB; -1 when absent. */
 static long proc_status_kb(pid_t pid, const char *key)
@@ -301,20 +200,17 @@ static void usage_take(const bench_t *b, usage_t *u)
 	memset(u, 0, sizeof *u);
 	pid_t eng = b->p[P_ENGINE].pid;
 	/* The whole process's figure includes threads that have ended. */
-	u->engine_main = proc_cpu(eng, eng);
-	u->engine_other = proc_cpu(eng, 0) - u->engine_main;
+	u->engine_main = bench_thread_cpu(eng, eng);
+	u->engine_other = bench_thread_cpu(eng, 0) - u->engine_main;
 	u->engine_wait = proc_runq_wait(eng, eng);
-	u->hr = proc_cpu(b->p[P_HR].pid, 0);
-	u->dir = proc_cpu(b->p[P_DIR].pid, 0);
+	u->hr = bench_thread_cpu(b->p[P_HR].pid, 0);
+	u->dir = bench_thread_cpu(b->p[P_DIR].pid, 0);
 	u->hr_wait = proc_runq_wait(b->p[P_HR].pid, b->p[P_HR].pid);
 	u->dir_wait = proc_runq_wait(b->p[P_DIR].pid, b->p[P_DIR].pid);
-	u->broker = proc_cpu(b->p[P_BROKER].pid, 0);
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	u->self = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	    (double)ru.ru_stime.tv_usec / 1e6;
+	u->broker = bench_thread_cpu(b->p[P_BROKER].pid, 0);
+	u->self = bench_self_cpu();
 	proc_io(eng, &u->eng_read, &u->eng_write);
-	u->at_ns = now_ns();
+	u->at_ns = bench_now_ns();
 }
 
 static void usage_diff(const usage_t *a, const usage_t *z, usage_t *ret)
@@ -372,22 +268,12 @@ static void print_store(const char *when, const disk_t *d)
 {
 	char t[32], s[32], w[32], o[32], a[32];
 	printf("engine store %-28s %s (sst %s, wal %s, other %s; %s allocated)\n", when,
-	    fmt_bytes(t, sizeof t, (double)(d->sst + d->wal + d->other)), fmt_bytes(s, sizeof s, (double)d->sst),
-	    fmt_bytes(w, sizeof w, (double)d->wal), fmt_bytes(o, sizeof o, (double)d->other),
-	    fmt_bytes(a, sizeof a, (double)d->alloc));
+	    bench_fmt_bytes(t, sizeof t, (double)(d->sst + d->wal + d->other)),
+	    bench_fmt_bytes(s, sizeof s, (double)d->sst), bench_fmt_bytes(w, sizeof w, (double)d->wal),
+	    bench_fmt_bytes(o, sizeof o, (double)d->other), bench_fmt_bytes(a, sizeof a, (double)d->alloc));
 }
 
 /* ---- the deployment ---- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (remove(path) < 0)
-		fprintf(stderr, PROG ": cannot remove '%s': %s\n", path, strerror(errno));
-	return 0;
-}
 
 static int write_file(const char *path, const char *text, char **ret_error)
 {
@@ -492,16 +378,8 @@ static int write_hr_csv(const char *path, long long n, char **ret_error)
 
 static int setup_dir(bench_t *b, char **ret_error)
 {
-	const char *tmp = getenv("TMPDIR");
-	if (tmp == NULL || *tmp == '\0')
-		tmp = "/tmp";
-	char *tmpl = loom_sprintf("%s/loom-bench-sync-XXXXXX", tmp);
-	if (mkdtemp(tmpl) == NULL) {
-		*ret_error = loom_sprintf("cannot create a directory in '%s': %s", tmp, strerror(errno));
-		free(tmpl);
+	if (bench_mkdtemp("loom-bench-sync", &b->dir, ret_error) < 0)
 		return -1;
-	}
-	b->dir = tmpl;
 	b->config_path = loom_sprintf("%s/loom.yaml", b->dir);
 	b->csv_path = loom_sprintf("%s/data/hr.csv", b->dir);
 	b->ldif_path = loom_sprintf("%s/data/directory.ldif", b->dir);
@@ -548,19 +426,9 @@ static int setup_dir(bench_t *b, char **ret_error)
 	free(p);
 	if (rc < 0)
 		return -1;
-	loom_cfg_diags_t diags;
-	rc = loom_deploy_load(b->config_path, &b->cfg, &diags);
-	b->cfg_loaded = true;
-	if (rc < 0) {
-		loom_buf_t text = LOOM_BUF_INIT;
-		for (size_t i = 0; i < diags.n; i++)
-			loom_buf_printf(&text, "%s%s", i ? "; " : "", diags.v[i].text);
-		*ret_error = loom_buf_steal(&text);
-		loom_cfg_diags_release(&diags);
-		return -1;
-	}
-	loom_cfg_diags_release(&diags);
-	return 0;
+	rc = bench_deploy_load(b->config_path, &b->cfg, ret_error);
+	b->cfg_loaded = true; /* released even after a failed load */
+	return rc;
 }
 
 /* ---- the processes ---- */
@@ -630,33 +498,34 @@ static int proc_start(bench_t *b, proc_t *p, char *const argv[], char **ret_erro
 		if (b->zctx == NULL || loom_bus_new(b->zctx, &opts, &b->bus, ret_error) < 0)
 			return -1;
 	}
-	int64_t t0 = now_ns(), deadline = t0 + b->o.start_ms * 1000000;
+	int64_t t0 = bench_now_ns(), deadline = t0 + b->o.start_ms * 1000000;
 	Loom__Ping ping = LOOM__PING__INIT;
 	for (;;) {
 		if (proc_gone(p, ret_error)) {
 			show_log_tail(p, 20);
 			return -1;
 		}
-		int64_t before = now_ns();
+		int64_t before = bench_now_ns();
 		Loom__Envelope *reply = NULL;
 		const char *err;
 		if (loom_bus_request(b->bus, p->service, &ping.base, 200, &reply, &err) == 0) {
 			loom_envelope_free(&reply);
-			printf("  %-10s pid %-8d ready in %.2f s\n", p->name, (int)p->pid, (double)(now_ns() - t0) / 1e9);
+			printf("  %-10s pid %-8d ready in %.2f s\n", p->name, (int)p->pid,
+			    (double)(bench_now_ns() - t0) / 1e9);
 			return 0;
 		}
-		if (atomic_load(&interrupted)) {
-			*ret_error = interrupted_text();
+		if (bench_interrupted()) {
+			*ret_error = bench_interrupted_text();
 			return -1;
 		}
-		if (now_ns() > deadline) {
+		if (bench_now_ns() > deadline) {
 			*ret_error = loom_sprintf("%s did not answer a ping within %lld ms: %s (log: %s)", p->name,
 			    b->o.start_ms, err, p->log);
 			return -1;
 		}
 		/* "no such service" comes back at once: poll, do not spin. */
-		if (now_ns() - before < 20000000)
-			sleep_ms(20);
+		if (bench_now_ns() - before < 20000000)
+			bench_sleep_us(20000);
 	}
 }
 
@@ -668,10 +537,10 @@ static int proc_stop(const bench_t *b, proc_t *p)
 		return 0;
 	kill(p->pid, SIGTERM);
 	int status = 0;
-	int64_t t0 = now_ns(), deadline = t0 + b->o.stop_ms * 1000000;
+	int64_t t0 = bench_now_ns(), deadline = t0 + b->o.stop_ms * 1000000;
 	pid_t r;
-	while ((r = waitpid(p->pid, &status, WNOHANG)) == 0 && now_ns() < deadline)
-		sleep_ms(5);
+	while ((r = waitpid(p->pid, &status, WNOHANG)) == 0 && bench_now_ns() < deadline)
+		bench_sleep_us(5000);
 	if (r == 0) {
 		fprintf(stderr, PROG ": %s (pid %d) did not stop within %lld ms of SIGTERM: killing it\n", p->name,
 		    (int)p->pid, b->o.stop_ms);
@@ -686,7 +555,7 @@ static int proc_stop(const bench_t *b, proc_t *p)
 		    p->log);
 		return -1;
 	}
-	printf("  %-10s stopped in %.2f s\n", p->name, (double)(now_ns() - t0) / 1e9);
+	printf("  %-10s stopped in %.2f s\n", p->name, (double)(bench_now_ns() - t0) / 1e9);
 	return 0;
 }
 
@@ -742,7 +611,7 @@ static int run_step(bench_t *b, step_t *s, char **ret_error)
 {
 	usage_t u0, u1;
 	usage_take(b, &u0);
-	int64_t t0 = now_ns();
+	int64_t t0 = bench_now_ns();
 	Loom__RunRequest rq = LOOM__RUN_REQUEST__INIT;
 	rq.agent = (char *)s->agent;
 	rq.profile = (char *)s->profile;
@@ -762,11 +631,11 @@ static int run_step(bench_t *b, step_t *s, char **ret_error)
 	loom__run_reply__free_unpacked(rep, NULL);
 	/* Poll until it ends; stuck when its object count stands still too long. */
 	uint64_t last_objects = 0;
-	int64_t last_progress = now_ns();
+	int64_t last_progress = bench_now_ns();
 	Loom__RunRecord *r = NULL;
 	for (;;) {
-		if (atomic_load(&interrupted)) {
-			*ret_error = interrupted_text();
+		if (bench_interrupted()) {
+			*ret_error = bench_interrupted_text();
 			return -1;
 		}
 		for (int i = 0; i < NPROC; i++)
@@ -775,9 +644,9 @@ static int run_step(bench_t *b, step_t *s, char **ret_error)
 				return -1;
 			}
 		bool timeout;
-		int64_t asked = now_ns();
+		int64_t asked = bench_now_ns();
 		r = run_status(b, s->run_id, false, 5000, &err, &timeout);
-		int64_t now = now_ns();
+		int64_t now = bench_now_ns();
 		s->polls++;
 		if ((double)(now - asked) / 1e6 > s->slowest_poll_ms)
 			s->slowest_poll_ms = (double)(now - asked) / 1e6;
@@ -803,7 +672,7 @@ static int run_step(bench_t *b, step_t *s, char **ret_error)
 		}
 		bus_idle(b, POLL_MS);
 	}
-	int64_t t1 = now_ns();
+	int64_t t1 = bench_now_ns();
 	loom__run_record__free_unpacked(r, NULL);
 	usage_take(b, &u1);
 	usage_diff(&u0, &u1, &s->used);
@@ -824,8 +693,9 @@ static int run_step(bench_t *b, step_t *s, char **ret_error)
 	char label[64];
 	snprintf(label, sizeof label, "%s %s", s->agent, s->profile);
 	printf("%-22s %10s objects/s  %s objects in %.3f s (engine's record: %.3f s, %s objects, run %llu %s)\n", label,
-	    fmt_count(c1, sizeof c1, s->rate), fmt_count(c2, sizeof c2, (double)b->o.objects), s->seconds,
-	    s->engine_seconds, fmt_count(c3, sizeof c3, (double)s->objects), (unsigned long long)s->run_id, r->status);
+	    bench_fmt_count(c1, sizeof c1, s->rate), bench_fmt_count(c2, sizeof c2, (double)b->o.objects), s->seconds,
+	    s->engine_seconds, bench_fmt_count(c3, sizeof c3, (double)s->objects), (unsigned long long)s->run_id,
+	    r->status);
 	print_counters(r);
 	const usage_t *u = &s->used;
 	double wall = (double)u->at_ns / 1e9;
@@ -848,8 +718,9 @@ static int run_step(bench_t *b, step_t *s, char **ret_error)
 	    s->agent, 100.0 * agent_cpu / wall, 100.0 * agent_wait / wall,
 	    agent_idle > 0 ? 100.0 * agent_idle / wall : 0.0);
 	printf("    engine: rss %s (peak so far %s); storage read %s, written %s\n",
-	    fmt_bytes(m1, sizeof m1, (double)s->eng_rss_kb * 1024), fmt_bytes(m2, sizeof m2, (double)s->eng_hwm_kb * 1024),
-	    fmt_bytes(w, sizeof w, (double)u->eng_read), fmt_bytes(c1, sizeof c1, (double)u->eng_write));
+	    bench_fmt_bytes(m1, sizeof m1, (double)s->eng_rss_kb * 1024),
+	    bench_fmt_bytes(m2, sizeof m2, (double)s->eng_hwm_kb * 1024),
+	    bench_fmt_bytes(w, sizeof w, (double)u->eng_read), bench_fmt_bytes(c1, sizeof c1, (double)u->eng_write));
 	/* The engine answers between batches and slices: a slow reply means
 	 * its loop was busy with one thing that long. */
 	printf("    status polls: %ld, slowest reply %.0f ms", s->polls, s->slowest_poll_ms);
@@ -943,36 +814,39 @@ static void print_table(const bench_t *b, const step_t *steps, size_t nsteps, co
 		}
 		total += s->seconds;
 		eng_main += s->used.engine_main;
-		printf("%-24s %12s %10.3f %11.0f%%  %12s\n", label, fmt_count(c1, sizeof c1, s->rate), s->seconds,
-		    100.0 * s->used.engine_main / s->seconds, fmt_bytes(m1, sizeof m1, (double)s->eng_rss_kb * 1024));
+		printf("%-24s %12s %10.3f %11.0f%%  %12s\n", label, bench_fmt_count(c1, sizeof c1, s->rate), s->seconds,
+		    100.0 * s->used.engine_main / s->seconds,
+		    bench_fmt_bytes(m1, sizeof m1, (double)s->eng_rss_kb * 1024));
 	}
 	if (!all || total <= 0)
 		return;
 	double e2e = (double)b->o.objects / total;
-	printf("%-24s %12s %10.3f %11.0f%%\n", "end to end", fmt_count(c1, sizeof c1, e2e), total,
+	printf("%-24s %12s %10.3f %11.0f%%\n", "end to end", bench_fmt_count(c1, sizeof c1, e2e), total,
 	    100.0 * eng_main / total);
 	printf("(objects/s = %s objects / seconds; end to end = %s / the sum of the four steps;\n"
 	       " engine main = the engine's main thread's CPU as a share of the step's time)\n",
-	    fmt_count(c1, sizeof c1, (double)b->o.objects), fmt_count(c2, sizeof c2, (double)b->o.objects));
+	    bench_fmt_count(c1, sizeof c1, (double)b->o.objects), bench_fmt_count(c2, sizeof c2, (double)b->o.objects));
 
 	double cs_objects = 2.0 * (double)b->o.objects;
 	double hwm = (double)b->p[P_ENGINE].hwm_kb * 1024;
 	double per_m = hwm / (cs_objects / 1e6);
 	printf("\n%-48s %16s  %-6s %s\n", "goal", "measured", "", "target");
-	printf("%-48s %16s  %-6s >= %s objects/s\n", "end-to-end objects/s", fmt_count(c1, sizeof c1, e2e),
-	    e2e >= TARGET_OBJECTS_PER_S ? "PASS" : "MISS", fmt_count(c2, sizeof c2, TARGET_OBJECTS_PER_S));
+	printf("%-48s %16s  %-6s >= %s objects/s\n", "end-to-end objects/s", bench_fmt_count(c1, sizeof c1, e2e),
+	    e2e >= TARGET_OBJECTS_PER_S ? "PASS" : "MISS", bench_fmt_count(c2, sizeof c2, TARGET_OBJECTS_PER_S));
 	char what[96];
-	snprintf(what, sizeof what, "engine peak RSS per 1M cs objects (%s cs)", fmt_count(c2, sizeof c2, cs_objects));
+	snprintf(what, sizeof what, "engine peak RSS per 1M cs objects (%s cs)",
+	    bench_fmt_count(c2, sizeof c2, cs_objects));
 	printf("%-48s %13.3f GB  %-6s <= %.1f GB\n", what, per_m / 1e9, per_m <= TARGET_RSS_PER_M_CS ? "PASS" : "MISS",
 	    TARGET_RSS_PER_M_CS / 1e9);
 	printf("(GB = 10^9 bytes; engine peak RSS %s = VmHWM at the end, scaled by 10^6 / %s connector-space\n"
 	       " objects: %s hr + %s directory. Fixed costs (RocksDB caches, memtables) weigh more at small N.)\n",
-	    fmt_bytes(m1, sizeof m1, hwm), fmt_count(c2, sizeof c2, cs_objects),
-	    fmt_count(c1, sizeof c1, (double)b->o.objects), fmt_count(c1, sizeof c1, (double)b->o.objects));
+	    bench_fmt_bytes(m1, sizeof m1, hwm), bench_fmt_count(c2, sizeof c2, cs_objects),
+	    bench_fmt_count(c1, sizeof c1, (double)b->o.objects), bench_fmt_count(c1, sizeof c1, (double)b->o.objects));
 
 	printf("\npeak RSS (VmHWM):");
 	for (int i = 0; i < NPROC; i++)
-		printf("%s %s %s", i ? "," : "", b->p[i].name, fmt_bytes(m1, sizeof m1, (double)b->p[i].hwm_kb * 1024));
+		printf("%s %s %s", i ? "," : "", b->p[i].name,
+		    bench_fmt_bytes(m1, sizeof m1, (double)b->p[i].hwm_kb * 1024));
 	printf("\n");
 	print_store("after the last step:", disk);
 }
@@ -1014,34 +888,6 @@ static void usage(FILE *out)
 	    "paths must fit in 107 bytes. Give it about 1.5 KB of disk per object.\n");
 }
 
-static int parse_num(const char *flag, const char *s, long long min, long long max, long long *ret)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || end == s || *end != '\0' || v < min || v > max) {
-		fprintf(stderr, PROG ": bad --%s '%s': expected a whole number from %lld to %lld\n", flag, s, min, max);
-		return -1;
-	}
-	*ret = v;
-	return 0;
-}
-
-/* DIR_OF_THIS_PROGRAM/../rel. */
-static char *next_to_self(const char *rel)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n <= 0)
-		return NULL;
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash == NULL)
-		return NULL;
-	*slash = '\0';
-	return loom_sprintf("%s/../%s", self, rel);
-}
-
 static void opts_free(bench_opts_t *o)
 {
 	free(o->broker);
@@ -1075,15 +921,15 @@ static int parse_flags(bench_opts_t *o, int argc, char **argv)
 	char **target;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case F_OBJECTS: rc |= parse_num("objects", optarg, 1, 8999999, &o->objects); break;
+		case F_OBJECTS: rc |= bench_parse_num(PROG, "objects", optarg, 1, 8999999, &o->objects); break;
 		case F_BROKER: target = &o->broker; goto str;
 		case F_ENGINE: target = &o->engine; goto str;
 		case F_MAFILE: target = &o->mafile; goto str;
 		case F_RULES: target = &o->rules; goto str;
 		case F_LOG: target = &o->log_level; goto str;
-		case F_START: rc |= parse_num("start-timeout", optarg, 100, 3600000, &o->start_ms); break;
-		case F_STALL: rc |= parse_num("stall-timeout", optarg, 1000, 86400000, &o->stall_ms); break;
-		case F_STOP: rc |= parse_num("stop-timeout", optarg, 100, 3600000, &o->stop_ms); break;
+		case F_START: rc |= bench_parse_num(PROG, "start-timeout", optarg, 100, 3600000, &o->start_ms); break;
+		case F_STALL: rc |= bench_parse_num(PROG, "stall-timeout", optarg, 1000, 86400000, &o->stall_ms); break;
+		case F_STOP: rc |= bench_parse_num(PROG, "stop-timeout", optarg, 100, 3600000, &o->stop_ms); break;
 		case F_KEEP: o->keep = true; break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return 2;
@@ -1105,7 +951,7 @@ static int parse_flags(bench_opts_t *o, int argc, char **argv)
 		{ &o->mafile, "agents/loom-ma-file", "--ma-file" },
 	};
 	for (size_t i = 0; i < sizeof defs / sizeof *defs; i++)
-		if (*defs[i].p == NULL && (*defs[i].p = next_to_self(defs[i].rel)) == NULL) {
+		if (*defs[i].p == NULL && (*defs[i].p = bench_next_to_self(defs[i].rel)) == NULL) {
 			fprintf(stderr, PROG ": cannot find this program's path in /proc/self/exe: give %s\n", defs[i].flag);
 			return 2;
 		}
@@ -1134,14 +980,7 @@ int main(int argc, char **argv)
 			opts_free(&b.o);
 			return 1;
 		}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = on_signal;
-	sa.sa_flags = SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	bench_signals_install();
 
 	step_t steps[] = {
 		{ .agent = "hr", .profile = "full-import" },
@@ -1164,15 +1003,15 @@ int main(int argc, char **argv)
 		b.p[i].service = services[i];
 		b.p[i].log = loom_sprintf("%s/%s.log", b.dir, names[i]);
 	}
-	printf(PROG ": %s objects, directory %s, %ld cpus online\n", fmt_count(c1, sizeof c1, (double)b.o.objects),
-	    b.dir, sysconf(_SC_NPROCESSORS_ONLN));
-	int64_t g0 = now_ns();
+	printf(PROG ": %s objects, directory %s, %ld cpus online\n",
+	    bench_fmt_count(c1, sizeof c1, (double)b.o.objects), b.dir, sysconf(_SC_NPROCESSORS_ONLN));
+	int64_t g0 = bench_now_ns();
 	if (write_hr_csv(b.csv_path, b.o.objects, &error) < 0)
 		goto out;
 	struct stat st;
 	stat(b.csv_path, &st);
-	printf("  hr.csv     %s written in %.2f s (not timed)\n", fmt_bytes(m1, sizeof m1, (double)st.st_size),
-	    (double)(now_ns() - g0) / 1e9);
+	printf("  hr.csv     %s written in %.2f s (not timed)\n", bench_fmt_bytes(m1, sizeof m1, (double)st.st_size),
+	    (double)(bench_now_ns() - g0) / 1e9);
 	fflush(stdout);
 
 	char *argv_broker[] = { b.o.broker, "--config", b.config_path, NULL };
@@ -1199,7 +1038,8 @@ int main(int argc, char **argv)
 				goto out;
 			stat(b.ldif_path, &st);
 			printf("    directory.ldif: %s entries, %s (checked outside the timing)\n",
-			    fmt_count(c1, sizeof c1, (double)n), fmt_bytes(m1, sizeof m1, (double)st.st_size));
+			    bench_fmt_count(c1, sizeof c1, (double)n),
+			    bench_fmt_bytes(m1, sizeof m1, (double)st.st_size));
 			if (n != b.o.objects) {
 				error = loom_sprintf("the export wrote %lld entries, not %lld", n, b.o.objects);
 				goto out;
@@ -1214,7 +1054,7 @@ int main(int argc, char **argv)
 	store_size(b.store_path, &disk);
 	/* Every export confirmed, nothing left to export. */
 	printf("\nchecks (not timed):\n");
-	int64_t k0 = now_ns();
+	int64_t k0 = bench_now_ns();
 	const char *states[] = { "pending-export", "unconfirmed", "error" };
 	for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
 		int n = cs_any(&b, "directory", states[i], &error);
@@ -1226,7 +1066,7 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("  no directory object pending export, unconfirmed or in error (%.2f s)\n",
-	    (double)(now_ns() - k0) / 1e9);
+	    (double)(bench_now_ns() - k0) / 1e9);
 	print_table(&b, steps, nsteps, &disk);
 	status = 0;
 out:
@@ -1253,7 +1093,7 @@ out:
 		if (b.o.keep || status != 0)
 			printf("kept %s\n", b.dir);
 		else
-			nftw(b.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+			bench_rm_tree(PROG, b.dir);
 	}
 	if (b.cfg_loaded)
 		loom_deploy_release(&b.cfg);
