@@ -29,11 +29,13 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  --dir DIR     key directory (default bus.keys_dir of the configuration)\n"
 	  "  --force       replace an existing pair\n"
 	  "  Copy NAME.pub into the broker's keys directory to allow NAME on the bus.", ctl_keys },
-	{ "run", "AGENT PROFILE [--no-wait] | show ID",
+	{ "run", "AGENT PROFILE [--no-wait] [--allow-deletes N] | show ID",
 	  "run a profile (full-import, delta-import, full-sync, delta-sync, export) and show its statistics",
 	  "  Shows a progress line while the run goes on, then the run's counters with\n"
 	  "  the first objects behind each, and its errors.\n"
 	  "  --no-wait     print the run id and return at once\n"
+	  "  --allow-deletes N  export: let up to N deletes past the agent's deletion\n"
+	  "                threshold (an export past it stops and changes nothing)\n"
 	  "  show ID       the statistics and errors of a past run\n"
 	  "exit status: 0 success, 3 completed with object errors, 1 failed or stopped", ctl_run },
 	{ "runs", "[AGENT] [-n N]", "list recent runs, newest first", NULL, ctl_runs },

@@ -118,14 +118,24 @@ int ctl_run(ctl_t *ctl, int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "show") == 0)
 		return run_show(ctl, argv[2]);
-	static const struct option opts[] = { { "no-wait", no_argument, NULL, 'n' }, { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = { { "no-wait", no_argument, NULL, 'n' },
+		{ "allow-deletes", required_argument, NULL, 'a' }, { NULL, 0, NULL, 0 } };
 	bool wait = true;
+	unsigned long long allow = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'n')
+		char *end;
+		if (c == 'n') {
 			wait = false;
-		else
+		} else if (c == 'a') {
+			allow = strtoull(optarg, &end, 10);
+			if (*end || optarg[0] == '-' || optarg[0] == '\0') {
+				fprintf(stderr, "loomctl run: bad --allow-deletes '%s': expected a number of deletes\n", optarg);
+				return 2;
+			}
+		} else {
 			return 2;
+		}
 	}
 	if (optind + 2 != argc) {
 		fprintf(stderr, "loomctl run: expected AGENT PROFILE or show ID (see loomctl run --help)\n");
@@ -134,6 +144,7 @@ int ctl_run(ctl_t *ctl, int argc, char **argv)
 	Loom__RunRequest rq = LOOM__RUN_REQUEST__INIT;
 	rq.agent = argv[optind];
 	rq.profile = argv[optind + 1];
+	rq.allow_deletes = allow;
 	Loom__RunReply *rep = (Loom__RunReply *)ask(ctl, &rq.base, &loom__run_reply__descriptor, "run");
 	if (rep == NULL)
 		return 1;

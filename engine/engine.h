@@ -110,6 +110,7 @@ typedef struct eng_run {
 	size_t prefix_len;
 	/* export */
 	uint64_t export_seq;           /* last batch sent */
+	uint64_t allow_deletes;        /* deletes an administrator let past the threshold */
 	Loom__ExportBatch *inflight[2]; /* batches sent, awaiting results, oldest first */
 	size_t ninflight;              /* how many (two overlap the agent's work with ours) */
 	bool export_done;              /* no more pending exports to send */
@@ -178,7 +179,8 @@ void eng_strv_free(char **v, size_t n);
 const char *eng_state_name(Loom__CsObject__State s);
 
 /* engine_run.c */
-int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t *ret_id, const char **error_r);
+int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes,
+    uint64_t *ret_id, const char **error_r);
 void eng_run_count(engine_t *e, const char *counter, const char *anchor);
 void eng_run_error(engine_t *e, const char *anchor, const char *dn, const char *code, const char *message,
     const char *where, bool retryable);

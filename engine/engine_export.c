@@ -104,6 +104,59 @@ static void send_next(engine_t *e)
 	r->export_done = end;
 }
 
+/* Delete safety: counts the deletes waiting for this agent (counter
+ * pending-deletes, with the objects) and its connector space. Returns true
+ * when the export may go on; otherwise the run has been stopped with
+ * stopped-deletion-threshold-exceeded and nothing was sent. */
+static bool deletion_check(engine_t *e)
+{
+	eng_run_t *r = e->run;
+	const char *agent = r->agent->cfg->name;
+	const loom_agentcfg_threshold_t *t = &r->agent->cfg->deletion_threshold;
+	uint64_t deletes = 0, size = 0;
+	const char *err;
+	loom_iter_t *it = loom_iter_new(e->store, CF_EXPORT);
+	for (loom_iter_seek(it, r->prefix, r->prefix_len); loom_iter_valid(it); loom_iter_next(it)) {
+		size_t klen;
+		const char *k = loom_iter_key(it, &klen);
+		if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
+			break;
+		char *anchor = loom_strndup(k + r->prefix_len, klen - r->prefix_len);
+		Loom__CsObject *cs = eng_cs_get(e, agent, anchor, &err);
+		if (cs && cs->pending_export && cs->pending_export->kind == LOOM__PENDING_EXPORT__KIND__DELETE) {
+			deletes++;
+			eng_run_count(e, "pending-deletes", cs->dn[0] ? cs->dn : cs->anchor);
+		}
+		if (cs)
+			loom__cs_object__free_unpacked(cs, NULL);
+		free(anchor);
+	}
+	loom_iter_destroy(&it);
+	if (deletes == 0)
+		return true;
+	it = loom_iter_new(e->store, CF_CS);
+	for (loom_iter_seek(it, r->prefix, r->prefix_len); loom_iter_valid(it); loom_iter_next(it)) {
+		size_t klen;
+		const char *k = loom_iter_key(it, &klen);
+		if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
+			break;
+		size++;
+	}
+	loom_iter_destroy(&it);
+	bool over_count = t->count > 0 && deletes > (uint64_t)t->count;
+	bool over_share = t->percent > 0 && size > 0 && deletes * 100 > (uint64_t)t->percent * size;
+	if (!(over_count || over_share) || deletes <= r->allow_deletes)
+		return true;
+	char *m = loom_sprintf("the export would delete %llu of the %llu objects of agent '%s' (%.1f%%), past its "
+	    "deletion threshold (%s); nothing was exported: check the objects under pending-deletes, then run "
+	    "'loomctl run %s export --allow-deletes %llu' to go on", (unsigned long long)deletes,
+	    (unsigned long long)size, agent, size ? 100.0 * (double)deletes / (double)size : 0.0,
+	    over_count ? "count" : "percent", agent, (unsigned long long)deletes);
+	eng_run_finish(e, "stopped-deletion-threshold-exceeded", m);
+	free(m);
+	return false;
+}
+
 int eng_export_begin(engine_t *e, const char **error_r)
 {
 	(void)error_r;
@@ -114,6 +167,8 @@ int eng_export_begin(engine_t *e, const char **error_r)
 	loom_buf_addc(&p, '\0');
 	r->prefix_len = p.len;
 	r->prefix = loom_buf_steal(&p);
+	if (!deletion_check(e))
+		return 0;
 	r->iter = loom_iter_new(e->store, CF_EXPORT);
 	loom_iter_seek(r->iter, r->prefix, r->prefix_len);
 	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 500, 0, eng_run_watch, e);

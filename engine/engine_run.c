@@ -7,6 +7,8 @@
  *                                                  | completed-errors (some objects failed)
  *                                                  | stopped-error-limit
  *                                                  | failed (the run could not go on: message)
+ *                                                  | stopped-deletion-threshold-exceeded (export
+ *                                                    only: it would delete too much; nothing sent)
  *   in-progress --engine restarted--> stopped-engine-restart   eng_runs_recover()
  *
  * One run at a time: a second request while one runs is refused with the
@@ -190,7 +192,8 @@ void eng_run_finish(engine_t *e, const char *status, const char *message)
 	run_free(r);
 }
 
-int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t *ret_id, const char **error_r)
+int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes,
+    uint64_t *ret_id, const char **error_r)
 {
 	static char errbuf[256];
 	if (e->run) {
@@ -219,6 +222,7 @@ int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t 
 	r->profile = loom_strdup(profile);
 	r->started_us = loom_now_us();
 	r->last_heard_ms = loom_mono_ms();
+	r->allow_deletes = allow_deletes;
 	loom_batch_clear(e->batch);
 	r->id = eng_seq_next(e, e->batch, &e->seq_run, &e->lim_run, "seq:run", 1);
 	e->run = r;
@@ -668,7 +672,7 @@ void eng_handle_query(engine_t *e, Loom__Envelope *env)
 			goto malformed;
 		Loom__RunRequest *rq = (Loom__RunRequest *)m;
 		uint64_t id;
-		if (eng_run_start(e, rq->agent, rq->profile, &id, &err) < 0) {
+		if (eng_run_start(e, rq->agent, rq->profile, rq->allow_deletes, &id, &err) < 0) {
 			reply_error(e, env, LOOM__ERROR__CODE__BAD_REQUEST, err);
 		} else {
 			Loom__RunReply rep = LOOM__RUN_REPLY__INIT;

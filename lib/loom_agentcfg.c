@@ -42,6 +42,15 @@ static const loom_cfg_key_t file_keys[] = {
 };
 static const loom_cfg_table_t file_table = { .what = "file", .keys = file_keys };
 
+static const loom_cfg_key_t threshold_keys[] = {
+	{ .name = "count", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_threshold_t, count),
+	  .def = "500", .min = 0, .max = 1000000000, .help = "an export deleting more objects than this stops (0: no limit)" },
+	{ .name = "percent", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_threshold_t, percent),
+	  .def = "50", .min = 0, .max = 100, .help = "... or more than this share of the connector space (0: no limit)" },
+	{ NULL }
+};
+static const loom_cfg_table_t threshold_table = { .what = "deletion_threshold", .keys = threshold_keys };
+
 static const loom_cfg_key_t agent_keys[] = {
 	{ .name = "type", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_t, type),
 	  .flags = LOOM_CFG_REQUIRED, .choices = agent_types, .help = "kind of connected system" },
@@ -57,6 +66,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .def = "1000", .min = 0, .max = 1000000000, .help = "object errors after which a run stops (0: no limit)" },
 	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_t, timeout_ms),
 	  .def = "30s", .min = 500, .max = 86400000, .help = "agent silence that fails a run" },
+	{ .name = "deletion_threshold", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, deletion_threshold),
+	  .sub = &threshold_table, .help = "export delete safety: past it an export stops and changes nothing" },
 	{ .name = "file", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, file),
 	  .sub = &file_table, .help = "type file: the file and its format" },
 	{ NULL }

@@ -6,6 +6,9 @@
  *   import_batch: 500          # objects per import batch
  *   import_credit: 8           # batches in flight (credit-based flow control)
  *   error_limit: 100           # a run stops with stopped-error-limit past this
+ *   deletion_threshold:        # an export deleting more than this stops (0: no limit)
+ *     count: 500
+ *     percent: 50              # share of the agent's connector space
  *   file:
  *     format: csv              # csv or ldif
  *     path: ../data/hr.csv     # the connected system: the file imported from
@@ -50,6 +53,11 @@ typedef struct loom_agentcfg_file {
 	loom_agentcfg_csv_t csv;       /* csv dialect */
 } loom_agentcfg_file_t;
 
+typedef struct loom_agentcfg_threshold {
+	long long count;               /* an export deleting more objects than this stops (0: no limit) */
+	long long percent;             /* ... or more than this share of the connector space (0: no limit) */
+} loom_agentcfg_threshold_t;
+
 typedef struct loom_agentcfg {
 	char *name;                    /* from the file name */
 	char *path;                    /* the file it was loaded from */
@@ -60,6 +68,7 @@ typedef struct loom_agentcfg {
 	long long import_credit;       /* batches in flight */
 	long long error_limit;         /* per run */
 	long long timeout_ms;          /* silence from the agent that fails a run */
+	loom_agentcfg_threshold_t deletion_threshold; /* export delete safety */
 	loom_agentcfg_file_t file;     /* type file */
 } loom_agentcfg_t;
 
