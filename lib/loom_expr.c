@@ -7,7 +7,8 @@
  * (recursive descent, depth-limited) builds the tree with attribute names
  * and functions resolved by name; the checker walks the tree bottom-up,
  * giving every node its static type, resolving '+' into concatenation or
- * addition, turning enum arguments into integers, checking argument types
+ * addition, turning enum arguments into integers, resolving variables to
+ * the slots of the calls that declare them, checking argument types
  * and marking the arguments whose types only evaluation can check; a last
  * walk checks where AuthoritativeNull and IgnoreThisFlow stand. Every error
  * stops compilation and is reported once, located in the config file.
@@ -126,6 +127,7 @@ struct loom_expr {
 	loom_expr_type_t want;     /* the type the result must have, or ANY */
 	unsigned type;             /* static type of the root */
 	size_t start;              /* offset of the first token, for messages about the whole */
+	size_t n_slots;            /* variables declared (binding calls) */
 };
 
 struct loom_expr_work {
@@ -141,6 +143,9 @@ struct loom_expr_work {
 	const Loom__Attr **attrs;  /* attribute cache: what lookup returned, by attribute index */
 	bool *looked;              /* attribute cache: whether lookup was called */
 	size_t acap;               /* slots allocated in both */
+	size_t *var_at;            /* per variable slot: stack position of its values */
+	size_t *var_n;             /* per variable slot: how many */
+	size_t vslots;             /* slots allocated in both */
 };
 
 struct expr_ctx {
@@ -237,14 +242,14 @@ void expr_add_quoted(loom_buf_t *b, const char *s, size_t len)
 /* ---- compile context and lexer ------------------------------------------------------ */
 
 typedef enum {
-	K_END, K_STR, K_INT, K_IDENT, K_BRACKET, K_LPAREN, K_RPAREN, K_COMMA, K_PLUS,
+	K_END, K_STR, K_INT, K_IDENT, K_BRACKET, K_LPAREN, K_RPAREN, K_COMMA, K_PLUS, K_VAR,
 } tok_kind_t;
 
 typedef struct tok {
 	tok_kind_t k;     /* kind */
 	size_t off;       /* byte offset of its first character */
 	size_t len;       /* bytes of its text */
-	const char *s;    /* K_STR: decoded bytes; K_BRACKET: the name; K_IDENT: the text */
+	const char *s;    /* K_STR: decoded bytes; K_BRACKET: the name; K_IDENT: the text; K_VAR: the name after '$' */
 	size_t slen;      /* their count */
 	int64_t i;        /* K_INT: the value */
 } tok_t;
@@ -259,6 +264,19 @@ struct expr_cc {
 	const char **names;                 /* attribute names read so far */
 	size_t n_names;                     /* their count */
 	size_t cap_names;                   /* slots allocated */
+	struct scope_var *scope;            /* variables visible where the checker is, innermost last */
+	size_t n_scope;                     /* their count */
+	size_t cap_scope;                   /* slots allocated */
+	size_t n_slots;                     /* variables declared so far */
+};
+
+/* A variable visible to the checker. */
+struct scope_var {
+	const char *name;                   /* without '$' */
+	size_t len;                         /* its bytes */
+	uint8_t type;                       /* static type of its values */
+	bool multi;                         /* may hold several values */
+	size_t slot;                        /* slot of the call that declares it */
 };
 
 int expr_cc_fail(expr_cc_t *cc, size_t off, const char *fmt, ...)
@@ -373,6 +391,33 @@ static int lex_int(expr_cc_t *cc, tok_t *k)
 	return 0;
 }
 
+/* &H followed by hexadecimal digits (Entra's notation): a non-negative integer. */
+static int lex_hex(expr_cc_t *cc, tok_t *k)
+{
+	const char *t = cc->text;
+	size_t p = k->off + 2;
+	uint64_t v = 0;
+	bool over = false;
+	for (; isxdigit((unsigned char)t[p]); p++) {
+		unsigned char ch = (unsigned char)t[p];
+		unsigned d = isdigit(ch) ? (unsigned)(ch - '0') : (unsigned)(tolower(ch) - 'a' + 10);
+		if (v > (UINT64_MAX >> 4))
+			over = true;
+		v = v << 4 | d;
+	}
+	k->len = p - k->off;
+	if (over || v > (uint64_t)INT64_MAX) {
+		loom_buf_t b = LOOM_BUF_INIT;
+		expr_add_quoted(&b, t + k->off, k->len);
+		expr_cc_fail(cc, k->off, "integer '%s' is out of range", loom_buf_cstr(&b));
+		loom_buf_release(&b);
+		return -1;
+	}
+	k->k = K_INT;
+	k->i = (int64_t)v;
+	return 0;
+}
+
 static int lex_bracket(expr_cc_t *cc, tok_t *k)
 {
 	const char *t = cc->text;
@@ -431,9 +476,23 @@ static int lex(expr_cc_t *cc)
 	case '[':
 		r = lex_bracket(cc, k);
 		break;
+	case '$': {
+		size_t q = p + 1;
+		if (!is_ident_start(t[q]))
+			return expr_cc_fail(cc, p, "expected a variable name after '$'");
+		while (is_ident_char(t[q]))
+			q++;
+		k->k = K_VAR;
+		k->s = t + p + 1;
+		k->slen = q - p - 1;
+		k->len = q - p;
+		break;
+	}
 	default:
 		if (isdigit((unsigned char)ch) || (ch == '-' && isdigit((unsigned char)t[p + 1]))) {
 			r = lex_int(cc, k);
+		} else if (ch == '&' && (t[p + 1] == 'H' || t[p + 1] == 'h') && isxdigit((unsigned char)t[p + 2])) {
+			r = lex_hex(cc, k);
 		} else if (is_ident_start(ch)) {
 			size_t q = p + 1;
 			while (is_ident_char(t[q]))
@@ -446,7 +505,8 @@ static int lex(expr_cc_t *cc)
 			uint32_t cp = expr_utf8_next(t, strlen(t), &q);
 			const char *hint = ch == '&' ? " (concatenate with '+')"
 			    : ch == '=' || ch == '<' || ch == '>' ? " (compare with Eq, NotEquals, LessThan or GreaterThan)"
-			    : ch == '\'' ? " (strings are written in double quotes)" : "";
+			    : ch == '\'' ? " (strings are written in double quotes)"
+			    : ch == '%' ? " (Entra's %parameters% are not supported; use an attribute)" : "";
 			if (cp < 0x20 || cp == 0x7f)
 				return expr_cc_fail(cc, p, "unexpected character U+%04X", (unsigned)cp);
 			return expr_cc_fail(cc, p, "unexpected character '%.*s'%s", (int)(q - p), t + p, hint);
@@ -477,11 +537,10 @@ static const expr_func_t *find_func(const char *name, size_t len)
 static const char *suggest_func(const char *s, size_t n)
 {
 	static const char *const aliases[][2] = {
-		{ "UCase", "UpperCase" }, { "LCase", "LowerCase" }, { "PCase", "ProperCase" },
-		{ "PadLeft", "LeftPad" }, { "PadRight", "RightPad" }, { "Replace", "ReplaceString" },
 		{ "Equals", "Eq" }, { "NotEq", "NotEquals" }, { "Ne", "NotEquals" },
 		{ "Substring", "Mid" }, { "Length", "Len" }, { "Concat", "Concatenate" },
-		{ "If", "IIF" },
+		{ "If", "IIF" }, { "Random", "RandomNum" }, { "DateTime", "DateTimeFormat" },
+		{ "NewGuid", "Guid" }, { "IsNothing", "IsNull" }, { "Choose", "Switch" },
 	};
 	for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
 		if (strncasecmp(aliases[i][0], s, n) == 0 && aliases[i][0][n] == '\0')
@@ -634,6 +693,11 @@ static expr_node_t *parse_term(expr_cc_t *cc, unsigned depth)
 		n->lit.s = t.s;
 		n->lit.len = t.slen;
 		break;
+	case K_VAR:
+		n = node_new(cc, N_VAR, t.off);
+		n->lit.s = arena_strndup(&cc->e->arena, t.s, t.slen);
+		n->lit.len = t.slen;
+		break;
 	case K_LPAREN: {
 		if (depth >= MAX_DEPTH) {
 			expr_cc_fail(cc, t.off, "expression nested too deeply (more than %d levels)", MAX_DEPTH);
@@ -718,6 +782,8 @@ out:
 
 unsigned expr_param_mask(const expr_func_t *fn, size_t i)
 {
+	if (fn->flags & F_PAIRS)
+		return fn->params[i % 2];
 	size_t last = 0;
 	while (last + 1 < sizeof fn->params / sizeof fn->params[0] && fn->params[last + 1])
 		last++;
@@ -846,19 +912,68 @@ static int resolve_plus(expr_cc_t *cc, expr_node_t *call)
 	return 0;
 }
 
+/* Makes the variable of a binding call visible (to its third argument). */
+static void declare_var(expr_cc_t *cc, expr_node_t *call)
+{
+	expr_node_t *v = call->args[0];
+	const expr_node_t *values = call->args[1];
+	if (cc->n_scope == cc->cap_scope) {
+		cc->cap_scope = cc->cap_scope ? 2 * cc->cap_scope : 4;
+		cc->scope = loom_realloc(cc->scope, cc->cap_scope * sizeof *cc->scope);
+	}
+	call->attr = v->attr = cc->n_slots++;
+	v->type = values->type;
+	v->multi = (call->fn->flags & F_BINDS_LIST) ? values->multi : false;
+	cc->scope[cc->n_scope++] = (struct scope_var){
+		.name = v->lit.s, .len = v->lit.len, .type = v->type, .multi = v->multi, .slot = v->attr,
+	};
+}
+
+/* A variable used: the innermost one of that name in scope. */
+static int check_var(expr_cc_t *cc, expr_node_t *n)
+{
+	for (size_t i = cc->n_scope; i-- > 0;) {
+		const struct scope_var *v = &cc->scope[i];
+		if (v->len == n->lit.len && strncasecmp(v->name, n->lit.s, v->len) == 0) {
+			n->attr = v->slot;
+			n->type = v->type;
+			n->multi = v->multi;
+			return 0;
+		}
+	}
+	loom_buf_t b = LOOM_BUF_INIT;
+	expr_add_quoted(&b, n->lit.s, n->lit.len);
+	expr_cc_fail(cc, n->off, "unknown variable '$%s' (variables are declared by Select, Where and With)",
+	    loom_buf_cstr(&b));
+	loom_buf_release(&b);
+	return -1;
+}
+
 static int check_node(expr_cc_t *cc, expr_node_t *n);
 
 static int check_call(expr_cc_t *cc, expr_node_t *n)
 {
+	bool binds = n->fn && (n->fn->flags & (F_BINDS | F_BINDS_LIST));
+	size_t scope_mark = cc->n_scope;
 	for (size_t i = 0; i < n->nargs; i++) {
-		if (n->fn && (expr_param_mask(n->fn, i) & P_ENUM)) {
+		unsigned mask = n->fn ? expr_param_mask(n->fn, i) : 0;
+		if (mask & P_ENUM) {
 			if (resolve_enum(cc, n, i) < 0)
 				return -1;
 			continue;
 		}
+		if (mask & P_VAR) {
+			if (n->args[i]->kind != N_VAR)
+				return expr_cc_fail(cc, n->args[i]->off, "argument %zu of %s must be a variable such as $item",
+				    i + 1, n->fn->name);
+			continue;
+		}
+		if (binds && i == 2)
+			declare_var(cc, n);
 		if (check_node(cc, n->args[i]) < 0)
 			return -1;
 	}
+	cc->n_scope = scope_mark;
 	if (n->fn == NULL && resolve_plus(cc, n) < 0)
 		return -1;
 	const expr_func_t *fn = n->fn;
@@ -868,7 +983,7 @@ static int check_call(expr_cc_t *cc, expr_node_t *n)
 		const expr_node_t *a = n->args[i];
 		unsigned mask = expr_param_mask(fn, i), t = a->type;
 		uint32_t bit = 1u << (i < 31 ? i : 31);
-		if (mask & P_ENUM)
+		if (mask & (P_ENUM | P_VAR))
 			continue;
 		if (t == LOOM_EXPR_ANY) {
 			n->fix |= bit;
@@ -912,6 +1027,8 @@ static int check_node(expr_cc_t *cc, expr_node_t *n)
 		return check_attr(cc, n);
 	case N_CALL:
 		return check_call(cc, n);
+	case N_VAR:
+		return check_var(cc, n);
 	}
 	return 0;
 }
@@ -925,9 +1042,11 @@ static int check_special(expr_cc_t *cc, const expr_node_t *n, bool top)
 		return 0;
 	if ((n->fn->flags & F_SPECIAL) && !top)
 		return expr_cc_fail(cc, n->off, "%s can only be the whole expression or a branch of IIF", n->fn->name);
-	for (size_t i = 0; i < n->nargs; i++)
-		if (check_special(cc, n->args[i], (n->fn->flags & F_BRANCHES) && i > 0 ? top : false) < 0)
+	for (size_t i = 0; i < n->nargs; i++) {
+		bool branch = (n->fn->flags & F_BRANCHES) && ((n->fn->flags & F_PAIRS) ? i % 2 == 1 : i > 0);
+		if (check_special(cc, n->args[i], branch ? top : false) < 0)
 			return -1;
+	}
 	return 0;
 }
 
@@ -981,12 +1100,14 @@ int loom_expr_compile(const char *text, const loom_expr_compile_opts_t *opts, lo
 		goto fail;
 	}
 	e->type = t;
+	e->n_slots = cc.n_slots;
 	e->n_attrs = cc.n_names;
 	e->attrs = arena_alloc(&e->arena, (cc.n_names + 1) * sizeof *e->attrs);
 	for (size_t i = 0; i < cc.n_names; i++)
 		e->attrs[i] = cc.names[i];
 	e->attrs[cc.n_names] = NULL;
 	free(cc.names);
+	free(cc.scope);
 	*ret = e;
 	return 0;
 fail:
@@ -997,6 +1118,7 @@ fail:
 	else
 		free(cc.error);
 	free(cc.names);
+	free(cc.scope);
 	loom_expr_destroy(&e);
 	return -1;
 }
@@ -1041,6 +1163,11 @@ static int vfail_at(expr_ctx_t *c, size_t off, const char *fmt, va_list ap)
 	if (c->error == NULL)
 		c->error = vformat_at(c->e, off, fmt, ap);
 	return -1;
+}
+
+const char *expr_fn_name(expr_ctx_t *c)
+{
+	return c->at && c->at->fn ? expr_func_label(c->at->fn) : "the expression";
 }
 
 int expr_fail(expr_ctx_t *c, const char *fmt, ...)
@@ -1126,6 +1253,27 @@ void expr_refs_to_strings(expr_ctx_t *c, size_t mark)
 	for (size_t i = mark; i < c->w->len; i++)
 		if (c->w->stack[i].t == LOOM_EXPR_REF)
 			c->w->stack[i].t = LOOM_EXPR_STRING;
+}
+
+void expr_push_copy(expr_ctx_t *c, size_t i)
+{
+	xval_t x = c->w->stack[i]; /* copied first: the push may move the stack */
+	*stack_push(c->w) = x;
+}
+
+void expr_drop(expr_ctx_t *c, size_t at, size_t n)
+{
+	struct loom_expr_work *w = c->w;
+	if (n == 0)
+		return;
+	memmove(w->stack + at, w->stack + at + n, (w->len - at - n) * sizeof *w->stack);
+	w->len -= n;
+}
+
+void expr_bind(expr_ctx_t *c, size_t slot, size_t at, size_t n)
+{
+	c->w->var_at[slot] = at;
+	c->w->var_n[slot] = n;
 }
 
 /* Checks the values of argument i of call against its accepted types,
@@ -1342,6 +1490,10 @@ static int eval_node(expr_ctx_t *c, const expr_node_t *n)
 		return eval_attr(c, n);
 	case N_CALL:
 		return eval_call(c, n);
+	case N_VAR:
+		for (size_t i = 0; i < c->w->var_n[n->attr]; i++)
+			expr_push_copy(c, c->w->var_at[n->attr] + i);
+		return 0;
 	}
 	return 0;
 }
@@ -1361,6 +1513,8 @@ void loom_expr_result_release(loom_expr_result_t *r)
 		free(w->vals);
 		free(w->attrs);
 		free(w->looked);
+		free(w->var_at);
+		free(w->var_n);
 		free(w);
 	}
 	free(r->v);
@@ -1388,6 +1542,13 @@ int loom_expr_eval(const loom_expr_t *e, loom_expr_lookup_fn *lookup, void *arg,
 	}
 	if (e->n_attrs)
 		memset(w->looked, 0, e->n_attrs * sizeof *w->looked);
+	if (e->n_slots > w->vslots) {
+		w->vslots = e->n_slots;
+		w->var_at = loom_realloc(w->var_at, w->vslots * sizeof *w->var_at);
+		w->var_n = loom_realloc(w->var_n, w->vslots * sizeof *w->var_n);
+	}
+	if (e->n_slots)
+		memset(w->var_n, 0, e->n_slots * sizeof *w->var_n);
 	ret->n = 0;
 	ret->authoritative_null = ret->ignore_flow = false;
 
@@ -1472,6 +1633,23 @@ fail:
 	else
 		free(c.error);
 	return -1;
+}
+
+/* ---- datetimes for other modules --------------------------------------------------------- */
+
+int loom_expr_parse_time(const char *text, int64_t *ret_us)
+{
+	int64_t us;
+	if (text == NULL || !expr_parse_time(text, strlen(text), &us))
+		return -1;
+	*ret_us = us;
+	return 0;
+}
+
+void loom_expr_format_time(loom_buf_t *out, int64_t us)
+{
+	char buf[EXPR_TIME_LEN];
+	loom_buf_add(out, buf, expr_format_time(buf, sizeof buf, us));
 }
 
 /* ---- UTF-8 ------------------------------------------------------------------------------ */

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sync.pb-c.h"
 
@@ -112,5 +113,15 @@ void loom_expr_result_release(loom_expr_result_t *r);
  * type was not known at compile time. */
 int loom_expr_eval(const loom_expr_t *e, loom_expr_lookup_fn *lookup, void *arg,
     loom_expr_result_t *ret, char **ret_error);
+
+/* Parses a date and time the way CDate does ("2024-03-01", "2024-03-01T12:30:00Z",
+ * "12/25/2007 4:00 PM -8", "20140905081453.0Z", ...; docs/expressions.md) into
+ * µs since the epoch, UTC. Returns 0, or -1 when text is not one. */
+int loom_expr_parse_time(const char *text, int64_t *ret_us);
+
+struct loom_buf;
+/* Appends us (µs since the epoch) as ISO 8601 UTC, the way CStr writes a
+ * datetime: 2024-03-01T12:30:00Z, with .ffffff when there are microseconds. */
+void loom_expr_format_time(struct loom_buf *out, int64_t us);
 
 #endif

@@ -13,7 +13,15 @@
  *
  * Adding a function: one C function of one of the three kinds below and one
  * row in expr_funcs[] (loom_expr_funcs.c) giving its name, argument count,
- * argument types and result type.
+ * argument types and result type. Another name for the same function (an
+ * Entra spelling of a MIM function) is one more row with the same C function:
+ * messages name the function as it was called (expr_fn_name).
+ *
+ * Variables ($item) are declared by the first argument of a binding function
+ * (Select, Where, With: F_BINDS or F_BINDS_LIST) and visible in its third
+ * argument. Each binding call has a slot (its attr field, numbered at compile
+ * time); the evaluator keeps, per slot, where on the value stack the values
+ * bound to the variable are, and a variable node pushes copies of them.
  */
 #ifndef LOOM_EXPR_INT_H
 #define LOOM_EXPR_INT_H
@@ -40,6 +48,7 @@
 #define P_REF TBIT(LOOM_EXPR_REF)
 #define P_ANY (P_STR | P_INT | P_BOOL | P_BIN | P_TIME | P_REF)
 #define P_ENUM 0x100u /* a name from the function's enums[], written bare or quoted; becomes its index */
+#define P_VAR 0x200u  /* a variable declared by a binding function ($item) */
 
 /* ---- values ----------------------------------------------------------------- */
 
@@ -61,7 +70,7 @@ typedef struct xspan {
 typedef struct expr_func expr_func_t;
 typedef struct expr_node expr_node_t;
 
-typedef enum { N_LIT, N_ATTR, N_CALL } expr_node_kind_t;
+typedef enum { N_LIT, N_ATTR, N_CALL, N_VAR } expr_node_kind_t;
 
 struct expr_node {
 	expr_node_kind_t kind;    /* literal, attribute reference or call */
@@ -69,15 +78,15 @@ struct expr_node {
 	bool multi;               /* may give several values */
 	uint8_t mode;             /* N_CALL: function-specific setting chosen at compile time */
 	size_t off;               /* byte offset in the text, for messages */
-	xval_t lit;               /* N_LIT: the value; N_ATTR: the name as written (until checked) */
-	size_t attr;              /* N_ATTR: index in the expression's attribute names */
+	xval_t lit;               /* N_LIT: the value; N_ATTR, N_VAR: the name as written (N_VAR: without '$') */
+	size_t attr;              /* N_ATTR: index in the attribute names; N_VAR and binding calls: the variable's slot */
 	const expr_func_t *fn;    /* N_CALL: the function */
 	expr_node_t **args;       /* N_CALL: the arguments */
 	size_t nargs;             /* N_CALL: their count */
 	uint32_t fix;             /* N_CALL: bit i: check (and convert) argument i's values at run time */
 };
 
-/* Modes of IIF and Coalesce: retag references as strings in the result. */
+/* Modes of IIF, Switch and Coalesce: retag references as strings in the result. */
 #define MODE_REF_TO_STR 1
 
 /* ---- evaluation context -------------------------------------------------------- */
@@ -108,6 +117,11 @@ typedef int expr_check_fn(expr_cc_t *cc, expr_node_t *call);
 #define F_MULTI 0x10u      /* may give several values from single-valued arguments (Split) */
 #define F_OPERATOR 0x20u   /* the '+' operator: not callable by name, messages say "operator '+'" */
 #define F_BRANCHES 0x40u   /* arguments 2.. are branches: the result is one of them (IIF) */
+#define F_PAIRS 0x80u      /* arguments come in pairs: params[0] for the first of each, params[1] for the
+                            * second; with F_BRANCHES the second of each pair is a branch (Switch) */
+#define F_BINDS 0x100u     /* argument 1 is a variable bound to each value of argument 2 in turn while
+                            * argument 3 is evaluated (Select, Where) */
+#define F_BINDS_LIST 0x200u /* argument 1 is a variable bound to all the values of argument 2 (With) */
 
 /* Result type of a function: a loom_expr_type_t, T_NONE, or */
 #define R_ARG0 8           /* the type of argument 1, single-valued or not like it */
@@ -121,7 +135,7 @@ struct expr_func {
 	uint8_t max_args;         /* most arguments, or ARGS_MANY */
 	uint16_t params[4];       /* accepted types of arguments 1..4; the last non-zero one repeats */
 	uint8_t result;           /* result type, R_ARG0 or R_CHECK */
-	uint8_t flags;            /* F_* */
+	uint16_t flags;           /* F_* */
 	expr_map_fn *map;         /* value-by-value implementation, or */
 	expr_set_fn *set;         /* whole-list implementation, or */
 	expr_lazy_fn *lazy;       /* self-evaluating implementation */
@@ -143,6 +157,8 @@ const char *expr_func_label(const expr_func_t *fn);
 
 /* ---- services for function implementations ------------------------------------ */
 
+/* The name of the current call's function as it was called ("PadLeft", "operator '+'"). */
+const char *expr_fn_name(expr_ctx_t *c);
 /* Fails the evaluation with a message located at the current call; returns -1. */
 int expr_fail(expr_ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same, located at argument i of the current call. */
@@ -171,6 +187,12 @@ void expr_truncate(expr_ctx_t *c, size_t mark);
 int expr_eval_arg(expr_ctx_t *c, const expr_node_t *call, size_t i, xspan_t *ret);
 /* Retags the references in the values above mark as strings. */
 void expr_refs_to_strings(expr_ctx_t *c, size_t mark);
+/* Pushes a copy of the value at stack position i (i < the stack height). */
+void expr_push_copy(expr_ctx_t *c, size_t i);
+/* Removes n values from stack position at, moving the ones above down. */
+void expr_drop(expr_ctx_t *c, size_t at, size_t n);
+/* Binds the variable of slot to the n values at stack position at. */
+void expr_bind(expr_ctx_t *c, size_t slot, size_t at, size_t n);
 
 /* ---- services for compile-time checks ------------------------------------------ */
 
@@ -200,5 +222,14 @@ size_t expr_utf8_skip(const char *s, size_t len, size_t nchars);
 size_t expr_utf8_put(char *out, uint32_t cp);
 /* Whether s is valid UTF-8. */
 bool expr_utf8_valid(const char *s, size_t len);
+
+/* ---- datetimes (loom_expr_funcs.c) --------------------------------------------------- */
+
+/* Parses a date and time the way CDate does (see docs/expressions.md). */
+bool expr_parse_time(const char *s, size_t len, int64_t *ret_us);
+/* Writes us as ISO 8601 UTC (2024-03-01T12:30:00Z, .ffffff when there are
+ * microseconds) into buf (at least EXPR_TIME_LEN bytes); returns the length. */
+#define EXPR_TIME_LEN 40
+size_t expr_format_time(char *buf, size_t size, int64_t us);
 
 #endif

@@ -7,7 +7,7 @@ for bin in "$BROKER" "$TAP" "$CTL" "$TESTSVC" "$ENGINE" "$MAFILE"; do
 	out=$("$bin" --help) || fail "$(basename "$bin") --help exited non-zero"
 	echo "$out" | head -n1 | grep -q "^usage: $(basename "$bin")" || fail "$(basename "$bin") --help: $out"
 done
-for cmd in ping services keys run runs cs mv; do
+for cmd in ping services keys run runs cs mv expr; do
 	out=$("$CTL" "$cmd" --help) || fail "loomctl $cmd --help exited non-zero"
 	echo "$out" | head -n1 | grep -q "^usage: loomctl $cmd" || fail "loomctl $cmd --help: $out"
 done
