@@ -39,6 +39,11 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  show ID       the statistics and errors of a past run\n"
 	  "exit status: 0 success, 3 completed with object errors, 1 failed or stopped", ctl_run },
 	{ "runs", "[AGENT] [-n N]", "list recent runs, newest first", NULL, ctl_runs },
+	{ "schedule", "[NAME]", "list the schedules of config/loom.yaml: when each runs next, how it last ended",
+	  "  prints one line per schedule: name, agent, profiles, every/cron, next due and\n"
+	  "  last start (UTC), last status (or queued/running while it is), enabled;\n"
+	  "  a sequence that stopped early has a second line saying at which step and why.\n"
+	  "  Last start and status are kept since the engine started. -o json prints the reply.", ctl_schedule },
 	{ "cs", "search AGENT [--dn DN|--anchor A|--state S] [-n N] | show AGENT ANCHOR",
 	  "search and show connector-space objects",
 	  "  --state: pending-import, pending-export, unconfirmed, error, connector,\n"

@@ -42,6 +42,7 @@ int ctl_services(ctl_t *ctl, int argc, char **argv);
 int ctl_keys(ctl_t *ctl, int argc, char **argv);
 int ctl_run(ctl_t *ctl, int argc, char **argv);
 int ctl_runs(ctl_t *ctl, int argc, char **argv);
+int ctl_schedule(ctl_t *ctl, int argc, char **argv);
 int ctl_cs(ctl_t *ctl, int argc, char **argv);
 int ctl_mv(ctl_t *ctl, int argc, char **argv);
 int ctl_expr(ctl_t *ctl, int argc, char **argv);

@@ -8,6 +8,7 @@
  *   engine_sync.c    synchronization of one object: filter, join, projection,
  *                    flows with precedence, deletion rules, provisioning
  *   engine_export.c  export: pending exports to the agent, results
+ *   engine_schedule.c  schedules: run profiles started on an interval or cron
  */
 #ifndef ENGINE_H
 #define ENGINE_H
@@ -20,6 +21,7 @@
 #include "loom_agentcfg.h"
 #include "loom_attrs.h"
 #include "loom_buf.h"
+#include "loom_deploy.h"
 #include "loom_daemon.h"
 #include "loom_expr.h"
 #include "loom_map.h"
@@ -117,6 +119,8 @@ typedef struct eng_run {
 	int timer;                     /* slice/timeout timer id */
 } eng_run_t;
 
+typedef struct eng_sched eng_sched_t;
+
 typedef struct engine {
 	loom_daemon_t *daemon;         /* the skeleton */
 	loom_store_t *store;           /* the engine store */
@@ -139,6 +143,11 @@ typedef struct engine {
 	loom_batch_t *batch;           /* reused write batch */
 	loom_buf_t key;                /* reused key buffer */
 	loom_buf_t val;                /* reused value buffer */
+	eng_sched_t *scheds;           /* one per configured schedule */
+	size_t nscheds;
+	eng_sched_t *sched_active;     /* the sequence running (between its steps too), or NULL */
+	uint64_t sched_order;          /* last queue position handed out */
+	int sched_timer;               /* the schedules' tick timer, 0 when none */
 } engine_t;
 
 /* engine_rules.c */
@@ -194,6 +203,20 @@ void eng_runs_recover(engine_t *e);
  * has been silent longer than its timeout. */
 int eng_run_watch(loom_loop_t *loop, void *arg);
 void eng_handle_query(engine_t *e, Loom__Envelope *env);
+/* True for a run profile eng_run_start() knows. */
+bool eng_run_profile_known(const char *profile);
+
+/* engine_schedule.c */
+/* Builds e's schedules from cfg (after eng_rules_load: agents are checked);
+ * returns -1 with every unknown agent and profile in *ret_error (caller frees). */
+int eng_sched_load(engine_t *e, const loom_deploy_t *cfg, char **ret_error);
+/* Computes the first due times from now and starts the tick timer. */
+void eng_sched_start(engine_t *e);
+/* eng_run_finish() reports every run's end here. */
+void eng_sched_run_finished(engine_t *e, uint64_t id, const char *status, const char *message);
+void eng_sched_query(engine_t *e, Loom__Envelope *env, const Loom__ScheduleListRequest *rq);
+/* Stops the timer and frees the schedules; a sequence in progress is dropped. */
+void eng_sched_free(engine_t *e);
 
 /* engine_import.c */
 int eng_import_begin(engine_t *e, const char **error_r);

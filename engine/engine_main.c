@@ -21,11 +21,14 @@ static int engine_check(loom_daemon_t *d, const char **error_r)
 	memset(&e, 0, sizeof e);
 	free(msg);
 	msg = NULL;
-	if (eng_rules_load(&e, loom_daemon_config(d)->path, &msg) < 0) {
+	if (eng_rules_load(&e, loom_daemon_config(d)->path, &msg) < 0 ||
+	    eng_sched_load(&e, loom_daemon_config(d), &msg) < 0) {
+		eng_sched_free(&e);
 		eng_rules_free(&e);
 		*error_r = msg;
 		return -1;
 	}
+	eng_sched_free(&e);
 	eng_rules_free(&e);
 	return 0;
 }
@@ -37,7 +40,7 @@ static int engine_start(loom_daemon_t *d, const char **error_r)
 	e->daemon = d;
 	loom_daemon_set_user(d, e);
 	const loom_deploy_t *cfg = loom_daemon_config(d);
-	if (eng_rules_load(e, cfg->path, &msg) < 0) {
+	if (eng_rules_load(e, cfg->path, &msg) < 0 || eng_sched_load(e, cfg, &msg) < 0) {
 		*error_r = msg;
 		return -1;
 	}
@@ -66,6 +69,7 @@ static int engine_start(loom_daemon_t *d, const char **error_r)
 		return -1;
 	}
 	eng_runs_recover(e);
+	eng_sched_start(e);
 	size_t nin = 0, nout = 0;
 	for (size_t i = 0; i < e->nrules; i++)
 		if (e->rules[i].cfg->direction == LOOM_SYNC_INBOUND)
@@ -94,6 +98,7 @@ static void engine_stop(loom_daemon_t *d)
 	engine_t *e = loom_daemon_user(d);
 	if (e == NULL)
 		return;
+	eng_sched_free(e); /* first: a run stopped below starts no next step */
 	if (e->run)
 		eng_run_finish(e, "stopped", "the engine was shut down during the run; run it again");
 	loom_batch_destroy(&e->batch);

@@ -30,6 +30,14 @@
 
 static const char *const profiles[] = { "full-import", "delta-import", "full-sync", "delta-sync", "export", NULL };
 
+bool eng_run_profile_known(const char *profile)
+{
+	for (const char *const *p = profiles; *p; p++)
+		if (strcmp(*p, profile) == 0)
+			return true;
+	return false;
+}
+
 void eng_run_count(engine_t *e, const char *counter, const char *anchor)
 {
 	eng_run_t *r = e->run;
@@ -189,6 +197,8 @@ void eng_run_finish(engine_t *e, const char *status, const char *message)
 	    message ? loom_log_kv_quote(message) : "");
 	loom_buf_release(&line);
 	e->run = NULL;
+	/* Before run_free: status and message may point into the run. */
+	eng_sched_run_finished(e, r->id, status, message);
 	run_free(r);
 }
 
@@ -703,6 +713,10 @@ void eng_handle_query(engine_t *e, Loom__Envelope *env)
 		if (!BODY(loom__mv_show_request__descriptor))
 			goto malformed;
 		q_mv_show(e, env, (Loom__MvShowRequest *)m);
+	} else if (loom_envelope_is(env, &loom__schedule_list_request__descriptor)) {
+		if (!BODY(loom__schedule_list_request__descriptor))
+			goto malformed;
+		eng_sched_query(e, env, (Loom__ScheduleListRequest *)m);
 	} else {
 		char *t = loom_sprintf("loom-engine does not handle '%s'", env->type);
 		if (env->correlation_id.len == 0)

@@ -43,6 +43,25 @@ static const loom_cfg_key_t bus_keys[] = {
 };
 static const loom_cfg_table_t bus_table = { .what = "bus", .keys = bus_keys };
 
+static const loom_cfg_key_t schedule_keys[] = {
+	{ .name = "name", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_deploy_schedule_t, name),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the schedule's name, unique" },
+	{ .name = "agent", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_deploy_schedule_t, agent),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the agent whose profiles run" },
+	{ .name = "profiles", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_deploy_schedule_t, profiles),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY,
+	  .help = "run profiles, in order; one that does not succeed stops the rest" },
+	{ .name = "every", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_schedule_t, every_ms),
+	  .min = 1000, .max = 366LL * 86400000, .help = "run at every multiple of this interval since the epoch" },
+	{ .name = "cron", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_deploy_schedule_t, cron),
+	  .help = "or when this cron expression matches (minute hour day-of-month month day-of-week, UTC)" },
+	{ .name = "enabled", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_deploy_schedule_t, enabled),
+	  .def = "true", .help = "false: keep the schedule but never start it" },
+	{ NULL }
+};
+static const loom_cfg_table_t schedule_table = { .what = "schedule", .size = sizeof(loom_deploy_schedule_t),
+	.keys = schedule_keys };
+
 static const loom_cfg_key_t top_keys[] = {
 	{ .name = "state_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_deploy_t, state_dir),
 	  .def = "../var", .help = "where stores, sockets and spools live" },
@@ -50,6 +69,8 @@ static const loom_cfg_key_t top_keys[] = {
 	  .sub = &log_table, .help = "logging" },
 	{ .name = "bus", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_deploy_t, bus),
 	  .sub = &bus_table, .help = "the message bus" },
+	{ .name = "schedules", .type = LOOM_CFG_LIST, .offset = offsetof(loom_deploy_t, schedules),
+	  .sub = &schedule_table, .help = "run profiles started by loom-engine on a timetable" },
 	{ NULL }
 };
 const loom_cfg_table_t loom_deploy_table = { .what = "loom.yaml", .keys = top_keys };
@@ -68,6 +89,58 @@ static void add_diag(loom_cfg_diags_t *diags, const char *file, const char *key,
 	d->file = loom_strdup(file);
 	d->key = loom_strdup(key);
 	d->text = text;
+}
+
+static void add_diag_at(loom_cfg_diags_t *diags, const char *file, const loom_cfg_text_t *at,
+    const char *key, const char *value, char *text)
+{
+	add_diag(diags, file, key, text);
+	loom_cfg_diag_t *d = &diags->v[diags->n - 1];
+	d->line = at->line;
+	d->column = at->column;
+	d->value = value ? loom_strdup(value) : NULL;
+}
+
+/* Exactly one of every/cron, a cron expression that parses, unique names. */
+static void check_schedules(loom_deploy_t *cfg, loom_cfg_diags_t *diags)
+{
+	loom_deploy_schedule_t *v = cfg->schedules.v;
+	for (size_t i = 0; i < cfg->schedules.n; i++) {
+		loom_deploy_schedule_t *s = &v[i];
+		if (s->name.text == NULL)
+			continue; /* reported missing by the loader */
+		char *key = loom_sprintf("schedules[%zu]", i);
+		if (s->cron.text && s->every_ms) {
+			add_diag_at(diags, cfg->path, &s->cron, key, NULL, loom_sprintf(
+			    "%s:%u:%u: key '%s': schedule '%s' has both 'every' and 'cron': expected one of them",
+			    cfg->path, s->cron.line, s->cron.column, key, s->name.text));
+		} else if (s->cron.text == NULL && s->every_ms == 0) {
+			add_diag_at(diags, cfg->path, &s->name, key, NULL, loom_sprintf(
+			    "%s:%u:%u: key '%s': schedule '%s' has neither 'every' nor 'cron': expected one of them",
+			    cfg->path, s->name.line, s->name.column, key, s->name.text));
+		} else if (s->cron.text) {
+			char *err = NULL;
+			if (loom_cron_parse(s->cron.text, &s->spec, &err) < 0) {
+				char *ckey = loom_sprintf("%s.cron", key);
+				add_diag_at(diags, cfg->path, &s->cron, ckey, s->cron.text, loom_sprintf(
+				    "%s:%u:%u: key '%s': bad value '%s': %s",
+				    cfg->path, s->cron.line, s->cron.column, ckey, s->cron.text, err));
+				free(ckey);
+				free(err);
+			}
+		}
+		for (size_t k = 0; k < i; k++) {
+			if (v[k].name.text && strcmp(v[k].name.text, s->name.text) == 0) {
+				char *nkey = loom_sprintf("%s.name", key);
+				add_diag_at(diags, cfg->path, &s->name, nkey, s->name.text, loom_sprintf(
+				    "%s:%u:%u: key '%s': schedule name '%s' is already used at line %u: expected a unique name",
+				    cfg->path, s->name.line, s->name.column, nkey, s->name.text, v[k].name.line));
+				free(nkey);
+				break;
+			}
+		}
+		free(key);
+	}
 }
 
 static void default_endpoint(char **ep, const char *state_dir, const char *name)
@@ -110,6 +183,7 @@ int loom_deploy_load(const char *path, loom_deploy_t *cfg, loom_cfg_diags_t *dia
 	check_endpoint(cfg, "bus.publish", cfg->bus.publish, diags);
 	check_endpoint(cfg, "bus.subscribe", cfg->bus.subscribe, diags);
 	check_endpoint(cfg, "bus.tap", cfg->bus.tap, diags);
+	check_schedules(cfg, diags);
 	/* Cross-field checks run even after load errors: one pass shows all. */
 	return rc < 0 || diags->n ? -1 : 0;
 }

@@ -13,6 +13,13 @@
  *     request_timeout: 5s
  *     curve: false                          # true: CURVE + allow-list (needed for tcp://)
  *     keys_dir: keys                        # NAME.key / NAME.pub files
+ *   schedules:                              # run profiles on their own (loom-engine)
+ *     - name: hr-hourly
+ *       agent: hr
+ *       profiles: [full-import, delta-sync] # in order; a step that fails stops it
+ *       every: 1h                           # an interval (from the epoch), or
+ *       cron: "0 7-19 * * 1-5"              # five cron fields, UTC
+ *       enabled: true
  *
  * Endpoints left out default to ipc:// sockets in STATE_DIR/run, so the
  * embedded default needs no network at all.
@@ -23,6 +30,7 @@
 #include <stdbool.h>
 
 #include "loom_config.h"
+#include "loom_cron.h"
 
 typedef struct loom_deploy_log {
 	int level;                     /* loom_log_level_t */
@@ -41,11 +49,22 @@ typedef struct loom_deploy_bus {
 	char *keys_dir;                /* key files */
 } loom_deploy_bus_t;
 
+typedef struct loom_deploy_schedule {
+	loom_cfg_text_t name;          /* unique name, with where it is written */
+	loom_cfg_text_t agent;         /* whose profiles (checked by loom-engine) */
+	loom_cfg_strlist_t profiles;   /* run profiles, run one after another */
+	long long every_ms;            /* interval; 0 when cron is used */
+	loom_cfg_text_t cron;          /* cron expression as written; text NULL with every */
+	bool enabled;                  /* false: listed but never started */
+	loom_cron_t spec;              /* derived: cron parsed (when cron.text) */
+} loom_deploy_schedule_t;
+
 typedef struct loom_deploy {
 	char *path;                    /* the file this was loaded from */
 	char *state_dir;               /* where process state lives */
 	loom_deploy_log_t log;         /* logging */
 	loom_deploy_bus_t bus;         /* the bus */
+	loom_cfg_array_t schedules;    /* loom_deploy_schedule_t: scheduled run profiles */
 } loom_deploy_t;
 
 /* The table behind loom.yaml (for --help-config and tests). */
@@ -53,7 +72,8 @@ extern const loom_cfg_table_t loom_deploy_table;
 
 /* Loads path into *cfg (zeroed by the caller), fills derived defaults and
  * checks cross-field rules (tcp:// needs curve; ipc paths fit a socket
- * address). Returns 0, or -1 with every problem in *diags. */
+ * address; a schedule has exactly one of every/cron, a valid cron expression
+ * and a unique name). Returns 0, or -1 with every problem in *diags. */
 int loom_deploy_load(const char *path, loom_deploy_t *cfg, loom_cfg_diags_t *diags);
 void loom_deploy_release(loom_deploy_t *cfg);
 
