@@ -214,7 +214,7 @@ int eng_sched_load(engine_t *e, const loom_deploy_t *cfg, char **ret_error);
 void eng_sched_start(engine_t *e);
 /* eng_run_finish() reports every run's end here. */
 void eng_sched_run_finished(engine_t *e, uint64_t id, const char *status, const char *message);
-void eng_sched_query(engine_t *e, Loom__Envelope *env, const Loom__ScheduleListRequest *rq);
+void eng_sched_query(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m);
 /* Stops the timer and frees the schedules; a sequence in progress is dropped. */
 void eng_sched_free(engine_t *e);
 

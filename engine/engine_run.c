@@ -340,8 +340,9 @@ static Loom__RunRecord *record_get(engine_t *e, uint64_t id)
 	return rec;
 }
 
-static void q_run_status(engine_t *e, Loom__Envelope *env, const Loom__RunStatusRequest *rq)
+static void q_run_status(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
+	const Loom__RunStatusRequest *rq = (const Loom__RunStatusRequest *)m;
 	if (e->run && e->run->id == rq->run_id) {
 		Loom__RunRecord rec;
 		record_fill(e->run, &rec, "in-progress", NULL, rq->details);
@@ -370,8 +371,9 @@ static void q_run_status(engine_t *e, Loom__Envelope *env, const Loom__RunStatus
 	loom__run_record__free_unpacked(rec, NULL);
 }
 
-static void q_runs(engine_t *e, Loom__Envelope *env, const Loom__RunsRequest *rq)
+static void q_runs(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
+	const Loom__RunsRequest *rq = (const Loom__RunsRequest *)m;
 	uint32_t limit = rq->limit ? rq->limit : 50;
 	Loom__RunsReply rep = LOOM__RUNS_REPLY__INIT;
 	rep.runs = loom_calloc(limit, sizeof *rep.runs);
@@ -427,8 +429,9 @@ static bool state_match(const Loom__CsObject *cs, const char *state)
 static const char *const cs_states[] = { "", "pending-import", "pending-export", "unconfirmed", "error",
 	"connector", "disconnector", "normal", "filtered", "explicit", "joined", "placeholder", NULL };
 
-static void q_cs_search(engine_t *e, Loom__Envelope *env, const Loom__CsSearchRequest *rq)
+static void q_cs_search(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
+	const Loom__CsSearchRequest *rq = (const Loom__CsSearchRequest *)m;
 	if (eng_agent_find(e, rq->agent) == NULL) {
 		char *t = loom_sprintf("no agent '%s' is configured", rq->agent);
 		reply_error(e, env, LOOM__ERROR__CODE__BAD_REQUEST, t);
@@ -499,8 +502,9 @@ static void q_cs_search(engine_t *e, Loom__Envelope *env, const Loom__CsSearchRe
 	free(rep.objects);
 }
 
-static void q_cs_show(engine_t *e, Loom__Envelope *env, const Loom__CsShowRequest *rq)
+static void q_cs_show(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
+	const Loom__CsShowRequest *rq = (const Loom__CsShowRequest *)m;
 	const char *err = NULL;
 	Loom__CsObject *cs = eng_cs_get(e, rq->agent, rq->anchor, &err);
 	if (cs == NULL) {
@@ -543,8 +547,9 @@ static Loom__MvShowReply *mv_show(engine_t *e, Loom__MvObject *mv)
 	return r;
 }
 
-static void q_mv_show(engine_t *e, Loom__Envelope *env, const Loom__MvShowRequest *rq)
+static void q_mv_show(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
+	const Loom__MvShowRequest *rq = (const Loom__MvShowRequest *)m;
 	uint8_t id[8];
 	const char *h = rq->id;
 	bool ok = strlen(h) == 16;
@@ -601,8 +606,9 @@ static bool mv_has(const Loom__MvObject *mv, const char *attr, const loom_buf_t 
 	return false;
 }
 
-static void q_mv_search(engine_t *e, Loom__Envelope *env, const Loom__MvSearchRequest *rq)
+static void q_mv_search(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
+	const Loom__MvSearchRequest *rq = (const Loom__MvSearchRequest *)m;
 	uint32_t limit = rq->limit ? rq->limit : 100;
 	Loom__MvSearchReply rep = LOOM__MV_SEARCH_REPLY__INIT;
 	rep.objects = loom_calloc(limit, sizeof *rep.objects);
@@ -672,62 +678,54 @@ static void q_mv_search(engine_t *e, Loom__Envelope *env, const Loom__MvSearchRe
 	free(rep.objects);
 }
 
-void eng_handle_query(engine_t *e, Loom__Envelope *env)
+static void q_run(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
+	const Loom__RunRequest *rq = (const Loom__RunRequest *)m;
+	uint64_t id;
 	const char *err;
-	ProtobufCMessage *m;
-#define BODY(desc) (m = loom_envelope_body(env, &(desc), &err))
-	if (loom_envelope_is(env, &loom__run_request__descriptor)) {
-		if (!BODY(loom__run_request__descriptor))
-			goto malformed;
-		Loom__RunRequest *rq = (Loom__RunRequest *)m;
-		uint64_t id;
-		if (eng_run_start(e, rq->agent, rq->profile, rq->allow_deletes, &id, &err) < 0) {
-			reply_error(e, env, LOOM__ERROR__CODE__BAD_REQUEST, err);
-		} else {
-			Loom__RunReply rep = LOOM__RUN_REPLY__INIT;
-			rep.run_id = id;
-			reply(e, env, &rep.base);
-		}
-	} else if (loom_envelope_is(env, &loom__run_status_request__descriptor)) {
-		if (!BODY(loom__run_status_request__descriptor))
-			goto malformed;
-		q_run_status(e, env, (Loom__RunStatusRequest *)m);
-	} else if (loom_envelope_is(env, &loom__runs_request__descriptor)) {
-		if (!BODY(loom__runs_request__descriptor))
-			goto malformed;
-		q_runs(e, env, (Loom__RunsRequest *)m);
-	} else if (loom_envelope_is(env, &loom__cs_search_request__descriptor)) {
-		if (!BODY(loom__cs_search_request__descriptor))
-			goto malformed;
-		q_cs_search(e, env, (Loom__CsSearchRequest *)m);
-	} else if (loom_envelope_is(env, &loom__cs_show_request__descriptor)) {
-		if (!BODY(loom__cs_show_request__descriptor))
-			goto malformed;
-		q_cs_show(e, env, (Loom__CsShowRequest *)m);
-	} else if (loom_envelope_is(env, &loom__mv_search_request__descriptor)) {
-		if (!BODY(loom__mv_search_request__descriptor))
-			goto malformed;
-		q_mv_search(e, env, (Loom__MvSearchRequest *)m);
-	} else if (loom_envelope_is(env, &loom__mv_show_request__descriptor)) {
-		if (!BODY(loom__mv_show_request__descriptor))
-			goto malformed;
-		q_mv_show(e, env, (Loom__MvShowRequest *)m);
-	} else if (loom_envelope_is(env, &loom__schedule_list_request__descriptor)) {
-		if (!BODY(loom__schedule_list_request__descriptor))
-			goto malformed;
-		eng_sched_query(e, env, (Loom__ScheduleListRequest *)m);
-	} else {
-		char *t = loom_sprintf("loom-engine does not handle '%s'", env->type);
-		if (env->correlation_id.len == 0)
-			reply_error(e, env, LOOM__ERROR__CODE__UNKNOWN_TYPE, t);
-		free(t);
+	if (eng_run_start(e, rq->agent, rq->profile, rq->allow_deletes, &id, &err) < 0) {
+		reply_error(e, env, LOOM__ERROR__CODE__BAD_REQUEST, err);
 		return;
 	}
-	protobuf_c_message_free_unpacked(m, NULL);
-	return;
-malformed:
-	loom_warning("dropped malformed %s from=%s: %s", env->type, env->from, err);
-	reply_error(e, env, LOOM__ERROR__CODE__MALFORMED, err);
-#undef BODY
+	Loom__RunReply rep = LOOM__RUN_REPLY__INIT;
+	rep.run_id = id;
+	reply(e, env, &rep.base);
+}
+
+/* loomctl's requests: the message type and the handler that answers it. */
+typedef void query_fn(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *request);
+static const struct query {
+	const ProtobufCMessageDescriptor *type;
+	query_fn *fn;
+} queries[] = {
+	{ &loom__run_request__descriptor, q_run },
+	{ &loom__run_status_request__descriptor, q_run_status },
+	{ &loom__runs_request__descriptor, q_runs },
+	{ &loom__cs_search_request__descriptor, q_cs_search },
+	{ &loom__cs_show_request__descriptor, q_cs_show },
+	{ &loom__mv_search_request__descriptor, q_mv_search },
+	{ &loom__mv_show_request__descriptor, q_mv_show },
+	{ &loom__schedule_list_request__descriptor, eng_sched_query },
+};
+
+void eng_handle_query(engine_t *e, Loom__Envelope *env)
+{
+	for (size_t i = 0; i < sizeof queries / sizeof *queries; i++) {
+		if (!loom_envelope_is(env, queries[i].type))
+			continue;
+		const char *err;
+		ProtobufCMessage *m = loom_envelope_body(env, queries[i].type, &err);
+		if (m == NULL) {
+			loom_warning("dropped malformed %s from=%s: %s", env->type, env->from, err);
+			reply_error(e, env, LOOM__ERROR__CODE__MALFORMED, err);
+			return;
+		}
+		queries[i].fn(e, env, m);
+		protobuf_c_message_free_unpacked(m, NULL);
+		return;
+	}
+	char *t = loom_sprintf("loom-engine does not handle '%s'", env->type);
+	if (env->correlation_id.len == 0)
+		reply_error(e, env, LOOM__ERROR__CODE__UNKNOWN_TYPE, t);
+	free(t);
 }

@@ -302,8 +302,9 @@ static char *fmt_every(long long ms)
 	return loom_sprintf("%lldms", ms);
 }
 
-void eng_sched_query(engine_t *e, Loom__Envelope *env, const Loom__ScheduleListRequest *rq)
+void eng_sched_query(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
+	const Loom__ScheduleListRequest *rq = (const Loom__ScheduleListRequest *)m;
 	const char *err;
 	Loom__ScheduleListReply rep = LOOM__SCHEDULE_LIST_REPLY__INIT;
 	rep.schedules = loom_calloc(e->nscheds ? e->nscheds : 1, sizeof *rep.schedules);
