@@ -150,6 +150,13 @@ typedef struct engine {
 	int sched_timer;               /* the schedules' tick timer, 0 when none */
 } engine_t;
 
+/* engine_scope.c */
+/* True when the object seen through lookup is in the scoping filter (an
+ * empty filter holds everything). */
+bool eng_scope_match(const loom_cfg_array_t *filter, loom_expr_lookup_fn *lookup, void *arg);
+/* Appends one line per clause that cannot be evaluated. */
+void eng_scope_check(const char *file, const loom_sync_rule_t *rule, loom_buf_t *errors);
+
 /* engine_rules.c */
 int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error);
 void eng_rules_free(engine_t *e);

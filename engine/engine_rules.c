@@ -99,6 +99,7 @@ int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
 			if (!in && rc->provision && rc->dn.text == NULL)
 				loom_buf_printf(&errors, "%s: rule '%s': provision needs dn, the expression for new objects' DN\n",
 				    sc->path, rc->name);
+			eng_scope_check(sc->path, rc, &errors);
 			compile(sc->path, &rc->filter, LOOM_EXPR_BOOL, &rule->filter, &errors);
 			compile(sc->path, &rc->scope, LOOM_EXPR_BOOL, &rule->scope, &errors);
 			compile(sc->path, &rc->dn, LOOM_EXPR_STRING, &rule->dn, &errors);

@@ -548,6 +548,12 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 			const Loom__CsObject *src = connector_in(w, agents, anchors, nl, r->agent->cfg->name, &h);
 			if (src == NULL || strcmp(src->object_type, r->cfg->cs_type) != 0)
 				continue;
+			if (r->cfg->scope_filter.n) {
+				look_t ls;
+				look_cs(&ls, src);
+				if (!eng_scope_match(&r->cfg->scope_filter, look_fn, &ls))
+					continue; /* out of this rule's scope: it contributes nothing */
+			}
 			loom_expr_result_t res;
 			loom_expr_result_init(&res);
 			int rc = eval_flow(w, r, attr, src, NULL, &res);
@@ -788,10 +794,12 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			continue;
 		const char *target = rule->agent->cfg->name;
 		bool in_scope = true;
-		if (rule->scope) {
+		if (rule->scope || rule->cfg->scope_filter.n) {
 			look_t l;
 			look_mv(&l, mv);
-			int rc = eval_bool(e, rule->scope, &l, w->cs, &in_scope);
+			int rc = rule->scope ? eval_bool(e, rule->scope, &l, w->cs, &in_scope) : 0;
+			if (rc == 0 && in_scope)
+				in_scope = eng_scope_match(&rule->cfg->scope_filter, look_fn, &l);
 			look_release(&l);
 			if (rc < 0) {
 				w->failed = true;
@@ -1053,8 +1061,11 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	eng_agent_t *a = eng_agent_find(e, agent);
 	const eng_rule_t *rules[64];
 	size_t nr = 0;
+	look_t lcs;
+	look_cs(&lcs, cs);
 	for (size_t i = 0; a && i < a->nin && nr < 64; i++)
-		if (strcmp(a->in[i]->cfg->cs_type, cs->object_type) == 0)
+		if (strcmp(a->in[i]->cfg->cs_type, cs->object_type) == 0 &&
+		    eng_scope_match(&a->in[i]->cfg->scope_filter, look_fn, &lcs))
 			rules[nr++] = a->in[i];
 	/* 3. connector filter */
 	bool filtered = false;

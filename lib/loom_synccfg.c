@@ -27,6 +27,30 @@ static const loom_cfg_key_t group_keys[] = {
 };
 static const loom_cfg_table_t group_table = { .what = "join group", .size = sizeof(loom_sync_joingroup_t), .keys = group_keys };
 
+static const char *const scope_ops[] = { "EQUAL", "NOTEQUAL", "LESSTHAN", "LESSTHAN_OR_EQUAL", "GREATERTHAN",
+	"GREATERTHAN_OR_EQUAL", "CONTAINS", "NOTCONTAINS", "STARTSWITH", "NOTSTARTSWITH", "ENDSWITH", "NOTENDSWITH",
+	"ISNULL", "ISNOTNULL", "ISIN", "ISNOTIN", "ISBITSET", "ISNOTBITSET", "ISMEMBEROF", "ISNOTMEMBEROF", NULL };
+
+static const loom_cfg_key_t clause_keys[] = {
+	{ .name = "attribute", .type = LOOM_CFG_STRING, .offset = offsetof(loom_sync_clause_t, attribute),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "attribute tested" },
+	{ .name = "operator", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_sync_clause_t, op),
+	  .flags = LOOM_CFG_REQUIRED, .choices = scope_ops, .help = "comparison" },
+	{ .name = "value", .type = LOOM_CFG_STRING, .offset = offsetof(loom_sync_clause_t, value),
+	  .help = "the operand (not for ISNULL, ISNOTNULL, ISIN, ISNOTIN)" },
+	{ .name = "values", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_sync_clause_t, values),
+	  .help = "ISIN / ISNOTIN: the list" },
+	{ NULL }
+};
+static const loom_cfg_table_t clause_table = { .what = "scope clause", .size = sizeof(loom_sync_clause_t), .keys = clause_keys };
+
+static const loom_cfg_key_t scopegroup_keys[] = {
+	{ .name = "all", .type = LOOM_CFG_LIST, .offset = offsetof(loom_sync_scopegroup_t, all),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .sub = &clause_table, .help = "clauses that must all hold" },
+	{ NULL }
+};
+static const loom_cfg_table_t scopegroup_table = { .what = "scope group", .size = sizeof(loom_sync_scopegroup_t), .keys = scopegroup_keys };
+
 static const loom_cfg_key_t flow_keys[] = {
 	{ .name = "mv", .type = LOOM_CFG_STRING, .offset = offsetof(loom_sync_flow_t, mv),
 	  .help = "inbound: the metaverse attribute written" },
@@ -61,6 +85,8 @@ static const loom_cfg_key_t rule_keys[] = {
 	  .def = "100", .min = 0, .max = 1000000, .help = "inbound: lower number wins an attribute" },
 	{ .name = "scope", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_sync_rule_t, scope),
 	  .help = "outbound: metaverse objects the rule applies to (default all of mv_type)" },
+	{ .name = "scope_filter", .type = LOOM_CFG_LIST, .offset = offsetof(loom_sync_rule_t, scope_filter),
+	  .sub = &scopegroup_table, .help = "FIM scoping filter: any group of clauses that all hold" },
 	{ .name = "provision", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_sync_rule_t, provision),
 	  .def = "false", .help = "outbound: create a connector for objects in scope" },
 	{ .name = "dn", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_sync_rule_t, dn),

@@ -21,6 +21,10 @@
  *       mv_type: person
  *       provision: true               # in scope and no connector: create one
  *       scope: 'IsPresent(uid)'       # which metaverse objects (default: all of mv_type)
+ *       scope_filter:                 # FIM scoping filter (inbound: the cs object; outbound:
+ *         - all:                      # the mv object): any group, all clauses in a group
+ *             - { attribute: employeeType, operator: EQUAL, value: employee }
+ *             - { attribute: department, operator: ISNOTIN, values: [Sales] }
  *       dn: '"uid=" + EscapeDNComponent(uid) + ",ou=people,dc=example,dc=com"'
  *       deprovision: delete           # out of scope: disconnect | explicit-disconnect | delete
  *       flows:
@@ -42,6 +46,26 @@
 enum { LOOM_SYNC_INBOUND = 0, LOOM_SYNC_OUTBOUND = 1 };
 enum { LOOM_DEPROV_DISCONNECT = 0, LOOM_DEPROV_EXPLICIT = 1, LOOM_DEPROV_DELETE = 2 };
 enum { LOOM_MVDEL_LAST_CONNECTOR = 0, LOOM_MVDEL_AGENT = 1 };
+
+/* Scoping filter operators (FIM synchronization rules), in this order. */
+enum {
+	LOOM_SCOPE_EQUAL, LOOM_SCOPE_NOTEQUAL, LOOM_SCOPE_LESSTHAN, LOOM_SCOPE_LESSTHAN_OR_EQUAL,
+	LOOM_SCOPE_GREATERTHAN, LOOM_SCOPE_GREATERTHAN_OR_EQUAL, LOOM_SCOPE_CONTAINS, LOOM_SCOPE_NOTCONTAINS,
+	LOOM_SCOPE_STARTSWITH, LOOM_SCOPE_NOTSTARTSWITH, LOOM_SCOPE_ENDSWITH, LOOM_SCOPE_NOTENDSWITH,
+	LOOM_SCOPE_ISNULL, LOOM_SCOPE_ISNOTNULL, LOOM_SCOPE_ISIN, LOOM_SCOPE_ISNOTIN,
+	LOOM_SCOPE_ISBITSET, LOOM_SCOPE_ISNOTBITSET, LOOM_SCOPE_ISMEMBEROF, LOOM_SCOPE_ISNOTMEMBEROF,
+};
+
+typedef struct loom_sync_clause {
+	char *attribute;               /* attribute tested */
+	int op;                        /* LOOM_SCOPE_* */
+	char *value;                   /* the operand (not for ISNULL/ISNOTNULL/ISIN/ISNOTIN) */
+	loom_cfg_strlist_t values;     /* ISIN/ISNOTIN: the list */
+} loom_sync_clause_t;
+
+typedef struct loom_sync_scopegroup {
+	loom_cfg_array_t all;          /* loom_sync_clause_t: all must hold */
+} loom_sync_scopegroup_t;
 
 typedef struct loom_sync_match {
 	char *cs;                      /* connector-space attribute (or expression source) */
@@ -69,7 +93,8 @@ typedef struct loom_sync_rule {
 	loom_cfg_array_t join;         /* loom_sync_joingroup_t */
 	bool project;                  /* inbound: project when nothing joins */
 	long long precedence;          /* inbound: lower number wins */
-	loom_cfg_text_t scope;         /* outbound: which metaverse objects */
+	loom_cfg_text_t scope;         /* outbound: which metaverse objects (expression) */
+	loom_cfg_array_t scope_filter; /* loom_sync_scopegroup_t: any group in scope (FIM scoping filter) */
 	bool provision;                /* outbound: create connectors */
 	loom_cfg_text_t dn;            /* outbound: DN of provisioned objects */
 	int deprovision;               /* LOOM_DEPROV_* */

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# FIM scoping filters on synchronization rules, end to end: the outbound rule
+# provisions only employees outside Sales; a contractor who becomes an
+# employee comes into scope and is provisioned; an employee who moves to
+# Sales leaves scope and is deprovisioned; an inbound rule's filter keeps
+# out-of-scope rows from contributing. A bad filter is refused at load.
+. "$(dirname "$0")/lib.sh"
+
+write_config
+mkdir -p "$T/agents" "$T/sync" "$T/data"
+cat >"$T/agents/hr.yaml" <<YAML
+type: file
+object_type: person
+anchor: employeeId
+file: { format: csv, path: ../data/hr.csv }
+YAML
+cat >"$T/agents/directory.yaml" <<YAML
+type: file
+object_type: inetOrgPerson
+anchor: dn
+file: { format: ldif, path: ../data/directory.ldif }
+YAML
+cat >"$T/sync/scoped.yaml" <<'YAML'
+rules:
+  - name: hr-in
+    direction: inbound
+    agent: hr
+    cs_type: person
+    mv_type: person
+    project: true
+    join: [ { match: [ { cs: employeeId, mv: employeeId } ] } ]
+    # Rows marked ignore never reach the metaverse through this rule.
+    scope_filter:
+      - all: [ { attribute: status, operator: NOTEQUAL, value: ignore } ]
+    flows:
+      - { mv: employeeId, expr: employeeId }
+      - { mv: uid, expr: 'LowerCase(givenName)' }
+      - { mv: employeeType, expr: employeeType }
+      - { mv: department, expr: department }
+  - name: to-directory
+    direction: outbound
+    agent: directory
+    cs_type: inetOrgPerson
+    mv_type: person
+    provision: true
+    dn: '"uid=" + EscapeDNComponent(uid) + ",ou=people,dc=example,dc=com"'
+    deprovision: delete
+    scope_filter:
+      - all:
+          - { attribute: employeeType, operator: EQUAL, value: employee }
+          - { attribute: department, operator: ISNOTIN, values: [Sales, Marketing] }
+    flows:
+      - { cs: objectClass, expr: '"inetOrgPerson"', initial: true }
+      - { cs: uid, expr: uid, initial: true }
+      - { cs: ou, expr: department }
+YAML
+cat >"$T/data/hr.csv" <<'CSV'
+employeeId,givenName,employeeType,department,status
+1,Ada,employee,Research,
+2,Bob,contractor,Research,
+3,Cid,employee,Sales,
+4,Dee,employee,Research,ignore
+CSV
+
+"$ENGINE" -c "$CFG" --check-config >/dev/null || fail "engine rejects the scoped rules"
+start_broker
+start_engine
+start_agent hr
+start_agent directory
+
+run_profile hr full-import
+run_profile hr full-sync
+expect_counter projected 3
+expect_counter disconnectors 1
+expect_counter provisioned 1
+run_profile directory export
+[ "$(grep -c '^dn: ' "$T/data/directory.ldif")" -eq 1 ] || fail "provisioned more than the one in scope"
+grep -q '^dn: uid=ada,' "$T/data/directory.ldif" || fail "Ada not provisioned"
+pass "only objects in the scoping filter are provisioned; an out-of-scope row does not reach the metaverse"
+
+# Bob becomes an employee (in scope), Ada moves to Marketing (out of scope).
+sed -i 's/^2,Bob,contractor,/2,Bob,employee,/; s/^1,Ada,employee,Research,/1,Ada,employee,Marketing,/' "$T/data/hr.csv"
+run_profile hr full-import
+run_profile hr delta-sync
+expect_counter provisioned 1
+expect_counter deprovisioned 1
+run_profile directory export
+expect_counter exported-adds 1
+expect_counter exported-deletes 1
+grep -q '^dn: uid=bob,' "$T/data/directory.ldif" || fail "Bob not provisioned on entering scope"
+if grep -q '^dn: uid=ada,' "$T/data/directory.ldif"; then fail "Ada not deprovisioned on leaving scope"; fi
+pass "entering scope provisions, leaving scope deprovisions"
+
+# A bad filter is refused when the engine loads its rules.
+cat >"$T/sync/bad.yaml" <<'YAML'
+rules:
+  - name: bad
+    direction: outbound
+    agent: directory
+    cs_type: inetOrgPerson
+    mv_type: person
+    scope_filter:
+      - all: [ { attribute: department, operator: ISIN } ]
+YAML
+if out=$("$ENGINE" -c "$CFG" --check-config 2>&1); then fail "a filter without values was accepted"; fi
+echo "$out" | grep -q "rule 'bad': scope_filter group 1 clause 1 (department): ISIN and ISNOTIN need 'values', a list" ||
+	fail "unclear error: $out"
+sed -i 's/operator: ISIN }/operator: ISSOMETHING }/' "$T/sync/bad.yaml"
+if out=$("$ENGINE" -c "$CFG" --check-config 2>&1); then fail "a bad operator was accepted"; fi
+echo "$out" | grep -q "bad.yaml:8:.*key 'rules\[0\].scope_filter\[0\].all\[0\].operator': bad value 'ISSOMETHING': expected one of EQUAL" ||
+	fail "unclear operator error: $out"
+rm "$T/sync/bad.yaml"
+pass "bad scoping filters are named at load"
