@@ -57,6 +57,8 @@ typedef struct eng_rule {
 	loom_expr_t *filter;           /* inbound connector filter, or NULL */
 	loom_expr_t *scope;            /* outbound scope, or NULL (all) */
 	loom_expr_t *dn;               /* outbound DN for provisioning, or NULL */
+	loom_expr_t *anchor;           /* outbound anchor for provisioning, or NULL */
+	bool provision;                /* outbound: creates connectors (provision or link_type) */
 	eng_flow_t *flows;             /* its flows */
 	size_t nflows;
 } eng_rule_t;

@@ -90,19 +90,24 @@ int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
 				continue;
 			}
 			bool in = rc->direction == LOOM_SYNC_INBOUND;
-			if (in && (rc->scope.text || rc->dn.text || rc->provision))
-				loom_buf_printf(&errors, "%s: rule '%s': scope, dn and provision belong to outbound rules\n",
+			rule->provision = rc->provision || rc->link_type == LOOM_LINK_PROVISION;
+			if (rc->provision && rc->link_type == LOOM_LINK_STICKY)
+				loom_buf_printf(&errors, "%s: rule '%s': provision: true contradicts link_type: sticky-join\n",
+				    sc->path, rc->name);
+			if (in && (rc->scope.text || rc->dn.text || rc->anchor.text || rule->provision || rc->link_type))
+				loom_buf_printf(&errors, "%s: rule '%s': scope, dn, anchor, provision and link_type belong to outbound rules\n",
 				    sc->path, rc->name);
 			if (!in && (rc->filter.text || rc->join.n || rc->project))
 				loom_buf_printf(&errors, "%s: rule '%s': filter, join and project belong to inbound rules\n",
 				    sc->path, rc->name);
-			if (!in && rc->provision && rc->dn.text == NULL)
+			if (!in && rule->provision && rc->dn.text == NULL)
 				loom_buf_printf(&errors, "%s: rule '%s': provision needs dn, the expression for new objects' DN\n",
 				    sc->path, rc->name);
 			eng_scope_check(sc->path, rc, &errors);
 			compile(sc->path, &rc->filter, LOOM_EXPR_BOOL, &rule->filter, &errors);
 			compile(sc->path, &rc->scope, LOOM_EXPR_BOOL, &rule->scope, &errors);
 			compile(sc->path, &rc->dn, LOOM_EXPR_STRING, &rule->dn, &errors);
+			compile(sc->path, &rc->anchor, LOOM_EXPR_STRING, &rule->anchor, &errors);
 			rule->flows = loom_calloc(rc->flows.n ? rc->flows.n : 1, sizeof *rule->flows);
 			const loom_sync_flow_t *fv = rc->flows.v;
 			for (size_t k = 0; k < rc->flows.n; k++) {
@@ -164,6 +169,7 @@ void eng_rules_free(engine_t *e)
 		loom_expr_destroy(&r->filter);
 		loom_expr_destroy(&r->scope);
 		loom_expr_destroy(&r->dn);
+		loom_expr_destroy(&r->anchor);
 		for (size_t k = 0; k < r->nflows; k++)
 			loom_expr_destroy(&r->flows[k].expr);
 		free(r->flows);

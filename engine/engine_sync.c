@@ -812,7 +812,11 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			continue;
 		if (t) {
 			if (!in_scope) {
-				if (h && strcmp(t->provisioned_by, rule->cfg->name) == 0)
+				/* provision: what it created; join: every connector it manages;
+				 * sticky-join: nothing, the connector stays and its flows stop. */
+				bool owns = rule->cfg->link_type == LOOM_LINK_JOIN ||
+				    strcmp(t->provisioned_by, rule->cfg->name) == 0;
+				if (h && owns && rule->cfg->link_type != LOOM_LINK_STICKY)
 					deprovision(w, h, rule->cfg->deprovision);
 				continue;
 			}
@@ -823,7 +827,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			}
 			continue;
 		}
-		if (!in_scope || !rule->cfg->provision)
+		if (!in_scope || !rule->provision)
 			continue;
 		/* Provision: a new connector in the target agent. */
 		look_t l;
@@ -881,7 +885,35 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			t2->pending_export = export_new(e, w, LOOM__PENDING_EXPORT__KIND__ADD);
 			/* The anchor is the DN where the agent anchors on it; otherwise a
 			 * placeholder until the export result names the real one. */
-			if (strcasecmp(rule->agent->cfg->anchor, "dn") == 0)
+			char *anchor = NULL;
+			if (rule->anchor && strcasecmp(rule->agent->cfg->anchor, "dn") != 0) {
+				look_t la;
+				look_mv(&la, mv);
+				loom_expr_result_t ar;
+				loom_expr_result_init(&ar);
+				char *aerr = NULL;
+				int arc = loom_expr_eval(rule->anchor, look_fn, &la, &ar, &aerr);
+				look_release(&la);
+				if (arc == 0 && ar.n && ar.v[0]->v_case == LOOM__VALUE__V_STR && ar.v[0]->str[0])
+					anchor = loom_strdup(ar.v[0]->str);
+				if (anchor == NULL) {
+					char *m = loom_sprintf("rule '%s' cannot build the anchor: %s", rule->cfg->name,
+					    arc < 0 ? aerr : "the anchor expression gave no value");
+					eng_run_error(e, w->cs->anchor, w->cs->dn, "provisioning-error", m, NULL, false);
+					free(m);
+				}
+				free(aerr);
+				loom_expr_result_release(&ar);
+				if (anchor == NULL) {
+					loom__cs_object__free_unpacked(t2, NULL);
+					free(dn);
+					w->failed = true;
+					break;
+				}
+			}
+			if (anchor)
+				t2->anchor = anchor;
+			else if (strcasecmp(rule->agent->cfg->anchor, "dn") == 0)
 				t2->anchor = loom_strdup(dn);
 			else
 				t2->anchor = loom_sprintf("~%llu", (unsigned long long)t2->pending_export->change_id);

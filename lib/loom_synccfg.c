@@ -9,6 +9,7 @@
 static const char *const directions[] = { "inbound", "outbound", NULL };
 static const char *const deprovs[] = { "disconnect", "explicit-disconnect", "delete", NULL };
 static const char *const mvdel_whens[] = { "last-connector", "agent-disconnected", NULL };
+static const char *const link_types[] = { "join", "provision", "sticky-join", NULL };
 
 static const loom_cfg_key_t match_keys[] = {
 	{ .name = "cs", .type = LOOM_CFG_STRING, .offset = offsetof(loom_sync_match_t, cs),
@@ -89,6 +90,10 @@ static const loom_cfg_key_t rule_keys[] = {
 	  .sub = &scopegroup_table, .help = "FIM scoping filter: any group of clauses that all hold" },
 	{ .name = "provision", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_sync_rule_t, provision),
 	  .def = "false", .help = "outbound: create a connector for objects in scope" },
+	{ .name = "link_type", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_sync_rule_t, link_type),
+	  .def = "join", .choices = link_types, .help = "outbound: provision, join or sticky-join" },
+	{ .name = "anchor", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_sync_rule_t, anchor),
+	  .help = "outbound: anchor of provisioned objects (expression), where the agent does not anchor on dn" },
 	{ .name = "dn", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_sync_rule_t, dn),
 	  .help = "outbound: DN of provisioned objects (expression)" },
 	{ .name = "deprovision", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_sync_rule_t, deprovision),

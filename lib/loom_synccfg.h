@@ -26,6 +26,8 @@
  *             - { attribute: employeeType, operator: EQUAL, value: employee }
  *             - { attribute: department, operator: ISNOTIN, values: [Sales] }
  *       dn: '"uid=" + EscapeDNComponent(uid) + ",ou=people,dc=example,dc=com"'
+ *       link_type: provision          # provision | join | sticky-join (provision: true is the same)
+ *       anchor: 'uid'                 # anchor of new objects where the agent does not anchor on dn
  *       deprovision: delete           # out of scope: disconnect | explicit-disconnect | delete
  *       flows:
  *         - { cs: cn, expr: displayName }
@@ -45,6 +47,11 @@
 
 enum { LOOM_SYNC_INBOUND = 0, LOOM_SYNC_OUTBOUND = 1 };
 enum { LOOM_DEPROV_DISCONNECT = 0, LOOM_DEPROV_EXPLICIT = 1, LOOM_DEPROV_DELETE = 2 };
+/* Outbound link types: provision creates connectors and deprovisions those it
+ * created on leaving scope; join manages connectors that exist and
+ * deprovisions them on leaving scope; sticky-join manages connectors that
+ * exist and keeps them on leaving scope (its flows stop). */
+enum { LOOM_LINK_JOIN = 0, LOOM_LINK_PROVISION = 1, LOOM_LINK_STICKY = 2 };
 enum { LOOM_MVDEL_LAST_CONNECTOR = 0, LOOM_MVDEL_AGENT = 1 };
 
 /* Scoping filter operators (FIM synchronization rules), in this order. */
@@ -95,7 +102,9 @@ typedef struct loom_sync_rule {
 	long long precedence;          /* inbound: lower number wins */
 	loom_cfg_text_t scope;         /* outbound: which metaverse objects (expression) */
 	loom_cfg_array_t scope_filter; /* loom_sync_scopegroup_t: any group in scope (FIM scoping filter) */
-	bool provision;                /* outbound: create connectors */
+	bool provision;                /* outbound: create connectors (same as link_type: provision) */
+	int link_type;                 /* outbound: LOOM_LINK_* */
+	loom_cfg_text_t anchor;        /* outbound: anchor of provisioned objects (agents not anchored on dn) */
 	loom_cfg_text_t dn;            /* outbound: DN of provisioned objects */
 	int deprovision;               /* LOOM_DEPROV_* */
 	loom_cfg_array_t flows;        /* loom_sync_flow_t */

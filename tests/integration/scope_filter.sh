@@ -20,6 +20,49 @@ object_type: inetOrgPerson
 anchor: dn
 file: { format: ldif, path: ../data/directory.ldif }
 YAML
+for a in apps badge; do
+	printf 'type: file\nobject_type: account\nanchor: login\nfile: { format: csv, path: ../data/%s.csv }\n' "$a" >"$T/agents/$a.yaml"
+	printf 'login,dept\nada,\nbob,\n' >"$T/data/$a.csv"
+done
+printf 'type: file\nobject_type: account\nanchor: login\nfile: { format: csv, path: ../data/accounts.csv }\n' >"$T/agents/accounts.yaml"
+printf 'login,dept\n' >"$T/data/accounts.csv"
+cat >"$T/sync/links.yaml" <<'YAML'
+rules:
+  - { name: apps-in, direction: inbound, agent: apps, cs_type: account, mv_type: person,
+      join: [ { match: [ { cs: login, mv: uid } ] } ] }
+  - { name: badge-in, direction: inbound, agent: badge, cs_type: account, mv_type: person,
+      join: [ { match: [ { cs: login, mv: uid } ] } ] }
+  # join: manages existing accounts; out of scope they are disconnected.
+  - name: apps-out
+    direction: outbound
+    agent: apps
+    cs_type: account
+    mv_type: person
+    link_type: join
+    deprovision: disconnect
+    scope_filter: [ { all: [ { attribute: department, operator: ISNOTIN, values: [Sales, Marketing] } ] } ]
+    flows: [ { cs: dept, expr: department } ]
+  # sticky-join: out of scope the account stays connected; its flows stop.
+  - name: badge-out
+    direction: outbound
+    agent: badge
+    cs_type: account
+    mv_type: person
+    link_type: sticky-join
+    scope_filter: [ { all: [ { attribute: department, operator: ISNOTIN, values: [Sales, Marketing] } ] } ]
+    flows: [ { cs: dept, expr: department } ]
+  # provision into an agent anchored on an attribute: the anchor is an expression.
+  - name: accounts-out
+    direction: outbound
+    agent: accounts
+    cs_type: account
+    mv_type: person
+    link_type: provision
+    dn: '"login=" + uid'
+    anchor: 'uid'
+    scope_filter: [ { all: [ { attribute: employeeType, operator: EQUAL, value: employee } ] } ]
+    flows: [ { cs: login, expr: uid, initial: true } ]
+YAML
 cat >"$T/sync/scoped.yaml" <<'YAML'
 rules:
   - name: hr-in
@@ -65,14 +108,18 @@ CSV
 "$ENGINE" -c "$CFG" --check-config >/dev/null || fail "engine rejects the scoped rules"
 start_broker
 start_engine
-start_agent hr
-start_agent directory
+for a in hr directory apps badge accounts; do start_agent "$a"; done
 
 run_profile hr full-import
 run_profile hr full-sync
 expect_counter projected 3
 expect_counter disconnectors 1
-expect_counter provisioned 1
+expect_counter provisioned 3
+for a in apps badge; do
+	run_profile "$a" full-import
+	run_profile "$a" full-sync
+done
+ctl cs show accounts ada | grep -q '^dn          login=ada$' || fail "the provisioned anchor is not the anchor expression's value"
 run_profile directory export
 [ "$(grep -c '^dn: ' "$T/data/directory.ldif")" -eq 1 ] || fail "provisioned more than the one in scope"
 grep -q '^dn: uid=ada,' "$T/data/directory.ldif" || fail "Ada not provisioned"
@@ -82,14 +129,21 @@ pass "only objects in the scoping filter are provisioned; an out-of-scope row do
 sed -i 's/^2,Bob,contractor,/2,Bob,employee,/; s/^1,Ada,employee,Research,/1,Ada,employee,Marketing,/' "$T/data/hr.csv"
 run_profile hr full-import
 run_profile hr delta-sync
-expect_counter provisioned 1
-expect_counter deprovisioned 1
+# Bob into the directory and into accounts; Ada out of the directory (delete)
+# and out of apps (join: disconnect); her badge stays (sticky-join).
+expect_counter provisioned 2
+expect_counter deprovisioned 2
 run_profile directory export
 expect_counter exported-adds 1
 expect_counter exported-deletes 1
 grep -q '^dn: uid=bob,' "$T/data/directory.ldif" || fail "Bob not provisioned on entering scope"
 if grep -q '^dn: uid=ada,' "$T/data/directory.ldif"; then fail "Ada not deprovisioned on leaving scope"; fi
 pass "entering scope provisions, leaving scope deprovisions"
+
+ctl cs show apps ada | grep -q '^state       NORMAL$' || fail "join: Ada's app account not disconnected on leaving scope"
+ctl cs show badge ada | grep -q '^state       JOINED$' || fail "sticky-join: Ada's badge account was disconnected"
+ctl cs show apps bob | grep -q '^state       JOINED$' || fail "Bob's app account not joined"
+pass "link types: join disconnects on leaving scope, sticky-join keeps the connector, provision builds its anchor"
 
 # A bad filter is refused when the engine loads its rules.
 cat >"$T/sync/bad.yaml" <<'YAML'
