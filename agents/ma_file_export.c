@@ -229,6 +229,11 @@ static void collect(fileagent_t *fa, const Loom__ExportChange *c, Loom__ExportCh
 		ex->order[ex->norder++] = loom_strdup(key);
 	}
 	res->ok = true;
+	/* A rename of an object anchored on its DN gives it a new anchor. */
+	if (fa->dn_anchor && c->op == LOOM__EXPORT_CHANGE__OP__UPDATE && c->new_dn[0]) {
+		free(key);
+		key = fa_key(fa, c->new_dn);
+	}
 	res->anchor = key;
 }
 

@@ -228,8 +228,9 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 	}
 	eng_run_count(e, c->op == LOOM__EXPORT_CHANGE__OP__ADD ? "exported-adds" : "exported-updates", cs->anchor);
 	char *old_dn = loom_strdup(cs->dn);
-	if (c->op == LOOM__EXPORT_CHANGE__OP__ADD && res->anchor[0] && strcmp(res->anchor, cs->anchor) != 0) {
-		/* The system named the object: re-key it and its link. */
+	if (c->op != LOOM__EXPORT_CHANGE__OP__DELETE && res->anchor[0] && strcmp(res->anchor, cs->anchor) != 0) {
+		/* The system named the object (an add), or its anchor is its DN and
+		 * the DN changed (a rename): re-key it and its link. */
 		eng_cs_delete(e, b, agent, cs);
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, true);

@@ -718,6 +718,50 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 	return changed;
 }
 
+/* The rule that provisioned t owns its DN: when the DN expression now gives
+ * another DN, the pending export carries a rename. Returns 1 when a rename
+ * was staged, 0 when none is needed, -1 on an error (reported). Objects not
+ * exported yet keep their first DN until then. */
+static int outbound_rename(work_t *w, const eng_rule_t *rule, const Loom__MvObject *mv, Loom__CsObject *t)
+{
+	if (rule->dn == NULL || strcmp(t->provisioned_by, rule->cfg->name) != 0 ||
+	    t->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER)
+		return 0;
+	look_t l;
+	look_mv(&l, mv);
+	loom_expr_result_t res;
+	loom_expr_result_init(&res);
+	char *err = NULL;
+	int rc = loom_expr_eval(rule->dn, look_fn, &l, &res, &err);
+	look_release(&l);
+	int out = 0;
+	if (rc < 0 || res.n == 0 || res.v[0]->v_case != LOOM__VALUE__V_STR || res.v[0]->str[0] == '\0') {
+		char *m = loom_sprintf("rule '%s' cannot build the DN: %s", rule->cfg->name,
+		    rc < 0 ? err : "the dn expression gave no value");
+		eng_run_error(w->e, w->cs->anchor, w->cs->dn, "provisioning-error", m, NULL, false);
+		free(m);
+		w->failed = true;
+		out = -1;
+	} else {
+		const char *dn = res.v[0]->str;
+		const char *pending = t->pending_export ? t->pending_export->new_dn : "";
+		bool same_now = strcasecmp(dn, t->dn) == 0;
+		if ((!same_now && strcasecmp(dn, pending) != 0) || (same_now && pending[0])) {
+			if (t->pending_export == NULL || t->pending_export->kind == LOOM__PENDING_EXPORT__KIND__NONE) {
+				if (t->pending_export)
+					loom__pending_export__free_unpacked(t->pending_export, NULL);
+				t->pending_export = export_new(w->e, w, LOOM__PENDING_EXPORT__KIND__UPDATE);
+			}
+			/* Back to the current DN cancels an unsent rename. */
+			loom_pb_str_set(&t->pending_export->new_dn, same_now ? "" : dn);
+			out = 1;
+		}
+	}
+	free(err);
+	loom_expr_result_release(&res);
+	return out;
+}
+
 static void link_set(work_t *w, Loom__CsObject *cs, const char *agent, const Loom__MvObject *mv)
 {
 	if (cs == w->cs)
@@ -820,10 +864,17 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 					deprovision(w, h, rule->cfg->deprovision);
 				continue;
 			}
-			if (outbound_flows(w, rule, mv, t)) {
+			bool flowed = outbound_flows(w, rule, mv, t);
+			int renamed = outbound_rename(w, rule, mv, t);
+			if (renamed < 0)
+				break;
+			if (flowed || renamed) {
 				if (h)
 					h->dirty = true;
-				eng_run_count(e, "export-flows", t->anchor);
+				if (flowed)
+					eng_run_count(e, "export-flows", t->anchor);
+				if (renamed)
+					eng_run_count(e, "export-renames", t->anchor);
 			}
 			continue;
 		}
