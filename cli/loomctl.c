@@ -48,6 +48,15 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "search and show connector-space objects",
 	  "  --state: pending-import, pending-export, unconfirmed, error, connector,\n"
 	  "           disconnector, normal, filtered, explicit, joined, placeholder", ctl_cs },
+	{ "preview", "AGENT ANCHOR [--full|--delta] [--commit]",
+	  "synchronize one object and explain every decision, changing nothing",
+	  "  Runs the whole synchronization path for the object: connector filter,\n"
+	  "  each join group and its candidates, projection, each flow with its rule,\n"
+	  "  value and precedence, provisioning and deprovisioning with their rules,\n"
+	  "  metaverse deletion with its cascade, and the pending exports that result.\n"
+	  "  --commit      apply what it decided, as a sync run would\n"
+	  "  --delta       as a delta sync would (default: as a full sync)\n"
+	  "exit status: 0, or 3 when the object would fail (the errors are shown)", ctl_preview },
 	{ "mv", "search ATTR=VALUE [--type T] | show ID", "search and show metaverse objects",
 	  "  shows each attribute with the agent that contributed it, and the connectors", ctl_mv },
 	{ "expr", "eval EXPRESSION [--attr NAME=VALUE]... [--int|--bool|--bin|--time|--ref NAME=VALUE]... "

@@ -444,3 +444,39 @@ static int mv_cmd(ctl_t *ctl, int argc, char **argv)
 
 int ctl_cs(ctl_t *ctl, int argc, char **argv) { return cs_cmd(ctl, argc, argv); }
 int ctl_mv(ctl_t *ctl, int argc, char **argv) { return mv_cmd(ctl, argc, argv); }
+
+int ctl_preview(ctl_t *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "delta", no_argument, NULL, 'd' }, { "full", no_argument, NULL, 'f' },
+		{ "commit", no_argument, NULL, 'c' }, { NULL, 0, NULL, 0 },
+	};
+	Loom__PreviewRequest rq = LOOM__PREVIEW_REQUEST__INIT;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': rq.delta = true; break;
+		case 'f': rq.delta = false; break;
+		case 'c': rq.commit = true; break;
+		default: return 2;
+		}
+	}
+	if (optind + 2 != argc) {
+		fprintf(stderr, "loomctl preview: expected AGENT ANCHOR (see loomctl preview --help)\n");
+		return 2;
+	}
+	rq.agent = argv[optind];
+	rq.anchor = argv[optind + 1];
+	Loom__PreviewReply *r = (Loom__PreviewReply *)ask(ctl, &rq.base, &loom__preview_reply__descriptor, "preview");
+	if (r == NULL)
+		return 1;
+	if (ctl->json) {
+		print_json(&r->base);
+	} else {
+		for (size_t i = 0; i < r->n_steps; i++)
+			printf("%s\n", r->steps[i]);
+	}
+	int status = r->failed ? 3 : 0;
+	loom__preview_reply__free_unpacked(r, NULL);
+	return status;
+}

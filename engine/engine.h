@@ -143,6 +143,9 @@ typedef struct engine {
 	uint64_t lim_change;
 	loom_map_t *indexed;           /* "mv_type \0 lower(attr)" of join attributes: the only ones indexed */
 	loom_batch_t *batch;           /* reused write batch */
+	loom_buf_t *trace;             /* during a preview: one line per decision */
+	bool dry_run;                  /* during a preview without --commit: write nothing */
+	bool trace_failed;             /* an error was reported during the preview */
 	loom_buf_t key;                /* reused key buffer */
 	loom_buf_t val;                /* reused value buffer */
 	eng_sched_t *scheds;           /* one per configured schedule */
@@ -151,6 +154,11 @@ typedef struct engine {
 	uint64_t sched_order;          /* last queue position handed out */
 	int sched_timer;               /* the schedules' tick timer, 0 when none */
 } engine_t;
+
+/* engine_sync.c: during a preview, appends one line explaining a decision. */
+void eng_explain(engine_t *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Answers loomctl preview. */
+void eng_preview(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m);
 
 /* engine_scope.c */
 /* True when the object seen through lookup is in the scoping filter (an

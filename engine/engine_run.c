@@ -63,6 +63,10 @@ void eng_run_count(engine_t *e, const char *counter, const char *anchor)
 void eng_run_error(engine_t *e, const char *anchor, const char *dn, const char *code, const char *message,
     const char *where, bool retryable)
 {
+	if (e->trace) {
+		e->trace_failed = true;
+		eng_explain(e, "error %s%s%s: %s", code, where && where[0] ? " at " : "", where ? where : "", message ? message : "");
+	}
 	eng_run_t *r = e->run;
 	if (r == NULL)
 		return;
@@ -706,6 +710,7 @@ static const struct query {
 	{ &loom__mv_search_request__descriptor, q_mv_search },
 	{ &loom__mv_show_request__descriptor, q_mv_show },
 	{ &loom__schedule_list_request__descriptor, eng_sched_query },
+	{ &loom__preview_request__descriptor, eng_preview },
 };
 
 void eng_handle_query(engine_t *e, Loom__Envelope *env)

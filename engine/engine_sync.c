@@ -29,12 +29,46 @@
 #include "loom_envelope.h"
 #include "loom_log.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define SLICE 500  /* objects per loop turn, so queries are answered during a run */
+#define SLICE 500
+
+void eng_explain(engine_t *e, const char *fmt, ...)
+{
+	if (e->trace == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	loom_buf_vprintf(e->trace, fmt, ap);
+	va_end(ap);
+	loom_buf_addc(e->trace, '\n');
+}
+
+/* "a | b" for a preview line (static buffer: one use per call). */
+static const char *vals(Loom__Value *const *v, size_t n)
+{
+	static loom_buf_t b;
+	loom_buf_reset(&b);
+	if (n == 0)
+		loom_buf_adds(&b, "(no value)");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			loom_buf_adds(&b, " | ");
+		loom_value_text(&b, v[i]);
+	}
+	return loom_buf_cstr(&b);
+}
+
+static const char *hexid(const uint8_t *id)
+{
+	static char out[17];
+	eng_mvid_hex(out, id);
+	return out;
+}  /* objects per loop turn, so queries are answered during a run */
 
 /* ---- expression lookups ------------------------------------------------------ */
 
@@ -438,6 +472,8 @@ static int try_join(work_t *w, const eng_rule_t *rule, uint8_t ret_id[8])
 			if (acc.n == 0)
 				break;
 		}
+		eng_explain(w->e, "join rule '%s' group %zu: %zu candidate%s", rule->cfg->name, g + 1, acc.n,
+		    acc.n == 1 ? "" : "s");
 		/* An mv object already joined to another object of this agent is taken. */
 		idset_t free_ids = { NULL, 0 };
 		for (size_t i = 0; i < acc.n; i++)
@@ -563,6 +599,9 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 				done = true;
 			} else if (rc == 1 || rc == 2) {
 				changed = mv_set(w, mv, attr, res.v, rc == 1 ? res.n : 0, r->agent->cfg->name, src->anchor);
+				eng_explain(w->e, "flow %s = %s (rule '%s', precedence %lld, from %s %s)%s", attr,
+				    rc == 2 ? "null (AuthoritativeNull)" : vals(res.v, res.n), r->cfg->name,
+				    (long long)r->cfg->precedence, r->agent->cfg->name, src->anchor, changed ? "" : ": unchanged");
 				done = true;
 			}
 			loom_expr_result_release(&res);
@@ -571,7 +610,10 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 		}
 	}
 	/* Nobody has a value: the attribute goes. */
-	return mv_set(w, mv, attr, NULL, 0, "", "");
+	bool gone = mv_set(w, mv, attr, NULL, 0, "", "");
+	if (gone)
+		eng_explain(w->e, "flow %s: no source has a value: removed", attr);
+	return gone;
 }
 
 /* Recomputes the mv attributes fed by agent's rules (and those it contributed). */
@@ -787,6 +829,8 @@ static void link_clear(work_t *w, Loom__CsObject *cs, const char *agent)
 static void deprovision(work_t *w, held_t *h, int action)
 {
 	Loom__CsObject *t = h->cs;
+	static const char *const names[] = { "disconnect", "explicit-disconnect", "delete" };
+	eng_explain(w->e, "deprovision %s %s (%s) by %s", h->agent, t->anchor, t->dn, names[action]);
 	link_clear(w, t, h->agent);
 	h->dirty = true;
 	eng_run_count(w->e, "deprovisioned", t->anchor);
@@ -854,6 +898,8 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 		Loom__CsObject *t = connector_in(w, agents, anchors, nl, target, &h);
 		if (t && strcmp(t->object_type, rule->cfg->cs_type) != 0)
 			continue;
+		eng_explain(e, "outbound rule '%s' to %s: %s%s%s", rule->cfg->name, target, in_scope ? "in scope" : "out of scope",
+		    t ? ", connector " : ", no connector", t ? t->dn : "");
 		if (t) {
 			if (!in_scope) {
 				/* provision: what it created; join: every connector it manages;
@@ -862,6 +908,9 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 				    strcmp(t->provisioned_by, rule->cfg->name) == 0;
 				if (h && owns && rule->cfg->link_type != LOOM_LINK_STICKY)
 					deprovision(w, h, rule->cfg->deprovision);
+				else
+					eng_explain(e, "  kept connected (%s)", rule->cfg->link_type == LOOM_LINK_STICKY ? "sticky-join"
+					    : "not provisioned by this rule");
 				continue;
 			}
 			bool flowed = outbound_flows(w, rule, mv, t);
@@ -976,6 +1025,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			h2->old_dn = NULL;
 			h2->had_export = false;
 			eng_run_count(e, "provisioned", t2->anchor);
+			eng_explain(e, "  provision %s %s", target, t2->dn);
 		}
 		free(dn);
 		h2->dirty = true;
@@ -1014,6 +1064,9 @@ static void disconnect(work_t *w, Loom__MvObject *mv)
 			others++;
 	const loom_sync_mvdel_t *rule = mvdel_rule(e, mv->object_type);
 	bool del = rule && rule->when == LOOM_MVDEL_AGENT ? strcmp(rule->agent, w->agent) == 0 : others == 0;
+	eng_explain(e, "disconnected from metaverse object %s; deletion rule %s: the metaverse object %s", hexid(mv->id.data),
+	    rule ? (rule->when == LOOM_MVDEL_AGENT ? "agent-disconnected" : "last-connector") : "last-connector (default)",
+	    del ? "is deleted" : "stays");
 	if (del) {
 		for (size_t i = 0; i < nl; i++) {
 			if (strcmp(agents[i], w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0)
@@ -1052,9 +1105,43 @@ static void apply_pending(Loom__CsObject *cs)
 	cs->pending_import = NULL;
 }
 
+/* A preview line for an object's pending export. */
+static void explain_export(engine_t *e, const char *agent, const Loom__CsObject *cs, bool removed)
+{
+	if (e->trace == NULL)
+		return;
+	if (removed) {
+		eng_explain(e, "result: %s %s leaves the connector space", agent, cs->dn);
+		return;
+	}
+	const Loom__PendingExport *p = cs->pending_export;
+	if (p == NULL || p->kind == LOOM__PENDING_EXPORT__KIND__NONE)
+		return;
+	loom_buf_t b = LOOM_BUF_INIT;
+	loom_buf_printf(&b, "result: pending export to %s %s: %s", agent, cs->dn,
+	    protobuf_c_enum_descriptor_get_value(&loom__pending_export__kind__descriptor, p->kind)->name);
+	if (p->new_dn[0])
+		loom_buf_printf(&b, " (rename to %s)", p->new_dn);
+	for (size_t i = 0; i < p->n_deltas; i++)
+		loom_buf_printf(&b, "%s %s = %s", i ? ";" : "", p->deltas[i]->name, vals(p->deltas[i]->values, p->deltas[i]->n_values));
+	eng_explain(e, "%s", loom_buf_cstr(&b));
+	loom_buf_release(&b);
+}
+
 static int commit(work_t *w, const char **error_r)
 {
 	engine_t *e = w->e;
+	if (e->trace && !w->failed) {
+		explain_export(e, w->agent, w->cs, false);
+		for (size_t i = 0; i < w->nheld; i++)
+			if (w->held[i].dirty || w->held[i].removed)
+				explain_export(e, w->held[i].agent, w->held[i].cs, w->held[i].removed);
+	}
+	if (e->dry_run) {
+		/* A preview: decided, explained, and nothing written. */
+		loom_batch_clear(w->b);
+		return 0;
+	}
 	if (w->failed) {
 		/* Nothing of this object is written but its error mark, and the id
 		 * blocks it reserved: later ids come from those blocks, so a restart
@@ -1097,7 +1184,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			*error_r = err;
 			return -1;
 		}
-		return loom_store_write_ex(e->store, b, false, error_r);
+		return e->dry_run ? 0 : loom_store_write_ex(e->store, b, false, error_r);
 	}
 	char *old_dn = loom_strdup(cs->dn);
 	bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
@@ -1124,6 +1211,11 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			cs->state = LOOM__CS_OBJECT__STATE__NORMAL;
 	}
 
+	eng_explain(e, "object %s %s (%s): %s, pending import %s", agent, cs->anchor, cs->dn,
+	    eng_state_name(cs->state), cs->pending_import && cs->pending_import->kind ?
+	    protobuf_c_enum_descriptor_get_value(&loom__pending_import__kind__descriptor, cs->pending_import->kind)->name : "none");
+	if (mv)
+		eng_explain(e, "joined to metaverse object %s (%s)", hexid(mv->id.data), mv->object_type);
 	/* 1. deletes */
 	if (cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE) {
 		if (mv) {
@@ -1162,6 +1254,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			goto done;
 		}
 	}
+	eng_explain(e, "connector filter: %s", filtered ? "filtered" : "not filtered");
 	if (filtered && cs->state != LOOM__CS_OBJECT__STATE__EXPLICIT_CONNECTOR) {
 		if (mv) {
 			disconnect(&w, mv);
@@ -1185,6 +1278,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			if (rc == 1) {
 				mv = eng_mv_get(e, id, 8, &err);
 				if (mv) {
+					eng_explain(e, "joined to metaverse object %s by rule '%s'", hexid(id), rules[i]->cfg->name);
 					eng_run_count(e, "joined", cs->anchor);
 				}
 			}
@@ -1193,9 +1287,12 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			if (!rules[i]->cfg->project)
 				continue;
 			mv = mv_new(&w, rules[i]->cfg->mv_type, agent);
+			eng_explain(e, "projected into a new %s object %s by rule '%s'", mv->object_type, hexid(mv->id.data),
+			    rules[i]->cfg->name);
 			eng_run_count(e, "projected", cs->anchor);
 		}
 		if (mv == NULL) {
+			eng_explain(e, "no join and no projection: stays a disconnector");
 			eng_run_count(e, "disconnectors", NULL);
 			goto save_cs;
 		}
@@ -1306,4 +1403,70 @@ int eng_sync_begin(engine_t *e, const char **error_r)
 	loom_iter_seek(r->iter, r->prefix, r->prefix_len);
 	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 0, 0, on_slice, e);
 	return 0;
+}
+
+/* ---- preview ---------------------------------------------------------------------------------- */
+
+void eng_preview(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
+{
+	const Loom__PreviewRequest *rq = (const Loom__PreviewRequest *)m;
+	const char *err = NULL;
+	char *text = NULL;
+	if (e->run) {
+		text = loom_sprintf("the engine is busy with run %llu (%s %s); preview when it ends",
+		    (unsigned long long)e->run->id, e->run->agent->cfg->name, e->run->profile);
+	} else if (eng_agent_find(e, rq->agent) == NULL) {
+		text = loom_sprintf("no agent '%s' is configured", rq->agent);
+	} else {
+		Loom__CsObject *cs = eng_cs_get(e, rq->agent, rq->anchor, &err);
+		if (cs == NULL)
+			text = err ? loom_sprintf("cannot read '%s': %s", rq->anchor, err)
+				   : loom_sprintf("no object with anchor '%s' in agent '%s'", rq->anchor, rq->agent);
+		else
+			loom__cs_object__free_unpacked(cs, NULL);
+	}
+	if (text) {
+		if (loom_bus_reply_error(loom_daemon_bus(e->daemon), env, LOOM__ERROR__CODE__BAD_REQUEST, false, text, &err) < 0)
+			loom_warning("cannot reply to from=%s: %s", env->from, err);
+		free(text);
+		return;
+	}
+	loom_buf_t trace = LOOM_BUF_INIT;
+	e->trace = &trace;
+	e->trace_failed = false;
+	e->dry_run = !rq->commit;
+	uint64_t lim_mv = e->lim_mv, lim_change = e->lim_change;
+	int rc = eng_sync_one(e, rq->agent, rq->anchor, !rq->delta, &err);
+	e->trace = NULL;
+	e->dry_run = false;
+	/* Ids handed out come from reserved blocks: a block reserved during a
+	 * preview is recorded even though nothing else was written. */
+	if (lim_mv != e->lim_mv || lim_change != e->lim_change) {
+		const char *werr;
+		loom_batch_clear(e->batch);
+		eng_meta_put_u64(e, e->batch, "seq:mv", e->lim_mv);
+		eng_meta_put_u64(e, e->batch, "seq:change", e->lim_change);
+		if (loom_store_write_ex(e->store, e->batch, true, &werr) < 0)
+			loom_error("cannot record id reservations: %s", werr);
+	}
+	Loom__PreviewReply rep = LOOM__PREVIEW_REPLY__INIT;
+	rep.committed = rq->commit && rc == 0 && !e->trace_failed;
+	rep.failed = rc < 0 || e->trace_failed;
+	if (rc < 0)
+		loom_buf_printf(&trace, "store error: %s\n", err);
+	if (!rq->commit)
+		loom_buf_adds(&trace, "nothing was written (preview; --commit applies it)\n");
+	else if (rep.committed)
+		loom_buf_adds(&trace, "committed\n");
+	size_t n = 0;
+	for (size_t i = 0; i < trace.len; i++)
+		n += trace.data[i] == '\n';
+	rep.steps = loom_calloc(n ? n : 1, sizeof *rep.steps);
+	char *save = NULL;
+	for (char *line = trace.len ? strtok_r(trace.data, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+		rep.steps[rep.n_steps++] = line;
+	if (loom_bus_reply(loom_daemon_bus(e->daemon), env, &rep.base, &err) < 0)
+		loom_warning("cannot reply to from=%s: %s", env->from, err);
+	free(rep.steps);
+	loom_buf_release(&trace);
 }
