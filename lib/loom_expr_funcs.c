@@ -17,13 +17,13 @@
 #include "loom_buf.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -862,11 +862,24 @@ static void out_add(dt_out_t *w, const char *s, size_t n)
 	w->k += n;
 }
 
+/* v in decimal, zero-padded to width digits (a format may ask for any
+ * width: "yyyyyyyyyy..." pads the year, so the zeros are not formatted
+ * into a fixed buffer). */
 static void out_num(dt_out_t *w, int64_t v, unsigned width)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof buf, "%0*" PRId64, (int)width, v);
-	out_add(w, buf, (size_t)n);
+	static const char zeros[16] = "0000000000000000";
+	char buf[24];
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	size_t n = (size_t)snprintf(buf, sizeof buf, "%" PRIu64, u);
+
+	if (v < 0)
+		out_add(w, "-", 1);
+	for (size_t pad = width > n ? width - n : 0; pad > 0;) {
+		size_t k = pad < sizeof zeros ? pad : sizeof zeros;
+		out_add(w, zeros, k);
+		pad -= k;
+	}
+	out_add(w, buf, n);
 }
 
 /* The standard formats of .NET's invariant culture, as custom formats. */
@@ -1837,34 +1850,17 @@ static int fn_isbitset(expr_ctx_t *c, const xval_t *a, size_t n)
 	return 0;
 }
 
-/* Random bytes from the kernel; a thread's own generator if it has none. */
+/* Random bytes from libsodium (the kernel's source). sodium_init() is
+ * idempotent and thread-safe; a machine with no randomness cannot run Loom. */
 static void random_bytes(void *buf, size_t n)
 {
-	static __thread uint64_t state;
-	unsigned char *p = buf;
-	while (n > 0) {
-		ssize_t k = getrandom(p, n, 0);
-		if (k > 0) {
-			p += k;
-			n -= (size_t)k;
-			continue;
-		}
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (state == 0) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			state = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)&state;
-		}
-		uint64_t z = (state += 0x9e3779b97f4a7c15u); /* splitmix64 */
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-		z ^= z >> 31;
-		size_t m = n < sizeof z ? n : sizeof z;
-		memcpy(p, &z, m);
-		p += m;
-		n -= m;
+	static _Atomic int ready;
+	if (!ready) {
+		if (sodium_init() < 0)
+			abort();
+		ready = 1;
 	}
+	randombytes_buf(buf, n);
 }
 
 /* MIM: a number from start to end, both included, every one as likely. */

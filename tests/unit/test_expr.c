@@ -684,6 +684,9 @@ static const expr_case_t edge_cases[] = {
 	    E("t:time=0"), "'12 AM 12 PM'" },
 	{ "FormatDateTime of a year below 1000 pads", "FormatDateTime(\"0099-12-31\", \"yyyy|yyy|yy|y|yyyyy\")", E(0),
 	    "'0099|099|99|99|00099'" },
+	{ "FormatDateTime pads a year to any width (wider than a number buffer)",
+	    "FormatDateTime(\"2024-01-01\", \"" "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy" "\")", E(0),
+	    "'0000000000000000000000000000000000002024'" },
 	{ "FormatDateTime of every value", "FormatDateTime(t, \"MM\")", E("t:time=0", "t:time=3000000000000000"),
 	    "'01', '01'" },
 	/* numbers and bits */
