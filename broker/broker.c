@@ -148,8 +148,9 @@ static int send_to_peer(broker_t *b, peer_t *p, zmq_msg_t *frame)
 	return 0;
 }
 
-/* Encodes body from the broker to peer p and sends it. */
-static void send_body(broker_t *b, peer_t *p, const ProtobufCMessage *body, const uint8_t *corr)
+/* Encodes body from the broker to peer p and sends it; -1 when it could not
+ * be sent (p may then be forgotten and freed: see send_to_peer). */
+static int send_body(broker_t *b, peer_t *p, const ProtobufCMessage *body, const uint8_t *corr)
 {
 	loom_buf_t buf = LOOM_BUF_INIT;
 	loom_env_hdr_t hdr = { .from = LOOM_BROKER_ADDR, .to = p->id, .correlation = corr,
@@ -160,18 +161,21 @@ static void send_body(broker_t *b, peer_t *p, const ProtobufCMessage *body, cons
 	memcpy(zmq_msg_data(&m), buf.data, buf.len);
 	loom_buf_release(&buf);
 	tap_mirror(b, LOOM_TAP_DIRECT, p->id, p->idlen, &m);
-	if (send_to_peer(b, p, &m) < 0)
+	if (send_to_peer(b, p, &m) < 0) {
 		zmq_msg_close(&m);
+		return -1;
+	}
+	return 0;
 }
 
-static void send_error(broker_t *b, peer_t *p, const uint8_t *corr, Loom__Error__Code code,
+static int send_error(broker_t *b, peer_t *p, const uint8_t *corr, Loom__Error__Code code,
     bool retryable, const char *text)
 {
 	Loom__Error e = LOOM__ERROR__INIT;
 	e.code = code;
 	e.retryable = retryable;
 	e.message = (char *)text;
-	send_body(b, p, &e.base, corr);
+	return send_body(b, p, &e.base, corr);
 }
 
 static void peer_hello(broker_t *b, peer_t *p, const Loom__Envelope *env, zmq_msg_t *frame)
@@ -315,10 +319,7 @@ static peer_t *route_target(broker_t *b, const loom_env_peek_t *pk)
 {
 	if (memchr(pk->to, '@', pk->to_len))
 		return loom_map_get(b->peers, pk->to, pk->to_len);
-	char name[LOOM_ADDR_MAX + 1];
-	memcpy(name, pk->to, pk->to_len);
-	name[pk->to_len] = '\0';
-	service_t *s = loom_map_gets(b->services, name);
+	service_t *s = loom_map_get(b->services, pk->to, pk->to_len);
 	if (s == NULL || s->n == 0)
 		return NULL;
 	peer_t *p = s->v[s->rr % s->n];
@@ -444,7 +445,8 @@ static int router_one(broker_t *b)
 		    memcmp(pk.type, loom__hello__descriptor.name, pk.type_len) == 0;
 		if (!is_hello) {
 			loom_info("peer registered from its traffic service=%s instance=%s", p->service, p->id);
-			send_error(b, p, NULL, LOOM__ERROR__CODE__NOT_REGISTERED, true, "say Hello");
+			if (send_error(b, p, NULL, LOOM__ERROR__CODE__NOT_REGISTERED, true, "say Hello") < 0)
+				goto out; /* p may be gone (unreachable) */
 		}
 	}
 	p->last_seen_ms = loom_mono_ms();
@@ -509,7 +511,7 @@ static int on_xsub(loom_loop_t *loop, void *arg)
 		if (err) {
 			b->dropped++;
 			loom_warning("dropped malformed event topic=%s reason=%s",
-			    loom_log_kv_quote(zmq_msg_size(&topic) < 128 ? zmq_msg_data(&topic) : "?"),
+			    loom_log_kv_quoten(zmq_msg_data(&topic), zmq_msg_size(&topic) < 128 ? zmq_msg_size(&topic) : 128),
 			    loom_log_kv_quote(err));
 		} else {
 			tap_mirror(b, LOOM_TAP_EVENT, zmq_msg_data(&topic), zmq_msg_size(&topic), &frame);
@@ -596,57 +598,82 @@ static int on_heartbeat(loom_loop_t *loop, void *arg)
 	return 0;
 }
 
+/* mkdir -p of the directory holding an ipc:// endpoint's socket file (the
+ * run directory may not exist yet on a fresh state_dir). */
+static int make_ipc_dir(const char *endpoint, char *errbuf, size_t errlen)
+{
+	char *dir = loom_strdup(endpoint + 6);
+	char *slash = strrchr(dir, '/');
+	int rc = 0;
+	if (slash && slash != dir) {
+		*slash = '\0';
+		for (char *q = dir + 1;; q++) {
+			if (*q != '/' && *q != '\0')
+				continue;
+			char c = *q;
+			*q = '\0';
+			if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+				snprintf(errbuf, errlen, "cannot create directory '%s' for '%s': %s", dir, endpoint,
+				    strerror(errno));
+				rc = -1;
+				break;
+			}
+			if ((*q = c) == '\0')
+				break;
+		}
+	}
+	free(dir);
+	return rc;
+}
+
 static void *bind_socket(broker_t *b, int type, const char *endpoint, const char *what,
     bool curve, const char **error_r)
 {
 	static char errbuf[512];
 	const loom_deploy_t *cfg = loom_daemon_config(b->daemon);
 	void *s = zmq_socket(loom_daemon_zctx(b->daemon), type);
-	int zero = 0, hwm = 100000, one = 1;
-	int64_t maxmsg = cfg->bus.max_frame;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-	if (type == ZMQ_ROUTER) {
-		zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-		zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
-	}
-	if (curve) {
-		const loom_keypair_t *kp = loom_daemon_keypair(b->daemon);
-		zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
-		zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, kp->sec, LOOM_KEY_LEN);
-		zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "loom", 4);
-	}
-	if (strncmp(endpoint, "ipc://", 6) == 0) {
-		/* The run directory may not exist yet on a fresh state_dir. */
-		char *dir = loom_strdup(endpoint + 6);
-		char *slash = strrchr(dir, '/');
-		if (slash) {
-			*slash = '\0';
-			char *cmd_dir = dir;
-			for (char *q = cmd_dir + 1; *q; q++) {
-				if (*q == '/') {
-					*q = '\0';
-					(void)mkdir(cmd_dir, 0755);
-					*q = '/';
-				}
-			}
-			(void)mkdir(cmd_dir, 0755);
-		}
-		free(dir);
-	}
-	if (strcmp(what, "tap") == 0) {
-		/* Every (un)subscription, duplicates included, so tap_subs counts listeners. */
-		zmq_setsockopt(s, ZMQ_XPUB_VERBOSER, &one, sizeof one);
-	}
-	if (zmq_bind(s, endpoint) < 0) {
-		snprintf(errbuf, sizeof errbuf, "cannot bind %s socket to '%s': %s", what, endpoint, zmq_strerror(errno));
-		zmq_close(s);
+	if (s == NULL) {
+		snprintf(errbuf, sizeof errbuf, "cannot create %s socket: %s", what, zmq_strerror(errno));
 		*error_r = errbuf;
 		return NULL;
 	}
+	int zero = 0, hwm = 100000, one = 1;
+	int64_t maxmsg = cfg->bus.max_frame;
+	const loom_keypair_t *kp = curve ? loom_daemon_keypair(b->daemon) : NULL;
+	/* Every (un)subscription on the tap, duplicates included, so tap_subs counts listeners. */
+	bool tap = strcmp(what, "tap") == 0;
+	const char *opt = NULL;
+	if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) < 0)
+		opt = "ZMQ_LINGER";
+	else if (zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) < 0 ||
+	    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm) < 0)
+		opt = "ZMQ_SNDHWM/ZMQ_RCVHWM";
+	else if (zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0)
+		opt = "ZMQ_MAXMSGSIZE";
+	else if (type == ZMQ_ROUTER && (zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one) < 0 ||
+	    zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one) < 0))
+		opt = "ZMQ_ROUTER_MANDATORY/ZMQ_ROUTER_HANDOVER";
+	else if (curve && (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+	    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, kp->sec, LOOM_KEY_LEN) < 0 ||
+	    zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "loom", 4) < 0))
+		opt = "CURVE server (is libzmq built with CURVE?)";
+	else if (tap && zmq_setsockopt(s, ZMQ_XPUB_VERBOSER, &one, sizeof one) < 0)
+		opt = "ZMQ_XPUB_VERBOSER";
+	if (opt) {
+		snprintf(errbuf, sizeof errbuf, "cannot set %s on the %s socket: %s", opt, what, zmq_strerror(errno));
+		goto fail;
+	}
+	if (strncmp(endpoint, "ipc://", 6) == 0 && make_ipc_dir(endpoint, errbuf, sizeof errbuf) < 0)
+		goto fail;
+	if (zmq_bind(s, endpoint) < 0) {
+		snprintf(errbuf, sizeof errbuf, "cannot bind %s socket to '%s': %s", what, endpoint, zmq_strerror(errno));
+		goto fail;
+	}
 	return s;
+fail:
+	zmq_close(s);
+	*error_r = errbuf;
+	return NULL;
 }
 
 static broker_t the_broker;

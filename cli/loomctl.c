@@ -138,6 +138,19 @@ int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms)
 	return 0;
 }
 
+int ctl_parse_limit(const char *s, uint32_t *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (s[0] == '\0' || s[0] == '-' || *end || errno || v < 1 || v > CTL_LIMIT_MAX) {
+		fprintf(stderr, "loomctl: bad --limit '%s': expected a number from 1 to %d\n", s, CTL_LIMIT_MAX);
+		return -1;
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
 int ctl_load_config(ctl_t *ctl)
 {
 	if (ctl->cfg_loaded)

@@ -3,6 +3,7 @@
 #define LOOMCTL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "loom_bus.h"
@@ -36,6 +37,10 @@ bool ctl_wants_help(int argc, char **argv);
 void ctl_cmd_usage(const ctl_cmd_t *cmd, FILE *out);
 /* Parses a duration flag value or prints an error naming the flag. */
 int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms);
+/* Parses a --limit value (1 to CTL_LIMIT_MAX, the engine's cap on a
+ * listing) or prints an error. */
+#define CTL_LIMIT_MAX 10000
+int ctl_parse_limit(const char *s, uint32_t *ret);
 
 int ctl_ping(ctl_t *ctl, int argc, char **argv);
 int ctl_services(ctl_t *ctl, int argc, char **argv);

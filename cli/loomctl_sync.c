@@ -204,9 +204,8 @@ int ctl_runs(ctl_t *ctl, int argc, char **argv)
 	Loom__RunsRequest rq = LOOM__RUNS_REQUEST__INIT;
 	int c;
 	while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
-		if (c != 'n')
+		if (c != 'n' || ctl_parse_limit(optarg, &rq.limit) < 0)
 			return 2;
-		rq.limit = (uint32_t)strtoul(optarg, NULL, 10);
 	}
 	if (optind < argc)
 		rq.agent = argv[optind];
@@ -352,7 +351,10 @@ static int cs_cmd(ctl_t *ctl, int argc, char **argv)
 		case 'd': rq.dn = optarg; break;
 		case 'a': rq.anchor = optarg; break;
 		case 's': rq.state = optarg; break;
-		case 'n': rq.limit = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'n':
+			if (ctl_parse_limit(optarg, &rq.limit) < 0)
+				return 2;
+			break;
 		default: return 2;
 		}
 	}

@@ -375,10 +375,21 @@ static void q_run_status(engine_t *e, Loom__Envelope *env, const ProtobufCMessag
 	loom__run_record__free_unpacked(rec, NULL);
 }
 
+/* A query's limit: the client's, or the default when 0, never above
+ * QUERY_LIMIT_MAX (the reply array is allocated for it up front, and a
+ * client must not be able to make the engine allocate gigabytes). */
+#define QUERY_LIMIT_MAX 10000
+static uint32_t query_limit(uint32_t asked, uint32_t dflt)
+{
+	if (asked == 0)
+		return dflt;
+	return asked < QUERY_LIMIT_MAX ? asked : QUERY_LIMIT_MAX;
+}
+
 static void q_runs(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
 	const Loom__RunsRequest *rq = (const Loom__RunsRequest *)m;
-	uint32_t limit = rq->limit ? rq->limit : 50;
+	uint32_t limit = query_limit(rq->limit, 50);
 	Loom__RunsReply rep = LOOM__RUNS_REPLY__INIT;
 	rep.runs = loom_calloc(limit, sizeof *rep.runs);
 	for (uint64_t id = e->seq_run; id > 0 && rep.n_runs < limit; id--) {
@@ -452,7 +463,7 @@ static void q_cs_search(engine_t *e, Loom__Envelope *env, const ProtobufCMessage
 		free(t);
 		return;
 	}
-	uint32_t limit = rq->limit ? rq->limit : 100;
+	uint32_t limit = query_limit(rq->limit, 100);
 	Loom__CsSearchReply rep = LOOM__CS_SEARCH_REPLY__INIT;
 	rep.objects = loom_calloc(limit, sizeof *rep.objects);
 	const char *err;
@@ -613,7 +624,7 @@ static bool mv_has(const Loom__MvObject *mv, const char *attr, const loom_buf_t 
 static void q_mv_search(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
 	const Loom__MvSearchRequest *rq = (const Loom__MvSearchRequest *)m;
-	uint32_t limit = rq->limit ? rq->limit : 100;
+	uint32_t limit = query_limit(rq->limit, 100);
 	Loom__MvSearchReply rep = LOOM__MV_SEARCH_REPLY__INIT;
 	rep.objects = loom_calloc(limit, sizeof *rep.objects);
 	loom_buf_t want = LOOM_BUF_INIT;

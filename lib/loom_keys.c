@@ -1,5 +1,6 @@
 /* loom_keys.c - key files, allow-list and sealed boxes. */
 #include "loom_keys.h"
+#include "loom_envelope.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
 #include "loom_file.h"
@@ -40,14 +41,10 @@ void loom_keys_z85(const uint8_t key[LOOM_KEY_LEN], char buf[LOOM_Z85_KEY_LEN + 
 int loom_keys_write(const char *dir, const char *name, const loom_keypair_t *kp,
     bool force, char **ret_error)
 {
-	for (const char *c = name; *c; c++) {
-		if (*c == '/' || (unsigned char)*c <= ' ') {
-			*ret_error = loom_sprintf("bad key name '%s': use letters, digits, '.', '_' and '-'", name);
-			return -1;
-		}
-	}
-	if (name[0] == '\0' || name[0] == '.') {
-		*ret_error = loom_sprintf("bad key name '%s': use letters, digits, '.', '_' and '-'", name);
+	/* A key pair is named after the service that uses it. */
+	if (!loom_service_name_valid(name, strlen(name))) {
+		*ret_error = loom_sprintf("bad key name '%s': a service name (a letter, then letters, digits, "
+		    "'.', '_' and '-', at most %d characters)", name, LOOM_ADDR_MAX);
 		return -1;
 	}
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {

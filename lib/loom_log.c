@@ -104,16 +104,21 @@ void loom_panic(const char *fmt, ...)
 	abort();
 }
 
-const char *loom_log_kv_quote(const char *s)
+const char *loom_log_kv_quoten(const char *s, size_t n)
 {
 	static char *slots[8];
 	static unsigned next;
 	unsigned i = next++ % 8;
 	loom_buf_t b = LOOM_BUF_INIT;
-	loom_buf_add_logval(&b, s ? s : "", s ? strlen(s) : 0);
+	loom_buf_add_logval(&b, s ? s : "", s ? n : 0);
 	if (b.len == 0)
 		loom_buf_adds(&b, "\"\"");
 	free(slots[i]);
 	slots[i] = loom_buf_steal(&b);
 	return slots[i];
+}
+
+const char *loom_log_kv_quote(const char *s)
+{
+	return loom_log_kv_quoten(s, s ? strlen(s) : 0);
 }

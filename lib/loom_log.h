@@ -14,6 +14,7 @@
 #define LOOM_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum {
 	LOOM_LOG_DEBUG = 0,
@@ -49,5 +50,7 @@ void loom_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noret
 /* Returns s quoted for a log value when it needs it, in one of a few
  * rotating static buffers (valid for the next few calls only). */
 const char *loom_log_kv_quote(const char *s);
+/* The same for n bytes that need not end in NUL (a frame, a field). */
+const char *loom_log_kv_quoten(const char *s, size_t n);
 
 #endif

@@ -309,6 +309,9 @@ static void test_write_bad_names(void **state)
 		{ "space", "a b" },
 		{ "tab", "a\tb" },
 		{ "newline", "a\n" },
+		{ "shell and address characters", "a*b:c" },
+		{ "starts with a digit", "1abc" },
+		{ "an instance address, not a service", "engine@1" },
 	};
 	loom_keypair_t kp;
 	loom_keypair_generate(&kp);
