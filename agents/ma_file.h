@@ -51,8 +51,7 @@ typedef struct fa_export {
 	char **order;                  /* keys in arrival order */
 	size_t norder;
 	size_t order_cap;              /* allocated entries in order */
-	loom_map_t *existing;          /* keys of the objects in the file now */
-	bool loaded;                   /* existing was read */
+	loom_map_t *existing;          /* keys of the objects in the file now (apply mode; read on the first batch) */
 } fa_export_t;
 
 typedef struct fileagent {
@@ -73,6 +72,10 @@ void fa_import_stop(fileagent_t *fa);
 /* Turns one CSV record into an object (shared with export, which reads the file). */
 Loom__ImportObject *fa_csv_object(fileagent_t *fa, const char *const *cols, size_t ncols,
     const loom_csv_record_t *rec, long anchor_col, long dn_col, const char **error_r);
+/* Finds the anchor and DN columns of a CSV header; -1 with *ret_error
+ * (malloc'd, naming path and the missing column) when one is missing. */
+int fa_csv_columns(fileagent_t *fa, const char *path, const char *const *cols, size_t ncols, long *anchor_col,
+    long *dn_col, char **ret_error);
 Loom__ImportObject *fa_ldif_object(fileagent_t *fa, const loom_ldif_record_t *rec, const char **error_r);
 /* The key objects are matched by: lower-cased DN or the anchor value. */
 char *fa_key(fileagent_t *fa, const char *anchor);

@@ -23,6 +23,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,15 +102,14 @@ static const char *delta_value(const Loom__ExportChange *c, const char *name)
 static int load_existing(fileagent_t *fa, char **ret_error)
 {
 	fa_export_t *ex = &fa->exp;
-	ex->existing = loom_map_new();
-	ex->loaded = true;
 	int fd = open(fa->cfg.file.path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
+	if (fd < 0 && errno != ENOENT) {
 		*ret_error = loom_sprintf("cannot read '%s': %s", fa->cfg.file.path, strerror(errno));
 		return -1;
 	}
+	ex->existing = loom_map_new();
+	if (fd < 0)
+		return 0;
 	int rc = 0;
 	if (fa->cfg.file.format == LOOM_FILE_CSV) {
 		loom_csv_opts_t o;
@@ -122,7 +122,7 @@ static int load_existing(fileagent_t *fa, char **ret_error)
 		}
 		loom_csv_record_t rec;
 		loom_csv_error_t ce;
-		long acol = -1;
+		long acol = -1, dcol = -1;
 		int got;
 		while ((got = loom_csv_read(r, &rec, &ce)) != 0) {
 			if (got < 0) {
@@ -131,18 +131,11 @@ static int load_existing(fileagent_t *fa, char **ret_error)
 				rc = -1;
 				break;
 			}
-			if (acol < 0) {
-				const char *const *cols;
-				size_t nc = loom_csv_columns(r, &cols);
-				for (size_t c = 0; c < nc; c++)
-					if (strcasecmp(cols[c], fa->cfg.anchor) == 0)
-						acol = (long)c;
-				if (acol < 0) {
-					*ret_error = loom_sprintf("%s: the anchor column '%s' is not in the header",
-					    fa->cfg.file.path, fa->cfg.anchor);
-					rc = -1;
-					break;
-				}
+			const char *const *cols;
+			size_t nc = loom_csv_columns(r, &cols);
+			if (acol < 0 && fa_csv_columns(fa, fa->cfg.file.path, cols, nc, &acol, &dcol, ret_error) < 0) {
+				rc = -1;
+				break;
 			}
 			if ((size_t)acol < rec.n)
 				loom_map_put(ex->existing, rec.v[acol], rec.len[acol], (void *)1);
@@ -170,6 +163,8 @@ static int load_existing(fileagent_t *fa, char **ret_error)
 		loom_ldif_reader_destroy(&r);
 	}
 	close(fd);
+	if (rc < 0)
+		loom_map_destroy(&ex->existing); /* read again by the next run */
 	return rc;
 }
 
@@ -195,7 +190,11 @@ static void collect(fileagent_t *fa, const Loom__ExportChange *c, Loom__ExportCh
 			return;
 		}
 		key = fa_key(fa, a);
-		bool known = loom_map_gets(ex->existing, key) != NULL || loom_map_gets(ex->changes, key) != NULL;
+		/* In export_mode changes the agent does not hold the system's
+		 * objects (existing is NULL): the consumer of the change file is
+		 * the judge of an update to an object it lacks. */
+		bool known = ex->existing == NULL || loom_map_gets(ex->existing, key) != NULL ||
+		    loom_map_gets(ex->changes, key) != NULL;
 		if (c->op == LOOM__EXPORT_CHANGE__OP__UPDATE && !known) {
 			res->code = loom_strdup("no-such-object");
 			res->message = loom_sprintf("'%s' is not in %s", c->dn, fa->cfg.file.path);
@@ -354,6 +353,10 @@ static int commit_csv(fileagent_t *fa, char **ret_error)
 	size_t ncols = 0;
 	loom_csv_reader_t *r = NULL;
 	int fd = open(fa->cfg.file.path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT) { /* only a missing file is an empty one */
+		*ret_error = loom_sprintf("cannot read '%s': %s", fa->cfg.file.path, strerror(errno));
+		return -1;
+	}
 	if (fd >= 0 && loom_csv_reader_open_fd(fd, fa->cfg.file.path, &o, &r, ret_error) < 0) {
 		close(fd);
 		return -1;
@@ -382,12 +385,8 @@ static int commit_csv(fileagent_t *fa, char **ret_error)
 	if (loom_csv_write(w, ncols, (const char *const *)cols, NULL, ret_error) < 0)
 		goto abort;
 	long acol = -1, dcol = -1;
-	for (size_t c = 0; c < nfcols; c++) {
-		if (strcasecmp(fcols[c], fa->cfg.anchor) == 0)
-			acol = (long)c;
-		if (strcasecmp(fcols[c], fa->cfg.file.dn_attribute ? fa->cfg.file.dn_attribute : fa->cfg.anchor) == 0)
-			dcol = (long)c;
-	}
+	if (got > 0 && fa_csv_columns(fa, fa->cfg.file.path, fcols, nfcols, &acol, &dcol, ret_error) < 0)
+		goto abort;
 	while (got != 0) {
 		if (got < 0) {
 			*ret_error = loom_sprintf("%s:%u:%u: %s (fix the file before exporting to it)", fa->cfg.file.path,
@@ -395,10 +394,10 @@ static int commit_csv(fileagent_t *fa, char **ret_error)
 			goto abort;
 		}
 		const char *why;
-		Loom__ImportObject *obj = acol >= 0 && dcol >= 0 ? fa_csv_object(fa, fcols, nfcols, &rec, acol, dcol, &why) : NULL;
+		Loom__ImportObject *obj = fa_csv_object(fa, fcols, nfcols, &rec, acol, dcol, &why);
 		if (obj == NULL) {
 			*ret_error = loom_sprintf("%s:%u: %s (fix the file before exporting to it)", fa->cfg.file.path,
-			    rec.line, acol < 0 ? "no anchor column" : why);
+			    rec.line, why);
 			goto abort;
 		}
 		Loom__ExportChange *c = change_get(ex, obj->anchor);
@@ -484,8 +483,14 @@ static int commit_ldif(fileagent_t *fa, char **ret_error)
 	loom_ldif_writer_t *w = loom_ldif_writer_new(&out, &wo);
 	loom_map_t *done = loom_map_new();
 	int rc = -1;
+	loom_ldif_reader_t *r = NULL;
 	int fd = open(fa->cfg.file.path, O_RDONLY | O_CLOEXEC);
-	loom_ldif_reader_t *r = fd >= 0 ? loom_ldif_reader_new_fd(fd, NULL) : NULL;
+	if (fd < 0 && errno != ENOENT) { /* only a missing file is an empty one */
+		*ret_error = loom_sprintf("cannot read '%s': %s", fa->cfg.file.path, strerror(errno));
+		goto out;
+	}
+	if (fd >= 0)
+		r = loom_ldif_reader_new_fd(fd, NULL);
 	loom_ldif_record_t rec;
 	loom_ldif_error_t le;
 	int got;
@@ -553,6 +558,10 @@ static int commit_changes(fileagent_t *fa, char **ret_error)
 	fa_export_t *ex = &fa->exp;
 	if (fa->cfg.file.format != LOOM_FILE_LDIF || fa->cfg.file.changes_dir == NULL) {
 		*ret_error = loom_strdup("export_mode changes needs format ldif and file.changes_dir");
+		return -1;
+	}
+	if (mkdir(fa->cfg.file.changes_dir, 0755) < 0 && errno != EEXIST) {
+		*ret_error = loom_sprintf("cannot create changes_dir '%s': %s", fa->cfg.file.changes_dir, strerror(errno));
 		return -1;
 	}
 	loom_buf_t out = LOOM_BUF_INIT;
@@ -623,6 +632,9 @@ void fa_export_batch(fileagent_t *fa, Loom__Envelope *env, const Loom__ExportBat
 {
 	fa_export_t *ex = &fa->exp;
 	if (!ex->active || ex->run_id != b->run_id) {
+		if (ex->active)
+			loom_warning("export abandoned run=%llu changes=%zu (a new run started before its last batch)",
+			    (unsigned long long)ex->run_id, ex->norder);
 		fa_export_reset(fa);
 		ex->active = true;
 		ex->run_id = b->run_id;
@@ -633,12 +645,9 @@ void fa_export_batch(fileagent_t *fa, Loom__Envelope *env, const Loom__ExportBat
 	rs.run_id = b->run_id;
 	rs.seq = b->seq;
 	char *err = NULL;
-	if (!ex->loaded && fa->cfg.file.export_mode == LOOM_EXPORT_APPLY && load_existing(fa, &err) < 0) {
+	if (fa->cfg.file.export_mode == LOOM_EXPORT_APPLY && ex->existing == NULL && load_existing(fa, &err) < 0) {
 		rs.failed = true;
 		rs.message = err;
-	} else if (!ex->loaded) {
-		ex->existing = loom_map_new();
-		ex->loaded = true;
 	}
 	rs.results = loom_calloc(b->n_changes ? b->n_changes : 1, sizeof *rs.results);
 	for (size_t i = 0; !rs.failed && i < b->n_changes; i++) {

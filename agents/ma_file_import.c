@@ -86,13 +86,21 @@ Loom__ImportObject *fa_csv_object(fileagent_t *fa, const char *const *cols, size
 	o->anchor = loom_strndup(rec->v[anchor_col], rec->len[anchor_col]);
 	o->dn = loom_sprintf("%s=%s", cols[dn_col], rec->v[dn_col]);
 	o->object_type = loom_strdup(fa->cfg.object_type);
-	Loom__Value *vals[64];
+	Loom__Value *stackv[64], **vals = stackv;
+	size_t cap = 64;
 	for (size_t c = 0; c < ncols; c++) {
 		if (rec->len[c] == 0)
 			continue;
 		size_t n = 0;
 		const char *p = rec->v[c], *end = p + rec->len[c];
-		while (p <= end && n < 64) {
+		size_t most = 1; /* values in the cell at most: separators + 1 */
+		for (const char *q = p; fa->sep[0] && (q = memchr(q, fa->sep[0], (size_t)(end - q))) != NULL; q++)
+			most++;
+		if (most > cap) {
+			cap = most;
+			vals = vals == stackv ? loom_malloc(cap * sizeof *vals) : loom_realloc(vals, cap * sizeof *vals);
+		}
+		while (p <= end) {
 			const char *q = fa->sep[0] ? memchr(p, fa->sep[0], (size_t)(end - p)) : NULL;
 			if (q == NULL)
 				q = end;
@@ -104,7 +112,31 @@ Loom__ImportObject *fa_csv_object(fileagent_t *fa, const char *const *cols, size
 		for (size_t i = 0; i < n; i++)
 			loom_value_free(vals[i]);
 	}
+	if (vals != stackv)
+		free(vals);
 	return o;
+}
+
+int fa_csv_columns(fileagent_t *fa, const char *path, const char *const *cols, size_t ncols, long *anchor_col,
+    long *dn_col, char **ret_error)
+{
+	const char *dnc = fa->cfg.file.dn_attribute ? fa->cfg.file.dn_attribute : fa->cfg.anchor;
+	*anchor_col = *dn_col = -1;
+	for (size_t c = 0; c < ncols; c++) {
+		if (strcasecmp(cols[c], fa->cfg.anchor) == 0)
+			*anchor_col = (long)c;
+		if (strcasecmp(cols[c], dnc) == 0)
+			*dn_col = (long)c;
+	}
+	if (*anchor_col < 0) {
+		*ret_error = loom_sprintf("%s: the anchor column '%s' is not in the header", path, fa->cfg.anchor);
+		return -1;
+	}
+	if (*dn_col < 0) {
+		*ret_error = loom_sprintf("%s: the DN column '%s' (file.dn_attribute) is not in the header", path, dnc);
+		return -1;
+	}
+	return 0;
 }
 
 static void ldif_attrs(Loom__Attr ***attrs, size_t *nattrs, const loom_ldif_attr_t *a, size_t n)
@@ -288,20 +320,9 @@ static int next(fileagent_t *fa, Loom__ImportObject **ret, Loom__RunObjectError 
 			}
 			if (rc == 0)
 				return 0;
-			if (im->anchor_col < 0) {
-				for (size_t c = 0; c < ncols; c++) {
-					if (strcasecmp(cols[c], fa->cfg.anchor) == 0)
-						im->anchor_col = (long)c;
-					const char *dnc = fa->cfg.file.dn_attribute ? fa->cfg.file.dn_attribute : fa->cfg.anchor;
-					if (strcasecmp(cols[c], dnc) == 0)
-						im->dn_col = (long)c;
-				}
-				if (im->anchor_col < 0 || im->dn_col < 0) {
-					*ret_error = loom_sprintf("%s: the anchor column '%s' (or dn_attribute) is not in the header",
-					    im->path, im->anchor_col < 0 ? fa->cfg.anchor : fa->cfg.file.dn_attribute);
-					return -1;
-				}
-			}
+			if (im->anchor_col < 0 &&
+			    fa_csv_columns(fa, im->path, cols, ncols, &im->anchor_col, &im->dn_col, ret_error) < 0)
+				return -1;
 			const char *why;
 			Loom__ImportObject *o = fa_csv_object(fa, cols, ncols, &rec, im->anchor_col, im->dn_col, &why);
 			if (o == NULL) {
