@@ -10,8 +10,8 @@ PACKAGES=(
 	# libraries (DESIGN.md §1)
 	libzmq3-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev
 	libldap-dev libyaml-dev libcmocka-dev libsodium-dev
-	# test tools
-	procps
+	# test tools: python3 checks loomctl's JSON output (json module)
+	python3
 )
 
 missing=()
