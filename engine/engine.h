@@ -146,6 +146,9 @@ typedef struct engine {
 	loom_buf_t *trace;             /* during a preview: one line per decision */
 	bool dry_run;                  /* during a preview without --commit: write nothing */
 	bool trace_failed;             /* an error was reported during the preview */
+	char *read_error;              /* first store read error of the object being synchronized:
+	                                * a lookup that failed is not "absent", so the object's
+	                                * sync writes nothing (eng_read_failed, commit) */
 	loom_buf_t key;                /* reused key buffer */
 	loom_buf_t val;                /* reused value buffer */
 	eng_sched_t *scheds;           /* one per configured schedule */
@@ -178,7 +181,14 @@ Loom__CsObject *eng_cs_get(engine_t *e, const char *agent, const char *anchor, c
  * index is only touched when the DN changed. */
 void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs, const char *old_dn);
 void eng_cs_delete(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs);
+/* The anchor at dn, or NULL (absent, or unreadable: then eng_read_failed). */
 char *eng_csdn_get(engine_t *e, const char *agent, const char *dn);
+/* Records a store read error for the object being synchronized (the first
+ * one is kept). Lookups that answer "none" on an error call it, so no
+ * decision is written on the strength of a read that did not happen. */
+void eng_read_failed(engine_t *e, const char *err);
+/* The recorded read error (caller frees), or NULL; clears it. */
+char *eng_read_error_take(engine_t *e);
 Loom__MvObject *eng_mv_get(engine_t *e, const uint8_t *id, size_t idlen, const char **error_r);
 void eng_mv_put(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv);
 void eng_mv_delete(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv);
@@ -199,7 +209,8 @@ void eng_key_agent_anchor(loom_buf_t *k, const char *agent, const char *anchor);
 void eng_mvid_hex(char out[17], const uint8_t *id);
 uint64_t eng_meta_get_u64(engine_t *e, const char *name);
 void eng_meta_put_u64(engine_t *e, loom_batch_t *b, const char *name, uint64_t v);
-/* Connectors of an mv object: parallel arrays of agent names and anchors (caller frees). */
+/* Connectors of an mv object: parallel arrays of agent names and anchors
+ * (caller frees); on a read error, those read so far (eng_read_failed). */
 size_t eng_links(engine_t *e, const uint8_t *id, char ***ret_agents, char ***ret_anchors);
 void eng_strv_free(char **v, size_t n);
 const char *eng_state_name(Loom__CsObject__State s);

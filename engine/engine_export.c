@@ -66,7 +66,10 @@ static void send_next(engine_t *e)
 			break;
 		char *anchor = loom_strndup(k + r->prefix_len, klen - r->prefix_len);
 		loom_iter_next(r->iter);
+		err = NULL;
 		Loom__CsObject *cs = eng_cs_get(e, agent, anchor, &err);
+		if (cs == NULL && err) /* the change stays pending: the next export sends it */
+			eng_run_error(e, anchor, NULL, "store-error", err, NULL, true);
 		free(anchor);
 		if (cs == NULL)
 			continue;
@@ -115,6 +118,7 @@ static bool deletion_check(engine_t *e)
 	const loom_agentcfg_threshold_t *t = &r->agent->cfg->deletion_threshold;
 	uint64_t deletes = 0, size = 0;
 	const char *err;
+	char *m;
 	loom_iter_t *it = loom_iter_new(e->store, CF_EXPORT);
 	for (loom_iter_seek(it, r->prefix, r->prefix_len); loom_iter_valid(it); loom_iter_next(it)) {
 		size_t klen;
@@ -122,7 +126,14 @@ static bool deletion_check(engine_t *e)
 		if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
 			break;
 		char *anchor = loom_strndup(k + r->prefix_len, klen - r->prefix_len);
+		err = NULL;
 		Loom__CsObject *cs = eng_cs_get(e, agent, anchor, &err);
+		if (cs == NULL && err) {
+			/* An unread delete is not "no delete": the count must be whole. */
+			free(anchor);
+			loom_iter_destroy(&it);
+			goto unreadable;
+		}
 		if (cs && cs->pending_export && cs->pending_export->kind == LOOM__PENDING_EXPORT__KIND__DELETE) {
 			deletes++;
 			eng_run_count(e, "pending-deletes", cs->dn[0] ? cs->dn : cs->anchor);
@@ -130,6 +141,10 @@ static bool deletion_check(engine_t *e)
 		if (cs)
 			loom__cs_object__free_unpacked(cs, NULL);
 		free(anchor);
+	}
+	if (loom_iter_status(it, &err) < 0) {
+		loom_iter_destroy(&it);
+		goto unreadable;
 	}
 	loom_iter_destroy(&it);
 	if (deletes == 0)
@@ -142,17 +157,27 @@ static bool deletion_check(engine_t *e)
 			break;
 		size++;
 	}
+	if (loom_iter_status(it, &err) < 0) {
+		loom_iter_destroy(&it);
+		goto unreadable;
+	}
 	loom_iter_destroy(&it);
 	bool over_count = t->count > 0 && deletes > (uint64_t)t->count;
 	bool over_share = t->percent > 0 && size > 0 && deletes * 100 > (uint64_t)t->percent * size;
 	if (!(over_count || over_share) || deletes <= r->allow_deletes)
 		return true;
-	char *m = loom_sprintf("the export would delete %llu of the %llu objects of agent '%s' (%.1f%%), past its "
+	m = loom_sprintf("the export would delete %llu of the %llu objects of agent '%s' (%.1f%%), past its "
 	    "deletion threshold (%s); nothing was exported: check the objects under pending-deletes, then run "
 	    "'loomctl run %s export --allow-deletes %llu' to go on", (unsigned long long)deletes,
 	    (unsigned long long)size, agent, size ? 100.0 * (double)deletes / (double)size : 0.0,
 	    over_count ? "count" : "percent", agent, (unsigned long long)deletes);
 	eng_run_finish(e, "stopped-deletion-threshold-exceeded", m);
+	free(m);
+	return false;
+unreadable:
+	m = loom_sprintf("cannot count the pending deletes of agent '%s' for its deletion threshold: %s; "
+	    "nothing was exported", agent, err);
+	eng_run_finish(e, "failed", m);
 	free(m);
 	return false;
 }
@@ -202,8 +227,17 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 	const char *err;
 	/* Placeholders travel without their temporary anchor. */
 	char *anchor = c->anchor[0] ? loom_strdup(c->anchor) : eng_csdn_get(e, agent, c->dn);
+	err = NULL;
 	Loom__CsObject *cs = anchor ? eng_cs_get(e, agent, anchor, &err) : NULL;
 	free(anchor);
+	char *rerr = eng_read_error_take(e);
+	if (rerr || (cs == NULL && err)) {
+		/* The result cannot be recorded: the change stays pending and is
+		 * sent again by the next export (agents apply changes idempotently). */
+		eng_run_error(e, c->anchor, c->dn, "store-error", rerr ? rerr : err, NULL, true);
+		free(rerr);
+		return;
+	}
 	if (cs == NULL || cs->pending_export == NULL || cs->pending_export->change_id != c->change_id) {
 		if (cs)
 			loom__cs_object__free_unpacked(cs, NULL);
@@ -237,6 +271,10 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 		loom_pb_str_set(&cs->anchor, res->anchor);
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, false);
+		/* The delete dropped the old key's delta-sync mark: an import
+		 * still waiting to be synchronized keeps it under the new key. */
+		if (cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__NONE)
+			eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
 		free(old_dn);
 		old_dn = NULL; /* deleted with the old key: write the DN index afresh */
 	}

@@ -182,6 +182,12 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 	if (o->anchor[0] == '\0' && o->dn[0] && o->change != LOOM__IMPORT_OBJECT__CHANGE__FULL) {
 		/* A change file names objects by DN: the connector space knows their anchor. */
 		by_dn = eng_csdn_get(e, agent, o->dn);
+		char *rerr = eng_read_error_take(e);
+		if (rerr) {
+			eng_run_error(e, NULL, o->dn, "store-error", rerr, NULL, true);
+			free(rerr);
+			return;
+		}
 		if (by_dn == NULL) {
 			eng_run_error(e, NULL, o->dn, "update-of-unknown-object",
 			    "a change names a DN the connector space does not hold: run a full import", NULL, false);

@@ -105,6 +105,7 @@ static void engine_stop(loom_daemon_t *d)
 	loom_store_close(&e->store);
 	eng_rules_free(e);
 	loom_buf_release(&e->key);
+	free(eng_read_error_take(e));
 	loom_buf_release(&e->val);
 }
 

@@ -111,10 +111,26 @@ char *eng_csdn_get(engine_t *e, const char *agent, const char *dn)
 	key_agent_dn(&e->key, agent, dn);
 	void *val;
 	size_t len;
-	const char *err;
-	if (loom_store_get(e->store, CF_CSDN, e->key.data, e->key.len, &val, &len, &err) <= 0)
+	const char *err = NULL;
+	int rc = loom_store_get(e->store, CF_CSDN, e->key.data, e->key.len, &val, &len, &err);
+	if (rc < 0)
+		eng_read_failed(e, err);
+	if (rc <= 0)
 		return NULL;
 	return val; /* NUL-terminated by loom_store_get */
+}
+
+void eng_read_failed(engine_t *e, const char *err)
+{
+	if (e->read_error == NULL)
+		e->read_error = loom_strdup(err ? err : "store read failed");
+}
+
+char *eng_read_error_take(engine_t *e)
+{
+	char *err = e->read_error;
+	e->read_error = NULL;
+	return err;
 }
 
 void eng_mvid_hex(char out[17], const uint8_t *id)
@@ -228,6 +244,9 @@ size_t eng_links(engine_t *e, const uint8_t *id, char ***ret_agents, char ***ret
 		anchors[n] = loom_strndup(agent + alen + 1, klen - 8 - alen - 1);
 		n++;
 	}
+	const char *err;
+	if (loom_iter_status(it, &err) < 0)
+		eng_read_failed(e, err);
 	loom_iter_destroy(&it);
 	*ret_agents = agents;
 	*ret_anchors = anchors;

@@ -286,15 +286,35 @@ int eng_run_watch(loom_loop_t *loop, void *arg)
 	return 0;
 }
 
+static Loom__RunRecord *record_get(engine_t *e, uint64_t id)
+{
+	unsigned char k[8];
+	loom_store_put_u64be(k, id);
+	void *v;
+	size_t len;
+	const char *err = NULL;
+	int rc = loom_store_get(e->store, CF_RUN, k, 8, &v, &len, &err);
+	if (rc < 0)
+		loom_error("cannot read run record run=%llu: %s", (unsigned long long)id, err);
+	if (rc <= 0)
+		return NULL;
+	Loom__RunRecord *rec = loom__run_record__unpack(NULL, len, v);
+	free(v);
+	return rec;
+}
+
+/* Only one run is in progress at a time, so an interrupted run is the newest
+ * record (or, when marking it failed before, the newest few): walk back from
+ * seq_run to the first finished one instead of reading every run ever. */
 void eng_runs_recover(engine_t *e)
 {
-	loom_iter_t *it = loom_iter_new(e->store, CF_RUN);
 	loom_batch_clear(e->batch);
-	for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
-		size_t len;
-		const void *v = loom_iter_value(it, &len);
-		Loom__RunRecord *rec = loom__run_record__unpack(NULL, len, v);
-		if (rec && strcmp(rec->status, "in-progress") == 0) {
+	for (uint64_t id = e->seq_run; id > 0; id--) {
+		Loom__RunRecord *rec = record_get(e, id);
+		if (rec == NULL)
+			continue; /* an id reserved by a run that never started */
+		bool cut = strcmp(rec->status, "in-progress") == 0;
+		if (cut) {
 			loom_warning("run was cut short by an engine restart run=%llu agent=%s profile=%s",
 			    (unsigned long long)rec->id, rec->agent, rec->profile);
 			char *old = rec->status, *oldm = rec->message;
@@ -305,10 +325,10 @@ void eng_runs_recover(engine_t *e)
 			rec->status = old;
 			rec->message = oldm;
 		}
-		if (rec)
-			loom__run_record__free_unpacked(rec, NULL);
+		loom__run_record__free_unpacked(rec, NULL);
+		if (!cut)
+			break;
 	}
-	loom_iter_destroy(&it);
 	const char *err;
 	if (loom_batch_count(e->batch) && loom_store_write_ex(e->store, e->batch, true, &err) < 0)
 		loom_error("cannot update interrupted runs: %s", err);
@@ -330,19 +350,6 @@ static void reply_error(engine_t *e, Loom__Envelope *env, Loom__Error__Code code
 		loom_warning("cannot reply to from=%s: %s", env->from, err);
 }
 
-static Loom__RunRecord *record_get(engine_t *e, uint64_t id)
-{
-	unsigned char k[8];
-	loom_store_put_u64be(k, id);
-	void *v;
-	size_t len;
-	const char *err;
-	if (loom_store_get(e->store, CF_RUN, k, 8, &v, &len, &err) <= 0)
-		return NULL;
-	Loom__RunRecord *rec = loom__run_record__unpack(NULL, len, v);
-	free(v);
-	return rec;
-}
 
 static void q_run_status(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 {
@@ -469,6 +476,7 @@ static void q_cs_search(engine_t *e, Loom__Envelope *env, const ProtobufCMessage
 	const char *err;
 	if (rq->anchor[0] || rq->dn[0]) {
 		char *anchor = rq->anchor[0] ? loom_strdup(rq->anchor) : eng_csdn_get(e, rq->agent, rq->dn);
+		free(eng_read_error_take(e)); /* a query reports "not found"; syncs judge their own reads */
 		Loom__CsObject *cs = anchor ? eng_cs_get(e, rq->agent, anchor, &err) : NULL;
 		if (cs && state_match(cs, rq->state))
 			rep.objects[rep.n_objects++] = cs;
@@ -543,6 +551,7 @@ static Loom__MvShowReply *mv_show(engine_t *e, Loom__MvObject *mv)
 	r->object = mv;
 	char **agents, **anchors;
 	size_t n = eng_links(e, mv->id.data, &agents, &anchors);
+	free(eng_read_error_take(e)); /* a listing shows what it could read */
 	r->connectors = loom_calloc(n ? n : 1, sizeof *r->connectors);
 	for (size_t i = 0; i < n; i++) {
 		Loom__MvConnector *c = loom_malloc(sizeof *c);

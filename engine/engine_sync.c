@@ -186,8 +186,11 @@ static held_t *hold(work_t *w, const char *agent, const char *anchor)
 			return &w->held[i];
 	const char *err = NULL;
 	Loom__CsObject *cs = eng_cs_get(w->e, agent, anchor, &err);
-	if (cs == NULL)
+	if (cs == NULL) {
+		if (err)
+			eng_read_failed(w->e, err);
 		return NULL;
+	}
 	w->held = loom_realloc(w->held, (w->nheld + 1) * sizeof *w->held);
 	held_t *h = &w->held[w->nheld++];
 	h->agent = loom_strdup(agent);
@@ -428,6 +431,9 @@ static void candidates(engine_t *e, const char *type, const char *mv_attr, const
 				break;
 			idset_add(out, (const uint8_t *)key + k.len);
 		}
+		const char *err;
+		if (loom_iter_status(it, &err) < 0)
+			eng_read_failed(e, err);
 		loom_iter_destroy(&it);
 	}
 	loom_buf_release(&k);
@@ -1131,6 +1137,13 @@ static void explain_export(engine_t *e, const char *agent, const Loom__CsObject 
 static int commit(work_t *w, const char **error_r)
 {
 	engine_t *e = w->e;
+	char *rerr = eng_read_error_take(e);
+	if (rerr) {
+		/* A lookup failed: what was decided rests on a read that did not happen. */
+		eng_run_error(e, w->cs->anchor, w->cs->dn, "store-error", rerr, NULL, true);
+		w->failed = true;
+		free(rerr);
+	}
 	if (e->trace && !w->failed) {
 		explain_export(e, w->agent, w->cs, false);
 		for (size_t i = 0; i < w->nheld; i++)
@@ -1166,12 +1179,14 @@ static int commit(work_t *w, const char **error_r)
 		if (pe != h->had_export || h->old_dn == NULL)
 			eng_mark(e, w->b, CF_EXPORT, h->agent, h->cs->anchor, pe);
 	}
-	return loom_store_write_ex(e->store, w->b, false, error_r);
+	/* Outside a run (preview --commit) the answer "committed" waits for fsync. */
+	return loom_store_write_ex(e->store, w->b, e->run == NULL, error_r);
 }
 
 int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, const char **error_r)
 {
 	const char *err = NULL;
+	free(eng_read_error_take(e)); /* each object's sync judges its own reads */
 	Loom__CsObject *cs = eng_cs_get(e, agent, anchor, &err);
 	loom_batch_t *b = e->batch;
 	loom_batch_clear(b);
@@ -1199,6 +1214,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			/* Unreadable is not gone: fail this object, change nothing. */
 			eng_run_error(e, cs->anchor, cs->dn, "store-error", err, NULL, true);
 			loom__cs_object__free_unpacked(cs, NULL);
+			free(old_dn);
 			return 0;
 		}
 	}
@@ -1276,7 +1292,10 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 				goto save_cs;
 			}
 			if (rc == 1) {
+				err = NULL;
 				mv = eng_mv_get(e, id, 8, &err);
+				if (mv == NULL && err)
+					eng_read_failed(e, err);
 				if (mv) {
 					eng_explain(e, "joined to metaverse object %s by rule '%s'", hexid(id), rules[i]->cfg->name);
 					eng_run_count(e, "joined", cs->anchor);
@@ -1384,7 +1403,8 @@ static int on_slice(loom_loop_t *loop, void *arg)
 	if (r->objects % 10000 < (uint64_t)done) {
 		loom_batch_clear(e->batch);
 		eng_run_save(e, e->batch);
-		(void)loom_store_write_ex(e->store, e->batch, false, &err);
+		if (loom_store_write_ex(e->store, e->batch, false, &err) < 0) /* a restart redoes more */
+			loom_warning("cannot save sync progress run=%llu: %s", (unsigned long long)r->id, err);
 	}
 	return 0;
 }

@@ -203,9 +203,12 @@ int loom_cron_next(const loom_cron_t *c, int64_t after, int64_t *ret_next)
 	int64_t t = after - ((after % 60) + 60) % 60 + 60; /* next whole minute */
 	int64_t days = (t - ((t % 86400) + 86400) % 86400) / 86400;
 	int minute_of_day = (int)((t - days * 86400) / 60);
-	/* Day by day (at most ten years of them), then the first matching
-	 * hour:minute of the day, starting at t's minute on the first day. */
-	for (int i = 0; i < 3660; i++, days++, minute_of_day = 0) {
+	/* Day by day, then the first matching hour:minute of the day, starting
+	 * at t's minute on the first day. The Gregorian calendar repeats every
+	 * 400 years (146097 days), so a day that ever matches comes within one
+	 * cycle: 1 January on a Sunday (minute 0 0, day 1, month 1, weekday 0) is years
+	 * apart. A cycle of days is about a millisecond of work. */
+	for (int i = 0; i <= 146097; i++, days++, minute_of_day = 0) {
 		int64_t y;
 		int m, d;
 		civil_from_days(days, &y, &m, &d);

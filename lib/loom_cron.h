@@ -36,7 +36,8 @@ int loom_cron_parse(const char *text, loom_cron_t *ret, char **ret_error);
 
 /* The first minute strictly after `after` (seconds since the Unix epoch,
  * UTC) that c matches, in seconds. Returns 0, or -1 when none comes within
- * ten years (impossible for an expression loom_cron_parse accepted). */
+ * a 400-year cycle of the calendar (impossible for an expression
+ * loom_cron_parse accepted). */
 int loom_cron_next(const loom_cron_t *c, int64_t after, int64_t *ret_next);
 
 #endif
