@@ -59,8 +59,10 @@ wait_log_fixed broker "refused connection key=$ikey address=127.0.0.1 mechanism=
 pass "an unlisted CURVE key is refused and logged"
 
 # A client with the wrong broker key cannot talk either.
-ctl keys gen broker --dir "$T/otherkeys" >/dev/null
-cp "$T/keys/loomctl.key" "$T/keys/loomctl.pub" "$T/otherkeys/"
+ctl keys gen broker --dir "$T/otherkeys" >/dev/null || fail "keys gen --dir"
+cp "$T/keys/loomctl.key" "$T/keys/loomctl.pub" "$T/otherkeys/" || fail "copy loomctl's keys"
 sed "s|keys_dir: $T/keys|keys_dir: $T/otherkeys|" "$CFG" >"$T/wrongkey.yaml"
+cmp -s "$CFG" "$T/wrongkey.yaml" && fail "the keys_dir was not changed in $T/wrongkey.yaml"
 if out=$("$CTL" -c "$T/wrongkey.yaml" -t 1s ping echo 2>&1); then fail "wrong server key worked: $out"; fi
+echo "$out" | grep -q "no answer from the broker" || fail "wrong broker key: unexpected error: $out"
 pass "a wrong broker key gets no service"

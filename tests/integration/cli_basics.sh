@@ -7,7 +7,7 @@ for bin in "$BROKER" "$TAP" "$CTL" "$TESTSVC" "$ENGINE" "$MAFILE"; do
 	out=$("$bin" --help) || fail "$(basename "$bin") --help exited non-zero"
 	echo "$out" | head -n1 | grep -q "^usage: $(basename "$bin")" || fail "$(basename "$bin") --help: $out"
 done
-for cmd in ping services keys run runs cs mv expr; do
+for cmd in ping services keys run runs schedule cs mv preview expr; do
 	out=$("$CTL" "$cmd" --help) || fail "loomctl $cmd --help exited non-zero"
 	echo "$out" | head -n1 | grep -q "^usage: loomctl $cmd" || fail "loomctl $cmd --help: $out"
 done
@@ -15,6 +15,7 @@ done
 pass "--help on every binary and subcommand"
 
 if out=$("$BROKER" --frobnicate 2>&1); then fail "unknown flag accepted"; fi
+echo "$out" | grep -q "frobnicate" || fail "the broker does not name the unknown flag: $out"
 if out=$("$CTL" frobnicate 2>&1); then fail "unknown command accepted"; fi
 echo "$out" | grep -q "unknown command 'frobnicate'" || fail "unclear: $out"
 if out=$("$CTL" -o yaml services 2>&1); then fail "bad -o accepted"; fi

@@ -49,7 +49,8 @@ grep -q "loomctl run directory export --allow-deletes 3" "$T/run.out" || fail "n
 expect_counter pending-deletes 3
 grep -qE "pending-deletes +3 +uid=gsur[345],ou=people,dc=example,dc=com" "$T/run.out" || fail "objects not listed: $(cat "$T/run.out")"
 cmp -s "$T/directory.before" "$T/data/directory.ldif" || fail "a stopped export changed the directory"
-[ "$(ctl cs search directory --state pending-export | tail -n +2 | wc -l)" -eq 3 ] || fail "the deletes did not stay pending"
+n=$(cs_count directory --state pending-export)
+[ "$n" -eq 3 ] || fail "the deletes did not stay pending ($n pending)"
 pass "an export past the deletion threshold stops, changes nothing and lists what it would delete"
 
 # Allowing fewer than needed is not enough; allowing them all goes on.

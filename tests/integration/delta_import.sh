@@ -102,7 +102,7 @@ pass "delta import of add, modify, delete and modrdn change records"
 
 # The watermark: nothing new, nothing imported; a new file is read alone.
 run_profile people delta-import
-grep -q ', 0 objects, ' "$T/run.out" || fail "old change files read again: $(cat "$T/run.out")"
+grep -qE ', 0 objects(, |$)' "$T/run.out" || fail "old change files read again: $(cat "$T/run.out")"
 printf 'version: 1\n\ndn: cn=Ann,ou=people,dc=example,dc=com\nchangetype: modify\nadd: mail\nmail: ann@example.com\n-\n' \
 	>"$T/data/changes/0002.ldif"
 run_profile people delta-import

@@ -152,8 +152,19 @@ free_port() {
 	fail "no free port found"
 }
 
+# ctl ARGS... : loomctl on this test's deployment. Its stderr is also kept in
+# $T/ctl.log, so a sanitizer report from a loomctl whose exit status a
+# pipeline hides still fails the test (see cleanup).
 ctl() {
-	"$CTL" -c "$CFG" "$@"
+	"$CTL" -c "$CFG" "$@" 2> >(tee -a "$T/ctl.log" >&2)
+}
+
+# cs_count AGENT [cs search options...] : how many connector space objects
+# match; fails the test when loomctl fails (an empty answer is not 0).
+cs_count() {
+	local out
+	out=$(ctl cs search "$@" -n 10000) || fail "loomctl cs search $* failed"
+	echo "$out" | tail -n +2 | grep -vc '^(more objects match'
 }
 
 start_broker() {

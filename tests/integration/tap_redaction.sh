@@ -10,7 +10,7 @@ start echo "$TESTSVC" -c "$CFG" --service echo
 wait_log echo "registered with broker"
 start tap "$TAP" -c "$CFG"
 start tapjson "$TAP" -c "$CFG" --json --type Ping
-start tapfilter "$TAP" -c "$CFG" --to echo --type loom.Pong
+start tapfilter "$TAP" -c "$CFG" --to echo
 start taptopic "$TAP" -c "$CFG" --topic run.
 wait_log broker "tap listener attached subscriptions=4"
 start pub "$TESTSVC" -c "$CFG" --service pub --publish run.tick --every 100ms
@@ -30,6 +30,7 @@ grep '"type":"loom.Ping"' "$T/tapjson.log" | head -n1 | grep -qE '^\{"time":"[0-
 if grep -v '"type":"loom.Ping"' "$T/tapjson.log" | grep -q '"type"'; then fail "--type Ping let other types through"; fi
 pass "tap --json with --type filter"
 
+wait_log tapfilter "loomctl@[0-9a-f]{8} -> echo@[0-9a-f]{8} loom.Ping"
 if grep -q 'loom.Pong' "$T/tapfilter.log"; then fail "--to echo showed Pongs (they go to loomctl)"; fi
 pass "tap --to filter"
 
