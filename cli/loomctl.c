@@ -185,7 +185,8 @@ int ctl_connect(ctl_t *ctl)
 		free(err);
 		return -1;
 	}
-	ctl->zctx = zmq_ctx_new();
+	if (ctl->zctx == NULL) /* one context for every attempt (ping --wait retries) */
+		ctl->zctx = zmq_ctx_new();
 	loom_bus_opts_t bo = {
 		.service = "loomctl", .process = "loomctl", .router = ctl->cfg.bus.router,
 		.heartbeat_ms = ctl->cfg.bus.heartbeat_ms, .liveness = (unsigned)ctl->cfg.bus.liveness,
@@ -201,6 +202,7 @@ int ctl_connect(ctl_t *ctl)
 	const char *werr;
 	if (loom_bus_wait_up(ctl->bus, ctl->timeout_ms, &werr) < 0) {
 		fprintf(stderr, "loomctl: %s\n", werr);
+		loom_bus_destroy(&ctl->bus, NULL); /* not connected: the next attempt starts afresh */
 		return -1;
 	}
 	return 0;

@@ -124,7 +124,6 @@ int ctl_ping(ctl_t *ctl, int argc, char **argv)
 		while (ctl_connect(ctl) < 0) {
 			if (loom_mono_ms() >= give_up)
 				return 1;
-			loom_bus_destroy(&ctl->bus, NULL);
 			sleep_ms(100);
 		}
 	} else if (ctl_connect(ctl) < 0) {
