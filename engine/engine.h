@@ -151,6 +151,8 @@ typedef struct engine {
 	                                * sync writes nothing (eng_read_failed, commit) */
 	loom_buf_t key;                /* reused key buffer */
 	loom_buf_t val;                /* reused value buffer */
+	loom_expr_result_t res;        /* reused by filter and flow evaluations (not nested): no
+	                                * allocation per evaluation once warm; zeroed is ready */
 	eng_sched_t *scheds;           /* one per configured schedule */
 	size_t nscheds;
 	eng_sched_t *sched_active;     /* the sequence running (between its steps too), or NULL */

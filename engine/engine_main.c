@@ -106,6 +106,7 @@ static void engine_stop(loom_daemon_t *d)
 	eng_rules_free(e);
 	loom_buf_release(&e->key);
 	free(eng_read_error_take(e));
+	loom_expr_result_release(&e->res);
 	loom_buf_release(&e->val);
 }
 

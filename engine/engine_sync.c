@@ -136,18 +136,15 @@ static void look_release(look_t *l)
 /* Evaluates a boolean expression; errors count as false and are reported. */
 static int eval_bool(engine_t *e, loom_expr_t *x, look_t *l, const Loom__CsObject *cs, bool *ret)
 {
-	loom_expr_result_t res;
-	loom_expr_result_init(&res);
+	loom_expr_result_t *res = &e->res;
 	char *err = NULL;
-	int rc = loom_expr_eval(x, look_fn, l, &res, &err);
+	int rc = loom_expr_eval(x, look_fn, l, res, &err);
 	if (rc < 0) {
 		eng_run_error(e, cs ? cs->anchor : NULL, cs ? cs->dn : NULL, "expression-error", err, NULL, false);
 		free(err);
-		loom_expr_result_release(&res);
 		return -1;
 	}
-	*ret = res.n > 0 && res.v[0]->v_case == LOOM__VALUE__V_BOOL && res.v[0]->bool_;
-	loom_expr_result_release(&res);
+	*ret = res->n > 0 && res->v[0]->v_case == LOOM__VALUE__V_BOOL && res->v[0]->bool_;
 	return 0;
 }
 
@@ -596,21 +593,19 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 				if (!eng_scope_match(&r->cfg->scope_filter, look_fn, &ls))
 					continue; /* out of this rule's scope: it contributes nothing */
 			}
-			loom_expr_result_t res;
-			loom_expr_result_init(&res);
-			int rc = eval_flow(w, r, attr, src, NULL, &res);
+			loom_expr_result_t *res = &w->e->res; /* mv_set copies the values */
+			int rc = eval_flow(w, r, attr, src, NULL, res);
 			bool changed = false, done = false;
 			if (rc < 0) {
 				w->failed = true;
 				done = true;
 			} else if (rc == 1 || rc == 2) {
-				changed = mv_set(w, mv, attr, res.v, rc == 1 ? res.n : 0, r->agent->cfg->name, src->anchor);
+				changed = mv_set(w, mv, attr, res->v, rc == 1 ? res->n : 0, r->agent->cfg->name, src->anchor);
 				eng_explain(w->e, "flow %s = %s (rule '%s', precedence %lld, from %s %s)%s", attr,
-				    rc == 2 ? "null (AuthoritativeNull)" : vals(res.v, res.n), r->cfg->name,
+				    rc == 2 ? "null (AuthoritativeNull)" : vals(res->v, res->n), r->cfg->name,
 				    (long long)r->cfg->precedence, r->agent->cfg->name, src->anchor, changed ? "" : ": unchanged");
 				done = true;
 			}
-			loom_expr_result_release(&res);
 			if (done)
 				return changed;
 		}
@@ -719,21 +714,20 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 		const eng_flow_t *fl = &rule->flows[k];
 		if (fl->cfg->initial && !adding)
 			continue;
-		loom_expr_result_t res;
-		loom_expr_result_init(&res);
-		int rc = eval_flow(w, rule, fl->target, NULL, mv, &res);
+		loom_expr_result_t *res = &w->e->res; /* export_put copies the values */
+		int rc = eval_flow(w, rule, fl->target, NULL, mv, res);
 		if (rc < 0) {
 			w->failed = true;
 		} else if (rc != 3) {
-			size_t n = rc == 1 ? res.n : 0;
+			size_t n = rc == 1 ? res->n : 0;
 			const Loom__Attr *have = loom_attr_find(cur, ncur, fl->target);
 			/* A pending change of this attribute counts as what it will be. */
 			const Loom__AttrDelta *pending = NULL;
 			for (size_t i = 0; t->pending_export && i < t->pending_export->n_deltas; i++)
 				if (strcasecmp(t->pending_export->deltas[i]->name, fl->target) == 0)
 					pending = t->pending_export->deltas[i];
-			bool same = pending ? values_eq(pending->values, pending->n_values, res.v, n)
-					    : values_eq(have ? have->values : NULL, have ? have->n_values : 0, res.v, n);
+			bool same = pending ? values_eq(pending->values, pending->n_values, res->v, n)
+					    : values_eq(have ? have->values : NULL, have ? have->n_values : 0, res->v, n);
 			if (!same) {
 				if (t->pending_export == NULL || t->pending_export->kind == LOOM__PENDING_EXPORT__KIND__NONE) {
 					if (t->pending_export)
@@ -741,7 +735,7 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 					t->pending_export = export_new(w->e, w, LOOM__PENDING_EXPORT__KIND__UPDATE);
 				}
 				/* An update that only restates what the system has is dropped. */
-				if (!adding && pending && values_eq(have ? have->values : NULL, have ? have->n_values : 0, res.v, n)) {
+				if (!adding && pending && values_eq(have ? have->values : NULL, have ? have->n_values : 0, res->v, n)) {
 					for (size_t i = 0; i < t->pending_export->n_deltas; i++)
 						if (t->pending_export->deltas[i] == pending) {
 							loom__attr_delta__free_unpacked(t->pending_export->deltas[i], NULL);
@@ -755,12 +749,11 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 						t->pending_export = NULL;
 					}
 				} else {
-					export_put(t->pending_export, fl->target, res.v, n);
+					export_put(t->pending_export, fl->target, res->v, n);
 				}
 				changed = true;
 			}
 		}
-		loom_expr_result_release(&res);
 	}
 	loom_attrs_free(cur, ncur);
 	return changed;
@@ -777,13 +770,12 @@ static int outbound_rename(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 		return 0;
 	look_t l;
 	look_mv(&l, mv);
-	loom_expr_result_t res;
-	loom_expr_result_init(&res);
+	loom_expr_result_t *res = &w->e->res;
 	char *err = NULL;
-	int rc = loom_expr_eval(rule->dn, look_fn, &l, &res, &err);
+	int rc = loom_expr_eval(rule->dn, look_fn, &l, res, &err);
 	look_release(&l);
 	int out = 0;
-	if (rc < 0 || res.n == 0 || res.v[0]->v_case != LOOM__VALUE__V_STR || res.v[0]->str[0] == '\0') {
+	if (rc < 0 || res->n == 0 || res->v[0]->v_case != LOOM__VALUE__V_STR || res->v[0]->str[0] == '\0') {
 		char *m = loom_sprintf("rule '%s' cannot build the DN: %s", rule->cfg->name,
 		    rc < 0 ? err : "the dn expression gave no value");
 		eng_run_error(w->e, w->cs->anchor, w->cs->dn, "provisioning-error", m, NULL, false);
@@ -791,7 +783,7 @@ static int outbound_rename(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 		w->failed = true;
 		out = -1;
 	} else {
-		const char *dn = res.v[0]->str;
+		const char *dn = res->v[0]->str;
 		const char *pending = t->pending_export ? t->pending_export->new_dn : "";
 		bool same_now = strcasecmp(dn, t->dn) == 0;
 		if ((!same_now && strcasecmp(dn, pending) != 0) || (same_now && pending[0])) {
@@ -806,7 +798,6 @@ static int outbound_rename(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 		}
 	}
 	free(err);
-	loom_expr_result_release(&res);
 	return out;
 }
 

@@ -159,6 +159,7 @@ static int teardown(void **state)
 	eng_rules_free(e);
 	loom_buf_release(&e->key);
 	loom_buf_release(&e->val);
+	loom_expr_result_release(&e->res);
 	for (size_t i = 0; i < f->nmsgs; i++)
 		protobuf_c_message_free_unpacked(f->msgs[i], NULL);
 	free(f->msgs);
