@@ -38,8 +38,6 @@
 #define QUOTE_MAX_CHARS 60
 /* Longest dotted key path in a message, in characters. */
 #define PATH_MAX_CHARS 120
-/* Longest unknown key for which a suggestion is computed. */
-#define SUGGEST_MAX_LEN 64
 /* Longest ipc:// path ZeroMQ accepts (sizeof sun_path - 1 on Linux). */
 #define IPC_PATH_MAX 107
 /* Nesting beyond which describe stops (tables that contain themselves). */
@@ -1022,27 +1020,11 @@ static bool key_repeats(const doc_t *d, const node_t *map, size_t i)
  * when two are equally close. */
 static const char *suggest(const loom_cfg_table_t *t, const char *s, size_t n)
 {
-	const char *best = NULL;
-	size_t best_d = SIZE_MAX;
-	bool tie = false;
-	if (n == 0 || n > SUGGEST_MAX_LEN)
-		return NULL;
-	for (const loom_cfg_key_t *k = t->keys; k->name; k++) {
-		size_t kl = strlen(k->name);
-		size_t d = loom_edit_distance(s, n, k->name, kl);
-		size_t shorter = kl < n ? kl : n;
-		size_t limit = shorter <= 3 ? 1 : shorter <= 6 ? 2 : 3;
-		if (d > limit || d >= shorter)
-			continue;
-		if (d < best_d) {
-			best = k->name;
-			best_d = d;
-			tie = false;
-		} else if (d == best_d) {
-			tie = true;
-		}
-	}
-	return tie ? NULL : best;
+	loom_suggest_t sg;
+	loom_suggest_init(&sg, s, n);
+	for (const loom_cfg_key_t *k = t->keys; k->name; k++)
+		loom_suggest_offer(&sg, k->name);
+	return loom_suggest_best(&sg);
 }
 
 static void err_unknown(cfg_ctx_t *ctx, const loom_cfg_table_t *t, const node_t *key)

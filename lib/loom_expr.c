@@ -545,26 +545,11 @@ static const char *suggest_func(const char *s, size_t n)
 	for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
 		if (strncasecmp(aliases[i][0], s, n) == 0 && aliases[i][0][n] == '\0')
 			return aliases[i][1];
-	const char *best = NULL;
-	size_t best_d = SIZE_MAX;
-	bool tie = false;
-	for (size_t i = 0; i < expr_n_funcs; i++) {
-		const char *name = expr_funcs[i].name;
-		size_t kl = strlen(name);
-		size_t d = loom_edit_distance(s, n, name, kl);
-		size_t shorter = kl < n ? kl : n;
-		size_t limit = shorter <= 3 ? 1 : shorter <= 6 ? 2 : 3;
-		if (d > limit || d >= shorter)
-			continue;
-		if (d < best_d) {
-			best = name;
-			best_d = d;
-			tie = false;
-		} else if (d == best_d) {
-			tie = true;
-		}
-	}
-	return tie ? NULL : best;
+	loom_suggest_t sg;
+	loom_suggest_init(&sg, s, n);
+	for (size_t i = 0; i < expr_n_funcs; i++)
+		loom_suggest_offer(&sg, expr_funcs[i].name);
+	return loom_suggest_best(&sg);
 }
 
 static expr_node_t *node_new(expr_cc_t *cc, expr_node_kind_t kind, size_t off)

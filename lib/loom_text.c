@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <stdlib.h>
+#include <string.h>
 
 size_t loom_edit_distance(const char *a, size_t la, const char *b, size_t lb)
 {
@@ -37,4 +38,37 @@ size_t loom_edit_distance(const char *a, size_t la, const char *b, size_t lb)
 	free(prev);
 	free(cur);
 	return r;
+}
+
+void loom_suggest_init(loom_suggest_t *sg, const char *s, size_t n)
+{
+	sg->s = s;
+	sg->n = n;
+	sg->best = NULL;
+	sg->best_d = (size_t)-1;
+	sg->tie = 0;
+}
+
+void loom_suggest_offer(loom_suggest_t *sg, const char *name)
+{
+	if (sg->n == 0 || sg->n > LOOM_SUGGEST_MAX_LEN)
+		return;
+	size_t kl = strlen(name);
+	size_t d = loom_edit_distance(sg->s, sg->n, name, kl);
+	size_t shorter = kl < sg->n ? kl : sg->n;
+	size_t limit = shorter <= 3 ? 1 : shorter <= 6 ? 2 : 3;
+	if (d > limit || d >= shorter)
+		return;
+	if (d < sg->best_d) {
+		sg->best = name;
+		sg->best_d = d;
+		sg->tie = 0;
+	} else if (d == sg->best_d) {
+		sg->tie = 1;
+	}
+}
+
+const char *loom_suggest_best(const loom_suggest_t *sg)
+{
+	return sg->tie ? NULL : sg->best;
 }

@@ -10,4 +10,28 @@
  * measure behind "did you mean '...'?" suggestions. */
 size_t loom_edit_distance(const char *a, size_t la, const char *b, size_t lb);
 
+/* "Did you mean ...?": offer every known name; best() is the one close to
+ * the unknown name s (within 1 edit for names up to 3 characters, 2 up to 6,
+ * else 3, and fewer edits than the shorter name's length), or NULL when
+ * none is or two are equally close. A name longer than LOOM_SUGGEST_MAX_LEN
+ * gets no suggestion (the distance is quadratic in the lengths).
+ *
+ *   loom_suggest_t sg;
+ *   loom_suggest_init(&sg, s, n);
+ *   for (...) loom_suggest_offer(&sg, name);
+ *   hint = loom_suggest_best(&sg);
+ */
+#define LOOM_SUGGEST_MAX_LEN 64
+typedef struct loom_suggest {
+	const char *s;       /* the unknown name */
+	size_t n;
+	const char *best;    /* closest offer so far */
+	size_t best_d;       /* its distance */
+	int tie;             /* another offer is as close */
+} loom_suggest_t;
+
+void loom_suggest_init(loom_suggest_t *sg, const char *s, size_t n);
+void loom_suggest_offer(loom_suggest_t *sg, const char *name);
+const char *loom_suggest_best(const loom_suggest_t *sg);
+
 #endif
