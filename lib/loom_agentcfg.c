@@ -85,22 +85,14 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 		n -= 5;
 	cfg->name = loom_strndup(base, n);
 	if (rc == 0 && cfg->type == LOOM_AGENT_FILE && cfg->file.path == NULL) {
-		diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
-		loom_cfg_diag_t *d = &diags->v[diags->n++];
-		memset(d, 0, sizeof *d);
-		d->file = loom_strdup(path);
-		d->key = loom_strdup("file");
-		d->text = loom_sprintf("%s: key 'file': missing required section for type file", path);
+		loom_cfg_diag_add(diags, path, "file",
+		    loom_sprintf("%s: key 'file': missing required section for type file", path));
 		rc = -1;
 	}
 	if (rc == 0 && cfg->file.csv.delimiter && strlen(cfg->file.csv.delimiter) != 1) {
-		diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
-		loom_cfg_diag_t *d = &diags->v[diags->n++];
-		memset(d, 0, sizeof *d);
-		d->file = loom_strdup(path);
-		d->key = loom_strdup("file.csv.delimiter");
-		d->text = loom_sprintf("%s: key 'file.csv.delimiter': bad value '%s': expected one character",
-		    path, cfg->file.csv.delimiter);
+		loom_cfg_diag_add(diags, path, "file.csv.delimiter",
+		    loom_sprintf("%s: key 'file.csv.delimiter': bad value '%s': expected one character", path,
+			cfg->file.csv.delimiter));
 		rc = -1;
 	}
 	return rc;
@@ -114,30 +106,16 @@ void loom_agentcfg_release(loom_agentcfg_t *cfg)
 	cfg->name = cfg->path = NULL;
 }
 
+static int load_one(const char *path, void *element, loom_cfg_diags_t *diags)
+{
+	return loom_agentcfg_load(path, element, diags);
+}
+
 int loom_agentcfg_load_dir(const char *dir, loom_agentcfg_t **ret, size_t *ret_n, loom_cfg_diags_t *diags)
 {
-	memset(diags, 0, sizeof *diags);
-	char **names;
-	size_t n;
-	loom_config_list_yaml(dir, &names, &n);
-	loom_agentcfg_t *v = loom_calloc(n ? n : 1, sizeof *v);
-	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		char *path = loom_sprintf("%s/%s", dir, names[i]);
-		loom_cfg_diags_t one;
-		memset(&one, 0, sizeof one);
-		if (loom_agentcfg_load(path, &v[i], &one) < 0)
-			rc = -1;
-		for (size_t k = 0; k < one.n; k++) {
-			diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
-			diags->v[diags->n++] = one.v[k];
-		}
-		free(one.v);
-		free(path);
-	}
-	loom_config_names_free(names, n);
+	void *v;
+	int rc = loom_config_load_dir(dir, sizeof **ret, load_one, &v, ret_n, diags);
 	*ret = v;
-	*ret_n = n;
 	return rc;
 }
 

@@ -38,6 +38,8 @@
 #define QUOTE_MAX_CHARS 60
 /* Longest dotted key path in a message, in characters. */
 #define PATH_MAX_CHARS 120
+/* Largest configuration file read. */
+#define CONFIG_MAX_BYTES (16 << 20)
 /* Longest ipc:// path ZeroMQ accepts (sizeof sun_path - 1 on Linux). */
 #define IPC_PATH_MAX 107
 /* Nesting beyond which describe stops (tables that contain themselves). */
@@ -1437,6 +1439,13 @@ int loom_config_load_file(const char *path, const loom_cfg_table_t *table,
 			break;
 		text.len += (size_t)got;
 		text.data[text.len] = '\0';
+		if (text.len > CONFIG_MAX_BYTES) { /* -c /dev/zero, a log given by mistake */
+			close(fd);
+			loom_buf_release(&text);
+			loom_cfg_diag_add(diags, path, NULL,
+			    loom_sprintf("%s: more than %d MiB: not a configuration file", path, CONFIG_MAX_BYTES >> 20));
+			return -1;
+		}
 	}
 	close(fd);
 	int r = loom_config_load_string(path, loom_buf_cstr(&text), text.len, table, out, diags);
@@ -1445,11 +1454,7 @@ int loom_config_load_file(const char *path, const loom_cfg_table_t *table,
 
 out_unreadable:
 	loom_buf_release(&text);
-	diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
-	loom_cfg_diag_t *dg = &diags->v[diags->n++];
-	memset(dg, 0, sizeof *dg);
-	dg->file = loom_strdup(path);
-	dg->text = loom_sprintf("%s: cannot read: %s", path, strerror(saved));
+	loom_cfg_diag_add(diags, path, NULL, loom_sprintf("%s: cannot read: %s", path, strerror(saved)));
 	return -1;
 }
 
@@ -1512,6 +1517,29 @@ void loom_config_release(const loom_cfg_table_t *table, void *obj)
 			break;
 		}
 	}
+}
+
+loom_cfg_diag_t *loom_cfg_diag_add(loom_cfg_diags_t *diags, const char *file, const char *key, char *text)
+{
+	diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
+	loom_cfg_diag_t *d = &diags->v[diags->n++];
+	memset(d, 0, sizeof *d);
+	d->file = file ? loom_strdup(file) : NULL;
+	d->key = key ? loom_strdup(key) : NULL;
+	d->text = text;
+	return d;
+}
+
+void loom_cfg_diags_move(loom_cfg_diags_t *dst, loom_cfg_diags_t *src)
+{
+	if (src->n) {
+		dst->v = loom_realloc(dst->v, (dst->n + src->n) * sizeof *dst->v);
+		memcpy(dst->v + dst->n, src->v, src->n * sizeof *src->v);
+		dst->n += src->n;
+	}
+	free(src->v);
+	src->v = NULL;
+	src->n = 0;
 }
 
 void loom_cfg_diags_release(loom_cfg_diags_t *diags)
@@ -1596,10 +1624,11 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void loom_config_list_yaml(const char *dir, char ***ret_names, size_t *ret_n)
+int loom_config_list_yaml(const char *dir, char ***ret_names, size_t *ret_n, loom_cfg_diags_t *diags)
 {
 	char **names = NULL;
 	size_t n = 0;
+	int rc = 0;
 	DIR *d = opendir(dir);
 	if (d) {
 		struct dirent *de;
@@ -1611,11 +1640,37 @@ void loom_config_list_yaml(const char *dir, char ***ret_names, size_t *ret_n)
 			names[n++] = loom_strdup(de->d_name);
 		}
 		closedir(d);
+	} else if (errno != ENOENT) {
+		loom_cfg_diag_add(diags, dir, NULL, loom_sprintf("%s: cannot list: %s", dir, strerror(errno)));
+		rc = -1;
 	}
 	if (n)
 		qsort(names, n, sizeof *names, cmp_names);
 	*ret_names = names;
 	*ret_n = n;
+	return rc;
+}
+
+int loom_config_load_dir(const char *dir, size_t size, loom_config_load_fn *load, void **ret, size_t *ret_n,
+    loom_cfg_diags_t *diags)
+{
+	memset(diags, 0, sizeof *diags);
+	char **names;
+	size_t n;
+	int rc = loom_config_list_yaml(dir, &names, &n, diags);
+	char *v = loom_calloc(n ? n : 1, size);
+	for (size_t i = 0; i < n; i++) {
+		char *path = loom_sprintf("%s/%s", dir, names[i]);
+		loom_cfg_diags_t one = { 0 };
+		if (load(path, v + i * size, &one) < 0)
+			rc = -1;
+		loom_cfg_diags_move(diags, &one);
+		free(path);
+	}
+	loom_config_names_free(names, n);
+	*ret = v;
+	*ret_n = n;
+	return rc;
 }
 
 void loom_config_names_free(char **names, size_t n)

@@ -143,6 +143,11 @@ void loom_config_release(const loom_cfg_table_t *table, void *obj);
 
 /* Frees the diags and empties *diags. */
 void loom_cfg_diags_release(loom_cfg_diags_t *diags);
+/* Appends a diag about file (and key, or NULL); takes text (malloc'd, the
+ * whole message). Returns it, for the caller to add a position. */
+loom_cfg_diag_t *loom_cfg_diag_add(loom_cfg_diags_t *diags, const char *file, const char *key, char *text);
+/* Moves every diag of src to the end of dst; src is left empty. */
+void loom_cfg_diags_move(loom_cfg_diags_t *dst, loom_cfg_diags_t *src);
 
 /* Writes a human-readable reference of every key in table (name, type,
  * default, bounds, help), indented per nesting level, to buf-like callback;
@@ -151,8 +156,17 @@ struct loom_buf;
 void loom_config_describe(const loom_cfg_table_t *table, struct loom_buf *out);
 
 /* The names of the *.yaml files in dir (no dot files), sorted, in *ret
- * (free with loom_config_names_free). A missing directory has none. */
-void loom_config_list_yaml(const char *dir, char ***ret_names, size_t *ret_n);
+ * (free with loom_config_names_free). A missing directory has none; one
+ * that cannot be listed is a diag ("DIR: cannot list: <strerror>"), -1. */
+int loom_config_list_yaml(const char *dir, char ***ret_names, size_t *ret_n, loom_cfg_diags_t *diags);
+
+/* Loads every *.yaml of dir, in name order, into an array of elements of
+ * size bytes (zeroed) with load(path, element, diags). Returns 0, or -1
+ * when a file has errors (all of them in *diags) or dir cannot be listed;
+ * *ret and *ret_n are set either way (for the caller to free). */
+typedef int loom_config_load_fn(const char *path, void *element, loom_cfg_diags_t *diags);
+int loom_config_load_dir(const char *dir, size_t size, loom_config_load_fn *load, void **ret, size_t *ret_n,
+    loom_cfg_diags_t *diags);
 void loom_config_names_free(char **names, size_t n);
 
 /* Parsing helpers shared with flags (--heartbeat 2s on a command line). Each

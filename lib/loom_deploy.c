@@ -81,21 +81,10 @@ const char *loom_deploy_default_path(void)
 	return env && *env ? env : "config/loom.yaml";
 }
 
-static void add_diag(loom_cfg_diags_t *diags, const char *file, const char *key, char *text)
-{
-	diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
-	loom_cfg_diag_t *d = &diags->v[diags->n++];
-	memset(d, 0, sizeof *d);
-	d->file = loom_strdup(file);
-	d->key = loom_strdup(key);
-	d->text = text;
-}
-
 static void add_diag_at(loom_cfg_diags_t *diags, const char *file, const loom_cfg_text_t *at,
     const char *key, const char *value, char *text)
 {
-	add_diag(diags, file, key, text);
-	loom_cfg_diag_t *d = &diags->v[diags->n - 1];
+	loom_cfg_diag_t *d = loom_cfg_diag_add(diags, file, key, text);
 	d->line = at->line;
 	d->column = at->column;
 	d->value = value ? loom_strdup(value) : NULL;
@@ -155,12 +144,12 @@ static void check_endpoint(const loom_deploy_t *cfg, const char *key, const char
 	if (strncmp(ep, "ipc://", 6) == 0) {
 		struct sockaddr_un sun;
 		if (strlen(ep + 6) >= sizeof sun.sun_path)
-			add_diag(diags, cfg->path, key, loom_sprintf(
+			loom_cfg_diag_add(diags, cfg->path, key, loom_sprintf(
 			    "%s: key '%s': ipc path '%s' is %zu bytes, a socket path holds at most %zu: "
 			    "use a shorter state_dir or set the endpoint", cfg->path, key, ep + 6,
 			    strlen(ep + 6), sizeof sun.sun_path - 1));
 	} else if (strncmp(ep, "tcp://", 6) == 0 && !cfg->bus.curve) {
-		add_diag(diags, cfg->path, key, loom_sprintf(
+		loom_cfg_diag_add(diags, cfg->path, key, loom_sprintf(
 		    "%s: key '%s': tcp endpoint '%s' needs 'bus.curve: true': the bus never crosses a network unencrypted",
 		    cfg->path, key, ep));
 	}

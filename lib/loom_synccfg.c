@@ -124,29 +124,18 @@ static const loom_cfg_key_t top_keys[] = {
 };
 const loom_cfg_table_t loom_synccfg_table = { .what = "sync file", .keys = top_keys };
 
+static int load_one(const char *path, void *element, loom_cfg_diags_t *diags)
+{
+	loom_synccfg_t *cfg = element;
+	cfg->path = loom_strdup(path);
+	return loom_config_load_file(path, &loom_synccfg_table, cfg, diags);
+}
+
 int loom_synccfg_load_dir(const char *dir, loom_synccfg_t **ret, size_t *ret_n, loom_cfg_diags_t *diags)
 {
-	memset(diags, 0, sizeof *diags);
-	char **names;
-	size_t n;
-	loom_config_list_yaml(dir, &names, &n);
-	loom_synccfg_t *v = loom_calloc(n ? n : 1, sizeof *v);
-	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		v[i].path = loom_sprintf("%s/%s", dir, names[i]);
-		loom_cfg_diags_t one;
-		memset(&one, 0, sizeof one);
-		if (loom_config_load_file(v[i].path, &loom_synccfg_table, &v[i], &one) < 0)
-			rc = -1;
-		for (size_t k = 0; k < one.n; k++) {
-			diags->v = loom_realloc(diags->v, (diags->n + 1) * sizeof *diags->v);
-			diags->v[diags->n++] = one.v[k];
-		}
-		free(one.v);
-	}
-	loom_config_names_free(names, n);
+	void *v;
+	int rc = loom_config_load_dir(dir, sizeof **ret, load_one, &v, ret_n, diags);
 	*ret = v;
-	*ret_n = n;
 	return rc;
 }
 

@@ -681,6 +681,67 @@ static void test_load_file_unreadable(void **state)
 	assert_all_zero(&cfg, sizeof cfg);
 }
 
+/* loom_config_load_dir: every *.yaml in name order (dot files and other
+ * names left out), every file's errors, a missing directory has no files,
+ * one that cannot be listed is an error. */
+static int load_sample(const char *path, void *element, loom_cfg_diags_t *diags)
+{
+	return loom_config_load_file(path, &sample_table, element, diags);
+}
+
+static void test_load_dir(void **state)
+{
+	scratch_t *s = *state;
+	char *p[5] = {
+		loom_sprintf("%s/b.yaml", s->dir), loom_sprintf("%s/a.yaml", s->dir),
+		loom_sprintf("%s/.hidden.yaml", s->dir), loom_sprintf("%s/notes.txt", s->dir),
+		loom_sprintf("%s/c.yaml", s->dir),
+	};
+	write_file(p[0], "name: bee\n");
+	write_file(p[1], "name: ay\n");
+	write_file(p[2], "name: [not, valid\n");
+	write_file(p[3], "name: [not, valid\n");
+	write_file(p[4], "nmae: cee\n");
+	void *v;
+	size_t n;
+	loom_cfg_diags_t diags;
+	assert_int_equal(loom_config_load_dir(s->dir, sizeof(sample_cfg_t), load_sample, &v, &n, &diags), -1);
+	assert_int_equal(n, 3);
+	sample_cfg_t *cfg = v;
+	assert_string_equal(cfg[0].name, "ay");
+	assert_string_equal(cfg[1].name, "bee");
+	assert_true(diags.n >= 1); /* the unknown key, and what it leaves missing */
+	bool unknown = false;
+	for (size_t i = 0; i < diags.n; i++) {
+		assert_string_equal(diags.v[i].file, p[4]);
+		unknown = unknown || strstr(diags.v[i].text, "unknown key 'nmae'") != NULL;
+	}
+	assert_true(unknown);
+	for (size_t i = 0; i < n; i++)
+		loom_config_release(&sample_table, &cfg[i]);
+	free(v);
+	loom_cfg_diags_release(&diags);
+
+	char *missing = loom_sprintf("%s/none", s->dir);
+	assert_int_equal(loom_config_load_dir(missing, sizeof(sample_cfg_t), load_sample, &v, &n, &diags), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(diags.n, 0);
+	free(v);
+	assert_int_equal(loom_config_load_dir(p[3], sizeof(sample_cfg_t), load_sample, &v, &n, &diags), -1);
+	assert_int_equal(n, 0);
+	assert_int_equal(diags.n, 1);
+	char *want = loom_sprintf("%s: cannot list: Not a directory", p[3]);
+	assert_string_equal(diags.v[0].text, want);
+	free(want);
+	free(v);
+	loom_cfg_diags_release(&diags);
+	free(missing);
+	for (size_t i = 0; i < 5; i++) {
+		unlink(p[i]);
+		free(p[i]);
+	}
+}
+
 static void test_release_partial(void **state)
 {
 	/* The load stops being right half-way through: strings, lists and map
@@ -727,6 +788,7 @@ int main(void)
 		cmocka_unit_test(test_describe),
 		cmocka_unit_test_setup_teardown(test_load_file_resolves_paths, scratch_setup, scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_load_file_unreadable, scratch_setup, scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_load_dir, scratch_setup, scratch_teardown),
 		cmocka_unit_test(test_release_partial),
 	};
 	/* One cmocka test per document case, named by its label. */
