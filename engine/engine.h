@@ -123,6 +123,10 @@ typedef struct eng_run {
 
 typedef struct eng_sched eng_sched_t;
 
+/* Most inbound rules for one metaverse type (checked at load; sync keeps
+ * them in fixed arrays). */
+#define ENG_MAX_INBOUND 64
+
 typedef struct engine {
 	loom_daemon_t *daemon;         /* the skeleton */
 	loom_store_t *store;           /* the engine store */

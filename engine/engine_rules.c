@@ -134,6 +134,30 @@ int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
 				loom_buf_printf(&errors, "%s: mv_deletion for '%s': when agent-disconnected needs an existing agent, got '%s'\n",
 				    sc->path, dv[k].mv_type, dv[k].agent ? dv[k].agent : "");
 	}
+	/* Synchronization keeps an object's inbound rules, and the rules that
+	 * may write one metaverse attribute, in fixed arrays of ENG_MAX_INBOUND:
+	 * refuse a deployment past that instead of leaving rules out. */
+	for (size_t i = 0; i < e->nrules; i++) {
+		const eng_rule_t *r = &e->rules[i];
+		if (r->cfg->direction != LOOM_SYNC_INBOUND)
+			continue;
+		size_t same = 0;
+		bool first = true;
+		for (size_t k = 0; k < e->nrules; k++) {
+			const eng_rule_t *o = &e->rules[k];
+			if (o->cfg->direction == LOOM_SYNC_INBOUND && strcmp(o->cfg->mv_type, r->cfg->mv_type) == 0) {
+				first = first && k >= i;
+				same++;
+			}
+		}
+		if (first && same > ENG_MAX_INBOUND)
+			loom_buf_printf(&errors, "%s: %zu inbound rules feed metaverse type '%s': at most %d are supported\n",
+			    r->file, same, r->cfg->mv_type, ENG_MAX_INBOUND);
+	}
+	for (size_t i = 0; i < e->nagents; i++)
+		if (e->agents[i].nin > ENG_MAX_INBOUND)
+			loom_buf_printf(&errors, "agent '%s' has %zu inbound rules: at most %d are supported\n",
+			    e->agents[i].cfg->name, e->agents[i].nin, ENG_MAX_INBOUND);
 	if (errors.len)
 		goto fail;
 	/* Only join attributes are indexed: joins are the index's one user. */

@@ -569,8 +569,8 @@ static int eval_flow(work_t *w, const eng_rule_t *rule, const char *attr, const 
 /* Recomputes mv attribute attr from every contributing connector. */
 static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char **agents, char **anchors, size_t nl)
 {
-	const eng_rule_t *rules[64];
-	size_t n = contributors(w->e, mv->object_type, attr, rules, 64);
+	const eng_rule_t *rules[ENG_MAX_INBOUND];
+	size_t n = contributors(w->e, mv->object_type, attr, rules, ENG_MAX_INBOUND);
 	for (size_t i = 0; i < n; i++) {
 		/* Equal precedence: the object being synchronized writes last, so it wins. */
 		size_t pick = i;
@@ -1241,11 +1241,11 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 		goto save_cs;
 	}
 	eng_agent_t *a = eng_agent_find(e, agent);
-	const eng_rule_t *rules[64];
+	const eng_rule_t *rules[ENG_MAX_INBOUND]; /* a->nin is at most that (load) */
 	size_t nr = 0;
 	look_t lcs;
 	look_cs(&lcs, cs);
-	for (size_t i = 0; a && i < a->nin && nr < 64; i++)
+	for (size_t i = 0; a && i < a->nin; i++)
 		if (strcmp(a->in[i]->cfg->cs_type, cs->object_type) == 0 &&
 		    eng_scope_match(&a->in[i]->cfg->scope_filter, look_fn, &lcs))
 			rules[nr++] = a->in[i];

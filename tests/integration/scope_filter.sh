@@ -165,3 +165,17 @@ echo "$out" | grep -q "bad.yaml:8:.*key 'rules\[0\].scope_filter\[0\].all\[0\].o
 	fail "unclear operator error: $out"
 rm "$T/sync/bad.yaml"
 pass "bad scoping filters are named at load"
+
+# Past ENG_MAX_INBOUND (64) inbound rules for one agent or one metaverse type
+# the engine refuses the deployment rather than leave rules out.
+{
+	echo "rules:"
+	for i in $(seq 1 65); do
+		printf '  - { name: many-%d, direction: inbound, agent: badge, cs_type: person, mv_type: badgeholder, flows: [ { mv: x%d, expr: employeeId } ] }\n' "$i" "$i"
+	done
+} >"$T/sync/many.yaml"
+if out=$("$ENGINE" -c "$CFG" --check-config 2>&1); then fail "65 inbound rules were accepted"; fi
+echo "$out" | grep -q "65 inbound rules feed metaverse type 'badgeholder': at most 64 are supported" || fail "unclear: $out"
+echo "$out" | grep -qE "agent 'badge' has 6[5-9] inbound rules: at most 64 are supported" || fail "unclear: $out"
+rm "$T/sync/many.yaml"
+pass "more inbound rules than supported are refused at load"
