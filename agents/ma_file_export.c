@@ -333,6 +333,21 @@ static int write_csv_row(fileagent_t *fa, loom_csv_writer_t *w, char **cols, siz
 	return rc;
 }
 
+/* rec's fields as they are, then empty cells up to ncols. */
+static int write_csv_verbatim(loom_csv_writer_t *w, size_t ncols, const loom_csv_record_t *rec, char **ret_error)
+{
+	const char **cells = loom_calloc(ncols, sizeof *cells);
+	size_t *lens = loom_calloc(ncols, sizeof *lens);
+	for (size_t c = 0; c < ncols; c++) {
+		cells[c] = c < rec->n ? rec->v[c] : "";
+		lens[c] = c < rec->n ? rec->len[c] : 0;
+	}
+	int rc = loom_csv_write(w, ncols, cells, lens, ret_error);
+	free(cells);
+	free(lens);
+	return rc;
+}
+
 static void add_column(char ***cols, size_t *n, const char *name)
 {
 	for (size_t i = 0; i < *n; i++)
@@ -392,6 +407,16 @@ static int commit_csv(fileagent_t *fa, char **ret_error)
 			*ret_error = loom_sprintf("%s:%u:%u: %s (fix the file before exporting to it)", fa->cfg.file.path,
 			    ce.line, ce.column, ce.message);
 			goto abort;
+		}
+		if (rec.n == nfcols && ncols >= nfcols && rec.len[acol] > 0 &&
+		    loom_map_get(ex->changes, rec.v[acol], rec.len[acol]) == NULL) {
+			/* A row the export does not change is written as it was read
+			 * (padded for new columns): not rebuilt through its values. */
+			int wrc = write_csv_verbatim(w, ncols, &rec, ret_error);
+			if (wrc < 0)
+				goto abort;
+			got = loom_csv_read(r, &rec, &ce);
+			continue;
 		}
 		const char *why;
 		Loom__ImportObject *obj = fa_csv_object(fa, fcols, nfcols, &rec, acol, dcol, &why);

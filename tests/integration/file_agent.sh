@@ -20,6 +20,12 @@ object_type: account
 anchor: employeeNumber
 file: { format: csv, path: ../data/accounts.csv, dn_attribute: cn }
 YAML
+cat >"$T/agents/roster.yaml" <<'YAML'
+type: file
+object_type: account
+anchor: employeeNumber
+file: { format: csv, path: ../data/roster.csv, dn_attribute: cn }
+YAML
 cat >"$T/sync/people.yaml" <<'YAML'
 rules:
   - name: hr-in
@@ -54,6 +60,16 @@ rules:
     flows:
       - { cs: employeeNumber, expr: employeeId, initial: true }
       - { cs: cn, expr: uid }
+  - name: to-roster
+    direction: outbound
+    agent: roster
+    cs_type: account
+    mv_type: person
+    link_type: provision
+    dn: '"cn=" + uid'
+    flows:
+      - { cs: employeeNumber, expr: employeeId, initial: true }
+      - { cs: cn, expr: uid }
 YAML
 # Ada holds 70 mail aliases in one cell.
 aliases=$(for i in $(seq 1 70); do printf 'a%d@example.com|' "$i"; done)
@@ -61,12 +77,16 @@ printf 'employeeId,givenName,title,mailAlias\n1,Ada,Engineer,%s\n2,Bob,Clerk,\n'
 # The accounts file exists without its DN column (cn).
 printf 'employeeNumber,sn\n9,Nine\n' >"$T/data/accounts.csv"
 cp "$T/data/accounts.csv" "$T/accounts.before"
+# The roster holds a row the export does not touch, with an empty value
+# between two others and a quoted cell.
+printf 'employeeNumber,cn,note\n9,nine,a||b\n8,eight,"x, y"\n' >"$T/data/roster.csv"
 
 start_broker
 start_engine
 start_agent hr
 start_agent directory
 start_agent accounts
+start_agent roster
 run_profile hr full-import
 n=$(ctl -o json cs show hr 1 | grep -o 'a[0-9]*@example.com' | sort -u | wc -l)
 [ "$n" -eq 70 ] || fail "a cell of 70 values imported $n"
@@ -96,3 +116,11 @@ grep -q "accounts.csv: the DN column 'cn' (file.dn_attribute) is not in the head
 	fail "the missing DN column is not named: $(cat "$T/run.out" "$T/run.err")"
 cmp -s "$T/accounts.before" "$T/data/accounts.csv" || fail "a refused export changed the file"
 pass "a CSV without its DN column is refused, the column named, the file unchanged"
+
+run_profile roster export
+expect_counter exported-adds 2
+tr -d '\r' <"$T/data/roster.csv" >"$T/roster.txt" # the writer ends rows with CRLF (RFC 4180)
+grep -qx '9,nine,a||b' "$T/roster.txt" || fail "an untouched row was rewritten: $(cat "$T/roster.txt")"
+grep -qx '8,eight,"x, y"' "$T/roster.txt" || fail "an untouched quoted row was rewritten: $(cat "$T/roster.txt")"
+grep -qx '1,ada,' "$T/roster.txt" || fail "Ada not added: $(cat "$T/roster.txt")"
+pass "a CSV export writes the rows it does not change as they were"
