@@ -1,6 +1,9 @@
 /* loomctl.c - the administrator's command line: global flags and dispatch. */
 #include "loomctl.h"
 #include "loom_alloc.h"
+#include "loom_buf.h"
+#include "loom_envelope.h"
+#include "loom_pbfmt.h"
 #include "loom_config.h"
 #include "loom_daemon.h"
 #include "loom_log.h"
@@ -9,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 const ctl_cmd_t ctl_cmds[] = {
@@ -57,7 +61,7 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  --commit      apply what it decided, as a sync run would\n"
 	  "  --delta       as a delta sync would (default: as a full sync)\n"
 	  "exit status: 0, or 3 when the object would fail (the errors are shown)", ctl_preview },
-	{ "mv", "search ATTR=VALUE [--type T] | show ID", "search and show metaverse objects",
+	{ "mv", "search ATTR=VALUE [--type T] [--limit N] | show ID", "search and show metaverse objects",
 	  "  shows each attribute with the agent that contributed it, and the connectors", ctl_mv },
 	{ "expr", "eval EXPRESSION [--attr NAME=VALUE]... [--int|--bool|--bin|--time|--ref NAME=VALUE]... "
 	  "[--want TYPE] [-o json]",
@@ -149,6 +153,45 @@ int ctl_parse_limit(const char *s, uint32_t *ret)
 	}
 	*ret = (uint32_t)v;
 	return 0;
+}
+
+/* Sends rq to the engine and returns the reply body of type want. */
+ProtobufCMessage *ctl_ask_engine(ctl_t *ctl, const ProtobufCMessage *rq, const ProtobufCMessageDescriptor *want,
+    const char *what)
+{
+	if (ctl_connect(ctl) < 0)
+		return NULL;
+	Loom__Envelope *env = NULL;
+	const char *err;
+	if (loom_bus_request(ctl->bus, "engine", rq, ctl->timeout_ms, &env, &err) < 0) {
+		fprintf(stderr, "loomctl %s: %s\n", what, err);
+		return NULL;
+	}
+	ProtobufCMessage *m = loom_envelope_body(env, want, &err);
+	if (m == NULL)
+		fprintf(stderr, "loomctl %s: the engine's reply: %s\n", what, err);
+	loom_envelope_free(&env);
+	return m;
+}
+
+void ctl_print_json(const ProtobufCMessage *m)
+{
+	loom_buf_t b = LOOM_BUF_INIT;
+	loom_pbfmt_json(&b, m);
+	printf("%s\n", loom_buf_cstr(&b));
+	loom_buf_release(&b);
+}
+
+void ctl_fmt_time(char *out, size_t n, int64_t us)
+{
+	if (us == 0) {
+		snprintf(out, n, "-");
+		return;
+	}
+	time_t s = (time_t)(us / 1000000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
 int ctl_load_config(ctl_t *ctl)

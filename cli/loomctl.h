@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "loom_bus.h"
 #include "loom_deploy.h"
 
@@ -41,6 +43,14 @@ int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms);
  * listing) or prints an error. */
 #define CTL_LIMIT_MAX 10000
 int ctl_parse_limit(const char *s, uint32_t *ret);
+/* Sends rq to the engine and returns the reply body of type want, or NULL
+ * after printing why ("loomctl WHAT: ..."). */
+ProtobufCMessage *ctl_ask_engine(ctl_t *ctl, const ProtobufCMessage *rq, const ProtobufCMessageDescriptor *want,
+    const char *what);
+/* Prints m as one line of JSON (-o json). */
+void ctl_print_json(const ProtobufCMessage *m);
+/* "YYYY-MM-DD HH:MM:SS" (UTC) of us, or "-" for 0. */
+void ctl_fmt_time(char *out, size_t n, int64_t us);
 
 int ctl_ping(ctl_t *ctl, int argc, char **argv);
 int ctl_services(ctl_t *ctl, int argc, char **argv);

@@ -3,25 +3,11 @@
 #include "loomctl.h"
 #include "engine.pb-c.h"
 #include "loom_buf.h"
-#include "loom_envelope.h"
-#include "loom_pbfmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void fmt_time(char *out, size_t n, int64_t us)
-{
-	if (us == 0) {
-		snprintf(out, n, "-");
-		return;
-	}
-	time_t s = (time_t)(us / 1000000);
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
-}
 
 int ctl_schedule(ctl_t *ctl, int argc, char **argv)
 {
@@ -32,26 +18,12 @@ int ctl_schedule(ctl_t *ctl, int argc, char **argv)
 	Loom__ScheduleListRequest rq = LOOM__SCHEDULE_LIST_REQUEST__INIT;
 	if (argc == 2)
 		rq.name = argv[1];
-	if (ctl_connect(ctl) < 0)
+	Loom__ScheduleListReply *r = (Loom__ScheduleListReply *)ctl_ask_engine(ctl, &rq.base,
+	    &loom__schedule_list_reply__descriptor, "schedule");
+	if (r == NULL)
 		return 1;
-	Loom__Envelope *env = NULL;
-	const char *err;
-	if (loom_bus_request(ctl->bus, "engine", &rq.base, ctl->timeout_ms, &env, &err) < 0) {
-		fprintf(stderr, "loomctl schedule: %s\n", err);
-		return 1;
-	}
-	Loom__ScheduleListReply *r = (Loom__ScheduleListReply *)loom_envelope_body(env,
-	    &loom__schedule_list_reply__descriptor, &err);
-	loom_envelope_free(&env);
-	if (r == NULL) {
-		fprintf(stderr, "loomctl schedule: the engine's reply: %s\n", err);
-		return 1;
-	}
 	if (ctl->json) {
-		loom_buf_t b = LOOM_BUF_INIT;
-		loom_pbfmt_json(&b, &r->base);
-		printf("%s\n", loom_buf_cstr(&b));
-		loom_buf_release(&b);
+		ctl_print_json(&r->base);
 	} else {
 		printf("%-16s %-12s %-28s %-20s %-20s %-20s %-22s %s\n", "NAME", "AGENT", "PROFILES", "WHEN",
 		    "NEXT (UTC)", "LAST START (UTC)", "LAST STATUS", "ENABLED");
@@ -65,8 +37,8 @@ int ctl_schedule(ctl_t *ctl, int argc, char **argv)
 			else
 				loom_buf_printf(&when, "every %s", x->every);
 			char next[32], last[32];
-			fmt_time(next, sizeof next, x->next_due);
-			fmt_time(last, sizeof last, x->last_start);
+			ctl_fmt_time(next, sizeof next, x->next_due);
+			ctl_fmt_time(last, sizeof last, x->last_start);
 			const char *status = strcmp(x->state, "idle") != 0 ? x->state
 			    : x->last_status[0] ? x->last_status : "-";
 			printf("%-16s %-12s %-28s %-20s %-20s %-20s %-22s %s\n", x->name, x->agent, loom_buf_cstr(&profiles),

@@ -15,50 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Sends rq to the engine and returns the reply body of type want. */
-static ProtobufCMessage *ask(ctl_t *ctl, const ProtobufCMessage *rq, const ProtobufCMessageDescriptor *want,
-    const char *what)
-{
-	if (ctl_connect(ctl) < 0)
-		return NULL;
-	Loom__Envelope *env = NULL;
-	const char *err;
-	if (loom_bus_request(ctl->bus, "engine", rq, ctl->timeout_ms, &env, &err) < 0) {
-		fprintf(stderr, "loomctl %s: %s\n", what, err);
-		return NULL;
-	}
-	ProtobufCMessage *m = loom_envelope_body(env, want, &err);
-	if (m == NULL)
-		fprintf(stderr, "loomctl %s: the engine's reply: %s\n", what, err);
-	loom_envelope_free(&env);
-	return m;
-}
-
-static void print_json(const ProtobufCMessage *m)
-{
-	loom_buf_t b = LOOM_BUF_INIT;
-	loom_pbfmt_json(&b, m);
-	printf("%s\n", loom_buf_cstr(&b));
-	loom_buf_release(&b);
-}
-
-static void fmt_time(char *out, size_t n, int64_t us)
-{
-	if (us == 0) {
-		snprintf(out, n, "-");
-		return;
-	}
-	time_t s = (time_t)(us / 1000000);
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 static void print_record(const Loom__RunRecord *r, bool details)
 {
 	char t0[32], t1[32];
-	fmt_time(t0, sizeof t0, r->started_at);
-	fmt_time(t1, sizeof t1, r->ended_at);
+	ctl_fmt_time(t0, sizeof t0, r->started_at);
+	ctl_fmt_time(t1, sizeof t1, r->ended_at);
 	double secs = r->ended_at > r->started_at ? (double)(r->ended_at - r->started_at) / 1e6 : 0;
 	printf("run %llu  %s %s  %s\n", (unsigned long long)r->id, r->agent, r->profile, r->status);
 	printf("  started %s UTC, ended %s UTC (%.2fs), %llu objects", t0, t1, secs, (unsigned long long)r->objects);
@@ -103,11 +64,11 @@ static int run_show(ctl_t *ctl, const char *idtext)
 	Loom__RunStatusRequest rq = LOOM__RUN_STATUS_REQUEST__INIT;
 	rq.run_id = id;
 	rq.details = true;
-	Loom__RunRecord *r = (Loom__RunRecord *)ask(ctl, &rq.base, &loom__run_record__descriptor, "run show");
+	Loom__RunRecord *r = (Loom__RunRecord *)ctl_ask_engine(ctl, &rq.base, &loom__run_record__descriptor, "run show");
 	if (r == NULL)
 		return 1;
 	if (ctl->json)
-		print_json(&r->base);
+		ctl_print_json(&r->base);
 	else
 		print_record(r, true);
 	loom__run_record__free_unpacked(r, NULL);
@@ -145,7 +106,7 @@ int ctl_run(ctl_t *ctl, int argc, char **argv)
 	rq.agent = argv[optind];
 	rq.profile = argv[optind + 1];
 	rq.allow_deletes = allow;
-	Loom__RunReply *rep = (Loom__RunReply *)ask(ctl, &rq.base, &loom__run_reply__descriptor, "run");
+	Loom__RunReply *rep = (Loom__RunReply *)ctl_ask_engine(ctl, &rq.base, &loom__run_reply__descriptor, "run");
 	if (rep == NULL)
 		return 1;
 	uint64_t id = rep->run_id;
@@ -163,7 +124,7 @@ int ctl_run(ctl_t *ctl, int argc, char **argv)
 		sq.details = false;
 		if (r)
 			loom__run_record__free_unpacked(r, NULL);
-		r = (Loom__RunRecord *)ask(ctl, &sq.base, &loom__run_record__descriptor, "run");
+		r = (Loom__RunRecord *)ctl_ask_engine(ctl, &sq.base, &loom__run_record__descriptor, "run");
 		if (r == NULL)
 			return 1;
 		if (strcmp(r->status, "in-progress") != 0)
@@ -186,11 +147,11 @@ int ctl_run(ctl_t *ctl, int argc, char **argv)
 	Loom__RunStatusRequest sq = LOOM__RUN_STATUS_REQUEST__INIT;
 	sq.run_id = id;
 	sq.details = true;
-	r = (Loom__RunRecord *)ask(ctl, &sq.base, &loom__run_record__descriptor, "run");
+	r = (Loom__RunRecord *)ctl_ask_engine(ctl, &sq.base, &loom__run_record__descriptor, "run");
 	if (r == NULL)
 		return 1;
 	if (ctl->json)
-		print_json(&r->base);
+		ctl_print_json(&r->base);
 	else
 		print_record(r, true);
 	int status = strcmp(r->status, "success") == 0 ? 0 : strcmp(r->status, "completed-errors") == 0 ? 3 : 1;
@@ -209,18 +170,18 @@ int ctl_runs(ctl_t *ctl, int argc, char **argv)
 	}
 	if (optind < argc)
 		rq.agent = argv[optind];
-	Loom__RunsReply *r = (Loom__RunsReply *)ask(ctl, &rq.base, &loom__runs_reply__descriptor, "runs");
+	Loom__RunsReply *r = (Loom__RunsReply *)ctl_ask_engine(ctl, &rq.base, &loom__runs_reply__descriptor, "runs");
 	if (r == NULL)
 		return 1;
 	if (ctl->json) {
-		print_json(&r->base);
+		ctl_print_json(&r->base);
 	} else {
 		printf("%6s  %-14s %-13s %-22s %-20s %9s %7s\n", "RUN", "AGENT", "PROFILE", "STATUS", "STARTED (UTC)",
 		    "OBJECTS", "ERRORS");
 		for (size_t i = 0; i < r->n_runs; i++) {
 			const Loom__RunRecord *x = r->runs[i];
 			char t0[32];
-			fmt_time(t0, sizeof t0, x->started_at);
+			ctl_fmt_time(t0, sizeof t0, x->started_at);
 			printf("%6llu  %-14s %-13s %-22s %-20s %9llu %7llu\n", (unsigned long long)x->id, x->agent, x->profile,
 			    x->status, t0, (unsigned long long)x->objects, (unsigned long long)x->error_count);
 		}
@@ -267,17 +228,25 @@ static void print_deltas(const char *title, const char *kind, Loom__AttrDelta *c
 	}
 }
 
+/* A metaverse id as 16 hex digits, or "-" when id is not one. */
+static void mvid_text(char out[17], const ProtobufCBinaryData *id)
+{
+	static const char h[] = "0123456789abcdef";
+	if (id->len != 8) {
+		strcpy(out, "-");
+		return;
+	}
+	for (int i = 0; i < 8; i++) {
+		out[2 * i] = h[id->data[i] >> 4];
+		out[2 * i + 1] = h[id->data[i] & 15];
+	}
+	out[16] = '\0';
+}
+
 static void print_cs(const Loom__CsObject *cs, bool full)
 {
-	char hex[17] = "-";
-	if (cs->mv_id.len == 8) {
-		static const char h[] = "0123456789abcdef";
-		for (int i = 0; i < 8; i++) {
-			hex[2 * i] = h[cs->mv_id.data[i] >> 4];
-			hex[2 * i + 1] = h[cs->mv_id.data[i] & 15];
-		}
-		hex[16] = '\0';
-	}
+	char hex[17];
+	mvid_text(hex, &cs->mv_id);
 	if (!full) {
 		const char *pe = cs->pending_export && cs->pending_export->kind ?
 		    protobuf_c_enum_descriptor_get_value(&loom__pending_export__kind__descriptor, cs->pending_export->kind)->name : "";
@@ -323,11 +292,11 @@ static int cs_cmd(ctl_t *ctl, int argc, char **argv)
 		Loom__CsShowRequest rq = LOOM__CS_SHOW_REQUEST__INIT;
 		rq.agent = argv[2];
 		rq.anchor = argv[3];
-		Loom__CsShowReply *r = (Loom__CsShowReply *)ask(ctl, &rq.base, &loom__cs_show_reply__descriptor, "cs show");
+		Loom__CsShowReply *r = (Loom__CsShowReply *)ctl_ask_engine(ctl, &rq.base, &loom__cs_show_reply__descriptor, "cs show");
 		if (r == NULL)
 			return 1;
 		if (ctl->json)
-			print_json(&r->base);
+			ctl_print_json(&r->base);
 		else
 			print_cs(r->object, true);
 		loom__cs_show_reply__free_unpacked(r, NULL);
@@ -363,11 +332,11 @@ static int cs_cmd(ctl_t *ctl, int argc, char **argv)
 		return 2;
 	}
 	rq.agent = argv[optind];
-	Loom__CsSearchReply *r = (Loom__CsSearchReply *)ask(ctl, &rq.base, &loom__cs_search_reply__descriptor, "cs search");
+	Loom__CsSearchReply *r = (Loom__CsSearchReply *)ctl_ask_engine(ctl, &rq.base, &loom__cs_search_reply__descriptor, "cs search");
 	if (r == NULL)
 		return 1;
 	if (ctl->json) {
-		print_json(&r->base);
+		ctl_print_json(&r->base);
 	} else {
 		printf("%-28s %-44s %-22s %-16s %-8s %-8s\n", "ANCHOR", "DN", "STATE", "METAVERSE", "IMPORT", "EXPORT");
 		for (size_t i = 0; i < r->n_objects; i++)
@@ -383,12 +352,7 @@ static void print_mv(const Loom__MvShowReply *m)
 {
 	const Loom__MvObject *mv = m->object;
 	char hex[17];
-	static const char h[] = "0123456789abcdef";
-	for (int i = 0; i < 8 && mv->id.len == 8; i++) {
-		hex[2 * i] = h[mv->id.data[i] >> 4];
-		hex[2 * i + 1] = h[mv->id.data[i] & 15];
-	}
-	hex[16] = '\0';
+	mvid_text(hex, &mv->id);
 	printf("metaverse %s  type %s  projected by %s\n", hex, mv->object_type, mv->projected_by);
 	for (size_t i = 0; i < mv->n_attrs; i++) {
 		loom_buf_t b = LOOM_BUF_INIT;
@@ -407,38 +371,59 @@ static int mv_cmd(ctl_t *ctl, int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "show") == 0) {
 		Loom__MvShowRequest rq = LOOM__MV_SHOW_REQUEST__INIT;
 		rq.id = argv[2];
-		Loom__MvShowReply *r = (Loom__MvShowReply *)ask(ctl, &rq.base, &loom__mv_show_reply__descriptor, "mv show");
+		Loom__MvShowReply *r = (Loom__MvShowReply *)ctl_ask_engine(ctl, &rq.base, &loom__mv_show_reply__descriptor, "mv show");
 		if (r == NULL)
 			return 1;
 		if (ctl->json)
-			print_json(&r->base);
+			ctl_print_json(&r->base);
 		else
 			print_mv(r);
 		loom__mv_show_reply__free_unpacked(r, NULL);
 		return 0;
 	}
-	if (argc < 3 || strcmp(argv[1], "search") != 0 || strchr(argv[2], '=') == NULL) {
-		fprintf(stderr, "loomctl mv: expected 'search ATTR=VALUE [--type T]' or 'show ID'\n");
+	if (argc < 3 || strcmp(argv[1], "search") != 0) {
+		fprintf(stderr, "loomctl mv: expected 'search ATTR=VALUE [--type T] [--limit N]' or 'show ID'\n");
 		return 2;
 	}
+	static const struct option opts[] = {
+		{ "type", required_argument, NULL, 't' }, { "limit", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
+	};
 	Loom__MvSearchRequest rq = LOOM__MV_SEARCH_REQUEST__INIT;
-	char *eq = strchr(argv[2], '=');
-	char *attr = loom_strndup(argv[2], (size_t)(eq - argv[2]));
+	argc--;
+	argv++;
+	optind = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': rq.mv_type = optarg; break;
+		case 'n':
+			if (ctl_parse_limit(optarg, &rq.limit) < 0)
+				return 2;
+			break;
+		default: return 2;
+		}
+	}
+	if (optind + 1 != argc || strchr(argv[optind], '=') == NULL) {
+		fprintf(stderr, "loomctl mv search: expected one ATTR=VALUE\n");
+		return 2;
+	}
+	char *eq = strchr(argv[optind], '=');
+	char *attr = loom_strndup(argv[optind], (size_t)(eq - argv[optind]));
 	rq.attr = attr;
 	rq.value = eq + 1;
-	if (argc == 5 && strcmp(argv[3], "--type") == 0)
-		rq.mv_type = argv[4];
-	Loom__MvSearchReply *r = (Loom__MvSearchReply *)ask(ctl, &rq.base, &loom__mv_search_reply__descriptor, "mv search");
+	Loom__MvSearchReply *r = (Loom__MvSearchReply *)ctl_ask_engine(ctl, &rq.base, &loom__mv_search_reply__descriptor, "mv search");
 	free(attr);
 	if (r == NULL)
 		return 1;
 	if (ctl->json) {
-		print_json(&r->base);
+		ctl_print_json(&r->base);
 	} else {
 		for (size_t i = 0; i < r->n_objects; i++)
 			print_mv(r->objects[i]);
 		if (r->n_objects == 0)
 			printf("no metaverse object matches\n");
+		if (r->truncated)
+			printf("(more objects match: raise --limit)\n");
 	}
 	loom__mv_search_reply__free_unpacked(r, NULL);
 	return 0;
@@ -469,11 +454,11 @@ int ctl_preview(ctl_t *ctl, int argc, char **argv)
 	}
 	rq.agent = argv[optind];
 	rq.anchor = argv[optind + 1];
-	Loom__PreviewReply *r = (Loom__PreviewReply *)ask(ctl, &rq.base, &loom__preview_reply__descriptor, "preview");
+	Loom__PreviewReply *r = (Loom__PreviewReply *)ctl_ask_engine(ctl, &rq.base, &loom__preview_reply__descriptor, "preview");
 	if (r == NULL)
 		return 1;
 	if (ctl->json) {
-		print_json(&r->base);
+		ctl_print_json(&r->base);
 	} else {
 		for (size_t i = 0; i < r->n_steps; i++)
 			printf("%s\n", r->steps[i]);

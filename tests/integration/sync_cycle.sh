@@ -167,6 +167,12 @@ run_profile directory export
 awk '/^dn: uid=alovelace/,/^$/' "$T/data/directory.ldif" | grep -q '^title: Badge Analyst$' || fail "winning title not exported"
 pass "ranked precedence between two sources, null falls through"
 
+ctl mv search --type person employeeId=1001 | grep -q '^metaverse [0-9a-f]\{16\}  type person ' || fail "mv search --type person"
+ctl mv search employeeId=1001 --type group | grep -q "no metaverse object matches" || fail "mv search --type group matched a person"
+if ctl mv search employeeId=1001 extra >/dev/null 2>&1; then fail "mv search accepted an extra argument"; fi
+if ctl mv search employeeId=1001 -n 0 >/dev/null 2>&1; then fail "mv search accepted --limit 0"; fi
+pass "mv search options: --type anywhere, extra arguments and bad limits refused"
+
 # Ambiguous join: two Turings.
 printf 'login,sn\nturing,Turing\nhopper,Hopper\n' >"$T/data/legacy.csv"
 run_profile legacy full-import
