@@ -200,6 +200,9 @@ void eng_mv_put(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv);
 void eng_mv_delete(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv);
 void eng_mvidx_update(engine_t *e, loom_batch_t *b, const char *mv_type, const uint8_t *id,
     const char *attr, const Loom__MvAttr *before, const Loom__MvAttr *after);
+/* The metaverse index key "mv_type \0 lower(attr) \0 valuekey \0 id" in
+ * *k (replacing it); with id NULL, the prefix of every id with that value. */
+void eng_mvidx_key(loom_buf_t *k, const char *mv_type, const char *attr, const Loom__Value *v, const uint8_t *id);
 void eng_link_put(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent, const char *anchor, bool del);
 void eng_mark(engine_t *e, loom_batch_t *b, int cf, const char *agent, const char *anchor, bool on);
 /* Next id of a sequence. Ids are reserved in blocks: the meta key holds the

@@ -173,7 +173,7 @@ void eng_mv_delete(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv)
 		eng_mvidx_update(e, b, mv->object_type, mv->id.data, mv->attrs[i]->name, mv->attrs[i], NULL);
 }
 
-static void mvidx_key(loom_buf_t *k, const char *mv_type, const char *attr, const Loom__Value *v, const uint8_t *id)
+void eng_mvidx_key(loom_buf_t *k, const char *mv_type, const char *attr, const Loom__Value *v, const uint8_t *id)
 {
 	loom_buf_reset(k);
 	loom_buf_adds(k, mv_type);
@@ -200,12 +200,12 @@ void eng_mvidx_update(engine_t *e, loom_batch_t *b, const char *mv_type, const u
 		for (size_t j = 0; after && j < after->n_values && !kept; j++)
 			kept = loom_value_eq(before->values[i], after->values[j]);
 		if (!kept) {
-			mvidx_key(&k, mv_type, attr, before->values[i], id);
+			eng_mvidx_key(&k, mv_type, attr, before->values[i], id);
 			loom_batch_delete(b, CF_MVIDX, k.data, k.len);
 		}
 	}
 	for (size_t j = 0; after && j < after->n_values; j++) {
-		mvidx_key(&k, mv_type, attr, after->values[j], id);
+		eng_mvidx_key(&k, mv_type, attr, after->values[j], id);
 		loom_batch_put(b, CF_MVIDX, k.data, k.len, "", 0);
 	}
 	loom_buf_release(&k);

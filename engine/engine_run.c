@@ -643,35 +643,41 @@ static void q_mv_search(engine_t *e, Loom__Envelope *env, const ProtobufCMessage
 	loom_value_key(&want, &v);
 	const char *err;
 	if (indexed_any(e, rq->mv_type, rq->attr)) {
-		/* Join attributes are indexed: mv_type \0 attr \0 value \0 id. */
+		/* Join attributes are indexed: seek each indexed type's
+		 * "mv_type \0 attr \0 value \0" prefix; the ids follow it. */
 		loom_iter_t *it = loom_iter_new(e->store, CF_MVIDX);
-		for (loom_iter_seek_first(it); loom_iter_valid(it) && !rep.truncated; loom_iter_next(it)) {
-			size_t klen;
-			const char *k = loom_iter_key(it, &klen);
-			const char *type = k;
-			size_t tlen = strnlen(type, klen);
-			if (tlen + 1 >= klen)
+		loom_buf_t prefix = LOOM_BUF_INIT;
+		size_t pos = 0, tlen;
+		const void *tk;
+		size_t alen = strlen(rq->attr);
+		while (!rep.truncated && loom_map_next(e->indexed, &pos, &tk, &tlen, NULL)) {
+			const char *type = tk;
+			size_t typelen = strnlen(type, tlen);
+			if (typelen + 1 + alen != tlen || strncasecmp(type + typelen + 1, rq->attr, alen) != 0 ||
+			    (rq->mv_type[0] && strcasecmp(type, rq->mv_type) != 0))
 				continue;
-			const char *attr = k + tlen + 1;
-			size_t alen = strnlen(attr, klen - tlen - 1);
-			const char *val = attr + alen + 1;
-			if ((size_t)(val - k) + 9 > klen)
-				continue;
-			size_t vlen = klen - (size_t)(val - k) - 9;
-			if ((rq->mv_type[0] && (strlen(rq->mv_type) != tlen || strncasecmp(type, rq->mv_type, tlen) != 0)) ||
-			    strlen(rq->attr) != alen || strncasecmp(attr, rq->attr, alen) != 0 ||
-			    vlen != want.len || memcmp(val, want.data, vlen) != 0)
-				continue;
-			Loom__MvObject *mv = eng_mv_get(e, (const uint8_t *)k + klen - 8, 8, &err);
-			if (mv == NULL)
-				continue;
-			if (rep.n_objects == limit) {
-				rep.truncated = true;
-				loom__mv_object__free_unpacked(mv, NULL);
-				break;
+			char *typez = loom_strndup(type, typelen);
+			eng_mvidx_key(&prefix, typez, rq->attr, &v, NULL);
+			free(typez);
+			for (loom_iter_seek(it, prefix.data, prefix.len); loom_iter_valid(it); loom_iter_next(it)) {
+				size_t klen;
+				const char *k = loom_iter_key(it, &klen);
+				if (klen < prefix.len || memcmp(k, prefix.data, prefix.len) != 0)
+					break;
+				if (klen != prefix.len + 8)
+					continue; /* a longer value that starts like this one */
+				Loom__MvObject *mv = eng_mv_get(e, (const uint8_t *)k + klen - 8, 8, &err);
+				if (mv == NULL)
+					continue;
+				if (rep.n_objects == limit) {
+					rep.truncated = true;
+					loom__mv_object__free_unpacked(mv, NULL);
+					break;
+				}
+				rep.objects[rep.n_objects++] = mv_show(e, mv);
 			}
-			rep.objects[rep.n_objects++] = mv_show(e, mv);
 		}
+		loom_buf_release(&prefix);
 		loom_iter_destroy(&it);
 	} else {
 		/* Not a join attribute: look at every metaverse object. */

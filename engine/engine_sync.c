@@ -410,16 +410,7 @@ static void candidates(engine_t *e, const char *type, const char *mv_attr, const
 {
 	loom_buf_t k = LOOM_BUF_INIT;
 	for (size_t i = 0; values && i < values->n_values; i++) {
-		loom_buf_reset(&k);
-		loom_buf_adds(&k, type);
-		loom_buf_addc(&k, '\0');
-		size_t s = k.len;
-		loom_buf_adds(&k, mv_attr);
-		for (size_t j = s; j < k.len; j++)
-			k.data[j] = (char)(k.data[j] >= 'A' && k.data[j] <= 'Z' ? k.data[j] + 32 : k.data[j]);
-		loom_buf_addc(&k, '\0');
-		loom_value_key(&k, values->values[i]);
-		loom_buf_addc(&k, '\0');
+		eng_mvidx_key(&k, type, mv_attr, values->values[i], NULL);
 		loom_iter_t *it = loom_iter_new_ex(e->store, CF_MVIDX, false);
 		for (loom_iter_seek(it, k.data, k.len); loom_iter_valid(it); loom_iter_next(it)) {
 			size_t klen;
