@@ -8,6 +8,7 @@
  */
 #include "engine.h"
 #include "loom_alloc.h"
+#include "loom_log.h"
 #include "loom_envelope.h"
 
 #include <ctype.h>
@@ -295,7 +296,17 @@ uint64_t eng_seq_next(engine_t *e, loom_batch_t *b, uint64_t *seq, uint64_t *lim
 	++*seq;
 	if (*seq > *lim) {
 		*lim = *seq + block - 1;
-		eng_meta_put_u64(e, b, name, *lim);
+		if (block == 1) {
+			eng_meta_put_u64(e, b, name, *lim); /* atomic with what the id names (a run record) */
+		} else {
+			/* A block outlives the batch that took it (an object whose sync
+			 * fails or is previewed writes nothing else): record it now. */
+			unsigned char v[8];
+			const char *err;
+			loom_store_put_u64be(v, *lim);
+			if (loom_store_put(e->store, CF_META, name, strlen(name), v, 8, &err) < 0)
+				loom_error("cannot record the id block of %s up to %llu: %s", name, (unsigned long long)*lim, err);
+		}
 	}
 	return *seq;
 }

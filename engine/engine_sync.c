@@ -167,7 +167,6 @@ typedef struct work {
 	held_t *held;                  /* other connectors touched */
 	size_t nheld;
 	bool failed;                   /* an error means: write nothing */
-	uint64_t lim_mv, lim_change;   /* id blocks reserved before this object */
 	bool links_loaded;             /* lagents/lanchors hold mv's connectors */
 	char **lagents;                /* connectors of the object's mv: agents */
 	char **lanchors;               /* ... and anchors (store plus this batch) */
@@ -1138,15 +1137,10 @@ static int commit(work_t *w, const char **error_r)
 		return 0;
 	}
 	if (w->failed) {
-		/* Nothing of this object is written but its error mark, and the id
-		 * blocks it reserved: later ids come from those blocks, so a restart
-		 * must resume past them. */
+		/* Nothing of this object is written (its error is in the run; id
+		 * blocks it took were recorded by eng_seq_next). */
 		loom_batch_clear(w->b);
-		if (e->lim_mv != w->lim_mv)
-			eng_meta_put_u64(e, w->b, "seq:mv", e->lim_mv);
-		if (e->lim_change != w->lim_change)
-			eng_meta_put_u64(e, w->b, "seq:change", e->lim_change);
-		return loom_batch_count(w->b) ? loom_store_write_ex(e->store, w->b, false, error_r) : 0;
+		return 0;
 	}
 	for (size_t i = 0; i < w->nheld; i++) {
 		held_t *h = &w->held[i];
@@ -1187,7 +1181,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
 	if (e->run)
 		e->run->objects++;
-	work_t w = { .e = e, .b = b, .agent = agent, .cs = cs, .lim_mv = e->lim_mv, .lim_change = e->lim_change };
+	work_t w = { .e = e, .b = b, .agent = agent, .cs = cs };
 	Loom__MvObject *mv = NULL;
 	if (cs->mv_id.len == 8) {
 		err = NULL;
@@ -1437,20 +1431,9 @@ void eng_preview(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 	e->trace = &trace;
 	e->trace_failed = false;
 	e->dry_run = !rq->commit;
-	uint64_t lim_mv = e->lim_mv, lim_change = e->lim_change;
 	int rc = eng_sync_one(e, rq->agent, rq->anchor, !rq->delta, &err);
 	e->trace = NULL;
 	e->dry_run = false;
-	/* Ids handed out come from reserved blocks: a block reserved during a
-	 * preview is recorded even though nothing else was written. */
-	if (lim_mv != e->lim_mv || lim_change != e->lim_change) {
-		const char *werr;
-		loom_batch_clear(e->batch);
-		eng_meta_put_u64(e, e->batch, "seq:mv", e->lim_mv);
-		eng_meta_put_u64(e, e->batch, "seq:change", e->lim_change);
-		if (loom_store_write_ex(e->store, e->batch, true, &werr) < 0)
-			loom_error("cannot record id reservations: %s", werr);
-	}
 	Loom__PreviewReply rep = LOOM__PREVIEW_REPLY__INIT;
 	rep.committed = rq->commit && rc == 0 && !e->trace_failed;
 	rep.failed = rc < 0 || e->trace_failed;
