@@ -7,6 +7,8 @@
  *   engine_import.c  full and delta import: staging pending imports
  *   engine_sync.c    synchronization of one object: filter, join, projection,
  *                    flows with precedence, deletion rules, provisioning
+ *   engine_refs.c    reference attributes: the metaverse's reverse references
+ *                    and the queues that make late references come right
  *   engine_export.c  export: pending exports to the agent, results
  *   engine_schedule.c  schedules: run profiles started on an interval or cron
  */
@@ -40,12 +42,17 @@ enum {
 	CF_DELTA,       /* agent \0 anchor -> "" (objects a delta sync must visit) */
 	CF_RUN,         /* run id (8 bytes) -> RunRecord */
 	CF_META,        /* name -> value: sequences, watermarks, generations */
+	CF_MVREF,       /* target id, source id, lower(attr) -> "" (who references an mv object) */
+	CF_UNRES,       /* agent \0 lower(name) \0 referrer anchor -> "" (references waiting for their object) */
+	CF_RESYNC,      /* agent \0 anchor -> "" (connectors to synchronize again at their agent's sync end) */
+	CF_REFRESH,     /* mv id -> "" (mv objects whose outbound flows are recomputed at a sync end) */
 };
 
 typedef struct eng_flow {
 	const loom_sync_flow_t *cfg;   /* as configured */
 	const char *target;            /* attribute written (mv for inbound, cs for outbound) */
 	loom_expr_t *expr;             /* compiled value */
+	const char *direct;            /* the source attribute when expr is just that attribute, else NULL */
 } eng_flow_t;
 
 typedef struct eng_agent eng_agent_t;
@@ -118,6 +125,9 @@ typedef struct eng_run {
 	Loom__ExportBatch *inflight[2]; /* batches sent, awaiting results, oldest first */
 	size_t ninflight;              /* how many (two overlap the agent's work with ours) */
 	bool export_done;              /* no more pending exports to send */
+	int post;                      /* sync: 0 objects, 1 resync queue, 2 refresh queue */
+	uint64_t post_done;            /* objects the current pass over a queue handled */
+	unsigned post_rounds;          /* passes over the queues so far */
 	int timer;                     /* slice/timeout timer id */
 } eng_run_t;
 
@@ -149,6 +159,7 @@ typedef struct engine {
 	loom_batch_t *batch;           /* reused write batch */
 	loom_buf_t *trace;             /* during a preview: one line per decision */
 	bool dry_run;                  /* during a preview without --commit: write nothing */
+	bool resyncing;                /* eng_sync_one takes the object off the resync queue */
 	bool trace_failed;             /* an error was reported during the preview */
 	char *read_error;              /* first store read error of the object being synchronized:
 	                                * a lookup that failed is not "absent", so the object's
@@ -224,6 +235,30 @@ size_t eng_links(engine_t *e, const uint8_t *id, char ***ret_agents, char ***ret
 void eng_strv_free(char **v, size_t n);
 const char *eng_state_name(Loom__CsObject__State s);
 
+/* engine_refs.c */
+bool eng_mvid_parse(const char *hex, uint8_t id[8]);
+void eng_mvref_put(engine_t *e, loom_batch_t *b, const uint8_t *target, const uint8_t *source, const char *attr,
+    bool del);
+/* Keeps mv_ref in step with a metaverse attribute's change (either NULL). */
+void eng_mvref_update(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *attr, const Loom__MvAttr *before,
+    const Loom__MvAttr *after);
+void eng_queue_refresh(engine_t *e, loom_batch_t *b, const uint8_t *id);
+/* Queues every object referencing id for a refresh; with drop, forgets
+ * those references (id is being deleted). Returns how many. */
+size_t eng_queue_referrers(engine_t *e, loom_batch_t *b, const uint8_t *id, bool drop);
+void eng_queue_resync(engine_t *e, loom_batch_t *b, const char *agent, const char *anchor);
+/* Records that referrer (in agent) names an object as name that does not resolve. */
+void eng_unres_put(engine_t *e, loom_batch_t *b, const char *agent, const char *name, const char *referrer);
+/* The object known as name in agent can now be resolved: queues its
+ * waiting referrers (but self) for a resync. Returns how many. */
+size_t eng_unres_wake(engine_t *e, loom_batch_t *b, const char *agent, const char *name, const char *self);
+/* Resolves a connector-space reference (a DN, else an anchor) of agent to
+ * the metaverse object its connector is joined to: 1 with id, 0 when it
+ * does not resolve (a read error is recorded by eng_read_failed). */
+int eng_ref_in(engine_t *e, const char *agent, const char *name, uint8_t id[8]);
+/* The DN of mv object id's connector in agent (caller frees), or NULL. */
+char *eng_ref_out(engine_t *e, const uint8_t *id, const char *agent);
+
 /* engine_run.c */
 int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes,
     uint64_t *ret_id, const char **error_r);
@@ -261,6 +296,8 @@ void eng_import_batch(engine_t *e, Loom__Envelope *env);
 /* engine_sync.c */
 int eng_sync_begin(engine_t *e, const char **error_r);
 int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, const char **error_r);
+/* Recomputes the outbound flows of metaverse object id, whole (a refresh). */
+int eng_mv_refresh(engine_t *e, const uint8_t *id, const char **error_r);
 /* engine_export.c */
 int eng_export_begin(engine_t *e, const char **error_r);
 void eng_export_results(engine_t *e, Loom__Envelope *env);

@@ -136,6 +136,7 @@ static bool confirm_export(engine_t *e, Loom__CsObject *cs, Loom__Attr *const *a
 	if (missing) {
 		char *m = loom_sprintf("attribute '%s' was exported but the import shows otherwise", missing->name);
 		eng_run_error(e, cs->anchor, cs->dn, "exported-change-not-reimported", m, NULL, true);
+		loom_pb_str_set(&cs->last_error, "exported-change-not-reimported"); /* the next sync sends it whole */
 		free(m);
 	} else {
 		eng_run_count(e, "export-confirmed", cs->anchor);
@@ -172,9 +173,32 @@ static Loom__CsObject *cs_new(const char *anchor, const char *dn, const char *ty
 	return cs;
 }
 
+/* Values of the agent's reference attributes are references: agents that
+ * know no better send them as strings (str and ref share the oneof's
+ * storage, so retagging is the whole conversion). */
+static void retag(const loom_agentcfg_t *ac, const char *name, Loom__Value **v, size_t n)
+{
+	if (!loom_agentcfg_is_ref(ac, name))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->v_case == LOOM__VALUE__V_STR)
+			v[i]->v_case = LOOM__VALUE__V_REF;
+}
+
+static void mark_refs(const loom_agentcfg_t *ac, Loom__ImportObject *o)
+{
+	if (ac->references.n == 0)
+		return;
+	for (size_t i = 0; i < o->n_attrs; i++)
+		retag(ac, o->attrs[i]->name, o->attrs[i]->values, o->attrs[i]->n_values);
+	for (size_t i = 0; i < o->n_deltas; i++)
+		retag(ac, o->deltas[i]->name, o->deltas[i]->values, o->deltas[i]->n_values);
+}
+
 /* Stages one imported object into b. */
 static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 {
+	mark_refs(e->run->agent->cfg, (Loom__ImportObject *)o);
 	eng_run_t *r = e->run;
 	const char *agent = r->agent->cfg->name;
 	const char *err = NULL;

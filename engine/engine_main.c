@@ -12,7 +12,8 @@
 
 static engine_t the_engine;
 
-static const char *const cfs[] = { "cs", "cs_dn", "mv", "mv_index", "link", "export", "delta", "run", "meta", NULL };
+static const char *const cfs[] = { "cs", "cs_dn", "mv", "mv_index", "link", "export", "delta", "run", "meta",
+	"mv_ref", "unresolved", "resync", "refresh", NULL };
 
 static int engine_check(loom_daemon_t *d, const char **error_r)
 {

@@ -93,6 +93,9 @@ void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsO
 		key_agent_dn(&e->key, agent, cs->dn);
 		loom_batch_put(b, CF_CSDN, e->key.data, e->key.len, cs->anchor, strlen(cs->anchor));
 	}
+	/* A connector renamed: references to its object carry the new DN. */
+	if (old_dn && old_dn[0] && cs->mv_id.len == 8)
+		eng_queue_referrers(e, b, cs->mv_id.data, false);
 }
 
 void eng_cs_delete(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs)
@@ -170,8 +173,12 @@ void eng_mv_put(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv)
 void eng_mv_delete(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv)
 {
 	loom_batch_delete(b, CF_MV, mv->id.data, mv->id.len);
-	for (size_t i = 0; i < mv->n_attrs; i++)
+	for (size_t i = 0; i < mv->n_attrs; i++) {
 		eng_mvidx_update(e, b, mv->object_type, mv->id.data, mv->attrs[i]->name, mv->attrs[i], NULL);
+		eng_mvref_update(e, b, mv->id.data, mv->attrs[i]->name, mv->attrs[i], NULL);
+	}
+	/* Objects referencing it lose it: their outbound flows are recomputed. */
+	eng_queue_referrers(e, b, mv->id.data, true);
 }
 
 void eng_mvidx_key(loom_buf_t *k, const char *mv_type, const char *attr, const Loom__Value *v, const uint8_t *id)

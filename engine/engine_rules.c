@@ -118,6 +118,7 @@ int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
 					loom_buf_printf(&errors, "%s:%u: rule '%s': an %s flow needs '%s', the attribute it writes\n",
 					    sc->path, fv[k].expr.line, rc->name, in ? "inbound" : "outbound", in ? "mv" : "cs");
 				compile(sc->path, &fv[k].expr, LOOM_EXPR_ANY, &fl->expr, &errors);
+				fl->direct = fl->expr ? loom_expr_direct_attr(fl->expr) : NULL;
 			}
 			eng_agent_t *a = rule->agent;
 			if (in) {

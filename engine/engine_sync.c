@@ -157,7 +157,20 @@ typedef struct held {
 	bool had_export;               /* it had a pending export when loaded */
 	bool dirty;                    /* write it back */
 	bool removed;                  /* delete it */
+	bool linked_now;               /* connected to the mv object in this work */
 } held_t;
+
+/* A reference attribute of the metaverse object changed in this work: the
+ * references added and removed (mv ids as ref values, owned), or "whole"
+ * when it was recomputed whole (outbound flows then compare whole too). */
+typedef struct refdiff {
+	char *attr;
+	bool whole;
+	Loom__Value **add;
+	size_t nadd;
+	Loom__Value **del;
+	size_t ndel;
+} refdiff_t;
 
 typedef struct work {
 	engine_t *e;
@@ -167,6 +180,11 @@ typedef struct work {
 	held_t *held;                  /* other connectors touched */
 	size_t nheld;
 	bool failed;                   /* an error means: write nothing */
+	bool full;                     /* compute every flow whole (full sync, refresh, a lost export) */
+	bool was_joined;               /* cs was joined to its mv object when loaded */
+	Loom__PendingImport *pi;       /* the import applied to cs in this work (its deltas), or NULL */
+	refdiff_t *diffs;              /* reference attributes of the mv object changed here */
+	size_t ndiffs;
 	bool links_loaded;             /* lagents/lanchors hold mv's connectors */
 	char **lagents;                /* connectors of the object's mv: agents */
 	char **lanchors;               /* ... and anchors (store plus this batch) */
@@ -191,7 +209,7 @@ static held_t *hold(work_t *w, const char *agent, const char *anchor)
 	held_t *h = &w->held[w->nheld++];
 	h->agent = loom_strdup(agent);
 	h->cs = cs;
-	h->dirty = h->removed = false;
+	h->dirty = h->removed = h->linked_now = false;
 	h->old_dn = loom_strdup(cs->dn);
 	h->had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
 	return h;
@@ -218,9 +236,24 @@ static Loom__CsObject *connector_in(work_t *w, char **agents, char **anchors, si
 
 static void links_forget(work_t *w);
 
+static void values_free(Loom__Value **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		loom_value_free(v[i]);
+	free(v);
+}
+
 static void work_release(work_t *w)
 {
 	links_forget(w);
+	for (size_t i = 0; i < w->ndiffs; i++) {
+		free(w->diffs[i].attr);
+		values_free(w->diffs[i].add, w->diffs[i].nadd);
+		values_free(w->diffs[i].del, w->diffs[i].ndel);
+	}
+	free(w->diffs);
+	if (w->pi)
+		loom__pending_import__free_unpacked(w->pi, NULL);
 	for (size_t i = 0; i < w->nheld; i++) {
 		free(w->held[i].agent);
 		free(w->held[i].old_dn);
@@ -306,16 +339,50 @@ static Loom__MvAttr *mv_attr(Loom__MvObject *mv, const char *name, size_t *ret_i
 
 static bool values_eq(Loom__Value *const *a, size_t na, Loom__Value *const *b, size_t nb)
 {
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++) {
-		bool found = false;
-		for (size_t k = 0; k < nb && !found; k++)
-			found = loom_value_eq(a[i], b[k]);
-		if (!found)
-			return false;
-	}
-	return true;
+	return loom_values_same(a, na, b, nb);
+}
+
+static bool is_ref_list(Loom__Value *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->v_case == LOOM__VALUE__V_REF)
+			return true;
+	return false;
+}
+
+static refdiff_t *diff_find(work_t *w, const char *attr)
+{
+	for (size_t i = 0; i < w->ndiffs; i++)
+		if (strcasecmp(w->diffs[i].attr, attr) == 0)
+			return &w->diffs[i];
+	return NULL;
+}
+
+static refdiff_t *diff_get(work_t *w, const char *attr)
+{
+	refdiff_t *d = diff_find(w, attr);
+	if (d)
+		return d;
+	w->diffs = loom_realloc(w->diffs, (w->ndiffs + 1) * sizeof *w->diffs);
+	d = &w->diffs[w->ndiffs++];
+	memset(d, 0, sizeof *d);
+	d->attr = loom_strdup(attr);
+	return d;
+}
+
+static Loom__Value *ref_value(const uint8_t *id)
+{
+	char hex[17];
+	eng_mvid_hex(hex, id);
+	Loom__Value *v = loom_value_str(hex, 16);
+	v->v_case = LOOM__VALUE__V_REF;
+	return v;
+}
+
+static void values_push(Loom__Value ***v, size_t *n, Loom__Value *x)
+{
+	*v = loom_realloc(*v, (*n + 1) * sizeof **v);
+	(*v)[(*n)++] = x;
 }
 
 /* Sets (or removes, n == 0) an mv attribute; returns true when it changed. */
@@ -339,18 +406,19 @@ static bool mv_set(work_t *w, Loom__MvObject *mv, const char *name, Loom__Value 
 		loom__mv_attr__init(na);
 		na->name = loom_strdup(old ? old->name : name);
 		na->values = loom_malloc(n * sizeof *na->values);
-		for (size_t i = 0; i < n; i++) {
-			bool dup = false;
-			for (size_t k = 0; k < na->n_values && !dup; k++)
-				dup = loom_value_eq(na->values[k], v[i]);
-			if (!dup)
+		loom_vset_t *seen = loom_vset_new(NULL, 0);
+		for (size_t i = 0; i < n; i++)
+			if (loom_vset_add(seen, v[i]))
 				na->values[na->n_values++] = loom_value_dup(v[i]);
-		}
+		loom_vset_free(&seen);
 		na->agent = loom_strdup(agent);
 		na->anchor = loom_strdup(anchor);
 		na->changed_at = loom_now_us();
 	}
 	eng_mvidx_update(w->e, w->b, mv->object_type, mv->id.data, name, old, na);
+	eng_mvref_update(w->e, w->b, mv->id.data, name, old, na);
+	if ((old && is_ref_list(old->values, old->n_values)) || (na && is_ref_list(na->values, na->n_values)))
+		diff_get(w, name)->whole = true;
 	if (old) {
 		loom__mv_attr__free_unpacked(old, NULL);
 		if (na) {
@@ -556,9 +624,167 @@ static int eval_flow(work_t *w, const eng_rule_t *rule, const char *attr, const 
 	return res->n ? 1 : 0;
 }
 
+/* The metaverse id a connector-space reference of agent names: the object
+ * being synchronized itself (its link may be in this batch only), else
+ * through the store. */
+static int ref_in(work_t *w, const char *agent, const char *name, uint8_t id[8])
+{
+	const Loom__CsObject *c = w->cs;
+	if (strcmp(agent, w->agent) == 0 && c->mv_id.len == 8 &&
+	    (strcasecmp(name, c->dn) == 0 || strcmp(name, c->anchor) == 0)) {
+		memcpy(id, c->mv_id.data, 8);
+		return 1;
+	}
+	return eng_ref_in(w->e, agent, name, id);
+}
+
+/* Translates the connector-space references among v (objects of agent,
+ * named by DN or anchor) into metaverse references. One that does not
+ * resolve (its object is unknown or not joined yet) is left out and
+ * recorded, so src is synchronized again when its object joins. */
+static size_t refs_in(work_t *w, const char *agent, const Loom__CsObject *src, Loom__Value *const *v, size_t n,
+    Loom__Value ***out, size_t *ret_unresolved)
+{
+	Loom__Value **o = loom_malloc((n ? n : 1) * sizeof *o);
+	size_t k = 0, miss = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t id[8];
+		if (v[i]->v_case != LOOM__VALUE__V_REF)
+			o[k++] = loom_value_dup(v[i]);
+		else if (ref_in(w, agent, v[i]->ref, id))
+			o[k++] = ref_value(id);
+		else {
+			eng_unres_put(w->e, w->b, agent, v[i]->ref, src->anchor);
+			miss++;
+		}
+	}
+	*out = o;
+	*ret_unresolved = miss;
+	return k;
+}
+
+/* A delta sync of a direct flow from a reference attribute of the object
+ * being synchronized, which is the attribute's current source: the
+ * import's added and removed values are applied to the metaverse attribute
+ * one by one, so a member joining a 50,000-member group costs one
+ * resolution, not 50,000. Returns 1 when applied (changed), 0 when there is
+ * nothing to do, -1 when not applicable (the caller recomputes whole). */
+static int recompute_quick(work_t *w, Loom__MvObject *mv, const char *attr)
+{
+	if (w->full || !w->was_joined || eng_indexed(w->e, mv->object_type, attr))
+		return -1;
+	Loom__MvAttr *cur = mv_attr(mv, attr, NULL);
+	if (cur == NULL || cur->n_values == 0 || cur->values[0]->v_case != LOOM__VALUE__V_REF ||
+	    strcmp(cur->agent, w->agent) != 0 || strcmp(cur->anchor, w->cs->anchor) != 0)
+		return -1;
+	eng_agent_t *a = eng_agent_find(w->e, w->agent);
+	const eng_rule_t *rule = NULL;
+	const eng_flow_t *fl = NULL;
+	for (size_t i = 0; a && i < a->nin; i++) {
+		const eng_rule_t *r = a->in[i];
+		if (strcmp(r->cfg->mv_type, mv->object_type) != 0 || strcmp(r->cfg->cs_type, w->cs->object_type) != 0)
+			continue;
+		for (size_t k = 0; k < r->nflows; k++)
+			if (strcasecmp(r->flows[k].target, attr) == 0) {
+				if (fl)
+					return -1; /* several flows of this agent feed it */
+				fl = &r->flows[k];
+				rule = r;
+			}
+	}
+	if (fl == NULL || fl->direct == NULL || !loom_agentcfg_is_ref(a->cfg, fl->direct))
+		return -1;
+	if (rule->cfg->scope_filter.n) {
+		look_t l;
+		look_cs(&l, w->cs);
+		if (!eng_scope_match(&rule->cfg->scope_filter, look_fn, &l))
+			return -1;
+	}
+	if (w->pi == NULL)
+		return 0; /* visited without an import: the source is as it was */
+	if (w->pi->kind != LOOM__PENDING_IMPORT__KIND__UPDATE)
+		return -1;
+	Loom__Value **add = NULL, **del = NULL;
+	size_t nadd = 0, ndel = 0, seen = 0;
+	int rc = 1;
+	for (size_t i = 0; i < w->pi->n_deltas && rc == 1; i++) {
+		const Loom__AttrDelta *d = w->pi->deltas[i];
+		if (strcasecmp(d->name, fl->direct) != 0)
+			continue;
+		seen++;
+		if (d->op == LOOM__ATTR_DELTA__OP__REPLACE || (d->op == LOOM__ATTR_DELTA__OP__DELETE && d->n_values == 0)) {
+			rc = -1;
+			break;
+		}
+		for (size_t k = 0; k < d->n_values && rc == 1; k++) {
+			uint8_t id[8];
+			if (d->values[k]->v_case != LOOM__VALUE__V_REF) {
+				rc = -1;
+			} else if (ref_in(w, w->agent, d->values[k]->ref, id)) {
+				values_push(d->op == LOOM__ATTR_DELTA__OP__ADD ? &add : &del,
+				    d->op == LOOM__ATTR_DELTA__OP__ADD ? &nadd : &ndel, ref_value(id));
+			} else if (d->op == LOOM__ATTR_DELTA__OP__ADD) {
+				eng_unres_put(w->e, w->b, w->agent, d->values[k]->ref, w->cs->anchor);
+			} else {
+				rc = -1; /* which metaverse object left is unknown: recompute whole */
+			}
+		}
+	}
+	if (rc < 0 || seen == 0) {
+		values_free(add, nadd);
+		values_free(del, ndel);
+		return rc < 0 ? -1 : 0;
+	}
+	refdiff_t *df = diff_get(w, attr);
+	size_t added = 0, removed = 0;
+	for (size_t i = 0; i < ndel; i++) {
+		for (size_t k = 0; k < cur->n_values; k++)
+			if (loom_value_eq(cur->values[k], del[i])) {
+				loom_value_free(cur->values[k]);
+				memmove(&cur->values[k], &cur->values[k + 1], (cur->n_values - k - 1) * sizeof *cur->values);
+				cur->n_values--;
+				uint8_t t[8];
+				if (eng_mvid_parse(del[i]->ref, t))
+					eng_mvref_put(w->e, w->b, t, mv->id.data, attr, true);
+				values_push(&df->del, &df->ndel, loom_value_dup(del[i]));
+				removed++;
+				break;
+			}
+	}
+	for (size_t i = 0; i < nadd; i++) {
+		bool have = false;
+		for (size_t k = 0; k < cur->n_values && !have; k++)
+			have = loom_value_eq(cur->values[k], add[i]);
+		if (have)
+			continue;
+		values_push(&cur->values, &cur->n_values, loom_value_dup(add[i]));
+		uint8_t t[8];
+		if (eng_mvid_parse(add[i]->ref, t))
+			eng_mvref_put(w->e, w->b, t, mv->id.data, attr, false);
+		values_push(&df->add, &df->nadd, loom_value_dup(add[i]));
+		added++;
+	}
+	values_free(add, nadd);
+	values_free(del, ndel);
+	if (added + removed == 0)
+		return 0;
+	cur->changed_at = loom_now_us();
+	if (cur->n_values == 0) {
+		/* The last reference went: the attribute goes (whole, so it is simple). */
+		df->whole = true;
+		mv_set(w, mv, attr, NULL, 0, "", "");
+	}
+	eng_explain(w->e, "flow %s: +%zu -%zu reference%s (rule '%s', from %s %s, applied change by change)", attr, added,
+	    removed, added + removed == 1 ? "" : "s", rule->cfg->name, w->agent, w->cs->anchor);
+	return 1;
+}
+
 /* Recomputes mv attribute attr from every contributing connector. */
 static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char **agents, char **anchors, size_t nl)
 {
+	int quick = recompute_quick(w, mv, attr);
+	if (quick >= 0)
+		return quick == 1;
 	const eng_rule_t *rules[ENG_MAX_INBOUND];
 	size_t n = contributors(w->e, mv->object_type, attr, rules, ENG_MAX_INBOUND);
 	for (size_t i = 0; i < n; i++) {
@@ -590,10 +816,22 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 				w->failed = true;
 				done = true;
 			} else if (rc == 1 || rc == 2) {
-				changed = mv_set(w, mv, attr, res->v, rc == 1 ? res->n : 0, r->agent->cfg->name, src->anchor);
-				eng_explain(w->e, "flow %s = %s (rule '%s', precedence %lld, from %s %s)%s", attr,
-				    rc == 2 ? "null (AuthoritativeNull)" : vals(res->v, res->n), r->cfg->name,
-				    (long long)r->cfg->precedence, r->agent->cfg->name, src->anchor, changed ? "" : ": unchanged");
+				Loom__Value **v = res->v, **tv = NULL;
+				size_t nv = rc == 1 ? res->n : 0, miss = 0;
+				if (is_ref_list(v, nv)) {
+					nv = refs_in(w, r->agent->cfg->name, src, res->v, res->n, &tv, &miss);
+					v = tv;
+				}
+				changed = mv_set(w, mv, attr, v, nv, r->agent->cfg->name, src->anchor);
+				if (w->e->trace) {
+					eng_explain(w->e, "flow %s = %s (rule '%s', precedence %lld, from %s %s)%s", attr,
+					    rc == 2 ? "null (AuthoritativeNull)" : vals(v, nv), r->cfg->name,
+					    (long long)r->cfg->precedence, r->agent->cfg->name, src->anchor, changed ? "" : ": unchanged");
+					if (miss)
+						eng_explain(w->e, "  %zu reference%s not resolved yet (the object is unknown or not joined): "
+						    "resolved when it joins", miss, miss == 1 ? "" : "s");
+				}
+				values_free(tv, tv ? nv : 0);
 				done = true;
 			}
 			if (done)
@@ -691,61 +929,308 @@ static void export_put(Loom__PendingExport *p, const char *name, Loom__Value *co
 	p->deltas[p->n_deltas++] = d;
 }
 
-/* Applies rule's outbound flows from mv to target t. Returns true when its
+/* ---- pending export edits ---- */
+
+static void pending_ensure(work_t *w, Loom__CsObject *t)
+{
+	if (t->pending_export == NULL || t->pending_export->kind == LOOM__PENDING_EXPORT__KIND__NONE) {
+		if (t->pending_export)
+			loom__pending_export__free_unpacked(t->pending_export, NULL);
+		t->pending_export = export_new(w->e, w, LOOM__PENDING_EXPORT__KIND__UPDATE);
+	}
+}
+
+/* Removes the pending deltas of name (all ops). */
+static void pending_drop(Loom__CsObject *t, const char *name)
+{
+	Loom__PendingExport *p = t->pending_export;
+	if (p == NULL)
+		return;
+	size_t j = 0;
+	for (size_t i = 0; i < p->n_deltas; i++) {
+		if (strcasecmp(p->deltas[i]->name, name) == 0)
+			loom__attr_delta__free_unpacked(p->deltas[i], NULL);
+		else
+			p->deltas[j++] = p->deltas[i];
+	}
+	p->n_deltas = j;
+}
+
+static void pending_append(Loom__CsObject *t, Loom__AttrDelta *d)
+{
+	Loom__PendingExport *p = t->pending_export;
+	p->deltas = loom_realloc(p->deltas, (p->n_deltas + 1) * sizeof *p->deltas);
+	p->deltas[p->n_deltas++] = d;
+}
+
+/* An update left with nothing to do goes (an empty ADD or DELETE delta
+ * would mean something else: it is removed first). */
+static void pending_tidy(Loom__CsObject *t)
+{
+	Loom__PendingExport *p = t->pending_export;
+	if (p == NULL)
+		return;
+	size_t j = 0;
+	for (size_t i = 0; i < p->n_deltas; i++) {
+		Loom__AttrDelta *d = p->deltas[i];
+		if (d->op != LOOM__ATTR_DELTA__OP__REPLACE && d->n_values == 0)
+			loom__attr_delta__free_unpacked(d, NULL);
+		else
+			p->deltas[j++] = d;
+	}
+	p->n_deltas = j;
+	if (p->kind == LOOM__PENDING_EXPORT__KIND__UPDATE && p->n_deltas == 0 && p->new_dn[0] == '\0') {
+		loom__pending_export__free_unpacked(p, NULL);
+		t->pending_export = NULL;
+	}
+}
+
+static Loom__AttrDelta *pending_find(Loom__CsObject *t, const char *name, Loom__AttrDelta__Op op)
+{
+	for (size_t i = 0; t->pending_export && i < t->pending_export->n_deltas; i++)
+		if (t->pending_export->deltas[i]->op == op && strcasecmp(t->pending_export->deltas[i]->name, name) == 0)
+			return t->pending_export->deltas[i];
+	return NULL;
+}
+
+static Loom__AttrDelta *delta_new(const char *name, Loom__AttrDelta__Op op)
+{
+	Loom__AttrDelta *d = loom_malloc(sizeof *d);
+	loom__attr_delta__init(d);
+	d->name = loom_strdup(name);
+	d->op = op;
+	return d;
+}
+
+/* Removes v from d's values; true when it was there. */
+static bool delta_take(Loom__AttrDelta *d, const Loom__Value *v)
+{
+	for (size_t i = 0; d && i < d->n_values; i++)
+		if (loom_value_eq(d->values[i], v)) {
+			loom_value_free(d->values[i]);
+			memmove(&d->values[i], &d->values[i + 1], (d->n_values - i - 1) * sizeof *d->values);
+			d->n_values--;
+			return true;
+		}
+	return false;
+}
+
+/* The target holds v in name (its hologram, after what was sent). */
+static bool target_has(const Loom__CsObject *t, const char *name, const Loom__Value *v)
+{
+	bool has = false;
+	const Loom__Attr *a = loom_attr_find(t->attrs, t->n_attrs, name);
+	for (size_t i = 0; a && i < a->n_values && !has; i++)
+		has = loom_value_eq(a->values[i], v);
+	const Loom__PendingExport *u = t->unconfirmed;
+	for (size_t i = 0; u && u->kind != LOOM__PENDING_EXPORT__KIND__DELETE && i < u->n_deltas; i++) {
+		const Loom__AttrDelta *d = u->deltas[i];
+		if (strcasecmp(d->name, name) != 0)
+			continue;
+		bool in = false;
+		for (size_t k = 0; k < d->n_values && !in; k++)
+			in = loom_value_eq(d->values[k], v);
+		if (d->op == LOOM__ATTR_DELTA__OP__REPLACE)
+			has = in;
+		else if (d->op == LOOM__ATTR_DELTA__OP__ADD && in)
+			has = true;
+		else if (d->op == LOOM__ATTR_DELTA__OP__DELETE && (in || d->n_values == 0))
+			has = false;
+	}
+	return has;
+}
+
+/* The DN of the connector in agent of the metaverse object a reference
+ * names: the target being written itself, else through the store. */
+static char *ref_out(work_t *w, const uint8_t *id, const char *agent, const Loom__MvObject *mv, const Loom__CsObject *t)
+{
+	if (memcmp(id, mv->id.data, 8) == 0)
+		return loom_strdup(t->dn);
+	return eng_ref_out(w->e, id, agent);
+}
+
+/* Translates metaverse references among v into DNs of agent's objects
+ * (as references). One whose object has no connector there yet is left
+ * out: when it gets one, this object is refreshed (mv_ref). */
+static size_t refs_out(work_t *w, const char *agent, const Loom__MvObject *mv, const Loom__CsObject *t,
+    Loom__Value *const *v, size_t n, Loom__Value ***out, size_t *ret_missing)
+{
+	Loom__Value **o = loom_malloc((n ? n : 1) * sizeof *o);
+	size_t k = 0, miss = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t id[8];
+		char *dn;
+		if (v[i]->v_case != LOOM__VALUE__V_REF) {
+			o[k++] = loom_value_dup(v[i]);
+		} else if (eng_mvid_parse(v[i]->ref, id) && (dn = ref_out(w, id, agent, mv, t)) != NULL) {
+			Loom__Value *x = loom_value_str(dn, strlen(dn));
+			x->v_case = LOOM__VALUE__V_REF;
+			o[k++] = x;
+			free(dn);
+		} else {
+			miss++;
+		}
+	}
+	*out = o;
+	*ret_missing = miss;
+	return k;
+}
+
+/* The incremental side of an outbound reference flow: the references the
+ * metaverse attribute gained and lost in this work, as ADD and DELETE of
+ * those DNs only (merged with what is pending). Returns true when the
  * pending export changed. */
-static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObject *mv, Loom__CsObject *t)
+static bool export_ref_changes(work_t *w, const char *agent, const Loom__MvObject *mv, Loom__CsObject *t,
+    const char *name, const refdiff_t *df)
+{
+	Loom__Value **add, **del;
+	size_t madd, mdel;
+	size_t nadd = refs_out(w, agent, mv, t, df->add, df->nadd, &add, &madd);
+	size_t ndel = refs_out(w, agent, mv, t, df->del, df->ndel, &del, &mdel);
+	bool changed = false;
+	if (nadd + ndel) {
+		pending_ensure(w, t);
+		Loom__AttrDelta *rp = pending_find(t, name, LOOM__ATTR_DELTA__OP__REPLACE);
+		Loom__AttrDelta *pa = pending_find(t, name, LOOM__ATTR_DELTA__OP__ADD);
+		Loom__AttrDelta *pd = pending_find(t, name, LOOM__ATTR_DELTA__OP__DELETE);
+		for (size_t i = 0; i < ndel; i++) {
+			if (rp) {
+				changed |= delta_take(rp, del[i]);
+			} else if (delta_take(pa, del[i])) {
+				changed = true;
+			} else if (target_has(t, name, del[i])) {
+				if (pd == NULL)
+					pending_append(t, pd = delta_new(name, LOOM__ATTR_DELTA__OP__DELETE));
+				values_push(&pd->values, &pd->n_values, loom_value_dup(del[i]));
+				changed = true;
+			}
+		}
+		for (size_t i = 0; i < nadd; i++) {
+			if (rp) {
+				bool have = false;
+				for (size_t k = 0; k < rp->n_values && !have; k++)
+					have = loom_value_eq(rp->values[k], add[i]);
+				if (!have) {
+					values_push(&rp->values, &rp->n_values, loom_value_dup(add[i]));
+					changed = true;
+				}
+			} else if (delta_take(pd, add[i])) {
+				changed = true;
+			} else if (!target_has(t, name, add[i])) {
+				if (pa == NULL)
+					pending_append(t, pa = delta_new(name, LOOM__ATTR_DELTA__OP__ADD));
+				values_push(&pa->values, &pa->n_values, loom_value_dup(add[i]));
+				changed = true;
+			}
+		}
+		pending_tidy(t);
+	}
+	if (w->e->trace)
+		eng_explain(w->e, "  outbound %s: +%zu -%zu reference%s (change by change)%s", name, nadd, ndel,
+		    nadd + ndel == 1 ? "" : "s", madd + mdel ? ", some objects have no connector there yet" : "");
+	values_free(add, nadd);
+	values_free(del, ndel);
+	return changed;
+}
+
+/* Applies rule's outbound flows from mv to target t. connected: t was
+ * connected to mv before this work (so its unchanged reference attributes
+ * need not be compared again in a delta sync). Returns true when its
+ * pending export changed. */
+static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObject *mv, Loom__CsObject *t,
+    bool connected)
 {
 	bool adding = t->pending_export && t->pending_export->kind == LOOM__PENDING_EXPORT__KIND__ADD;
-	Loom__Attr **cur;
-	size_t ncur;
-	current_target(t, &cur, &ncur);
+	const char *agent = rule->agent->cfg->name;
+	bool quick = !w->full && !adding && connected;
+	Loom__Attr **cur = NULL;
+	size_t ncur = 0;
+	bool have_cur = false;
 	bool changed = false;
 	for (size_t k = 0; k < rule->nflows && !w->failed; k++) {
 		const eng_flow_t *fl = &rule->flows[k];
 		if (fl->cfg->initial && !adding)
 			continue;
-		loom_expr_result_t *res = &w->e->res; /* export_put copies the values */
+		if (quick && fl->direct) {
+			/* A reference attribute the metaverse object holds: in a delta sync,
+			 * only what changed in it is sent (resolving 50,000 members to
+			 * send one is what this avoids). */
+			const Loom__MvAttr *src = mv_attr((Loom__MvObject *)mv, fl->direct, NULL);
+			refdiff_t *df = diff_find(w, fl->direct);
+			bool refs = df || (src && is_ref_list(src->values, src->n_values > 0 ? 1 : 0));
+			if (refs && df == NULL)
+				continue;
+			if (refs && !df->whole) {
+				changed |= export_ref_changes(w, agent, mv, t, fl->target, df);
+				continue;
+			}
+		}
+		loom_expr_result_t *res = &w->e->res; /* copied below */
 		int rc = eval_flow(w, rule, fl->target, NULL, mv, res);
 		if (rc < 0) {
 			w->failed = true;
-		} else if (rc != 3) {
-			size_t n = rc == 1 ? res->n : 0;
-			const Loom__Attr *have = loom_attr_find(cur, ncur, fl->target);
-			/* A pending change of this attribute counts as what it will be. */
-			const Loom__AttrDelta *pending = NULL;
-			for (size_t i = 0; t->pending_export && i < t->pending_export->n_deltas; i++)
-				if (strcasecmp(t->pending_export->deltas[i]->name, fl->target) == 0)
-					pending = t->pending_export->deltas[i];
-			bool same = pending ? values_eq(pending->values, pending->n_values, res->v, n)
-					    : values_eq(have ? have->values : NULL, have ? have->n_values : 0, res->v, n);
+			continue;
+		}
+		if (rc == 3)
+			continue;
+		Loom__Value **v = res->v, **tv = NULL;
+		size_t n = rc == 1 ? res->n : 0, miss = 0;
+		if (is_ref_list(v, n)) {
+			n = refs_out(w, agent, mv, t, res->v, res->n, &tv, &miss);
+			v = tv;
+			if (miss)
+				eng_explain(w->e, "  outbound %s: %zu reference%s to objects with no connector in %s yet", fl->target,
+				    miss, miss == 1 ? "" : "s", agent);
+		}
+		if (adding) {
+			/* The ADD carries the whole object: a REPLACE per attribute. */
+			const Loom__AttrDelta *p = pending_find(t, fl->target, LOOM__ATTR_DELTA__OP__REPLACE);
+			bool same = p ? values_eq(p->values, p->n_values, v, n) : n == 0;
 			if (!same) {
-				if (t->pending_export == NULL || t->pending_export->kind == LOOM__PENDING_EXPORT__KIND__NONE) {
-					if (t->pending_export)
-						loom__pending_export__free_unpacked(t->pending_export, NULL);
-					t->pending_export = export_new(w->e, w, LOOM__PENDING_EXPORT__KIND__UPDATE);
-				}
-				/* An update that only restates what the system has is dropped. */
-				if (!adding && pending && values_eq(have ? have->values : NULL, have ? have->n_values : 0, res->v, n)) {
-					for (size_t i = 0; i < t->pending_export->n_deltas; i++)
-						if (t->pending_export->deltas[i] == pending) {
-							loom__attr_delta__free_unpacked(t->pending_export->deltas[i], NULL);
-							memmove(&t->pending_export->deltas[i], &t->pending_export->deltas[i + 1],
-							    (t->pending_export->n_deltas - i - 1) * sizeof *t->pending_export->deltas);
-							t->pending_export->n_deltas--;
-							break;
-						}
-					if (t->pending_export->n_deltas == 0) {
-						loom__pending_export__free_unpacked(t->pending_export, NULL);
-						t->pending_export = NULL;
-					}
-				} else {
-					export_put(t->pending_export, fl->target, res->v, n);
-				}
+				export_put(t->pending_export, fl->target, v, n);
 				changed = true;
 			}
+		} else {
+			if (!have_cur) {
+				current_target(t, &cur, &ncur);
+				have_cur = true;
+			}
+			const Loom__Attr *have = loom_attr_find(cur, ncur, fl->target);
+			/* What the target will hold once what is pending is sent. */
+			Loom__Attr **will = NULL;
+			size_t nwill = 0;
+			if (have)
+				loom_attrs_set(&will, &nwill, have->name, have->values, have->n_values);
+			for (size_t i = 0; t->pending_export && i < t->pending_export->n_deltas; i++)
+				if (strcasecmp(t->pending_export->deltas[i]->name, fl->target) == 0)
+					loom_attrs_apply(&will, &nwill, &t->pending_export->deltas[i], 1);
+			const Loom__Attr *wa = loom_attr_find(will, nwill, fl->target);
+			if (!values_eq(wa ? wa->values : NULL, wa ? wa->n_values : 0, v, n)) {
+				/* Replace what was pending with what turns the target into the result. */
+				pending_drop(t, fl->target);
+				Loom__Attr want = LOOM__ATTR__INIT;
+				want.name = (char *)fl->target;
+				want.values = v;
+				want.n_values = n;
+				Loom__Attr *wantp = &want;
+				Loom__AttrDelta **d;
+				size_t nd;
+				loom_attrs_diff(have ? (Loom__Attr *const *)&have : NULL, have ? 1 : 0, n ? &wantp : NULL, n ? 1 : 0, &d, &nd);
+				if (nd) {
+					pending_ensure(w, t);
+					for (size_t i = 0; i < nd; i++)
+						pending_append(t, d[i]);
+				}
+				free(d);
+				pending_tidy(t);
+				changed = true;
+			}
+			loom_attrs_free(will, nwill);
 		}
+		values_free(tv, tv ? n : 0);
 	}
-	loom_attrs_free(cur, ncur);
+	if (have_cur)
+		loom_attrs_free(cur, ncur);
 	return changed;
 }
 
@@ -799,14 +1284,31 @@ static void link_set(work_t *w, Loom__CsObject *cs, const char *agent, const Loo
 	cs->mv_id.len = 8;
 	cs->mv_id.data = loom_memdup(mv->id.data, 8);
 	eng_link_put(w->e, w->b, mv->id.data, agent, cs->anchor, false);
+	for (size_t i = 0; i < w->nheld; i++)
+		if (w->held[i].cs == cs)
+			w->held[i].linked_now = true;
+	if (cs == w->cs) {
+		/* References in this connector space waiting for this object resolve now. */
+		size_t n = eng_unres_wake(w->e, w->b, agent, cs->dn, cs->anchor);
+		if (strcasecmp(cs->anchor, cs->dn) != 0)
+			n += eng_unres_wake(w->e, w->b, agent, cs->anchor, cs->anchor);
+		if (n)
+			eng_explain(w->e, "%zu object%s referencing this one will be synchronized again at the end of the run", n,
+			    n == 1 ? "" : "s");
+	}
+	/* Objects referencing mv can now reach it in this system. */
+	eng_queue_referrers(w->e, w->b, mv->id.data, false);
 }
 
 static void link_clear(work_t *w, Loom__CsObject *cs, const char *agent)
 {
 	if (cs == w->cs)
 		links_forget(w);
-	if (cs->mv_id.len == 8)
+	if (cs->mv_id.len == 8) {
 		eng_link_put(w->e, w->b, cs->mv_id.data, agent, cs->anchor, true);
+		/* Objects referencing mv lose it in this system. */
+		eng_queue_referrers(w->e, w->b, cs->mv_id.data, false);
+	}
 	free(cs->mv_id.data);
 	cs->mv_id.data = NULL;
 	cs->mv_id.len = 0;
@@ -900,7 +1402,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 					    : "not provisioned by this rule");
 				continue;
 			}
-			bool flowed = outbound_flows(w, rule, mv, t);
+			bool flowed = outbound_flows(w, rule, mv, t, t == w->cs ? w->was_joined : (h && !h->linked_now));
 			int renamed = outbound_rename(w, rule, mv, t);
 			if (renamed < 0)
 				break;
@@ -1008,7 +1510,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			h2 = &w->held[w->nheld++];
 			h2->agent = loom_strdup(target);
 			h2->cs = t2;
-			h2->removed = false;
+			h2->removed = h2->linked_now = false;
 			h2->old_dn = NULL;
 			h2->had_export = false;
 			eng_run_count(e, "provisioned", t2->anchor);
@@ -1017,7 +1519,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 		free(dn);
 		h2->dirty = true;
 		link_set(w, t2, target, mv);
-		outbound_flows(w, rule, mv, t2);
+		outbound_flows(w, rule, mv, t2, false);
 		/* The new link is in the batch, not yet in the store: keep the list. */
 		links_add(w, target, t2->anchor);
 		nl = links(w, mv, &agents, &anchors);
@@ -1076,11 +1578,13 @@ static void disconnect(work_t *w, Loom__MvObject *mv)
 
 /* ---- one object ------------------------------------------------------------------------------- */
 
-static void apply_pending(Loom__CsObject *cs)
+/* Applies the pending import to the hologram; returns it (the caller
+ * frees it), or NULL when there was none. */
+static Loom__PendingImport *apply_pending(Loom__CsObject *cs)
 {
 	Loom__PendingImport *p = cs->pending_import;
 	if (p == NULL || p->kind == LOOM__PENDING_IMPORT__KIND__NONE)
-		return;
+		return NULL;
 	if (p->kind == LOOM__PENDING_IMPORT__KIND__ADD && p->object_type[0]) {
 		loom_pb_str_set(&cs->object_type, p->object_type);
 	}
@@ -1088,8 +1592,8 @@ static void apply_pending(Loom__CsObject *cs)
 	if (p->new_dn[0]) {
 		loom_pb_str_set(&cs->dn, p->new_dn);
 	}
-	loom__pending_import__free_unpacked(p, NULL);
 	cs->pending_import = NULL;
+	return p;
 }
 
 /* A preview line for an object's pending export. */
@@ -1170,6 +1674,8 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	 * the mark of those it passes (the others have none). */
 	if (!full || cs == NULL || (cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__NONE))
 		eng_mark(e, b, CF_DELTA, agent, anchor, false);
+	if (e->resyncing)
+		eng_mark(e, b, CF_RESYNC, agent, anchor, false);
 	if (cs == NULL) {
 		if (err) {
 			*error_r = err;
@@ -1181,7 +1687,9 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
 	if (e->run)
 		e->run->objects++;
-	work_t w = { .e = e, .b = b, .agent = agent, .cs = cs };
+	/* A lost export (a change the import did not show) is sent again whole. */
+	work_t w = { .e = e, .b = b, .agent = agent, .cs = cs,
+		     .full = full || strcmp(cs->last_error, "exported-change-not-reimported") == 0 };
 	Loom__MvObject *mv = NULL;
 	if (cs->mv_id.len == 8) {
 		err = NULL;
@@ -1206,6 +1714,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	eng_explain(e, "object %s %s (%s): %s, pending import %s", agent, cs->anchor, cs->dn,
 	    eng_state_name(cs->state), cs->pending_import && cs->pending_import->kind ?
 	    protobuf_c_enum_descriptor_get_value(&loom__pending_import__kind__descriptor, cs->pending_import->kind)->name : "none");
+	w.was_joined = mv != NULL;
 	if (mv)
 		eng_explain(e, "joined to metaverse object %s (%s)", hexid(mv->id.data), mv->object_type);
 	/* 1. deletes */
@@ -1220,7 +1729,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 		goto done_write;
 	}
 	/* 2. the import becomes the hologram */
-	apply_pending(cs);
+	w.pi = apply_pending(cs);
 	if (cs->state == LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR || cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER) {
 		eng_run_count(e, cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER ? "placeholders" : "explicit-disconnectors", NULL);
 		goto save_cs;
@@ -1326,7 +1835,155 @@ done:;
 	return rc;
 }
 
+/* ---- refresh ----------------------------------------------------------------------------------- */
+
+int eng_mv_refresh(engine_t *e, const uint8_t *id, const char **error_r)
+{
+	free(eng_read_error_take(e));
+	loom_batch_t *b = e->batch;
+	loom_batch_clear(b);
+	loom_batch_delete(b, CF_REFRESH, id, 8);
+	char hex[17];
+	eng_mvid_hex(hex, id);
+	const char *err = NULL;
+	Loom__MvObject *mv = eng_mv_get(e, id, 8, &err);
+	if (mv == NULL) {
+		if (err) { /* unreadable is not gone: it stays queued */
+			eng_run_error(e, hex, NULL, "store-error", err, NULL, true);
+			return 0;
+		}
+		return loom_store_write_ex(e->store, b, false, error_r); /* deleted since: nothing to refresh */
+	}
+	char **agents, **anchors;
+	size_t nl = eng_links(e, id, &agents, &anchors);
+	char *rerr = eng_read_error_take(e);
+	Loom__CsObject *cs = NULL;
+	int rc = 0;
+	if (rerr == NULL && nl > 0) {
+		cs = eng_cs_get(e, agents[0], anchors[0], &err);
+		if (cs == NULL && err)
+			rerr = loom_strdup(err);
+	}
+	if (rerr) {
+		eng_run_error(e, hex, NULL, "store-error", rerr, NULL, true);
+		free(rerr);
+	} else if (cs == NULL) {
+		rc = loom_store_write_ex(e->store, b, false, error_r); /* no connector: nothing flows out */
+	} else {
+		/* One of its connectors stands for the object in the work context
+		 * (errors name it); its pending import is left for its own sync. */
+		char *old_dn = loom_strdup(cs->dn);
+		bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+		work_t w = { .e = e, .b = b, .agent = agents[0], .cs = cs, .full = true, .was_joined = true };
+		eng_explain(e, "refresh of metaverse object %s (%s): a referenced object changed", hex, mv->object_type);
+		outbound(&w, mv);
+		eng_cs_put(e, b, w.agent, cs, old_dn);
+		bool pe = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+		if (pe != had_export)
+			eng_mark(e, b, CF_EXPORT, w.agent, cs->anchor, pe);
+		rc = commit(&w, error_r);
+		eng_run_count(e, "reference-refreshes", w.failed ? NULL : hex);
+		work_release(&w);
+		free(old_dn);
+		loom__cs_object__free_unpacked(cs, NULL);
+	}
+	eng_strv_free(agents, nl);
+	eng_strv_free(anchors, nl);
+	loom__mv_object__free_unpacked(mv, NULL);
+	return rc;
+}
+
 /* ---- the sync run ------------------------------------------------------------------------------ */
+
+/* Most passes over the resync and refresh queues at the end of a run; what
+ * is left waits for the next sync run (a warning says so). */
+#define POST_ROUNDS 10
+
+static void post_start(engine_t *e, int phase)
+{
+	eng_run_t *r = e->run;
+	loom_iter_destroy(&r->iter);
+	r->post = phase;
+	if (phase == 1) {
+		r->iter = loom_iter_new(e->store, CF_RESYNC);
+		loom_iter_seek(r->iter, r->prefix, r->prefix_len);
+	} else {
+		r->iter = loom_iter_new(e->store, CF_REFRESH);
+		loom_iter_seek_first(r->iter);
+	}
+}
+
+/* The end of a sync run: connectors whose references can now be resolved
+ * are synchronized again, then metaverse objects whose references reach new
+ * connectors are refreshed, in passes until both queues are empty. */
+static int post_slice(engine_t *e)
+{
+	eng_run_t *r = e->run;
+	const char *agent = r->agent->cfg->name;
+	char *keys[SLICE];
+	size_t nk = 0;
+	for (; loom_iter_valid(r->iter) && nk < SLICE; loom_iter_next(r->iter)) {
+		size_t klen;
+		const char *k = loom_iter_key(r->iter, &klen);
+		if (r->post == 1) {
+			if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
+				break;
+			keys[nk++] = loom_strndup(k + r->prefix_len, klen - r->prefix_len);
+		} else if (klen == 8) {
+			keys[nk++] = loom_memdup(k, 8);
+		}
+	}
+	bool end = nk < SLICE;
+	const char *err = NULL;
+	int rc = 0;
+	for (size_t i = 0; i < nk && rc == 0 && e->run; i++) {
+		if (r->post == 1) {
+			e->resyncing = true;
+			rc = eng_sync_one(e, agent, keys[i], true, &err);
+			e->resyncing = false;
+			eng_run_count(e, "reference-resyncs", keys[i]);
+		} else {
+			rc = eng_mv_refresh(e, (const uint8_t *)keys[i], &err);
+		}
+		r->post_done++;
+	}
+	for (size_t i = 0; i < nk; i++)
+		free(keys[i]);
+	if (rc < 0) {
+		char *m = loom_sprintf("cannot write to the engine store: %s", err);
+		eng_run_finish(e, "failed", m);
+		free(m);
+		return 0;
+	}
+	if (eng_run_over_limit(e)) {
+		eng_run_finish(e, "stopped-error-limit", NULL);
+		return 0;
+	}
+	if (!end)
+		return 0;
+	if (loom_iter_status(r->iter, &err) < 0) {
+		eng_run_finish(e, "failed", err);
+		return 0;
+	}
+	if (r->post == 1) {
+		post_start(e, 2);
+		return 0;
+	}
+	/* A pass over both queues ended: another when it did something. */
+	if (r->post_done == 0) {
+		eng_run_finish(e, "success", NULL);
+		return 0;
+	}
+	if (++r->post_rounds >= POST_ROUNDS) {
+		loom_warning("run=%llu: references still changing after %u passes; the rest waits for the next sync run",
+		    (unsigned long long)r->id, r->post_rounds);
+		eng_run_finish(e, "success", NULL);
+		return 0;
+	}
+	r->post_done = 0;
+	post_start(e, 1);
+	return 0;
+}
 
 static int on_slice(loom_loop_t *loop, void *arg)
 {
@@ -1335,6 +1992,8 @@ static int on_slice(loom_loop_t *loop, void *arg)
 	eng_run_t *r = e->run;
 	if (r == NULL || r->phase != RUN_SYNC)
 		return 0;
+	if (r->post)
+		return post_slice(e);
 	const char *agent = r->agent->cfg->name;
 	int done = 0;
 	/* Keys are collected first: syncing writes into the families iterated. */
@@ -1373,7 +2032,7 @@ static int on_slice(loom_loop_t *loop, void *arg)
 		if (loom_iter_status(r->iter, &err) < 0)
 			eng_run_finish(e, "failed", err);
 		else
-			eng_run_finish(e, "success", NULL);
+			post_start(e, 1);
 		return 0;
 	}
 	if (r->objects % 10000 < (uint64_t)done) {

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const agent_types[] = { "file", NULL };
 static const char *const file_formats[] = { "csv", "ldif", NULL };
@@ -66,6 +67,9 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .def = "1000", .min = 0, .max = 1000000000, .help = "object errors after which a run stops (0: no limit)" },
 	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_t, timeout_ms),
 	  .def = "30s", .min = 500, .max = 86400000, .help = "agent silence that fails a run" },
+	{ .name = "references", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_agentcfg_t, references),
+	  .help = "reference attributes (manager, member): values name other objects of this system by DN "
+	          "(or by anchor), resolved through the metaverse" },
 	{ .name = "deletion_threshold", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, deletion_threshold),
 	  .sub = &threshold_table, .help = "export delete safety: past it an export stops and changes nothing" },
 	{ .name = "file", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, file),
@@ -96,6 +100,14 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 		rc = -1;
 	}
 	return rc;
+}
+
+bool loom_agentcfg_is_ref(const loom_agentcfg_t *cfg, const char *attr)
+{
+	for (size_t i = 0; i < cfg->references.n; i++)
+		if (strcasecmp(cfg->references.v[i], attr) == 0)
+			return true;
+	return false;
 }
 
 void loom_agentcfg_release(loom_agentcfg_t *cfg)

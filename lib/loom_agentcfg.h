@@ -6,6 +6,7 @@
  *   import_batch: 500          # objects per import batch
  *   import_credit: 8           # batches in flight (credit-based flow control)
  *   error_limit: 100           # a run stops with stopped-error-limit past this
+ *   references: [manager, member]  # values name other objects (by DN, or anchor)
  *   deletion_threshold:        # an export deleting more than this stops (0: no limit)
  *     count: 500
  *     percent: 50              # share of the agent's connector space
@@ -68,11 +69,15 @@ typedef struct loom_agentcfg {
 	long long import_credit;       /* batches in flight */
 	long long error_limit;         /* per run */
 	long long timeout_ms;          /* silence from the agent that fails a run */
+	loom_cfg_strlist_t references; /* reference attributes: values are DNs (or anchors) */
 	loom_agentcfg_threshold_t deletion_threshold; /* export delete safety */
 	loom_agentcfg_file_t file;     /* type file */
 } loom_agentcfg_t;
 
 extern const loom_cfg_table_t loom_agentcfg_table;
+
+/* True when attr is one of cfg's reference attributes. */
+bool loom_agentcfg_is_ref(const loom_agentcfg_t *cfg, const char *attr);
 
 /* Loads DIR/NAME.yaml. */
 int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t *diags);

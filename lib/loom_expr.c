@@ -1131,6 +1131,11 @@ const char *const *loom_expr_attributes(const loom_expr_t *e)
 	return e->attrs;
 }
 
+const char *loom_expr_direct_attr(const loom_expr_t *e)
+{
+	return e->root && e->root->kind == N_ATTR ? e->attrs[e->root->attr] : NULL;
+}
+
 /* ---- evaluation --------------------------------------------------------------------------- */
 
 static xval_t *stack_push(struct loom_expr_work *w)

@@ -83,6 +83,10 @@ loom_expr_type_t loom_expr_result_type(const loom_expr_t *e);
  * NULL-terminated, borrowed from the expression. */
 const char *const *loom_expr_attributes(const loom_expr_t *e);
 
+/* The attribute name when the whole expression is one attribute reference
+ * (a direct flow, which the engine can apply change by change), else NULL. */
+const char *loom_expr_direct_attr(const loom_expr_t *e);
+
 /* "a string", "an integer", ... as used in messages. */
 const char *loom_expr_type_name(loom_expr_type_t t);
 

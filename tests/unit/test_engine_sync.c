@@ -41,7 +41,8 @@
 #include "loom_alloc.h"
 
 /* Column families in engine_main.c's order: CF_CS = 1 ... */
-static const char *const cfs[] = { "cs", "cs_dn", "mv", "mv_index", "link", "export", "delta", "run", "meta", NULL };
+static const char *const cfs[] = { "cs", "cs_dn", "mv", "mv_index", "link", "export", "delta", "run", "meta",
+	"mv_ref", "unresolved", "resync", "refresh", NULL };
 
 #define ADA_DN "uid=alovelace,ou=people,dc=example,dc=com"
 #define ADA "employeeId=1001;givenName=Ada;sn=Lovelace;title=Analyst"
