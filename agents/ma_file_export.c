@@ -168,10 +168,22 @@ static int load_existing(fileagent_t *fa, char **ret_error)
 	return rc;
 }
 
+/* A file holds references as text: a reference value (a DN the engine
+ * resolved) is compared and written as the string it is (str and ref share
+ * the oneof's storage, so retagging is the conversion). */
+static void refs_as_text(Loom__ExportChange *c)
+{
+	for (size_t i = 0; i < c->n_deltas; i++)
+		for (size_t k = 0; k < c->deltas[i]->n_values; k++)
+			if (c->deltas[i]->values[k]->v_case == LOOM__VALUE__V_REF)
+				c->deltas[i]->values[k]->v_case = LOOM__VALUE__V_STR;
+}
+
 /* Checks and collects one change. Fills res. */
 static void collect(fileagent_t *fa, const Loom__ExportChange *c, Loom__ExportChangeResult *res)
 {
 	fa_export_t *ex = &fa->exp;
+	refs_as_text((Loom__ExportChange *)c);
 	res->change_id = c->change_id;
 	char *key = NULL;
 	if (c->op == LOOM__EXPORT_CHANGE__OP__ADD) {

@@ -85,7 +85,7 @@ Loom__ImportObject *fa_csv_object(fileagent_t *fa, const char *const *cols, size
 	Loom__ImportObject *o = object_new(LOOM__IMPORT_OBJECT__CHANGE__FULL);
 	o->anchor = loom_strndup(rec->v[anchor_col], rec->len[anchor_col]);
 	o->dn = loom_sprintf("%s=%s", cols[dn_col], rec->v[dn_col]);
-	o->object_type = loom_strdup(fa->cfg.object_type);
+	o->object_type = loom_strdup(fa->cfg.object_type ? fa->cfg.object_type : "person");
 	Loom__Value *stackv[64], **vals = stackv;
 	size_t cap = 64;
 	for (size_t c = 0; c < ncols; c++) {
@@ -150,6 +150,20 @@ static void ldif_attrs(Loom__Attr ***attrs, size_t *nattrs, const loom_ldif_attr
 			loom_value_free(vals[k]);
 		free(vals);
 	}
+}
+
+/* An LDIF entry's object type when the agent names none: its last
+ * objectClass other than top (the most specific, as LDIF writes them),
+ * or "" (a change record: the engine keeps the type it knows). */
+static const char *ldif_type(Loom__Attr *const *attrs, size_t n)
+{
+	const Loom__Attr *oc = loom_attr_find(attrs, n, "objectClass");
+	for (size_t i = oc ? oc->n_values : 0; i > 0; i--) {
+		const Loom__Value *v = oc->values[i - 1];
+		if (v->v_case == LOOM__VALUE__V_STR && v->str[0] && strcasecmp(v->str, "top") != 0)
+			return v->str;
+	}
+	return "";
 }
 
 /* The anchor of an LDIF entry: its DN, or the first value of the anchor attribute. */
@@ -229,7 +243,7 @@ Loom__ImportObject *fa_ldif_object(fileagent_t *fa, const loom_ldif_record_t *re
 		return NULL;
 	}
 	o->dn = loom_strndup(rec->dn, rec->dn_len);
-	o->object_type = loom_strdup(fa->cfg.object_type);
+	o->object_type = loom_strdup(fa->cfg.object_type ? fa->cfg.object_type : ldif_type(o->attrs, o->n_attrs));
 	return o;
 }
 

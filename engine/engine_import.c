@@ -230,7 +230,8 @@ static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 		return;
 	}
 	r->objects++;
-	const char *type = o->object_type[0] ? o->object_type : r->agent->cfg->object_type;
+	const char *type = o->object_type[0] ? o->object_type
+	    : r->agent->cfg->object_type ? r->agent->cfg->object_type : "person";
 	bool whole = o->change == LOOM__IMPORT_OBJECT__CHANGE__FULL || o->change == LOOM__IMPORT_OBJECT__CHANGE__ADD ||
 	    o->change == LOOM__IMPORT_OBJECT__CHANGE__REPLACE;
 

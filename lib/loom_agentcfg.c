@@ -56,7 +56,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	{ .name = "type", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_t, type),
 	  .flags = LOOM_CFG_REQUIRED, .choices = agent_types, .help = "kind of connected system" },
 	{ .name = "object_type", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_t, object_type),
-	  .def = "person", .help = "object type of imported objects (csv; ldif uses objectClass when absent)" },
+	  .help = "object type of imported objects (default: csv 'person'; ldif the entry's last objectClass "
+	          "other than top)" },
 	{ .name = "anchor", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_t, anchor),
 	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "attribute whose value identifies an object for life, or dn" },
 	{ .name = "import_batch", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, import_batch),

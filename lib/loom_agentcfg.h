@@ -1,7 +1,8 @@
 /* loom_agentcfg.h - config/agents/NAME.yaml: one management agent.
  *
  *   type: file                 # file (more types come with their issues)
- *   object_type: person        # connector-space object type of what it imports
+ *   object_type: person        # connector-space object type of what it imports (default:
+ *                              # csv person, ldif the entry's last objectClass but top)
  *   anchor: employeeId         # attribute holding the anchor ("dn" for the DN)
  *   import_batch: 500          # objects per import batch
  *   import_credit: 8           # batches in flight (credit-based flow control)
@@ -63,7 +64,7 @@ typedef struct loom_agentcfg {
 	char *name;                    /* from the file name */
 	char *path;                    /* the file it was loaded from */
 	int type;                      /* LOOM_AGENT_FILE */
-	char *object_type;             /* object type of imported objects */
+	char *object_type;             /* object type of imported objects, or NULL (agent's default) */
 	char *anchor;                  /* anchor attribute, or "dn" */
 	long long import_batch;        /* objects per batch */
 	long long import_credit;       /* batches in flight */

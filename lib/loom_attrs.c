@@ -341,9 +341,9 @@ static Loom__AttrDelta *delta_missing(const char *name, Loom__AttrDelta__Op op, 
 	return d;
 }
 
-/* A change to a large attribute as the values added and removed (a member
- * joining a 50,000-member group is one value, not 50,001). Returns false,
- * appending nothing, when that is not smaller than a REPLACE. */
+/* A change to a multi-valued attribute as the values added and removed (a
+ * member joining a 50,000-member group is one value, not 50,001). Returns
+ * false, appending nothing, when that is not smaller than a REPLACE. */
 static bool diff_values(const Loom__Attr *from, const Loom__Attr *to, Loom__AttrDelta ***v, size_t *n)
 {
 	loom_vset_t *sf = loom_vset_new(from->values, from->n_values);
@@ -377,7 +377,7 @@ void loom_attrs_diff(Loom__Attr *const *from, size_t nfrom, Loom__Attr *const *t
 		const Loom__Attr *old = loom_attr_find(from, nfrom, to[i]->name);
 		if (loom_attr_values_eq(old, to[i]))
 			continue;
-		if (old && old->n_values && to[i]->n_values && (old->n_values > VSET_MIN || to[i]->n_values > VSET_MIN) &&
+		if (old && old->n_values && to[i]->n_values && old->n_values + to[i]->n_values > 2 &&
 		    diff_values(old, to[i], &v, &n))
 			continue;
 		v = loom_realloc(v, (n + 1) * sizeof *v);

@@ -32,8 +32,8 @@ void loom_attrs_set(Loom__Attr ***attrs, size_t *n, const char *name, Loom__Valu
 /* Applies deltas in order. */
 void loom_attrs_apply(Loom__Attr ***attrs, size_t *n, Loom__AttrDelta *const *deltas, size_t nd);
 /* Deltas that turn from into to: a REPLACE per differing attribute, or for
- * a large multi-valued one the values removed (DELETE) and added (ADD) when
- * fewer. */
+ * a multi-valued one the values removed (DELETE) and added (ADD) when fewer
+ * than its new values. */
 void loom_attrs_diff(Loom__Attr *const *from, size_t nfrom, Loom__Attr *const *to, size_t nto,
     Loom__AttrDelta ***ret, size_t *ret_n);
 /* Same values, in any order (NULL counts as no values). */
