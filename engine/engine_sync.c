@@ -893,13 +893,27 @@ static Loom__PendingExport *export_new(engine_t *e, work_t *w, Loom__PendingExpo
 	return p;
 }
 
-/* The target object's attributes as they will be after what was sent. */
+/* An import not synchronized yet tells what the system holds now (a
+ * confirming import of an export, say, before its agent's next sync). */
+static const Loom__PendingImport *pending_import_of(const Loom__CsObject *t)
+{
+	const Loom__PendingImport *p = t->pending_import;
+	return p && (p->kind == LOOM__PENDING_IMPORT__KIND__UPDATE || p->kind == LOOM__PENDING_IMPORT__KIND__ADD ||
+	    p->kind == LOOM__PENDING_IMPORT__KIND__DELETE_ADD) ? p : NULL;
+}
+
+/* The target object's attributes as they will be after what was sent: its
+ * hologram, then what an import since showed, then what was exported and
+ * not confirmed yet. */
 static void current_target(const Loom__CsObject *t, Loom__Attr ***ret, size_t *ret_n)
 {
 	Loom__Attr **v = NULL;
 	size_t n = 0;
 	for (size_t i = 0; i < t->n_attrs; i++)
 		loom_attrs_set(&v, &n, t->attrs[i]->name, t->attrs[i]->values, t->attrs[i]->n_values);
+	const Loom__PendingImport *pi = pending_import_of(t);
+	if (pi)
+		loom_attrs_apply(&v, &n, pi->deltas, pi->n_deltas);
 	if (t->unconfirmed && t->unconfirmed->kind != LOOM__PENDING_EXPORT__KIND__DELETE)
 		loom_attrs_apply(&v, &n, t->unconfirmed->deltas, t->unconfirmed->n_deltas);
 	*ret = v;
@@ -1022,9 +1036,13 @@ static bool target_has(const Loom__CsObject *t, const char *name, const Loom__Va
 	const Loom__Attr *a = loom_attr_find(t->attrs, t->n_attrs, name);
 	for (size_t i = 0; a && i < a->n_values && !has; i++)
 		has = loom_value_eq(a->values[i], v);
-	const Loom__PendingExport *u = t->unconfirmed;
-	for (size_t i = 0; u && u->kind != LOOM__PENDING_EXPORT__KIND__DELETE && i < u->n_deltas; i++) {
-		const Loom__AttrDelta *d = u->deltas[i];
+	/* Then what an import showed since, then what was sent since. */
+	const Loom__PendingImport *pi = pending_import_of(t);
+	const Loom__PendingExport *u = t->unconfirmed && t->unconfirmed->kind != LOOM__PENDING_EXPORT__KIND__DELETE
+	    ? t->unconfirmed : NULL;
+	size_t npi = pi ? pi->n_deltas : 0, nu = u ? u->n_deltas : 0;
+	for (size_t i = 0; i < npi + nu; i++) {
+		const Loom__AttrDelta *d = i < npi ? pi->deltas[i] : u->deltas[i - npi];
 		if (strcasecmp(d->name, name) != 0)
 			continue;
 		bool in = false;

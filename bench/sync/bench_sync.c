@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,13 +80,14 @@ typedef struct bench_opts {
 	long long stall_ms;            /* a run whose object count does not move this long is stuck */
 	long long stop_ms;             /* how long a process may take to exit on SIGTERM */
 	bool keep;                     /* leave the temporary directory behind */
+	long long group_members;       /* members of corp's group (the reference case), 0: no such case */
 } bench_opts_t;
 
 /* The processes, in start order (stopped in reverse). */
-enum { P_BROKER, P_ENGINE, P_HR, P_DIR, NPROC };
+enum { P_BROKER, P_ENGINE, P_HR, P_DIR, P_CORP, NPROC };
 
 typedef struct proc {
-	const char *name;              /* "broker", "engine", "hr", "directory" */
+	const char *name;              /* "broker", "engine", "hr", "directory", "corp" */
 	const char *service;           /* whom to ping for readiness */
 	pid_t pid;                     /* 0 when not running */
 	char *log;                     /* DIR/NAME.log */
@@ -113,6 +115,7 @@ typedef struct usage {
 	double engine_other;           /* its other threads (RocksDB flush and compaction) */
 	double hr;                     /* the hr agent */
 	double dir;                    /* the directory agent */
+	double corp;                   /* the corp agent (groups) */
 	double broker;                 /* the broker */
 	double self;                   /* this program */
 	double engine_wait;            /* the engine's main thread: runnable, waiting for a CPU */
@@ -127,6 +130,7 @@ typedef struct usage {
 typedef struct step {
 	const char *agent;             /* "hr" or "directory" */
 	const char *profile;           /* "full-import", ... */
+	long long count;               /* objects the rate counts (0: N) */
 	bool done;                     /* it ran to success */
 	uint64_t run_id;               /* the engine's run id */
 	double seconds;                /* request sent -> end seen */
@@ -205,6 +209,7 @@ static void usage_take(const bench_t *b, usage_t *u)
 	u->engine_wait = proc_runq_wait(eng, eng);
 	u->hr = bench_thread_cpu(b->p[P_HR].pid, 0);
 	u->dir = bench_thread_cpu(b->p[P_DIR].pid, 0);
+	u->corp = bench_thread_cpu(b->p[P_CORP].pid, 0);
 	u->hr_wait = proc_runq_wait(b->p[P_HR].pid, b->p[P_HR].pid);
 	u->dir_wait = proc_runq_wait(b->p[P_DIR].pid, b->p[P_DIR].pid);
 	u->broker = bench_thread_cpu(b->p[P_BROKER].pid, 0);
@@ -220,6 +225,7 @@ static void usage_diff(const usage_t *a, const usage_t *z, usage_t *ret)
 	ret->engine_other = z->engine_other > a->engine_other ? z->engine_other - a->engine_other : 0;
 	ret->hr = z->hr - a->hr;
 	ret->dir = z->dir - a->dir;
+	ret->corp = z->corp - a->corp;
 	ret->broker = z->broker - a->broker;
 	ret->self = z->self - a->self;
 	ret->engine_wait = z->engine_wait - a->engine_wait;
@@ -384,7 +390,7 @@ static int setup_dir(bench_t *b, char **ret_error)
 	b->csv_path = loom_sprintf("%s/data/hr.csv", b->dir);
 	b->ldif_path = loom_sprintf("%s/data/directory.ldif", b->dir);
 	b->store_path = loom_sprintf("%s/state/engine", b->dir);
-	const char *sub[] = { "agents", "sync", "data", "state", "keys" };
+	const char *sub[] = { "agents", "sync", "data", "state", "keys", "data/corp-changes" };
 	for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
 		char *p = loom_sprintf("%s/%s", b->dir, sub[i]);
 		int rc = mkdir(p, 0755);
@@ -413,11 +419,57 @@ static int setup_dir(bench_t *b, char **ret_error)
 	free(p);
 	if (rc < 0)
 		return -1;
+	/* No object_type: an entry's type is its last objectClass (people
+	 * inetOrgPerson, the group groupOfNames). */
 	p = loom_sprintf("%s/agents/directory.yaml", b->dir);
 	rc = write_file(p, "type: file\n"
-			   "object_type: inetOrgPerson\n"
 			   "anchor: dn\n"
+			   "references: [member, manager]\n"
 			   "file: { format: ldif, path: ../data/directory.ldif }\n", ret_error);
+	free(p);
+	if (rc < 0)
+		return -1;
+	p = loom_sprintf("%s/agents/corp.yaml", b->dir);
+	rc = write_file(p, "type: file\n"
+			   "anchor: dn\n"
+			   "references: [member]\n"
+			   "timeout: 300s\n"
+			   "file: { format: ldif, path: ../data/corp.ldif, delta_dir: ../data/corp-changes }\n", ret_error);
+	free(p);
+	if (rc < 0)
+		return -1;
+	p = loom_sprintf("%s/sync/groups.yaml", b->dir);
+	rc = write_file(p, "# written by " PROG ": the reference case\n"
+			   "rules:\n"
+			   "  - name: corp-people-in\n"
+			   "    direction: inbound\n"
+			   "    agent: corp\n"
+			   "    cs_type: person\n"
+			   "    mv_type: person\n"
+			   "    join: [ { match: [ { cs: employeeNumber, mv: employeeId } ] } ]\n"
+			   "    precedence: 50\n"
+			   "    flows: []\n"
+			   "  - name: corp-groups-in\n"
+			   "    direction: inbound\n"
+			   "    agent: corp\n"
+			   "    cs_type: groupOfNames\n"
+			   "    mv_type: group\n"
+			   "    project: true\n"
+			   "    join: [ { match: [ { cs: cn, mv: cn } ] } ]\n"
+			   "    flows:\n"
+			   "      - { mv: cn, expr: cn }\n"
+			   "      - { mv: member, expr: member }\n"
+			   "  - name: groups-out\n"
+			   "    direction: outbound\n"
+			   "    agent: directory\n"
+			   "    cs_type: groupOfNames\n"
+			   "    mv_type: group\n"
+			   "    link_type: provision\n"
+			   "    dn: '\"cn=\" + EscapeDNComponent(cn) + \",ou=groups,dc=example,dc=com\"'\n"
+			   "    flows:\n"
+			   "      - { cs: objectClass, expr: '\"groupOfNames\"', initial: true }\n"
+			   "      - { cs: cn, expr: cn, initial: true }\n"
+			   "      - { cs: member, expr: member }\n", ret_error);
 	free(p);
 	if (rc < 0)
 		return -1;
@@ -679,7 +731,8 @@ static int run_step(bench_t *b, step_t *s, char **ret_error)
 	s->eng_rss_kb = proc_status_kb(b->p[P_ENGINE].pid, "VmRSS");
 	s->eng_hwm_kb = proc_status_kb(b->p[P_ENGINE].pid, "VmHWM");
 	s->seconds = (double)(t1 - t0) / 1e9;
-	s->rate = (double)b->o.objects / s->seconds;
+	long long count = s->count ? s->count : b->o.objects;
+	s->rate = (double)count / s->seconds;
 	/* The final record, with counters and the first errors. */
 	bool timeout;
 	r = run_status(b, s->run_id, true, 60000, &err, &timeout);
@@ -693,19 +746,19 @@ static int run_step(bench_t *b, step_t *s, char **ret_error)
 	char label[64];
 	snprintf(label, sizeof label, "%s %s", s->agent, s->profile);
 	printf("%-22s %10s objects/s  %s objects in %.3f s (engine's record: %.3f s, %s objects, run %llu %s)\n", label,
-	    bench_fmt_count(c1, sizeof c1, s->rate), bench_fmt_count(c2, sizeof c2, (double)b->o.objects), s->seconds,
+	    bench_fmt_count(c1, sizeof c1, s->rate), bench_fmt_count(c2, sizeof c2, (double)count), s->seconds,
 	    s->engine_seconds, bench_fmt_count(c3, sizeof c3, (double)s->objects), (unsigned long long)s->run_id,
 	    r->status);
 	print_counters(r);
 	const usage_t *u = &s->used;
 	double wall = (double)u->at_ns / 1e9;
-	double agent_cpu = strcmp(s->agent, "hr") == 0 ? u->hr : u->dir;
-	double other_agent = strcmp(s->agent, "hr") == 0 ? u->dir : u->hr;
+	double agent_cpu = strcmp(s->agent, "hr") == 0 ? u->hr : strcmp(s->agent, "corp") == 0 ? u->corp : u->dir;
+	double other_agent = u->hr + u->dir + u->corp - agent_cpu;
 	printf("    cpu: engine main thread %.2f s (%.0f%% of the step), engine other threads %.2f s, agent %s %.2f s, "
-	       "broker %.2f s, other agent %.2f s, bench %.2f s; all busy %.0f%% of one core\n",
+	       "broker %.2f s, other agents %.2f s, bench %.2f s; all busy %.0f%% of one core\n",
 	    u->engine_main, 100.0 * u->engine_main / wall, u->engine_other, s->agent, agent_cpu, u->broker,
 	    other_agent, u->self,
-	    100.0 * (u->engine_main + u->engine_other + u->hr + u->dir + u->broker + u->self) / wall);
+	    100.0 * (u->engine_main + u->engine_other + u->hr + u->dir + u->corp + u->broker + u->self) / wall);
 	/* Where the engine's main thread spent the step: on a CPU, runnable
 	 * but waiting for one (other work on the host), or idle (waiting for
 	 * the agent's messages or for I/O). The same split for the agent. */
@@ -795,6 +848,140 @@ static long long ldif_entries(const char *path, char **ret_error)
 	return n;
 }
 
+static const char *label_of(const step_t *s)
+{
+	static char label[64];
+	snprintf(label, sizeof label, "%s %s", s->agent, s->profile);
+	return label;
+}
+
+/* corp.ldif: the n employees by DN (uid=pID,ou=people,o=corp, employeeNumber
+ * ID, which joins them to HR's people) and one group whose members are the
+ * first m of them. */
+static int write_corp_ldif(const char *path, long long n, long long m, char **ret_error)
+{
+	FILE *f = fopen(path, "w");
+	if (f == NULL) {
+		*ret_error = loom_sprintf("cannot create '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	static char iobuf[1 << 20];
+	setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
+	for (long long i = 1; i <= n; i++) {
+		unsigned long long id = FIRST_ID + (unsigned long long)i;
+		fprintf(f, "dn: uid=p%llu,ou=people,o=corp\nobjectClass: person\nuid: p%llu\nemployeeNumber: %llu\n\n", id, id,
+		    id);
+	}
+	fputs("dn: cn=bench-group,ou=groups,o=corp\nobjectClass: groupOfNames\ncn: bench-group\n", f);
+	for (long long i = 1; i <= m; i++)
+		fprintf(f, "member: uid=p%llu,ou=people,o=corp\n", FIRST_ID + (unsigned long long)i);
+	fputc('\n', f);
+	if (ferror(f) | (fclose(f) != 0)) {
+		*ret_error = loom_sprintf("cannot write '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The member lines of the directory's bench group, or -1 with *ret_error. */
+static long long group_members_in(const char *path, char **ret_error)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		*ret_error = loom_sprintf("cannot read '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	long long n = -1;
+	bool in = false;
+	while (getline(&line, &cap, f) > 0) {
+		if (strncmp(line, "dn:", 3) == 0) {
+			in = strcasecmp(line, "dn: cn=bench-group,ou=groups,dc=example,dc=com\n") == 0;
+			if (in)
+				n = 0;
+		} else if (in && strncasecmp(line, "member:", 7) == 0) {
+			n++;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (n < 0)
+		*ret_error = loom_sprintf("'%s' holds no cn=bench-group,ou=groups,dc=example,dc=com", path);
+	return n;
+}
+
+/* The reference case: a group of m members in corp is provisioned to the
+ * directory with its members' directory DNs; then one member joins it in
+ * corp (an LDIF change file) and the delta import, delta sync and export
+ * that carry that one change are timed. */
+static int group_case(bench_t *b, char **ret_error)
+{
+	long long n = b->o.objects, m = b->o.group_members;
+	char c1[32], c2[32], m1[32];
+	if (m > n - 1)
+		m = n - 1;
+	printf("\nreference case: corp (LDIF) holds the %s employees and a group of %s of them, provisioned to the\n"
+	       "directory with member = their directory DNs; then one more member joins the group in corp\n\n",
+	    bench_fmt_count(c1, sizeof c1, (double)n), bench_fmt_count(c2, sizeof c2, (double)m));
+	char *corp = loom_sprintf("%s/data/corp.ldif", b->dir);
+	int rc = write_corp_ldif(corp, n, m, ret_error);
+	free(corp);
+	if (rc < 0)
+		return -1;
+	step_t setup[] = {
+		{ .agent = "corp", .profile = "full-import", .count = n + 1 },
+		{ .agent = "corp", .profile = "full-sync", .count = n + 1 },
+		{ .agent = "directory", .profile = "export", .count = 1 },
+		{ .agent = "directory", .profile = "full-import", .count = n + 1 },
+	};
+	for (size_t i = 0; i < sizeof setup / sizeof *setup; i++)
+		if (run_step(b, &setup[i], ret_error) < 0)
+			return -1;
+	long long have = group_members_in(b->ldif_path, ret_error);
+	if (have < 0)
+		return -1;
+	if (have != m) {
+		*ret_error = loom_sprintf("the directory's group has %lld members, not %lld", have, m);
+		return -1;
+	}
+	printf("    directory group: %s members (checked outside the timing)\n\n", bench_fmt_count(c1, sizeof c1, (double)have));
+	char *chg = loom_sprintf("%s/data/corp-changes/0001.ldif", b->dir);
+	char *text = loom_sprintf("dn: cn=bench-group,ou=groups,o=corp\nchangetype: modify\nadd: member\n"
+				  "member: uid=p%llu,ou=people,o=corp\n-\n\n", FIRST_ID + (unsigned long long)m + 1);
+	rc = write_file(chg, text, ret_error);
+	free(chg);
+	free(text);
+	if (rc < 0)
+		return -1;
+	step_t delta[] = {
+		{ .agent = "corp", .profile = "delta-import", .count = 1 },
+		{ .agent = "corp", .profile = "delta-sync", .count = 1 },
+		{ .agent = "directory", .profile = "export", .count = 1 },
+	};
+	for (size_t i = 0; i < sizeof delta / sizeof *delta; i++)
+		if (run_step(b, &delta[i], ret_error) < 0)
+			return -1;
+	have = group_members_in(b->ldif_path, ret_error);
+	if (have < 0)
+		return -1;
+	if (have != m + 1) {
+		*ret_error = loom_sprintf("after one member joined, the directory's group has %lld members, not %lld", have,
+		    m + 1);
+		return -1;
+	}
+	printf("\none member joining a group of %s members:\n", bench_fmt_count(c1, sizeof c1, (double)m));
+	for (size_t i = 0; i < sizeof delta / sizeof *delta; i++)
+		printf("  %-20s %8.3f s  (engine main thread %.3f s, engine storage written %s)\n",
+		    label_of(&delta[i]), delta[i].seconds, delta[i].used.engine_main,
+		    bench_fmt_bytes(m1, sizeof m1, (double)delta[i].used.eng_write));
+	printf("  for scale: the group's first sync (corp full-sync, %s objects) took %.3f s\n",
+	    bench_fmt_count(c1, sizeof c1, (double)(n + 1)), setup[1].seconds);
+	printf("  directory group: %s members after the export (checked outside the timing)\n",
+	    bench_fmt_count(c1, sizeof c1, (double)have));
+	return 0;
+}
+
 /* ---- the summary ---- */
 
 static void print_table(const bench_t *b, const step_t *steps, size_t nsteps, const disk_t *disk)
@@ -881,6 +1068,10 @@ static void usage(FILE *out)
 	    "  --stall-timeout MS    a run whose object count stands still this long is stuck\n"
 	    "                        (default 300000)\n"
 	    "  --stop-timeout MS     how long a process may take to exit on SIGTERM (default 60000)\n"
+	    "  --group-members M     the reference case: a group of M members (at most N-1)\n"
+	    "                        provisioned to the directory, then one member joins it\n"
+	    "                        and the delta import, delta sync and export of that one\n"
+	    "                        change are timed (default 50000; 0 skips the case)\n"
 	    "  --keep                leave the temporary directory (data, store, logs) behind\n"
 	    "  -h, --help            this text\n"
 	    "\n"
@@ -900,7 +1091,7 @@ static void opts_free(bench_opts_t *o)
 /* Returns 0 to run, 1 to exit 0 (--help), 2 for a usage error. */
 static int parse_flags(bench_opts_t *o, int argc, char **argv)
 {
-	enum { F_OBJECTS = 256, F_BROKER, F_ENGINE, F_MAFILE, F_RULES, F_LOG, F_START, F_STALL, F_STOP, F_KEEP };
+	enum { F_OBJECTS = 256, F_BROKER, F_ENGINE, F_MAFILE, F_RULES, F_LOG, F_START, F_STALL, F_STOP, F_KEEP, F_GROUP };
 	static const struct option longopts[] = {
 		{ "objects", required_argument, NULL, F_OBJECTS },
 		{ "broker", required_argument, NULL, F_BROKER },
@@ -912,11 +1103,13 @@ static int parse_flags(bench_opts_t *o, int argc, char **argv)
 		{ "stall-timeout", required_argument, NULL, F_STALL },
 		{ "stop-timeout", required_argument, NULL, F_STOP },
 		{ "keep", no_argument, NULL, F_KEEP },
+		{ "group-members", required_argument, NULL, F_GROUP },
 		{ "keep-dir", no_argument, NULL, F_KEEP },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	*o = (bench_opts_t){ .objects = 100000, .start_ms = 30000, .stall_ms = 300000, .stop_ms = 60000 };
+	*o = (bench_opts_t){ .objects = 100000, .start_ms = 30000, .stall_ms = 300000, .stop_ms = 60000,
+		.group_members = 50000 };
 	int c, rc = 0;
 	char **target;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -931,6 +1124,7 @@ static int parse_flags(bench_opts_t *o, int argc, char **argv)
 		case F_STALL: rc |= bench_parse_num(PROG, "stall-timeout", optarg, 1000, 86400000, &o->stall_ms); break;
 		case F_STOP: rc |= bench_parse_num(PROG, "stop-timeout", optarg, 100, 3600000, &o->stop_ms); break;
 		case F_KEEP: o->keep = true; break;
+		case F_GROUP: rc |= bench_parse_num(PROG, "group-members", optarg, 0, 8999999, &o->group_members); break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return 2;
 		str:
@@ -989,8 +1183,8 @@ int main(int argc, char **argv)
 		{ .agent = "directory", .profile = "full-import" },
 	};
 	const size_t nsteps = sizeof steps / sizeof *steps;
-	const char *names[NPROC] = { "broker", "engine", "hr", "directory" };
-	const char *services[NPROC] = { LOOM_BROKER_ADDR, "engine", "ma.hr", "ma.directory" };
+	const char *names[NPROC] = { "broker", "engine", "hr", "directory", "corp" };
+	const char *services[NPROC] = { LOOM_BROKER_ADDR, "engine", "ma.hr", "ma.directory", "ma.corp" };
 	int status = 1;
 	char *error = NULL;
 	disk_t disk = { 0 }, disk_after = { 0 };
@@ -1018,7 +1212,8 @@ int main(int argc, char **argv)
 	char *argv_engine[] = { b.o.engine, "--config", b.config_path, NULL };
 	char *argv_hr[] = { b.o.mafile, "--config", b.config_path, "--agent", "hr", NULL };
 	char *argv_dir[] = { b.o.mafile, "--config", b.config_path, "--agent", "directory", NULL };
-	char *const *argvs[NPROC] = { argv_broker, argv_engine, argv_hr, argv_dir };
+	char *argv_corp[] = { b.o.mafile, "--config", b.config_path, "--agent", "corp", NULL };
+	char *const *argvs[NPROC] = { argv_broker, argv_engine, argv_hr, argv_dir, argv_corp };
 	for (int i = 0; i < NPROC; i++)
 		if (proc_start(&b, &b.p[i], argvs[i], &error) < 0)
 			goto out;
@@ -1068,6 +1263,8 @@ int main(int argc, char **argv)
 	printf("  no directory object pending export, unconfirmed or in error (%.2f s)\n",
 	    (double)(bench_now_ns() - k0) / 1e9);
 	print_table(&b, steps, nsteps, &disk);
+	if (b.o.group_members > 0 && group_case(&b, &error) < 0)
+		goto out;
 	status = 0;
 out:
 	if (error) {

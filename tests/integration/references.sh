@@ -143,6 +143,7 @@ run_profile corp full-import
 run_profile corp full-sync
 expect_counter joined 4
 expect_counter projected 1
+expect_counter export-flows 1   # the group (its members resolved by the end of the run); the people: none
 run_profile directory export
 run_profile directory full-import
 run_profile directory full-sync
