@@ -45,7 +45,8 @@ enum {
 	CF_MVREF,       /* target id, source id, lower(attr) -> "" (who references an mv object) */
 	CF_UNRES,       /* agent \0 lower(name) \0 referrer anchor -> "" (references waiting for their object) */
 	CF_RESYNC,      /* agent \0 anchor -> "" (connectors to synchronize again at their agent's sync end) */
-	CF_REFRESH,     /* mv id -> "" (mv objects whose outbound flows are recomputed at a sync end) */
+	CF_REFRESH,     /* mv id, agent -> "" (mv objects whose outbound flows to agent (none: all) are
+	                 * recomputed at a sync end) */
 };
 
 typedef struct eng_flow {
@@ -137,7 +138,9 @@ typedef struct eng_sched eng_sched_t;
  * them in fixed arrays). */
 #define ENG_MAX_INBOUND 64
 
-typedef struct engine {
+typedef struct engine engine_t;
+
+struct engine {
 	loom_daemon_t *daemon;         /* the skeleton */
 	loom_store_t *store;           /* the engine store */
 	loom_agentcfg_t *agentcfgs;    /* loaded agent files */
@@ -173,7 +176,9 @@ typedef struct engine {
 	eng_sched_t *sched_active;     /* the sequence running (between its steps too), or NULL */
 	uint64_t sched_order;          /* last queue position handed out */
 	int sched_timer;               /* the schedules' tick timer, 0 when none */
-} engine_t;
+	loom_map_t *groups;            /* ISMEMBEROF: "agent \0 lower(dn)" -> the group's mv id (8 bytes, owned) */
+	bool uses_membership;          /* some rule tests ISMEMBEROF: membership changes refresh members */
+};
 
 /* engine_sync.c: during a preview, appends one line explaining a decision. */
 void eng_explain(engine_t *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -181,9 +186,18 @@ void eng_explain(engine_t *e, const char *fmt, ...) __attribute__((format(printf
 void eng_preview(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m);
 
 /* engine_scope.c */
+/* Who is tested, for ISMEMBEROF: the object's metaverse id (NULL: not
+ * joined, a member of nothing) and the rule's agent. */
+typedef struct eng_member_ctx {
+	engine_t *e;
+	const uint8_t *id;
+	const char *agent;
+} eng_member_ctx_t;
 /* True when the object seen through lookup is in the scoping filter (an
- * empty filter holds everything). */
-bool eng_scope_match(const loom_cfg_array_t *filter, loom_expr_lookup_fn *lookup, void *arg);
+ * empty filter holds everything); m may be NULL (no membership). */
+bool eng_scope_match(const loom_cfg_array_t *filter, loom_expr_lookup_fn *lookup, void *arg, const eng_member_ctx_t *m);
+/* Forgets the group ids ISMEMBEROF remembered (at each run's start). */
+void eng_groups_forget(engine_t *e);
 /* Appends one line per clause that cannot be evaluated. */
 void eng_scope_check(const char *file, const loom_sync_rule_t *rule, loom_buf_t *errors);
 
@@ -237,15 +251,20 @@ const char *eng_state_name(Loom__CsObject__State s);
 
 /* engine_refs.c */
 bool eng_mvid_parse(const char *hex, uint8_t id[8]);
+/* True when source references target through attr (one point read). */
+bool eng_mvref_has(engine_t *e, const uint8_t *target, const uint8_t *source, const char *attr);
 void eng_mvref_put(engine_t *e, loom_batch_t *b, const uint8_t *target, const uint8_t *source, const char *attr,
     bool del);
 /* Keeps mv_ref in step with a metaverse attribute's change (either NULL). */
 void eng_mvref_update(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *attr, const Loom__MvAttr *before,
     const Loom__MvAttr *after);
-void eng_queue_refresh(engine_t *e, loom_batch_t *b, const uint8_t *id);
-/* Queues every object referencing id for a refresh; with drop, forgets
+/* Queues mv object id for a refresh of its outbound flows to agent (NULL:
+ * to every agent). */
+void eng_queue_refresh(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent);
+/* Queues every object referencing id for a refresh of its flows to agent
+ * (whose connector of id changed; NULL: every agent); with drop, forgets
  * those references (id is being deleted). Returns how many. */
-size_t eng_queue_referrers(engine_t *e, loom_batch_t *b, const uint8_t *id, bool drop);
+size_t eng_queue_referrers(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent, bool drop);
 void eng_queue_resync(engine_t *e, loom_batch_t *b, const char *agent, const char *anchor);
 /* Records that referrer (in agent) names an object as name that does not resolve. */
 void eng_unres_put(engine_t *e, loom_batch_t *b, const char *agent, const char *name, const char *referrer);
@@ -296,8 +315,10 @@ void eng_import_batch(engine_t *e, Loom__Envelope *env);
 /* engine_sync.c */
 int eng_sync_begin(engine_t *e, const char **error_r);
 int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, const char **error_r);
-/* Recomputes the outbound flows of metaverse object id, whole (a refresh). */
-int eng_mv_refresh(engine_t *e, const uint8_t *id, const char **error_r);
+/* Recomputes the outbound flows of metaverse object id to agent (NULL:
+ * every agent), whole: a refresh from the queue (key, klen: its entry). */
+int eng_mv_refresh(engine_t *e, const uint8_t *id, const char *agent, const void *key, size_t klen,
+    const char **error_r);
 /* engine_export.c */
 int eng_export_begin(engine_t *e, const char **error_r);
 void eng_export_results(engine_t *e, Loom__Envelope *env);

@@ -95,7 +95,7 @@ void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsO
 	}
 	/* A connector renamed: references to its object carry the new DN. */
 	if (old_dn && old_dn[0] && cs->mv_id.len == 8)
-		eng_queue_referrers(e, b, cs->mv_id.data, false);
+		eng_queue_referrers(e, b, cs->mv_id.data, agent, false);
 }
 
 void eng_cs_delete(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsObject *cs)
@@ -178,7 +178,7 @@ void eng_mv_delete(engine_t *e, loom_batch_t *b, const Loom__MvObject *mv)
 		eng_mvref_update(e, b, mv->id.data, mv->attrs[i]->name, mv->attrs[i], NULL);
 	}
 	/* Objects referencing it lose it: their outbound flows are recomputed. */
-	eng_queue_referrers(e, b, mv->id.data, true);
+	eng_queue_referrers(e, b, mv->id.data, NULL, true);
 }
 
 void eng_mvidx_key(loom_buf_t *k, const char *mv_type, const char *attr, const Loom__Value *v, const uint8_t *id)

@@ -20,9 +20,10 @@
  *   resync      agent \0 anchor -> ""
  *               connectors to synchronize again (whole) when their agent's
  *               current or next sync run ends
- *   refresh     mv id -> ""
- *               metaverse objects whose outbound flows must be recomputed
- *               (whole) at the end of the current or next sync run
+ *   refresh     mv id, agent -> ""
+ *               metaverse objects whose outbound flows to agent (all when
+ *               empty) must be recomputed (whole) at the end of the current
+ *               or next sync run
  *
  * A connector joining (or projecting) wakes the unresolved references that
  * name its DN or anchor; a metaverse object gaining a connector, or one of
@@ -80,6 +81,21 @@ void eng_mvref_put(engine_t *e, loom_batch_t *b, const uint8_t *target, const ui
 		loom_batch_put(b, CF_MVREF, e->key.data, e->key.len, "", 0);
 }
 
+bool eng_mvref_has(engine_t *e, const uint8_t *target, const uint8_t *source, const char *attr)
+{
+	loom_buf_t k = LOOM_BUF_INIT;
+	mvref_key(&k, target, source, attr);
+	void *v = NULL;
+	size_t len;
+	const char *err = NULL;
+	int rc = loom_store_get(e->store, CF_MVREF, k.data, k.len, &v, &len, &err);
+	loom_buf_release(&k);
+	free(v);
+	if (rc < 0)
+		eng_read_failed(e, err);
+	return rc == 1;
+}
+
 static bool has_refs(const Loom__MvAttr *a)
 {
 	return a && a->n_values && a->values[0]->v_case == LOOM__VALUE__V_REF;
@@ -95,25 +111,36 @@ void eng_mvref_update(engine_t *e, loom_batch_t *b, const uint8_t *id, const cha
 	uint8_t t[8];
 	for (size_t i = 0; before && i < before->n_values; i++) {
 		const Loom__Value *v = before->values[i];
-		if (v->v_case == LOOM__VALUE__V_REF && (keep == NULL || !loom_vset_has(keep, v)) && eng_mvid_parse(v->ref, t))
+		if (v->v_case == LOOM__VALUE__V_REF && (keep == NULL || !loom_vset_has(keep, v)) && eng_mvid_parse(v->ref, t)) {
 			eng_mvref_put(e, b, t, id, attr, true);
+			if (e->uses_membership) /* its ISMEMBEROF scopes may have changed */
+				eng_queue_refresh(e, b, t, NULL);
+		}
 	}
 	for (size_t i = 0; after && i < after->n_values; i++) {
 		const Loom__Value *v = after->values[i];
-		if (v->v_case == LOOM__VALUE__V_REF && (had == NULL || !loom_vset_has(had, v)) && eng_mvid_parse(v->ref, t))
+		if (v->v_case == LOOM__VALUE__V_REF && (had == NULL || !loom_vset_has(had, v)) && eng_mvid_parse(v->ref, t)) {
 			eng_mvref_put(e, b, t, id, attr, false);
+			if (e->uses_membership)
+				eng_queue_refresh(e, b, t, NULL);
+		}
 	}
 	loom_vset_free(&keep);
 	loom_vset_free(&had);
 }
 
-void eng_queue_refresh(engine_t *e, loom_batch_t *b, const uint8_t *id)
+void eng_queue_refresh(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent)
 {
 	(void)e;
-	loom_batch_put(b, CF_REFRESH, id, 8, "", 0);
+	loom_buf_t k = LOOM_BUF_INIT;
+	loom_buf_add(&k, id, 8);
+	if (agent)
+		loom_buf_adds(&k, agent);
+	loom_batch_put(b, CF_REFRESH, k.data, k.len, "", 0);
+	loom_buf_release(&k);
 }
 
-size_t eng_queue_referrers(engine_t *e, loom_batch_t *b, const uint8_t *id, bool drop)
+size_t eng_queue_referrers(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent, bool drop)
 {
 	size_t n = 0;
 	loom_iter_t *it = loom_iter_new_ex(e->store, CF_MVREF, false);
@@ -123,7 +150,7 @@ size_t eng_queue_referrers(engine_t *e, loom_batch_t *b, const uint8_t *id, bool
 		if (klen < 16 || memcmp(k, id, 8) != 0)
 			break;
 		if (memcmp(k + 8, id, 8) != 0) {
-			eng_queue_refresh(e, b, (const uint8_t *)k + 8);
+			eng_queue_refresh(e, b, (const uint8_t *)k + 8, agent);
 			n++;
 		}
 		if (drop)

@@ -104,6 +104,19 @@ int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
 				loom_buf_printf(&errors, "%s: rule '%s': provision needs dn, the expression for new objects' DN\n",
 				    sc->path, rc->name);
 			eng_scope_check(sc->path, rc, &errors);
+			const loom_sync_scopegroup_t *sg = rc->scope_filter.v;
+			for (size_t g = 0; g < rc->scope_filter.n; g++) {
+				const loom_sync_clause_t *cl = sg[g].all.v;
+				for (size_t k = 0; k < sg[g].all.n; k++) {
+					if (cl[k].op != LOOM_SCOPE_ISMEMBEROF && cl[k].op != LOOM_SCOPE_ISNOTMEMBEROF)
+						continue;
+					e->uses_membership = true;
+					if (cl[k].agent && eng_agent_find(e, cl[k].agent) == NULL)
+						loom_buf_printf(&errors, "%s: rule '%s': scope_filter group %zu clause %zu (%s): no agent '%s' "
+						    "(config/agents/%s.yaml does not exist)\n", sc->path, rc->name, g + 1, k + 1,
+						    cl[k].attribute, cl[k].agent, cl[k].agent);
+				}
+			}
 			compile(sc->path, &rc->filter, LOOM_EXPR_BOOL, &rule->filter, &errors);
 			compile(sc->path, &rc->scope, LOOM_EXPR_BOOL, &rule->scope, &errors);
 			compile(sc->path, &rc->dn, LOOM_EXPR_STRING, &rule->dn, &errors);
@@ -189,6 +202,7 @@ fail:
 
 void eng_rules_free(engine_t *e)
 {
+	eng_groups_forget(e);
 	for (size_t i = 0; i < e->nrules; i++) {
 		eng_rule_t *r = &e->rules[i];
 		loom_expr_destroy(&r->filter);

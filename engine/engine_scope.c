@@ -13,13 +13,19 @@
  *
  * Strings compare case-insensitively (like joins). LESSTHAN and its kin
  * compare as integers when both sides are integers, as strings otherwise.
- * ISMEMBEROF / ISNOTMEMBEROF need group membership through references, which
- * the engine does not resolve yet: rules using them are refused at load.
+ *
+ * ISMEMBEROF / ISNOTMEMBEROF test membership in the metaverse: the object's
+ * metaverse object is one of the references in the clause's attribute
+ * (member) of the metaverse group joined to the connector at DN 'value' in
+ * agent 'agent' (default: the rule's). One point read of mv_ref per test;
+ * the group's id is remembered for the run. An object not joined yet, or a
+ * group not in the metaverse, is a member of nothing.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include "engine.h"
 #include "loom_alloc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,8 +98,53 @@ static int positive_of(int op)
 	}
 }
 
-static bool clause_holds(const loom_sync_clause_t *c, loom_expr_lookup_fn *lookup, void *arg)
+/* The metaverse id of the group a membership clause names, remembered for
+ * the run. */
+static bool group_id(engine_t *e, const char *agent, const char *dn, uint8_t id[8])
 {
+	loom_buf_t k = LOOM_BUF_INIT;
+	loom_buf_adds(&k, agent);
+	loom_buf_addc(&k, '\0');
+	for (const char *p = dn; *p; p++)
+		loom_buf_addc(&k, (char)tolower((unsigned char)*p));
+	if (e->groups == NULL)
+		e->groups = loom_map_new();
+	const uint8_t *have = loom_map_get(e->groups, k.data, k.len);
+	bool ok = have != NULL;
+	if (have) {
+		memcpy(id, have, 8);
+	} else if ((ok = eng_ref_in(e, agent, dn, id) == 1)) {
+		loom_map_put(e->groups, k.data, k.len, loom_memdup(id, 8));
+	}
+	loom_buf_release(&k);
+	return ok;
+}
+
+static bool is_member(const eng_member_ctx_t *m, const loom_sync_clause_t *c)
+{
+	if (m == NULL || m->id == NULL)
+		return false;
+	uint8_t g[8];
+	if (!group_id(m->e, c->agent ? c->agent : m->agent, c->value, g))
+		return false;
+	return eng_mvref_has(m->e, m->id, g, c->attribute);
+}
+
+void eng_groups_forget(engine_t *e)
+{
+	size_t pos = 0;
+	void *v;
+	while (e->groups && loom_map_next(e->groups, &pos, NULL, NULL, &v))
+		free(v);
+	loom_map_destroy(&e->groups);
+}
+
+static bool clause_holds(const loom_sync_clause_t *c, loom_expr_lookup_fn *lookup, void *arg, const eng_member_ctx_t *m)
+{
+	if (c->op == LOOM_SCOPE_ISMEMBEROF)
+		return is_member(m, c);
+	if (c->op == LOOM_SCOPE_ISNOTMEMBEROF)
+		return !is_member(m, c);
 	const Loom__Attr *a = lookup(arg, c->attribute);
 	size_t n = a ? a->n_values : 0;
 	if (c->op == LOOM_SCOPE_ISNULL)
@@ -113,7 +164,7 @@ static bool clause_holds(const loom_sync_clause_t *c, loom_expr_lookup_fn *looku
 	return pos >= 0 ? !any : any;
 }
 
-bool eng_scope_match(const loom_cfg_array_t *filter, loom_expr_lookup_fn *lookup, void *arg)
+bool eng_scope_match(const loom_cfg_array_t *filter, loom_expr_lookup_fn *lookup, void *arg, const eng_member_ctx_t *m)
 {
 	if (filter->n == 0)
 		return true;
@@ -122,7 +173,7 @@ bool eng_scope_match(const loom_cfg_array_t *filter, loom_expr_lookup_fn *lookup
 		const loom_sync_clause_t *c = g[i].all.v;
 		bool all = true;
 		for (size_t k = 0; k < g[i].all.n && all; k++)
-			all = clause_holds(&c[k], lookup, arg);
+			all = clause_holds(&c[k], lookup, arg, m);
 		if (all)
 			return true;
 	}
@@ -137,9 +188,10 @@ void eng_scope_check(const char *file, const loom_sync_rule_t *rule, loom_buf_t 
 		for (size_t k = 0; k < g[i].all.n; k++) {
 			const char *what = NULL;
 			int op = c[k].op;
-			if (op == LOOM_SCOPE_ISMEMBEROF || op == LOOM_SCOPE_ISNOTMEMBEROF)
-				what = "ISMEMBEROF and ISNOTMEMBEROF need group membership through references, "
-				       "which the engine does not resolve yet";
+			if ((op == LOOM_SCOPE_ISMEMBEROF || op == LOOM_SCOPE_ISNOTMEMBEROF) && c[k].value == NULL)
+				what = "ISMEMBEROF and ISNOTMEMBEROF need 'value', the group's DN";
+			else if (c[k].agent && op != LOOM_SCOPE_ISMEMBEROF && op != LOOM_SCOPE_ISNOTMEMBEROF)
+				what = "'agent' belongs to ISMEMBEROF and ISNOTMEMBEROF";
 			else if ((op == LOOM_SCOPE_ISIN || op == LOOM_SCOPE_ISNOTIN) && c[k].values.n == 0)
 				what = "ISIN and ISNOTIN need 'values', a list";
 			else if (op != LOOM_SCOPE_ISIN && op != LOOM_SCOPE_ISNOTIN && op != LOOM_SCOPE_ISNULL &&

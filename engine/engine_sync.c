@@ -185,6 +185,7 @@ typedef struct work {
 	Loom__PendingImport *pi;       /* the import applied to cs in this work (its deltas), or NULL */
 	refdiff_t *diffs;              /* reference attributes of the mv object changed here */
 	size_t ndiffs;
+	const char *only_agent;        /* a refresh: only outbound rules to this agent (NULL: all) */
 	bool links_loaded;             /* lagents/lanchors hold mv's connectors */
 	char **lagents;                /* connectors of the object's mv: agents */
 	char **lanchors;               /* ... and anchors (store plus this batch) */
@@ -697,7 +698,8 @@ static int recompute_quick(work_t *w, Loom__MvObject *mv, const char *attr)
 	if (rule->cfg->scope_filter.n) {
 		look_t l;
 		look_cs(&l, w->cs);
-		if (!eng_scope_match(&rule->cfg->scope_filter, look_fn, &l))
+		eng_member_ctx_t mc = { w->e, w->cs->mv_id.len == 8 ? w->cs->mv_id.data : NULL, w->agent };
+		if (!eng_scope_match(&rule->cfg->scope_filter, look_fn, &l, &mc))
 			return -1;
 	}
 	if (w->pi == NULL)
@@ -744,8 +746,11 @@ static int recompute_quick(work_t *w, Loom__MvObject *mv, const char *attr)
 				memmove(&cur->values[k], &cur->values[k + 1], (cur->n_values - k - 1) * sizeof *cur->values);
 				cur->n_values--;
 				uint8_t t[8];
-				if (eng_mvid_parse(del[i]->ref, t))
+				if (eng_mvid_parse(del[i]->ref, t)) {
 					eng_mvref_put(w->e, w->b, t, mv->id.data, attr, true);
+					if (w->e->uses_membership) /* its ISMEMBEROF scopes may have changed */
+						eng_queue_refresh(w->e, w->b, t, NULL);
+				}
 				values_push(&df->del, &df->ndel, loom_value_dup(del[i]));
 				removed++;
 				break;
@@ -759,8 +764,11 @@ static int recompute_quick(work_t *w, Loom__MvObject *mv, const char *attr)
 			continue;
 		values_push(&cur->values, &cur->n_values, loom_value_dup(add[i]));
 		uint8_t t[8];
-		if (eng_mvid_parse(add[i]->ref, t))
+		if (eng_mvid_parse(add[i]->ref, t)) {
 			eng_mvref_put(w->e, w->b, t, mv->id.data, attr, false);
+			if (w->e->uses_membership)
+				eng_queue_refresh(w->e, w->b, t, NULL);
+		}
 		values_push(&df->add, &df->nadd, loom_value_dup(add[i]));
 		added++;
 	}
@@ -806,7 +814,8 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 			if (r->cfg->scope_filter.n) {
 				look_t ls;
 				look_cs(&ls, src);
-				if (!eng_scope_match(&r->cfg->scope_filter, look_fn, &ls))
+				eng_member_ctx_t mc = { w->e, src->mv_id.len == 8 ? src->mv_id.data : NULL, r->agent->cfg->name };
+				if (!eng_scope_match(&r->cfg->scope_filter, look_fn, &ls, &mc))
 					continue; /* out of this rule's scope: it contributes nothing */
 			}
 			loom_expr_result_t *res = &w->e->res; /* mv_set copies the values */
@@ -1315,7 +1324,7 @@ static void link_set(work_t *w, Loom__CsObject *cs, const char *agent, const Loo
 			    n == 1 ? "" : "s");
 	}
 	/* Objects referencing mv can now reach it in this system. */
-	eng_queue_referrers(w->e, w->b, mv->id.data, false);
+	eng_queue_referrers(w->e, w->b, mv->id.data, agent, false);
 }
 
 static void link_clear(work_t *w, Loom__CsObject *cs, const char *agent)
@@ -1325,7 +1334,7 @@ static void link_clear(work_t *w, Loom__CsObject *cs, const char *agent)
 	if (cs->mv_id.len == 8) {
 		eng_link_put(w->e, w->b, cs->mv_id.data, agent, cs->anchor, true);
 		/* Objects referencing mv lose it in this system. */
-		eng_queue_referrers(w->e, w->b, cs->mv_id.data, false);
+		eng_queue_referrers(w->e, w->b, cs->mv_id.data, agent, false);
 	}
 	free(cs->mv_id.data);
 	cs->mv_id.data = NULL;
@@ -1388,13 +1397,16 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 		if (rule->cfg->direction != LOOM_SYNC_OUTBOUND || strcmp(rule->cfg->mv_type, mv->object_type) != 0)
 			continue;
 		const char *target = rule->agent->cfg->name;
+		if (w->only_agent && strcmp(w->only_agent, target) != 0)
+			continue; /* a refresh for another system's sake */
 		bool in_scope = true;
 		if (rule->scope || rule->cfg->scope_filter.n) {
 			look_t l;
 			look_mv(&l, mv);
 			int rc = rule->scope ? eval_bool(e, rule->scope, &l, w->cs, &in_scope) : 0;
 			if (rc == 0 && in_scope)
-				in_scope = eng_scope_match(&rule->cfg->scope_filter, look_fn, &l);
+				in_scope = eng_scope_match(&rule->cfg->scope_filter, look_fn, &l,
+				    &(eng_member_ctx_t){ e, mv->id.data, target });
 			look_release(&l);
 			if (rc < 0) {
 				w->failed = true;
@@ -1759,7 +1771,8 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 	look_cs(&lcs, cs);
 	for (size_t i = 0; a && i < a->nin; i++)
 		if (strcmp(a->in[i]->cfg->cs_type, cs->object_type) == 0 &&
-		    eng_scope_match(&a->in[i]->cfg->scope_filter, look_fn, &lcs))
+		    eng_scope_match(&a->in[i]->cfg->scope_filter, look_fn, &lcs,
+		        &(eng_member_ctx_t){ e, cs->mv_id.len == 8 ? cs->mv_id.data : NULL, agent }))
 			rules[nr++] = a->in[i];
 	/* 3. connector filter */
 	bool filtered = false;
@@ -1855,12 +1868,26 @@ done:;
 
 /* ---- refresh ----------------------------------------------------------------------------------- */
 
-int eng_mv_refresh(engine_t *e, const uint8_t *id, const char **error_r)
+int eng_mv_refresh(engine_t *e, const uint8_t *id, const char *agent, const void *key, size_t klen,
+    const char **error_r)
 {
 	free(eng_read_error_take(e));
 	loom_batch_t *b = e->batch;
 	loom_batch_clear(b);
-	loom_batch_delete(b, CF_REFRESH, id, 8);
+	if (agent == NULL) {
+		/* A refresh to every system stands for those to one. */
+		uint8_t end[8];
+		memcpy(end, id, 8);
+		int i = 7;
+		while (i >= 0 && ++end[i] == 0)
+			i--;
+		if (i >= 0)
+			loom_batch_delete_range(b, CF_REFRESH, id, 8, end, 8);
+		else
+			loom_batch_delete(b, CF_REFRESH, key, klen);
+	} else {
+		loom_batch_delete(b, CF_REFRESH, key, klen);
+	}
 	char hex[17];
 	eng_mvid_hex(hex, id);
 	const char *err = NULL;
@@ -1892,8 +1919,10 @@ int eng_mv_refresh(engine_t *e, const uint8_t *id, const char **error_r)
 		 * (errors name it); its pending import is left for its own sync. */
 		char *old_dn = loom_strdup(cs->dn);
 		bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
-		work_t w = { .e = e, .b = b, .agent = agents[0], .cs = cs, .full = true, .was_joined = true };
-		eng_explain(e, "refresh of metaverse object %s (%s): a referenced object changed", hex, mv->object_type);
+		work_t w = { .e = e, .b = b, .agent = agents[0], .cs = cs, .full = true, .was_joined = true,
+			     .only_agent = agent };
+		eng_explain(e, "refresh of metaverse object %s (%s) to %s: a referenced object changed", hex, mv->object_type,
+		    agent ? agent : "every system");
 		outbound(&w, mv);
 		eng_cs_put(e, b, w.agent, cs, old_dn);
 		bool pe = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
@@ -1947,21 +1976,37 @@ static int post_slice(engine_t *e)
 			if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
 				break;
 			keys[nk++] = loom_strndup(k + r->prefix_len, klen - r->prefix_len);
-		} else if (klen == 8) {
-			keys[nk++] = loom_memdup(k, 8);
+		} else if (klen >= 8) {
+			/* id (8 bytes), then the agent (none: all); kept with its length in front */
+			char *x = loom_malloc(klen + 1 + sizeof(size_t));
+			memcpy(x, &klen, sizeof klen);
+			memcpy(x + sizeof klen, k, klen);
+			x[sizeof klen + klen] = '\0';
+			keys[nk++] = x;
 		}
 	}
 	bool end = nk < SLICE;
 	const char *err = NULL;
 	int rc = 0;
+	const char *all_id = NULL; /* the last id refreshed to every system: its other entries are done */
 	for (size_t i = 0; i < nk && rc == 0 && e->run; i++) {
+		if (r->post == 2) {
+			size_t kl;
+			memcpy(&kl, keys[i], sizeof kl);
+			if (all_id && memcmp(all_id, keys[i] + sizeof kl, 8) == 0)
+				continue;
+			all_id = kl == 8 ? keys[i] + sizeof kl : NULL;
+		}
 		if (r->post == 1) {
 			e->resyncing = true;
 			rc = eng_sync_one(e, agent, keys[i], true, &err);
 			e->resyncing = false;
 			eng_run_count(e, "reference-resyncs", keys[i]);
 		} else {
-			rc = eng_mv_refresh(e, (const uint8_t *)keys[i], &err);
+			size_t klen;
+			memcpy(&klen, keys[i], sizeof klen);
+			const char *k = keys[i] + sizeof klen;
+			rc = eng_mv_refresh(e, (const uint8_t *)k, klen > 8 ? k + 8 : NULL, k, klen, &err);
 		}
 		r->post_done++;
 	}
@@ -2067,6 +2112,7 @@ int eng_sync_begin(engine_t *e, const char **error_r)
 	(void)error_r;
 	eng_run_t *r = e->run;
 	r->phase = RUN_SYNC;
+	eng_groups_forget(e); /* groups may have changed since the last run */
 	loom_buf_t p = LOOM_BUF_INIT;
 	loom_buf_adds(&p, r->agent->cfg->name);
 	loom_buf_addc(&p, '\0');
@@ -2106,6 +2152,7 @@ void eng_preview(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 	}
 	loom_buf_t trace = LOOM_BUF_INIT;
 	e->trace = &trace;
+	eng_groups_forget(e);
 	e->trace_failed = false;
 	e->dry_run = !rq->commit;
 	int rc = eng_sync_one(e, rq->agent, rq->anchor, !rq->delta, &err);

@@ -41,6 +41,9 @@ static const loom_cfg_key_t clause_keys[] = {
 	  .help = "the operand (not for ISNULL, ISNOTNULL, ISIN, ISNOTIN)" },
 	{ .name = "values", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_sync_clause_t, values),
 	  .help = "ISIN / ISNOTIN: the list" },
+	{ .name = "agent", .type = LOOM_CFG_STRING, .offset = offsetof(loom_sync_clause_t, agent),
+	  .help = "ISMEMBEROF / ISNOTMEMBEROF: the agent whose connector space holds the group at DN value "
+	          "(default: the rule's agent)" },
 	{ NULL }
 };
 static const loom_cfg_table_t clause_table = { .what = "scope clause", .size = sizeof(loom_sync_clause_t), .keys = clause_keys };

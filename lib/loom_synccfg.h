@@ -25,6 +25,7 @@
  *         - all:                      # the mv object): any group, all clauses in a group
  *             - { attribute: employeeType, operator: EQUAL, value: employee }
  *             - { attribute: department, operator: ISNOTIN, values: [Sales] }
+ *             - { attribute: member, operator: ISMEMBEROF, value: "cn=staff,ou=groups,o=corp", agent: corp }
  *       dn: '"uid=" + EscapeDNComponent(uid) + ",ou=people,dc=example,dc=com"'
  *       link_type: provision          # provision | join | sticky-join (provision: true is the same)
  *       anchor: 'uid'                 # anchor of new objects where the agent does not anchor on dn
@@ -68,6 +69,7 @@ typedef struct loom_sync_clause {
 	int op;                        /* LOOM_SCOPE_* */
 	char *value;                   /* the operand (not for ISNULL/ISNOTNULL/ISIN/ISNOTIN) */
 	loom_cfg_strlist_t values;     /* ISIN/ISNOTIN: the list */
+	char *agent;                   /* ISMEMBEROF: the group's agent (NULL: the rule's) */
 } loom_sync_clause_t;
 
 typedef struct loom_sync_scopegroup {

@@ -109,7 +109,7 @@ static void test_case(void **state)
 		.values = { .v = values, .n = nv } };
 	loom_sync_scopegroup_t group = { .all = { .v = &clause, .n = 1 } };
 	loom_cfg_array_t filter = { .v = &group, .n = 1 };
-	bool got = eng_scope_match(&filter, lookup, &o);
+	bool got = eng_scope_match(&filter, lookup, &o, NULL);
 	if (got != c->want)
 		fail_msg("%s: got %s, want %s", c->label, got ? "in scope" : "out", c->want ? "in scope" : "out");
 	loom_attrs_free(o.attrs, o.n);
@@ -131,9 +131,9 @@ static void test_groups(void **state)
 	loom_cfg_array_t only_first = { .v = groups, .n = 1 };
 	loom_cfg_array_t both = { .v = groups, .n = 2 };
 	loom_cfg_array_t none = { .v = NULL, .n = 0 };
-	assert_false(eng_scope_match(&only_first, lookup, &o)); /* AND inside a group */
-	assert_true(eng_scope_match(&both, lookup, &o));        /* OR between groups */
-	assert_true(eng_scope_match(&none, lookup, &o));        /* no filter: everything */
+	assert_false(eng_scope_match(&only_first, lookup, &o, NULL)); /* AND inside a group */
+	assert_true(eng_scope_match(&both, lookup, &o, NULL));        /* OR between groups */
+	assert_true(eng_scope_match(&none, lookup, &o, NULL));        /* no filter: everything */
 	loom_attrs_free(o.attrs, o.n);
 }
 
@@ -141,7 +141,7 @@ static void test_checks(void **state)
 {
 	(void)state;
 	loom_sync_clause_t cl[] = {
-		{ .attribute = "m", .op = LOOM_SCOPE_ISMEMBEROF, .value = "x" },
+		{ .attribute = "m", .op = LOOM_SCOPE_ISMEMBEROF },
 		{ .attribute = "d", .op = LOOM_SCOPE_ISIN },
 		{ .attribute = "e", .op = LOOM_SCOPE_EQUAL },
 		{ .attribute = "f", .op = LOOM_SCOPE_ISBITSET, .value = "two" },
@@ -152,8 +152,8 @@ static void test_checks(void **state)
 	loom_buf_t out = LOOM_BUF_INIT;
 	eng_scope_check("s.yaml", &rule, &out);
 	const char *want =
-	    "s.yaml: rule 'r': scope_filter group 1 clause 1 (m): ISMEMBEROF and ISNOTMEMBEROF need group membership "
-	    "through references, which the engine does not resolve yet\n"
+	    "s.yaml: rule 'r': scope_filter group 1 clause 1 (m): ISMEMBEROF and ISNOTMEMBEROF need 'value', the "
+	    "group's DN\n"
 	    "s.yaml: rule 'r': scope_filter group 1 clause 2 (d): ISIN and ISNOTIN need 'values', a list\n"
 	    "s.yaml: rule 'r': scope_filter group 1 clause 3 (e): this operator needs 'value'\n"
 	    "s.yaml: rule 'r': scope_filter group 1 clause 4 (f): ISBITSET and ISNOTBITSET need an integer 'value' "
