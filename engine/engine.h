@@ -178,6 +178,8 @@ struct engine {
 	int sched_timer;               /* the schedules' tick timer, 0 when none */
 	loom_map_t *groups;            /* ISMEMBEROF: "agent \0 lower(dn)" -> the group's mv id (8 bytes, owned) */
 	bool uses_membership;          /* some rule tests ISMEMBEROF: membership changes refresh members */
+	int unres_state;               /* unresolved family: 0 not looked at, 1 empty, 2 may hold keys */
+	int mvref_state;               /* mv_ref family: the same (deployments without references skip the look-ups) */
 };
 
 /* engine_sync.c: during a preview, appends one line explaining a decision. */

@@ -71,9 +71,25 @@ static void mvref_key(loom_buf_t *k, const uint8_t *target, const uint8_t *sourc
 		k->data[i] = (char)tolower((unsigned char)k->data[i]);
 }
 
+/* Whether a family may hold keys: looked at once, then kept up to date by
+ * the puts (a deployment without references never pays for the look-ups). */
+static bool family_maybe(engine_t *e, int cf, int *state)
+{
+	if (*state == 0) {
+		loom_iter_t *it = loom_iter_new_ex(e->store, cf, false);
+		loom_iter_seek_first(it);
+		const char *err;
+		*state = loom_iter_valid(it) || loom_iter_status(it, &err) < 0 ? 2 : 1;
+		loom_iter_destroy(&it);
+	}
+	return *state == 2;
+}
+
 void eng_mvref_put(engine_t *e, loom_batch_t *b, const uint8_t *target, const uint8_t *source, const char *attr,
     bool del)
 {
+	if (!del)
+		e->mvref_state = 2;
 	mvref_key(&e->key, target, source, attr);
 	if (del)
 		loom_batch_delete(b, CF_MVREF, e->key.data, e->key.len);
@@ -83,6 +99,8 @@ void eng_mvref_put(engine_t *e, loom_batch_t *b, const uint8_t *target, const ui
 
 bool eng_mvref_has(engine_t *e, const uint8_t *target, const uint8_t *source, const char *attr)
 {
+	if (!family_maybe(e, CF_MVREF, &e->mvref_state))
+		return false;
 	loom_buf_t k = LOOM_BUF_INIT;
 	mvref_key(&k, target, source, attr);
 	void *v = NULL;
@@ -143,6 +161,8 @@ void eng_queue_refresh(engine_t *e, loom_batch_t *b, const uint8_t *id, const ch
 size_t eng_queue_referrers(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent, bool drop)
 {
 	size_t n = 0;
+	if (!family_maybe(e, CF_MVREF, &e->mvref_state))
+		return 0;
 	loom_iter_t *it = loom_iter_new_ex(e->store, CF_MVREF, false);
 	for (loom_iter_seek(it, id, 8); loom_iter_valid(it); loom_iter_next(it)) {
 		size_t klen;
@@ -182,6 +202,7 @@ static void unres_prefix(loom_buf_t *k, const char *agent, const char *name)
 
 void eng_unres_put(engine_t *e, loom_batch_t *b, const char *agent, const char *name, const char *referrer)
 {
+	e->unres_state = 2;
 	unres_prefix(&e->key, agent, name);
 	loom_buf_adds(&e->key, referrer);
 	loom_batch_put(b, CF_UNRES, e->key.data, e->key.len, "", 0);
@@ -189,7 +210,7 @@ void eng_unres_put(engine_t *e, loom_batch_t *b, const char *agent, const char *
 
 size_t eng_unres_wake(engine_t *e, loom_batch_t *b, const char *agent, const char *name, const char *self)
 {
-	if (name == NULL || name[0] == '\0')
+	if (name == NULL || name[0] == '\0' || !family_maybe(e, CF_UNRES, &e->unres_state))
 		return 0;
 	loom_buf_t p = LOOM_BUF_INIT;
 	unres_prefix(&p, agent, name);
