@@ -132,6 +132,9 @@ int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
 					    sc->path, fv[k].expr.line, rc->name, in ? "inbound" : "outbound", in ? "mv" : "cs");
 				compile(sc->path, &fv[k].expr, LOOM_EXPR_ANY, &fl->expr, &errors);
 				fl->direct = fl->expr ? loom_expr_direct_attr(fl->expr) : NULL;
+				if (in && (fv[k].initial || fv[k].existence))
+					loom_buf_printf(&errors, "%s:%u: rule '%s': initial and existence belong to outbound flows\n",
+					    sc->path, fv[k].expr.line, rc->name);
 			}
 			eng_agent_t *a = rule->agent;
 			if (in) {

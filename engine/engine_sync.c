@@ -1413,6 +1413,23 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 				break;
 			}
 		}
+		/* Existence tests: the rule holds the object only while each has a value. */
+		for (size_t k = 0; in_scope && k < rule->nflows; k++) {
+			if (!rule->flows[k].cfg->existence)
+				continue;
+			int rc = eval_flow(w, rule, rule->flows[k].target, NULL, mv, &e->res);
+			if (rc < 0) {
+				w->failed = true;
+				break;
+			}
+			if (rc == 0 || rc == 2) {
+				in_scope = false;
+				eng_explain(e, "outbound rule '%s': existence flow to '%s' has no value", rule->cfg->name,
+				    rule->flows[k].target);
+			}
+		}
+		if (w->failed)
+			break;
 		held_t *h;
 		Loom__CsObject *t = connector_in(w, agents, anchors, nl, target, &h);
 		if (t && strcmp(t->object_type, rule->cfg->cs_type) != 0)

@@ -64,6 +64,9 @@ static const loom_cfg_key_t flow_keys[] = {
 	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the value, an expression over the source object" },
 	{ .name = "initial", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_sync_flow_t, initial),
 	  .def = "false", .help = "outbound: only when the object is created" },
+	{ .name = "existence", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_sync_flow_t, existence),
+	  .def = "false", .help = "outbound: an existence test: the rule holds the object only while this flow "
+	                          "has a value (a null deprovisions it)" },
 	{ NULL }
 };
 static const loom_cfg_table_t flow_table = { .what = "flow", .size = sizeof(loom_sync_flow_t), .keys = flow_keys };

@@ -33,6 +33,7 @@
  *       flows:
  *         - { cs: cn, expr: displayName }
  *         - { cs: objectClass, expr: '"inetOrgPerson"', initial: true }
+ *         - { cs: mail, expr: mail, existence: true }   # no mail: deprovisioned
  *   mv_deletion:
  *     - { mv_type: person, when: agent-disconnected, agent: hr }  # or when: last-connector
  *
@@ -90,6 +91,7 @@ typedef struct loom_sync_flow {
 	char *cs;                      /* outbound: connector-space attribute written */
 	loom_cfg_text_t expr;          /* value expression over the source object */
 	bool initial;                  /* outbound: only when the object is created */
+	bool existence;                /* outbound: existence test (null: out of scope) */
 } loom_sync_flow_t;
 
 typedef struct loom_sync_rule {
