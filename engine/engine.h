@@ -161,6 +161,10 @@ struct engine {
 	loom_map_t *indexed;           /* "mv_type \0 lower(attr)" of join attributes: the only ones indexed */
 	loom_batch_t *batch;           /* reused write batch */
 	loom_buf_t *trace;             /* during a preview: one line per decision */
+	Loom__PreviewStep **pv_steps;  /* during a preview: the decisions, with their kinds */
+	size_t pv_nsteps;
+	Loom__PreviewExport **pv_exports; /* during a preview: the pending exports left */
+	size_t pv_nexports;
 	bool dry_run;                  /* during a preview without --commit: write nothing */
 	bool resyncing;                /* eng_sync_one takes the object off the resync queue */
 	bool trace_failed;             /* an error was reported during the preview */
@@ -182,8 +186,10 @@ struct engine {
 	int mvref_state;               /* mv_ref family: the same (deployments without references skip the look-ups) */
 };
 
-/* engine_sync.c: during a preview, appends one line explaining a decision. */
-void eng_explain(engine_t *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* engine_sync.c: during a preview, appends one line explaining a decision
+ * of a kind (PreviewStep.kind); a text starting with two spaces is a detail
+ * of the decision before it. */
+void eng_explain(engine_t *e, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Answers loomctl preview. */
 void eng_preview(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m);
 

@@ -65,7 +65,7 @@ void eng_run_error(engine_t *e, const char *anchor, const char *dn, const char *
 {
 	if (e->trace) {
 		e->trace_failed = true;
-		eng_explain(e, "error %s%s%s: %s", code, where && where[0] ? " at " : "", where ? where : "", message ? message : "");
+		eng_explain(e, "error", "error %s%s%s: %s", code, where && where[0] ? " at " : "", where ? where : "", message ? message : "");
 	}
 	eng_run_t *r = e->run;
 	if (r == NULL)

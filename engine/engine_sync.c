@@ -37,15 +37,44 @@
 
 #define SLICE 500
 
-void eng_explain(engine_t *e, const char *fmt, ...)
+void eng_explain(engine_t *e, const char *kind, const char *fmt, ...)
 {
 	if (e->trace == NULL)
 		return;
+	size_t start = e->trace->len;
 	va_list ap;
 	va_start(ap, fmt);
 	loom_buf_vprintf(e->trace, fmt, ap);
 	va_end(ap);
+	Loom__PreviewStep *s = loom_malloc(sizeof *s);
+	loom__preview_step__init(s);
+	s->kind = loom_strdup(kind);
+	const char *text = e->trace->data + start;
+	s->depth = strncmp(text, "  ", 2) == 0;
+	s->text = loom_strdup(text + 2 * s->depth);
 	loom_buf_addc(e->trace, '\n');
+	e->pv_steps = loom_realloc(e->pv_steps, (e->pv_nsteps + 1) * sizeof *e->pv_steps);
+	e->pv_steps[e->pv_nsteps++] = s;
+}
+
+/* During a preview: records the pending export (or removal) cs is left with. */
+static void preview_export(engine_t *e, const char *agent, const Loom__CsObject *cs, bool removed)
+{
+	Loom__PreviewExport *x = loom_malloc(sizeof *x);
+	loom__preview_export__init(x);
+	x->agent = loom_strdup(agent);
+	x->anchor = loom_strdup(cs->anchor);
+	x->dn = loom_strdup(cs->dn);
+	x->removed = removed;
+	if (!removed && cs->pending_export) {
+		size_t len = protobuf_c_message_get_packed_size(&cs->pending_export->base);
+		uint8_t *buf = loom_malloc(len ? len : 1);
+		protobuf_c_message_pack(&cs->pending_export->base, buf);
+		x->export = loom__pending_export__unpack(NULL, len, buf);
+		free(buf);
+	}
+	e->pv_exports = loom_realloc(e->pv_exports, (e->pv_nexports + 1) * sizeof *e->pv_exports);
+	e->pv_exports[e->pv_nexports++] = x;
 }
 
 /* "a | b" for a preview line (static buffer: one use per call). */
@@ -534,7 +563,7 @@ static int try_join(work_t *w, const eng_rule_t *rule, uint8_t ret_id[8])
 			if (acc.n == 0)
 				break;
 		}
-		eng_explain(w->e, "join rule '%s' group %zu: %zu candidate%s", rule->cfg->name, g + 1, acc.n,
+		eng_explain(w->e, "join", "join rule '%s' group %zu: %zu candidate%s", rule->cfg->name, g + 1, acc.n,
 		    acc.n == 1 ? "" : "s");
 		/* An mv object already joined to another object of this agent is taken. */
 		idset_t free_ids = { NULL, 0 };
@@ -782,7 +811,7 @@ static int recompute_quick(work_t *w, Loom__MvObject *mv, const char *attr)
 		df->whole = true;
 		mv_set(w, mv, attr, NULL, 0, "", "");
 	}
-	eng_explain(w->e, "flow %s: +%zu -%zu reference%s (rule '%s', from %s %s, applied change by change)", attr, added,
+	eng_explain(w->e, "flow", "flow %s: +%zu -%zu reference%s (rule '%s', from %s %s, applied change by change)", attr, added,
 	    removed, added + removed == 1 ? "" : "s", rule->cfg->name, w->agent, w->cs->anchor);
 	return 1;
 }
@@ -833,11 +862,11 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 				}
 				changed = mv_set(w, mv, attr, v, nv, r->agent->cfg->name, src->anchor);
 				if (w->e->trace) {
-					eng_explain(w->e, "flow %s = %s (rule '%s', precedence %lld, from %s %s)%s", attr,
+					eng_explain(w->e, "flow", "flow %s = %s (rule '%s', precedence %lld, from %s %s)%s", attr,
 					    rc == 2 ? "null (AuthoritativeNull)" : vals(v, nv), r->cfg->name,
 					    (long long)r->cfg->precedence, r->agent->cfg->name, src->anchor, changed ? "" : ": unchanged");
 					if (miss)
-						eng_explain(w->e, "  %zu reference%s not resolved yet (the object is unknown or not joined): "
+						eng_explain(w->e, "reference", "  %zu reference%s not resolved yet (the object is unknown or not joined): "
 						    "resolved when it joins", miss, miss == 1 ? "" : "s");
 				}
 				values_free(tv, tv ? nv : 0);
@@ -850,7 +879,7 @@ static bool recompute_attr(work_t *w, Loom__MvObject *mv, const char *attr, char
 	/* Nobody has a value: the attribute goes. */
 	bool gone = mv_set(w, mv, attr, NULL, 0, "", "");
 	if (gone)
-		eng_explain(w->e, "flow %s: no source has a value: removed", attr);
+		eng_explain(w->e, "flow", "flow %s: no source has a value: removed", attr);
 	return gone;
 }
 
@@ -1153,7 +1182,7 @@ static bool export_ref_changes(work_t *w, const char *agent, const Loom__MvObjec
 		pending_tidy(t);
 	}
 	if (w->e->trace)
-		eng_explain(w->e, "  outbound %s: +%zu -%zu reference%s (change by change)%s", name, nadd, ndel,
+		eng_explain(w->e, "flow", "  outbound %s: +%zu -%zu reference%s (change by change)%s", name, nadd, ndel,
 		    nadd + ndel == 1 ? "" : "s", madd + mdel ? ", some objects have no connector there yet" : "");
 	values_free(add, nadd);
 	values_free(del, ndel);
@@ -1206,7 +1235,7 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 			n = refs_out(w, agent, mv, t, res->v, res->n, &tv, &miss);
 			v = tv;
 			if (miss)
-				eng_explain(w->e, "  outbound %s: %zu reference%s to objects with no connector in %s yet", fl->target,
+				eng_explain(w->e, "flow", "  outbound %s: %zu reference%s to objects with no connector in %s yet", fl->target,
 				    miss, miss == 1 ? "" : "s", agent);
 		}
 		if (adding) {
@@ -1320,7 +1349,7 @@ static void link_set(work_t *w, Loom__CsObject *cs, const char *agent, const Loo
 		if (strcasecmp(cs->anchor, cs->dn) != 0)
 			n += eng_unres_wake(w->e, w->b, agent, cs->anchor, cs->anchor);
 		if (n)
-			eng_explain(w->e, "%zu object%s referencing this one will be synchronized again at the end of the run", n,
+			eng_explain(w->e, "reference", "%zu object%s referencing this one will be synchronized again at the end of the run", n,
 			    n == 1 ? "" : "s");
 	}
 	/* Objects referencing mv can now reach it in this system. */
@@ -1346,7 +1375,7 @@ static void deprovision(work_t *w, held_t *h, int action)
 {
 	Loom__CsObject *t = h->cs;
 	static const char *const names[] = { "disconnect", "explicit-disconnect", "delete" };
-	eng_explain(w->e, "deprovision %s %s (%s) by %s", h->agent, t->anchor, t->dn, names[action]);
+	eng_explain(w->e, "deprovision", "deprovision %s %s (%s) by %s", h->agent, t->anchor, t->dn, names[action]);
 	link_clear(w, t, h->agent);
 	h->dirty = true;
 	eng_run_count(w->e, "deprovisioned", t->anchor);
@@ -1424,7 +1453,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			}
 			if (rc == 0 || rc == 2) {
 				in_scope = false;
-				eng_explain(e, "outbound rule '%s': existence flow to '%s' has no value", rule->cfg->name,
+				eng_explain(e, "scope", "outbound rule '%s': existence flow to '%s' has no value", rule->cfg->name,
 				    rule->flows[k].target);
 			}
 		}
@@ -1434,7 +1463,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 		Loom__CsObject *t = connector_in(w, agents, anchors, nl, target, &h);
 		if (t && strcmp(t->object_type, rule->cfg->cs_type) != 0)
 			continue;
-		eng_explain(e, "outbound rule '%s' to %s: %s%s%s", rule->cfg->name, target, in_scope ? "in scope" : "out of scope",
+		eng_explain(e, "scope", "outbound rule '%s' to %s: %s%s%s", rule->cfg->name, target, in_scope ? "in scope" : "out of scope",
 		    t ? ", connector " : ", no connector", t ? t->dn : "");
 		if (t) {
 			if (!in_scope) {
@@ -1445,7 +1474,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 				if (h && owns && rule->cfg->link_type != LOOM_LINK_STICKY)
 					deprovision(w, h, rule->cfg->deprovision);
 				else
-					eng_explain(e, "  kept connected (%s)", rule->cfg->link_type == LOOM_LINK_STICKY ? "sticky-join"
+					eng_explain(e, "deprovision", "  kept connected (%s)", rule->cfg->link_type == LOOM_LINK_STICKY ? "sticky-join"
 					    : "not provisioned by this rule");
 				continue;
 			}
@@ -1561,7 +1590,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			h2->old_dn = NULL;
 			h2->had_export = false;
 			eng_run_count(e, "provisioned", t2->anchor);
-			eng_explain(e, "  provision %s %s", target, t2->dn);
+			eng_explain(e, "provision", "  provision %s %s", target, t2->dn);
 		}
 		free(dn);
 		h2->dirty = true;
@@ -1600,7 +1629,7 @@ static void disconnect(work_t *w, Loom__MvObject *mv)
 			others++;
 	const loom_sync_mvdel_t *rule = mvdel_rule(e, mv->object_type);
 	bool del = rule && rule->when == LOOM_MVDEL_AGENT ? strcmp(rule->agent, w->agent) == 0 : others == 0;
-	eng_explain(e, "disconnected from metaverse object %s; deletion rule %s: the metaverse object %s", hexid(mv->id.data),
+	eng_explain(e, "deletion", "disconnected from metaverse object %s; deletion rule %s: the metaverse object %s", hexid(mv->id.data),
 	    rule ? (rule->when == LOOM_MVDEL_AGENT ? "agent-disconnected" : "last-connector") : "last-connector (default)",
 	    del ? "is deleted" : "stays");
 	if (del) {
@@ -1649,12 +1678,14 @@ static void explain_export(engine_t *e, const char *agent, const Loom__CsObject 
 	if (e->trace == NULL)
 		return;
 	if (removed) {
-		eng_explain(e, "result: %s %s leaves the connector space", agent, cs->dn);
+		eng_explain(e, "export", "result: %s %s leaves the connector space", agent, cs->dn);
+		preview_export(e, agent, cs, true);
 		return;
 	}
 	const Loom__PendingExport *p = cs->pending_export;
 	if (p == NULL || p->kind == LOOM__PENDING_EXPORT__KIND__NONE)
 		return;
+	preview_export(e, agent, cs, false);
 	loom_buf_t b = LOOM_BUF_INIT;
 	loom_buf_printf(&b, "result: pending export to %s %s: %s", agent, cs->dn,
 	    protobuf_c_enum_descriptor_get_value(&loom__pending_export__kind__descriptor, p->kind)->name);
@@ -1662,7 +1693,7 @@ static void explain_export(engine_t *e, const char *agent, const Loom__CsObject 
 		loom_buf_printf(&b, " (rename to %s)", p->new_dn);
 	for (size_t i = 0; i < p->n_deltas; i++)
 		loom_buf_printf(&b, "%s %s = %s", i ? ";" : "", p->deltas[i]->name, vals(p->deltas[i]->values, p->deltas[i]->n_values));
-	eng_explain(e, "%s", loom_buf_cstr(&b));
+	eng_explain(e, "export", "%s", loom_buf_cstr(&b));
 	loom_buf_release(&b);
 }
 
@@ -1758,12 +1789,12 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			cs->state = LOOM__CS_OBJECT__STATE__NORMAL;
 	}
 
-	eng_explain(e, "object %s %s (%s): %s, pending import %s", agent, cs->anchor, cs->dn,
+	eng_explain(e, "object", "object %s %s (%s): %s, pending import %s", agent, cs->anchor, cs->dn,
 	    eng_state_name(cs->state), cs->pending_import && cs->pending_import->kind ?
 	    protobuf_c_enum_descriptor_get_value(&loom__pending_import__kind__descriptor, cs->pending_import->kind)->name : "none");
 	w.was_joined = mv != NULL;
 	if (mv)
-		eng_explain(e, "joined to metaverse object %s (%s)", hexid(mv->id.data), mv->object_type);
+		eng_explain(e, "object", "joined to metaverse object %s (%s)", hexid(mv->id.data), mv->object_type);
 	/* 1. deletes */
 	if (cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE) {
 		if (mv) {
@@ -1803,7 +1834,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			goto done;
 		}
 	}
-	eng_explain(e, "connector filter: %s", filtered ? "filtered" : "not filtered");
+	eng_explain(e, "filter", "connector filter: %s", filtered ? "filtered" : "not filtered");
 	if (filtered && cs->state != LOOM__CS_OBJECT__STATE__EXPLICIT_CONNECTOR) {
 		if (mv) {
 			disconnect(&w, mv);
@@ -1830,7 +1861,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 				if (mv == NULL && err)
 					eng_read_failed(e, err);
 				if (mv) {
-					eng_explain(e, "joined to metaverse object %s by rule '%s'", hexid(id), rules[i]->cfg->name);
+					eng_explain(e, "join", "joined to metaverse object %s by rule '%s'", hexid(id), rules[i]->cfg->name);
 					eng_run_count(e, "joined", cs->anchor);
 				}
 			}
@@ -1839,12 +1870,12 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 			if (!rules[i]->cfg->project)
 				continue;
 			mv = mv_new(&w, rules[i]->cfg->mv_type, agent);
-			eng_explain(e, "projected into a new %s object %s by rule '%s'", mv->object_type, hexid(mv->id.data),
+			eng_explain(e, "projection", "projected into a new %s object %s by rule '%s'", mv->object_type, hexid(mv->id.data),
 			    rules[i]->cfg->name);
 			eng_run_count(e, "projected", cs->anchor);
 		}
 		if (mv == NULL) {
-			eng_explain(e, "no join and no projection: stays a disconnector");
+			eng_explain(e, "projection", "no join and no projection: stays a disconnector");
 			eng_run_count(e, "disconnectors", NULL);
 			goto save_cs;
 		}
@@ -1938,7 +1969,7 @@ int eng_mv_refresh(engine_t *e, const uint8_t *id, const char *agent, const void
 		bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
 		work_t w = { .e = e, .b = b, .agent = agents[0], .cs = cs, .full = true, .was_joined = true,
 			     .only_agent = agent };
-		eng_explain(e, "refresh of metaverse object %s (%s) to %s: a referenced object changed", hex, mv->object_type,
+		eng_explain(e, "refresh", "refresh of metaverse object %s (%s) to %s: a referenced object changed", hex, mv->object_type,
 		    agent ? agent : "every system");
 		outbound(&w, mv);
 		eng_cs_put(e, b, w.agent, cs, old_dn);
@@ -2191,8 +2222,23 @@ void eng_preview(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m)
 	char *save = NULL;
 	for (char *line = trace.len ? strtok_r(trace.data, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
 		rep.steps[rep.n_steps++] = line;
+	rep.decisions = e->pv_steps;
+	rep.n_decisions = e->pv_nsteps;
+	rep.exports = e->pv_exports;
+	rep.n_exports = e->pv_nexports;
+	rep.agent = rq->agent;
+	rep.anchor = rq->anchor;
 	if (loom_bus_reply(loom_daemon_bus(e->daemon), env, &rep.base, &err) < 0)
 		loom_warning("cannot reply to from=%s: %s", env->from, err);
 	free(rep.steps);
 	loom_buf_release(&trace);
+	for (size_t i = 0; i < e->pv_nsteps; i++)
+		loom__preview_step__free_unpacked(e->pv_steps[i], NULL);
+	for (size_t i = 0; i < e->pv_nexports; i++)
+		loom__preview_export__free_unpacked(e->pv_exports[i], NULL);
+	free(e->pv_steps);
+	free(e->pv_exports);
+	e->pv_steps = NULL;
+	e->pv_exports = NULL;
+	e->pv_nsteps = e->pv_nexports = 0;
 }

@@ -33,8 +33,24 @@ ctl mv search employeeId=1002 | grep -q "no metaverse object matches" || fail "a
 ctl cs show hr 1002 | grep -q "pending import: ADD" || fail "a preview consumed the pending import"
 pass "preview explains filter, join, projection, flows, provisioning and the export, and writes nothing"
 
-ctl -o json preview hr 1003 | grep -qE '^\{"steps":\[".*"projected into a new person object' || fail "preview -o json"
-pass "preview -o json"
+ctl -o json preview hr 1003 >"$T/p.json" || fail "preview -o json failed"
+grep -qE '^\{"steps":\[".*"projected into a new person object' "$T/p.json" || fail "preview -o json: $(cat "$T/p.json")"
+python3 - "$T/p.json" <<'PY' || fail "preview -o json is not structured as documented: $(cat "$T/p.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["agent"] == "hr" and r["anchor"] == "1003", r
+kinds = [d["kind"] for d in r["decisions"]]
+for k in ("object", "filter", "join", "projection", "flow", "scope", "provision", "export"):
+    assert k in kinds, (k, kinds)
+prov = [d for d in r["decisions"] if d["kind"] == "provision"][0]
+assert prov["depth"] == 1 and prov["text"].startswith("provision directory uid="), prov
+assert len(r["decisions"]) == len(r["steps"]) - 1, "every step but the closing note is a decision"
+x = [e for e in r["exports"] if e["agent"] == "directory"]
+assert len(x) == 1 and x[0]["export"]["kind"] == "ADD", r["exports"]
+names = {d["name"]: d for d in x[0]["export"]["deltas"]}
+assert names["cn"]["values"][0]["str"] and "uid" in names and x[0]["dn"].startswith("uid="), names
+PY
+pass "preview -o json: decisions with their kinds, and the pending exports as data"
 
 ctl preview hr 1002 --commit | grep -q '^committed$' || fail "--commit not applied"
 ctl mv search employeeId=1002 | grep -qE '^  displayName +Grace Hopper +from hr$' || fail "--commit did not write"
