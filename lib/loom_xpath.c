@@ -859,6 +859,7 @@ static xp_node_t *parse_cmp(cc_t *cc)
 	n->attr_off = cc->tok.off;
 	if (next(cc) < 0)
 		return NULL;
+	n->op_off = cc->tok.off;
 	switch (cc->tok.k) {
 	case K_EQ: n->op = OP_EQ; break;
 	case K_NE: n->op = OP_NE; break;

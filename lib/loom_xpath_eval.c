@@ -257,7 +257,7 @@ static int prepare_cmp(ectx_t *c, const xp_node_t *n)
 		return 0;
 	}
 	if (n->op == OP_NE && info.multi)
-		return xp_fail(c->x, c->err, n->attr_off + strlen(a), "'!=' is not supported on multi-valued attribute "
+		return xp_fail(c->x, c->err, n->op_off, "'!=' is not supported on multi-valued attribute "
 		    "'%s' (write not(%s = ...))", a, a);
 	if (n->rhs == R_PATH) {
 		if (t != XT_REF)
@@ -266,7 +266,7 @@ static int prepare_cmp(ectx_t *c, const xp_node_t *n)
 		return 0;
 	}
 	if (n->op != OP_EQ && n->op != OP_NE && t == XT_REF)
-		return xp_fail(c->x, c->err, n->attr_off + strlen(a), "'%s' does not apply to references ('%s' holds "
+		return xp_fail(c->x, c->err, n->op_off, "'%s' does not apply to references ('%s' holds "
 		    "references; use = or !=)", op_text(n->op), a);
 	if (n->rhs == R_TIME) {
 		if (t != XT_TIME)

@@ -87,6 +87,7 @@ struct xp_node {
 	const char *attr;      /* CMP, FUNC: the attribute */
 	size_t attr_off;       /* CMP, FUNC: where the attribute is written */
 	xp_op_t op;            /* CMP: the operator */
+	size_t op_off;         /* CMP: where the operator is written */
 	xp_rhs_t rhs;          /* CMP: literal, PATH or TIME */
 	xp_fn_t fn;            /* FUNC: which function */
 	xp_lit_t lit;          /* CMP with R_LIT, FUNC, TIME with TM_LIT: the literal */
