@@ -35,14 +35,24 @@ typedef struct rids {
 
 typedef struct mres {
 	char *type;                /* ObjectType */
-	Loom__Attr **attrs;        /* ObjectID, ObjectType, then the others */
+	Loom__Attr **attrs;        /* ObjectID, ObjectType, then the others (one block with ids) */
+	uint32_t *ids;             /* the number of each attribute's name (mattr_t.id) */
 	size_t n;                  /* how many */
 } mres_t;
 
 typedef struct mattr {
 	loom_xpath_attr_info_t info; /* its type, single or multi */
 	loom_map_t *index;         /* value key -> rids_t *, or NULL until built */
+	char *name;                /* the attribute's name */
+	uint32_t id;               /* its number: index in loom_xpath_mem.names */
 } mattr_t;
+
+/* The evaluator asks for attributes by the name strings of its compiled
+ * filter, the same pointers again and again: a small cache from pointer to
+ * attribute number saves hashing the name for every resource. An entry is
+ * checked against the name before use (a freed filter's address may come
+ * back holding another name). */
+#define NAME_CACHE 16
 
 struct loom_xpath_mem {
 	mres_t *res;               /* the resources, by rid */
@@ -51,6 +61,9 @@ struct loom_xpath_mem {
 	loom_map_t *ids;           /* lower-cased ObjectID -> (void *)(rid + 1) */
 	loom_map_t *types;         /* object type -> rids_t * */
 	loom_map_t *schema;        /* attribute name -> mattr_t * */
+	mattr_t **names;           /* the same, by number */
+	size_t nnames;             /* how many */
+	struct { const char *p; uint32_t id; } cache[NAME_CACHE]; /* name pointer -> number */
 	loom_buf_t key;            /* scratch for keys */
 	size_t lookups;            /* find_eq answered from an index */
 };
@@ -81,14 +94,32 @@ static void free_rids_map(loom_map_t **mp)
 	loom_map_destroy(mp);
 }
 
+/* Adds attribute name to the schema. */
+static mattr_t *schema_add(loom_xpath_mem_t *m, const char *name, int type, bool multi)
+{
+	mattr_t *a = loom_calloc(1, sizeof *a);
+	a->info.type = type;
+	a->info.multi = multi;
+	a->name = loom_strdup(name);
+	a->id = (uint32_t)m->nnames;
+	m->names = loom_realloc(m->names, (m->nnames + 1) * sizeof *m->names);
+	m->names[m->nnames++] = a;
+	loom_map_puts(m->schema, name, a);
+	return a;
+}
+
 loom_xpath_mem_t *loom_xpath_mem_new(void)
 {
 	loom_xpath_mem_t *m = loom_calloc(1, sizeof *m);
 	m->ids = loom_map_new();
 	m->types = loom_map_new();
 	m->schema = loom_map_new();
-	if (m->ids == NULL || m->types == NULL || m->schema == NULL)
+	if (m->ids == NULL || m->types == NULL || m->schema == NULL) {
 		loom_xpath_mem_destroy(&m);
+		return NULL;
+	}
+	schema_add(m, "ObjectID", XT_REF, false);     /* number 0 */
+	schema_add(m, "ObjectType", XT_STRING, false); /* number 1 */
 	return m;
 }
 
@@ -102,6 +133,7 @@ void loom_xpath_mem_destroy(loom_xpath_mem_t **mp)
 			protobuf_c_message_free_unpacked(&m->res[i].attrs[k]->base, NULL);
 		free(m->res[i].attrs);
 	}
+	free(m->names);
 	free(m->res);
 	loom_map_destroy(&m->ids);
 	free_rids_map(&m->types);
@@ -111,6 +143,7 @@ void loom_xpath_mem_destroy(loom_xpath_mem_t **mp)
 		while (loom_map_next(m->schema, &pos, NULL, NULL, &v)) {
 			mattr_t *a = v;
 			free_rids_map(&a->index);
+			free(a->name);
 			free(a);
 		}
 		loom_map_destroy(&m->schema);
@@ -136,10 +169,7 @@ int loom_xpath_mem_declare(loom_xpath_mem_t *m, const char *name, int type, bool
 		}
 		return 0;
 	}
-	a = loom_calloc(1, sizeof *a);
-	a->info.type = type;
-	a->info.multi = multi;
-	loom_map_puts(m->schema, name, a);
+	schema_add(m, name, type, multi);
 	return 0;
 }
 
@@ -240,7 +270,10 @@ int loom_xpath_mem_add(loom_xpath_mem_t *m, const char *type, const char *id, Lo
 	}
 	loom_xpath_rid_t rid = m->n;
 	mres_t *r = &m->res[m->n++];
-	r->attrs = loom_malloc((n + 2) * sizeof *r->attrs);
+	r->attrs = loom_malloc((n + 2) * (sizeof *r->attrs + sizeof *r->ids));
+	r->ids = (uint32_t *)(r->attrs + n + 2);
+	r->ids[0] = 0;
+	r->ids[1] = 1;
 	Loom__Value *idv = loom_malloc(sizeof *idv), *tv = loom_malloc(sizeof *tv);
 	loom__value__init(idv);
 	idv->v_case = LOOM__VALUE__V_REF;
@@ -259,15 +292,12 @@ int loom_xpath_mem_add(loom_xpath_mem_t *m, const char *type, const char *id, Lo
 			continue;
 		}
 		mattr_t *s = loom_map_gets(m->schema, a->name);
-		if (s == NULL) {
-			s = loom_calloc(1, sizeof *s);
-			s->info.type = vtype(a->values[0]);
-			s->info.multi = a->n_values > 1;
-			loom_map_puts(m->schema, a->name, s);
-		}
+		if (s == NULL)
+			s = schema_add(m, a->name, vtype(a->values[0]), a->n_values > 1);
 		if (s->index)
 			for (size_t k = 0; k < a->n_values; k++)
 				index_value(m, s, a->values[k], rid);
+		r->ids[r->n] = s->id;
 		r->attrs[r->n++] = a;
 	}
 	free(attrs);
@@ -334,9 +364,21 @@ static const Loom__Attr *mem_attr(void *arg, loom_xpath_rid_t rid, const char *n
 	loom_xpath_mem_t *m = arg;
 	if (rid >= m->n)
 		return NULL;
+	size_t slot = ((uintptr_t)name >> 4) % NAME_CACHE;
+	uint32_t id;
+	if (m->cache[slot].p == name && strcmp(m->names[m->cache[slot].id]->name, name) == 0) {
+		id = m->cache[slot].id;
+	} else {
+		const mattr_t *a = loom_map_gets(m->schema, name);
+		if (a == NULL)
+			return NULL;
+		id = a->id;
+		m->cache[slot].p = name;
+		m->cache[slot].id = id;
+	}
 	const mres_t *r = &m->res[rid];
 	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->attrs[i]->name, name) == 0)
+		if (r->ids[i] == id)
 			return r->attrs[i];
 	return NULL;
 }
@@ -358,11 +400,6 @@ static int mem_resolve(void *arg, const char *id, size_t len, loom_xpath_rid_t *
 static int mem_attr_info(void *arg, const char *name, loom_xpath_attr_info_t *ret)
 {
 	loom_xpath_mem_t *m = arg;
-	if (strcmp(name, "ObjectID") == 0 || strcmp(name, "ObjectType") == 0) {
-		ret->type = name[6] == 'I' ? XT_REF : XT_STRING;
-		ret->multi = false;
-		return 0;
-	}
 	const mattr_t *a = loom_map_gets(m->schema, name);
 	if (a == NULL)
 		return 1;
