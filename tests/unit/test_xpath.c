@@ -952,6 +952,37 @@ static void test_indexes(void **state)
 	loom_xpath_mem_destroy(&m);
 }
 
+/* Binary attributes cannot be tested (B12), whatever the operator. */
+static void test_binary(void **state)
+{
+	(void)state;
+	loom_xpath_mem_t *m = loom_xpath_mem_new();
+	Loom__Attr *a = str_attr("photo", "x");
+	free(a->values[0]->str);
+	a->values[0]->v_case = LOOM__VALUE__V_BIN;
+	a->values[0]->bin.data = loom_memdup("\x01\x02", 2);
+	a->values[0]->bin.len = 2;
+	add(m, "Person", "p1", a, NULL);
+	loom_xpath_provider_t p;
+	loom_xpath_mem_provider(m, &p);
+	static const char *const filters[] = { "/Person[photo = 'AQI=']", "/Person[starts-with(photo, '%')]",
+		"/Person[not(photo != 'x')]" };
+	for (size_t i = 0; i < N_ELEMS(filters); i++) {
+		loom_xpath_t *x = NULL;
+		loom_xpath_error_t e;
+		assert_int_equal(loom_xpath_compile(filters[i], NULL, &x, &e), 0);
+		loom_xpath_result_t r;
+		loom_xpath_result_init(&r);
+		assert_int_equal(loom_xpath_eval(x, &p, NULL, &r, &e), -1);
+		if (strstr(e.text, "attribute 'photo' holds binary values, which FIM filters cannot test") == NULL)
+			fail_msg("%s: %s", filters[i], e.text);
+		loom_xpath_error_release(&e);
+		loom_xpath_result_release(&r);
+		loom_xpath_destroy(&x);
+	}
+	loom_xpath_mem_destroy(&m);
+}
+
 /* A provider failure is reported, located, not swallowed. */
 static int failing_scan(void *arg, const char *type, loom_xpath_visit_fn *fn, void *varg, char **ret_error)
 {
@@ -1203,6 +1234,7 @@ int main(void)
 		cmocka_unit_test(test_semantics),
 		cmocka_unit_test(test_deps),
 		cmocka_unit_test(test_indexes),
+		cmocka_unit_test(test_binary),
 		cmocka_unit_test(test_provider_failure),
 		cmocka_unit_test(test_time_grammar),
 		cmocka_unit_test(test_duration_grammar),
