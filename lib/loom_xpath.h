@@ -168,6 +168,14 @@ void loom_xpath_result_release(loom_xpath_result_t *r);
 int loom_xpath_eval(const loom_xpath_t *x, const loom_xpath_provider_t *p, const loom_xpath_eval_opts_t *opts,
     loom_xpath_result_t *ret, loom_xpath_error_t *ret_error);
 
+/* Checks every comparison and location step of x against the schema p
+ * gives (attr_info) without reading a resource: the errors of
+ * loom_xpath_eval that do not depend on the data (a reference compared
+ * with '<', a literal that is no integer against an integer attribute, a
+ * step through a string attribute, ...), as the policy service needs when
+ * a set's filter is saved. Returns 0, or -1 with *ret_error. */
+int loom_xpath_check(const loom_xpath_t *x, const loom_xpath_provider_t *p, loom_xpath_error_t *ret_error);
+
 /* Whether resource rid is selected by x (the question a set asks when one
  * resource changes). Cheap for /Type[predicate] branches (the predicate is
  * tested on rid alone); a branch with a location step is evaluated whole.

@@ -749,3 +749,13 @@ int loom_xpath_matches(const loom_xpath_t *x, const loom_xpath_provider_t *p, co
 	*ret_match = match;
 	return 0;
 }
+
+int loom_xpath_check(const loom_xpath_t *x, const loom_xpath_provider_t *p, loom_xpath_error_t *ret_error)
+{
+	ectx_t c;
+	loom_xpath_result_t r;
+	loom_xpath_result_init(&r);
+	int rc = start(&c, x, p, NULL, &r, ret_error);
+	loom_xpath_result_release(&r);
+	return rc;
+}

@@ -549,13 +549,13 @@ static int type_scalar(yload_t *y, yval_t *v, const char *attr)
 		return 0;
 	}
 	int64_t t;
-	if (memchr(s, 'T', n) && n >= 16 && isdigit((unsigned char)s[0]) && loom_xpath_parse_time(s, n, &t) == 0) {
+	if (n >= 10 && all_digits(s, 4) && s[4] == '-' && all_digits(s + 5, 2) && s[7] == '-') {
+		if (loom_xpath_parse_time(s, n, &t) < 0)
+			return yfail(y, v->line, v->col, "attribute '%s': '%s' is not a datetime such as 2026-01-02T03:04:05Z "
+			    "or 2026-01-02 (quote it to make it a string)", attr, s);
 		v->type = XT_TIME;
 		return 0;
 	}
-	if (n >= 10 && all_digits(s, 4) && s[4] == '-' && all_digits(s + 5, 2) && s[7] == '-')
-		return yfail(y, v->line, v->col, "attribute '%s': '%s' is not a datetime such as 2026-01-02T03:04:05Z "
-		    "(quote it to make it a string)", attr, s);
 	char *end;
 	errno = 0;
 	(void)strtod(s, &end);

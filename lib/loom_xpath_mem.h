@@ -48,8 +48,8 @@ int loom_xpath_mem_add(loom_xpath_mem_t *m, const char *type, const char *id, Lo
 
 /* Loads a YAML file: a list of maps, each with ObjectType, ObjectID and
  * attributes (a list is a multi-valued attribute; plain true/false are
- * booleans, plain integers integers, plain ISO 8601 datetimes with a time
- * (2026-01-02T03:04:05Z) datetimes, other scalars strings; a string
+ * booleans, plain integers integers, plain ISO 8601 dates and datetimes
+ * (2026-01-02, 2026-01-02T03:04:05Z) datetimes, other scalars strings; a string
  * attribute any of whose values is the ObjectID of a resource of the file
  * is a reference attribute; null, ~ and '' are no value). Returns 0, or -1
  * with *ret_error "FILE:LINE:COLUMN: what is wrong" (the caller frees it).

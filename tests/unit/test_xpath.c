@@ -848,6 +848,8 @@ static void test_deps(void **state)
 	loom_xpath_destroy(&x);
 }
 
+static int failing_scan(void *arg, const char *type, loom_xpath_visit_fn *fn, void *varg, char **ret_error);
+
 /* ---- indexes are used, and kept up to date ---------------------------------------------------------------- */
 
 static Loom__Attr *str_attr(const char *name, const char *v)
@@ -950,6 +952,43 @@ static void test_indexes(void **state)
 	loom_xpath_mem_destroy(&m);
 	assert_null(m);
 	loom_xpath_mem_destroy(&m);
+}
+
+/* loom_xpath_check finds the schema errors without reading resources. */
+static void test_check(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *filter;  /* the filter */
+		const char *err;     /* the error, NULL: none */
+	} cases[] = {
+		{ "/Thing[i = 5 and r = /Other[s = 'x']]/r", NULL },
+		{ "/Nothing[whatever = 'x']", NULL },
+		{ "/Thing[r < 't1']", "column 10: '<' does not apply to references ('r' holds references; use = or !=)" },
+		{ "/Other[i = 'x']", "column 12: attribute 'i' holds integers, and 'x' is not one" },
+		{ "/Nothing/s", "column 10: location step 's' must be a reference attribute, and 's' holds strings" },
+		{ "/Thing[contains(d, '2024')]", "column 8: contains() applies to strings, and attribute 'd' holds datetimes" },
+	};
+	loom_xpath_provider_t p;
+	loom_xpath_mem_provider(sem_world.m, &p);
+	p.scan = failing_scan; /* proves no resource is read */
+	p.find_eq = NULL;
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		loom_xpath_t *x = NULL;
+		loom_xpath_error_t e;
+		assert_int_equal(loom_xpath_compile(cases[i].filter, NULL, &x, &e), 0);
+		int rc = loom_xpath_check(x, &p, &e);
+		if (cases[i].err == NULL) {
+			if (rc != 0)
+				fail_msg("%s: %s", cases[i].filter, e.text);
+		} else {
+			if (rc == 0)
+				fail_msg("%s: passed, want %s", cases[i].filter, cases[i].err);
+			assert_string_equal(e.text, cases[i].err);
+			loom_xpath_error_release(&e);
+		}
+		loom_xpath_destroy(&x);
+	}
 }
 
 /* Binary attributes cannot be tested (B12), whatever the operator. */
@@ -1133,8 +1172,8 @@ static void test_yaml_errors(void **state)
 		  "r.yaml:1:41: attribute 'A': '1.5' is a decimal number, and resources have no decimal type (quote it to "
 		  "make it a string)" },
 		{ "bad datetime", "- {ObjectType: Person, ObjectID: p1, A: 2024-02-30T00:00:00Z}\n",
-		  "r.yaml:1:41: attribute 'A': '2024-02-30T00:00:00Z' is not a datetime such as 2026-01-02T03:04:05Z (quote "
-		  "it to make it a string)" },
+		  "r.yaml:1:41: attribute 'A': '2024-02-30T00:00:00Z' is not a datetime such as 2026-01-02T03:04:05Z or "
+		  "2026-01-02 (quote it to make it a string)" },
 		{ "alias", "- &x {ObjectType: Person, ObjectID: p1}\n- *x\n",
 		  "r.yaml:1:3: anchors (&x) are not allowed in a resources file" },
 		{ "tag", "- {ObjectType: Person, ObjectID: p1, A: !!str 5}\n",
@@ -1185,6 +1224,7 @@ static void test_yaml_types(void **state)
 		"  b: True\n"
 		"  d: 2026-01-02T03:04:05Z\n"
 		"  qd: '2026-01-02T03:04:05Z'\n"
+		"  day: 2026-01-02\n"
 		"  r: b\n"
 		"  dangling: [b, zzz]\n"
 		"  n: ~\n"
@@ -1201,7 +1241,7 @@ static void test_yaml_types(void **state)
 		int type;          /* its type, 0: unknown */
 		bool multi;        /* multi-valued */
 	} want[] = {
-		{ "i", 2, false }, { "qi", 1, false }, { "b", 3, false }, { "d", 5, false }, { "qd", 1, false },
+		{ "i", 2, false }, { "qi", 1, false }, { "day", 5, false }, { "b", 3, false }, { "d", 5, false }, { "qd", 1, false },
 		{ "r", 6, false }, { "dangling", 6, true }, { "n", 0, false }, { "ObjectID", 6, false },
 		{ "ObjectType", 1, false },
 	};
@@ -1220,6 +1260,9 @@ static void test_yaml_types(void **state)
 	const Loom__Attr *d = p.attr(p.arg, 0, "d");
 	assert_non_null(d);
 	assert_int_equal(d->values[0]->time, 1767323045000000LL);
+	const Loom__Attr *day = p.attr(p.arg, 0, "day");
+	assert_non_null(day);
+	assert_int_equal(day->values[0]->time, 1767312000000000LL);
 	loom_xpath_mem_destroy(&m);
 }
 
@@ -1234,6 +1277,7 @@ int main(void)
 		cmocka_unit_test(test_semantics),
 		cmocka_unit_test(test_deps),
 		cmocka_unit_test(test_indexes),
+		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_binary),
 		cmocka_unit_test(test_provider_failure),
 		cmocka_unit_test(test_time_grammar),
