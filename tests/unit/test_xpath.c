@@ -1266,6 +1266,106 @@ static void test_yaml_types(void **state)
 	loom_xpath_mem_destroy(&m);
 }
 
+/* ---- mutations: bad input is an error, never a crash ---------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rng(void)
+{
+	uint64_t x = rng_state; /* xorshift64: the same mutations on every run */
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return rng_state = x;
+}
+
+/* Deletes, inserts, replaces or duplicates a few characters of s. */
+static char *mutate(const char *s)
+{
+	static const char alphabet[] = "/[]()'\",|=!<>*%_-:.&; \n\tabAZ019PTDHMS\x80\xe2\x80\x98";
+	loom_buf_t b = LOOM_BUF_INIT;
+	loom_buf_adds(&b, s);
+	int edits = 1 + (int)(rng() % 4);
+	for (int k = 0; k < edits; k++) {
+		size_t at = b.len ? (size_t)(rng() % (b.len + 1)) : 0;
+		char ch = alphabet[rng() % (sizeof alphabet - 1)];
+		loom_buf_t t = LOOM_BUF_INIT;
+		switch (rng() % 4) {
+		case 0: /* delete */
+			loom_buf_add(&t, b.data, at);
+			if (at < b.len)
+				loom_buf_add(&t, b.data + at + 1, b.len - at - 1);
+			break;
+		case 1: /* insert */
+			loom_buf_add(&t, b.data, at);
+			loom_buf_addc(&t, ch);
+			loom_buf_add(&t, b.data + at, b.len - at);
+			break;
+		case 2: /* replace */
+			loom_buf_add(&t, b.data, b.len);
+			if (at < t.len)
+				t.data[at] = ch;
+			break;
+		default: /* cut */
+			loom_buf_add(&t, b.data, at);
+			break;
+		}
+		loom_buf_release(&b);
+		b = t;
+	}
+	return loom_buf_steal(&b);
+}
+
+static void test_mutations(void **state)
+{
+	(void)state;
+	loom_xpath_provider_t p;
+	loom_xpath_mem_provider(sem_world.m, &p);
+	loom_xpath_result_t r;
+	loom_xpath_result_init(&r);
+	size_t compiled = 0, refused = 0;
+	const eval_case_t *tables[] = { doc_cases, sem_cases };
+	size_t sizes[] = { N_ELEMS(doc_cases), N_ELEMS(sem_cases) };
+	for (size_t t = 0; t < 2; t++)
+		for (size_t i = 0; i < sizes[t]; i++)
+			for (int n = 0; n < 40; n++) {
+				char *f = mutate(tables[t][i].filter);
+				loom_xpath_t *x = NULL;
+				loom_xpath_error_t e;
+				if (loom_xpath_compile(f, NULL, &x, &e) < 0) {
+					refused++;
+					assert_non_null(e.text);
+					if (e.line < 1 || e.column < 1 || e.column > strlen(f) + 1)
+						fail_msg("'%s': error at %u:%u: %s", f, e.line, e.column, e.text);
+					loom_xpath_error_release(&e);
+				} else {
+					compiled++;
+					if (loom_xpath_eval(x, &p, NULL, &r, &e) < 0) {
+						assert_non_null(e.text);
+						loom_xpath_error_release(&e);
+					}
+					loom_xpath_destroy(&x);
+				}
+				free(f);
+			}
+	/* the mutations reach both sides */
+	assert_true(compiled > 100);
+	assert_true(refused > 1000);
+	loom_xpath_result_release(&r);
+	for (int n = 0; n < 3000; n++) {
+		char *y = mutate(sem_yaml);
+		loom_xpath_mem_t *m = loom_xpath_mem_new();
+		char *err = NULL;
+		if (loom_xpath_mem_load_yaml_string(m, "m.yaml", y, strlen(y), &err) < 0) {
+			if (err == NULL || strncmp(err, "m.yaml:", 7) != 0)
+				fail_msg("mutated file: error '%s'", err ? err : "(none)");
+			free(err);
+		}
+		loom_xpath_mem_destroy(&m);
+		free(y);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1284,6 +1384,7 @@ int main(void)
 		cmocka_unit_test(test_duration_grammar),
 		cmocka_unit_test(test_yaml_errors),
 		cmocka_unit_test(test_yaml_types),
+		cmocka_unit_test(test_mutations),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
