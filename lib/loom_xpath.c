@@ -1182,8 +1182,10 @@ static xp_node_t *parse_filter(cc_t *cc)
 /* ---- comparison slots and dependencies --------------------------------------------------------- */
 
 typedef struct deps_cc {
-	loom_xpath_t *x;
-	size_t cap, tcap, ntypes;
+	loom_xpath_t *x;     /* the filter whose dependencies are recorded */
+	size_t cap;          /* slots allocated in x->dep_v */
+	size_t tcap;         /* slots allocated in x->type_v */
+	size_t ntypes;       /* types recorded in x->type_v */
 } deps_cc_t;
 
 static void dep_add(deps_cc_t *d, const char *type, const char *attr)

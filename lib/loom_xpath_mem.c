@@ -455,28 +455,34 @@ typedef struct yval {
 	char *text;                /* the scalar */
 	size_t len;                /* its bytes */
 	bool plain;                /* unquoted: typed as YAML types plain scalars */
-	unsigned line, col;        /* where it starts (1-based) */
+	unsigned line;             /* where it starts (1-based) */
+	unsigned col;              /* and its column */
 	int type;                  /* XT_*, 0 for no value (null, ~, '') */
 } yval_t;
 
 typedef struct yattr {
 	char *name;                /* the key */
-	unsigned line, col;        /* where the key is */
+	unsigned line;             /* where the key is */
+	unsigned col;              /* and its column */
 	bool list;                 /* written as a list */
 	yval_t *v;                 /* the values */
-	size_t n, cap;
+	size_t n;                  /* how many */
+	size_t cap;                /* slots allocated */
 } yattr_t;
 
 typedef struct yres {
-	unsigned line, col;        /* where the map starts */
+	unsigned line;             /* where the map starts */
+	unsigned col;              /* and its column */
 	yattr_t *a;                /* its keys */
-	size_t n, cap;
+	size_t n;                  /* how many */
+	size_t cap;                /* slots allocated */
 } yres_t;
 
 typedef struct yload {
 	const char *name;          /* file name for messages */
 	yres_t *r;                 /* the resources */
-	size_t n, cap;
+	size_t n;                  /* how many */
+	size_t cap;                /* slots allocated */
 	char *error;               /* the first error */
 } yload_t;
 
@@ -715,7 +721,8 @@ static int yread(yload_t *y, const char *text, size_t len)
 typedef struct ytype {
 	int type;                  /* XT_*, 0 until a value says */
 	bool multi;                /* written as a list somewhere */
-	unsigned line, col;        /* where the type was first seen */
+	unsigned line;             /* where the type was first seen */
+	unsigned col;              /* and its column */
 	bool is_ref;               /* a string value is an ObjectID of the file */
 } ytype_t;
 
