@@ -163,6 +163,12 @@ int ctl_xpath(ctl_t *ctl, int argc, char **argv)
 		status = EXIT_FILE;
 		goto out;
 	}
+	if (loom_xpath_mem_compute_sets(m, &eo, &lerr) < 0) {
+		fprintf(stderr, CMD ": %s\n", lerr);
+		free(lerr);
+		status = EXIT_FILE;
+		goto out;
+	}
 	loom_xpath_provider_t p;
 	loom_xpath_mem_provider(m, &p);
 	if (loom_xpath_eval(x, &p, &eo, &r, &err) < 0) {

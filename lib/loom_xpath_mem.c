@@ -47,6 +47,13 @@ typedef struct mattr {
 	uint32_t id;               /* its number: index in loom_xpath_mem.names */
 } mattr_t;
 
+/* A Set or Group whose ComputedMember loom_xpath_mem_compute_sets makes. */
+typedef struct mset {
+	loom_xpath_rid_t rid;      /* the Set or Group */
+	loom_xpath_t *x;           /* its Filter, or NULL: ExplicitMember only */
+	char *where;               /* "FILE:LINE:COLUMN" of the filter, for messages, or NULL */
+} mset_t;
+
 /* The evaluator asks for attributes by the name strings of its compiled
  * filter, the same pointers again and again: a small cache from pointer to
  * attribute number saves hashing the name for every resource. An entry is
@@ -65,6 +72,8 @@ struct loom_xpath_mem {
 	size_t nnames;             /* how many */
 	struct { const char *p; uint32_t id; } cache[NAME_CACHE]; /* name pointer -> number */
 	loom_buf_t key;            /* scratch for keys */
+	mset_t *sets;              /* the sets to compute */
+	size_t nsets;              /* how many */
 	size_t lookups;            /* find_eq answered from an index */
 };
 
@@ -134,6 +143,11 @@ void loom_xpath_mem_destroy(loom_xpath_mem_t **mp)
 		free(m->res[i].attrs);
 	}
 	free(m->names);
+	for (size_t i = 0; i < m->nsets; i++) {
+		loom_xpath_destroy(&m->sets[i].x);
+		free(m->sets[i].where);
+	}
+	free(m->sets);
 	free(m->res);
 	loom_map_destroy(&m->ids);
 	free_rids_map(&m->types);
@@ -201,8 +215,32 @@ static void index_value(loom_xpath_mem_t *m, mattr_t *a, const Loom__Value *v, l
 		r = loom_calloc(1, sizeof *r);
 		loom_map_put(a->index, k, m->key.len, r);
 	}
-	if (r->n == 0 || r->v[r->n - 1] != rid)
-		rids_push(r, rid);
+	/* keep the rids ascending: a resource changed later may be older than the last one */
+	size_t lo = 0, hi = r->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->v[mid] < rid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < r->n && r->v[lo] == rid)
+		return;
+	rids_push(r, rid);
+	memmove(r->v + lo + 1, r->v + lo, (r->n - 1 - lo) * sizeof *r->v);
+	r->v[lo] = rid;
+}
+
+static void unindex_value(loom_xpath_mem_t *m, mattr_t *a, const Loom__Value *v, loom_xpath_rid_t rid)
+{
+	const char *k = value_key(m, v);
+	rids_t *r = loom_map_get(a->index, k, m->key.len);
+	for (size_t i = 0; r && i < r->n; i++)
+		if (r->v[i] == rid) {
+			memmove(r->v + i, r->v + i + 1, (r->n - i - 1) * sizeof *r->v);
+			r->n--;
+			return;
+		}
 }
 
 static Loom__Attr *make_attr(const char *name, Loom__Value *v)
@@ -222,6 +260,29 @@ static void free_attrs(Loom__Attr **attrs, size_t n)
 		if (attrs[i])
 			protobuf_c_message_free_unpacked(&attrs[i]->base, NULL);
 	free(attrs);
+}
+
+static const Loom__Attr *mem_attr(void *arg, loom_xpath_rid_t rid, const char *name);
+static int mem_resolve(void *arg, const char *id, size_t len, loom_xpath_rid_t *ret);
+
+/* Checks a's values against the schema (or each other when it is new). */
+static int check_values(loom_xpath_mem_t *m, const Loom__Attr *a, char **ret_error)
+{
+	if (a->n_values == 0)
+		return 0;
+	const mattr_t *s = loom_map_gets(m->schema, a->name);
+	int t = s ? s->info.type : vtype(a->values[0]);
+	for (size_t k = 0; k < a->n_values; k++)
+		if (vtype(a->values[k]) != t) {
+			*ret_error = loom_sprintf("attribute '%s' has %s value where its type is %s", a->name,
+			    type_names[vtype(a->values[k])], type_names[t]);
+			return -1;
+		}
+	if (s && !s->info.multi && a->n_values > 1) {
+		*ret_error = loom_sprintf("attribute '%s' is single-valued and is given %zu values", a->name, a->n_values);
+		return -1;
+	}
+	return 0;
 }
 
 int loom_xpath_mem_add(loom_xpath_mem_t *m, const char *type, const char *id, Loom__Attr **attrs, size_t n,
@@ -248,21 +309,8 @@ int loom_xpath_mem_add(loom_xpath_mem_t *m, const char *type, const char *id, Lo
 				*ret_error = loom_sprintf("attribute '%s' is given twice", a->name);
 				goto fail;
 			}
-		if (a->n_values == 0)
-			continue;
-		const mattr_t *s = loom_map_gets(m->schema, a->name);
-		int t = s ? s->info.type : vtype(a->values[0]);
-		for (size_t k = 0; k < a->n_values; k++)
-			if (vtype(a->values[k]) != t) {
-				*ret_error = loom_sprintf("attribute '%s' has %s value where its type is %s", a->name,
-				    type_names[vtype(a->values[k])], type_names[t]);
-				goto fail;
-			}
-		if (s && !s->info.multi && a->n_values > 1) {
-			*ret_error = loom_sprintf("attribute '%s' is single-valued and is given %zu values", a->name,
-			    a->n_values);
+		if (check_values(m, a, ret_error) < 0)
 			goto fail;
-		}
 	}
 	if (m->n == m->cap) {
 		m->cap = m->cap ? 2 * m->cap : 64;
@@ -316,6 +364,171 @@ fail:
 	loom_buf_release(&low);
 	free_attrs(attrs, n);
 	return -1;
+}
+
+int loom_xpath_mem_set(loom_xpath_mem_t *m, loom_xpath_rid_t rid, Loom__Attr *a, char **ret_error)
+{
+	if (rid >= m->n) {
+		*ret_error = loom_sprintf("there is no resource %llu", (unsigned long long)rid);
+		goto fail;
+	}
+	if (strcmp(a->name, "ObjectID") == 0 || strcmp(a->name, "ObjectType") == 0) {
+		*ret_error = loom_sprintf("attribute '%s' is made from the resource's own", a->name);
+		goto fail;
+	}
+	if (check_values(m, a, ret_error) < 0)
+		goto fail;
+	mattr_t *s = loom_map_gets(m->schema, a->name);
+	if (s == NULL) {
+		if (a->n_values == 0) {
+			protobuf_c_message_free_unpacked(&a->base, NULL);
+			return 0; /* removing what no resource has */
+		}
+		s = schema_add(m, a->name, vtype(a->values[0]), a->n_values > 1);
+	}
+	mres_t *r = &m->res[rid];
+	size_t at = r->n;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->ids[i] == s->id)
+			at = i;
+	if (at < r->n) {
+		Loom__Attr *old = r->attrs[at];
+		for (size_t k = 0; s->index && k < old->n_values; k++)
+			unindex_value(m, s, old->values[k], rid);
+		protobuf_c_message_free_unpacked(&old->base, NULL);
+		r->n--;
+		memmove(r->attrs + at, r->attrs + at + 1, (r->n - at) * sizeof *r->attrs);
+		memmove(r->ids + at, r->ids + at + 1, (r->n - at) * sizeof *r->ids);
+	}
+	if (a->n_values == 0) {
+		protobuf_c_message_free_unpacked(&a->base, NULL);
+		return 0;
+	}
+	/* attrs and ids share one block, ids after n + 1 pointers */
+	Loom__Attr **attrs = loom_malloc((r->n + 1) * (sizeof *attrs + sizeof *r->ids));
+	uint32_t *ids = (uint32_t *)(attrs + r->n + 1);
+	memcpy(attrs, r->attrs, r->n * sizeof *attrs);
+	memcpy(ids, r->ids, r->n * sizeof *ids);
+	attrs[r->n] = a;
+	ids[r->n] = s->id;
+	free(r->attrs);
+	r->attrs = attrs;
+	r->ids = ids;
+	r->n++;
+	for (size_t k = 0; s->index && k < a->n_values; k++)
+		index_value(m, s, a->values[k], rid);
+	return 0;
+fail:
+	protobuf_c_message_free_unpacked(&a->base, NULL);
+	return -1;
+}
+
+void loom_xpath_mem_add_set(loom_xpath_mem_t *m, loom_xpath_rid_t rid, loom_xpath_t *x, const char *where)
+{
+	m->sets = loom_realloc(m->sets, (m->nsets + 1) * sizeof *m->sets);
+	m->sets[m->nsets].rid = rid;
+	m->sets[m->nsets].x = x;
+	m->sets[m->nsets].where = loom_strdup(where);
+	m->nsets++;
+}
+
+static int rid_cmp(const void *a, const void *b)
+{
+	loom_xpath_rid_t x = *(const loom_xpath_rid_t *)a, y = *(const loom_xpath_rid_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Appends the resources the reference values of attribute name of rid point at. */
+static void push_refs(loom_xpath_mem_t *m, loom_xpath_rid_t rid, const char *name, rids_t *out)
+{
+	const Loom__Attr *a = mem_attr(m, rid, name);
+	for (size_t i = 0; a && i < a->n_values; i++) {
+		loom_xpath_rid_t to;
+		if (a->values[i]->v_case == LOOM__VALUE__V_REF &&
+		    mem_resolve(m, a->values[i]->ref, strlen(a->values[i]->ref), &to) == 0)
+			rids_push(out, to);
+	}
+}
+
+static void sort_unique(rids_t *r)
+{
+	qsort(r->v, r->n, sizeof *r->v, rid_cmp);
+	size_t o = 0;
+	for (size_t i = 0; i < r->n; i++)
+		if (o == 0 || r->v[o - 1] != r->v[i])
+			r->v[o++] = r->v[i];
+	r->n = o;
+}
+
+int loom_xpath_mem_compute_sets(loom_xpath_mem_t *m, const loom_xpath_eval_opts_t *opts, char **ret_error)
+{
+	if (m->nsets == 0)
+		return 0;
+	if (loom_map_gets(m->schema, "ComputedMember") == NULL)
+		schema_add(m, "ComputedMember", XT_REF, true);
+	loom_xpath_provider_t p;
+	loom_xpath_mem_provider(m, &p);
+	loom_xpath_result_t r;
+	loom_xpath_result_init(&r);
+	rids_t cur = { 0 }, next = { 0 };
+	int rc = -1;
+	const mset_t *moving = NULL;
+	/* a set's filter may read other sets' members: recompute every set until
+	 * none changes; n + 1 rounds settle any order of n sets without a cycle */
+	for (size_t round = 0; round <= m->nsets; round++) {
+		moving = NULL;
+		for (size_t i = 0; i < m->nsets; i++) {
+			const mset_t *st = &m->sets[i];
+			next.n = 0;
+			if (st->x) {
+				loom_xpath_error_t e;
+				if (loom_xpath_eval(st->x, &p, opts, &r, &e) < 0) {
+					*ret_error = e.text;
+					goto out;
+				}
+				for (size_t k = 0; k < r.n; k++)
+					rids_push(&next, r.rids[k]);
+			}
+			push_refs(m, st->rid, "ExplicitMember", &next);
+			sort_unique(&next);
+			cur.n = 0;
+			push_refs(m, st->rid, "ComputedMember", &cur);
+			sort_unique(&cur);
+			if (cur.n == next.n && (cur.n == 0 || memcmp(cur.v, next.v, cur.n * sizeof *cur.v) == 0))
+				continue;
+			moving = st;
+			Loom__Attr *a = loom_malloc(sizeof *a);
+			loom__attr__init(a);
+			a->name = loom_strdup("ComputedMember");
+			a->values = loom_malloc((next.n ? next.n : 1) * sizeof *a->values);
+			for (size_t k = 0; k < next.n; k++) {
+				Loom__Value *v = loom_malloc(sizeof *v);
+				loom__value__init(v);
+				v->v_case = LOOM__VALUE__V_REF;
+				v->ref = loom_strdup(loom_xpath_mem_object_id(m, next.v[k]));
+				a->values[a->n_values++] = v;
+			}
+			char *err = NULL;
+			if (loom_xpath_mem_set(m, st->rid, a, &err) < 0) {
+				*ret_error = loom_sprintf("%s%sset '%s': %s", st->where ? st->where : "", st->where ? ": " : "",
+				    loom_xpath_mem_object_id(m, st->rid), err);
+				free(err);
+				goto out;
+			}
+		}
+		if (moving == NULL) {
+			rc = 0;
+			goto out;
+		}
+	}
+	*ret_error = loom_sprintf("%s%sthe members of set '%s' do not settle: its filter depends on a set whose "
+	    "members depend on it", moving->where ? moving->where : "", moving->where ? ": " : "",
+	    loom_xpath_mem_object_id(m, moving->rid));
+out:
+	free(cur.v);
+	free(next.v);
+	loom_xpath_result_release(&r);
+	return rc;
 }
 
 size_t loom_xpath_mem_count(const loom_xpath_mem_t *m)
@@ -726,6 +939,43 @@ typedef struct ytype {
 	bool is_ref;               /* a string value is an ObjectID of the file */
 } ytype_t;
 
+/* A Set or Group with a Filter or ExplicitMember and no ComputedMember:
+ * compiles its filter and adds it to the sets to compute. */
+static int yset(loom_xpath_mem_t *m, yload_t *y, const yres_t *r, loom_xpath_rid_t rid)
+{
+	const yattr_t *filter = NULL;
+	bool explicit = false;
+	for (size_t k = 0; k < r->n; k++) {
+		if (strcmp(r->a[k].name, "ComputedMember") == 0)
+			return 0; /* given: what the service computed */
+		if (strcmp(r->a[k].name, "ExplicitMember") == 0)
+			explicit = true;
+		if (strcmp(r->a[k].name, "Filter") == 0 && r->a[k].n > 0 && r->a[k].v[0].type != 0)
+			filter = &r->a[k];
+	}
+	if (filter == NULL && !explicit)
+		return 0;
+	loom_xpath_t *x = NULL;
+	char where[512] = "";
+	if (filter) {
+		const yval_t *v = &filter->v[0];
+		if (v->type != XT_STRING || filter->n != 1)
+			return yfail(y, v->line, v->col, "a Filter is one string");
+		loom_xpath_compile_opts_t o = { .file = y->name, .line = v->line, .column = v->col + (v->plain ? 0 : 1) };
+		loom_xpath_error_t e;
+		if (loom_xpath_compile(v->text, &o, &x, &e) < 0) {
+			if (y->error == NULL)
+				y->error = e.text;
+			else
+				free(e.text);
+			return -1;
+		}
+		snprintf(where, sizeof where, "%s:%u:%u", y->name, o.line, o.column);
+	}
+	loom_xpath_mem_add_set(m, rid, x, filter ? where : NULL);
+	return 0;
+}
+
 static int yconvert(loom_xpath_mem_t *m, yload_t *y)
 {
 	loom_map_t *ids = loom_map_new(), *types = loom_map_new();
@@ -869,9 +1119,12 @@ static int yconvert(loom_xpath_mem_t *m, yload_t *y)
 			attrs[na++] = at;
 		}
 		char *err = NULL;
-		if (loom_xpath_mem_add(m, otype[i]->v[0].text, oid[i]->v[0].text, attrs, na, NULL, &err) < 0) {
+		loom_xpath_rid_t rid;
+		if (loom_xpath_mem_add(m, otype[i]->v[0].text, oid[i]->v[0].text, attrs, na, &rid, &err) < 0) {
 			rc = yfail(y, r->line, r->col, "%s", err);
 			free(err);
+		} else if (strcmp(otype[i]->v[0].text, "Set") == 0 || strcmp(otype[i]->v[0].text, "Group") == 0) {
+			rc = yset(m, y, r, rid);
 		}
 	}
 	size_t pos = 0;

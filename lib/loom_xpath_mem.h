@@ -46,12 +46,35 @@ int loom_xpath_mem_declare(loom_xpath_mem_t *m, const char *name, int type, bool
 int loom_xpath_mem_add(loom_xpath_mem_t *m, const char *type, const char *id, Loom__Attr **attrs, size_t n,
     loom_xpath_rid_t *ret_rid, char **ret_error);
 
+/* Replaces attribute a->name of resource rid with a's values (none:
+ * removes it), keeping the indexes up to date; takes a whatever happens.
+ * Returns 0, or -1 with *ret_error when rid does not exist, a is ObjectID
+ * or ObjectType, or a's values do not fit the attribute's type. */
+int loom_xpath_mem_set(loom_xpath_mem_t *m, loom_xpath_rid_t rid, Loom__Attr *a, char **ret_error);
+
+/* Makes resource rid (a Set or Group) one whose ComputedMember
+ * loom_xpath_mem_compute_sets computes: its ExplicitMember and what filter
+ * x selects (x may be NULL; m takes it). where ("FILE:LINE:COLUMN" of the
+ * filter, or NULL) prefixes messages about it. */
+void loom_xpath_mem_add_set(loom_xpath_mem_t *m, loom_xpath_rid_t rid, loom_xpath_t *x, const char *where);
+
+/* Computes the ComputedMember of every set added with
+ * loom_xpath_mem_add_set, again and again until none changes (a set's
+ * filter may read other sets' members). Returns 0, or -1 with *ret_error:
+ * a filter's evaluation error (located in the file the filter came from),
+ * or sets whose members do not settle (filters that depend on each other). */
+int loom_xpath_mem_compute_sets(loom_xpath_mem_t *m, const loom_xpath_eval_opts_t *opts, char **ret_error);
+
 /* Loads a YAML file: a list of maps, each with ObjectType, ObjectID and
  * attributes (a list is a multi-valued attribute; plain true/false are
  * booleans, plain integers integers, plain ISO 8601 dates and datetimes
  * (2026-01-02, 2026-01-02T03:04:05Z) datetimes, other scalars strings; a string
  * attribute any of whose values is the ObjectID of a resource of the file
- * is a reference attribute; null, ~ and '' are no value). Returns 0, or -1
+ * is a reference attribute; null, ~ and '' are no value). A Set or Group
+ * with a Filter or an ExplicitMember and no ComputedMember gets its filter
+ * compiled (errors located in the file) and is added with
+ * loom_xpath_mem_add_set: call loom_xpath_mem_compute_sets after loading
+ * to compute its members. Returns 0, or -1
  * with *ret_error "FILE:LINE:COLUMN: what is wrong" (the caller frees it).
  * Nothing is added when it fails. */
 int loom_xpath_mem_load_yaml(loom_xpath_mem_t *m, const char *path, char **ret_error);

@@ -124,6 +124,27 @@ expect_error 1 "loomctl xpath eval: $T/broken.yaml:3:1: did not find expected ',
 expect_error 1 "loomctl xpath eval: cannot read '$T/missing.yaml': No such file or directory" "/Person" -r "$T/missing.yaml"
 pass "resources file errors: exit 1 with file:line:column"
 
+# --- sets and groups of the file get their members from Filter and ExplicitMember ------------------
+cat >"$T/sets.yaml" <<'YAML'
+- {ObjectType: Person, ObjectID: p1, Dept: Sales}
+- {ObjectType: Person, ObjectID: p2, Dept: IT}
+- {ObjectType: Group, ObjectID: g1, ExpirationTime: 2026-01-05T00:00:00Z}
+- ObjectType: Set
+  ObjectID: s-expiring
+  Filter: /Group[ExpirationTime <= fn:current-dateTime()]
+- ObjectType: Set
+  ObjectID: s-sales
+  DisplayName: Sales people
+  Filter: "/Person[Dept = 'Sales']"
+  ExplicitMember: [p2]
+YAML
+expect "p1 p2" "/Person[ObjectID = /Set[DisplayName = 'Sales people']/ComputedMember]" -r "$T/sets.yaml"
+expect "g1" "/Set[ObjectID = 's-expiring']/ComputedMember" -r "$T/sets.yaml" --now 2026-01-10T00:00:00Z
+expect "" "/Set[ObjectID = 's-expiring']/ComputedMember" -r "$T/sets.yaml" --now 2026-01-01T00:00:00Z
+printf -- '- ObjectType: Set\n  ObjectID: s\n  Filter: /Person[Dept = ]\n' >"$T/badset.yaml"
+expect_error 1 "loomctl xpath eval: $T/badset.yaml:3:26: expected a string, an integer, true, false, a location path or a datetime after 'Dept', found ']'" "/Set" -r "$T/badset.yaml"
+pass "sets computed from Filter and ExplicitMember, --now included; a bad set filter is a file error"
+
 expect_error 2 "loomctl xpath eval: expected --resources FILE (see loomctl xpath --help)" "/Person"
 expect_error 2 "loomctl xpath eval: expected a FILTER (see loomctl xpath --help)" -r "$RES"
 expect_error 2 "loomctl xpath eval: more than one filter ('/Person[A' and '= 1]'); quote the filter" "/Person[A" "= 1]" -r "$RES"

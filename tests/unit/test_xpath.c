@@ -931,8 +931,39 @@ static void test_indexes(void **state)
 	got = eval_ids(m, "/Person[Manager = /Person[AccountName = 'boss']]", &r);
 	assert_string_equal(got, "p1 p2");
 	free(got);
-	/* schema errors */
+	/* changing an attribute keeps the built indexes right */
 	char *err = NULL;
+	if (loom_xpath_mem_set(m, 1, str_attr("AccountName", "zed"), &err) < 0)
+		fail_msg("set: %s", err);
+	got = eval_ids(m, "/Person[AccountName = 'ann']", &r);
+	assert_string_equal(got, "p2");
+	free(got);
+	got = eval_ids(m, "/Person[AccountName = 'zed']", &r);
+	assert_string_equal(got, "p1");
+	free(got);
+	Loom__Attr *none = str_attr("Manager", "x");
+	protobuf_c_message_free_unpacked(&none->values[0]->base, NULL);
+	none->n_values = 0;
+	if (loom_xpath_mem_set(m, 3, none, &err) < 0) /* p2 loses its manager */
+		fail_msg("set: %s", err);
+	got = eval_ids(m, "/Person[Manager = /Person[AccountName = 'boss']]", &r);
+	assert_string_equal(got, "p1");
+	free(got);
+	if (loom_xpath_mem_set(m, 0, ref_attr("Manager", "p2"), &err) < 0) /* boss, older than p2, gets one */
+		fail_msg("set: %s", err);
+	got = eval_ids(m, "/*[Manager = /Person[AccountName = 'ann'] or Manager = /Person[AccountName = 'zed']]", &r);
+	assert_string_equal(got, "boss");
+	free(got);
+	got = eval_ids(m, "/Person[Manager = /*]", &r);
+	assert_string_equal(got, "boss p1");
+	free(got);
+	assert_int_equal(loom_xpath_mem_set(m, 0, str_attr("Manager", "p2"), &err), -1);
+	assert_string_equal(err, "attribute 'Manager' has a string value where its type is a reference");
+	free(err);
+	assert_int_equal(loom_xpath_mem_set(m, 9, str_attr("Manager", "p2"), &err), -1);
+	assert_string_equal(err, "there is no resource 9");
+	free(err);
+	/* schema errors */
 	Loom__Attr **attrs = loom_malloc(sizeof *attrs);
 	attrs[0] = ref_attr("AccountName", "x");
 	assert_int_equal(loom_xpath_mem_add(m, "Person", "p3", attrs, 1, NULL, &err), -1);
@@ -952,6 +983,99 @@ static void test_indexes(void **state)
 	loom_xpath_mem_destroy(&m);
 	assert_null(m);
 	loom_xpath_mem_destroy(&m);
+}
+
+/* Sets and groups of a resources file get their ComputedMember from their
+ * filter and explicit members, in whatever order they depend on each other. */
+static void test_sets(void **state)
+{
+	(void)state;
+	static const char y[] =
+		"- {ObjectType: Person, ObjectID: p1, Dept: Sales, Type: Contractor}\n"
+		"- {ObjectType: Person, ObjectID: p2, Dept: Sales}\n"
+		"- {ObjectType: Person, ObjectID: p3, Dept: IT, Type: Contractor}\n"
+		"- ObjectType: Set\n"
+		"  ObjectID: s-contr-sales\n"
+		"  Filter: \"/Person[Type = 'Contractor' and ObjectID = /Set[DisplayName = 'Sales']/ComputedMember]\"\n"
+		"  ExplicitMember: [p3]\n"
+		"- ObjectType: Set\n"
+		"  ObjectID: s-sales\n"
+		"  DisplayName: Sales\n"
+		"  Filter: /Person[Dept = 'Sales']\n"
+		"- {ObjectType: Group, ObjectID: g-static, ExplicitMember: [p2]}\n"
+		"- ObjectType: Set\n"
+		"  ObjectID: s-wrapped\n"
+		"  Filter: <Filter Dialect=\"http://schemas.microsoft.com/2006/11/XPathFilterDialect\">/Person[Dept = "
+		"&apos;IT&apos;]</Filter>\n"
+		"- {ObjectType: Set, ObjectID: s-given, Filter: /Person, ComputedMember: [p2]}\n";
+	loom_xpath_mem_t *m = loom_xpath_mem_new();
+	char *err = NULL;
+	if (loom_xpath_mem_load_yaml_string(m, "s.yaml", y, strlen(y), &err) < 0 ||
+	    loom_xpath_mem_compute_sets(m, NULL, &err) < 0)
+		fail_msg("%s", err);
+	loom_xpath_result_t r;
+	loom_xpath_result_init(&r);
+	static const char *const want[][2] = {
+		{ "/Set[ObjectID = 's-sales']/ComputedMember", "p1 p2" },
+		{ "/Set[ObjectID = 's-contr-sales']/ComputedMember", "p1 p3" },
+		{ "/Group[ObjectID = 'g-static']/ComputedMember", "p2" },
+		{ "/Set[ObjectID = 's-wrapped']/ComputedMember", "p3" },
+		{ "/Set[ObjectID = 's-given']/ComputedMember", "p2" },
+		{ "/Set[ComputedMember = /Person[Dept = 'IT']]", "s-contr-sales s-wrapped" },
+	};
+	for (size_t i = 0; i < N_ELEMS(want); i++) {
+		char *got = eval_ids(m, want[i][0], &r);
+		if (strcmp(got, want[i][1]) != 0)
+			fail_msg("%s: got '%s', want '%s'", want[i][0], got, want[i][1]);
+		free(got);
+	}
+	/* a person who moves to Sales joins the sets that depend on it once recomputed */
+	if (loom_xpath_mem_set(m, 2, str_attr("Dept", "Sales"), &err) < 0 || loom_xpath_mem_compute_sets(m, NULL, &err) < 0)
+		fail_msg("%s", err);
+	char *got = eval_ids(m, "/Set[ObjectID = 's-contr-sales']/ComputedMember", &r);
+	assert_string_equal(got, "p1 p3");
+	free(got);
+	got = eval_ids(m, "/Set[ObjectID = 's-sales']/ComputedMember", &r);
+	assert_string_equal(got, "p1 p2 p3");
+	free(got);
+	loom_xpath_result_release(&r);
+	loom_xpath_mem_destroy(&m);
+
+	static const struct {
+		const char *label;  /* what it shows */
+		const char *yaml;   /* the file */
+		const char *err;    /* the whole message */
+	} bad[] = {
+		{ "sets that depend on each other",
+		  "- {ObjectType: Person, ObjectID: p1}\n"
+		  "- {ObjectType: Set, ObjectID: a, DisplayName: A, Filter: \"/Person[not(ObjectID = /Set[DisplayName = 'B']"
+		  "/ComputedMember)]\"}\n"
+		  "- {ObjectType: Set, ObjectID: b, DisplayName: B, Filter: \"/Person[ObjectID = /Set[DisplayName = 'A']"
+		  "/ComputedMember]\"}\n",
+		  "c.yaml:3:59: the members of set 'b' do not settle: its filter depends on a set whose members depend on it" },
+		{ "a filter that does not parse", "- ObjectType: Set\n  ObjectID: a\n  Filter: /Person[Dept = ]\n",
+		  "c.yaml:3:26: expected a string, an integer, true, false, a location path or a datetime after 'Dept', "
+		  "found ']'" },
+		{ "a filter the data makes meaningless",
+		  "- {ObjectType: Person, ObjectID: p1, Dept: x}\n- ObjectType: Group\n  ObjectID: a\n"
+		  "  Filter: '/Person[Dept = 5]'\n",
+		  "c.yaml:4:27: attribute 'Dept' holds strings: write the value in quotes" },
+		{ "a filter that is no string", "- {ObjectType: Set, ObjectID: a, Filter: 5}\n",
+		  "c.yaml:1:42: a Filter is one string" },
+	};
+	for (size_t i = 0; i < N_ELEMS(bad); i++) {
+		m = loom_xpath_mem_new();
+		err = NULL;
+		int rc = loom_xpath_mem_load_yaml_string(m, "c.yaml", bad[i].yaml, strlen(bad[i].yaml), &err);
+		if (rc == 0)
+			rc = loom_xpath_mem_compute_sets(m, NULL, &err);
+		if (rc == 0)
+			fail_msg("%s: no error, want %s", bad[i].label, bad[i].err);
+		if (strcmp(err, bad[i].err) != 0)
+			fail_msg("%s:\n  got:  %s\n  want: %s", bad[i].label, err, bad[i].err);
+		free(err);
+		loom_xpath_mem_destroy(&m);
+	}
 }
 
 /* loom_xpath_check finds the schema errors without reading resources. */
@@ -1377,6 +1501,7 @@ int main(void)
 		cmocka_unit_test(test_semantics),
 		cmocka_unit_test(test_deps),
 		cmocka_unit_test(test_indexes),
+		cmocka_unit_test(test_sets),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_binary),
 		cmocka_unit_test(test_provider_failure),
