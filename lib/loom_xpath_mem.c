@@ -452,6 +452,8 @@ static void push_refs(loom_xpath_mem_t *m, loom_xpath_rid_t rid, const char *nam
 
 static void sort_unique(rids_t *r)
 {
+	if (r->n < 2)
+		return;
 	qsort(r->v, r->n, sizeof *r->v, rid_cmp);
 	size_t o = 0;
 	for (size_t i = 0; i < r->n; i++)
