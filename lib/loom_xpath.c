@@ -1244,8 +1244,12 @@ static void walk(deps_cc_t *d, xp_node_t *n, const char *ctx)
 		if (n->nsteps > 1)
 			d->x->deps.has_step = true;
 		break;
-	case XN_OR:
 	case XN_AND:
+		/* two set slots: the intersection of its conjuncts' index candidates, and a spare */
+		n->slot = d->x->n_set_slots;
+		d->x->n_set_slots += 2;
+		/* fall through */
+	case XN_OR:
 	case XN_NOT:
 		for (size_t i = 0; i < n->nkids; i++)
 			walk(d, n->kids[i], ctx);

@@ -13,7 +13,8 @@
  *  2. sets: a location path gives a sorted set of resources. Its first step
  *     draws candidates from an index when its predicate allows it (an
  *     equality with a literal, an ObjectID, a reference equal to a small set
- *     of resources, an 'or' of those, a conjunct of an 'and'), otherwise from
+ *     of resources, an 'or' of those, the intersection of the conjuncts of an
+ *     'and' that can), otherwise from
  *     a scan of the type; then tests the predicate on each candidate. A
  *     later step dereferences a reference attribute of every resource in the
  *     set and tests its predicate on what it reaches. A path on the right of
@@ -36,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 
+#define NARROW_ENOUGH 16 /* candidates few enough to stop intersecting an 'and''s conjuncts */
 #define NARROW_MAX 4096  /* most resources on the right of 'ref = path' looked up one by one in an index */
 
 typedef struct rvec {
@@ -109,6 +111,24 @@ static void rvec_sort_unique(rvec_t *r)
 		if (o == 0 || r->v[o - 1] != r->v[i])
 			r->v[o++] = r->v[i];
 	r->n = o;
+}
+
+/* Keeps in a (sorted) the resources also in b (sorted). */
+static void rvec_intersect(rvec_t *a, const rvec_t *b)
+{
+	size_t i = 0, j = 0, o = 0;
+	while (i < a->n && j < b->n) {
+		if (a->v[i] < b->v[j]) {
+			i++;
+		} else if (a->v[i] > b->v[j]) {
+			j++;
+		} else {
+			a->v[o++] = a->v[i];
+			i++;
+			j++;
+		}
+	}
+	a->n = o;
 }
 
 static bool rvec_has(const rvec_t *r, loom_xpath_rid_t rid)
@@ -538,11 +558,30 @@ static int narrow(ectx_t *c, const char *type, const xp_node_t *n, rvec_t *r)
 	size_t mark = r->n;
 	int rc;
 	switch (n->kind) {
-	case XN_AND:
-		for (size_t i = 0; i < n->nkids; i++)
-			if ((rc = narrow(c, type, n->kids[i], r)) != 1)
-				return rc;
-		return 1;
+	case XN_AND: {
+		/* the intersection of the candidates of every conjunct an index can answer */
+		rvec_t *acc = &c->w->sets[n->slot], *tmp = &c->w->sets[n->slot + 1];
+		bool have = false;
+		for (size_t i = 0; i < n->nkids; i++) {
+			rvec_t *dst = have ? tmp : acc;
+			dst->n = 0;
+			if ((rc = narrow(c, type, n->kids[i], dst)) < 0)
+				return -1;
+			if (rc == 1)
+				continue;
+			rvec_sort_unique(dst);
+			if (have)
+				rvec_intersect(acc, tmp);
+			have = true;
+			if (acc->n <= NARROW_ENOUGH)
+				break; /* testing the rest on so few costs less than fetching more candidates */
+		}
+		if (!have)
+			return 1;
+		for (size_t i = 0; i < acc->n; i++)
+			rvec_push(r, acc->v[i]);
+		return 0;
+	}
 	case XN_OR:
 		for (size_t i = 0; i < n->nkids; i++) {
 			if ((rc = narrow(c, type, n->kids[i], r)) != 0) {

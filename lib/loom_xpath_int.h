@@ -21,7 +21,8 @@
  * the provider knows, picks one at evaluation.
  *
  * Every PATH owns two slots of the evaluation's scratch memory (its result
- * set and a spare for dereferencing), and every CMP and FUNC one comparison
+ * set and a spare for dereferencing), every AND two (the intersection of
+ * its conjuncts' index candidates and a spare), and every CMP and FUNC one comparison
  * slot (the attribute's type and the literal as a typed value for index
  * look-ups), numbered at compile time, so evaluation allocates nothing once
  * the scratch memory has grown to the filter's needs.
@@ -83,7 +84,7 @@ struct xp_node {
 	size_t nkids;          /* their count */
 	xp_step_t *steps;      /* PATH: the steps */
 	size_t nsteps;         /* PATH: their count (at least 1) */
-	size_t slot;           /* PATH: first of its two set slots; CMP, FUNC: its comparison slot */
+	size_t slot;           /* PATH, AND: first of its two set slots; CMP, FUNC: its comparison slot */
 	const char *attr;      /* CMP, FUNC: the attribute */
 	size_t attr_off;       /* CMP, FUNC: where the attribute is written */
 	xp_op_t op;            /* CMP: the operator */

@@ -137,11 +137,15 @@ int main(int argc, char **argv)
 
 	char eq[128];
 	snprintf(eq, sizeof eq, "/Person[AccountName = 'user%07lld']", persons / 2);
+	char and2[160];
+	long long pick = persons / 2 + 1 - ((persons / 2 + 1) % 4) + 1; /* i % 4 == 1: a contractor */
+	snprintf(and2, sizeof and2, "/Person[EmployeeType = 'Contractor' and AccountName = 'user%07lld']", pick);
 	filter_case_t cases[] = {
 		{ "indexed equality", eq, 1 },
 		{ "contains (word prefix, scan)", "/Person[contains(DisplayName, 'Smith')]", smiths },
 		{ "starts-with presence idiom (scan)", "/Person[not(starts-with(DisplayName, '%'))]", no_dn },
 		{ "indexed equality on a large value set", "/Person[EmployeeType = 'Contractor']", contractors },
+		{ "and of two indexed equalities", and2, 1 },
 		{ "reference, reverse (index)",
 		  "/Person[Manager = /Person[AccountName = 'user0000000']]", reports0 },
 		{ "reference, forward (dereference)", "/Person[AccountName = 'user0000150']/Manager", 1 },

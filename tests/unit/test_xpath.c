@@ -572,6 +572,12 @@ static const eval_case_t sem_cases[] = {
 	{ "or of indexed equalities", "/Thing[s = 'user abc' or s = 'John Smith']", "t2 t3", NULL },
 	{ "or with a non-indexed branch", "/Thing[s = 'user abc' or i > 0]", "t1 t2", NULL },
 	{ "and with an indexed conjunct last", "/Thing[i > -100 and s = 'user abc']", "t2", NULL },
+	{ "and of two indexed equalities", "/Thing[b = false and s = 'user abc']", "t2", NULL },
+	{ "and of indexed equalities with nothing in common", "/Thing[b = true and s = 'user abc']", "", NULL },
+	{ "and of an equality and a reverse reference", "/*[r = /Thing[i = -7] and s = 'quick']", "", NULL },
+	{ "and of an equality and a reverse reference, matching", "/*[r = /Thing[i = -7] and b = true]", "t1", NULL },
+	{ "nested and inside or inside and", "/Thing[(b = true and i = 5) or (s = 'John Smith' and mvr = 't1')]",
+	  "t1 t3", NULL },
 	{ "every resource", "/*", "o1 t1 t2 t3 t4", NULL },
 	{ "empty type", "/Nothing", "", NULL },
 };
