@@ -62,6 +62,7 @@ int ctl_cs(ctl_t *ctl, int argc, char **argv);
 int ctl_mv(ctl_t *ctl, int argc, char **argv);
 int ctl_preview(ctl_t *ctl, int argc, char **argv);
 int ctl_expr(ctl_t *ctl, int argc, char **argv);
+int ctl_xpath(ctl_t *ctl, int argc, char **argv);
 
 extern const ctl_cmd_t ctl_cmds[];
 
