@@ -131,9 +131,12 @@ typedef struct ml_import {
 	struct berval page_cookie;     /* full: the server's paged results cookie (owned) */
 	ml_watermark_t wm;             /* cookies: from the engine (delta), then as they advance */
 	Loom__ImportBatch *batch;      /* the batch being filled */
-	uint8_t (*deletes)[16];        /* delta: deleted entryUUIDs still to send */
+	struct loom_map *gone;         /* delta: entryUUIDs a base's search said are gone */
+	struct loom_map *seen;         /* delta: entryUUIDs sent as added or modified */
+	uint8_t (*deletes)[16];        /* delta: gone and not seen: sent after every base is read */
 	size_t ndeletes;
 	size_t deletes_pos;            /* next one to send */
+	bool deletes_ready;            /* deletes is built */
 	bool search_done;              /* every base read: the last batch goes when credit allows */
 	uint64_t objects;              /* objects sent */
 	uint64_t errors;               /* object errors sent */

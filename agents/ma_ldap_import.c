@@ -10,7 +10,13 @@
  * Delta import: for each base, a refreshOnly search (RFC 4533) from its
  * cookie. Entries added or modified come whole (REPLACE); deletes come as
  * entries in state delete or as a syncIdSet with refreshDeletes; the final
- * cookie of each base is the new watermark. A server that answers with the
+ * cookie of each base is the new watermark. A delete means "no longer
+ * matches this search": slapd's session log reports every entry changed
+ * since the cookie that is outside the base searched as gone, and an entry
+ * moved from one base to another is gone from the first and added to the
+ * second. So deletes are collected (entryUUIDs only) and sent after every
+ * base is read, less the entries some base sent as present: an object is
+ * deleted only when no base holds it any more. A server that answers with the
  * present phase (its session log does not reach back to the cookie: deletes
  * can only be found by comparing every entry) or refuses the cookie
  * (e-syncRefreshRequired) makes the run end with watermark_lost: the engine
@@ -28,6 +34,7 @@
 #include "loom_attrs.h"
 #include "loom_envelope.h"
 #include "loom_log.h"
+#include "loom_map.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +97,8 @@ void ml_import_stop(ldapagent_t *la)
 	free(im->page_cookie.bv_val);
 	ml_watermark_release(&im->wm);
 	free(im->deletes);
+	loom_map_destroy(&im->gone);
+	loom_map_destroy(&im->seen);
 	free(im->engine);
 	memset(im, 0, sizeof *im);
 	im->msgid = -1;
@@ -282,9 +291,10 @@ static int on_entry(ldapagent_t *la, LDAPMessage *msg)
 			 "cookie), which cannot show deletes without a full import");
 		return -1;
 	case LDAP_SYNC_DELETE:
-		add_delete(la, uuid, dn);
+		loom_map_put(im->gone, uuid, 16, (void *)1);
 		break;
 	default: {
+		loom_map_put(im->seen, uuid, 16, (void *)1);
 		Loom__ImportObject *o = ml_entry_object(la, ld, msg, &err);
 		if (o == NULL) {
 			add_error(im, "bad-entry", dn, err);
@@ -332,18 +342,8 @@ static int on_intermediate(ldapagent_t *la, LDAPMessage *msg)
 			 "cookie), which cannot show deletes without a full import");
 		return -1;
 	}
-	if (info.kind == ML_INFO_ID_SET && info.nuuids) {
-		/* Sent as DELETE objects by pump() as batches allow. */
-		size_t left = im->ndeletes - im->deletes_pos;
-		uint8_t(*v)[16] = loom_malloc((left + info.nuuids) * sizeof *v);
-		if (left)
-			memcpy(v, im->deletes + im->deletes_pos, left * sizeof *v);
-		memcpy(v + left, info.uuids, info.nuuids * sizeof *v);
-		free(im->deletes);
-		im->deletes = v;
-		im->ndeletes = left + info.nuuids;
-		im->deletes_pos = 0;
-	}
+	for (size_t i = 0; info.kind == ML_INFO_ID_SET && i < info.nuuids; i++)
+		loom_map_put(im->gone, info.uuids[i], 16, (void *)1);
 	ml_sync_info_release(&info);
 	return 0;
 }
@@ -448,6 +448,17 @@ static void pump(ldapagent_t *la)
 				break;
 			flush(la);
 			continue;
+		}
+		if (im->search_done && im->delta && !im->deletes_ready) {
+			/* Gone from some base and present in none. */
+			im->deletes = loom_malloc((loom_map_count(im->gone) + 1) * sizeof *im->deletes);
+			size_t pos = 0;
+			const void *k;
+			size_t klen;
+			while (loom_map_next(im->gone, &pos, &k, &klen, NULL))
+				if (klen == 16 && loom_map_get(im->seen, k, 16) == NULL)
+					memcpy(im->deletes[im->ndeletes++], k, 16);
+			im->deletes_ready = true;
 		}
 		if (im->deletes_pos < im->ndeletes) {
 			add_delete(la, im->deletes[im->deletes_pos++], NULL);
@@ -604,6 +615,16 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 			lost(la, "the watermark is for other bases (ldap.bases changed since the last import)");
 			return;
 		}
+		if (strcasecmp(la->cfg.anchor, "entryUUID") != 0) {
+			char *m = loom_sprintf("delta import needs anchor entryUUID (content sync names deleted entries by "
+					       "it), not '%s': run full imports",
+			    la->cfg.anchor);
+			fail(la, m);
+			free(m);
+			return;
+		}
+		im->gone = loom_map_new();
+		im->seen = loom_map_new();
 		for (size_t i = 0; i < nb; i++) {
 			if (im->wm.cookies[i].bv_val == NULL) {
 				char *m = la->cfg.ldap.directory == LOOM_LDAP_AD

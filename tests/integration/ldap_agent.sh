@@ -47,3 +47,63 @@ expect_counter adds "$N"
 [ "$(cs_count dir)" = "$N" ] || fail "connector space holds $(cs_count dir) objects, want $N"
 log_has "$T/ma_dir.log" "import sent run=[0-9]+ mode=full objects=$N " || fail "agent did not log the full import"
 pass "full import of $N entries by pages"
+# Synchronize (no rules: nothing joins) so the next imports are updates, not adds.
+run_profile dir full-sync
+
+# A delta with nothing changed sees nothing.
+run_profile dir delta-import
+expect_counter adds 0
+expect_counter updates 0
+expect_counter deletes 0
+
+# Changes made with ldap-utils: exactly those are seen, deletes included.
+ldap_admin ldapmodify >"$T/mod.out" 2>&1 <<LDIF || { cat "$T/mod.out" >&2; fail "ldapmodify failed"; }
+dn: uid=user1,ou=people,$SUFFIX
+changetype: modify
+replace: mail
+mail: ada@example.com
+
+dn: uid=user2,ou=people,$SUFFIX
+changetype: delete
+
+dn: uid=new1,ou=people,$SUFFIX
+changetype: add
+objectClass: inetOrgPerson
+uid: new1
+cn: New One
+sn: One
+jpegPhoto:: /9j/4AAQSkZJRgABAQ==
+
+dn: cn=staff,ou=groups,$SUFFIX
+changetype: add
+objectClass: groupOfNames
+cn: staff
+member: uid=user1,ou=people,$SUFFIX
+member: uid=new1,ou=people,$SUFFIX
+
+dn: uid=user3,ou=people,$SUFFIX
+changetype: modrdn
+newrdn: uid=user3b
+deleteoldrdn: 1
+LDIF
+run_profile dir delta-import
+expect_counter updates 1
+expect_counter renames 1
+expect_counter adds 2
+expect_counter deletes 1
+uuid_of() { ldap_admin ldapsearch -LLL -b "$1" -s base entryUUID | sed -n 's/^entryUUID: //p'; }
+staff=$(uuid_of "cn=staff,ou=groups,$SUFFIX")
+[ -n "$staff" ] || fail "no entryUUID for the new group"
+ctl cs show dir "$staff" >"$T/staff.out" || fail "the new group is not in the connector space"
+ctl -o json cs show dir "$staff" >"$T/staff.json" || fail "cannot show the new group"
+grep -qF '{"ref":"uid=new1,ou=people,dc=example,dc=com"}' "$T/staff.json" || fail "member is not a reference: $(cat "$T/staff.json")"
+grep -qF '"object_type":"group"' "$T/staff.json" || fail "groupOfNames is not typed group: $(cat "$T/staff.json")"
+ctl -o json cs show dir "$(uuid_of "uid=new1,ou=people,$SUFFIX")" >"$T/new1.json" || fail "new1 is not in the connector space"
+grep -qF '{"name":"jpegPhoto","values":[{"bin":' "$T/new1.json" || fail "jpegPhoto is not binary: $(cat "$T/new1.json")"
+ctl -o json cs show dir "$(uuid_of "uid=user3b,ou=people,$SUFFIX")" >"$T/user3.json" || fail "user3 is not in the connector space"
+grep -qF '"new_dn":"uid=user3b,ou=people,dc=example,dc=com"' "$T/user3.json" || fail "the rename is not pending: $(cat "$T/user3.json")"
+[ "$(cs_count dir --state pending-import)" -ge 5 ] || fail "the changes are not pending imports"
+run_profile dir delta-import
+expect_counter updates 0
+expect_counter deletes 0
+pass "delta import sees exactly an update, a rename, two adds and a delete; references and binary values typed"
