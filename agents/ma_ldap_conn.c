@@ -28,6 +28,9 @@ char *ml_ld_error(LDAP *ld, int rc)
 	char *diag = NULL;
 	if (ld)
 		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	/* libldap leaves "(unknown error code)" where it has nothing to add. */
+	if (diag && strcmp(diag, "(unknown error code)") == 0)
+		diag[0] = '\0';
 	char *m = diag && diag[0] ? loom_sprintf("%s (%d): %s", ldap_err2string(rc), rc, diag)
 				  : loom_sprintf("%s (%d)", ldap_err2string(rc), rc);
 	ldap_memfree(diag);
@@ -150,20 +153,27 @@ int ml_conn_open(ldapagent_t *la, ml_conn_t *c, char **ret_error)
 		/* EXTERNAL needs no SASL library: the server takes the identity
 		 * from the transport (ldapi peer credentials, a TLS client certificate). */
 		mech = "EXTERNAL";
+		cred.bv_val = (char *)""; /* an empty initial response, not none */
 		break;
 	default:
 		break;
 	}
 	if (lc->bind != LOOM_LDAP_BIND_NONE) {
 		rc = ldap_sasl_bind_s(ld, dn, mech, &cred, NULL, NULL, NULL);
+		/* EXTERNAL: the server may answer the empty initial response with
+		 * an empty challenge; the empty response completes it (RFC 4422 A). */
+		for (int step = 0; rc == LDAP_SASL_BIND_IN_PROGRESS && step < 2; step++)
+			rc = ldap_sasl_bind_s(ld, dn, mech, &cred, NULL, NULL, NULL);
 		if (guarded)
 			sodium_free(cred.bv_val); /* zeroes it */
 		if (rc != LDAP_SUCCESS) {
 			char *m = ml_ld_error(ld, rc);
+			const char *hint = tls && !lc->starttls && (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)
+			    ? " (with ldaps the server's certificate must verify against ca_file and name the host)" : "";
 			if (lc->bind == LOOM_LDAP_BIND_SIMPLE)
-				*ret_error = loom_sprintf("cannot bind to '%s' as '%s': %s", uri, dn, m);
+				*ret_error = loom_sprintf("cannot bind to '%s' as '%s': %s%s", uri, dn, m, hint);
 			else
-				*ret_error = loom_sprintf("cannot bind to '%s' with SASL EXTERNAL: %s", uri, m);
+				*ret_error = loom_sprintf("cannot bind to '%s' with SASL EXTERNAL: %s%s", uri, m, hint);
 			free(m);
 			goto fail;
 		}
