@@ -48,7 +48,7 @@ int ml_sync_state_parse(const struct berval *v, int *ret_state, uint8_t ret_uuid
 	struct berval uuid = { 0, NULL }, cookie = { 0, NULL };
 	ber_len_t len;
 	int rc = -1;
-	if (ber_scanf(ber, "{em", &state, &uuid) == LBER_ERROR) {
+	if (ber_peek_tag(ber, &len) != LBER_SEQUENCE || ber_scanf(ber, "{em", &state, &uuid) == LBER_ERROR) {
 		*error_r = "malformed sync state control";
 		goto out;
 	}
@@ -88,7 +88,8 @@ int ml_sync_done_parse(const struct berval *v, struct berval *ret_cookie, bool *
 	ber_int_t rd = 0;
 	ber_len_t len;
 	int rc = -1;
-	if (ber_scanf(ber, "{") == LBER_ERROR) {
+	/* liblber's '{' does not check the tag: a value that is no sequence would pass. */
+	if (ber_peek_tag(ber, &len) != LBER_SEQUENCE || ber_scanf(ber, "{") == LBER_ERROR) {
 		*error_r = "malformed sync done control";
 		goto out;
 	}
