@@ -161,6 +161,7 @@ typedef struct ml_export {
 	size_t *deferred;              /* changes that failed for want of another one */
 	size_t ndeferred;
 	size_t inflight;               /* operations outstanding, all connections */
+	size_t max_inflight;           /* the most outstanding at once in the run (logged) */
 	size_t done;                   /* changes with a final result */
 	size_t ok_since_defer;         /* successes since the last deferral round started */
 	long long heard_ms;            /* last progress, for the timeout */

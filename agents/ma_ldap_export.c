@@ -310,7 +310,8 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 		return;
 	}
 	c->conn = conn;
-	ex->inflight++;
+	if (++ex->inflight > ex->max_inflight)
+		ex->max_inflight = ex->inflight;
 	ml_conn_watch(conn, true);
 }
 
@@ -563,8 +564,9 @@ static void finish_batch(ldapagent_t *la)
 	ex->nqueue--;
 	if (last) {
 		long long ms = loom_mono_ms() - ex->started_ms;
-		loom_info("export done run=%llu applied=%llu ms=%lld rate=%.0f/s", (unsigned long long)ex->run_id,
-		    (unsigned long long)ex->applied, ms, ms > 0 ? (double)ex->applied * 1000.0 / (double)ms : 0.0);
+		loom_info("export done run=%llu applied=%llu ms=%lld rate=%.0f/s connections=%zu max_in_flight=%zu",
+		    (unsigned long long)ex->run_id, (unsigned long long)ex->applied, ms,
+		    ms > 0 ? (double)ex->applied * 1000.0 / (double)ms : 0.0, ex->nconns, ex->max_inflight);
 		ml_export_stop(la);
 		return;
 	}

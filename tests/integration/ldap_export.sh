@@ -121,6 +121,8 @@ grep -qx "cn: Grace Hopper" "$T/grace.ldif" && grep -qx "title: Admiral" "$T/gra
 	fail "Grace's entry is not what was exported: $(cat "$T/grace.ldif")"
 grace=$(uuid_of "uid=ghopper,ou=people,$SUFFIX")
 ctl cs show dir "$grace" >/dev/null || fail "the add did not re-key the object to its entryUUID $grace"
+log_has "$T/ma_dir.log" "export done run=[0-9]+ applied=$((N - 1)) .* connections=2 max_in_flight=8$" ||
+	fail "the export did not keep 2 connections x 4 operations in flight"
 run_profile dir delta-import
 expect_counter export-confirmed $((N - 1))
 pass "$((N - 1)) adds exported and confirmed by a delta import; a constraint violation is an error on that object, not retryable"
@@ -131,9 +133,14 @@ sed -i -e 's/^1,Ada,Lovelace,Analyst,people,Ada$/1,Ada,Lovelace,Chief Analyst,pe
 	-e 's/^3,Alan,Turing,Cryptanalyst,people,/3,Alan,Turing,Cryptanalyst,staff,/' \
 	-e 's/^4,Edsger,Dijkstra,Professor,people,EWD|Edsger$/4,Edsger,Dijkstra,Professor,people,EWD/' \
 	-e '/^5,/d' "$T/data/hr.csv"
+# Someone in an OU slapd does not have: noSuchObject, deferred behind the
+# batch's other changes, then reported (not retryable) when they do not help.
+echo "9999,Nemo,Nobody,Sailor,nowhere,Nemo" >>"$T/data/hr.csv"
 run_profile hr full-import
 run_profile hr delta-sync
-run_profile dir export
+run_profile dir export 3
+grep -qF "no-such-object anchor=" "$T/run.out" && grep -qF "cannot add 'uid=nnobody,ou=nowhere,dc=example,dc=com': No such object (32)" "$T/run.out" ||
+	fail "an add under a missing OU is not no-such-object: $(cat "$T/run.out")"
 expect_counter exported-adds 1
 expect_counter exported-deletes 1
 expect_counter exported-updates 3
@@ -167,7 +174,7 @@ grep -qF '"code":"unwilling-to-perform"' "$T/export-run.json" && grep -qF '"retr
 	fail "a read-only refusal is not a retryable unwilling-to-perform: $(cat "$T/export-run.json")"
 write_slapd_conf
 restart_slapd
-run_profile dir export
+run_profile dir export 3 # Nemo's OU is still missing
 expect_counter exported-updates 1
 entry "uid=alovelace,ou=people,$SUFFIX" title | grep -qx "title: Countess" || fail "the retried modify did not land"
 pass "unwillingToPerform is retryable, and the retry succeeds"
