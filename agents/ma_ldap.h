@@ -67,6 +67,14 @@ int ml_sync_done_parse(const struct berval *v, struct berval *ret_cookie, bool *
 int ml_sync_info_parse(const struct berval *v, ml_sync_info_t *ret, const char **error_r);
 void ml_sync_info_release(ml_sync_info_t *info);
 
+/* The Post-Read control's request value (RFC 4527): the attribute asked
+ * for. *ret is ber_memfree'd by the caller (ret->bv_val). */
+int ml_postread_request(const char *attr, struct berval *ret);
+/* The first value of attr in a Post-Read response control's value (a
+ * SearchResultEntry): 1 with *ret (owned copy), 0 when the entry lacks
+ * attr, -1 with *error_r when the value is malformed. */
+int ml_postread_value(const struct berval *v, const char *attr, struct berval *ret, const char **error_r);
+
 /* The RFC 4122 text of a 16-byte UUID as OpenLDAP writes entryUUID (lower
  * case); with ad, the byte order of an objectGUID (first three groups
  * little-endian), as AD tools write it. */
@@ -162,6 +170,7 @@ typedef struct ml_export {
 	size_t ndeferred;
 	size_t inflight;               /* operations outstanding, all connections */
 	size_t max_inflight;           /* the most outstanding at once in the run (logged) */
+	struct berval postread;        /* Post-Read control value asking for the anchor (ber_memfree) */
 	size_t done;                   /* changes with a final result */
 	size_t ok_since_defer;         /* successes since the last deferral round started */
 	long long heard_ms;            /* last progress, for the timeout */
@@ -194,8 +203,6 @@ void ml_conn_close(ml_conn_t *c);
 char *ml_ld_error(LDAP *ld, int rc);
 /* An entry as an import object (NULL with *ret_error malloc'd when it cannot be one). */
 Loom__ImportObject *ml_entry_object(ldapagent_t *la, LDAP *ld, LDAPMessage *e, char **ret_error);
-/* The connector-space type of an entry with these objectClass values, or NULL when none matches. */
-const char *ml_object_type(ldapagent_t *la, struct berval **classes);
 /* A Loom value as LDAP text/bytes (malloc'd into *ret). */
 void ml_value_ber(const Loom__Value *v, struct berval *ret);
 

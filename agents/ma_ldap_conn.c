@@ -256,19 +256,6 @@ static bool in_list(const loom_cfg_strlist_t *l, const char *name, size_t len)
 	return false;
 }
 
-const char *ml_object_type(ldapagent_t *la, struct berval **classes)
-{
-	const loom_agentcfg_ldap_class_t *m = la->cfg.ldap.object_classes.v;
-	if (la->cfg.ldap.object_classes.n == 0)
-		return la->cfg.object_type;
-	for (size_t i = 0; i < la->cfg.ldap.object_classes.n; i++)
-		for (size_t k = 0; classes && classes[k]; k++)
-			if (strlen(m[i].object_class) == classes[k]->bv_len &&
-			    strncasecmp(m[i].object_class, classes[k]->bv_val, classes[k]->bv_len) == 0)
-				return m[i].type;
-	return NULL;
-}
-
 static Loom__Value *value_new(int kind, const char *data, size_t len)
 {
 	Loom__Value *v = loom_malloc(sizeof *v);
@@ -288,78 +275,98 @@ static Loom__Value *value_new(int kind, const char *data, size_t len)
 	return v;
 }
 
+/* The type of entries with these objectClass values (BerVarray form). */
+static const char *type_of(ldapagent_t *la, const struct berval *classes)
+{
+	const loom_agentcfg_ldap_class_t *m = la->cfg.ldap.object_classes.v;
+	if (la->cfg.ldap.object_classes.n == 0)
+		return la->cfg.object_type;
+	for (size_t i = 0; i < la->cfg.ldap.object_classes.n; i++)
+		for (size_t k = 0; classes && classes[k].bv_val; k++)
+			if (strlen(m[i].object_class) == classes[k].bv_len &&
+			    strncasecmp(m[i].object_class, classes[k].bv_val, classes[k].bv_len) == 0)
+				return m[i].type;
+	return NULL;
+}
+
+/* One pass over the entry's BER (ldap_get_attribute_ber): values are read
+ * in place and copied once, into the object. */
 Loom__ImportObject *ml_entry_object(ldapagent_t *la, LDAP *ld, LDAPMessage *e, char **ret_error)
 {
-	char *dn = ldap_get_dn(ld, e);
-	if (dn == NULL) {
+	BerElement *ber = NULL;
+	struct berval dn = { 0, NULL };
+	if (ldap_get_dn_ber(ld, e, &ber, &dn) != LDAP_SUCCESS || dn.bv_val == NULL) {
+		if (ber)
+			ber_free(ber, 0);
 		*ret_error = loom_strdup("an entry without a DN");
 		return NULL;
 	}
 	Loom__ImportObject *o = loom_malloc(sizeof *o);
 	loom__import_object__init(o);
 	o->change = LOOM__IMPORT_OBJECT__CHANGE__FULL;
-	o->dn = loom_strdup(dn);
-	ldap_memfree(dn);
-	BerElement *ber = NULL;
+	o->dn = loom_strndup(dn.bv_val, dn.bv_len);
 	const char *anchor = la->cfg.anchor;
 	size_t cap = 0;
-	for (char *a = ldap_first_attribute(ld, e, &ber); a; a = ldap_next_attribute(ld, e, ber)) {
-		struct berval **vals = ldap_get_values_len(ld, e, a);
-		size_t nv = ldap_count_values_len(vals);
-		size_t alen = strlen(a);
+	struct berval name;
+	BerVarray vals = NULL;
+	while (ldap_get_attribute_ber(ld, e, ber, &name, &vals) == LDAP_SUCCESS && name.bv_val) {
+		size_t nv = 0;
+		while (vals && vals[nv].bv_val)
+			nv++;
+		char *a = loom_strndup(name.bv_val, name.bv_len);
+		size_t alen = name.bv_len;
 		const char *semi = strchr(a, ';');
 		size_t base_len = semi ? (size_t)(semi - a) : alen;
-		if (strcasecmp(a, "objectClass") == 0 && o->object_type[0] == '\0') {
-			const char *t = ml_object_type(la, vals);
+		if (o->object_type[0] == '\0' && strcasecmp(a, "objectClass") == 0) {
+			const char *t = type_of(la, vals);
 			if (t)
 				loom_pb_str_set(&o->object_type, t);
 		}
-		if (!la->dn_anchor && strcasecmp(a, anchor) == 0 && nv > 0 && o->anchor[0] == '\0') {
+		if (!la->dn_anchor && nv > 0 && o->anchor[0] == '\0' && strcasecmp(a, anchor) == 0) {
 			if (la->cfg.ldap.directory == LOOM_LDAP_AD && strcasecmp(anchor, "objectGUID") == 0) {
-				if (vals[0]->bv_len == 16) {
+				if (vals[0].bv_len == 16) {
 					char t[37];
-					ml_uuid_text((const uint8_t *)vals[0]->bv_val, true, t);
+					ml_uuid_text((const uint8_t *)vals[0].bv_val, true, t);
 					loom_pb_str_set(&o->anchor, t);
 				}
-			} else if (utf8_ok((const unsigned char *)vals[0]->bv_val, vals[0]->bv_len)) {
-				char *t = loom_strndup(vals[0]->bv_val, vals[0]->bv_len);
+			} else if (utf8_ok((const unsigned char *)vals[0].bv_val, vals[0].bv_len)) {
+				char *t = loom_strndup(vals[0].bv_val, vals[0].bv_len);
 				loom_pb_str_set(&o->anchor, t);
 				free(t);
 			}
 			/* The anchor is the object's name, not one of its attributes,
 			 * unless the configuration lists it. */
-			if (!in_list(&la->cfg.ldap.attributes, a, alen)) {
-				ldap_value_free_len(vals);
-				ldap_memfree(a);
-				continue;
-			}
+			if (!in_list(&la->cfg.ldap.attributes, a, alen))
+				goto next;
 		}
 		if (nv > 0) {
 			int kind = in_list(&la->cfg.references, a, base_len) ? LOOM__VALUE__V_REF : LOOM__VALUE__V_STR;
-			bool bin = in_list(&la->cfg.ldap.binary, a, base_len) ||
-			    (semi && strcasecmp(semi, ";binary") == 0);
+			bool bin = in_list(&la->cfg.ldap.binary, a, base_len) || (semi && strcasecmp(semi, ";binary") == 0);
 			if (o->n_attrs == cap) {
 				cap = cap ? cap * 2 : 16;
 				o->attrs = loom_realloc(o->attrs, cap * sizeof *o->attrs);
 			}
 			Loom__Attr *at = loom_malloc(sizeof *at);
 			loom__attr__init(at);
-			at->name = loom_strdup(a);
+			at->name = a;
+			a = NULL;
 			at->values = loom_malloc(nv * sizeof *at->values);
 			for (size_t i = 0; i < nv; i++) {
 				int k = kind;
 				if (bin || (kind == LOOM__VALUE__V_STR &&
-					       !utf8_ok((const unsigned char *)vals[i]->bv_val, vals[i]->bv_len)))
+					       !utf8_ok((const unsigned char *)vals[i].bv_val, vals[i].bv_len)))
 					k = LOOM__VALUE__V_BIN;
-				at->values[at->n_values++] = value_new(k, vals[i]->bv_val, vals[i]->bv_len);
+				at->values[at->n_values++] = value_new(k, vals[i].bv_val, vals[i].bv_len);
 			}
 			o->attrs[o->n_attrs++] = at;
 		}
-		ldap_value_free_len(vals);
-		ldap_memfree(a);
+	next:
+		free(a);
+		ber_memfree(vals);
+		vals = NULL;
 	}
-	if (ber)
-		ber_free(ber, 0);
+	ber_memfree(vals);
+	ber_free(ber, 0);
 	if (la->dn_anchor)
 		loom_pb_str_set(&o->anchor, o->dn);
 	if (o->anchor[0] == '\0') {

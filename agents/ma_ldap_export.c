@@ -85,6 +85,7 @@ void ml_export_stop(ldapagent_t *la)
 		loom__export_batch__free_unpacked(ex->queue[i], NULL);
 	free(ex->queue);
 	free(ex->engine);
+	ber_memfree(ex->postread.bv_val);
 	memset(ex, 0, sizeof *ex);
 }
 
@@ -235,13 +236,20 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 			c->stage = ST_MODIFY;
 	}
 	switch (c->stage) {
-	case ST_ADD:
+	case ST_ADD: {
 		for (size_t k = 0; k < ch->n_deltas; k++)
 			if (ch->deltas[k]->n_values)
 				mods_add(&m, LDAP_MOD_ADD, ch->deltas[k]->name, ch->deltas[k]->values, ch->deltas[k]->n_values);
-		rc = ldap_add_ext(ld, c->dn, m.v ? m.v : (LDAPMod *[]){ NULL }, NULL, NULL, &c->msgid);
+		/* The new entry's anchor in the add's own response (RFC 4527); a
+		 * server that ignores the control gets a read-back search. */
+		static char postread_oid[] = LDAP_CONTROL_POST_READ;
+		LDAPControl postread = { postread_oid, ex->postread, 0 };
+		LDAPControl *actrls[] = { &postread, NULL };
+		rc = ldap_add_ext(ld, c->dn, m.v ? m.v : (LDAPMod *[]){ NULL }, ex->postread.bv_val ? actrls : NULL, NULL,
+		    &c->msgid);
 		what = "cannot add";
 		break;
+	}
 	case ST_READBACK: {
 		char *attrs[] = { la->cfg.anchor, NULL };
 		rc = ldap_search_ext(ld, c->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 1, &c->msgid);
@@ -407,6 +415,20 @@ static void conn_lost(ldapagent_t *la, ml_conn_t *conn, const char *why)
 	}
 }
 
+/* The anchor of an added entry from its value (objectGUID as text for AD). */
+static void set_anchor(ldapagent_t *la, ml_change_t *c, const struct berval *v)
+{
+	if (la->cfg.ldap.directory == LOOM_LDAP_AD && v->bv_len == 16) {
+		char t[37];
+		ml_uuid_text((const uint8_t *)v->bv_val, true, t);
+		loom_pb_str_set(&c->res.anchor, t);
+	} else {
+		char *s = loom_strndup(v->bv_val, v->bv_len);
+		loom_pb_str_set(&c->res.anchor, s);
+		free(s);
+	}
+}
+
 static ml_change_t *find_op(ml_export_t *ex, ml_conn_t *conn, int msgid)
 {
 	for (size_t i = 0; i < ex->nch; i++)
@@ -421,9 +443,21 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 	const Loom__ExportChange *ch = change_of(ex, (size_t)(c - ex->ch));
 	int err = 0;
 	char *text = NULL;
-	int rc = ldap_parse_result(conn->ld, msg, &err, NULL, &text, NULL, NULL, 0);
+	LDAPControl **ctrls = NULL;
+	int rc = ldap_parse_result(conn->ld, msg, &err, NULL, &text, NULL, &ctrls, 0);
 	if (rc != LDAP_SUCCESS)
 		err = rc;
+	struct berval anchor = { 0, NULL };
+	int have_anchor = 0;
+	for (size_t k = 0; err == LDAP_SUCCESS && c->stage == ST_ADD && ctrls && ctrls[k]; k++) {
+		if (strcmp(ctrls[k]->ldctl_oid, LDAP_CONTROL_POST_READ) != 0)
+			continue;
+		const char *why;
+		have_anchor = ml_postread_value(&ctrls[k]->ldctl_value, la->cfg.anchor, &anchor, &why);
+		if (have_anchor < 0)
+			loom_warning("added '%s' but its post-read control is malformed (%s): reading the entry back", c->dn, why);
+	}
+	ldap_controls_free(ctrls);
 	ex->inflight--;
 	c->conn = NULL;
 	int stage = c->stage;
@@ -453,6 +487,10 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 	case ST_ADD:
 		if (la->dn_anchor) {
 			loom_pb_str_set(&c->res.anchor, c->dn);
+			complete(la, c);
+		} else if (have_anchor > 0) {
+			set_anchor(la, c, &anchor);
+			free(anchor.bv_val);
 			complete(la, c);
 		} else {
 			c->stage = ST_READBACK;
@@ -511,17 +549,8 @@ static int on_readable(ml_conn_t *conn)
 		if (rc == LDAP_RES_SEARCH_ENTRY) {
 			/* The read-back of an added entry: its anchor. */
 			struct berval **vals = ldap_get_values_len(conn->ld, msg, la->cfg.anchor);
-			if (vals && vals[0]) {
-				char t[37];
-				if (la->cfg.ldap.directory == LOOM_LDAP_AD && vals[0]->bv_len == 16) {
-					ml_uuid_text((const uint8_t *)vals[0]->bv_val, true, t);
-					loom_pb_str_set(&c->res.anchor, t);
-				} else {
-					char *s = loom_strndup(vals[0]->bv_val, vals[0]->bv_len);
-					loom_pb_str_set(&c->res.anchor, s);
-					free(s);
-				}
-			}
+			if (vals && vals[0])
+				set_anchor(la, c, vals[0]);
 			ldap_value_free_len(vals);
 		} else if (rc == LDAP_RES_SEARCH_REFERENCE || rc == LDAP_RES_INTERMEDIATE) {
 			/* nothing to learn */
@@ -637,6 +666,8 @@ void ml_export_batch(ldapagent_t *la, Loom__Envelope *env, const Loom__ExportBat
 	}
 	if (!ex->active) {
 		ex->active = true;
+		if (!la->dn_anchor && ml_postread_request(la->cfg.anchor, &ex->postread) < 0)
+			loom_warning("cannot encode the post-read control: adds read their anchor back with a search");
 		ex->run_id = b->run_id;
 		ex->engine = loom_strdup(env->from);
 		ex->started_ms = loom_mono_ms();

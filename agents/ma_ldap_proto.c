@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void bv_copy(struct berval *dst, const struct berval *src)
 {
@@ -220,6 +221,60 @@ out:
 	ber_free(ber, 1);
 	if (rc < 0)
 		ml_sync_info_release(ret);
+	return rc;
+}
+
+int ml_postread_request(const char *attr, struct berval *ret)
+{
+	BerElement *ber = ber_alloc_t(LBER_USE_DER);
+	if (ber == NULL)
+		return -1;
+	if (ber_printf(ber, "{s}", attr) < 0 || ber_flatten2(ber, ret, 1) < 0) {
+		ber_free(ber, 1);
+		return -1;
+	}
+	ber_free(ber, 1);
+	return 0;
+}
+
+int ml_postread_value(const struct berval *v, const char *attr, struct berval *ret, const char **error_r)
+{
+	BerElement *ber = ber_init((struct berval *)v);
+	if (ber == NULL) {
+		*error_r = "empty post-read control";
+		return -1;
+	}
+	struct berval dn;
+	ber_len_t len;
+	int rc = 0;
+	ret->bv_val = NULL;
+	ret->bv_len = 0;
+	if (ber_scanf(ber, "{m{", &dn) == LBER_ERROR) {
+		*error_r = "malformed post-read control";
+		rc = -1;
+		goto out;
+	}
+	while (ber_peek_tag(ber, &len) == LBER_SEQUENCE) {
+		struct berval type;
+		BerVarray vals = NULL;
+		if (ber_scanf(ber, "{m[W]}", &type, &vals) == LBER_ERROR) {
+			*error_r = "malformed attribute in a post-read control";
+			rc = -1;
+			goto out;
+		}
+		if (rc == 0 && type.bv_len == strlen(attr) && strncasecmp(type.bv_val, attr, type.bv_len) == 0 && vals &&
+		    vals[0].bv_val) {
+			bv_copy(ret, &vals[0]);
+			rc = 1;
+		}
+		ber_bvarray_free(vals);
+	}
+out:
+	ber_free(ber, 1);
+	if (rc < 0) {
+		free(ret->bv_val);
+		ret->bv_val = NULL;
+	}
 	return rc;
 }
 

@@ -193,6 +193,53 @@ static void test_sync_request(void **state)
 	ber_memfree(v.bv_val);
 }
 
+static void test_postread(void **state)
+{
+	(void)state;
+	struct berval dn = { 13, "uid=a,dc=b,dc" }, uuidt = { 9, "entryUUID" }, cn = { 2, "cn" };
+	struct berval uv[] = { { 36, "0a14ea58-79b6-1041-909f-0d98b872280e" }, { 0, NULL } };
+	struct berval cv[] = { { 1, "a" }, { 0, NULL } };
+	struct {
+		const char *label;
+		struct berval v;
+		int rc;
+	} cases[] = {
+		{ "entryUUID after cn", { 0, NULL }, 1 }, /* built below: more arguments than encode() takes */
+		{ "no attributes", encode("t{O{}}", (void *)(uintptr_t)0x64, &dn, NULL, NULL), 0 },
+		{ "truncated", { 0, NULL }, -1 }, /* case 0 cut short, below */
+	};
+	BerElement *ber = ber_alloc_t(LBER_USE_DER);
+	assert_true(ber_printf(ber, "t{O{{O[W]}{O[W]}}}", (ber_tag_t)0x64, &dn, &cn, cv, &uuidt, uv) >= 0);
+	assert_int_equal(ber_flatten2(ber, &cases[0].v, 1), 0);
+	ber_free(ber, 1);
+	cases[2].v.bv_len = cases[0].v.bv_len - 10;
+	cases[2].v.bv_val = ber_memalloc(cases[2].v.bv_len);
+	memcpy(cases[2].v.bv_val, cases[0].v.bv_val, cases[2].v.bv_len);
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		struct berval got = { 0, NULL };
+		const char *why = NULL;
+		int rc = ml_postread_value(&cases[i].v, "entryuuid", &got, &why);
+		if (rc != cases[i].rc)
+			fail_msg("%s: rc %d, want %d", cases[i].label, rc, cases[i].rc);
+		if (rc == 1)
+			assert_string_equal(got.bv_val, "0a14ea58-79b6-1041-909f-0d98b872280e");
+		else
+			assert_null(got.bv_val);
+		free(got.bv_val);
+		ber_memfree(cases[i].v.bv_val);
+	}
+	struct berval rq;
+	assert_int_equal(ml_postread_request("entryUUID", &rq), 0);
+	ber = ber_init(&rq);
+	BerVarray sel = NULL;
+	assert_int_not_equal(ber_scanf(ber, "[W]", &sel), LBER_ERROR);
+	assert_string_equal(sel[0].bv_val, "entryUUID");
+	assert_null(sel[1].bv_val);
+	ber_bvarray_free(sel);
+	ber_free(ber, 1);
+	ber_memfree(rq.bv_val);
+}
+
 static void test_uuid_text(void **state)
 {
 	(void)state;
@@ -333,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_sync_done),
 		cmocka_unit_test(test_sync_info),
 		cmocka_unit_test(test_sync_request),
+		cmocka_unit_test(test_postread),
 		cmocka_unit_test(test_uuid_text),
 		cmocka_unit_test(test_watermark),
 		cmocka_unit_test(test_results),
