@@ -136,3 +136,19 @@ run_profile dir delta-import
 expect_counter updates 1
 expect_counter deletes 0
 pass "a stale cookie fails the delta with a warning; the full import sees the delete; delta resumes"
+
+# A referral in a base is an error on that object, never followed; the run
+# goes on with the other entries.
+ldap_admin ldapadd >/dev/null <<LDIF || fail "cannot add the referral"
+dn: ou=elsewhere,ou=people,$SUFFIX
+objectClass: referral
+objectClass: extensibleObject
+ou: elsewhere
+ref: ldap://127.0.0.1:1/ou=elsewhere,dc=example,dc=com
+LDIF
+run_profile dir full-import 3
+grep -qF "referral" "$T/run.out" && grep -qF "ldap://127.0.0.1:1/ou=elsewhere,dc=example,dc=com" "$T/run.out" ||
+	fail "the referral is not an object error with its URL: $(cat "$T/run.out")"
+# N again: user2 and user5 deleted, new1 and the staff group added.
+log_has "$T/ma_dir.log" "import sent run=[0-9]+ mode=full objects=$N errors=1 " || fail "the import did not go on past the referral"
+pass "a referral is an object error with its URL; the import goes on"

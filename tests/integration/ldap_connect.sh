@@ -97,4 +97,12 @@ printf 'type: ldap\n' >"$X"
 "$MALDAP" -c "$T/bad/loom.yaml" --agent x --check-config >"$T/bad.out" 2>&1 && fail "an ldap agent without its section accepted"
 grep -qF "$X: key 'ldap': missing required section for type ldap" "$T/bad.out" || fail "missing section not reported: $(cat "$T/bad.out")"
 "$MALDAP" --help-config | grep -qE "^ *page_size" || fail "--help-config does not describe the ldap keys"
+# The example in config/examples is a valid agent file.
+mkdir -p "$T/ex/agents" "$T/ex/tls" "$T/ex/keys"
+cp "$CFG" "$T/ex/loom.yaml"
+cp "$LOOM_SOURCE_DIR/config/examples/ldap-openldap.yaml" "$T/ex/agents/example.yaml"
+cp "$SLAPD_CA" "$T/ex/tls/ldap-ca.pem"
+echo x >"$T/ex/keys/ldap-loom.pw"
+"$MALDAP" -c "$T/ex/loom.yaml" --agent example --check-config >"$T/ex.out" 2>&1 ||
+	fail "config/examples/ldap-openldap.yaml is refused: $(cat "$T/ex.out")"
 pass "configuration errors name file:line:column, key, value and what was expected"
