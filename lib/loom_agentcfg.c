@@ -7,7 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const agent_types[] = { "file", NULL };
+static const char *const agent_types[] = { "file", "ldap", NULL };
+static const char *const ldap_directories[] = { "openldap", "ad", NULL };
+static const char *const ldap_binds[] = { "simple", "sasl-external", "none", NULL };
+static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
 static const char *const file_formats[] = { "csv", "ldif", NULL };
 static const char *const export_modes[] = { "apply", "changes", NULL };
 
@@ -43,6 +46,69 @@ static const loom_cfg_key_t file_keys[] = {
 };
 static const loom_cfg_table_t file_table = { .what = "file", .keys = file_keys };
 
+static const loom_cfg_key_t ldap_base_keys[] = {
+	{ .name = "dn", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_agentcfg_ldap_base_t, dn),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "search base DN" },
+	{ .name = "scope", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_ldap_base_t, scope),
+	  .def = "sub", .choices = ldap_scopes, .help = "sub (the base and everything under it), one (its children) or base" },
+	{ .name = "filter", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_agentcfg_ldap_base_t, filter),
+	  .def = "(objectClass=*)", .help = "LDAP filter (RFC 4515) entries must match" },
+	{ NULL }
+};
+static const loom_cfg_table_t ldap_base_table = {
+	.what = "base", .size = sizeof(loom_agentcfg_ldap_base_t), .keys = ldap_base_keys
+};
+
+static const loom_cfg_key_t ldap_class_keys[] = {
+	{ .name = "object_class", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_ldap_class_t, object_class),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "an objectClass value" },
+	{ .name = "type", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_ldap_class_t, type),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "connector-space object type of entries of that class" },
+	{ NULL }
+};
+static const loom_cfg_table_t ldap_class_table = {
+	.what = "object_classes", .size = sizeof(loom_agentcfg_ldap_class_t), .keys = ldap_class_keys
+};
+
+static const loom_cfg_key_t ldap_keys[] = {
+	{ .name = "uri", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_agentcfg_ldap_t, uri),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "ldap://HOST:PORT, ldaps://HOST:PORT or ldapi://URL-ENCODED-PATH" },
+	{ .name = "directory", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_ldap_t, directory),
+	  .def = "openldap", .choices = ldap_directories, .help = "openldap or ad (sets the default anchor)" },
+	{ .name = "bind", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_ldap_t, bind),
+	  .def = "simple", .choices = ldap_binds, .help = "simple (bind_dn + password), sasl-external (ldapi peer credentials or TLS client certificate) or none" },
+	{ .name = "bind_dn", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_ldap_t, bind_dn),
+	  .help = "simple bind: the DN bound as" },
+	{ .name = "password", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_ldap_t, password),
+	  .help = "simple bind: the password (prefer password_file; never logged)" },
+	{ .name = "password_file", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_ldap_t, password_file),
+	  .help = "simple bind: a file holding the password (one line; read at each bind, never logged)" },
+	{ .name = "starttls", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_ldap_t, starttls),
+	  .def = "false", .help = "ldap:// only: StartTLS before binding; the server certificate must verify" },
+	{ .name = "ca_file", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_ldap_t, ca_file),
+	  .help = "PEM CA certificates that verify the server (ldaps, StartTLS); default: the system's" },
+	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_ldap_t, timeout_ms),
+	  .def = "10s", .min = 100, .max = 3600000, .help = "connect and operation timeout" },
+	{ .name = "page_size", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_ldap_t, page_size),
+	  .def = "500", .min = 1, .max = 100000, .help = "entries per page of a full import (RFC 2696)" },
+	{ .name = "connections", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_ldap_t, connections),
+	  .def = "2", .min = 1, .max = 64, .help = "connections an export uses" },
+	{ .name = "in_flight", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_ldap_t, in_flight),
+	  .def = "8", .min = 1, .max = 1000, .help = "export operations outstanding per connection" },
+	{ .name = "bases", .type = LOOM_CFG_LIST, .offset = offsetof(loom_agentcfg_ldap_t, bases),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .sub = &ldap_base_table,
+	  .help = "where the agent's objects live: dn, scope, filter" },
+	{ .name = "object_classes", .type = LOOM_CFG_LIST, .offset = offsetof(loom_agentcfg_ldap_t, object_classes),
+	  .sub = &ldap_class_table,
+	  .help = "objectClass -> object type, first match wins; when given, only entries of these classes are read" },
+	{ .name = "attributes", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_agentcfg_ldap_t, attributes),
+	  .help = "attributes imported (default: all user attributes)" },
+	{ .name = "binary", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_agentcfg_ldap_t, binary),
+	  .help = "attributes imported as binary values (others are binary only when not UTF-8)" },
+	{ NULL }
+};
+const loom_cfg_table_t loom_agentcfg_ldap_table = { .what = "ldap", .keys = ldap_keys };
+
 static const loom_cfg_key_t threshold_keys[] = {
 	{ .name = "count", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_threshold_t, count),
 	  .def = "500", .min = 0, .max = 1000000000, .help = "an export deleting more objects than this stops (0: no limit)" },
@@ -59,7 +125,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .help = "object type of imported objects (default: csv 'person'; ldif the entry's last objectClass "
 	          "other than top)" },
 	{ .name = "anchor", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_t, anchor),
-	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "attribute whose value identifies an object for life, or dn" },
+	  .flags = LOOM_CFG_NONEMPTY,
+	  .help = "attribute whose value identifies an object for life, or dn (file: required; ldap: entryUUID, objectGUID for ad)" },
 	{ .name = "import_batch", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, import_batch),
 	  .def = "500", .min = 1, .max = 100000, .help = "objects per import batch" },
 	{ .name = "import_credit", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, import_credit),
@@ -75,6 +142,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .sub = &threshold_table, .help = "export delete safety: past it an export stops and changes nothing" },
 	{ .name = "file", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, file),
 	  .sub = &file_table, .help = "type file: the file and its format" },
+	{ .name = "ldap", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, ldap),
+	  .sub = &loom_agentcfg_ldap_table, .help = "type ldap: the directory server (loom-ma-ldap --help-config)" },
 	{ NULL }
 };
 const loom_cfg_table_t loom_agentcfg_table = { .what = "agent", .keys = agent_keys };
@@ -94,6 +163,18 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 		    loom_sprintf("%s: key 'file': missing required section for type file", path));
 		rc = -1;
 	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_FILE && cfg->anchor == NULL) {
+		loom_cfg_diag_add(diags, path, "anchor",
+		    loom_sprintf("%s:1:1: key 'anchor': missing required key for type file", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_LDAP && cfg->ldap.uri.text == NULL) {
+		loom_cfg_diag_add(diags, path, "ldap",
+		    loom_sprintf("%s: key 'ldap': missing required section for type ldap", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_LDAP && cfg->anchor == NULL)
+		cfg->anchor = loom_strdup(cfg->ldap.directory == LOOM_LDAP_AD ? "objectGUID" : "entryUUID");
 	if (rc == 0 && cfg->file.csv.delimiter && strlen(cfg->file.csv.delimiter) != 1) {
 		loom_cfg_diag_add(diags, path, "file.csv.delimiter",
 		    loom_sprintf("%s: key 'file.csv.delimiter': bad value '%s': expected one character", path,

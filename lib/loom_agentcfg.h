@@ -1,9 +1,11 @@
 /* loom_agentcfg.h - config/agents/NAME.yaml: one management agent.
  *
- *   type: file                 # file (more types come with their issues)
+ *   type: file                 # file or ldap
  *   object_type: person        # connector-space object type of what it imports (default:
  *                              # csv person, ldif the entry's last objectClass but top)
- *   anchor: employeeId         # attribute holding the anchor ("dn" for the DN)
+ *   anchor: employeeId         # attribute holding the anchor ("dn" for the DN);
+ *                              # required for file, ldap defaults to entryUUID
+ *                              # (objectGUID with ldap.directory ad)
  *   import_batch: 500          # objects per import batch
  *   import_credit: 8           # batches in flight (credit-based flow control)
  *   error_limit: 100           # a run stops with stopped-error-limit past this
@@ -23,6 +25,13 @@
  *     multi_value_separator: "|"   # csv: separates values in one cell
  *     csv:
  *       delimiter: ","
+ *   ldap:                      # type ldap: see docs/ldap.md and
+ *     uri: ldap://127.0.0.1:389 #   loom-ma-ldap --help-config
+ *     bind: simple             # simple, sasl-external or none
+ *     bind_dn: cn=loom,dc=example,dc=com
+ *     password_file: ../keys/ldap.pw
+ *     bases: [ { dn: "ou=people,dc=example,dc=com", scope: sub, filter: "(objectClass=*)" } ]
+ *     object_classes: [ { object_class: inetOrgPerson, type: person } ]
  *
  * The engine reads the common keys; the agent process reads its section.
  * The agent's service name on the bus is "ma." + NAME (NAME = file name).
@@ -34,7 +43,10 @@
 
 #include "loom_config.h"
 
-enum { LOOM_AGENT_FILE = 0 };
+enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1 };
+enum { LOOM_LDAP_OPENLDAP = 0, LOOM_LDAP_AD = 1 };
+enum { LOOM_LDAP_BIND_SIMPLE = 0, LOOM_LDAP_BIND_SASL_EXTERNAL = 1, LOOM_LDAP_BIND_NONE = 2 };
+enum { LOOM_LDAP_SCOPE_SUB = 0, LOOM_LDAP_SCOPE_ONE = 1, LOOM_LDAP_SCOPE_BASE = 2 };
 enum { LOOM_FILE_CSV = 0, LOOM_FILE_LDIF = 1 };
 enum { LOOM_EXPORT_APPLY = 0, LOOM_EXPORT_CHANGES = 1 };
 
@@ -55,6 +67,36 @@ typedef struct loom_agentcfg_file {
 	loom_agentcfg_csv_t csv;       /* csv dialect */
 } loom_agentcfg_file_t;
 
+typedef struct loom_agentcfg_ldap_base {
+	loom_cfg_text_t dn;            /* search base (with its position, for errors) */
+	int scope;                     /* LOOM_LDAP_SCOPE_* */
+	loom_cfg_text_t filter;        /* LDAP filter (RFC 4515) */
+} loom_agentcfg_ldap_base_t;
+
+typedef struct loom_agentcfg_ldap_class {
+	char *object_class;            /* an objectClass value */
+	char *type;                    /* the connector-space object type of entries of that class */
+} loom_agentcfg_ldap_class_t;
+
+typedef struct loom_agentcfg_ldap {
+	loom_cfg_text_t uri;           /* ldap://, ldaps:// or ldapi:// URI */
+	int directory;                 /* LOOM_LDAP_OPENLDAP / LOOM_LDAP_AD */
+	int bind;                      /* LOOM_LDAP_BIND_* */
+	char *bind_dn;                 /* simple bind: the DN */
+	char *password;                /* simple bind: the password (prefer password_file) */
+	char *password_file;           /* simple bind: file holding the password */
+	bool starttls;                 /* StartTLS on an ldap:// connection */
+	char *ca_file;                 /* CA certificates that verify the server (ldaps, StartTLS) */
+	long long timeout_ms;          /* connect and operation timeout */
+	long long page_size;           /* entries per page (RFC 2696) */
+	long long connections;         /* export connections */
+	long long in_flight;           /* export operations outstanding per connection */
+	loom_cfg_array_t bases;        /* loom_agentcfg_ldap_base_t: where objects live */
+	loom_cfg_array_t object_classes; /* loom_agentcfg_ldap_class_t: objectClass -> object type */
+	loom_cfg_strlist_t attributes; /* attributes imported (empty: all user attributes) */
+	loom_cfg_strlist_t binary;     /* attributes imported as binary values */
+} loom_agentcfg_ldap_t;
+
 typedef struct loom_agentcfg_threshold {
 	long long count;               /* an export deleting more objects than this stops (0: no limit) */
 	long long percent;             /* ... or more than this share of the connector space (0: no limit) */
@@ -63,7 +105,7 @@ typedef struct loom_agentcfg_threshold {
 typedef struct loom_agentcfg {
 	char *name;                    /* from the file name */
 	char *path;                    /* the file it was loaded from */
-	int type;                      /* LOOM_AGENT_FILE */
+	int type;                      /* LOOM_AGENT_FILE / LOOM_AGENT_LDAP */
 	char *object_type;             /* object type of imported objects, or NULL (agent's default) */
 	char *anchor;                  /* anchor attribute, or "dn" */
 	long long import_batch;        /* objects per batch */
@@ -73,7 +115,11 @@ typedef struct loom_agentcfg {
 	loom_cfg_strlist_t references; /* reference attributes: values are DNs (or anchors) */
 	loom_agentcfg_threshold_t deletion_threshold; /* export delete safety */
 	loom_agentcfg_file_t file;     /* type file */
+	loom_agentcfg_ldap_t ldap;     /* type ldap */
 } loom_agentcfg_t;
+
+/* The table of the ldap section, for the LDAP agent's --help-config. */
+extern const loom_cfg_table_t loom_agentcfg_ldap_table;
 
 extern const loom_cfg_table_t loom_agentcfg_table;
 

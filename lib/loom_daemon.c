@@ -76,7 +76,8 @@ static void usage(const loom_daemon_def_t *def, FILE *out)
 	fprintf(out, "      --service NAME     service name on the bus (default %s)\n",
 	    def->default_service ? def->default_service : "none");
 	fprintf(out, "      --log-level LEVEL  debug, info, warning or error (overrides log.level)\n");
-	fprintf(out, "      --help-config      describe every key of the deployment file\n");
+	fprintf(out, "      --help-config      describe every key of the deployment file%s\n",
+	    def->own_config ? " and of this process's own file" : "");
 	fprintf(out, "  -h, --help             this help\n");
 	fprintf(out, "  -V, --version          print the version\n");
 	for (const loom_flag_t *f = def->flags; f && f->name; f++) {
@@ -240,6 +241,10 @@ int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv)
 		case OPT_HELPCONFIG: {
 			loom_buf_t b = LOOM_BUF_INIT;
 			loom_config_describe(&loom_deploy_table, &b);
+			if (def->own_config) {
+				loom_buf_printf(&b, "\n%s:\n", def->own_config_what ? def->own_config_what : "own configuration");
+				loom_config_describe(def->own_config, &b);
+			}
 			fputs(loom_buf_cstr(&b), stdout);
 			loom_buf_release(&b);
 			status = 0;

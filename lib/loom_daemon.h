@@ -46,6 +46,11 @@ typedef struct loom_daemon_def {
 	void (*stop)(loom_daemon_t *d);
 	/* Extra --check-config validation. */
 	int (*check)(loom_daemon_t *d, const char **error_r);
+	/* A second configuration file the process reads (an agent's
+	 * config/agents/NAME.yaml), described by --help-config after the
+	 * deployment file; NULL: none. */
+	const struct loom_cfg_table *own_config;
+	const char *own_config_what;   /* how --help-config titles it */
 } loom_daemon_def_t;
 
 int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv);

@@ -10,8 +10,10 @@ PACKAGES=(
 	# libraries (DESIGN.md §1)
 	libzmq3-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev
 	libldap-dev libyaml-dev libcmocka-dev libsodium-dev
-	# test tools: python3 checks loomctl's JSON output (json module)
-	python3
+	# test tools: python3 checks loomctl's JSON output (json module);
+	# slapd and ldap-utils are the real directory the LDAP agent's tests
+	# start in a temp dir (docs/ldap.md), never the system instance
+	python3 slapd ldap-utils
 )
 
 missing=()
@@ -32,6 +34,22 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Packages such as slapd start a system instance when installed; tests run
+# their own servers, and a system slapd would hold ports 389/636 (which a
+# Samba DC needs). A policy-rc.d that forbids service starts (exit 101)
+# stops that; one the host already has is left alone.
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\n# install-deps.sh: no service starts during the install\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+	$SUDO chmod 755 "$policy"
+	own_policy=1
+	trap '$SUDO rm -f "$policy"' EXIT
+fi
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ -n "$own_policy" ]; then
+	$SUDO rm -f "$policy"
+	trap - EXIT
+fi
 echo "install-deps: done"

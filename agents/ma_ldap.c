@@ -1,0 +1,291 @@
+/* ma_ldap.c - loom-ma-ldap: a management agent whose connected system is an
+ * LDAP directory. One process per agent: `loom-ma-ldap --agent people` reads
+ * config/agents/people.yaml (type: ldap) and registers as "ma.people". */
+#include "ma_ldap.h"
+#include "loom_alloc.h"
+#include "loom_buf.h"
+#include "loom_envelope.h"
+#include "loom_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static ldapagent_t the_agent;
+
+static int set_agent(loom_daemon_t *d, const char *v, const char **error_r)
+{
+	if (!loom_service_name_valid(v, strlen(v))) {
+		*error_r = "expected a name of letters, digits, '.', '_' and '-', starting with a letter";
+		return -1;
+	}
+	free(the_agent.name);
+	the_agent.name = loom_strdup(v);
+	char *svc = loom_sprintf("ma.%s", v);
+	loom_daemon_set_default_service(d, svc);
+	free(svc);
+	return 0;
+}
+
+/* "FILE:LINE:COL: key 'KEY': bad value 'V': WHY" at a text value, col_off bytes in. */
+static void bad_text(loom_buf_t *b, const char *path, const char *key, const loom_cfg_text_t *t, size_t col_off,
+    const char *why)
+{
+	loom_buf_printf(b, "%s%s:%u:%u: key '%s': bad value '%s': %s", b->len ? "\n" : "", path, t->line,
+	    t->column + (unsigned)col_off, key, t->text, why);
+}
+
+static void bad_key(loom_buf_t *b, const char *path, const char *key, const char *why)
+{
+	loom_buf_printf(b, "%s%s: key '%s': %s", b->len ? "\n" : "", path, key, why);
+}
+
+/* The checks the declarative table cannot make: URI, DNs, filters, bind
+ * settings, readable files. Errors go to b. */
+static void check_ldap(const loom_agentcfg_t *cfg, loom_buf_t *b)
+{
+	const loom_agentcfg_ldap_t *lc = &cfg->ldap;
+	const char *path = cfg->path;
+	LDAPURLDesc *u = NULL;
+	if (ldap_url_parse(lc->uri.text, &u) != LDAP_URL_SUCCESS) {
+		bad_text(b, path, "ldap.uri", &lc->uri, 0, "expected ldap://HOST:PORT, ldaps://HOST:PORT or ldapi://PATH");
+	} else {
+		bool ldaps = strcasecmp(u->lud_scheme, "ldaps") == 0, ldapi = strcasecmp(u->lud_scheme, "ldapi") == 0;
+		if (lc->starttls && (ldaps || ldapi))
+			bad_key(b, path, "ldap.starttls", ldaps ? "StartTLS on ldaps:// (already TLS): use one of them"
+								: "StartTLS on ldapi:// (a local socket): remove it");
+		if ((u->lud_dn && u->lud_dn[0]) || u->lud_attrs || u->lud_filter)
+			bad_text(b, path, "ldap.uri", &lc->uri, 0,
+			    "expected only scheme, host and port (bases, attributes and filters have their own keys)");
+		ldap_free_urldesc(u);
+	}
+	switch (lc->bind) {
+	case LOOM_LDAP_BIND_SIMPLE:
+		if (lc->bind_dn == NULL || lc->bind_dn[0] == '\0')
+			bad_key(b, path, "ldap.bind_dn", "missing: bind simple needs bind_dn");
+		if ((lc->password == NULL) == (lc->password_file == NULL))
+			bad_key(b, path, "ldap.password_file", "bind simple needs exactly one of password and password_file");
+		if (lc->password_file && access(lc->password_file, R_OK) < 0)
+			loom_buf_printf(b, "%s%s: key 'ldap.password_file': cannot read '%s': %s", b->len ? "\n" : "", path,
+			    lc->password_file, strerror(errno));
+		break;
+	default:
+		if (lc->bind_dn || lc->password || lc->password_file)
+			bad_key(b, path, "ldap.bind", "bind_dn, password and password_file are for bind simple only");
+		break;
+	}
+	if (lc->ca_file && access(lc->ca_file, R_OK) < 0)
+		loom_buf_printf(b, "%s%s: key 'ldap.ca_file': cannot read '%s': %s", b->len ? "\n" : "", path, lc->ca_file,
+		    strerror(errno));
+	const loom_agentcfg_ldap_base_t *bases = lc->bases.v;
+	for (size_t i = 0; i < lc->bases.n; i++) {
+		char key[64];
+		snprintf(key, sizeof key, "ldap.bases[%zu].dn", i);
+		LDAPDN dn = NULL;
+		if (strchr(bases[i].dn.text, '\n') ||
+		    ldap_str2dn(bases[i].dn.text, &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+			bad_text(b, path, key, &bases[i].dn, 0, "expected a DN such as ou=people,dc=example,dc=com");
+		ldap_dnfree(dn);
+		snprintf(key, sizeof key, "ldap.bases[%zu].filter", i);
+		size_t off;
+		const char *why;
+		if (ml_filter_check(bases[i].filter.text, &off, &why) < 0) {
+			char *w = loom_sprintf("expected an LDAP filter such as (objectClass=person): %s at byte %zu", why, off + 1);
+			bad_text(b, path, key, &bases[i].filter, 0, w);
+			free(w);
+		}
+	}
+	if (cfg->ldap.directory == LOOM_LDAP_OPENLDAP && strcasecmp(cfg->anchor, "objectGUID") == 0)
+		bad_key(b, path, "anchor", "objectGUID is Active Directory's: use entryUUID with directory openldap");
+}
+
+static int load(ldapagent_t *la, const loom_deploy_t *cfg, char **ret_error)
+{
+	if (la->name == NULL) {
+		*ret_error = loom_strdup("--agent NAME is required (the agent's file is config/agents/NAME.yaml)");
+		return -1;
+	}
+	char *dir = loom_agentcfg_dir(cfg->path);
+	char *path = loom_sprintf("%s/%s.yaml", dir, la->name);
+	free(dir);
+	loom_cfg_diags_t diags;
+	memset(&diags, 0, sizeof diags);
+	int rc = loom_agentcfg_load(path, &la->cfg, &diags);
+	loom_buf_t b = LOOM_BUF_INIT;
+	for (size_t i = 0; i < diags.n; i++)
+		loom_buf_printf(&b, "%s%s", i ? "\n" : "", diags.v[i].text);
+	loom_cfg_diags_release(&diags);
+	if (rc == 0 && la->cfg.type != LOOM_AGENT_LDAP) {
+		loom_buf_printf(&b, "%s: agent type is not ldap: run the agent for its type", path);
+		rc = -1;
+	}
+	if (rc == 0) {
+		check_ldap(&la->cfg, &b);
+		if (b.len)
+			rc = -1;
+	}
+	free(path);
+	if (rc < 0) {
+		*ret_error = loom_buf_steal(&b);
+		return -1;
+	}
+	loom_buf_release(&b);
+	la->dn_anchor = strcasecmp(la->cfg.anchor, "dn") == 0;
+	/* Attributes asked for: the configured ones (or all user attributes),
+	 * objectClass for the type, and the anchor (operational in OpenLDAP). */
+	const loom_cfg_strlist_t *at = &la->cfg.ldap.attributes;
+	la->attrs = loom_calloc(at->n + 4, sizeof *la->attrs);
+	size_t n = 0;
+	bool have_oc = false, have_anchor = la->dn_anchor;
+	if (at->n == 0)
+		la->attrs[n++] = loom_strdup("*");
+	for (size_t i = 0; i < at->n; i++) {
+		la->attrs[n++] = loom_strdup(at->v[i]);
+		have_oc |= strcasecmp(at->v[i], "objectClass") == 0;
+		have_anchor |= strcasecmp(at->v[i], la->cfg.anchor) == 0;
+	}
+	if (!have_oc && at->n)
+		la->attrs[n++] = loom_strdup("objectClass");
+	if (!have_anchor)
+		la->attrs[n++] = loom_strdup(la->cfg.anchor);
+	const loom_agentcfg_ldap_base_t *bases = la->cfg.ldap.bases.v;
+	la->filters = loom_calloc(la->cfg.ldap.bases.n, sizeof *la->filters);
+	loom_buf_t oc = LOOM_BUF_INIT;
+	const loom_agentcfg_ldap_class_t *cl = la->cfg.ldap.object_classes.v;
+	for (size_t i = 0; i < la->cfg.ldap.object_classes.n; i++)
+		loom_buf_printf(&oc, "(objectClass=%s)", cl[i].object_class);
+	for (size_t i = 0; i < la->cfg.ldap.bases.n; i++)
+		la->filters[i] = oc.len ? loom_sprintf("(&%s(|%s))", bases[i].filter.text, loom_buf_cstr(&oc))
+					: loom_strdup(bases[i].filter.text);
+	loom_buf_release(&oc);
+	return 0;
+}
+
+static void unload(ldapagent_t *la)
+{
+	for (size_t i = 0; la->attrs && la->attrs[i]; i++)
+		free(la->attrs[i]);
+	free(la->attrs);
+	for (size_t i = 0; la->filters && i < la->cfg.ldap.bases.n; i++)
+		free(la->filters[i]);
+	free(la->filters);
+	la->attrs = NULL;
+	la->filters = NULL;
+	loom_agentcfg_release(&la->cfg);
+}
+
+static int ml_check(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	ldapagent_t tmp;
+	memset(&tmp, 0, sizeof tmp);
+	tmp.name = the_agent.name;
+	free(msg);
+	msg = NULL;
+	int rc = load(&tmp, loom_daemon_config(d), &msg);
+	unload(&tmp);
+	*error_r = msg;
+	return rc;
+}
+
+static int on_tick(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	ldapagent_t *la = arg;
+	ml_import_tick(la);
+	ml_export_tick(la);
+	return 0;
+}
+
+static int ml_start(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	ldapagent_t *la = &the_agent;
+	la->d = d;
+	la->imp.msgid = -1;
+	la->imp.conn.fd = -1;
+	loom_daemon_set_user(d, la);
+	if (load(la, loom_daemon_config(d), &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	la->timer = loom_loop_add_timer(loom_daemon_loop(d), 1000, 0, on_tick, la);
+	static const char *const binds[] = { "simple", "sasl-external", "none" };
+	loom_info("agent ready agent=%s uri=%s bind=%s%s%s bases=%zu anchor=%s", la->name, la->cfg.ldap.uri.text,
+	    binds[la->cfg.ldap.bind], la->cfg.ldap.bind_dn ? " bind_dn=" : "",
+	    la->cfg.ldap.bind_dn ? la->cfg.ldap.bind_dn : "", la->cfg.ldap.bases.n, la->cfg.anchor);
+	return 0;
+}
+
+static void ml_message(loom_daemon_t *d, Loom__Envelope *env)
+{
+	ldapagent_t *la = loom_daemon_user(d);
+	const char *err;
+	ProtobufCMessage *m = NULL;
+	if (loom_envelope_is(env, &loom__import_request__descriptor)) {
+		if ((m = loom_envelope_body(env, &loom__import_request__descriptor, &err)))
+			ml_import_start(la, env, (Loom__ImportRequest *)m);
+	} else if (loom_envelope_is(env, &loom__import_credit__descriptor)) {
+		if ((m = loom_envelope_body(env, &loom__import_credit__descriptor, &err)))
+			ml_import_credit(la, (Loom__ImportCredit *)m);
+	} else if (loom_envelope_is(env, &loom__export_batch__descriptor)) {
+		if ((m = loom_envelope_body(env, &loom__export_batch__descriptor, &err)))
+			ml_export_batch(la, env, (Loom__ExportBatch *)m);
+	} else {
+		char *t = loom_sprintf("loom-ma-ldap does not handle '%s'", env->type);
+		if (env->correlation_id.len == 0 &&
+		    loom_bus_reply_error(loom_daemon_bus(d), env, LOOM__ERROR__CODE__UNKNOWN_TYPE, false, t, &err) < 0)
+			loom_warning("cannot reply to from=%s: %s", env->from, err);
+		free(t);
+		loom_envelope_free(&env);
+		return;
+	}
+	if (m == NULL) {
+		loom_warning("dropped malformed %s from=%s: %s", env->type, env->from, err);
+		(void)loom_bus_reply_error(loom_daemon_bus(d), env, LOOM__ERROR__CODE__MALFORMED, false, err, &err);
+	} else {
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	loom_envelope_free(&env);
+}
+
+static void ml_stop(loom_daemon_t *d)
+{
+	ldapagent_t *la = loom_daemon_user(d);
+	if (la == NULL)
+		return;
+	ml_import_stop(la);
+	ml_export_stop(la);
+	unload(la);
+}
+
+static const loom_flag_t flags[] = {
+	{ "agent", "NAME", "the agent to run (config/agents/NAME.yaml; service ma.NAME)", set_agent },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const loom_daemon_def_t def = {
+	.process = "loom-ma-ldap",
+	.summary = "Loom management agent for LDAP directories: full import (paged results), delta import "
+		   "(RFC 4533 content sync) and export (add, modify, modrdn, delete). See docs/ldap.md.",
+	.default_service = NULL,
+	.no_service_hint = "--agent NAME is required (the agent's file is config/agents/NAME.yaml)",
+	.bus_client = true,
+	.flags = flags,
+	.start = ml_start,
+	.on_message = ml_message,
+	.stop = ml_stop,
+	.check = ml_check,
+	.own_config = &loom_agentcfg_table,
+	.own_config_what = "agent file config/agents/NAME.yaml (type: ldap, with its ldap: section)",
+};
+
+int main(int argc, char **argv)
+{
+	int rc = loom_daemon_main(&def, argc, argv);
+	free(the_agent.name);
+	return rc;
+}

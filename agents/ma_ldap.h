@@ -1,0 +1,221 @@
+/* ma_ldap.h - loom-ma-ldap: the management agent for LDAP directories
+ * (OpenLDAP first; docs/ldap.md).
+ *
+ *   ma_ldap.c         the daemon: configuration and its checks, message dispatch
+ *   ma_ldap_conn.c    connections: TLS, binds, the loop's view of a socket,
+ *                     entries -> objects and values -> LDAP values
+ *   ma_ldap_import.c  full import (paged results, RFC 2696) and delta import
+ *                     (content sync refreshOnly, RFC 4533), streamed under the
+ *                     engine's credit
+ *   ma_ldap_export.c  export: add, modify, modrdn, delete, several in flight on
+ *                     several connections, one result per change
+ *   ma_ldap_proto.c   pure code (unit-tested): RFC 4533 controls and messages,
+ *                     the watermark, result code names, filter and UUID text
+ *
+ * Every LDAP operation during a run is asynchronous: the connection's socket
+ * is a reader of the daemon's loop, and messages are taken one at a time
+ * (ldap_result with a zero timeout), so the bus and its heartbeats are served
+ * while a directory streams entries. Connect, StartTLS and bind are
+ * synchronous, bounded by ldap.timeout.
+ *
+ * The agent keeps no state between runs: the engine hands the watermark in.
+ */
+#ifndef MA_LDAP_H
+#define MA_LDAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <lber.h>
+#include <ldap.h>
+
+#include "agent.pb-c.h"
+#include "loom_agentcfg.h"
+#include "loom_daemon.h"
+
+/* ---- ma_ldap_proto.c: pure ---------------------------------------------------------- */
+
+/* A Sync Info Message (RFC 4533 2.5), parsed. */
+typedef enum {
+	ML_INFO_NEW_COOKIE,            /* newcookie */
+	ML_INFO_REFRESH_DELETE,        /* the delete phase (ended when done) */
+	ML_INFO_REFRESH_PRESENT,       /* the present phase (ended when done) */
+	ML_INFO_ID_SET,                /* syncIdSet */
+} ml_info_kind_t;
+
+typedef struct ml_sync_info {
+	ml_info_kind_t kind;           /* which message */
+	struct berval cookie;          /* the cookie, owned (bv_val NULL when absent) */
+	bool refresh_done;             /* refreshDelete/refreshPresent: the phase is over */
+	bool refresh_deletes;          /* syncIdSet: the uuids are deleted (else present) */
+	uint8_t (*uuids)[16];          /* syncIdSet: the entries, owned */
+	size_t nuuids;                 /* how many */
+} ml_sync_info_t;
+
+/* Sync Request Control value: mode LDAP_SYNC_REFRESH_ONLY or
+ * LDAP_SYNC_REFRESH_AND_PERSIST, cookie may be NULL. *ret is ber_memfree'd
+ * by the caller (ret->bv_val). */
+int ml_sync_request_value(int mode, const struct berval *cookie, struct berval *ret);
+/* Sync State Control value -> state (LDAP_SYNC_PRESENT..DELETE), entryUUID,
+ * cookie (owned copy, bv_val NULL when absent). 0 or -1 with *error_r. */
+int ml_sync_state_parse(const struct berval *v, int *ret_state, uint8_t ret_uuid[16], struct berval *ret_cookie,
+    const char **error_r);
+/* Sync Done Control value -> cookie (owned, NULL when absent), refreshDeletes. */
+int ml_sync_done_parse(const struct berval *v, struct berval *ret_cookie, bool *ret_refresh_deletes,
+    const char **error_r);
+/* Sync Info Message value -> *ret (release with ml_sync_info_release). */
+int ml_sync_info_parse(const struct berval *v, ml_sync_info_t *ret, const char **error_r);
+void ml_sync_info_release(ml_sync_info_t *info);
+
+/* The Post-Read control's request value (RFC 4527): the attribute asked
+ * for. *ret is ber_memfree'd by the caller (ret->bv_val). */
+int ml_postread_request(const char *attr, struct berval *ret);
+/* The first value of attr in a Post-Read response control's value (a
+ * SearchResultEntry): 1 with *ret (owned copy), 0 when the entry lacks
+ * attr, -1 with *error_r when the value is malformed. */
+int ml_postread_value(const struct berval *v, const char *attr, struct berval *ret, const char **error_r);
+
+/* The RFC 4122 text of a 16-byte UUID as OpenLDAP writes entryUUID (lower
+ * case); with ad, the byte order of an objectGUID (first three groups
+ * little-endian), as AD tools write it. */
+void ml_uuid_text(const uint8_t uuid[16], bool ad, char out[37]);
+
+/* The watermark: one content sync cookie per configured base, in order,
+ * each with its base DN so that a watermark of other bases is refused.
+ * Text: "loom-ldap-1\n" then per base "<cookie hex>\t<base dn>\n"
+ * (a base without content sync has an empty cookie). */
+typedef struct ml_watermark {
+	char **dns;                    /* base DNs */
+	struct berval *cookies;        /* their cookies (bv_val NULL: none) */
+	size_t n;                      /* how many */
+} ml_watermark_t;
+
+/* Encodes w (malloc'd bytes in *ret, length *ret_len). */
+void ml_watermark_encode(const ml_watermark_t *w, uint8_t **ret, size_t *ret_len);
+/* Decodes; -1 with *error_r on anything that is not a watermark this code wrote. */
+int ml_watermark_decode(const uint8_t *data, size_t len, ml_watermark_t *ret, const char **error_r);
+void ml_watermark_release(ml_watermark_t *w);
+/* Sets base i's cookie (copy; NULL clears). */
+void ml_watermark_set(ml_watermark_t *w, size_t i, const struct berval *cookie);
+
+/* A result code's name in the agent protocol's form: noSuchObject ->
+ * "no-such-object"; unknown codes are "ldap-error-N". */
+const char *ml_result_name(int code, char buf[32]);
+/* Whether sending the same change again may succeed (busy, unavailable,
+ * unwillingToPerform, server down, timeouts), not for the change's own
+ * faults (constraint or schema violations, missing entries...). */
+bool ml_result_retryable(int code);
+
+/* Checks the shape of an RFC 4515 filter: one parenthesised filter,
+ * balanced, non-empty items, valid escapes. 0, or -1 with *ret_offset (the
+ * byte where it goes wrong) and *why. */
+int ml_filter_check(const char *f, size_t *ret_offset, const char **why);
+
+/* ---- the agent ---------------------------------------------------------------------- */
+
+struct ldapagent;
+
+/* One connection to the directory, a reader of the loop while a run uses it. */
+typedef struct ml_conn {
+	LDAP *ld;                      /* the handle, NULL when closed */
+	int fd;                        /* its socket, -1 when unknown */
+	bool watched;                  /* fd is registered in the loop */
+	struct ldapagent *la;          /* back pointer */
+	int (*on_readable)(struct ml_conn *c); /* the run's handler: 0 or -1 (stop reading) */
+	void *user;                    /* the run's data */
+} ml_conn_t;
+
+typedef struct ml_import {
+	bool active;                   /* a run is being streamed */
+	uint64_t run_id;               /* the engine's run */
+	char *engine;                  /* instance address of the engine that asked */
+	bool delta;                    /* delta import (content sync) or full (paged) */
+	uint32_t batch_size;           /* objects per batch */
+	uint32_t credit;               /* batches we may still send */
+	uint64_t seq;                  /* last batch sent */
+	ml_conn_t conn;                /* the run's connection */
+	size_t base;                   /* index of the base being read */
+	int msgid;                     /* the search in progress, -1 when none */
+	struct berval page_cookie;     /* full: the server's paged results cookie (owned) */
+	ml_watermark_t wm;             /* cookies: from the engine (delta), then as they advance */
+	Loom__ImportBatch *batch;      /* the batch being filled */
+	struct loom_map *gone;         /* delta: entryUUIDs a base's search said are gone */
+	struct loom_map *seen;         /* delta: entryUUIDs sent as added or modified */
+	uint8_t (*deletes)[16];        /* delta: gone and not seen: sent after every base is read */
+	size_t ndeletes;
+	size_t deletes_pos;            /* next one to send */
+	bool deletes_ready;            /* deletes is built */
+	bool search_done;              /* every base read: the last batch goes when credit allows */
+	uint64_t objects;              /* objects sent */
+	uint64_t errors;               /* object errors sent */
+	long long started_ms;          /* monotonic start, for the rate logged */
+	long long heard_ms;            /* last message from the server */
+} ml_import_t;
+
+typedef struct ml_change ml_change_t;
+
+typedef struct ml_export {
+	bool active;                   /* a run's connections are open */
+	uint64_t run_id;               /* the run they belong to */
+	char *engine;                  /* instance address of the engine */
+	ml_conn_t *conns;              /* ldap.connections of them */
+	size_t nconns;                 /* open ones (0 before the first batch) */
+	Loom__ExportBatch **queue;     /* batches received, the head being applied */
+	size_t nqueue;
+	ml_change_t *ch;               /* the head batch's changes' state */
+	size_t nch;
+	size_t *todo;                  /* indexes of changes to start, in order */
+	size_t ntodo, todo_pos;
+	size_t *deferred;              /* changes that failed for want of another one */
+	size_t ndeferred;
+	size_t inflight;               /* operations outstanding, all connections */
+	size_t max_inflight;           /* the most outstanding at once in the run (logged) */
+	struct berval postread;        /* Post-Read control value asking for the anchor (ber_memfree) */
+	size_t done;                   /* changes with a final result */
+	size_t ok_since_defer;         /* successes since the last deferral round started */
+	long long heard_ms;            /* last progress, for the timeout */
+	uint64_t applied;              /* changes applied in the run (for the log) */
+	long long started_ms;          /* monotonic start of the run */
+} ml_export_t;
+
+typedef struct ldapagent {
+	loom_daemon_t *d;              /* the skeleton */
+	char *name;                    /* agent name (--agent) */
+	loom_agentcfg_t cfg;           /* config/agents/NAME.yaml */
+	bool dn_anchor;                /* the anchor is the DN */
+	char **attrs;                  /* attributes asked for in searches (NULL-ended) */
+	char *filters_and;             /* "(|(objectClass=a)...)" from object_classes, or NULL */
+	char **filters;                /* per base: the filter searched */
+	ml_import_t imp;               /* the import in progress */
+	ml_export_t exp;               /* the export in progress */
+	int timer;                     /* the timeout watch */
+} ldapagent_t;
+
+/* ma_ldap_conn.c */
+/* Opens and binds a connection (TLS as configured). 0, or -1 with
+ * *ret_error (malloc'd; names the URI and the bind DN, never the password). */
+int ml_conn_open(ldapagent_t *la, ml_conn_t *c, char **ret_error);
+/* Starts calling c->on_readable when the socket is readable. */
+void ml_conn_watch(ml_conn_t *c, bool on);
+/* Unbinds and closes; safe on a closed one. */
+void ml_conn_close(ml_conn_t *c);
+/* The server's message for the last error on ld: "Text (N)[: diagnostic]", malloc'd. */
+char *ml_ld_error(LDAP *ld, int rc);
+/* An entry as an import object (NULL with *ret_error malloc'd when it cannot be one). */
+Loom__ImportObject *ml_entry_object(ldapagent_t *la, LDAP *ld, LDAPMessage *e, char **ret_error);
+/* A Loom value as LDAP text/bytes (malloc'd into *ret). */
+void ml_value_ber(const Loom__Value *v, struct berval *ret);
+
+/* ma_ldap_import.c */
+void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportRequest *rq);
+void ml_import_credit(ldapagent_t *la, const Loom__ImportCredit *c);
+void ml_import_stop(ldapagent_t *la);
+/* The timeout watch: fails a run the server has been silent in too long. */
+void ml_import_tick(ldapagent_t *la);
+
+/* ma_ldap_export.c */
+void ml_export_batch(ldapagent_t *la, Loom__Envelope *env, const Loom__ExportBatch *b);
+void ml_export_stop(ldapagent_t *la);
+void ml_export_tick(ldapagent_t *la);
+
+#endif

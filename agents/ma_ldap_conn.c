@@ -1,0 +1,435 @@
+/* ma_ldap_conn.c - connections to the directory and the translation of
+ * entries and values between LDAP and the agent protocol.
+ *
+ * Security: a connection to ldaps:// or with StartTLS always verifies the
+ * server's certificate and name (LDAP_OPT_X_TLS_DEMAND, CA from
+ * ldap.ca_file or the system's); there is no switch to turn that off. The
+ * password is read from password_file at each bind, used, and wiped; it is
+ * never part of a message.
+ */
+#include "ma_ldap.h"
+#include "loom_alloc.h"
+#include "loom_attrs.h"
+#include "loom_buf.h"
+#include "loom_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+char *ml_ld_error(LDAP *ld, int rc)
+{
+	char *diag = NULL;
+	if (ld)
+		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	/* libldap leaves "(unknown error code)" where it has nothing to add. */
+	if (diag && strcmp(diag, "(unknown error code)") == 0)
+		diag[0] = '\0';
+	char *m = diag && diag[0] ? loom_sprintf("%s (%d): %s", ldap_err2string(rc), rc, diag)
+				  : loom_sprintf("%s (%d)", ldap_err2string(rc), rc);
+	ldap_memfree(diag);
+	return m;
+}
+
+/* Reads the password file: the first line, without its end. */
+static int read_password(const char *path, struct berval *ret, char **ret_error)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*ret_error = loom_sprintf("cannot read password_file '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	size_t cap = 256, len = 0;
+	char *buf = sodium_malloc(cap);
+	if (buf == NULL) {
+		close(fd);
+		*ret_error = loom_strdup("cannot allocate guarded memory for the password");
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*ret_error = loom_sprintf("cannot read password_file '%s': %s", path, strerror(errno));
+			close(fd);
+			sodium_free(buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == cap - 1) {
+			*ret_error = loom_sprintf("password_file '%s' is over %zu bytes", path, cap - 2);
+			close(fd);
+			sodium_free(buf);
+			return -1;
+		}
+	}
+	close(fd);
+	char *nl = memchr(buf, '\n', len);
+	if (nl)
+		len = (size_t)(nl - buf);
+	if (len && buf[len - 1] == '\r')
+		len--;
+	buf[len] = '\0';
+	ret->bv_val = buf;
+	ret->bv_len = len;
+	return 0;
+}
+
+static int set_tls_options(ldapagent_t *la, LDAP *ld, char **ret_error)
+{
+	int demand = LDAP_OPT_X_TLS_DEMAND, zero = 0, rc;
+	if ((rc = ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)) != LDAP_OPT_SUCCESS) {
+		*ret_error = loom_sprintf("cannot require a verified server certificate: %s", ldap_err2string(rc));
+		return -1;
+	}
+	if (la->cfg.ldap.ca_file &&
+	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, la->cfg.ldap.ca_file)) != LDAP_OPT_SUCCESS) {
+		*ret_error = loom_sprintf("cannot use ca_file '%s': %s", la->cfg.ldap.ca_file, ldap_err2string(rc));
+		return -1;
+	}
+	/* Per-handle TLS options take effect in a new context. */
+	if ((rc = ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero)) != LDAP_OPT_SUCCESS) {
+		*ret_error = loom_sprintf("cannot set up TLS%s%s: %s", la->cfg.ldap.ca_file ? " with ca_file " : "",
+		    la->cfg.ldap.ca_file ? la->cfg.ldap.ca_file : "", ldap_err2string(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int ml_conn_open(ldapagent_t *la, ml_conn_t *c, char **ret_error)
+{
+	const loom_agentcfg_ldap_t *lc = &la->cfg.ldap;
+	const char *uri = lc->uri.text;
+	LDAP *ld = NULL;
+	int rc = ldap_initialize(&ld, uri);
+	if (rc != LDAP_SUCCESS) {
+		*ret_error = loom_sprintf("cannot use uri '%s': %s", uri, ldap_err2string(rc));
+		return -1;
+	}
+	int v3 = LDAP_VERSION3;
+	struct timeval tv = { lc->timeout_ms / 1000, (lc->timeout_ms % 1000) * 1000 };
+	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF); /* referrals are reported, never chased */
+	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+	ldap_set_option(ld, LDAP_OPT_RESTART, LDAP_OPT_ON);
+	bool tls = lc->starttls || strncasecmp(uri, "ldaps://", 8) == 0;
+	if (tls && set_tls_options(la, ld, ret_error) < 0)
+		goto fail;
+	if (lc->starttls) {
+		rc = ldap_start_tls_s(ld, NULL, NULL);
+		if (rc != LDAP_SUCCESS) {
+			char *m = ml_ld_error(ld, rc);
+			*ret_error = loom_sprintf("cannot start TLS with '%s': %s", uri, m);
+			free(m);
+			goto fail;
+		}
+	}
+	struct berval cred = { 0, NULL };
+	bool guarded = false;
+	const char *mech = LDAP_SASL_SIMPLE, *dn = NULL;
+	switch (lc->bind) {
+	case LOOM_LDAP_BIND_SIMPLE:
+		dn = lc->bind_dn;
+		if (lc->password_file) {
+			if (read_password(lc->password_file, &cred, ret_error) < 0)
+				goto fail;
+			guarded = true;
+		} else {
+			cred.bv_val = lc->password;
+			cred.bv_len = strlen(lc->password);
+		}
+		break;
+	case LOOM_LDAP_BIND_SASL_EXTERNAL:
+		/* EXTERNAL needs no SASL library: the server takes the identity
+		 * from the transport (ldapi peer credentials, a TLS client certificate). */
+		mech = "EXTERNAL";
+		cred.bv_val = (char *)""; /* an empty initial response, not none */
+		break;
+	default:
+		break;
+	}
+	if (lc->bind != LOOM_LDAP_BIND_NONE) {
+		rc = ldap_sasl_bind_s(ld, dn, mech, &cred, NULL, NULL, NULL);
+		/* EXTERNAL: the server may answer the empty initial response with
+		 * an empty challenge; the empty response completes it (RFC 4422 A). */
+		for (int step = 0; rc == LDAP_SASL_BIND_IN_PROGRESS && step < 2; step++)
+			rc = ldap_sasl_bind_s(ld, dn, mech, &cred, NULL, NULL, NULL);
+		if (guarded)
+			sodium_free(cred.bv_val); /* zeroes it */
+		if (rc != LDAP_SUCCESS) {
+			char *m = ml_ld_error(ld, rc);
+			const char *hint = tls && !lc->starttls && (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)
+			    ? " (with ldaps the server's certificate must verify against ca_file and name the host)" : "";
+			if (lc->bind == LOOM_LDAP_BIND_SIMPLE)
+				*ret_error = loom_sprintf("cannot bind to '%s' as '%s': %s%s", uri, dn, m, hint);
+			else
+				*ret_error = loom_sprintf("cannot bind to '%s' with SASL EXTERNAL: %s%s", uri, m, hint);
+			free(m);
+			goto fail;
+		}
+	} else {
+		/* Anonymous: nothing to send; make the connection now so that an
+		 * unreachable server is reported here, not by the first search. */
+		rc = ldap_connect(ld);
+		if (rc != LDAP_SUCCESS) {
+			char *m = ml_ld_error(ld, rc);
+			*ret_error = loom_sprintf("cannot connect to '%s': %s", uri, m);
+			free(m);
+			goto fail;
+		}
+	}
+	c->ld = ld;
+	c->la = la;
+	c->fd = -1;
+	c->watched = false;
+	ldap_get_option(ld, LDAP_OPT_DESC, &c->fd);
+	return 0;
+fail:
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return -1;
+}
+
+static int on_fd(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	ml_conn_t *c = arg;
+	if (c->on_readable)
+		(void)c->on_readable(c);
+	return 0;
+}
+
+void ml_conn_watch(ml_conn_t *c, bool on)
+{
+	if (c->ld == NULL || c->fd < 0 || c->watched == on)
+		return;
+	loom_loop_t *loop = loom_daemon_loop(c->la->d);
+	if (on)
+		loom_loop_add_fd(loop, c->fd, on_fd, c);
+	else
+		loom_loop_remove_fd(loop, c->fd);
+	c->watched = on;
+}
+
+void ml_conn_close(ml_conn_t *c)
+{
+	if (c->ld == NULL)
+		return;
+	ml_conn_watch(c, false);
+	ldap_unbind_ext_s(c->ld, NULL, NULL);
+	c->ld = NULL;
+	c->fd = -1;
+}
+
+/* ---- entries -> objects ------------------------------------------------------------- */
+
+static bool utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char ch = s[i];
+		size_t extra = ch < 0x80 ? 0 : (ch >> 5) == 6 ? 1 : (ch >> 4) == 14 ? 2 : (ch >> 3) == 30 ? 3 : 9;
+		if (extra == 9 || ch == 0 || (extra && i + extra >= n))
+			return false;
+		for (size_t k = 1; k <= extra; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+		i += extra + 1;
+	}
+	return true;
+}
+
+static bool in_list(const loom_cfg_strlist_t *l, const char *name, size_t len)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strlen(l->v[i]) == len && strncasecmp(l->v[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+static Loom__Value *value_new(int kind, const char *data, size_t len)
+{
+	Loom__Value *v = loom_malloc(sizeof *v);
+	loom__value__init(v);
+	if (kind == LOOM__VALUE__V_BIN) {
+		v->v_case = LOOM__VALUE__V_BIN;
+		v->bin.len = len;
+		v->bin.data = loom_memdup(data, len ? len : 1);
+	} else {
+		v->v_case = kind;
+		char *s = loom_strndup(data, len);
+		if (kind == LOOM__VALUE__V_REF)
+			v->ref = s;
+		else
+			v->str = s;
+	}
+	return v;
+}
+
+/* The type of entries with these objectClass values (BerVarray form). */
+static const char *type_of(ldapagent_t *la, const struct berval *classes)
+{
+	const loom_agentcfg_ldap_class_t *m = la->cfg.ldap.object_classes.v;
+	if (la->cfg.ldap.object_classes.n == 0)
+		return la->cfg.object_type;
+	for (size_t i = 0; i < la->cfg.ldap.object_classes.n; i++)
+		for (size_t k = 0; classes && classes[k].bv_val; k++)
+			if (strlen(m[i].object_class) == classes[k].bv_len &&
+			    strncasecmp(m[i].object_class, classes[k].bv_val, classes[k].bv_len) == 0)
+				return m[i].type;
+	return NULL;
+}
+
+/* One pass over the entry's BER (ldap_get_attribute_ber): values are read
+ * in place and copied once, into the object. */
+Loom__ImportObject *ml_entry_object(ldapagent_t *la, LDAP *ld, LDAPMessage *e, char **ret_error)
+{
+	BerElement *ber = NULL;
+	struct berval dn = { 0, NULL };
+	if (ldap_get_dn_ber(ld, e, &ber, &dn) != LDAP_SUCCESS || dn.bv_val == NULL) {
+		if (ber)
+			ber_free(ber, 0);
+		*ret_error = loom_strdup("an entry without a DN");
+		return NULL;
+	}
+	Loom__ImportObject *o = loom_malloc(sizeof *o);
+	loom__import_object__init(o);
+	o->change = LOOM__IMPORT_OBJECT__CHANGE__FULL;
+	o->dn = loom_strndup(dn.bv_val, dn.bv_len);
+	const char *anchor = la->cfg.anchor;
+	size_t cap = 0;
+	struct berval name;
+	BerVarray vals = NULL;
+	while (ldap_get_attribute_ber(ld, e, ber, &name, &vals) == LDAP_SUCCESS && name.bv_val) {
+		size_t nv = 0;
+		while (vals && vals[nv].bv_val)
+			nv++;
+		char *a = loom_strndup(name.bv_val, name.bv_len);
+		size_t alen = name.bv_len;
+		const char *semi = strchr(a, ';');
+		size_t base_len = semi ? (size_t)(semi - a) : alen;
+		if (o->object_type[0] == '\0' && strcasecmp(a, "objectClass") == 0) {
+			const char *t = type_of(la, vals);
+			if (t)
+				loom_pb_str_set(&o->object_type, t);
+		}
+		if (!la->dn_anchor && nv > 0 && o->anchor[0] == '\0' && strcasecmp(a, anchor) == 0) {
+			if (la->cfg.ldap.directory == LOOM_LDAP_AD && strcasecmp(anchor, "objectGUID") == 0) {
+				if (vals[0].bv_len == 16) {
+					char t[37];
+					ml_uuid_text((const uint8_t *)vals[0].bv_val, true, t);
+					loom_pb_str_set(&o->anchor, t);
+				}
+			} else if (utf8_ok((const unsigned char *)vals[0].bv_val, vals[0].bv_len)) {
+				char *t = loom_strndup(vals[0].bv_val, vals[0].bv_len);
+				loom_pb_str_set(&o->anchor, t);
+				free(t);
+			}
+			/* The anchor is the object's name, not one of its attributes,
+			 * unless the configuration lists it. */
+			if (!in_list(&la->cfg.ldap.attributes, a, alen))
+				goto next;
+		}
+		if (nv > 0) {
+			int kind = in_list(&la->cfg.references, a, base_len) ? LOOM__VALUE__V_REF : LOOM__VALUE__V_STR;
+			bool bin = in_list(&la->cfg.ldap.binary, a, base_len) || (semi && strcasecmp(semi, ";binary") == 0);
+			if (o->n_attrs == cap) {
+				cap = cap ? cap * 2 : 16;
+				o->attrs = loom_realloc(o->attrs, cap * sizeof *o->attrs);
+			}
+			Loom__Attr *at = loom_malloc(sizeof *at);
+			loom__attr__init(at);
+			at->name = a;
+			a = NULL;
+			at->values = loom_malloc(nv * sizeof *at->values);
+			for (size_t i = 0; i < nv; i++) {
+				int k = kind;
+				if (bin || (kind == LOOM__VALUE__V_STR &&
+					       !utf8_ok((const unsigned char *)vals[i].bv_val, vals[i].bv_len)))
+					k = LOOM__VALUE__V_BIN;
+				at->values[at->n_values++] = value_new(k, vals[i].bv_val, vals[i].bv_len);
+			}
+			o->attrs[o->n_attrs++] = at;
+		}
+	next:
+		free(a);
+		ber_memfree(vals);
+		vals = NULL;
+	}
+	ber_memfree(vals);
+	ber_free(ber, 0);
+	if (la->dn_anchor)
+		loom_pb_str_set(&o->anchor, o->dn);
+	if (o->anchor[0] == '\0') {
+		*ret_error = loom_sprintf("the entry has no usable value for the anchor attribute '%s'", anchor);
+		loom__import_object__free_unpacked(o, NULL);
+		return NULL;
+	}
+	if (o->object_type[0] == '\0') {
+		if (la->cfg.ldap.object_classes.n) {
+			*ret_error = loom_strdup("the entry has none of the object classes in ldap.object_classes");
+			loom__import_object__free_unpacked(o, NULL);
+			return NULL;
+		}
+		loom_pb_str_set(&o->object_type, la->cfg.object_type);
+	}
+	return o;
+}
+
+/* ---- values -> LDAP ----------------------------------------------------------------- */
+
+void ml_value_ber(const Loom__Value *v, struct berval *ret)
+{
+	char *s;
+	switch (v->v_case) {
+	case LOOM__VALUE__V_STR:
+		s = loom_strdup(v->str);
+		break;
+	case LOOM__VALUE__V_REF:
+		s = loom_strdup(v->ref);
+		break;
+	case LOOM__VALUE__V_BIN:
+		ret->bv_len = v->bin.len;
+		ret->bv_val = loom_memdup(v->bin.data, v->bin.len ? v->bin.len : 1);
+		return;
+	case LOOM__VALUE__V_INT:
+		s = loom_sprintf("%lld", (long long)v->int_);
+		break;
+	case LOOM__VALUE__V_BOOL:
+		s = loom_strdup(v->bool_ ? "TRUE" : "FALSE");
+		break;
+	case LOOM__VALUE__V_TIME: {
+		/* GeneralizedTime (RFC 4517 3.3.13), UTC. */
+		time_t t = (time_t)(v->time / 1000000);
+		long long us = v->time % 1000000;
+		if (us < 0) {
+			us += 1000000;
+			t--;
+		}
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		char b[64];
+		size_t n = strftime(b, sizeof b, "%Y%m%d%H%M%S", &tm);
+		if (us)
+			snprintf(b + n, sizeof b - n, ".%06lldZ", us);
+		else
+			snprintf(b + n, sizeof b - n, "Z");
+		s = loom_strdup(b);
+		break;
+	}
+	default:
+		s = loom_strdup("");
+		break;
+	}
+	ret->bv_val = s;
+	ret->bv_len = strlen(s);
+}

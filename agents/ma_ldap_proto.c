@@ -1,0 +1,539 @@
+/* ma_ldap_proto.c - the LDAP agent's pure code: RFC 4533 content sync
+ * controls and messages (BER through liblber), the watermark, result code
+ * names and whether a retry may succeed, the shape of a filter, UUID text.
+ * Nothing here touches a connection; tests/unit/test_ldap_proto.c covers it. */
+#include "ma_ldap.h"
+#include "loom_alloc.h"
+#include "loom_buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void bv_copy(struct berval *dst, const struct berval *src)
+{
+	dst->bv_len = src->bv_len;
+	dst->bv_val = loom_malloc(src->bv_len + 1);
+	memcpy(dst->bv_val, src->bv_val, src->bv_len);
+	dst->bv_val[src->bv_len] = '\0';
+}
+
+int ml_sync_request_value(int mode, const struct berval *cookie, struct berval *ret)
+{
+	BerElement *ber = ber_alloc_t(LBER_USE_DER);
+	if (ber == NULL)
+		return -1;
+	int rc;
+	if (cookie && cookie->bv_val)
+		rc = ber_printf(ber, "{eON}", (ber_int_t)mode, cookie);
+	else
+		rc = ber_printf(ber, "{eN}", (ber_int_t)mode);
+	if (rc < 0 || ber_flatten2(ber, ret, 1) < 0) {
+		ber_free(ber, 1);
+		return -1;
+	}
+	ber_free(ber, 1);
+	return 0;
+}
+
+int ml_sync_state_parse(const struct berval *v, int *ret_state, uint8_t ret_uuid[16], struct berval *ret_cookie,
+    const char **error_r)
+{
+	BerElement *ber = ber_init((struct berval *)v);
+	if (ber == NULL) {
+		*error_r = "empty sync state control";
+		return -1;
+	}
+	ber_int_t state;
+	struct berval uuid = { 0, NULL }, cookie = { 0, NULL };
+	ber_len_t len;
+	int rc = -1;
+	if (ber_peek_tag(ber, &len) != LBER_SEQUENCE || ber_scanf(ber, "{em", &state, &uuid) == LBER_ERROR) {
+		*error_r = "malformed sync state control";
+		goto out;
+	}
+	if (ber_peek_tag(ber, &len) == LBER_OCTETSTRING && ber_scanf(ber, "m", &cookie) == LBER_ERROR) {
+		*error_r = "malformed cookie in a sync state control";
+		goto out;
+	}
+	if (uuid.bv_len != 16) {
+		*error_r = "sync state control with an entryUUID that is not 16 bytes";
+		goto out;
+	}
+	if (state < LDAP_SYNC_PRESENT || state > LDAP_SYNC_DELETE) {
+		*error_r = "sync state control with an unknown state";
+		goto out;
+	}
+	*ret_state = state;
+	memcpy(ret_uuid, uuid.bv_val, 16);
+	if (cookie.bv_val)
+		bv_copy(ret_cookie, &cookie);
+	else
+		ret_cookie->bv_val = NULL, ret_cookie->bv_len = 0;
+	rc = 0;
+out:
+	ber_free(ber, 1);
+	return rc;
+}
+
+int ml_sync_done_parse(const struct berval *v, struct berval *ret_cookie, bool *ret_refresh_deletes,
+    const char **error_r)
+{
+	BerElement *ber = ber_init((struct berval *)v);
+	if (ber == NULL) {
+		*error_r = "empty sync done control";
+		return -1;
+	}
+	struct berval cookie = { 0, NULL };
+	ber_int_t rd = 0;
+	ber_len_t len;
+	int rc = -1;
+	/* liblber's '{' does not check the tag: a value that is no sequence would pass. */
+	if (ber_peek_tag(ber, &len) != LBER_SEQUENCE || ber_scanf(ber, "{") == LBER_ERROR) {
+		*error_r = "malformed sync done control";
+		goto out;
+	}
+	ber_tag_t tag = ber_peek_tag(ber, &len);
+	if (tag == LDAP_TAG_SYNC_COOKIE) {
+		if (ber_scanf(ber, "m", &cookie) == LBER_ERROR) {
+			*error_r = "malformed cookie in a sync done control";
+			goto out;
+		}
+		tag = ber_peek_tag(ber, &len);
+	}
+	if (tag == LDAP_TAG_REFRESHDELETES && ber_scanf(ber, "b", &rd) == LBER_ERROR) {
+		*error_r = "malformed refreshDeletes in a sync done control";
+		goto out;
+	}
+	if (cookie.bv_val)
+		bv_copy(ret_cookie, &cookie);
+	else
+		ret_cookie->bv_val = NULL, ret_cookie->bv_len = 0;
+	*ret_refresh_deletes = rd != 0;
+	rc = 0;
+out:
+	ber_free(ber, 1);
+	return rc;
+}
+
+void ml_sync_info_release(ml_sync_info_t *info)
+{
+	free(info->cookie.bv_val);
+	free(info->uuids);
+	memset(info, 0, sizeof *info);
+}
+
+int ml_sync_info_parse(const struct berval *v, ml_sync_info_t *ret, const char **error_r)
+{
+	memset(ret, 0, sizeof *ret);
+	BerElement *ber = ber_init((struct berval *)v);
+	if (ber == NULL) {
+		*error_r = "empty sync info message";
+		return -1;
+	}
+	ber_len_t len;
+	struct berval cookie = { 0, NULL };
+	BerVarray uuids = NULL;
+	int rc = -1;
+	ber_tag_t tag = ber_peek_tag(ber, &len);
+	switch (tag) {
+	case LDAP_TAG_SYNC_NEW_COOKIE:
+		ret->kind = ML_INFO_NEW_COOKIE;
+		if (ber_scanf(ber, "m", &cookie) == LBER_ERROR) {
+			*error_r = "malformed newcookie";
+			goto out;
+		}
+		break;
+	case LDAP_TAG_SYNC_REFRESH_DELETE:
+	case LDAP_TAG_SYNC_REFRESH_PRESENT: {
+		ret->kind = tag == LDAP_TAG_SYNC_REFRESH_DELETE ? ML_INFO_REFRESH_DELETE : ML_INFO_REFRESH_PRESENT;
+		ber_int_t done = 1; /* refreshDone DEFAULT TRUE */
+		if (ber_scanf(ber, "{") == LBER_ERROR) {
+			*error_r = "malformed refreshDelete/refreshPresent";
+			goto out;
+		}
+		tag = ber_peek_tag(ber, &len);
+		if (tag == LDAP_TAG_SYNC_COOKIE) {
+			if (ber_scanf(ber, "m", &cookie) == LBER_ERROR) {
+				*error_r = "malformed cookie in refreshDelete/refreshPresent";
+				goto out;
+			}
+			tag = ber_peek_tag(ber, &len);
+		}
+		if (tag == LDAP_TAG_REFRESHDONE && ber_scanf(ber, "b", &done) == LBER_ERROR) {
+			*error_r = "malformed refreshDone";
+			goto out;
+		}
+		ret->refresh_done = done != 0;
+		break;
+	}
+	case LDAP_TAG_SYNC_ID_SET: {
+		ret->kind = ML_INFO_ID_SET;
+		ber_int_t rd = 0; /* refreshDeletes DEFAULT FALSE */
+		if (ber_scanf(ber, "{") == LBER_ERROR) {
+			*error_r = "malformed syncIdSet";
+			goto out;
+		}
+		tag = ber_peek_tag(ber, &len);
+		if (tag == LDAP_TAG_SYNC_COOKIE) {
+			if (ber_scanf(ber, "m", &cookie) == LBER_ERROR) {
+				*error_r = "malformed cookie in syncIdSet";
+				goto out;
+			}
+			tag = ber_peek_tag(ber, &len);
+		}
+		if (tag == LDAP_TAG_REFRESHDELETES) {
+			if (ber_scanf(ber, "b", &rd) == LBER_ERROR) {
+				*error_r = "malformed refreshDeletes in syncIdSet";
+				goto out;
+			}
+		}
+		if (ber_scanf(ber, "[W]", &uuids) == LBER_ERROR) {
+			*error_r = "malformed syncUUIDs in syncIdSet";
+			goto out;
+		}
+		ret->refresh_deletes = rd != 0;
+		size_t n = 0;
+		while (uuids && uuids[n].bv_val)
+			n++;
+		ret->uuids = loom_malloc((n ? n : 1) * sizeof *ret->uuids);
+		for (size_t i = 0; i < n; i++) {
+			if (uuids[i].bv_len != 16) {
+				*error_r = "syncIdSet holds an entryUUID that is not 16 bytes";
+				goto out;
+			}
+			memcpy(ret->uuids[i], uuids[i].bv_val, 16);
+		}
+		ret->nuuids = n;
+		break;
+	}
+	default:
+		*error_r = "unknown sync info message";
+		goto out;
+	}
+	if (cookie.bv_val)
+		bv_copy(&ret->cookie, &cookie);
+	rc = 0;
+out:
+	if (uuids)
+		ber_bvarray_free(uuids);
+	ber_free(ber, 1);
+	if (rc < 0)
+		ml_sync_info_release(ret);
+	return rc;
+}
+
+int ml_postread_request(const char *attr, struct berval *ret)
+{
+	BerElement *ber = ber_alloc_t(LBER_USE_DER);
+	if (ber == NULL)
+		return -1;
+	if (ber_printf(ber, "{s}", attr) < 0 || ber_flatten2(ber, ret, 1) < 0) {
+		ber_free(ber, 1);
+		return -1;
+	}
+	ber_free(ber, 1);
+	return 0;
+}
+
+int ml_postread_value(const struct berval *v, const char *attr, struct berval *ret, const char **error_r)
+{
+	BerElement *ber = ber_init((struct berval *)v);
+	if (ber == NULL) {
+		*error_r = "empty post-read control";
+		return -1;
+	}
+	struct berval dn;
+	ber_len_t len;
+	int rc = 0;
+	ret->bv_val = NULL;
+	ret->bv_len = 0;
+	if (ber_scanf(ber, "{m{", &dn) == LBER_ERROR) {
+		*error_r = "malformed post-read control";
+		rc = -1;
+		goto out;
+	}
+	while (ber_peek_tag(ber, &len) == LBER_SEQUENCE) {
+		struct berval type;
+		BerVarray vals = NULL;
+		if (ber_scanf(ber, "{m[W]}", &type, &vals) == LBER_ERROR) {
+			*error_r = "malformed attribute in a post-read control";
+			rc = -1;
+			goto out;
+		}
+		if (rc == 0 && type.bv_len == strlen(attr) && strncasecmp(type.bv_val, attr, type.bv_len) == 0 && vals &&
+		    vals[0].bv_val) {
+			bv_copy(ret, &vals[0]);
+			rc = 1;
+		}
+		ber_bvarray_free(vals);
+	}
+out:
+	ber_free(ber, 1);
+	if (rc < 0) {
+		free(ret->bv_val);
+		ret->bv_val = NULL;
+	}
+	return rc;
+}
+
+void ml_uuid_text(const uint8_t u[16], bool ad, char out[37])
+{
+	static const int ad_order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	for (int i = 0; i < 16; i++) {
+		uint8_t b = u[ad ? ad_order[i] : i];
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b >> 4];
+		out[o++] = hex[b & 15];
+	}
+	out[o] = '\0';
+}
+
+/* ---- watermark ---------------------------------------------------------------------- */
+
+#define WM_MAGIC "loom-ldap-1\n"
+
+void ml_watermark_encode(const ml_watermark_t *w, uint8_t **ret, size_t *ret_len)
+{
+	static const char hex[] = "0123456789abcdef";
+	loom_buf_t b = LOOM_BUF_INIT;
+	loom_buf_adds(&b, WM_MAGIC);
+	for (size_t i = 0; i < w->n; i++) {
+		const struct berval *c = &w->cookies[i];
+		for (size_t k = 0; c->bv_val && k < c->bv_len; k++) {
+			unsigned char x = (unsigned char)c->bv_val[k];
+			char h[2] = { hex[x >> 4], hex[x & 15] };
+			loom_buf_add(&b, h, 2);
+		}
+		loom_buf_printf(&b, "\t%s\n", w->dns[i]);
+	}
+	*ret_len = b.len;
+	*ret = (uint8_t *)loom_buf_steal(&b);
+}
+
+static int unhex(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int ml_watermark_decode(const uint8_t *data, size_t len, ml_watermark_t *ret, const char **error_r)
+{
+	memset(ret, 0, sizeof *ret);
+	const char *p = (const char *)data, *end = p + len;
+	size_t ml = strlen(WM_MAGIC);
+	if (len < ml || memcmp(p, WM_MAGIC, ml) != 0) {
+		*error_r = len == 0 ? "no watermark (no import has run yet)" : "not a watermark of the LDAP agent";
+		return -1;
+	}
+	p += ml;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *tab = nl ? memchr(p, '\t', (size_t)(nl - p)) : NULL;
+		if (nl == NULL || tab == NULL || (tab - p) % 2 != 0 || nl == tab + 1) {
+			*error_r = "malformed watermark line";
+			goto fail;
+		}
+		size_t clen = (size_t)(tab - p) / 2;
+		struct berval c = { 0, NULL };
+		if (clen) {
+			c.bv_len = clen;
+			c.bv_val = loom_malloc(clen + 1);
+			for (size_t k = 0; k < clen; k++) {
+				int hi = unhex(p[2 * k]), lo = unhex(p[2 * k + 1]);
+				if (hi < 0 || lo < 0) {
+					free(c.bv_val);
+					*error_r = "malformed cookie in the watermark";
+					goto fail;
+				}
+				c.bv_val[k] = (char)(hi << 4 | lo);
+			}
+			c.bv_val[clen] = '\0';
+		}
+		ret->dns = loom_realloc(ret->dns, (ret->n + 1) * sizeof *ret->dns);
+		ret->cookies = loom_realloc(ret->cookies, (ret->n + 1) * sizeof *ret->cookies);
+		ret->dns[ret->n] = loom_strndup(tab + 1, (size_t)(nl - tab - 1));
+		ret->cookies[ret->n] = c;
+		ret->n++;
+		p = nl + 1;
+	}
+	return 0;
+fail:
+	ml_watermark_release(ret);
+	return -1;
+}
+
+void ml_watermark_release(ml_watermark_t *w)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		free(w->dns[i]);
+		free(w->cookies[i].bv_val);
+	}
+	free(w->dns);
+	free(w->cookies);
+	memset(w, 0, sizeof *w);
+}
+
+void ml_watermark_set(ml_watermark_t *w, size_t i, const struct berval *cookie)
+{
+	free(w->cookies[i].bv_val);
+	w->cookies[i].bv_val = NULL;
+	w->cookies[i].bv_len = 0;
+	if (cookie && cookie->bv_val)
+		bv_copy(&w->cookies[i], cookie);
+}
+
+/* ---- result codes ------------------------------------------------------------------- */
+
+static const struct {
+	int code;
+	const char *name;
+} result_names[] = {
+	{ LDAP_SUCCESS, "success" },
+	{ LDAP_OPERATIONS_ERROR, "operations-error" },
+	{ LDAP_PROTOCOL_ERROR, "protocol-error" },
+	{ LDAP_TIMELIMIT_EXCEEDED, "time-limit-exceeded" },
+	{ LDAP_SIZELIMIT_EXCEEDED, "size-limit-exceeded" },
+	{ LDAP_STRONG_AUTH_REQUIRED, "strong-auth-required" },
+	{ LDAP_REFERRAL, "referral" },
+	{ LDAP_ADMINLIMIT_EXCEEDED, "admin-limit-exceeded" },
+	{ LDAP_UNAVAILABLE_CRITICAL_EXTENSION, "unavailable-critical-extension" },
+	{ LDAP_CONFIDENTIALITY_REQUIRED, "confidentiality-required" },
+	{ LDAP_SASL_BIND_IN_PROGRESS, "sasl-bind-in-progress" },
+	{ LDAP_NO_SUCH_ATTRIBUTE, "no-such-attribute" },
+	{ LDAP_UNDEFINED_TYPE, "undefined-attribute-type" },
+	{ LDAP_INAPPROPRIATE_MATCHING, "inappropriate-matching" },
+	{ LDAP_CONSTRAINT_VIOLATION, "constraint-violation" },
+	{ LDAP_TYPE_OR_VALUE_EXISTS, "attribute-or-value-exists" },
+	{ LDAP_INVALID_SYNTAX, "invalid-attribute-syntax" },
+	{ LDAP_NO_SUCH_OBJECT, "no-such-object" },
+	{ LDAP_ALIAS_PROBLEM, "alias-problem" },
+	{ LDAP_INVALID_DN_SYNTAX, "invalid-dn-syntax" },
+	{ LDAP_ALIAS_DEREF_PROBLEM, "alias-dereferencing-problem" },
+	{ LDAP_INAPPROPRIATE_AUTH, "inappropriate-authentication" },
+	{ LDAP_INVALID_CREDENTIALS, "invalid-credentials" },
+	{ LDAP_INSUFFICIENT_ACCESS, "insufficient-access-rights" },
+	{ LDAP_BUSY, "busy" },
+	{ LDAP_UNAVAILABLE, "unavailable" },
+	{ LDAP_UNWILLING_TO_PERFORM, "unwilling-to-perform" },
+	{ LDAP_LOOP_DETECT, "loop-detect" },
+	{ LDAP_NAMING_VIOLATION, "naming-violation" },
+	{ LDAP_OBJECT_CLASS_VIOLATION, "object-class-violation" },
+	{ LDAP_NOT_ALLOWED_ON_NONLEAF, "not-allowed-on-non-leaf" },
+	{ LDAP_NOT_ALLOWED_ON_RDN, "not-allowed-on-rdn" },
+	{ LDAP_ALREADY_EXISTS, "entry-already-exists" },
+	{ LDAP_NO_OBJECT_CLASS_MODS, "object-class-mods-prohibited" },
+	{ LDAP_AFFECTS_MULTIPLE_DSAS, "affects-multiple-dsas" },
+	{ LDAP_OTHER, "other" },
+	{ LDAP_SYNC_REFRESH_REQUIRED, "sync-refresh-required" },
+	{ LDAP_SERVER_DOWN, "server-down" },
+	{ LDAP_LOCAL_ERROR, "local-error" },
+	{ LDAP_ENCODING_ERROR, "encoding-error" },
+	{ LDAP_DECODING_ERROR, "decoding-error" },
+	{ LDAP_TIMEOUT, "timeout" },
+	{ LDAP_AUTH_UNKNOWN, "auth-unknown" },
+	{ LDAP_FILTER_ERROR, "filter-error" },
+	{ LDAP_PARAM_ERROR, "param-error" },
+	{ LDAP_NO_MEMORY, "no-memory" },
+	{ LDAP_CONNECT_ERROR, "connect-error" },
+	{ LDAP_NOT_SUPPORTED, "not-supported" },
+};
+
+const char *ml_result_name(int code, char buf[32])
+{
+	for (size_t i = 0; i < sizeof result_names / sizeof *result_names; i++)
+		if (result_names[i].code == code)
+			return result_names[i].name;
+	snprintf(buf, 32, "ldap-error-%d", code);
+	return buf;
+}
+
+bool ml_result_retryable(int code)
+{
+	switch (code) {
+	case LDAP_BUSY:
+	case LDAP_UNAVAILABLE:
+	case LDAP_UNWILLING_TO_PERFORM:
+	case LDAP_TIMELIMIT_EXCEEDED:
+	case LDAP_ADMINLIMIT_EXCEEDED:
+	case LDAP_OTHER:
+	case LDAP_SERVER_DOWN:
+	case LDAP_TIMEOUT:
+	case LDAP_CONNECT_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- filters ------------------------------------------------------------------------ */
+
+int ml_filter_check(const char *f, size_t *ret_offset, const char **why)
+{
+	size_t i = 0, n = strlen(f);
+	int depth = 0;
+	bool item_has_text = false;
+	if (n == 0 || f[0] != '(') {
+		*ret_offset = 0;
+		*why = "a filter starts with '('";
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		char c = f[i];
+		if (c == '(') {
+			depth++;
+			item_has_text = false;
+			/* (&...) (|...) (!...) hold filters; an item holds attr op value. */
+			if (i + 1 < n && (f[i + 1] == '&' || f[i + 1] == '|' || f[i + 1] == '!')) {
+				i++;
+				if (i + 1 >= n || (f[i + 1] != '(' && f[i + 1] != ')')) {
+					*ret_offset = i + 1;
+					*why = "'&', '|' and '!' are followed by parenthesised filters";
+					return -1;
+				}
+				item_has_text = true; /* (&) and (|) are the absolute true/false filters */
+			}
+		} else if (c == ')') {
+			if (depth == 0) {
+				*ret_offset = i;
+				*why = "unbalanced ')'";
+				return -1;
+			}
+			if (!item_has_text) {
+				*ret_offset = i;
+				*why = "empty filter item";
+				return -1;
+			}
+			depth--;
+			if (depth == 0 && i + 1 != n) {
+				*ret_offset = i + 1;
+				*why = "text after the end of the filter";
+				return -1;
+			}
+		} else if (c == '\\') {
+			if (i + 2 >= n || unhex((char)(f[i + 1] | 0x20)) < 0 || unhex((char)(f[i + 2] | 0x20)) < 0) {
+				*ret_offset = i;
+				*why = "'\\' must be followed by two hex digits";
+				return -1;
+			}
+			i += 2;
+			item_has_text = true;
+		} else {
+			if (depth == 0) {
+				*ret_offset = i;
+				*why = "text outside parentheses";
+				return -1;
+			}
+			item_has_text = true;
+		}
+	}
+	if (depth != 0) {
+		*ret_offset = n;
+		*why = "missing ')'";
+		return -1;
+	}
+	return 0;
+}
