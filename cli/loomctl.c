@@ -358,3 +358,25 @@ int main(int argc, char **argv)
 	fprintf(stderr, "loomctl: unknown command '%s' (see loomctl --help)\n", word);
 	return 2;
 }
+
+char *ctl_read_stdin(void)
+{
+	loom_buf_t b = LOOM_BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+		loom_buf_add(&b, chunk, n);
+	return loom_buf_steal(&b);
+}
+
+const char *ctl_option_value(const char *cmd, int argc, char **argv, int *i, const char *flag, size_t flen)
+{
+	const char *a = argv[*i];
+	if (a[flen] == '=')
+		return a + flen + 1;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "%s: %s needs a value\n", cmd, flag);
+		return NULL;
+	}
+	return argv[++*i];
+}

@@ -49,6 +49,12 @@ ProtobufCMessage *ctl_ask_engine(ctl_t *ctl, const ProtobufCMessage *rq, const P
     const char *what);
 /* Prints m as one line of JSON (-o json). */
 void ctl_print_json(const ProtobufCMessage *m);
+/* All of standard input, NUL-terminated (caller frees). */
+char *ctl_read_stdin(void);
+/* The value of option argv[*i] (flag, flen bytes long): the rest of
+ * "--flag=value" or the next argument (advancing *i); NULL after saying,
+ * as cmd, that it needs one. */
+const char *ctl_option_value(const char *cmd, int argc, char **argv, int *i, const char *flag, size_t flen);
 /* "YYYY-MM-DD HH:MM:SS" (UTC) of us, or "-" for 0. */
 void ctl_fmt_time(char *out, size_t n, int64_t us);
 

@@ -299,28 +299,6 @@ static void print_result(const loom_expr_result_t *r, bool json)
 	loom_buf_release(&b);
 }
 
-static char *read_stdin(void)
-{
-	loom_buf_t b = LOOM_BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
-		loom_buf_add(&b, chunk, n);
-	return loom_buf_steal(&b);
-}
-
-/* The value of an option: the rest of "--flag=value" or the next argument. */
-static const char *option_value(int argc, char **argv, int *i, const char *flag, size_t flen)
-{
-	const char *a = argv[*i];
-	if (a[flen] == '=')
-		return a + flen + 1;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, CMD ": %s needs a value\n", flag);
-		return NULL;
-	}
-	return argv[++*i];
-}
 
 int ctl_expr(ctl_t *ctl, int argc, char **argv)
 {
@@ -369,14 +347,14 @@ int ctl_expr(ctl_t *ctl, int argc, char **argv)
 			}
 			if (!known)
 				continue;
-			const char *v = option_value(argc, argv, &i, flag, fl);
+			const char *v = ctl_option_value(CMD, argc, argv, &i, flag, fl);
 			if (v == NULL || obj_add(&obj, value_flags[f].type, flag, v) < 0)
 				goto out;
 		}
 		if (known)
 			continue;
 		if (strcmp(a, "-o") == 0 || (strncmp(a, "--output", 8) == 0 && (a[8] == '\0' || a[8] == '='))) {
-			const char *v = option_value(argc, argv, &i, "--output", a[1] == 'o' ? 2 : 8);
+			const char *v = ctl_option_value(CMD, argc, argv, &i, "--output", a[1] == 'o' ? 2 : 8);
 			if (v == NULL)
 				goto out;
 			if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
@@ -385,7 +363,7 @@ int ctl_expr(ctl_t *ctl, int argc, char **argv)
 			}
 			json = strcmp(v, "json") == 0;
 		} else if (strncmp(a, "--want", 6) == 0 && (a[6] == '\0' || a[6] == '=')) {
-			const char *v = option_value(argc, argv, &i, "--want", 6);
+			const char *v = ctl_option_value(CMD, argc, argv, &i, "--want", 6);
 			if (v == NULL)
 				goto out;
 			want = LOOM_EXPR_ANY;
@@ -406,7 +384,7 @@ int ctl_expr(ctl_t *ctl, int argc, char **argv)
 		fprintf(stderr, CMD ": expected an EXPRESSION (see loomctl expr --help)\n");
 		goto out;
 	}
-	char *text = strcmp(expr_arg, "-") == 0 ? read_stdin() : loom_strdup(expr_arg);
+	char *text = strcmp(expr_arg, "-") == 0 ? ctl_read_stdin() : loom_strdup(expr_arg);
 	loom_expr_compile_opts_t o = { .attr_type = obj_attr_type, .arg = &obj, .want = want };
 	loom_expr_t *e = NULL;
 	char *err = NULL;

@@ -59,28 +59,6 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static char *read_stdin(void)
-{
-	loom_buf_t b = LOOM_BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
-		loom_buf_add(&b, chunk, n);
-	return loom_buf_steal(&b);
-}
-
-/* The value of an option: the rest of "--flag=value" or the next argument. */
-static const char *option_value(int argc, char **argv, int *i, const char *flag, size_t flen)
-{
-	const char *a = argv[*i];
-	if (a[flen] == '=')
-		return a + flen + 1;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, CMD ": %s needs a value\n", flag);
-		return NULL;
-	}
-	return argv[++*i];
-}
 
 static bool is_flag(const char *a, const char *flag)
 {
@@ -107,13 +85,13 @@ int ctl_xpath(ctl_t *ctl, int argc, char **argv)
 		} else if (strcmp(a, "--") == 0) {
 			options = false;
 		} else if (is_flag(a, "--resources") || strcmp(a, "-r") == 0) {
-			if ((res_path = option_value(argc, argv, &i, "--resources", a[1] == 'r' ? 2 : 11)) == NULL)
+			if ((res_path = ctl_option_value(CMD, argc, argv, &i, "--resources", a[1] == 'r' ? 2 : 11)) == NULL)
 				return EXIT_FILTER;
 		} else if (is_flag(a, "--now")) {
-			if ((now_arg = option_value(argc, argv, &i, "--now", 5)) == NULL)
+			if ((now_arg = ctl_option_value(CMD, argc, argv, &i, "--now", 5)) == NULL)
 				return EXIT_FILTER;
 		} else if (strcmp(a, "-o") == 0 || is_flag(a, "--output")) {
-			const char *v = option_value(argc, argv, &i, "--output", a[1] == 'o' ? 2 : 8);
+			const char *v = ctl_option_value(CMD, argc, argv, &i, "--output", a[1] == 'o' ? 2 : 8);
 			if (v == NULL)
 				return EXIT_FILTER;
 			if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
@@ -140,7 +118,7 @@ int ctl_xpath(ctl_t *ctl, int argc, char **argv)
 		return EXIT_FILTER;
 	}
 	int status = EXIT_FILTER;
-	char *text = strcmp(filter_arg, "-") == 0 ? read_stdin() : loom_strdup(filter_arg);
+	char *text = strcmp(filter_arg, "-") == 0 ? ctl_read_stdin() : loom_strdup(filter_arg);
 	/* a filter piped in ends with a newline that is not part of it */
 	size_t tl = strlen(text);
 	while (tl && (text[tl - 1] == '\n' || text[tl - 1] == '\r'))

@@ -248,6 +248,8 @@ bool eng_indexed(engine_t *e, const char *mv_type, const char *attr);
 /* Rebuilds the metaverse index when the set of join attributes changed. */
 int eng_mvidx_check(engine_t *e, const char **error_r);
 void eng_key_agent_anchor(loom_buf_t *k, const char *agent, const char *anchor);
+/* "agent \0 lower(dn)" in *k (replacing it): the DN index's key. */
+void eng_key_agent_dn(loom_buf_t *k, const char *agent, const char *dn);
 void eng_mvid_hex(char out[17], const uint8_t *id);
 uint64_t eng_meta_get_u64(engine_t *e, const char *name);
 void eng_meta_put_u64(engine_t *e, loom_batch_t *b, const char *name, uint64_t v);

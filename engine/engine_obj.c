@@ -40,7 +40,7 @@ void eng_key_agent_anchor(loom_buf_t *k, const char *agent, const char *anchor)
 	loom_buf_adds(k, anchor);
 }
 
-static void key_agent_dn(loom_buf_t *k, const char *agent, const char *dn)
+void eng_key_agent_dn(loom_buf_t *k, const char *agent, const char *dn)
 {
 	loom_buf_reset(k);
 	loom_buf_adds(k, agent);
@@ -86,11 +86,11 @@ void eng_cs_put(engine_t *e, loom_batch_t *b, const char *agent, const Loom__CsO
 	if (old_dn && strcasecmp(old_dn, cs->dn) == 0)
 		return; /* the DN index already says so */
 	if (old_dn && old_dn[0]) {
-		key_agent_dn(&e->key, agent, old_dn);
+		eng_key_agent_dn(&e->key, agent, old_dn);
 		loom_batch_delete(b, CF_CSDN, e->key.data, e->key.len);
 	}
 	if (cs->dn[0]) {
-		key_agent_dn(&e->key, agent, cs->dn);
+		eng_key_agent_dn(&e->key, agent, cs->dn);
 		loom_batch_put(b, CF_CSDN, e->key.data, e->key.len, cs->anchor, strlen(cs->anchor));
 	}
 	/* A connector renamed: references to its object carry the new DN. */
@@ -105,14 +105,14 @@ void eng_cs_delete(engine_t *e, loom_batch_t *b, const char *agent, const Loom__
 	loom_batch_delete(b, CF_EXPORT, e->key.data, e->key.len);
 	loom_batch_delete(b, CF_DELTA, e->key.data, e->key.len);
 	if (cs->dn[0]) {
-		key_agent_dn(&e->key, agent, cs->dn);
+		eng_key_agent_dn(&e->key, agent, cs->dn);
 		loom_batch_delete(b, CF_CSDN, e->key.data, e->key.len);
 	}
 }
 
 char *eng_csdn_get(engine_t *e, const char *agent, const char *dn)
 {
-	key_agent_dn(&e->key, agent, dn);
+	eng_key_agent_dn(&e->key, agent, dn);
 	void *val;
 	size_t len;
 	const char *err = NULL;

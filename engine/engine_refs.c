@@ -190,13 +190,7 @@ void eng_queue_resync(engine_t *e, loom_batch_t *b, const char *agent, const cha
 
 static void unres_prefix(loom_buf_t *k, const char *agent, const char *name)
 {
-	loom_buf_reset(k);
-	loom_buf_adds(k, agent);
-	loom_buf_addc(k, '\0');
-	size_t start = k->len;
-	loom_buf_adds(k, name);
-	for (size_t i = start; i < k->len; i++)
-		k->data[i] = (char)tolower((unsigned char)k->data[i]);
+	eng_key_agent_dn(k, agent, name);
 	loom_buf_addc(k, '\0');
 }
 

@@ -1990,6 +1990,23 @@ int eng_mv_refresh(engine_t *e, const uint8_t *id, const char *agent, const void
 
 /* ---- the sync run ------------------------------------------------------------------------------ */
 
+/* After a slice: a store write that failed fails the run, too many object
+ * errors stop it. Returns true when the run was finished. */
+static bool slice_stopped(engine_t *e, int rc, const char *err)
+{
+	if (rc < 0) {
+		char *m = loom_sprintf("cannot write to the engine store: %s", err);
+		eng_run_finish(e, "failed", m);
+		free(m);
+		return true;
+	}
+	if (eng_run_over_limit(e)) {
+		eng_run_finish(e, "stopped-error-limit", NULL);
+		return true;
+	}
+	return false;
+}
+
 /* Most passes over the resync and refresh queues at the end of a run; what
  * is left waits for the next sync run (a warning says so). */
 #define POST_ROUNDS 10
@@ -2060,16 +2077,8 @@ static int post_slice(engine_t *e)
 	}
 	for (size_t i = 0; i < nk; i++)
 		free(keys[i]);
-	if (rc < 0) {
-		char *m = loom_sprintf("cannot write to the engine store: %s", err);
-		eng_run_finish(e, "failed", m);
-		free(m);
+	if (slice_stopped(e, rc, err))
 		return 0;
-	}
-	if (eng_run_over_limit(e)) {
-		eng_run_finish(e, "stopped-error-limit", NULL);
-		return 0;
-	}
 	if (!end)
 		return 0;
 	if (loom_iter_status(r->iter, &err) < 0) {
@@ -2129,16 +2138,8 @@ static int on_slice(loom_loop_t *loop, void *arg)
 	}
 	for (size_t i = 0; i < nk; i++)
 		free(keys[i]);
-	if (rc < 0) {
-		char *m = loom_sprintf("cannot write to the engine store: %s", err);
-		eng_run_finish(e, "failed", m);
-		free(m);
+	if (slice_stopped(e, rc, err))
 		return 0;
-	}
-	if (eng_run_over_limit(e)) {
-		eng_run_finish(e, "stopped-error-limit", NULL);
-		return 0;
-	}
 	if (end) {
 		if (loom_iter_status(r->iter, &err) < 0)
 			eng_run_finish(e, "failed", err);
