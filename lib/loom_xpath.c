@@ -1234,10 +1234,14 @@ static void walk(deps_cc_t *d, xp_node_t *n, const char *ctx)
 	case XN_PATH:
 		for (size_t i = 0; i < n->nsteps; i++) {
 			const char *t = i == 0 ? n->steps[0].name : NULL;
-			if (i == 0)
+			if (i == 0) {
 				dep_add(d, t, "ObjectType");
-			else
+			} else {
 				dep_add(d, i == 1 ? n->steps[0].name : NULL, n->steps[i].name);
+				/* a step reaches resources of any type, and skips the ones
+				 * that do not exist: their creation or deletion matters */
+				dep_add(d, NULL, "ObjectType");
+			}
 			if (n->steps[i].pred)
 				walk(d, n->steps[i].pred, t);
 		}
@@ -1449,4 +1453,14 @@ const char *loom_xpath_text(const loom_xpath_t *x)
 const loom_xpath_deps_t *loom_xpath_deps(const loom_xpath_t *x)
 {
 	return &x->deps;
+}
+
+bool loom_xpath_depends_on(const loom_xpath_t *x, const char *type, const char *attr)
+{
+	for (size_t i = 0; i < x->deps.n; i++) {
+		const loom_xpath_dep_t *d = &x->deps.v[i];
+		if (strcmp(d->attr, attr) == 0 && (type == NULL || strcmp(d->type, "*") == 0 || strcmp(d->type, type) == 0))
+			return true;
+	}
+	return false;
 }

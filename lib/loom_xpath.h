@@ -90,6 +90,16 @@ typedef struct loom_xpath_deps {
 /* What x depends on; borrowed from x. */
 const loom_xpath_deps_t *loom_xpath_deps(const loom_xpath_t *x);
 
+/* Whether a change of attribute attr on a resource of object type type
+ * (NULL: of a type not known) may change x's result; attr "ObjectType" asks
+ * about the creation or deletion of such a resource. A false answer is
+ * certain; a true one means x must be re-evaluated. When x has neither a
+ * location step nor a comparison with a location path (deps->has_step and
+ * deps->has_path_compare are false), only the changed resource's own
+ * membership can change: re-testing it with loom_xpath_matches suffices.
+ * The passing of time is deps->temporal's business, not this one's. */
+bool loom_xpath_depends_on(const loom_xpath_t *x, const char *type, const char *attr);
+
 /* ---- the resource provider ---- */
 
 /* A resource, as the provider numbers it. */

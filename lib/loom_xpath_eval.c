@@ -33,6 +33,7 @@
 #include "loom_alloc.h"
 #include "loom_buf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -254,9 +255,22 @@ static int time_eval(ectx_t *c, const xp_node_t *n, int64_t *ret)
 	return -1;
 }
 
+/* The literal as a message shows it: 'text' (at most 40 bytes, then ...), true. */
+static const char *lit_show(const xp_lit_t *l, char *buf, size_t size)
+{
+	if (l->kind == XT_STRING)
+		snprintf(buf, size, "'%.*s%s'", (int)(l->len > 40 ? 40 : l->len), l->s, l->len > 40 ? "..." : "");
+	else if (l->kind == XT_BOOL)
+		snprintf(buf, size, "%s", l->b ? "true" : "false");
+	else
+		snprintf(buf, size, "%lld", (long long)l->i);
+	return buf;
+}
+
 /* Checks a comparison against the attribute's type and fills its slot. */
 static int prepare_cmp(ectx_t *c, const xp_node_t *n)
 {
+	char shown[64];
 	cmp_slot_t *s = &c->w->cmps[n->slot];
 	memset(s, 0, sizeof *s);
 	loom__value__init(&s->key);
@@ -315,9 +329,8 @@ static int prepare_cmp(ectx_t *c, const xp_node_t *n)
 		break;
 	case XT_INT:
 		if (!l->has_int)
-			return xp_fail(c->x, c->err, n->lit_off, "attribute '%s' holds integers, and %s%.*s%s is not one",
-			    a, l->kind == XT_STRING ? "'" : "", l->kind == XT_STRING ? (int)l->len : 5,
-			    l->kind == XT_STRING ? l->s : l->b ? "true" : "false", l->kind == XT_STRING ? "'" : "");
+			return xp_fail(c->x, c->err, n->lit_off, "attribute '%s' holds integers, and %s is not one", a,
+			    lit_show(l, shown, sizeof shown));
 		s->key.v_case = LOOM__VALUE__V_INT;
 		s->key.int_ = l->i;
 		break;

@@ -822,7 +822,8 @@ static void test_deps(void **state)
 	const loom_xpath_deps_t *d = loom_xpath_deps(x);
 	static const char *const want[][2] = {
 		{ "Person", "ObjectType" }, { "Person", "Manager" }, { "Person", "AccountName" }, { "Person", "JobTitle" },
-		{ "Group", "ObjectType" }, { "Group", "DisplayName" }, { "Group", "ComputedMember" }, { "*", "Domain" },
+		{ "Group", "ObjectType" }, { "Group", "DisplayName" }, { "Group", "ComputedMember" }, { "*", "ObjectType" },
+		{ "*", "Domain" },
 	};
 	assert_int_equal(d->n, N_ELEMS(want));
 	for (size_t i = 0; i < N_ELEMS(want); i++) {
@@ -836,6 +837,23 @@ static void test_deps(void **state)
 	assert_true(d->has_contains);
 	assert_true(d->has_path_compare);
 	assert_true(d->has_step);
+	/* which changes can touch the result */
+	assert_true(loom_xpath_depends_on(x, "Person", "Manager"));
+	assert_true(loom_xpath_depends_on(x, "Person", "AccountName"));
+	assert_false(loom_xpath_depends_on(x, "Person", "DisplayName"));
+	assert_true(loom_xpath_depends_on(x, "Group", "DisplayName"));
+	assert_false(loom_xpath_depends_on(x, "Group", "Manager"));
+	assert_true(loom_xpath_depends_on(x, "Printer", "Domain"));
+	assert_false(loom_xpath_depends_on(x, "Printer", "JobTitle"));
+	assert_true(loom_xpath_depends_on(x, "Printer", "ObjectType"));
+	assert_true(loom_xpath_depends_on(x, NULL, "JobTitle"));
+	assert_false(loom_xpath_depends_on(x, NULL, "Title"));
+	loom_xpath_destroy(&x);
+	assert_int_equal(loom_xpath_compile("/Person[Department = 'Sales']", NULL, &x, &e), 0);
+	assert_true(loom_xpath_depends_on(x, "Person", "Department"));
+	assert_true(loom_xpath_depends_on(x, "Person", "ObjectType"));
+	assert_false(loom_xpath_depends_on(x, "Group", "Department"));
+	assert_false(loom_xpath_depends_on(x, "Group", "ObjectType"));
 	loom_xpath_destroy(&x);
 
 	assert_int_equal(loom_xpath_compile("/Group[ExpirationTime <= op:add-dayTimeDuration-to-dateTime("
