@@ -157,8 +157,8 @@ void wf_meta_write(wf_t *w, loom_batch_t *b);
 void wf_xpath_provider(wf_t *w, loom_xpath_provider_t *ret);
 
 /* Runs rq (status validating, or authorizing, or committed after a
- * restart) through the pipeline to its end, persisting every status. */
-void wf_request_run(wf_t *w, Loom__Request *rq);
+ * restart: resumed) through the pipeline to its end, persisting every status. */
+void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed);
 /* Puts requests left in flight by a crash back through the pipeline. */
 int wf_requests_recover(wf_t *w, char **ret_error);
 /* Handles a directed message. */

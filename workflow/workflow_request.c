@@ -363,13 +363,13 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 
 /* ---- the pipeline ---- */
 
-void wf_request_run(wf_t *w, Loom__Request *rq)
+void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 {
 	if (rq->status == LOOM__REQUEST__STATUS__COMMITTED) {
 		set_status(w, rq, LOOM__REQUEST__STATUS__COMPLETED, "workflow", "the commit was durable before a restart");
 		return;
 	}
-	if (rq->status != LOOM__REQUEST__STATUS__VALIDATING &&
+	if ((resumed || rq->status != LOOM__REQUEST__STATUS__VALIDATING) &&
 	    set_status(w, rq, LOOM__REQUEST__STATUS__VALIDATING, "workflow", "validated again after a restart") < 0)
 		return;
 	Loom__Resource *before, *after;
@@ -460,7 +460,7 @@ int wf_requests_recover(wf_t *w, char **ret_error)
 		if (rc == 0) {
 			loom_info("request %s was %s when the service stopped: resuming", todo[i]->id,
 			    wf_status_name(todo[i]->status));
-			wf_request_run(w, todo[i]);
+			wf_request_run(w, todo[i], true);
 		}
 		protobuf_c_message_free_unpacked(&todo[i]->base, NULL);
 	}
@@ -525,7 +525,7 @@ static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
 		return;
 	}
 	crash_point(w, LOOM__REQUEST__STATUS__VALIDATING);
-	wf_request_run(w, rq);
+	wf_request_run(w, rq, false);
 	Loom__RequestReply r = LOOM__REQUEST_REPLY__INIT;
 	r.request = rq;
 	reply(w, env, &r.base);
