@@ -51,7 +51,7 @@ start_workflow
 # ok ARGS... : a request that must complete; prints the target's ObjectID
 ok() {
 	local out rc=0
-	out=$(ctl request "$@" 2>&1) || rc=$?
+	out=$(ctl -t 10s request "$@" 2>&1) || rc=$?
 	[ "$rc" -eq 0 ] || fail "request $* exited $rc: $out"
 	echo "$out" | head -n1 | grep -q ' completed ' || fail "request $* did not complete: $out"
 	echo "$out" | head -n1 | awk '{print $6}'
@@ -61,7 +61,7 @@ ok() {
 denied() {
 	local want=$1 out rc=0
 	shift
-	out=$(ctl request "$@" 2>&1) || rc=$?
+	out=$(ctl -t 10s request "$@" 2>&1) || rc=$?
 	[ "$rc" -eq 3 ] || fail "request $* exited $rc, want 3: $out"
 	echo "$out" | head -n1 | grep -q ' denied ' || fail "request $* was not denied: $out"
 	echo "$out" | grep '^  reason     ' | grep -qF -- "$want" || fail "request $*: reason does not say '$want': $out"
@@ -69,7 +69,7 @@ denied() {
 
 # attr ID NAME : the values of attribute NAME of resource ID, one per line
 attr() {
-	ctl get - "$1" | sed -n "s/^$2: //p"
+	ctl -t 10s get - "$1" | sed -n "s/^$2: //p"
 }
 
 # ---- create, schema violations ------------------------------------------
@@ -79,7 +79,7 @@ EMP=$(ok create Person AccountName=emp1 DisplayName="Emp One" EmployeeType=Emplo
 	EmployeeStartDate=2026-01-05 JobTitle=Engineer)
 CON=$(ok create Person AccountName=con1 EmployeeType=Contractor)
 OUT=$(ok create Person AccountName=outsider EmployeeType=Employee Department=Sales)
-[ "$(attr "$EMP" Manager)" = "$MGR" ] || fail "emp1's Manager is not mgr: $(ctl get Person "$EMP")"
+[ "$(attr "$EMP" Manager)" = "$MGR" ] || fail "emp1's Manager is not mgr: $(ctl -t 10s get Person "$EMP")"
 [ "$(attr "$EMP" EmployeeStartDate)" = "2026-01-05T00:00:00Z" ] || fail "datetime not converted: $(attr "$EMP" EmployeeStartDate)"
 [ "$(attr "$EMP" Creator)" = "" ] || fail "sync is no resource, yet Creator is set"
 attr "$EMP" CreatedTime | grep -qE '^20[0-9]{2}-' || fail "no CreatedTime on emp1"
@@ -99,12 +99,12 @@ denied "attribute 'Manager': '00000000-0000-4000-8000-000000000000' is no resour
 denied "attribute 'CreatedTime' is set by the service" modify "$EMP" CreatedTime=2020-01-01
 denied "unknown object type 'Spaceship'" create Spaceship DisplayName=x
 denied "attribute 'EmployeeType': 'Boss' does not match regex" modify "$EMP" EmployeeType=Boss
-n=$(ctl search "/Person[starts-with(AccountName, 'x')]" | grep -c . || true)
+n=$(ctl -t 10s search "/Person[starts-with(AccountName, 'x')]" | grep -c . || true)
 [ "$n" = 0 ] || fail "a denied create left $n resources"
 pass "schema violations are denied with the attribute and the rule"
 
 # ---- MPR matrix ------------------------------------------------------------
-out=$(ctl request modify "$EMP" JobTitle=Lead --as "$HD") || fail "helpdesk JobTitle: $out"
+out=$(ctl -t 10s request modify "$EMP" JobTitle=Lead --as "$HD") || fail "helpdesk JobTitle: $out"
 echo "$out" | grep -q "granted by helpdesk-titles" || fail "helpdesk JobTitle not granted by helpdesk-titles: $out"
 [ "$(attr "$EMP" JobTitle)" = Lead ] || fail "JobTitle not changed"
 denied "no management policy rule grants requester '$OUT' modify of attribute 'JobTitle' on Person '$EMP' (default deny)" \
@@ -120,7 +120,7 @@ denied "no management policy rule grants requester '$HD' modify of attribute 'Jo
 denied "modify of attribute 'Email'" modify "$EMP" JobTitle=Other Email=a@b.c --as "$HD"
 [ "$(attr "$EMP" JobTitle)" = Lead ] || fail "a partly granted request changed JobTitle"
 # relative requester: the target's manager
-out=$(ctl request modify "$EMP" Department=Research --as "$MGR") || fail "manager Department: $out"
+out=$(ctl -t 10s request modify "$EMP" Department=Research --as "$MGR") || fail "manager Department: $out"
 echo "$out" | grep -q "granted by manager-department" || fail "not granted by manager-department: $out"
 echo "$out" | grep -q "workflow   authz:manager-approval (not run yet)" || fail "authz workflow not carried: $out"
 echo "$out" | grep -q "workflow   action:notify-hr (not run yet)" || fail "action workflow not carried: $out"
@@ -149,28 +149,28 @@ denied "grants requester '$OUT' add of attribute 'ExplicitMember'" modify "$GRP"
 pass "MPR permit/deny matrix"
 
 # ---- search ------------------------------------------------------------------
-got=$(ctl search "/Person[Manager = /Person[AccountName = 'mgr']]" | awk '{print $1}')
+got=$(ctl -t 10s search "/Person[Manager = /Person[AccountName = 'mgr']]" | awk '{print $1}')
 [ "$got" = "$EMP" ] || fail "search by manager: got '$got', want $EMP"
-got=$(ctl search "/Person[EmployeeType = 'Contractor']" | awk '{print $1}' | sort)
+got=$(ctl -t 10s search "/Person[EmployeeType = 'Contractor']" | awk '{print $1}' | sort)
 [ "$got" = "$(printf '%s\n' "$CON" "$C2" | sort)" ] || fail "search contractors: got '$got'"
-ctl -o json search "/Group[Owner = '$MGR']" | grep -q "\"object_id\":\"$GRP\"" || fail "json search for the group"
+ctl -t 10s -o json search "/Group[Owner = '$MGR']" | grep -q "\"object_id\":\"$GRP\"" || fail "json search for the group"
 rc=0
-ctl search "/Person[AccountName = ]" 2>"$T/err" || rc=$?
+ctl -t 10s search "/Person[AccountName = ]" 2>"$T/err" || rc=$?
 [ "$rc" -eq 2 ] && grep -q "column" "$T/err" || fail "a bad filter: exit $rc, $(cat "$T/err")"
 pass "search"
 
 # ---- delete ---------------------------------------------------------------
 ok delete "$C2" >/dev/null
-ctl get Person "$C2" 2>"$T/err" && fail "a deleted resource is still there"
+ctl -t 10s get Person "$C2" 2>"$T/err" && fail "a deleted resource is still there"
 grep -q "no Person '$C2'" "$T/err" || fail "get of a deleted resource: $(cat "$T/err")"
-[ -z "$(ctl search "/Person[AccountName = 'con2']")" ] || fail "the index still finds a deleted resource"
+[ -z "$(ctl -t 10s search "/Person[AccountName = 'con2']")" ] || fail "the index still finds a deleted resource"
 pass "delete"
 
 # ---- kill -9 -----------------------------------------------------------------
-nreq=$(ctl requests -n 10000 | grep -c .)
+nreq=$(ctl -t 10s requests -n 10000 | grep -c .)
 stop workflow KILL
 start_workflow
-[ "$(ctl requests -n 10000 | grep -c .)" = "$nreq" ] || fail "requests lost across kill -9"
+[ "$(ctl -t 10s requests -n 10000 | grep -c .)" = "$nreq" ] || fail "requests lost across kill -9"
 [ "$(attr "$EMP" JobTitle)" = Lead ] || fail "JobTitle lost across kill -9"
 
 # crash_run STATUS NAME ARGS... : loom-workflow kills itself (SIGKILL) right
@@ -194,8 +194,8 @@ crash_run() {
 stop workflow
 crash_run committed crash1 create Person AccountName=crash1 EmployeeType=Employee
 start_workflow
-[ "$(ctl search "/Person[AccountName = 'crash1']" | grep -c .)" = 1 ] || fail "the commit before the crash is not there once"
-ctl request show "$CRASHED" >"$T/show"
+[ "$(ctl -t 10s search "/Person[AccountName = 'crash1']" | grep -c .)" = 1 ] || fail "the commit before the crash is not there once"
+ctl -t 10s request show "$CRASHED" >"$T/show"
 head -1 "$T/show" | grep -q " completed create Person " || fail "crash1 not completed: $(cat "$T/show")"
 for st in validating authorizing committed completed; do
 	grep -qE "^    .* $st " "$T/show" || fail "crash1 history lacks $st: $(cat "$T/show")"
@@ -206,7 +206,7 @@ stop workflow
 crash_run validating crash2 modify "$EMP" JobTitle=Principal --as "$HD"
 start_workflow
 [ "$(attr "$EMP" JobTitle)" = Principal ] || fail "the request stored before the crash was not run again"
-ctl request show "$CRASHED" >"$T/show"
+ctl -t 10s request show "$CRASHED" >"$T/show"
 head -1 "$T/show" | grep -q " completed modify " || fail "crash2 not completed: $(cat "$T/show")"
 grep -q "validated again after a restart" "$T/show" || fail "crash2 history does not say it was re-run"
 grep -q "granted by helpdesk-titles" "$T/show" || fail "crash2 was not authorized by its MPR"
@@ -216,20 +216,20 @@ stop workflow
 crash_run authorizing crash3 modify "$EMP" JobTitle=CEO --as "$HD"
 start_workflow
 [ "$(attr "$EMP" JobTitle)" = Principal ] || fail "a denied request was applied across a crash"
-ctl request show "$CRASHED" >"$T/show"
+ctl -t 10s request show "$CRASHED" >"$T/show"
 head -1 "$T/show" | grep -q " denied modify " || fail "crash3 not denied: $(cat "$T/show")"
-[ "$(ctl requests --status validating | grep -c .)" = 0 ] || fail "a request is left validating"
-[ "$(ctl requests --status authorizing | grep -c .)" = 0 ] || fail "a request is left authorizing"
-[ "$(ctl requests --status committed | grep -c .)" = 0 ] || fail "a request is left committed"
+[ "$(ctl -t 10s requests --status validating | grep -c .)" = 0 ] || fail "a request is left validating"
+[ "$(ctl -t 10s requests --status authorizing | grep -c .)" = 0 ] || fail "a request is left authorizing"
+[ "$(ctl -t 10s requests --status committed | grep -c .)" = 0 ] || fail "a request is left committed"
 pass "kill -9: nothing half-applied, histories whole"
 
 # ---- loomctl odds ----------------------------------------------------------------
 for c in request requests get search; do
 	ctl "$c" --help | grep -q "^usage: loomctl $c" || fail "loomctl $c --help"
 done
-ctl -o json request show "$CRASHED" | grep -q '"status":"DENIED"' || fail "request show -o json"
-ctl -o json get Person "$EMP" | grep -q "\"object_id\":\"$EMP\"" || fail "get -o json"
+ctl -t 10s -o json request show "$CRASHED" | grep -q '"status":"DENIED"' || fail "request show -o json"
+ctl -t 10s -o json get Person "$EMP" | grep -q "\"object_id\":\"$EMP\"" || fail "get -o json"
 rc=0
-ctl requests --status nonsense 2>"$T/err" || rc=$?
+ctl -t 10s requests --status nonsense 2>"$T/err" || rc=$?
 [ "$rc" -ne 0 ] && grep -q "unknown status 'nonsense'" "$T/err" || fail "requests --status nonsense: $(cat "$T/err")"
 pass "loomctl"
