@@ -124,6 +124,7 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "be read or is wrong (FILE:LINE:COLUMN on standard error); 2 the filter does not\n"
 	  "parse (the column and a caret on standard error) or bad usage; 3 the resources\n"
 	  "make the filter meaningless (a reference compared with '<', ...)", ctl_xpath },
+	CTL_POLICY_CMDS
 	{ NULL, NULL, NULL, NULL, NULL }
 };
 
@@ -183,23 +184,29 @@ int ctl_parse_limit(const char *s, uint32_t *ret)
 	return 0;
 }
 
-/* Sends rq to the engine and returns the reply body of type want. */
-ProtobufCMessage *ctl_ask_engine(ctl_t *ctl, const ProtobufCMessage *rq, const ProtobufCMessageDescriptor *want,
-    const char *what)
+/* Sends rq to service and returns the reply body of type want. */
+ProtobufCMessage *ctl_ask(ctl_t *ctl, const char *service, const ProtobufCMessage *rq,
+    const ProtobufCMessageDescriptor *want, const char *what)
 {
 	if (ctl_connect(ctl) < 0)
 		return NULL;
 	Loom__Envelope *env = NULL;
 	const char *err;
-	if (loom_bus_request(ctl->bus, "engine", rq, ctl->timeout_ms, &env, &err) < 0) {
+	if (loom_bus_request(ctl->bus, service, rq, ctl->timeout_ms, &env, &err) < 0) {
 		fprintf(stderr, "loomctl %s: %s\n", what, err);
 		return NULL;
 	}
 	ProtobufCMessage *m = loom_envelope_body(env, want, &err);
 	if (m == NULL)
-		fprintf(stderr, "loomctl %s: the engine's reply: %s\n", what, err);
+		fprintf(stderr, "loomctl %s: the %s service's reply: %s\n", what, service, err);
 	loom_envelope_free(&env);
 	return m;
+}
+
+ProtobufCMessage *ctl_ask_engine(ctl_t *ctl, const ProtobufCMessage *rq, const ProtobufCMessageDescriptor *want,
+    const char *what)
+{
+	return ctl_ask(ctl, "engine", rq, want, what);
 }
 
 void ctl_print_json(const ProtobufCMessage *m)

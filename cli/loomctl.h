@@ -47,6 +47,9 @@ int ctl_parse_limit(const char *s, uint32_t *ret);
  * after printing why ("loomctl WHAT: ..."). */
 ProtobufCMessage *ctl_ask_engine(ctl_t *ctl, const ProtobufCMessage *rq, const ProtobufCMessageDescriptor *want,
     const char *what);
+/* Same with any service (the policy service is "workflow"). */
+ProtobufCMessage *ctl_ask(ctl_t *ctl, const char *service, const ProtobufCMessage *rq,
+    const ProtobufCMessageDescriptor *want, const char *what);
 /* Prints m as one line of JSON (-o json). */
 void ctl_print_json(const ProtobufCMessage *m);
 /* All of standard input, NUL-terminated (caller frees). */
@@ -69,6 +72,41 @@ int ctl_mv(ctl_t *ctl, int argc, char **argv);
 int ctl_preview(ctl_t *ctl, int argc, char **argv);
 int ctl_expr(ctl_t *ctl, int argc, char **argv);
 int ctl_xpath(ctl_t *ctl, int argc, char **argv);
+int ctl_request(ctl_t *ctl, int argc, char **argv);
+int ctl_requests(ctl_t *ctl, int argc, char **argv);
+int ctl_get(ctl_t *ctl, int argc, char **argv);
+int ctl_search(ctl_t *ctl, int argc, char **argv);
+
+/* The policy service's commands (loomctl_policy.c), for ctl_cmds. */
+#define CTL_POLICY_CMDS \
+	{ "request", "create TYPE ATTR=VALUE... | modify ID [ATTR=VALUE|+ATTR=VALUE|-ATTR=VALUE|-ATTR]... | delete ID " \
+	  "| show ID  [--as REQUESTER]", \
+	  "submit a request to the policy service (loom-workflow), or show one with its history", \
+	  "  create TYPE ATTR=VALUE...  a new resource; repeat ATTR=VALUE for several values\n" \
+	  "  modify ID CHANGE...        ATTR=VALUE replaces the attribute's values (ATTR= clears it),\n" \
+	  "                             +ATTR=VALUE adds a value, -ATTR=VALUE removes one, -ATTR all\n" \
+	  "  delete ID                  deletes the resource\n" \
+	  "  show ID                    status, reason, granting MPRs, workflows and history\n" \
+	  "  --as REQUESTER             the requester: an ObjectID, or sync (default: sync,\n" \
+	  "                             the service's built-in requester, granted everything)\n" \
+	  "  Values are text; the service converts them to the attribute's type (integers,\n" \
+	  "  true/false, 2026-01-02T03:04:05Z, hex for binary, an ObjectID for a reference).\n" \
+	  "output: a first line 'request ID STATUS OPERATION TYPE TARGET', then the details;\n" \
+	  "  -o json: the Request\n" \
+	  "exit status: 0 completed; 3 denied or failed (the reason is shown); 1 no answer", ctl_request }, \
+	{ "requests", "[--status S] [-n N]", "list requests of the policy service, newest first", \
+	  "  --status S   validating, authorizing, committed, completed, denied, failed, ...\n" \
+	  "  -n N         at most N (default 100)\n" \
+	  "output: one line per request: id, status, operation, type, target, requester", ctl_requests }, \
+	{ "get", "TYPE ID", "show a resource of the policy service", \
+	  "  TYPE may be '-' for any type. output: one 'Attribute: value' line per value\n" \
+	  "  (ObjectID and ObjectType first); -o json: the Resource", ctl_get }, \
+	{ "search", "'XPATH' [-n N]", "resources of the policy service an XPath filter selects", \
+	  "  The FIM XPath dialect of docs/xpath.md, evaluated by loom-workflow on its store.\n" \
+	  "  -n N   at most N (default 100)\n" \
+	  "output: one line per resource: ObjectID, ObjectType, DisplayName (sorted by the\n" \
+	  "  service's resource number); -o json: the reply\n" \
+	  "exit status: 0 (even when nothing matches); 2 the filter is wrong (the column) or no answer", ctl_search },
 
 extern const ctl_cmd_t ctl_cmds[];
 

@@ -210,3 +210,11 @@ start_engine() {
 	start engine "$ENGINE" -c "$CFG"
 	wait_log engine "registered with broker"
 }
+
+WORKFLOW=$LOOM_BUILD_DIR/workflow/loom-workflow
+
+# start_workflow : loom-workflow, with the policy files of $T/policy
+start_workflow() {
+	start workflow "$WORKFLOW" -c "$CFG"
+	wait_log workflow "registered with broker"
+}

@@ -1,0 +1,167 @@
+/* workflow.h - loom-workflow, the policy service (DESIGN.md §5, docs/policy.md):
+ * the schema and MPRs of config/policy/NAME.yaml, resources in the service
+ * store, the XPath provider over them, and the request pipeline. */
+#ifndef WORKFLOW_H
+#define WORKFLOW_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loom_config.h"
+#include "loom_daemon.h"
+#include "loom_store.h"
+#include "loom_xpath.h"
+#include "policy.pb-c.h"
+
+/* Value types, numbered as loom_xpath_attr_info_t wants them. */
+enum { WF_STRING = 1, WF_INTEGER = 2, WF_BOOLEAN = 3, WF_BINARY = 4, WF_DATETIME = 5, WF_REFERENCE = 6 };
+
+/* ---- the policy configuration (workflow_schema.c) ---- */
+
+typedef struct wf_attr {
+	char *name;                /* attribute name, case-sensitive */
+	int type;                  /* WF_STRING ... WF_REFERENCE */
+	bool multi;                /* multi-valued */
+	bool system;               /* set by the service only (ObjectID, ObjectType, CreatedTime, Creator) */
+	bool has_re;               /* re is compiled */
+	regex_t re;                /* POSIX extended regex every string value must match */
+	char *re_text;             /* the regex as written */
+	char *where;               /* "FILE:LINE:COLUMN" of the regex (or of the attribute), for reasons */
+} wf_attr_t;
+
+typedef struct wf_binding {
+	const wf_attr_t *attr;     /* the attribute bound */
+	bool required;             /* every resource of the type must have a value */
+	char *where;               /* "FILE:LINE:COLUMN" of the binding, or "built-in" */
+} wf_binding_t;
+
+typedef struct wf_type {
+	char *name;                /* object type name */
+	wf_binding_t *b;           /* its bindings, built-ins first */
+	size_t nb;                 /* how many */
+} wf_type_t;
+
+/* Operations an MPR grants, as bits. */
+enum { WF_OP_CREATE = 1, WF_OP_DELETE = 2, WF_OP_READ = 4, WF_OP_ADD = 8, WF_OP_REMOVE = 16, WF_OP_MODIFY = 32 };
+
+typedef struct wf_mpr {
+	char *name;                /* unique MPR name */
+	loom_xpath_t *requesters;  /* requester set filter, or NULL (then relative is set) */
+	char *relative;            /* requester relative to the target: an attribute of the target
+	                              whose values must hold the requester (ObjectID: the target itself), or NULL */
+	unsigned ops;              /* WF_OP_* bits */
+	bool all_attrs;            /* attributes: '*' */
+	char **attrs;              /* the attributes it covers */
+	size_t nattrs;             /* how many */
+	loom_xpath_t *before;      /* target-before filter, or NULL: any */
+	loom_xpath_t *after;       /* target-after filter, or NULL: any */
+	char **workflows;          /* "authn:NAME", "authz:NAME", "action:NAME" */
+	size_t nworkflows;         /* how many */
+} wf_mpr_t;
+
+typedef struct wf_policy {
+	wf_attr_t *attrs;          /* every attribute type, built-ins first */
+	size_t nattrs;             /* how many */
+	wf_type_t *types;          /* every object type, built-ins first */
+	size_t ntypes;             /* how many */
+	wf_mpr_t *mprs;            /* request MPRs, enabled ones only */
+	size_t nmprs;              /* how many */
+	char **admins;             /* requesters granted everything (ObjectIDs, lower case) */
+	size_t nadmins;            /* how many */
+} wf_policy_t;
+
+/* Loads every NAME.yaml of dir (attributes, types, mprs, administrators) on
+ * top of the built-in schema. Returns 0, or -1 with *ret_error: every
+ * problem, one "FILE:LINE:COLUMN: ..." per line (the caller frees it).
+ * provider is used to check MPR filters against the schema (may be NULL
+ * while the store is not open: then filters are only parsed). */
+int wf_policy_load(const char *dir, wf_policy_t *p, char **ret_error);
+void wf_policy_release(wf_policy_t *p);
+const wf_attr_t *wf_attr_find(const wf_policy_t *p, const char *name);
+const wf_type_t *wf_type_find(const wf_policy_t *p, const char *name);
+const wf_binding_t *wf_binding_find(const wf_type_t *t, const char *attr);
+/* Whether requester is the built-in sync identity or an administrator. */
+bool wf_policy_is_admin(const wf_policy_t *p, const char *requester);
+
+/* Says whether id (an ObjectID) names an existing resource and, when it
+ * does, its ObjectID as stored (*ret_id, the caller frees it). */
+typedef bool wf_ref_exists_fn(void *arg, const char *id, char **ret_id);
+
+/* Applies changes to before (NULL for a create) and checks the result
+ * against the schema: values converted to the attribute's type, single-
+ * and multi-valued, regexes, references that resolve, attributes bound to
+ * type, system attributes left alone, required bindings present. Returns 0
+ * with *ret_after (a new Resource the caller frees with
+ * protobuf_c_message_free_unpacked; object_id/object_type copied from
+ * before or left empty), or -1 with *ret_reason naming the attribute and
+ * the rule it broke (the caller frees it). */
+int wf_apply_changes(const wf_policy_t *p, const wf_type_t *type, const Loom__Resource *before,
+    Loom__RequestChange *const *changes, size_t nchanges, wf_ref_exists_fn *ref_exists, void *arg,
+    Loom__Resource **ret_after, char **ret_reason);
+
+/* ---- proto helpers (workflow_schema.c) ---- */
+const Loom__Attr *wf_res_attr(const Loom__Resource *r, const char *name);
+Loom__Value *wf_value_str(int case_, const char *s);
+Loom__Value *wf_value_i64(int case_, int64_t v);
+Loom__Value *wf_value_dup(const Loom__Value *v);
+bool wf_value_eq(const Loom__Value *a, const Loom__Value *b);
+/* The value as text (references and strings as they are). */
+char *wf_value_text(const Loom__Value *v);
+/* Sets attribute name of r to the n values (taken); n == 0 removes it. */
+void wf_res_set(Loom__Resource *r, const char *name, Loom__Value **v, size_t n);
+const char *wf_status_name(Loom__Request__Status s);
+int wf_status_parse(const char *s, Loom__Request__Status *ret);
+const char *wf_op_name(Loom__Request__Operation o);
+
+/* ---- the service (workflow_store.c, workflow_xpath.c, workflow_request.c) ---- */
+
+typedef struct wf_overlay {
+	bool active;               /* answer for this resource from res below */
+	loom_xpath_rid_t rid;      /* its rid (a fresh one for a create) */
+	const Loom__Resource *res; /* its state after the request */
+} wf_overlay_t;
+
+typedef struct wf {
+	loom_daemon_t *daemon;     /* the skeleton */
+	wf_policy_t policy;        /* schema and MPRs */
+	loom_store_t *store;       /* STATE_DIR/workflow */
+	int cf_res, cf_res_id, cf_res_index, cf_req, cf_req_id, cf_meta; /* family indexes */
+	uint64_t next_rid;         /* next resource number */
+	uint64_t next_seq;         /* next request number */
+	loom_xpath_provider_t xp;  /* the provider over the store */
+	wf_overlay_t overlay;      /* the target's after-state during a target-after check */
+	loom_xpath_rid_t cache_rid;    /* rid of cache_res */
+	Loom__Resource *cache_res;     /* the last resource the provider read */
+	loom_xpath_rid_t tcache_rid;   /* rid of tcache_res (object_type's cache) */
+	Loom__Resource *tcache_res;    /* the last resource object_type read */
+	Loom__Attr cache_attr;         /* synthesized ObjectID/ObjectType attribute */
+	Loom__Value cache_val;         /* its value */
+	Loom__Value *cache_valp;       /* pointer to it */
+	char *crash_at;            /* fault injection: LOOM_WORKFLOW_CRASH_AT (a status name) */
+} wf_t;
+
+int wf_store_open(wf_t *w, const char *path, char **ret_error);
+void wf_store_close(wf_t *w);
+/* The resource with ObjectID id (any case): 1 with *ret, 0 when none, -1 with *error_r. */
+int wf_res_get_by_id(wf_t *w, const char *id, Loom__Resource **ret, const char **error_r);
+int wf_res_get(wf_t *w, loom_xpath_rid_t rid, Loom__Resource **ret, const char **error_r);
+/* Queues in b the writes that replace before with after (either may be NULL). */
+void wf_res_write(wf_t *w, loom_batch_t *b, const Loom__Resource *before, const Loom__Resource *after);
+/* Queues the request's record in b. */
+void wf_req_write(wf_t *w, loom_batch_t *b, const Loom__Request *rq);
+int wf_req_get(wf_t *w, const char *id, Loom__Request **ret, const char **error_r);
+void wf_meta_write(wf_t *w, loom_batch_t *b);
+
+void wf_xpath_provider(wf_t *w, loom_xpath_provider_t *ret);
+
+/* Runs rq (status validating, or authorizing, or committed after a
+ * restart: resumed) through the pipeline to its end, persisting every status. */
+void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed);
+/* Puts requests left in flight by a crash back through the pipeline. */
+int wf_requests_recover(wf_t *w, char **ret_error);
+/* Handles a directed message. */
+void wf_handle(wf_t *w, Loom__Envelope *env);
+
+#endif

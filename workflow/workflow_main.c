@@ -1,0 +1,105 @@
+/* workflow_main.c - loom-workflow: the policy service (DESIGN.md §5,
+ * docs/policy.md). Schema and MPRs come from config/policy/NAME.yaml beside
+ * the deployment file; resources and requests live in STATE_DIR/workflow. */
+#include "workflow.h"
+#include "loom_alloc.h"
+#include "loom_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static wf_t the_wf;
+
+static char *policy_dir(const char *deploy_path)
+{
+	const char *slash = strrchr(deploy_path, '/');
+	if (slash == NULL)
+		return loom_strdup("policy");
+	return loom_sprintf("%.*s/policy", (int)(slash - deploy_path), deploy_path);
+}
+
+static int wf_check(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	wf_policy_t p;
+	free(msg);
+	msg = NULL;
+	char *dir = policy_dir(loom_daemon_config(d)->path);
+	int rc = wf_policy_load(dir, &p, &msg);
+	free(dir);
+	if (rc < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	wf_policy_release(&p);
+	return 0;
+}
+
+static int wf_start(loom_daemon_t *d, const char **error_r)
+{
+	wf_t *w = &the_wf;
+	static char *msg;
+	w->daemon = d;
+	loom_daemon_set_user(d, w);
+	const loom_deploy_t *cfg = loom_daemon_config(d);
+	char *dir = policy_dir(cfg->path);
+	int rc = wf_policy_load(dir, &w->policy, &msg);
+	free(dir);
+	if (rc < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	(void)mkdir(cfg->state_dir, 0755);
+	char *path = loom_sprintf("%s/workflow", cfg->state_dir);
+	rc = wf_store_open(w, path, &msg);
+	free(path);
+	if (rc < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	wf_xpath_provider(w, &w->xp);
+	const char *crash = getenv("LOOM_WORKFLOW_CRASH_AT");
+	if (crash && crash[0])
+		w->crash_at = loom_strdup(crash);
+	if (wf_requests_recover(w, &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	loom_info("workflow ready types=%zu attributes=%zu mprs=%zu administrators=%zu next_request=%llu",
+	    w->policy.ntypes, w->policy.nattrs, w->policy.nmprs, w->policy.nadmins, (unsigned long long)w->next_seq);
+	return 0;
+}
+
+static void wf_message(loom_daemon_t *d, Loom__Envelope *env)
+{
+	wf_handle(loom_daemon_user(d), env);
+	loom_envelope_free(&env);
+}
+
+static void wf_stop(loom_daemon_t *d)
+{
+	wf_t *w = loom_daemon_user(d);
+	if (w == NULL)
+		return;
+	wf_store_close(w);
+	wf_policy_release(&w->policy);
+	free(w->crash_at);
+	w->crash_at = NULL;
+}
+
+static const loom_daemon_def_t def = {
+	.process = "loom-workflow",
+	.summary = "The Loom policy service: resources, schema, requests and their MPRs (config/policy/NAME.yaml).",
+	.default_service = "workflow",
+	.bus_client = true,
+	.start = wf_start,
+	.on_message = wf_message,
+	.stop = wf_stop,
+	.check = wf_check,
+};
+
+int main(int argc, char **argv)
+{
+	return loom_daemon_main(&def, argc, argv);
+}

@@ -1,0 +1,706 @@
+/* workflow_request.c - the request pipeline and the service's answers.
+ *
+ * Request states and transitions (each one persisted, with a history entry,
+ * before the next step starts):
+ *
+ *   (submitted) -> validating        wf_handle_submit: the request is stored
+ *   validating  -> denied            the schema refuses a change (reason names
+ *                                    the attribute and the rule)
+ *   validating  -> authorizing       the changes fit the schema
+ *   authorizing -> denied            no MPR grants one of the (operation,
+ *                                    attribute) pairs; default deny
+ *   authorizing -> failed            an MPR filter could not be evaluated
+ *   authorizing -> committed         the resource change and this status in
+ *                                    ONE synced WriteBatch
+ *   committed   -> completed         nothing to do after the commit yet
+ *
+ * authenticating, post-processing, pending-approval and canceled exist in the
+ * protocol; no transition enters them until workflows come (docs/policy.md).
+ *
+ * After a crash (wf_requests_recover): validating and authorizing requests
+ * have changed no resource, so they run again from validation against the
+ * resources as they are now; committed ones are completed. A request is
+ * therefore never half-applied: its resource change and its committed status
+ * are one write.
+ */
+#include "workflow.h"
+#include "loom_alloc.h"
+#include "loom_buf.h"
+#include "loom_envelope.h"
+#include "loom_log.h"
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static char *new_uuid(void)
+{
+	uint8_t b[16];
+	randombytes_buf(b, sizeof b);
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	return loom_sprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+	    b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static void history_add(Loom__Request *rq, const char *who, const char *note)
+{
+	Loom__RequestHistory *h = loom_malloc(sizeof *h);
+	loom__request_history__init(h);
+	h->at = loom_now_us();
+	h->who = loom_strdup(who);
+	h->status = loom_strdup(wf_status_name(rq->status));
+	h->note = loom_strdup(note ? note : "");
+	rq->history = loom_realloc(rq->history, (rq->n_history + 1) * sizeof *rq->history);
+	rq->history[rq->n_history++] = h;
+}
+
+static void set_reason(Loom__Request *rq, const char *reason)
+{
+	if (rq->reason != protobuf_c_empty_string)
+		free(rq->reason);
+	rq->reason = loom_strdup(reason);
+}
+
+static void crash_point(wf_t *w, Loom__Request__Status s)
+{
+	if (w->crash_at && strcmp(w->crash_at, wf_status_name(s)) == 0) {
+		loom_warning("fault injection: killing myself after request status %s (LOOM_WORKFLOW_CRASH_AT)",
+		    w->crash_at);
+		raise(SIGKILL);
+	}
+}
+
+/* Moves rq to status s with a history entry and stores it (synced).
+ * Returns 0, or -1 (logged) when the store refuses. */
+static int set_status(wf_t *w, Loom__Request *rq, Loom__Request__Status s, const char *who, const char *note)
+{
+	rq->status = s;
+	history_add(rq, who, note);
+	loom_batch_t *b = loom_batch_new(w->store);
+	wf_req_write(w, b, rq);
+	const char *err;
+	int rc = loom_store_write(w->store, b, &err);
+	loom_batch_destroy(&b);
+	if (rc < 0) {
+		loom_error("cannot store request %s status %s: %s", rq->id, wf_status_name(s), err);
+		return -1;
+	}
+	loom_info("request %s %s %s %s: %s", rq->id, wf_op_name(rq->operation), rq->target_type, wf_status_name(s),
+	    note ? note : "");
+	crash_point(w, s);
+	return 0;
+}
+
+static bool ref_exists(void *arg, const char *id, char **ret_id)
+{
+	wf_t *w = arg;
+	Loom__Resource *r;
+	const char *err;
+	if (wf_res_get_by_id(w, id, &r, &err) != 1)
+		return false;
+	*ret_id = loom_strdup(r->object_id);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return true;
+}
+
+/* ---- validation ---- */
+
+static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, Loom__Resource **ret_after)
+{
+	*ret_before = *ret_after = NULL;
+	if (rq->requester[0] == '\0')
+		return loom_strdup("the request has no requester");
+	if (strcmp(rq->requester, "sync") != 0 && !wf_policy_is_admin(&w->policy, rq->requester)) {
+		char *id;
+		if (!ref_exists(w, rq->requester, &id))
+			return loom_sprintf("requester '%s' is no resource (and not the built-in requester sync)", rq->requester);
+		free(id);
+	}
+	Loom__Resource *before = NULL;
+	const char *err;
+	switch (rq->operation) {
+	case LOOM__REQUEST__OPERATION__CREATE:
+		break;
+	case LOOM__REQUEST__OPERATION__DELETE:
+	case LOOM__REQUEST__OPERATION__MODIFY:
+	case LOOM__REQUEST__OPERATION__ADD_VALUES:
+	case LOOM__REQUEST__OPERATION__REMOVE_VALUES: {
+		int rc = wf_res_get_by_id(w, rq->target_id, &before, &err);
+		if (rc < 0)
+			return loom_sprintf("cannot read target '%s': %s", rq->target_id, err);
+		if (rc == 0)
+			return loom_sprintf("target '%s' is no resource", rq->target_id);
+		if (rq->target_type[0] && strcmp(rq->target_type, before->object_type) != 0) {
+			char *r = loom_sprintf("target '%s' is a %s, not a %s", rq->target_id, before->object_type,
+			    rq->target_type);
+			protobuf_c_message_free_unpacked(&before->base, NULL);
+			return r;
+		}
+		if (rq->target_type != protobuf_c_empty_string)
+			free(rq->target_type);
+		rq->target_type = loom_strdup(before->object_type);
+		break;
+	}
+	default:
+		return loom_sprintf("operation %s changes nothing: read with get and search", wf_op_name(rq->operation));
+	}
+	const wf_type_t *t = wf_type_find(&w->policy, rq->target_type);
+	if (t == NULL) {
+		if (before)
+			protobuf_c_message_free_unpacked(&before->base, NULL);
+		return loom_sprintf("unknown object type '%s'", rq->target_type);
+	}
+	if (rq->operation == LOOM__REQUEST__OPERATION__DELETE) {
+		if (rq->n_changes) {
+			protobuf_c_message_free_unpacked(&before->base, NULL);
+			return loom_strdup("a delete request carries no attribute changes");
+		}
+		*ret_before = before;
+		return NULL;
+	}
+	if (rq->operation != LOOM__REQUEST__OPERATION__CREATE && rq->n_changes == 0) {
+		protobuf_c_message_free_unpacked(&before->base, NULL);
+		return loom_strdup("the request changes no attribute");
+	}
+	Loom__Resource *after;
+	char *reason;
+	if (wf_apply_changes(&w->policy, t, before, rq->changes, rq->n_changes, ref_exists, w, &after, &reason) < 0) {
+		if (before)
+			protobuf_c_message_free_unpacked(&before->base, NULL);
+		return reason;
+	}
+	if (before == NULL) {
+		free(after->object_id);
+		free(after->object_type);
+		after->object_id = loom_strdup(rq->target_id);
+		after->object_type = loom_strdup(rq->target_type);
+		after->rid = w->next_rid;
+		after->created_at = loom_now_us();
+		Loom__Value **v = loom_calloc(1, sizeof *v);
+		v[0] = wf_value_i64(LOOM__VALUE__V_TIME, after->created_at);
+		wf_res_set(after, "CreatedTime", v, 1);
+		char *cid;
+		if (ref_exists(w, rq->requester, &cid)) {
+			v = loom_calloc(1, sizeof *v);
+			v[0] = wf_value_str(LOOM__VALUE__V_REF, cid);
+			wf_res_set(after, "Creator", v, 1);
+			free(cid);
+		}
+	}
+	after->changed_at = loom_now_us();
+	*ret_before = before;
+	*ret_after = after;
+	return NULL;
+}
+
+/* ---- authorization ---- */
+
+typedef struct pair {
+	unsigned op;               /* WF_OP_* */
+	const char *attr;          /* NULL for create-less-attributes and delete */
+	bool granted;              /* some MPR grants it */
+} pair_t;
+
+static const char *opword(unsigned op)
+{
+	switch (op) {
+	case WF_OP_CREATE: return "create";
+	case WF_OP_DELETE: return "delete";
+	case WF_OP_ADD: return "add";
+	case WF_OP_REMOVE: return "remove";
+	default: return "modify";
+	}
+}
+
+/* 1 when x selects rid, 0 when not, -1 with *ret_reason. */
+static int selects(wf_t *w, const loom_xpath_t *x, loom_xpath_rid_t rid, const char *what, const char *mpr,
+    char **ret_reason)
+{
+	loom_xpath_result_t r;
+	loom_xpath_result_init(&r);
+	loom_xpath_error_t xe = { 0 };
+	bool m = false;
+	int rc = loom_xpath_matches(x, &w->xp, NULL, rid, &r, &m, &xe);
+	loom_xpath_result_release(&r);
+	if (rc < 0) {
+		*ret_reason = loom_sprintf("mpr '%s': %s filter: %s", mpr, what, xe.text ? xe.text : "evaluation failed");
+		loom_xpath_error_release(&xe);
+		return -1;
+	}
+	return m ? 1 : 0;
+}
+
+static bool holds_ref(const Loom__Resource *r, const char *attr, const char *id)
+{
+	if (strcmp(attr, "ObjectID") == 0)
+		return strcasecmp(r->object_id, id) == 0;
+	const Loom__Attr *a = wf_res_attr(r, attr);
+	for (size_t i = 0; a && i < a->n_values; i++)
+		if (a->values[i]->v_case == LOOM__VALUE__V_REF && strcasecmp(a->values[i]->ref, id) == 0)
+			return true;
+	return false;
+}
+
+static void strv_push(char ***v, size_t *n, const char *s)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*v)[i], s) == 0)
+			return;
+	*v = loom_realloc(*v, (*n + 1) * sizeof **v);
+	(*v)[(*n)++] = loom_strdup(s);
+}
+
+/* Returns 0 (granted: rq's granting_mprs and workflows filled), 1 denied
+ * or -1 failed, with *ret_reason for both. */
+static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const Loom__Resource *after,
+    char **ret_reason)
+{
+	if (wf_policy_is_admin(&w->policy, rq->requester)) {
+		strv_push(&rq->granting_mprs, &rq->n_granting_mprs,
+		    strcmp(rq->requester, "sync") == 0 ? "(built-in: sync)" : "(built-in: administrators)");
+		return 0;
+	}
+	size_t np = 0;
+	pair_t *pairs = loom_calloc(rq->n_changes + 1, sizeof *pairs);
+	if (rq->operation == LOOM__REQUEST__OPERATION__DELETE)
+		pairs[np++] = (pair_t){ .op = WF_OP_DELETE };
+	else if (rq->operation == LOOM__REQUEST__OPERATION__CREATE && rq->n_changes == 0)
+		pairs[np++] = (pair_t){ .op = WF_OP_CREATE };
+	else
+		for (size_t i = 0; i < rq->n_changes; i++) {
+			unsigned op = rq->operation == LOOM__REQUEST__OPERATION__CREATE ? WF_OP_CREATE
+			    : rq->changes[i]->op == LOOM__REQUEST_CHANGE__OP__ADD ? WF_OP_ADD
+			    : rq->changes[i]->op == LOOM__REQUEST_CHANGE__OP__REMOVE ? WF_OP_REMOVE : WF_OP_MODIFY;
+			pairs[np++] = (pair_t){ .op = op, .attr = rq->changes[i]->attr };
+		}
+	loom_xpath_rid_t req_rid = 0;
+	bool req_is_res = w->xp.resolve(w, rq->requester, strlen(rq->requester), &req_rid) == 0;
+	int rc = 0;
+	char *reason = NULL;
+	for (size_t m = 0; m < w->policy.nmprs && rc >= 0; m++) {
+		const wf_mpr_t *mpr = &w->policy.mprs[m];
+		bool any = false;
+		for (size_t i = 0; i < np; i++)
+			any = any || (mpr->ops & pairs[i].op);
+		if (!any)
+			continue;
+		/* requester */
+		int ok;
+		if (mpr->requesters) {
+			ok = req_is_res ? selects(w, mpr->requesters, req_rid, "requesters", mpr->name, &reason) : 0;
+		} else {
+			const Loom__Resource *rel = before ? before : after;
+			ok = holds_ref(rel, mpr->relative, rq->requester);
+		}
+		if (ok < 0) {
+			rc = -1;
+			break;
+		}
+		if (!ok)
+			continue;
+		if (mpr->before && before) {
+			ok = selects(w, mpr->before, before->rid, "target_before", mpr->name, &reason);
+			if (ok <= 0) {
+				rc = ok < 0 ? -1 : rc;
+				continue;
+			}
+		}
+		if (mpr->after && after) {
+			w->overlay = (wf_overlay_t){ .active = true, .rid = after->rid, .res = after };
+			ok = selects(w, mpr->after, after->rid, "target_after", mpr->name, &reason);
+			w->overlay.active = false;
+			if (ok <= 0) {
+				rc = ok < 0 ? -1 : rc;
+				continue;
+			}
+		}
+		bool granted = false;
+		for (size_t i = 0; i < np; i++) {
+			if (!(mpr->ops & pairs[i].op))
+				continue;
+			bool covers = pairs[i].attr == NULL || mpr->all_attrs;
+			for (size_t k = 0; !covers && k < mpr->nattrs; k++)
+				covers = strcmp(mpr->attrs[k], pairs[i].attr) == 0;
+			if (covers) {
+				pairs[i].granted = true;
+				granted = true;
+			}
+		}
+		if (granted) {
+			strv_push(&rq->granting_mprs, &rq->n_granting_mprs, mpr->name);
+			for (size_t k = 0; k < mpr->nworkflows; k++)
+				strv_push(&rq->workflows, &rq->n_workflows, mpr->workflows[k]);
+		}
+	}
+	if (rc == 0)
+		for (size_t i = 0; i < np; i++)
+			if (!pairs[i].granted) {
+				if (pairs[i].attr)
+					reason = loom_sprintf("no management policy rule grants requester '%s' %s of attribute '%s' "
+					    "on %s '%s' (default deny)", rq->requester, opword(pairs[i].op), pairs[i].attr,
+					    rq->target_type, rq->target_id);
+				else
+					reason = loom_sprintf("no management policy rule grants requester '%s' %s of %s '%s' "
+					    "(default deny)", rq->requester, opword(pairs[i].op), rq->target_type, rq->target_id);
+				rc = 1;
+				break;
+			}
+	free(pairs);
+	if (rc != 0) {
+		/* what did not grant everything grants nothing */
+		for (size_t i = 0; i < rq->n_granting_mprs; i++)
+			free(rq->granting_mprs[i]);
+		for (size_t i = 0; i < rq->n_workflows; i++)
+			free(rq->workflows[i]);
+		rq->n_granting_mprs = rq->n_workflows = 0;
+		*ret_reason = reason;
+	}
+	return rc;
+}
+
+/* ---- the pipeline ---- */
+
+void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
+{
+	if (rq->status == LOOM__REQUEST__STATUS__COMMITTED) {
+		set_status(w, rq, LOOM__REQUEST__STATUS__COMPLETED, "workflow", "the commit was durable before a restart");
+		return;
+	}
+	if ((resumed || rq->status != LOOM__REQUEST__STATUS__VALIDATING) &&
+	    set_status(w, rq, LOOM__REQUEST__STATUS__VALIDATING, "workflow", "validated again after a restart") < 0)
+		return;
+	Loom__Resource *before, *after;
+	char *reason = validate(w, rq, &before, &after);
+	if (reason) {
+		set_reason(rq, reason);
+		set_status(w, rq, LOOM__REQUEST__STATUS__DENIED, "workflow", reason);
+		free(reason);
+		return;
+	}
+	if (set_status(w, rq, LOOM__REQUEST__STATUS__AUTHORIZING, "workflow", "the changes fit the schema") < 0)
+		goto out;
+	int rc = authorize(w, rq, before, after, &reason);
+	if (rc != 0) {
+		set_reason(rq, reason);
+		set_status(w, rq, rc > 0 ? LOOM__REQUEST__STATUS__DENIED : LOOM__REQUEST__STATUS__FAILED, "workflow", reason);
+		free(reason);
+		goto out;
+	}
+	/* the commit: the resource and the request's new status in one batch */
+	loom_buf_t note = LOOM_BUF_INIT;
+	loom_buf_adds(&note, "granted by");
+	for (size_t i = 0; i < rq->n_granting_mprs; i++)
+		loom_buf_printf(&note, "%s %s", i ? "," : "", rq->granting_mprs[i]);
+	for (size_t i = 0; i < rq->n_workflows; i++)
+		loom_buf_printf(&note, "%s %s", i ? "," : "; workflows (not run yet):", rq->workflows[i]);
+	rq->status = LOOM__REQUEST__STATUS__COMMITTED;
+	history_add(rq, "workflow", loom_buf_cstr(&note));
+	loom_buf_release(&note);
+	if (after && before == NULL)
+		w->next_rid++;
+	loom_batch_t *b = loom_batch_new(w->store);
+	wf_res_write(w, b, before, after);
+	wf_req_write(w, b, rq);
+	wf_meta_write(w, b);
+	const char *err;
+	rc = loom_store_write(w->store, b, &err);
+	loom_batch_destroy(&b);
+	if (rc < 0) {
+		loom_error("cannot commit request %s: %s", rq->id, err);
+		char *r = loom_sprintf("cannot commit: %s", err);
+		set_reason(rq, r);
+		rq->n_history--; /* the committed entry never landed */
+		protobuf_c_message_free_unpacked(&rq->history[rq->n_history]->base, NULL);
+		set_status(w, rq, LOOM__REQUEST__STATUS__FAILED, "workflow", r);
+		free(r);
+		goto out;
+	}
+	loom_info("request %s %s %s committed: %s", rq->id, wf_op_name(rq->operation), rq->target_id,
+	    rq->history[rq->n_history - 1]->note);
+	crash_point(w, LOOM__REQUEST__STATUS__COMMITTED);
+	set_status(w, rq, LOOM__REQUEST__STATUS__COMPLETED, "workflow", "nothing to run after the commit yet");
+out:
+	if (before)
+		protobuf_c_message_free_unpacked(&before->base, NULL);
+	if (after)
+		protobuf_c_message_free_unpacked(&after->base, NULL);
+}
+
+int wf_requests_recover(wf_t *w, char **ret_error)
+{
+	size_t n = 0, cap = 0;
+	Loom__Request **todo = NULL;
+	loom_iter_t *it = loom_iter_new(w->store, w->cf_req);
+	for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
+		size_t len;
+		const void *v = loom_iter_value(it, &len);
+		Loom__Request *rq = loom__request__unpack(NULL, len, v);
+		if (rq == NULL) {
+			loom_warning("a request record does not decode; left as it is");
+			continue;
+		}
+		if (rq->status == LOOM__REQUEST__STATUS__VALIDATING || rq->status == LOOM__REQUEST__STATUS__AUTHORIZING ||
+		    rq->status == LOOM__REQUEST__STATUS__COMMITTED) {
+			if (n == cap)
+				todo = loom_realloc(todo, (cap = cap ? 2 * cap : 8) * sizeof *todo);
+			todo[n++] = rq;
+		} else {
+			protobuf_c_message_free_unpacked(&rq->base, NULL);
+		}
+	}
+	const char *err;
+	int rc = loom_iter_status(it, &err);
+	loom_iter_destroy(&it);
+	if (rc < 0)
+		*ret_error = loom_sprintf("cannot read the requests: %s", err);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0) {
+			loom_info("request %s was %s when the service stopped: resuming", todo[i]->id,
+			    wf_status_name(todo[i]->status));
+			wf_request_run(w, todo[i], true);
+		}
+		protobuf_c_message_free_unpacked(&todo[i]->base, NULL);
+	}
+	free(todo);
+	if (n)
+		loom_info("recovered requests=%zu", n);
+	return rc;
+}
+
+/* ---- answers ---- */
+
+static void reply(wf_t *w, Loom__Envelope *env, const ProtobufCMessage *m)
+{
+	const char *err;
+	if (loom_bus_reply(loom_daemon_bus(w->daemon), env, m, &err) < 0)
+		loom_warning("cannot reply to %s: %s", env->from, err);
+}
+
+static void reply_error(wf_t *w, Loom__Envelope *env, Loom__Error__Code code, const char *msg)
+{
+	const char *err;
+	if (loom_bus_reply_error(loom_daemon_bus(w->daemon), env, code, code == LOOM__ERROR__CODE__INTERNAL, msg, &err) < 0)
+		loom_warning("cannot reply to %s: %s", env->from, err);
+}
+
+static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
+{
+	Loom__RequestSubmit *s = body;
+	Loom__Request *in = s->request;
+	if (in == NULL) {
+		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, "RequestSubmit carries no request");
+		return;
+	}
+	/* the service's own copy: id, seq, status and history are its to give */
+	Loom__Request *rq = loom_calloc(1, sizeof *rq);
+	loom__request__init(rq);
+	rq->id = new_uuid();
+	rq->seq = w->next_seq++;
+	rq->requester = loom_strdup(in->requester);
+	rq->operation = in->operation;
+	rq->target_id = in->operation == LOOM__REQUEST__OPERATION__CREATE ? new_uuid() : loom_strdup(in->target_id);
+	rq->target_type = loom_strdup(in->target_type);
+	rq->n_changes = in->n_changes;
+	rq->changes = in->changes; /* moved */
+	in->changes = NULL;
+	in->n_changes = 0;
+	rq->created_at = loom_now_us();
+	rq->status = LOOM__REQUEST__STATUS__VALIDATING;
+	history_add(rq, rq->requester, "submitted");
+	loom_batch_t *b = loom_batch_new(w->store);
+	wf_req_write(w, b, rq);
+	wf_meta_write(w, b);
+	const char *err;
+	int rc = loom_store_write(w->store, b, &err);
+	loom_batch_destroy(&b);
+	if (rc < 0) {
+		char *m = loom_sprintf("cannot store the request: %s", err);
+		loom_error("%s", m);
+		reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, m);
+		free(m);
+		protobuf_c_message_free_unpacked(&rq->base, NULL);
+		return;
+	}
+	crash_point(w, LOOM__REQUEST__STATUS__VALIDATING);
+	wf_request_run(w, rq, false);
+	Loom__RequestReply r = LOOM__REQUEST_REPLY__INIT;
+	r.request = rq;
+	reply(w, env, &r.base);
+	protobuf_c_message_free_unpacked(&rq->base, NULL);
+}
+
+static void handle_get(wf_t *w, Loom__Envelope *env, void *body)
+{
+	Loom__RequestGet *g = body;
+	Loom__Request *rq;
+	const char *err;
+	int rc = wf_req_get(w, g->id, &rq, &err);
+	if (rc <= 0) {
+		char *m = rc < 0 ? loom_sprintf("cannot read request '%s': %s", g->id, err)
+		                 : loom_sprintf("no request '%s'", g->id);
+		reply_error(w, env, rc < 0 ? LOOM__ERROR__CODE__INTERNAL : LOOM__ERROR__CODE__BAD_REQUEST, m);
+		free(m);
+		return;
+	}
+	Loom__RequestReply r = LOOM__REQUEST_REPLY__INIT;
+	r.request = rq;
+	reply(w, env, &r.base);
+	protobuf_c_message_free_unpacked(&rq->base, NULL);
+}
+
+static void handle_list(wf_t *w, Loom__Envelope *env, void *body)
+{
+	Loom__RequestList *l = body;
+	Loom__Request__Status want = 0;
+	if (l->status[0] && wf_status_parse(l->status, &want) < 0) {
+		char *m = loom_sprintf("unknown status '%s': expected validating, authenticating, authorizing, committed, "
+		    "post-processing, completed, denied, failed, canceled or pending-approval", l->status);
+		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, m);
+		free(m);
+		return;
+	}
+	size_t limit = l->limit == 0 ? 100 : l->limit > 10000 ? 10000 : l->limit;
+	/* newest first: keep the last `limit` in a ring while walking forward */
+	Loom__Request **ring = loom_calloc(limit, sizeof *ring);
+	size_t seen = 0;
+	loom_iter_t *it = loom_iter_new(w->store, w->cf_req);
+	for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
+		size_t len;
+		const void *v = loom_iter_value(it, &len);
+		Loom__Request *rq = loom__request__unpack(NULL, len, v);
+		if (rq == NULL)
+			continue;
+		if (want && rq->status != want) {
+			protobuf_c_message_free_unpacked(&rq->base, NULL);
+			continue;
+		}
+		size_t slot = seen++ % limit;
+		if (ring[slot])
+			protobuf_c_message_free_unpacked(&ring[slot]->base, NULL);
+		ring[slot] = rq;
+	}
+	const char *err;
+	int rc = loom_iter_status(it, &err);
+	loom_iter_destroy(&it);
+	size_t n = seen < limit ? seen : limit;
+	Loom__RequestListReply r = LOOM__REQUEST_LIST_REPLY__INIT;
+	r.requests = loom_calloc(n + 1, sizeof *r.requests);
+	for (size_t i = 0; i < n; i++)
+		r.requests[i] = ring[(seen - 1 - i) % limit];
+	r.n_requests = n;
+	r.truncated = seen > limit;
+	if (rc < 0) {
+		char *m = loom_sprintf("cannot read the requests: %s", err);
+		reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, m);
+		free(m);
+	} else {
+		reply(w, env, &r.base);
+	}
+	for (size_t i = 0; i < limit; i++)
+		if (ring[i])
+			protobuf_c_message_free_unpacked(&ring[i]->base, NULL);
+	free(ring);
+	free(r.requests);
+}
+
+static void handle_res_get(wf_t *w, Loom__Envelope *env, void *body)
+{
+	Loom__ResourceGet *g = body;
+	Loom__Resource *res;
+	const char *err;
+	int rc = wf_res_get_by_id(w, g->id, &res, &err);
+	if (rc == 1 && g->type[0] && strcmp(g->type, res->object_type) != 0) {
+		protobuf_c_message_free_unpacked(&res->base, NULL);
+		rc = 0;
+	}
+	if (rc <= 0) {
+		char *m = rc < 0 ? loom_sprintf("cannot read resource '%s': %s", g->id, err)
+		    : loom_sprintf("no %s '%s'", g->type[0] ? g->type : "resource", g->id);
+		reply_error(w, env, rc < 0 ? LOOM__ERROR__CODE__INTERNAL : LOOM__ERROR__CODE__BAD_REQUEST, m);
+		free(m);
+		return;
+	}
+	Loom__ResourceReply r = LOOM__RESOURCE_REPLY__INIT;
+	r.resource = res;
+	reply(w, env, &r.base);
+	protobuf_c_message_free_unpacked(&res->base, NULL);
+}
+
+static void handle_search(wf_t *w, Loom__Envelope *env, void *body)
+{
+	Loom__ResourceSearch *s = body;
+	loom_xpath_t *x = NULL;
+	loom_xpath_error_t xe = { 0 };
+	if (loom_xpath_compile(s->filter, NULL, &x, &xe) < 0 || loom_xpath_check(x, &w->xp, &xe) < 0) {
+		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, xe.text);
+		loom_xpath_error_release(&xe);
+		loom_xpath_destroy(&x);
+		return;
+	}
+	loom_xpath_result_t res;
+	loom_xpath_result_init(&res);
+	if (loom_xpath_eval(x, &w->xp, NULL, &res, &xe) < 0) {
+		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, xe.text);
+		loom_xpath_error_release(&xe);
+		loom_xpath_destroy(&x);
+		loom_xpath_result_release(&res);
+		return;
+	}
+	size_t limit = s->limit == 0 ? 100 : s->limit > 10000 ? 10000 : s->limit;
+	Loom__ResourceSearchReply r = LOOM__RESOURCE_SEARCH_REPLY__INIT;
+	r.resources = loom_calloc(limit + 1, sizeof *r.resources);
+	int rc = 0;
+	const char *err = NULL;
+	for (size_t i = 0; i < res.n && r.n_resources < limit && rc >= 0; i++) {
+		Loom__Resource *one;
+		rc = wf_res_get(w, res.rids[i], &one, &err);
+		if (rc == 1)
+			r.resources[r.n_resources++] = one;
+	}
+	r.truncated = res.n > limit;
+	if (rc < 0) {
+		char *m = loom_sprintf("cannot read a resource: %s", err);
+		reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, m);
+		free(m);
+	} else {
+		reply(w, env, &r.base);
+	}
+	for (size_t i = 0; i < r.n_resources; i++)
+		protobuf_c_message_free_unpacked(&r.resources[i]->base, NULL);
+	free(r.resources);
+	loom_xpath_result_release(&res);
+	loom_xpath_destroy(&x);
+}
+
+void wf_handle(wf_t *w, Loom__Envelope *env)
+{
+	static const struct {
+		const ProtobufCMessageDescriptor *d;
+		void (*fn)(wf_t *, Loom__Envelope *, void *);
+	} h[] = {
+		{ &loom__request_submit__descriptor, handle_submit },
+		{ &loom__request_get__descriptor, handle_get },
+		{ &loom__request_list__descriptor, handle_list },
+		{ &loom__resource_get__descriptor, handle_res_get },
+		{ &loom__resource_search__descriptor, handle_search },
+	};
+	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
+		if (!loom_envelope_is(env, h[i].d))
+			continue;
+		const char *err;
+		ProtobufCMessage *m = loom_envelope_body(env, h[i].d, &err);
+		if (m == NULL) {
+			reply_error(w, env, LOOM__ERROR__CODE__MALFORMED, err);
+			return;
+		}
+		h[i].fn(w, env, m);
+		protobuf_c_message_free_unpacked(m, NULL);
+		return;
+	}
+	char *m = loom_sprintf("loom-workflow does not answer %s", env->type);
+	reply_error(w, env, LOOM__ERROR__CODE__UNKNOWN_TYPE, m);
+	free(m);
+}

@@ -1,0 +1,435 @@
+/* workflow_store.c - the service store (STATE_DIR/workflow) and the XPath
+ * provider over it.
+ *
+ * Families:
+ *   res        rid (u64be)                      -> Resource
+ *   res_id     lower-cased ObjectID             -> rid (u64be)
+ *   res_index  attr \0 tag value \0 type \0 rid -> ""   (every string, reference,
+ *              integer, boolean and datetime value, and ObjectType; tag 's' with
+ *              the lower-cased text, 'i'/'t' with 8 bytes big-endian (sign bit
+ *              flipped), 'b' with one byte)
+ *   req        seq (u64be)                      -> Request
+ *   req_id     request id                       -> seq (u64be)
+ *   meta       "next_rid", "next_seq"           -> u64be
+ * A resource's rows (res, res_id, res_index) change in the same batch as the
+ * request that commits the change.
+ */
+#include "workflow.h"
+#include "loom_alloc.h"
+#include "loom_buf.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", NULL };
+
+static uint64_t meta_u64(wf_t *w, const char *key)
+{
+	void *v;
+	size_t len;
+	const char *err;
+	if (loom_store_get(w->store, w->cf_meta, key, strlen(key), &v, &len, &err) != 1)
+		return 0;
+	uint64_t x = len == 8 ? loom_store_get_u64be(v) : 0;
+	free(v);
+	return x;
+}
+
+int wf_store_open(wf_t *w, const char *path, char **ret_error)
+{
+	loom_store_opts_t so;
+	loom_store_opts_default(&so);
+	if (loom_store_open(path, cfs, &so, &w->store, ret_error) < 0)
+		return -1;
+	w->cf_res = loom_store_cf(w->store, "res");
+	w->cf_res_id = loom_store_cf(w->store, "res_id");
+	w->cf_res_index = loom_store_cf(w->store, "res_index");
+	w->cf_req = loom_store_cf(w->store, "req");
+	w->cf_req_id = loom_store_cf(w->store, "req_id");
+	w->cf_meta = loom_store_cf(w->store, "meta");
+	w->next_rid = meta_u64(w, "next_rid");
+	w->next_seq = meta_u64(w, "next_seq");
+	if (w->next_rid == 0)
+		w->next_rid = 1;
+	if (w->next_seq == 0)
+		w->next_seq = 1;
+	return 0;
+}
+
+void wf_store_close(wf_t *w)
+{
+	if (w->cache_res)
+		protobuf_c_message_free_unpacked(&w->cache_res->base, NULL);
+	if (w->tcache_res)
+		protobuf_c_message_free_unpacked(&w->tcache_res->base, NULL);
+	w->cache_res = w->tcache_res = NULL;
+	loom_store_close(&w->store);
+}
+
+void wf_meta_write(wf_t *w, loom_batch_t *b)
+{
+	unsigned char v[8];
+	loom_store_put_u64be(v, w->next_rid);
+	loom_batch_put(b, w->cf_meta, "next_rid", 8, v, 8);
+	loom_store_put_u64be(v, w->next_seq);
+	loom_batch_put(b, w->cf_meta, "next_seq", 8, v, 8);
+}
+
+static char *lower(const char *s)
+{
+	char *l = loom_strdup(s);
+	for (char *p = l; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return l;
+}
+
+int wf_res_get(wf_t *w, loom_xpath_rid_t rid, Loom__Resource **ret, const char **error_r)
+{
+	unsigned char k[8];
+	loom_store_put_u64be(k, rid);
+	void *v;
+	size_t len;
+	int rc = loom_store_get(w->store, w->cf_res, k, 8, &v, &len, error_r);
+	if (rc != 1)
+		return rc;
+	Loom__Resource *r = loom__resource__unpack(NULL, len, v);
+	free(v);
+	if (r == NULL) {
+		*error_r = "a resource record does not decode";
+		return -1;
+	}
+	*ret = r;
+	return 1;
+}
+
+static int rid_of(wf_t *w, const char *id, loom_xpath_rid_t *ret, const char **error_r)
+{
+	char *l = lower(id);
+	void *v;
+	size_t len;
+	int rc = loom_store_get(w->store, w->cf_res_id, l, strlen(l), &v, &len, error_r);
+	free(l);
+	if (rc == 1) {
+		*ret = len == 8 ? loom_store_get_u64be(v) : 0;
+		free(v);
+	}
+	return rc;
+}
+
+int wf_res_get_by_id(wf_t *w, const char *id, Loom__Resource **ret, const char **error_r)
+{
+	loom_xpath_rid_t rid;
+	int rc = rid_of(w, id, &rid, error_r);
+	if (rc != 1)
+		return rc;
+	return wf_res_get(w, rid, ret, error_r);
+}
+
+/* Appends the index key of value v of attribute attr (up to the type). */
+static bool index_prefix(loom_buf_t *k, const char *attr, const Loom__Value *v)
+{
+	unsigned char b[8];
+	loom_buf_reset(k);
+	loom_buf_adds(k, attr);
+	loom_buf_addc(k, '\0');
+	switch (v->v_case) {
+	case LOOM__VALUE__V_STR:
+	case LOOM__VALUE__V_REF: {
+		const char *s = v->v_case == LOOM__VALUE__V_STR ? v->str : v->ref;
+		loom_buf_addc(k, 's');
+		for (; *s; s++)
+			loom_buf_addc(k, (char)tolower((unsigned char)*s));
+		break;
+	}
+	case LOOM__VALUE__V_INT:
+	case LOOM__VALUE__V_TIME:
+		loom_buf_addc(k, v->v_case == LOOM__VALUE__V_INT ? 'i' : 't');
+		loom_store_put_u64be(b, (uint64_t)(v->v_case == LOOM__VALUE__V_INT ? v->int_ : v->time) ^ (1ull << 63));
+		loom_buf_add(k, b, 8);
+		break;
+	case LOOM__VALUE__V_BOOL:
+		loom_buf_addc(k, 'b');
+		loom_buf_addc(k, v->bool_ ? 1 : 0);
+		break;
+	default:
+		return false;
+	}
+	loom_buf_addc(k, '\0');
+	return true;
+}
+
+static void index_rows(wf_t *w, loom_batch_t *b, const Loom__Resource *r, bool put)
+{
+	loom_buf_t k = LOOM_BUF_INIT;
+	unsigned char rid[8];
+	loom_store_put_u64be(rid, r->rid);
+	for (size_t i = 0; i <= r->n_attrs; i++) {
+		Loom__Value tv = LOOM__VALUE__INIT;
+		const char *name;
+		Loom__Value *one = &tv, **vals;
+		size_t n;
+		if (i == r->n_attrs) {
+			tv.v_case = LOOM__VALUE__V_STR;
+			tv.str = r->object_type;
+			name = "ObjectType";
+			vals = &one;
+			n = 1;
+		} else {
+			name = r->attrs[i]->name;
+			vals = r->attrs[i]->values;
+			n = r->attrs[i]->n_values;
+		}
+		for (size_t j = 0; j < n; j++) {
+			if (!index_prefix(&k, name, vals[j]))
+				continue;
+			loom_buf_adds(&k, r->object_type);
+			loom_buf_addc(&k, '\0');
+			loom_buf_add(&k, rid, 8);
+			if (put)
+				loom_batch_put(b, w->cf_res_index, k.data, k.len, "", 0);
+			else
+				loom_batch_delete(b, w->cf_res_index, k.data, k.len);
+		}
+	}
+	loom_buf_release(&k);
+}
+
+void wf_res_write(wf_t *w, loom_batch_t *b, const Loom__Resource *before, const Loom__Resource *after)
+{
+	if (before)
+		index_rows(w, b, before, false);
+	const Loom__Resource *r = after ? after : before;
+	unsigned char rid[8];
+	loom_store_put_u64be(rid, r->rid);
+	char *l = lower(r->object_id);
+	if (after) {
+		index_rows(w, b, after, true);
+		size_t len = loom__resource__get_packed_size(after);
+		uint8_t *buf = loom_malloc(len ? len : 1);
+		loom__resource__pack(after, buf);
+		loom_batch_put(b, w->cf_res, rid, 8, buf, len);
+		free(buf);
+		loom_batch_put(b, w->cf_res_id, l, strlen(l), rid, 8);
+	} else {
+		loom_batch_delete(b, w->cf_res, rid, 8);
+		loom_batch_delete(b, w->cf_res_id, l, strlen(l));
+	}
+	free(l);
+	/* the provider's caches may hold the old state */
+	if (w->cache_res && w->cache_rid == r->rid) {
+		protobuf_c_message_free_unpacked(&w->cache_res->base, NULL);
+		w->cache_res = NULL;
+	}
+	if (w->tcache_res && w->tcache_rid == r->rid) {
+		protobuf_c_message_free_unpacked(&w->tcache_res->base, NULL);
+		w->tcache_res = NULL;
+	}
+}
+
+void wf_req_write(wf_t *w, loom_batch_t *b, const Loom__Request *rq)
+{
+	unsigned char k[8];
+	loom_store_put_u64be(k, rq->seq);
+	size_t len = loom__request__get_packed_size(rq);
+	uint8_t *buf = loom_malloc(len ? len : 1);
+	loom__request__pack(rq, buf);
+	loom_batch_put(b, w->cf_req, k, 8, buf, len);
+	free(buf);
+	loom_batch_put(b, w->cf_req_id, rq->id, strlen(rq->id), k, 8);
+}
+
+int wf_req_get(wf_t *w, const char *id, Loom__Request **ret, const char **error_r)
+{
+	void *k, *v;
+	size_t klen, len;
+	char *l = lower(id);
+	int rc = loom_store_get(w->store, w->cf_req_id, l, strlen(l), &k, &klen, error_r);
+	free(l);
+	if (rc != 1)
+		return rc;
+	rc = loom_store_get(w->store, w->cf_req, k, klen, &v, &len, error_r);
+	free(k);
+	if (rc != 1)
+		return rc < 0 ? -1 : 0;
+	Loom__Request *rq = loom__request__unpack(NULL, len, v);
+	free(v);
+	if (rq == NULL) {
+		*error_r = "a request record does not decode";
+		return -1;
+	}
+	*ret = rq;
+	return 1;
+}
+
+/* ---- the XPath provider ---- */
+
+static Loom__Resource *cached(wf_t *w, loom_xpath_rid_t rid, Loom__Resource **slot, loom_xpath_rid_t *slot_rid)
+{
+	if (w->overlay.active && rid == w->overlay.rid)
+		return (Loom__Resource *)w->overlay.res;
+	if (*slot && *slot_rid == rid)
+		return *slot;
+	if (*slot)
+		protobuf_c_message_free_unpacked(&(*slot)->base, NULL);
+	*slot = NULL;
+	const char *err;
+	Loom__Resource *r;
+	if (wf_res_get(w, rid, &r, &err) != 1)
+		return NULL; /* a read error reads as no resource: the evaluator has no error path here */
+	*slot = r;
+	*slot_rid = rid;
+	return r;
+}
+
+static int xp_scan(void *arg, const char *type, loom_xpath_visit_fn *fn, void *varg, char **ret_error)
+{
+	wf_t *w = arg;
+	bool overlay_new = w->overlay.active && w->overlay.rid >= w->next_rid;
+	int rc = 0;
+	loom_iter_t *it;
+	loom_buf_t k = LOOM_BUF_INIT;
+	if (type == NULL) {
+		it = loom_iter_new(w->store, w->cf_res);
+		for (loom_iter_seek_first(it); loom_iter_valid(it) && rc == 0; loom_iter_next(it)) {
+			size_t len;
+			const void *key = loom_iter_key(it, &len);
+			if (len == 8)
+				rc = fn(varg, loom_store_get_u64be(key));
+		}
+	} else {
+		Loom__Value tv = LOOM__VALUE__INIT;
+		tv.v_case = LOOM__VALUE__V_STR;
+		tv.str = (char *)type;
+		index_prefix(&k, "ObjectType", &tv);
+		loom_buf_adds(&k, type);
+		loom_buf_addc(&k, '\0');
+		it = loom_iter_new(w->store, w->cf_res_index);
+		for (loom_iter_seek(it, k.data, k.len); loom_iter_valid(it) && rc == 0; loom_iter_next(it)) {
+			size_t len;
+			const unsigned char *key = loom_iter_key(it, &len);
+			if (len != k.len + 8 || memcmp(key, k.data, k.len) != 0)
+				break;
+			rc = fn(varg, loom_store_get_u64be(key + k.len));
+		}
+	}
+	const char *err;
+	if (rc == 0 && loom_iter_status(it, &err) < 0) {
+		*ret_error = loom_sprintf("cannot scan the resources: %s", err);
+		rc = -1;
+	}
+	loom_iter_destroy(&it);
+	loom_buf_release(&k);
+	if (rc == 0 && overlay_new && (type == NULL || strcmp(type, w->overlay.res->object_type) == 0))
+		rc = fn(varg, w->overlay.rid);
+	return rc;
+}
+
+static const char *xp_object_type(void *arg, loom_xpath_rid_t rid)
+{
+	wf_t *w = arg;
+	Loom__Resource *r = cached(w, rid, &w->tcache_res, &w->tcache_rid);
+	if (r == NULL)
+		return NULL;
+	const wf_type_t *t = wf_type_find(&w->policy, r->object_type);
+	return t ? t->name : r->object_type;
+}
+
+static const Loom__Attr *xp_attr(void *arg, loom_xpath_rid_t rid, const char *name)
+{
+	wf_t *w = arg;
+	Loom__Resource *r = cached(w, rid, &w->cache_res, &w->cache_rid);
+	if (r == NULL)
+		return NULL;
+	bool is_id = strcmp(name, "ObjectID") == 0;
+	if (is_id || strcmp(name, "ObjectType") == 0) {
+		loom__attr__init(&w->cache_attr);
+		loom__value__init(&w->cache_val);
+		w->cache_attr.name = (char *)name;
+		w->cache_valp = &w->cache_val;
+		w->cache_attr.values = &w->cache_valp;
+		w->cache_attr.n_values = 1;
+		if (is_id) {
+			w->cache_val.v_case = LOOM__VALUE__V_REF;
+			w->cache_val.ref = r->object_id;
+		} else {
+			w->cache_val.v_case = LOOM__VALUE__V_STR;
+			w->cache_val.str = r->object_type;
+		}
+		return &w->cache_attr;
+	}
+	return wf_res_attr(r, name);
+}
+
+static int xp_resolve(void *arg, const char *id, size_t len, loom_xpath_rid_t *ret)
+{
+	wf_t *w = arg;
+	char *s = loom_strndup(id, len);
+	int found = 0;
+	if (w->overlay.active && strcasecmp(s, w->overlay.res->object_id) == 0) {
+		*ret = w->overlay.rid;
+		found = 1;
+	} else {
+		const char *err;
+		found = rid_of(w, s, ret, &err) == 1;
+	}
+	free(s);
+	return found ? 0 : 1;
+}
+
+static int xp_attr_info(void *arg, const char *name, loom_xpath_attr_info_t *ret)
+{
+	wf_t *w = arg;
+	const wf_attr_t *a = wf_attr_find(&w->policy, name);
+	if (a == NULL)
+		return 1;
+	ret->type = a->type;
+	ret->multi = a->multi;
+	return 0;
+}
+
+static int xp_find_eq(void *arg, const char *type, const char *attr, const Loom__Value *v, loom_xpath_visit_fn *fn,
+    void *varg, char **ret_error)
+{
+	wf_t *w = arg;
+	loom_buf_t k = LOOM_BUF_INIT;
+	if (!index_prefix(&k, attr, v)) {
+		loom_buf_release(&k);
+		return LOOM_XPATH_NO_INDEX;
+	}
+	if (type) {
+		loom_buf_adds(&k, type);
+		loom_buf_addc(&k, '\0');
+	}
+	int rc = 0;
+	loom_iter_t *it = loom_iter_new(w->store, w->cf_res_index);
+	for (loom_iter_seek(it, k.data, k.len); loom_iter_valid(it) && rc == 0; loom_iter_next(it)) {
+		size_t len;
+		const unsigned char *key = loom_iter_key(it, &len);
+		if (len < k.len + 8 || memcmp(key, k.data, k.len) != 0)
+			break;
+		loom_xpath_rid_t rid = loom_store_get_u64be(key + len - 8);
+		if (w->overlay.active && rid == w->overlay.rid)
+			continue; /* its stored state is not the one asked about: visited below */
+		rc = fn(varg, rid);
+	}
+	const char *err;
+	if (rc == 0 && loom_iter_status(it, &err) < 0) {
+		*ret_error = loom_sprintf("cannot read the attribute index: %s", err);
+		rc = -1;
+	}
+	loom_iter_destroy(&it);
+	loom_buf_release(&k);
+	if (rc == 0 && w->overlay.active && (type == NULL || strcmp(type, w->overlay.res->object_type) == 0))
+		rc = fn(varg, w->overlay.rid); /* may not match: the evaluator checks */
+	return rc;
+}
+
+void wf_xpath_provider(wf_t *w, loom_xpath_provider_t *ret)
+{
+	*ret = (loom_xpath_provider_t){
+		.arg = w, .scan = xp_scan, .object_type = xp_object_type, .attr = xp_attr, .resolve = xp_resolve,
+		.attr_info = xp_attr_info, .find_eq = xp_find_eq,
+	};
+}
