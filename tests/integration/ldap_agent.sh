@@ -108,6 +108,24 @@ expect_counter updates 0
 expect_counter deletes 0
 pass "delta import sees exactly an update, a rename, two adds and a delete; references and binary values typed"
 
+# The cookie lives in the engine's store: it survives an engine restart (and
+# the agent, stateless, survives being restarted too).
+stop engine
+stop ma_dir
+start_engine
+start_ldap_agent dir
+ldap_admin ldapmodify >/dev/null <<LDIF || fail "ldapmodify failed"
+dn: uid=user4,ou=people,$SUFFIX
+changetype: modify
+replace: title
+title: After the engine restart
+LDIF
+run_profile dir delta-import
+expect_counter updates 1
+expect_counter adds 0
+expect_counter deletes 0
+pass "the cookie survives an engine and agent restart"
+
 # A stale cookie: a change made before slapd restarted is older than its new
 # session log (kept in memory), so slapd cannot tell what was deleted since
 # the cookie. The run fails with a warning asking for a full import; the
