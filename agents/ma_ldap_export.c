@@ -651,9 +651,7 @@ static void begin_batch(ldapagent_t *la)
 	}
 	ex->ntodo = ex->nch;
 	ex->heard_ms = loom_mono_ms();
-	dispatch(la);
-	if (ex->nch == 0)
-		finish_batch(la);
+	dispatch(la); /* finishes the batch when it is done (at once when empty) */
 }
 
 void ml_export_batch(ldapagent_t *la, Loom__Envelope *env, const Loom__ExportBatch *b)
