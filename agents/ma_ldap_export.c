@@ -1,11 +1,13 @@
-/* ma_ldap_export.c - export to a directory: one LDAP operation (or two:
- * rename then modify; add then the read-back of the new entry's anchor) per
- * change, many in flight on ldap.connections connections, one result per
- * change in the batch's order.
+/* ma_ldap_export.c - export to a directory: one LDAP operation per change
+ * (two for a rename with attribute changes: modrdn, then modify; an add
+ * gets its new entry's anchor back through the post-read control, or, from
+ * a server that ignores the control, a read-back search), many in flight on
+ * ldap.connections connections, one result per change in the batch's order.
  *
  * A change's stages:
  *
- *   queued --ADD--> adding --ok--> reading back the anchor --> done
+ *   queued --ADD--> adding --ok, anchor in the post-read control--> done
+ *                          --ok, no control--> reading back the anchor --> done
  *          --UPDATE with new_dn--> renaming --ok--> modifying (if deltas) --> done
  *          --UPDATE--> modifying --> done
  *          --DELETE--> deleting --> done (noSuchObject counts as done: already gone)
