@@ -642,6 +642,12 @@ static void begin_batch(ldapagent_t *la)
 			ex->conns[k].on_readable = on_readable;
 			ex->nconns = k + 1;
 		}
+		char *err = NULL;
+		if (ml_schema_load(la, ex->conns[0].ld, &err) < 0) {
+			fail_run(la, err);
+			free(err);
+			return;
+		}
 	}
 	ex->nch = b->n_changes;
 	ex->ch = loom_calloc(ex->nch ? ex->nch : 1, sizeof *ex->ch);

@@ -651,6 +651,11 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 		return;
 	}
 	im->conn.on_readable = on_readable;
+	if (ml_schema_load(la, im->conn.ld, &err) < 0) {
+		fail(la, err);
+		free(err);
+		return;
+	}
 	if (!rq->delta && la->cfg.ldap.directory != LOOM_LDAP_AD) {
 		bool warned = false;
 		for (size_t i = 0; i < nb; i++)

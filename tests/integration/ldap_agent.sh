@@ -73,6 +73,7 @@ uid: new1
 cn: New One
 sn: One
 jpegPhoto:: /9j/4AAQSkZJRgABAQ==
+audio:: VGV4dC1saWtlIGJ5dGVz
 
 dn: cn=staff,ou=groups,$SUFFIX
 changetype: add
@@ -100,6 +101,8 @@ grep -qF '{"ref":"uid=new1,ou=people,dc=example,dc=com"}' "$T/staff.json" || fai
 grep -qF '"object_type":"group"' "$T/staff.json" || fail "groupOfNames is not typed group: $(cat "$T/staff.json")"
 ctl -o json cs show dir "$(uuid_of "uid=new1,ou=people,$SUFFIX")" >"$T/new1.json" || fail "new1 is not in the connector space"
 grep -qF '{"name":"jpegPhoto","values":[{"bin":' "$T/new1.json" || fail "jpegPhoto is not binary: $(cat "$T/new1.json")"
+# audio's value is valid UTF-8: it is binary because the schema says so (Audio syntax).
+grep -qF '{"name":"audio","values":[{"bin":' "$T/new1.json" || fail "audio is not binary by its schema syntax: $(cat "$T/new1.json")"
 ctl -o json cs show dir "$(uuid_of "uid=user3b,ou=people,$SUFFIX")" >"$T/user3.json" || fail "user3 is not in the connector space"
 grep -qF '"new_dn":"uid=user3b,ou=people,dc=example,dc=com"' "$T/user3.json" || fail "the rename is not pending: $(cat "$T/user3.json")"
 [ "$(cs_count dir --state pending-import)" -ge 5 ] || fail "the changes are not pending imports"
