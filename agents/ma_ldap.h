@@ -75,6 +75,11 @@ int ml_postread_request(const char *attr, struct berval *ret);
  * attr, -1 with *error_r when the value is malformed. */
 int ml_postread_value(const struct berval *v, const char *attr, struct berval *ret, const char **error_r);
 
+/* Whether dn lies in the search base with scope LOOM_LDAP_SCOPE_* (RDNs
+ * compared case-insensitively after parsing, so spacing and case of the
+ * two writings do not matter). False for a DN that does not parse. */
+bool ml_dn_in_base(const char *dn, const char *base, int scope);
+
 /* The RFC 4122 text of a 16-byte UUID as OpenLDAP writes entryUUID (lower
  * case); with ad, the byte order of an objectGUID (first three groups
  * little-endian), as AD tools write it. */
@@ -154,6 +159,8 @@ typedef struct ml_import {
 	uint64_t run_id;               /* the engine's run */
 	char *engine;                  /* instance address of the engine that asked */
 	bool delta;                    /* delta import (content sync) or full (paged) */
+	bool dirsync;                  /* delta from Active Directory: DirSync at the naming context */
+	char *nc;                      /* dirsync: the naming context searched */
 	uint32_t batch_size;           /* objects per batch */
 	uint32_t credit;               /* batches we may still send */
 	uint64_t seq;                  /* last batch sent */

@@ -281,6 +281,36 @@ out:
 	return rc;
 }
 
+bool ml_dn_in_base(const char *dn, const char *base, int scope)
+{
+	LDAPDN d = NULL, b = NULL;
+	bool in = false;
+	if (ldap_str2dn(dn, &d, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS ||
+	    ldap_str2dn(base, &b, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+		goto out;
+	size_t nd = 0, nb = 0;
+	while (d && d[nd])
+		nd++;
+	while (b && b[nb])
+		nb++;
+	size_t depth = nd >= nb ? nd - nb : 0;
+	if (nd < nb || (scope == LOOM_LDAP_SCOPE_BASE && depth != 0) || (scope == LOOM_LDAP_SCOPE_ONE && depth != 1))
+		goto out;
+	in = true;
+	for (size_t i = 0; in && i < nb; i++) {
+		char *x = NULL, *y = NULL;
+		if (ldap_rdn2str(d[depth + i], &x, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS ||
+		    ldap_rdn2str(b[i], &y, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS || strcasecmp(x, y) != 0)
+			in = false;
+		ldap_memfree(x);
+		ldap_memfree(y);
+	}
+out:
+	ldap_dnfree(d);
+	ldap_dnfree(b);
+	return in;
+}
+
 void ml_uuid_text(const uint8_t u[16], bool ad, char out[37])
 {
 	static const int ad_order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };

@@ -290,6 +290,30 @@ static void test_schema(void **state)
 	assert_null(sc);
 }
 
+static void test_dn_in_base(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *dn, *base;
+		int scope;
+		bool in;
+	} cases[] = {
+		{ "CN=alice,CN=Users,DC=lab,DC=example,DC=com", "cn=users, dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_SUB, true },
+		{ "CN=alice,CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_ONE, true },
+		{ "CN=a,OU=x,CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_ONE, false },
+		{ "CN=a,OU=x,CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_SUB, true },
+		{ "CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_BASE, true },
+		{ "CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_ONE, false },
+		{ "CN=alice\\,CN=Users,DC=lab", "cn=users,dc=lab", LOOM_LDAP_SCOPE_SUB, false }, /* an escaped comma */
+		{ "CN=bob\\0ADEL:1234,CN=Deleted Objects,DC=lab", "cn=users,dc=lab", LOOM_LDAP_SCOPE_SUB, false },
+		{ "CN=alice,CN=Users2,DC=lab", "cn=users,dc=lab", LOOM_LDAP_SCOPE_SUB, false },
+		{ "not a dn", "dc=lab", LOOM_LDAP_SCOPE_SUB, false },
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++)
+		if (ml_dn_in_base(cases[i].dn, cases[i].base, cases[i].scope) != cases[i].in)
+			fail_msg("'%s' in '%s' scope %d: %d", cases[i].dn, cases[i].base, cases[i].scope, !cases[i].in);
+}
+
 static void test_uuid_text(void **state)
 {
 	(void)state;
@@ -432,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_sync_request),
 		cmocka_unit_test(test_postread),
 		cmocka_unit_test(test_schema),
+		cmocka_unit_test(test_dn_in_base),
 		cmocka_unit_test(test_uuid_text),
 		cmocka_unit_test(test_watermark),
 		cmocka_unit_test(test_results),
