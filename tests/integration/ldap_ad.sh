@@ -10,7 +10,7 @@
 
 samba_available || { echo "skip $TEST_NAME: samba is not installed (scripts/install-deps.sh)"; exit 77; }
 write_config
-mkdir -p "$T/agents"
+mkdir -p "$T/agents" "$T/sync" "$T/data"
 start_samba
 ad_admin ldapadd >"$T/add.out" 2>&1 <<LDIF || { cat "$T/add.out" >&2; fail "cannot add the test users"; }
 dn: CN=alice,CN=Users,$AD_BASE
@@ -42,10 +42,42 @@ ldap:
     - { object_class: user, type: person }
   attributes: [cn, sAMAccountName, givenName, title, member, objectClass]
 YAML
+cat >"$T/agents/hr.yaml" <<YAML
+type: file
+anchor: employeeId
+file: { format: csv, path: ../data/hr.csv }
+YAML
+cat >"$T/sync/ad.yaml" <<YAML
+rules:
+  - name: hr-in
+    direction: inbound
+    agent: hr
+    cs_type: person
+    mv_type: person
+    project: true
+    join: [ { match: [ { cs: employeeId, mv: employeeId } ] } ]
+    flows:
+      - { mv: employeeId, expr: employeeId }
+      - { mv: login, expr: login }
+      - { mv: title, expr: title }
+  - name: to-ad
+    direction: outbound
+    agent: ad
+    cs_type: person
+    mv_type: person
+    provision: true
+    dn: '"CN=" + EscapeDNComponent(login) + ",CN=Users,$AD_BASE"'
+    flows:
+      - { cs: objectClass, expr: 'Split("top,person,organizationalPerson,user", ",")', initial: true }
+      - { cs: sAMAccountName, expr: login, initial: true }
+      - { cs: title, expr: title }
+YAML
+printf 'employeeId,login,title\n1,erin,Auditor\n2,frank,Clerk\n' >"$T/data/hr.csv"
 "$MALDAP" -c "$CFG" --agent ad --check-config >/dev/null || fail "loom-ma-ldap rejects the AD agent"
 start_broker
 start_engine
 start_ldap_agent ad
+start_agent hr
 
 guid_of() { # DN -> objectGUID as AD writes it
 	local b64
@@ -88,3 +120,24 @@ expect_counter adds 1
 expect_counter deletes 1
 grep -qF "$bob" "$T/run.out" || fail "bob's delete is not under his objectGUID: $(cat "$T/run.out")"
 pass "DirSync delta sees exactly a modify, an add and a delete"
+
+# Export to AD: Samba answers adds without the post-read control's value, so
+# the agent reads each new entry's objectGUID back with a search.
+run_profile hr full-import
+run_profile hr full-sync
+expect_counter provisioned 2
+run_profile ad export
+expect_counter exported-adds 2
+ad_admin ldapsearch -LLL -b "CN=erin,CN=Users,$AD_BASE" -s base title sAMAccountName >"$T/erin.ldif" || fail "erin is not in AD"
+grep -qx "title: Auditor" "$T/erin.ldif" && grep -qx "sAMAccountName: erin" "$T/erin.ldif" || fail "erin's entry: $(cat "$T/erin.ldif")"
+erin=$(guid_of "CN=erin,CN=Users,$AD_BASE")
+ctl cs show ad "$erin" >/dev/null || fail "the add was not re-keyed to erin's objectGUID $erin"
+run_profile ad delta-import
+expect_counter export-confirmed 2
+sed -i 's/^1,erin,Auditor$/1,erin,Chief Auditor/' "$T/data/hr.csv"
+run_profile hr full-import
+run_profile hr delta-sync
+run_profile ad export
+expect_counter exported-updates 1
+ad_admin ldapsearch -LLL -b "CN=erin,CN=Users,$AD_BASE" -s base title | grep -qx "title: Chief Auditor" || fail "the modify did not reach AD"
+pass "export to AD: adds keyed by their objectGUID read back, confirmed by DirSync, and a modify"
