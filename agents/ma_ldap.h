@@ -3,14 +3,16 @@
  *
  *   ma_ldap.c         the daemon: configuration and its checks, message dispatch
  *   ma_ldap_conn.c    connections: TLS, binds, the loop's view of a socket,
- *                     entries -> objects and values -> LDAP values
+ *                     entries -> objects and values -> LDAP values, reading
+ *                     the server's schema and checking the configuration's names
  *   ma_ldap_import.c  full import (paged results, RFC 2696) and delta import
- *                     (content sync refreshOnly, RFC 4533), streamed under the
- *                     engine's credit
+ *                     (content sync refreshOnly, RFC 4533; DirSync for Active
+ *                     Directory), streamed under the engine's credit
  *   ma_ldap_export.c  export: add, modify, modrdn, delete, several in flight on
  *                     several connections, one result per change
  *   ma_ldap_proto.c   pure code (unit-tested): RFC 4533 controls and messages,
- *                     the watermark, result code names, filter and UUID text
+ *                     the post-read control, the watermark, result code names,
+ *                     filter shape, DN-in-base, UUID text, schema definitions
  *
  * Every LDAP operation during a run is asynchronous: the connection's socket
  * is a reader of the daemon's loop, and messages are taken one at a time

@@ -1,5 +1,6 @@
 /* ma_ldap_import.c - full and delta import from a directory, streamed to the
- * engine in batches under its credit (agent.proto).
+ * engine in batches under its credit (agent.proto). Active Directory's
+ * delta (DirSync) has its own section below; the rest is OpenLDAP's.
  *
  * Full import: for each base, first a content sync refreshOnly search
  * without a cookie and with a filter no entry matches, whose only answer is
