@@ -259,6 +259,7 @@ static void ml_stop(loom_daemon_t *d)
 		return;
 	ml_import_stop(la);
 	ml_export_stop(la);
+	ml_schema_destroy(&la->schema);
 	unload(la);
 }
 

@@ -3,14 +3,16 @@
  *
  *   ma_ldap.c         the daemon: configuration and its checks, message dispatch
  *   ma_ldap_conn.c    connections: TLS, binds, the loop's view of a socket,
- *                     entries -> objects and values -> LDAP values
+ *                     entries -> objects and values -> LDAP values, reading
+ *                     the server's schema and checking the configuration's names
  *   ma_ldap_import.c  full import (paged results, RFC 2696) and delta import
- *                     (content sync refreshOnly, RFC 4533), streamed under the
- *                     engine's credit
+ *                     (content sync refreshOnly, RFC 4533; DirSync for Active
+ *                     Directory), streamed under the engine's credit
  *   ma_ldap_export.c  export: add, modify, modrdn, delete, several in flight on
  *                     several connections, one result per change
  *   ma_ldap_proto.c   pure code (unit-tested): RFC 4533 controls and messages,
- *                     the watermark, result code names, filter and UUID text
+ *                     the post-read control, the watermark, result code names,
+ *                     filter shape, DN-in-base, UUID text, schema definitions
  *
  * Every LDAP operation during a run is asynchronous: the connection's socket
  * is a reader of the daemon's loop, and messages are taken one at a time
@@ -75,6 +77,11 @@ int ml_postread_request(const char *attr, struct berval *ret);
  * attr, -1 with *error_r when the value is malformed. */
 int ml_postread_value(const struct berval *v, const char *attr, struct berval *ret, const char **error_r);
 
+/* Whether dn lies in the search base with scope LOOM_LDAP_SCOPE_* (RDNs
+ * compared case-insensitively after parsing, so spacing and case of the
+ * two writings do not matter). False for a DN that does not parse. */
+bool ml_dn_in_base(const char *dn, const char *base, int scope);
+
 /* The RFC 4122 text of a 16-byte UUID as OpenLDAP writes entryUUID (lower
  * case); with ad, the byte order of an objectGUID (first three groups
  * little-endian), as AD tools write it. */
@@ -111,6 +118,30 @@ bool ml_result_retryable(int code);
  * byte where it goes wrong) and *why. */
 int ml_filter_check(const char *f, size_t *ret_offset, const char **why);
 
+/* The server's schema as far as the agent needs it: attribute types (by
+ * every name and OID, lower-cased) with their syntax, SUP resolved, and
+ * object class names. Filled from subschema text (RFC 4512) by
+ * ml_schema_add_*; ml_schema_resolve() follows SUP chains once all are in. */
+typedef struct ml_schema {
+	struct loom_map *attrs;        /* lower name -> ml_schema_attr_t */
+	struct loom_map *classes;      /* lower name -> (void *)1 */
+	char **owned;                  /* distinct ml_schema_attr_t to free */
+	size_t nowned;
+} ml_schema_t;
+
+ml_schema_t *ml_schema_new(void);
+void ml_schema_destroy(ml_schema_t **s);
+/* One attributeTypes / objectClasses value; -1 with *error_r when it does not parse. */
+int ml_schema_add_attr(ml_schema_t *s, const char *def, const char **error_r);
+int ml_schema_add_class(ml_schema_t *s, const char *def, const char **error_r);
+void ml_schema_resolve(ml_schema_t *s);
+/* Whether the schema has the attribute type (name or OID; options such as ;binary ignored). */
+bool ml_schema_has_attr(const ml_schema_t *s, const char *name, size_t len);
+bool ml_schema_has_class(const ml_schema_t *s, const char *name);
+/* Whether its values are bytes rather than text (octet string, JPEG,
+ * certificate... syntaxes). */
+bool ml_schema_binary(const ml_schema_t *s, const char *name, size_t len);
+
 /* ---- the agent ---------------------------------------------------------------------- */
 
 struct ldapagent;
@@ -130,6 +161,8 @@ typedef struct ml_import {
 	uint64_t run_id;               /* the engine's run */
 	char *engine;                  /* instance address of the engine that asked */
 	bool delta;                    /* delta import (content sync) or full (paged) */
+	bool dirsync;                  /* delta from Active Directory: DirSync at the naming context */
+	char *nc;                      /* dirsync: the naming context searched */
 	uint32_t batch_size;           /* objects per batch */
 	uint32_t credit;               /* batches we may still send */
 	uint64_t seq;                  /* last batch sent */
@@ -186,6 +219,7 @@ typedef struct ldapagent {
 	char **attrs;                  /* attributes asked for in searches (NULL-ended) */
 	char *filters_and;             /* "(|(objectClass=a)...)" from object_classes, or NULL */
 	char **filters;                /* per base: the filter searched */
+	ml_schema_t *schema;           /* the server's, read at the start of each run; NULL before */
 	ml_import_t imp;               /* the import in progress */
 	ml_export_t exp;               /* the export in progress */
 	int timer;                     /* the timeout watch */
@@ -205,6 +239,11 @@ char *ml_ld_error(LDAP *ld, int rc);
 Loom__ImportObject *ml_entry_object(ldapagent_t *la, LDAP *ld, LDAPMessage *e, char **ret_error);
 /* A Loom value as LDAP text/bytes (malloc'd into *ret). */
 void ml_value_ber(const Loom__Value *v, struct berval *ret);
+
+/* Reads the server's schema on ld into la->schema and checks the names the
+ * configuration uses against it. 0, or -1 with *ret_error (malloc'd) naming
+ * the key and the unknown name. */
+int ml_schema_load(ldapagent_t *la, LDAP *ld, char **ret_error);
 
 /* ma_ldap_import.c */
 void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportRequest *rq);

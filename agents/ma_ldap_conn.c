@@ -341,7 +341,8 @@ Loom__ImportObject *ml_entry_object(ldapagent_t *la, LDAP *ld, LDAPMessage *e, c
 		}
 		if (nv > 0) {
 			int kind = in_list(&la->cfg.references, a, base_len) ? LOOM__VALUE__V_REF : LOOM__VALUE__V_STR;
-			bool bin = in_list(&la->cfg.ldap.binary, a, base_len) || (semi && strcasecmp(semi, ";binary") == 0);
+			bool bin = in_list(&la->cfg.ldap.binary, a, base_len) || (semi && strcasecmp(semi, ";binary") == 0) ||
+			    (la->schema && ml_schema_binary(la->schema, a, alen));
 			if (o->n_attrs == cap) {
 				cap = cap ? cap * 2 : 16;
 				o->attrs = loom_realloc(o->attrs, cap * sizeof *o->attrs);
@@ -432,4 +433,113 @@ void ml_value_ber(const Loom__Value *v, struct berval *ret)
 	}
 	ret->bv_val = s;
 	ret->bv_len = strlen(s);
+}
+
+/* ---- schema ------------------------------------------------------------------------- */
+
+/* The values of attr of the single entry of a base search, or NULL. */
+static struct berval **base_values(LDAP *ld, const char *dn, const char *filter, char **attrs, const char *attr,
+    long long timeout_ms, int *ret_rc)
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	LDAPMessage *res = NULL;
+	*ret_rc = ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, filter, attrs, 0, NULL, NULL, &tv, 1, &res);
+	struct berval **vals = NULL;
+	LDAPMessage *e = *ret_rc == LDAP_SUCCESS ? ldap_first_entry(ld, res) : NULL;
+	if (e)
+		vals = ldap_get_values_len(ld, e, attr);
+	ldap_msgfree(res);
+	return vals;
+}
+
+static int check_names(const ml_schema_t *s, const char *sdn, const char *path, const char *key,
+    const loom_cfg_strlist_t *names, loom_buf_t *b)
+{
+	int bad = 0;
+	for (size_t i = 0; i < names->n; i++) {
+		const char *n = names->v[i];
+		if (strcmp(n, "*") == 0 || strcmp(n, "+") == 0 || strcmp(n, "1.1") == 0)
+			continue;
+		if (!ml_schema_has_attr(s, n, strlen(n))) {
+			loom_buf_printf(b, "%s%s: key '%s': '%s' is not an attribute type of the server's schema (%s)",
+			    b->len ? "; " : "", path, key, n, sdn);
+			bad++;
+		}
+	}
+	return bad;
+}
+
+int ml_schema_load(ldapagent_t *la, LDAP *ld, char **ret_error)
+{
+	int rc;
+	char *rattrs[] = { "subschemaSubentry", NULL };
+	struct berval **v = base_values(ld, "", "(objectClass=*)", rattrs, "subschemaSubentry", la->cfg.ldap.timeout_ms, &rc);
+	char *sdn = v && v[0] ? loom_strndup(v[0]->bv_val, v[0]->bv_len) : loom_strdup("cn=Subschema");
+	ldap_value_free_len(v);
+	char *sattrs[] = { "attributeTypes", "objectClasses", NULL };
+	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
+	LDAPMessage *res = NULL;
+	rc = ldap_search_ext_s(ld, sdn, LDAP_SCOPE_BASE, "(objectClass=subschema)", sattrs, 0, NULL, NULL, &tv, 1, &res);
+	LDAPMessage *e = rc == LDAP_SUCCESS ? ldap_first_entry(ld, res) : NULL;
+	if (e == NULL) {
+		char *m = ml_ld_error(ld, rc == LDAP_SUCCESS ? LDAP_NO_SUCH_OBJECT : rc);
+		loom_warning("cannot read the schema of '%s' from '%s': %s; names in the configuration are not checked and "
+			     "binary attributes are only those listed in ldap.binary or not UTF-8",
+		    la->cfg.ldap.uri.text, sdn, m);
+		free(m);
+		ldap_msgfree(res);
+		free(sdn);
+		ml_schema_destroy(&la->schema);
+		return 0;
+	}
+	ml_schema_t *s = ml_schema_new();
+	size_t bad = 0;
+	const char *why = NULL;
+	struct berval **at = ldap_get_values_len(ld, e, "attributeTypes");
+	for (size_t i = 0; at && at[i]; i++) {
+		char *def = loom_strndup(at[i]->bv_val, at[i]->bv_len);
+		if (ml_schema_add_attr(s, def, &why) < 0)
+			bad++;
+		free(def);
+	}
+	ldap_value_free_len(at);
+	struct berval **oc = ldap_get_values_len(ld, e, "objectClasses");
+	for (size_t i = 0; oc && oc[i]; i++) {
+		char *def = loom_strndup(oc[i]->bv_val, oc[i]->bv_len);
+		if (ml_schema_add_class(s, def, &why) < 0)
+			bad++;
+		free(def);
+	}
+	ldap_value_free_len(oc);
+	ldap_msgfree(res);
+	if (bad)
+		loom_warning("%zu schema definitions of '%s' do not parse (last: %s); they are left out", bad, sdn, why);
+	ml_schema_resolve(s);
+	/* The names the configuration uses. */
+	const char *path = la->cfg.path;
+	loom_buf_t b = LOOM_BUF_INIT;
+	int errs = check_names(s, sdn, path, "ldap.attributes", &la->cfg.ldap.attributes, &b) +
+	    check_names(s, sdn, path, "references", &la->cfg.references, &b) +
+	    check_names(s, sdn, path, "ldap.binary", &la->cfg.ldap.binary, &b);
+	if (!la->dn_anchor && !ml_schema_has_attr(s, la->cfg.anchor, strlen(la->cfg.anchor))) {
+		loom_buf_printf(&b, "%s%s: key 'anchor': '%s' is not an attribute type of the server's schema (%s)",
+		    b.len ? "; " : "", path, la->cfg.anchor, sdn);
+		errs++;
+	}
+	const loom_agentcfg_ldap_class_t *cl = la->cfg.ldap.object_classes.v;
+	for (size_t i = 0; i < la->cfg.ldap.object_classes.n; i++)
+		if (!ml_schema_has_class(s, cl[i].object_class)) {
+			loom_buf_printf(&b, "%s%s: key 'ldap.object_classes[%zu].object_class': '%s' is not an object class of the server's schema (%s)",
+			    b.len ? "; " : "", path, i, cl[i].object_class, sdn);
+			errs++;
+		}
+	free(sdn);
+	ml_schema_destroy(&la->schema);
+	la->schema = s;
+	if (errs) {
+		*ret_error = loom_buf_steal(&b);
+		return -1;
+	}
+	loom_buf_release(&b);
+	return 0;
 }

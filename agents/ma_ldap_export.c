@@ -1,11 +1,13 @@
-/* ma_ldap_export.c - export to a directory: one LDAP operation (or two:
- * rename then modify; add then the read-back of the new entry's anchor) per
- * change, many in flight on ldap.connections connections, one result per
- * change in the batch's order.
+/* ma_ldap_export.c - export to a directory: one LDAP operation per change
+ * (two for a rename with attribute changes: modrdn, then modify; an add
+ * gets its new entry's anchor back through the post-read control, or, from
+ * a server that ignores the control, a read-back search), many in flight on
+ * ldap.connections connections, one result per change in the batch's order.
  *
  * A change's stages:
  *
- *   queued --ADD--> adding --ok--> reading back the anchor --> done
+ *   queued --ADD--> adding --ok, anchor in the post-read control--> done
+ *                          --ok, no control--> reading back the anchor --> done
  *          --UPDATE with new_dn--> renaming --ok--> modifying (if deltas) --> done
  *          --UPDATE--> modifying --> done
  *          --DELETE--> deleting --> done (noSuchObject counts as done: already gone)
@@ -640,6 +642,12 @@ static void begin_batch(ldapagent_t *la)
 			ex->conns[k].on_readable = on_readable;
 			ex->nconns = k + 1;
 		}
+		char *err = NULL;
+		if (ml_schema_load(la, ex->conns[0].ld, &err) < 0) {
+			fail_run(la, err);
+			free(err);
+			return;
+		}
 	}
 	ex->nch = b->n_changes;
 	ex->ch = loom_calloc(ex->nch ? ex->nch : 1, sizeof *ex->ch);
@@ -651,9 +659,7 @@ static void begin_batch(ldapagent_t *la)
 	}
 	ex->ntodo = ex->nch;
 	ex->heard_ms = loom_mono_ms();
-	dispatch(la);
-	if (ex->nch == 0)
-		finish_batch(la);
+	dispatch(la); /* finishes the batch when it is done (at once when empty) */
 }
 
 void ml_export_batch(ldapagent_t *la, Loom__Envelope *env, const Loom__ExportBatch *b)

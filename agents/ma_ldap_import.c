@@ -1,5 +1,6 @@
 /* ma_ldap_import.c - full and delta import from a directory, streamed to the
- * engine in batches under its credit (agent.proto).
+ * engine in batches under its credit (agent.proto). Active Directory's
+ * delta (DirSync) has its own section below; the rest is OpenLDAP's.
  *
  * Full import: for each base, first a content sync refreshOnly search
  * without a cookie and with a filter no entry matches, whose only answer is
@@ -46,6 +47,14 @@ static const int scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOP
 static const loom_agentcfg_ldap_base_t *base_cfg(ldapagent_t *la, size_t i)
 {
 	return &((const loom_agentcfg_ldap_base_t *)la->cfg.ldap.bases.v)[i];
+}
+
+static LDAPControl *find_control(LDAPControl **ctrls, const char *oid)
+{
+	for (size_t i = 0; ctrls && ctrls[i]; i++)
+		if (strcmp(ctrls[i]->ldctl_oid, oid) == 0)
+			return ctrls[i];
+	return NULL;
 }
 
 static void batch_new(ml_import_t *im)
@@ -99,6 +108,7 @@ void ml_import_stop(ldapagent_t *la)
 	free(im->deletes);
 	loom_map_destroy(&im->gone);
 	loom_map_destroy(&im->seen);
+	free(im->nc);
 	free(im->engine);
 	memset(im, 0, sizeof *im);
 	im->msgid = -1;
@@ -167,11 +177,208 @@ static void finish(ldapagent_t *la)
 	ml_import_stop(la);
 }
 
+/* ---- Active Directory: DirSync ---------------------------------------------------------
+ *
+ * DirSync searches a whole naming context from a cookie and returns every
+ * object whose asked-for attributes changed since, with only the changed
+ * attributes, and deleted objects (isDeleted) too. So each changed object
+ * in one of the bases is read again whole (a base search with that base's
+ * filter) and sent as REPLACE; one that is deleted, left every base or no
+ * longer matches is gone (collected as for content sync). The cookie is the
+ * same for every base: the watermark holds it once per base line. */
+
+#define DIRSYNC_FLAGS (LDAP_CONTROL_X_DIRSYNC_OBJECT_SECURITY | LDAP_CONTROL_X_DIRSYNC_ANCESTORS_FIRST)
+
+static char *dirsync_filter(ldapagent_t *la)
+{
+	loom_buf_t b = LOOM_BUF_INIT;
+	const loom_agentcfg_ldap_class_t *cl = la->cfg.ldap.object_classes.v;
+	for (size_t i = 0; i < la->cfg.ldap.object_classes.n; i++)
+		loom_buf_printf(&b, "(objectClass=%s)", cl[i].object_class);
+	char *f = b.len ? loom_sprintf("(|%s)", loom_buf_cstr(&b)) : loom_strdup("(objectClass=*)");
+	loom_buf_release(&b);
+	return f;
+}
+
+/* The naming context (defaultNamingContext) DirSync searches. -1 after failing the run. */
+static int dirsync_nc(ldapagent_t *la)
+{
+	ml_import_t *im = &la->imp;
+	char *attrs[] = { "defaultNamingContext", NULL };
+	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
+	LDAPMessage *res = NULL;
+	int rc = ldap_search_ext_s(im->conn.ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, &tv, 1, &res);
+	LDAPMessage *e = rc == LDAP_SUCCESS ? ldap_first_entry(im->conn.ld, res) : NULL;
+	struct berval **v = e ? ldap_get_values_len(im->conn.ld, e, "defaultNamingContext") : NULL;
+	if (v && v[0])
+		im->nc = loom_strndup(v[0]->bv_val, v[0]->bv_len);
+	ldap_value_free_len(v);
+	ldap_msgfree(res);
+	if (im->nc == NULL) {
+		char *t = ml_ld_error(im->conn.ld, rc == LDAP_SUCCESS ? LDAP_NO_SUCH_ATTRIBUTE : rc);
+		char *m = loom_sprintf("cannot read defaultNamingContext from '%s': %s", la->cfg.ldap.uri.text, t);
+		fail(la, m);
+		free(m);
+		free(t);
+		return -1;
+	}
+	return 0;
+}
+
+/* Every base's cookie set to the DirSync cookie. */
+static void dirsync_set_cookie(ml_import_t *im, const struct berval *cookie)
+{
+	for (size_t i = 0; i < im->wm.n; i++)
+		ml_watermark_set(&im->wm, i, cookie);
+}
+
+/* Full import: the DirSync cookie now, from searches that match nothing
+ * (repeated while the server says there is more). -1 after failing the run. */
+static int dirsync_cookie_now(ldapagent_t *la)
+{
+	ml_import_t *im = &la->imp;
+	struct berval cookie = { 0, NULL };
+	char *attrs[] = { "objectGUID", NULL };
+	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
+	for (int round = 0; round < 100000; round++) {
+		LDAPControl *ctrl = NULL, *ctrls[2] = { NULL, NULL };
+		struct berval none = { 0, (char *)"" }; /* libldap wants a cookie: the first is empty */
+		int rc = ldap_create_dirsync_control(im->conn.ld, DIRSYNC_FLAGS, 0x100000, cookie.bv_val ? &cookie : &none, &ctrl);
+		if (rc != LDAP_SUCCESS) {
+			fail(la, "cannot encode the DirSync control");
+			free(cookie.bv_val);
+			return -1;
+		}
+		ctrls[0] = ctrl;
+		LDAPMessage *res = NULL;
+		rc = ldap_search_ext_s(im->conn.ld, im->nc, LDAP_SCOPE_SUBTREE, "(&(objectClass=top)(!(objectClass=top)))",
+		    attrs, 0, ctrls, NULL, &tv, LDAP_NO_LIMIT, &res);
+		ldap_control_free(ctrl);
+		int err = rc, more = 0;
+		LDAPControl **rctrls = NULL;
+		if (res && ldap_parse_result(im->conn.ld, res, &err, NULL, NULL, NULL, &rctrls, 0) != LDAP_SUCCESS)
+			err = rc;
+		ldap_msgfree(res);
+		LDAPControl *dc = err == LDAP_SUCCESS ? find_control(rctrls, LDAP_CONTROL_X_DIRSYNC) : NULL;
+		struct berval next = { 0, NULL };
+		if (dc == NULL || ldap_parse_dirsync_control(im->conn.ld, dc, &more, &next) != LDAP_SUCCESS) {
+			char *t = ml_ld_error(im->conn.ld, err == LDAP_SUCCESS ? LDAP_CONTROL_NOT_FOUND : err);
+			char *m = loom_sprintf("cannot read the DirSync cookie of '%s' on '%s': %s", im->nc, la->cfg.ldap.uri.text, t);
+			fail(la, m);
+			free(m);
+			free(t);
+			ldap_controls_free(rctrls);
+			free(cookie.bv_val);
+			return -1;
+		}
+		ldap_controls_free(rctrls);
+		free(cookie.bv_val);
+		cookie.bv_len = next.bv_len;
+		cookie.bv_val = loom_memdup(next.bv_val, next.bv_len ? next.bv_len : 1);
+		ber_memfree(next.bv_val);
+		if (!more)
+			break;
+	}
+	dirsync_set_cookie(im, &cookie);
+	free(cookie.bv_val);
+	return 0;
+}
+
+static int dirsync_search(ldapagent_t *la)
+{
+	ml_import_t *im = &la->imp;
+	LDAPControl *ctrl = NULL;
+	struct berval none = { 0, (char *)"" };
+	struct berval *ck = im->wm.n && im->wm.cookies[0].bv_val ? &im->wm.cookies[0] : &none;
+	int rc = ldap_create_dirsync_control(im->conn.ld, DIRSYNC_FLAGS, 0x100000, ck, &ctrl);
+	if (rc != LDAP_SUCCESS) {
+		fail(la, "cannot encode the DirSync control");
+		return -1;
+	}
+	LDAPControl *ctrls[] = { ctrl, NULL };
+	size_t n = 0;
+	while (la->attrs[n])
+		n++;
+	char **attrs = loom_calloc(n + 2, sizeof *attrs);
+	memcpy(attrs, la->attrs, n * sizeof *attrs);
+	attrs[n] = "isDeleted";
+	char *filter = dirsync_filter(la);
+	rc = ldap_search_ext(im->conn.ld, im->nc, LDAP_SCOPE_SUBTREE, filter, attrs, 0, ctrls, NULL, NULL, LDAP_NO_LIMIT,
+	    &im->msgid);
+	free(filter);
+	free(attrs);
+	ldap_control_free(ctrl);
+	if (rc != LDAP_SUCCESS) {
+		char *e = ml_ld_error(im->conn.ld, rc);
+		char *m = loom_sprintf("cannot start DirSync on '%s' at '%s': %s", la->cfg.ldap.uri.text, im->nc, e);
+		fail(la, m);
+		free(m);
+		free(e);
+		return -1;
+	}
+	return 0;
+}
+
+/* A DirSync entry: read again whole if it is in a base and matches, else gone. */
+static void dirsync_entry(ldapagent_t *la, LDAPMessage *msg)
+{
+	ml_import_t *im = &la->imp;
+	LDAP *ld = im->conn.ld;
+	char *dn = ldap_get_dn(ld, msg);
+	struct berval **guid = ldap_get_values_len(ld, msg, "objectGUID");
+	struct berval **del = ldap_get_values_len(ld, msg, "isDeleted");
+	if (guid == NULL || guid[0] == NULL || guid[0]->bv_len != 16) {
+		add_error(im, "bad-entry", dn, "a DirSync entry without a 16-byte objectGUID");
+		goto out;
+	}
+	const uint8_t *g = (const uint8_t *)guid[0]->bv_val;
+	bool deleted = del && del[0] && del[0]->bv_len == 4 && strncasecmp(del[0]->bv_val, "TRUE", 4) == 0;
+	size_t base = la->cfg.ldap.bases.n;
+	for (size_t i = 0; !deleted && dn && i < la->cfg.ldap.bases.n; i++)
+		if (ml_dn_in_base(dn, base_cfg(la, i)->dn.text, base_cfg(la, i)->scope)) {
+			base = i;
+			break;
+		}
+	if (deleted || base == la->cfg.ldap.bases.n) {
+		loom_map_put(im->gone, g, 16, (void *)1);
+		goto out;
+	}
+	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
+	LDAPMessage *res = NULL;
+	int rc = ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, la->filters[base], la->attrs, 0, NULL, NULL, &tv, 1, &res);
+	LDAPMessage *e = rc == LDAP_SUCCESS ? ldap_first_entry(ld, res) : NULL;
+	if (e == NULL && rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
+		char *t = ml_ld_error(ld, rc);
+		add_error(im, "read-failed", dn, t);
+		free(t);
+	} else if (e == NULL) {
+		loom_map_put(im->gone, g, 16, (void *)1); /* no longer matches its base's filter */
+	} else {
+		char *err = NULL;
+		Loom__ImportObject *o = ml_entry_object(la, ld, e, &err);
+		if (o == NULL) {
+			add_error(im, "bad-entry", dn, err);
+			free(err);
+		} else {
+			o->change = LOOM__IMPORT_OBJECT__CHANGE__REPLACE;
+			loom_map_put(im->seen, g, 16, (void *)1);
+			add_object(im, o);
+		}
+	}
+	ldap_msgfree(res);
+out:
+	ldap_value_free_len(guid);
+	ldap_value_free_len(del);
+	ldap_memfree(dn);
+}
+
 /* Starts the search of base im->base: a page (full) or a refresh (delta).
  * -1 after failing the run. */
 static int start_search(ldapagent_t *la)
 {
 	ml_import_t *im = &la->imp;
+	if (im->dirsync)
+		return dirsync_search(la);
 	const loom_agentcfg_ldap_base_t *bc = base_cfg(la, im->base);
 	LDAPControl *ctrls[2] = { NULL, NULL };
 	LDAPControl sync = { 0 };
@@ -223,14 +430,6 @@ static int next_base(ldapagent_t *la)
 	return 0;
 }
 
-static LDAPControl *find_control(LDAPControl **ctrls, const char *oid)
-{
-	for (size_t i = 0; ctrls && ctrls[i]; i++)
-		if (strcmp(ctrls[i]->ldctl_oid, oid) == 0)
-			return ctrls[i];
-	return NULL;
-}
-
 static void add_delete(ldapagent_t *la, const uint8_t uuid[16], const char *dn)
 {
 	ml_import_t *im = &la->imp;
@@ -239,9 +438,9 @@ static void add_delete(ldapagent_t *la, const uint8_t uuid[16], const char *dn)
 	o->change = LOOM__IMPORT_OBJECT__CHANGE__DELETE;
 	if (la->dn_anchor) {
 		o->anchor = loom_strdup(dn ? dn : "");
-	} else if (strcasecmp(la->cfg.anchor, "entryUUID") == 0) {
+	} else if (strcasecmp(la->cfg.anchor, "entryUUID") == 0 || strcasecmp(la->cfg.anchor, "objectGUID") == 0) {
 		char t[37];
-		ml_uuid_text(uuid, false, t);
+		ml_uuid_text(uuid, la->cfg.ldap.directory == LOOM_LDAP_AD, t);
 		o->anchor = loom_strdup(t);
 	} else {
 		o->anchor = loom_strdup(""); /* the engine finds it by DN */
@@ -266,6 +465,10 @@ static int on_entry(ldapagent_t *la, LDAPMessage *msg)
 			ldap_memfree(dn);
 			free(err);
 		}
+		return 0;
+	}
+	if (im->dirsync) {
+		dirsync_entry(la, msg);
 		return 0;
 	}
 	LDAPControl **ctrls = NULL;
@@ -379,7 +582,26 @@ static int on_result(ldapagent_t *la, LDAPMessage *msg)
 		ret = -1;
 		goto out;
 	}
-	if (im->delta) {
+	if (im->dirsync) {
+		LDAPControl *dc = find_control(ctrls, LDAP_CONTROL_X_DIRSYNC);
+		struct berval cookie = { 0, NULL };
+		int more = 0;
+		if (dc == NULL || ldap_parse_dirsync_control(ld, dc, &more, &cookie) != LDAP_SUCCESS) {
+			char *m = loom_sprintf("DirSync on '%s' at '%s': no DirSync control on the result", la->cfg.ldap.uri.text,
+			    im->nc);
+			fail(la, m);
+			free(m);
+			ret = -1;
+			goto out;
+		}
+		dirsync_set_cookie(im, &cookie);
+		ber_memfree(cookie.bv_val);
+		im->msgid = -1;
+		if (more)
+			ret = dirsync_search(la);
+		else
+			im->search_done = true;
+	} else if (im->delta) {
 		LDAPControl *dc = find_control(ctrls, LDAP_CONTROL_SYNC_DONE);
 		struct berval cookie = { 0, NULL };
 		bool refresh_deletes = false;
@@ -615,10 +837,11 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 			lost(la, "the watermark is for other bases (ldap.bases changed since the last import)");
 			return;
 		}
-		if (strcasecmp(la->cfg.anchor, "entryUUID") != 0) {
-			char *m = loom_sprintf("delta import needs anchor entryUUID (content sync names deleted entries by "
-					       "it), not '%s': run full imports",
-			    la->cfg.anchor);
+		bool ad = la->cfg.ldap.directory == LOOM_LDAP_AD;
+		if (strcasecmp(la->cfg.anchor, ad ? "objectGUID" : "entryUUID") != 0) {
+			char *m = loom_sprintf("delta import needs anchor %s (%s names deleted entries by it), not '%s': run "
+					       "full imports",
+			    ad ? "objectGUID" : "entryUUID", ad ? "DirSync" : "content sync", la->cfg.anchor);
 			fail(la, m);
 			free(m);
 			return;
@@ -627,8 +850,9 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 		im->seen = loom_map_new();
 		for (size_t i = 0; i < nb; i++) {
 			if (im->wm.cookies[i].bv_val == NULL) {
-				char *m = la->cfg.ldap.directory == LOOM_LDAP_AD
-				    ? loom_strdup("delta import from Active Directory (DirSync) is not implemented yet: run full imports")
+				char *m = ad
+				    ? loom_sprintf("the last full import got no DirSync cookie for '%s': run a full import",
+					  base_cfg(la, i)->dn.text)
 				    : loom_sprintf("the server did not offer content sync (RFC 4533) on '%s' when the last full "
 						   "import ran: enable the syncprov overlay, then run a full import",
 					  base_cfg(la, i)->dn.text);
@@ -651,7 +875,18 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 		return;
 	}
 	im->conn.on_readable = on_readable;
-	if (!rq->delta && la->cfg.ldap.directory != LOOM_LDAP_AD) {
+	if (ml_schema_load(la, im->conn.ld, &err) < 0) {
+		fail(la, err);
+		free(err);
+		return;
+	}
+	if (la->cfg.ldap.directory == LOOM_LDAP_AD) {
+		if (dirsync_nc(la) < 0)
+			return;
+		im->dirsync = rq->delta;
+		if (!rq->delta && dirsync_cookie_now(la) < 0)
+			return;
+	} else if (!rq->delta) {
 		bool warned = false;
 		for (size_t i = 0; i < nb; i++)
 			if (base_cookie(la, i, &warned) < 0)

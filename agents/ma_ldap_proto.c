@@ -5,6 +5,9 @@
 #include "ma_ldap.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
+#include "loom_map.h"
+
+#include <ldap_schema.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,6 +281,36 @@ out:
 	return rc;
 }
 
+bool ml_dn_in_base(const char *dn, const char *base, int scope)
+{
+	LDAPDN d = NULL, b = NULL;
+	bool in = false;
+	if (ldap_str2dn(dn, &d, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS ||
+	    ldap_str2dn(base, &b, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+		goto out;
+	size_t nd = 0, nb = 0;
+	while (d && d[nd])
+		nd++;
+	while (b && b[nb])
+		nb++;
+	size_t depth = nd >= nb ? nd - nb : 0;
+	if (nd < nb || (scope == LOOM_LDAP_SCOPE_BASE && depth != 0) || (scope == LOOM_LDAP_SCOPE_ONE && depth != 1))
+		goto out;
+	in = true;
+	for (size_t i = 0; in && i < nb; i++) {
+		char *x = NULL, *y = NULL;
+		if (ldap_rdn2str(d[depth + i], &x, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS ||
+		    ldap_rdn2str(b[i], &y, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS || strcasecmp(x, y) != 0)
+			in = false;
+		ldap_memfree(x);
+		ldap_memfree(y);
+	}
+out:
+	ldap_dnfree(d);
+	ldap_dnfree(b);
+	return in;
+}
+
 void ml_uuid_text(const uint8_t u[16], bool ad, char out[37])
 {
 	static const int ad_order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
@@ -536,4 +569,163 @@ int ml_filter_check(const char *f, size_t *ret_offset, const char **why)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- schema ------------------------------------------------------------------------- */
+
+typedef struct ml_schema_attr {
+	char *syntax;                  /* syntax OID (NULL: inherited from sup) */
+	char *sup;                     /* lower-cased SUP name or OID, or NULL */
+	bool resolving;                /* loop guard of ml_schema_resolve */
+} ml_schema_attr_t;
+
+ml_schema_t *ml_schema_new(void)
+{
+	ml_schema_t *s = loom_calloc(1, sizeof *s);
+	s->attrs = loom_map_new();
+	s->classes = loom_map_new();
+	return s;
+}
+
+void ml_schema_destroy(ml_schema_t **sp)
+{
+	ml_schema_t *s = *sp;
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->nowned; i++) {
+		ml_schema_attr_t *a = (ml_schema_attr_t *)s->owned[i];
+		free(a->syntax);
+		free(a->sup);
+		free(a);
+	}
+	free(s->owned);
+	loom_map_destroy(&s->attrs);
+	loom_map_destroy(&s->classes);
+	free(s);
+	*sp = NULL;
+}
+
+static char *lower_dup(const char *p, size_t n)
+{
+	char *k = loom_strndup(p, n);
+	for (char *q = k; *q; q++)
+		if (*q >= 'A' && *q <= 'Z')
+			*q = (char)(*q + 32);
+	return k;
+}
+
+int ml_schema_add_attr(ml_schema_t *s, const char *def, const char **error_r)
+{
+	int code;
+	LDAPAttributeType *at = ldap_str2attributetype(def, &code, error_r, LDAP_SCHEMA_ALLOW_ALL);
+	if (at == NULL) {
+		*error_r = ldap_scherr2str(code);
+		return -1;
+	}
+	ml_schema_attr_t *a = loom_calloc(1, sizeof *a);
+	a->syntax = at->at_syntax_oid ? loom_strdup(at->at_syntax_oid) : NULL;
+	a->sup = at->at_sup_oid ? lower_dup(at->at_sup_oid, strlen(at->at_sup_oid)) : NULL;
+	s->owned = loom_realloc(s->owned, (s->nowned + 1) * sizeof *s->owned);
+	s->owned[s->nowned++] = (char *)a;
+	char *k = lower_dup(at->at_oid, strlen(at->at_oid));
+	loom_map_put(s->attrs, k, strlen(k), a);
+	free(k);
+	for (size_t i = 0; at->at_names && at->at_names[i]; i++) {
+		k = lower_dup(at->at_names[i], strlen(at->at_names[i]));
+		loom_map_put(s->attrs, k, strlen(k), a);
+		free(k);
+	}
+	ldap_attributetype_free(at);
+	return 0;
+}
+
+int ml_schema_add_class(ml_schema_t *s, const char *def, const char **error_r)
+{
+	int code;
+	LDAPObjectClass *oc = ldap_str2objectclass(def, &code, error_r, LDAP_SCHEMA_ALLOW_ALL);
+	if (oc == NULL) {
+		*error_r = ldap_scherr2str(code);
+		return -1;
+	}
+	char *k = lower_dup(oc->oc_oid, strlen(oc->oc_oid));
+	loom_map_put(s->classes, k, strlen(k), (void *)1);
+	free(k);
+	for (size_t i = 0; oc->oc_names && oc->oc_names[i]; i++) {
+		k = lower_dup(oc->oc_names[i], strlen(oc->oc_names[i]));
+		loom_map_put(s->classes, k, strlen(k), (void *)1);
+		free(k);
+	}
+	ldap_objectclass_free(oc);
+	return 0;
+}
+
+static const char *resolve(ml_schema_t *s, ml_schema_attr_t *a)
+{
+	if (a->syntax || a->sup == NULL || a->resolving)
+		return a->syntax;
+	a->resolving = true;
+	ml_schema_attr_t *sup = loom_map_get(s->attrs, a->sup, strlen(a->sup));
+	const char *syn = sup ? resolve(s, sup) : NULL;
+	a->resolving = false;
+	if (syn)
+		a->syntax = loom_strdup(syn);
+	return a->syntax;
+}
+
+void ml_schema_resolve(ml_schema_t *s)
+{
+	for (size_t i = 0; i < s->nowned; i++)
+		(void)resolve(s, (ml_schema_attr_t *)s->owned[i]);
+}
+
+static const ml_schema_attr_t *find_attr(const ml_schema_t *s, const char *name, size_t len)
+{
+	const char *semi = memchr(name, ';', len);
+	if (semi)
+		len = (size_t)(semi - name);
+	char buf[128];
+	if (len >= sizeof buf)
+		return NULL; /* no schema names an attribute that long */
+	for (size_t i = 0; i < len; i++)
+		buf[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] + 32) : name[i];
+	return loom_map_get(s->attrs, buf, len);
+}
+
+bool ml_schema_has_attr(const ml_schema_t *s, const char *name, size_t len)
+{
+	return find_attr(s, name, len) != NULL;
+}
+
+bool ml_schema_has_class(const ml_schema_t *s, const char *name)
+{
+	char *k = lower_dup(name, strlen(name));
+	bool r = loom_map_get(s->classes, k, strlen(k)) != NULL;
+	free(k);
+	return r;
+}
+
+bool ml_schema_binary(const ml_schema_t *s, const char *name, size_t len)
+{
+	/* RFC 4517 and RFC 4523 syntaxes whose values are not text. */
+	static const char *const binary[] = {
+		"1.3.6.1.4.1.1466.115.121.1.40", /* Octet String */
+		"1.3.6.1.4.1.1466.115.121.1.28", /* JPEG */
+		"1.3.6.1.4.1.1466.115.121.1.8",  /* Certificate */
+		"1.3.6.1.4.1.1466.115.121.1.9",  /* Certificate List */
+		"1.3.6.1.4.1.1466.115.121.1.10", /* Certificate Pair */
+		"1.3.6.1.4.1.1466.115.121.1.49", /* Supported Algorithm */
+		"1.3.6.1.4.1.1466.115.121.1.5",  /* Binary */
+		"1.3.6.1.4.1.1466.115.121.1.23", /* Fax */
+		"1.3.6.1.4.1.1466.115.121.1.4",  /* Audio */
+		"1.2.840.113556.1.4.907",        /* AD: Object(Replica-Link), security descriptors */
+		NULL,
+	};
+	const ml_schema_attr_t *a = find_attr(s, name, len);
+	if (a == NULL || a->syntax == NULL)
+		return false;
+	size_t sl = strcspn(a->syntax, "{"); /* a length bound: 1.3.6...40{32} */
+	for (size_t i = 0; binary[i]; i++)
+		if (strlen(binary[i]) == sl && strncmp(binary[i], a->syntax, sl) == 0)
+			return true;
+	return false;
 }

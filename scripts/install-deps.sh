@@ -12,8 +12,10 @@ PACKAGES=(
 	libldap-dev libyaml-dev libcmocka-dev libsodium-dev
 	# test tools: python3 checks loomctl's JSON output (json module);
 	# slapd and ldap-utils are the real directory the LDAP agent's tests
-	# start in a temp dir (docs/ldap.md), never the system instance
-	python3 slapd ldap-utils
+	# start in a temp dir (docs/ldap.md), never the system instance; a
+	# Samba AD DC (samba, samba-ad-provision, samba-ad-dc) is their Active
+	# Directory (tests/integration/ldap_ad.sh skips without it)
+	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc
 )
 
 missing=()

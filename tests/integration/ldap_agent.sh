@@ -73,6 +73,7 @@ uid: new1
 cn: New One
 sn: One
 jpegPhoto:: /9j/4AAQSkZJRgABAQ==
+audio:: VGV4dC1saWtlIGJ5dGVz
 
 dn: cn=staff,ou=groups,$SUFFIX
 changetype: add
@@ -100,6 +101,8 @@ grep -qF '{"ref":"uid=new1,ou=people,dc=example,dc=com"}' "$T/staff.json" || fai
 grep -qF '"object_type":"group"' "$T/staff.json" || fail "groupOfNames is not typed group: $(cat "$T/staff.json")"
 ctl -o json cs show dir "$(uuid_of "uid=new1,ou=people,$SUFFIX")" >"$T/new1.json" || fail "new1 is not in the connector space"
 grep -qF '{"name":"jpegPhoto","values":[{"bin":' "$T/new1.json" || fail "jpegPhoto is not binary: $(cat "$T/new1.json")"
+# audio's value is valid UTF-8: it is binary because the schema says so (Audio syntax).
+grep -qF '{"name":"audio","values":[{"bin":' "$T/new1.json" || fail "audio is not binary by its schema syntax: $(cat "$T/new1.json")"
 ctl -o json cs show dir "$(uuid_of "uid=user3b,ou=people,$SUFFIX")" >"$T/user3.json" || fail "user3 is not in the connector space"
 grep -qF '"new_dn":"uid=user3b,ou=people,dc=example,dc=com"' "$T/user3.json" || fail "the rename is not pending: $(cat "$T/user3.json")"
 [ "$(cs_count dir --state pending-import)" -ge 5 ] || fail "the changes are not pending imports"
@@ -107,6 +110,24 @@ run_profile dir delta-import
 expect_counter updates 0
 expect_counter deletes 0
 pass "delta import sees exactly an update, a rename, two adds and a delete; references and binary values typed"
+
+# The cookie lives in the engine's store: it survives an engine restart (and
+# the agent, stateless, survives being restarted too).
+stop engine
+stop ma_dir
+start_engine
+start_ldap_agent dir
+ldap_admin ldapmodify >/dev/null <<LDIF || fail "ldapmodify failed"
+dn: uid=user4,ou=people,$SUFFIX
+changetype: modify
+replace: title
+title: After the engine restart
+LDIF
+run_profile dir delta-import
+expect_counter updates 1
+expect_counter adds 0
+expect_counter deletes 0
+pass "the cookie survives an engine and agent restart"
 
 # A stale cookie: a change made before slapd restarted is older than its new
 # session log (kept in memory), so slapd cannot tell what was deleted since

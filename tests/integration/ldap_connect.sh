@@ -36,13 +36,14 @@ agent starttls "$SLAPD_URI" "${SIMPLE[@]}" "starttls: true" "ca_file: $SLAPD_CA"
 agent ldaps "$SLAPD_LDAPS_URI" "${SIMPLE[@]}" "ca_file: $SLAPD_CA"
 agent wrongca "$SLAPD_LDAPS_URI" "${SIMPLE[@]}" "ca_file: $T/other/ca.pem"
 agent badpw "$SLAPD_URI" "bind_dn: \"$ROOTDN\"" "password_file: ../bad.pw"
+agent typo "$SLAPD_URI" "${SIMPLE[@]}" "attributes: [cn, mial]" "object_classes: [ { object_class: inetOrgPersn, type: person } ]"
 
-for a in simple external starttls ldaps wrongca badpw; do
+for a in simple external starttls ldaps wrongca badpw typo; do
 	"$MALDAP" -c "$CFG" --agent "$a" --check-config >/dev/null || fail "loom-ma-ldap rejects agents/$a.yaml"
 done
 start_broker
 start_engine
-for a in simple external starttls ldaps wrongca badpw; do start_ldap_agent "$a"; done
+for a in simple external starttls ldaps wrongca badpw typo; do start_ldap_agent "$a"; done
 
 for a in simple external starttls ldaps; do
 	run_profile "$a" full-import
@@ -61,6 +62,13 @@ log_has "$T/ma_badpw.log" "Invalid credentials" || fail "the agent did not log t
 if grep -rqF -- "$BADPW" "$T"/*.log "$T/run.out" "$T/run.err"; then fail "the wrong password appears in a log"; fi
 if grep -rqF -- "$ROOTPW" "$T"/*.log "$T/run.out" "$T/run.err"; then fail "the password appears in a log"; fi
 pass "a wrong password fails the run naming the bind DN and the reason, never the password"
+
+# Names the server's schema does not know fail the run before any entry is read.
+run_profile typo full-import 1
+grep -qF "$T/agents/typo.yaml: key 'ldap.attributes': 'mial' is not an attribute type of the server's schema (cn=Subschema)" "$T/run.out" &&
+	grep -qF "key 'ldap.object_classes[0].object_class': 'inetOrgPersn' is not an object class of the server's schema" "$T/run.out" ||
+	fail "unknown schema names not reported: $(cat "$T/run.out")"
+pass "attribute and object class names are checked against the server's schema"
 
 # Configuration errors: file:line:column, the key, the value, what is expected.
 mkdir -p "$T/bad/agents"

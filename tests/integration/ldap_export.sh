@@ -34,6 +34,7 @@ ldap:
   password_file: ../admin.pw
   connections: 2
   in_flight: 4
+  timeout: 2s
   bases:
     - { dn: "ou=people,$SUFFIX", scope: one }
     - { dn: "ou=staff,$SUFFIX", scope: one }
@@ -178,3 +179,22 @@ run_profile dir export 3 # Nemo's OU is still missing
 expect_counter exported-updates 1
 entry "uid=alovelace,ou=people,$SUFFIX" title | grep -qx "title: Countess" || fail "the retried modify did not land"
 pass "unwillingToPerform is retryable, and the retry succeeds"
+
+# slapd hung (SIGSTOP): the export fails within ldap.timeout with the reason
+# and changes nothing; slapd down: the same; back up: the change lands.
+sed -i 's/^1,Ada,Lovelace,Countess,/1,Ada,Lovelace,Enchantress of Numbers,/' "$T/data/hr.csv"
+run_profile hr full-import
+run_profile hr delta-sync
+kill -STOP "${PIDS[slapd]}"
+run_profile dir export 1
+kill -CONT "${PIDS[slapd]}"
+grep -qF "cannot bind to '$SLAPD_URI' as '$ROOTDN': Timed out" "$T/run.out" || fail "a hung slapd is not reported: $(cat "$T/run.out")"
+stop slapd
+run_profile dir export 1
+grep -qF "cannot bind to '$SLAPD_URI' as '$ROOTDN': Can't contact LDAP server" "$T/run.out" ||
+	fail "a stopped slapd is not reported: $(cat "$T/run.out")"
+restart_slapd
+run_profile dir export 3 # Nemo's OU is still missing
+expect_counter exported-updates 1
+entry "uid=alovelace,ou=people,$SUFFIX" title | grep -qx "title: Enchantress of Numbers" || fail "the modify did not land after slapd came back"
+pass "a hung or stopped slapd fails the export with the reason; the next export applies the change"

@@ -240,6 +240,80 @@ static void test_postread(void **state)
 	ber_memfree(rq.bv_val);
 }
 
+static void test_schema(void **state)
+{
+	(void)state;
+	static const char *const attrs[] = {
+		"( 2.5.4.41 NAME 'name' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{32768} )",
+		"( 2.5.4.3 NAME ( 'cn' 'commonName' ) DESC 'RFC4519: common name(s)' SUP name )",
+		"( 0.9.2342.19200300.100.1.60 NAME 'jpegPhoto' DESC 'RFC2798: a JPEG image' SYNTAX 1.3.6.1.4.1.1466.115.121.1.28 )",
+		"( 2.5.4.35 NAME 'userPassword' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40{128} )",
+		"( 1.9.9.1 NAME 'childPassword' SUP userPassword )",
+		"( 1.9.9.2 NAME 'loopA' SUP loopB )",
+		"( 1.9.9.3 NAME 'loopB' SUP loopA )",
+	};
+	ml_schema_t *sc = ml_schema_new();
+	const char *why = NULL;
+	for (size_t i = 0; i < N_ELEMS(attrs); i++)
+		if (ml_schema_add_attr(sc, attrs[i], &why) < 0)
+			fail_msg("'%s' does not parse: %s", attrs[i], why);
+	assert_int_equal(ml_schema_add_attr(sc, "( 1.2.3 NAME 'broken' SYNTAX", &why), -1);
+	assert_non_null(why);
+	assert_int_equal(ml_schema_add_class(sc, "( 2.5.6.9 NAME 'groupOfNames' SUP top STRUCTURAL MUST ( member $ cn ) )", &why), 0);
+	assert_int_equal(ml_schema_add_class(sc, "( oops", &why), -1);
+	ml_schema_resolve(sc);
+	static const struct {
+		const char *name;
+		bool has, binary;
+	} cases[] = {
+		{ "cn", true, false },
+		{ "CommonName", true, false },
+		{ "2.5.4.3", true, false },
+		{ "cn;lang-en", true, false },
+		{ "jpegPhoto", true, true },
+		{ "userPassword", true, true },
+		{ "childPassword", true, true },
+		{ "loopA", true, false },
+		{ "mial", false, false },
+		{ "broken", false, false },
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		size_t n = strlen(cases[i].name);
+		if (ml_schema_has_attr(sc, cases[i].name, n) != cases[i].has)
+			fail_msg("%s: has %d", cases[i].name, !cases[i].has);
+		if (ml_schema_binary(sc, cases[i].name, n) != cases[i].binary)
+			fail_msg("%s: binary %d", cases[i].name, !cases[i].binary);
+	}
+	assert_true(ml_schema_has_class(sc, "GROUPOFNAMES"));
+	assert_false(ml_schema_has_class(sc, "groupOfUniqueNames"));
+	ml_schema_destroy(&sc);
+	assert_null(sc);
+}
+
+static void test_dn_in_base(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *dn, *base;
+		int scope;
+		bool in;
+	} cases[] = {
+		{ "CN=alice,CN=Users,DC=lab,DC=example,DC=com", "cn=users, dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_SUB, true },
+		{ "CN=alice,CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_ONE, true },
+		{ "CN=a,OU=x,CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_ONE, false },
+		{ "CN=a,OU=x,CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_SUB, true },
+		{ "CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_BASE, true },
+		{ "CN=Users,DC=lab,DC=example,DC=com", "cn=users,dc=lab,dc=example,dc=com", LOOM_LDAP_SCOPE_ONE, false },
+		{ "CN=alice\\,CN=Users,DC=lab", "cn=users,dc=lab", LOOM_LDAP_SCOPE_SUB, false }, /* an escaped comma */
+		{ "CN=bob\\0ADEL:1234,CN=Deleted Objects,DC=lab", "cn=users,dc=lab", LOOM_LDAP_SCOPE_SUB, false },
+		{ "CN=alice,CN=Users2,DC=lab", "cn=users,dc=lab", LOOM_LDAP_SCOPE_SUB, false },
+		{ "not a dn", "dc=lab", LOOM_LDAP_SCOPE_SUB, false },
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++)
+		if (ml_dn_in_base(cases[i].dn, cases[i].base, cases[i].scope) != cases[i].in)
+			fail_msg("'%s' in '%s' scope %d: %d", cases[i].dn, cases[i].base, cases[i].scope, !cases[i].in);
+}
+
 static void test_uuid_text(void **state)
 {
 	(void)state;
@@ -381,6 +455,8 @@ int main(void)
 		cmocka_unit_test(test_sync_info),
 		cmocka_unit_test(test_sync_request),
 		cmocka_unit_test(test_postread),
+		cmocka_unit_test(test_schema),
+		cmocka_unit_test(test_dn_in_base),
 		cmocka_unit_test(test_uuid_text),
 		cmocka_unit_test(test_watermark),
 		cmocka_unit_test(test_results),
