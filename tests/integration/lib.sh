@@ -156,7 +156,14 @@ free_port() {
 # $T/ctl.log, so a sanitizer report from a loomctl whose exit status a
 # pipeline hides still fails the test (see cleanup).
 ctl() {
-	"$CTL" -c "$CFG" "$@" 2> >(tee -a "$T/ctl.log" >&2)
+	# stderr through a file, not a process substitution: the caller's
+	# 2>FILE must hold it when ctl returns (tee would still be writing).
+	local rc=0 e="$T/.ctl.err.$BASHPID"
+	"$CTL" -c "$CFG" "$@" 2>"$e" || rc=$?
+	cat "$e" >>"$T/ctl.log"
+	cat "$e" >&2
+	rm -f "$e"
+	return "$rc"
 }
 
 # cs_count AGENT [cs search options...] : how many connector space objects
