@@ -82,8 +82,8 @@ ldap:
   bind_dn: "$ROOTDN"
   password_file: ../admin.pw
   page_size: 1000
-  connections: 4
-  in_flight: 16
+  connections: ${LOOM_BENCH_CONNECTIONS:-4}
+  in_flight: ${LOOM_BENCH_IN_FLIGHT:-16}
   bases: [ { dn: "ou=people,$SUFFIX", scope: one } ]
 YAML
 done
