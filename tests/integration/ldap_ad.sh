@@ -8,7 +8,7 @@
 . "$(dirname "$0")/ldap/slapd.sh"
 . "$(dirname "$0")/ldap/samba.sh"
 
-samba_available || { echo "skip $TEST_NAME: samba is not installed (scripts/install-deps.sh)"; exit 77; }
+samba_available || { echo "skip $TEST_NAME: samba is not installed (scripts/install-deps.sh)"; samba_skip; }
 write_config
 mkdir -p "$T/agents" "$T/sync" "$T/data"
 start_samba
