@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The LDAP agent against a real Active Directory (a Samba AD DC provisioned
-# here, stopped by its PID): full import of users and groups anchored on
+# here in a network namespace of its own, stopped by its PID): full import of users and groups anchored on
 # objectGUID (as AD tools write it), member values as references, then a
 # DirSync delta that sees exactly a modify, an add and a delete. Skipped
 # (exit 77) where Samba is not installed.
@@ -76,7 +76,7 @@ printf 'employeeId,login,title\n1,erin,Auditor\n2,frank,Clerk\n' >"$T/data/hr.cs
 "$MALDAP" -c "$CFG" --agent ad --check-config >/dev/null || fail "loom-ma-ldap rejects the AD agent"
 start_broker
 start_engine
-start_ldap_agent ad
+start_ad_agent ad
 start_agent hr
 
 guid_of() { # DN -> objectGUID as AD writes it
