@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The LDAP agent against a real Active Directory (a Samba AD DC provisioned
-# here, stopped by its PID): full import of users and groups anchored on
+# here in a network namespace of its own, stopped by its PID): full import of users and groups anchored on
 # objectGUID (as AD tools write it), member values as references, then a
 # DirSync delta that sees exactly a modify, an add and a delete. Skipped
 # (exit 77) where Samba is not installed.
@@ -8,7 +8,7 @@
 . "$(dirname "$0")/ldap/slapd.sh"
 . "$(dirname "$0")/ldap/samba.sh"
 
-samba_available || { echo "skip $TEST_NAME: samba is not installed (scripts/install-deps.sh)"; exit 77; }
+samba_available || { echo "skip $TEST_NAME: samba is not installed (scripts/install-deps.sh)"; samba_skip; }
 write_config
 mkdir -p "$T/agents" "$T/sync" "$T/data"
 start_samba
@@ -76,7 +76,7 @@ printf 'employeeId,login,title\n1,erin,Auditor\n2,frank,Clerk\n' >"$T/data/hr.cs
 "$MALDAP" -c "$CFG" --agent ad --check-config >/dev/null || fail "loom-ma-ldap rejects the AD agent"
 start_broker
 start_engine
-start_ldap_agent ad
+start_ad_agent ad
 start_agent hr
 
 guid_of() { # DN -> objectGUID as AD writes it

@@ -26,9 +26,11 @@ slapd_certs() {
 	SLAPD_CA=$d/ca.pem
 }
 
-# write_slapd_conf [extra database lines...]
+# write_slapd_conf [extra database lines...] : $T/slapd/slapd.conf, or
+# SLAPD_DIR/slapd.conf for another instance (a benchmark's second server);
+# SLAPD_NO_SYNCPROV=1 leaves the syncprov overlay out (a syncrepl consumer).
 write_slapd_conf() {
-	local s=$T/slapd
+	local s=${SLAPD_DIR:-$T/slapd}
 	{
 		echo "include /etc/ldap/schema/core.schema"
 		echo "include /etc/ldap/schema/cosine.schema"
@@ -40,9 +42,9 @@ write_slapd_conf() {
 		echo "moduleload back_mdb.so"
 		echo "moduleload syncprov.so"
 		echo "sizelimit unlimited"
-		echo "TLSCACertificateFile $s/tls/ca.pem"
-		echo "TLSCertificateFile $s/tls/server.pem"
-		echo "TLSCertificateKeyFile $s/tls/server.key"
+		echo "TLSCACertificateFile $T/slapd/tls/ca.pem"
+		echo "TLSCertificateFile $T/slapd/tls/server.pem"
+		echo "TLSCertificateKeyFile $T/slapd/tls/server.key"
 		echo "authz-regexp \"gidNumber=$(id -g)\\\\+uidNumber=$(id -u),cn=peercred,cn=external,cn=auth\" \"$ROOTDN\""
 		echo "database mdb"
 		echo "maxsize 1073741824"
@@ -53,9 +55,11 @@ write_slapd_conf() {
 		echo "index objectClass eq"
 		echo "index uid,cn,mail eq"
 		echo "index entryCSN,entryUUID eq"
-		echo "overlay syncprov"
-		echo "syncprov-checkpoint 100 1"
-		echo "syncprov-sessionlog 10000"
+		if [ -z "${SLAPD_NO_SYNCPROV:-}" ]; then
+			echo "overlay syncprov"
+			echo "syncprov-checkpoint 100 1"
+			echo "syncprov-sessionlog 10000"
+		fi
 		for line in "$@"; do echo "$line"; done
 	} >"$s/slapd.conf"
 }
