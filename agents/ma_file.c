@@ -2,6 +2,7 @@
  * file. One process per agent: `loom-ma-file --agent hr` reads
  * config/agents/hr.yaml and registers as service "ma.hr". */
 #include "ma_file.h"
+#include "loom_agentproto.h"
 #include "loom_alloc.h"
 #include "loom_envelope.h"
 #include "loom_log.h"
@@ -94,36 +95,27 @@ static int fa_start(loom_daemon_t *d, const char **error_r)
 	return 0;
 }
 
+/* The agent protocol's three messages (lib/loom_agentproto.h). */
+static void on_import_start(void *a, Loom__Envelope *env, const Loom__ImportRequest *rq)
+{
+	fa_import_start(a, env, rq);
+}
+
+static void on_import_credit(void *a, const Loom__ImportCredit *c)
+{
+	fa_import_credit(a, c);
+}
+
+static void on_export_batch(void *a, Loom__Envelope *env, const Loom__ExportBatch *b)
+{
+	fa_export_batch(a, env, b);
+}
+
+static const loom_agent_ops_t agent_ops = { "loom-ma-file", on_import_start, on_import_credit, on_export_batch };
+
 static void fa_message(loom_daemon_t *d, Loom__Envelope *env)
 {
-	fileagent_t *fa = loom_daemon_user(d);
-	const char *err;
-	ProtobufCMessage *m = NULL;
-	if (loom_envelope_is(env, &loom__import_request__descriptor)) {
-		if ((m = loom_envelope_body(env, &loom__import_request__descriptor, &err)))
-			fa_import_start(fa, env, (Loom__ImportRequest *)m);
-	} else if (loom_envelope_is(env, &loom__import_credit__descriptor)) {
-		if ((m = loom_envelope_body(env, &loom__import_credit__descriptor, &err)))
-			fa_import_credit(fa, (Loom__ImportCredit *)m);
-	} else if (loom_envelope_is(env, &loom__export_batch__descriptor)) {
-		if ((m = loom_envelope_body(env, &loom__export_batch__descriptor, &err)))
-			fa_export_batch(fa, env, (Loom__ExportBatch *)m);
-	} else {
-		char *t = loom_sprintf("loom-ma-file does not handle '%s'", env->type);
-		if (env->correlation_id.len == 0 &&
-		    loom_bus_reply_error(loom_daemon_bus(d), env, LOOM__ERROR__CODE__UNKNOWN_TYPE, false, t, &err) < 0)
-			loom_warning("cannot reply to from=%s: %s", env->from, err);
-		free(t);
-		loom_envelope_free(&env);
-		return;
-	}
-	if (m == NULL) {
-		loom_warning("dropped malformed %s from=%s: %s", env->type, env->from, err);
-		(void)loom_bus_reply_error(loom_daemon_bus(d), env, LOOM__ERROR__CODE__MALFORMED, false, err, &err);
-	} else {
-		protobuf_c_message_free_unpacked(m, NULL);
-	}
-	loom_envelope_free(&env);
+	loom_agent_dispatch(d, &agent_ops, loom_daemon_user(d), env);
 }
 
 static void fa_stop(loom_daemon_t *d)

@@ -52,6 +52,9 @@ ProtobufCMessage *ctl_ask(ctl_t *ctl, const char *service, const ProtobufCMessag
     const ProtobufCMessageDescriptor *want, const char *what);
 /* Prints m as one line of JSON (-o json). */
 void ctl_print_json(const ProtobufCMessage *m);
+/* Prints to stderr the line of text at line (1-based) with a caret under
+ * column col (characters, tabs kept), for a parse error; nothing for 0. */
+void ctl_show_caret(const char *text, unsigned line, unsigned col);
 /* All of standard input, NUL-terminated (caller frees). */
 char *ctl_read_stdin(void);
 /* The value of option argv[*i] (flag, flen bytes long): the rest of

@@ -180,35 +180,8 @@ static int obj_attr_type(void *arg, const char *name, bool *ret_multi)
 static void show_location(const char *text, const char *err)
 {
 	unsigned line, col;
-	if (sscanf(err, "<expression>:%u:%u:", &line, &col) != 2 || line == 0 || col == 0)
-		return;
-	const char *p = text;
-	for (unsigned l = 1; l < line && p; l++) {
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	if (p == NULL)
-		return;
-	size_t len = strcspn(p, "\r\n");
-	loom_buf_t b = LOOM_BUF_INIT;
-	loom_buf_adds(&b, "  ");
-	loom_buf_add(&b, p, len);
-	loom_buf_adds(&b, "\n  ");
-	/* columns count characters: one blank per character, tabs kept */
-	unsigned k = 1;
-	for (size_t i = 0; i < len && k < col; i++) {
-		unsigned char ch = (unsigned char)p[i];
-		if ((ch & 0xc0) == 0x80)
-			continue;
-		loom_buf_addc(&b, ch == '\t' ? '\t' : ' ');
-		k++;
-	}
-	for (; k < col; k++)
-		loom_buf_addc(&b, ' ');
-	loom_buf_adds(&b, "^\n");
-	fputs(loom_buf_cstr(&b), stderr);
-	loom_buf_release(&b);
+	if (sscanf(err, "<expression>:%u:%u:", &line, &col) == 2)
+		ctl_show_caret(text, line, col);
 }
 
 static loom_expr_type_t value_type(const Loom__Value *v)

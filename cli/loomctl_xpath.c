@@ -22,38 +22,6 @@
 #define EXIT_EVAL 3     /* the filter parses but the resources make it meaningless */
 
 /* Prints the line of text the error points at and a caret under its column. */
-static void show_caret(const char *text, const loom_xpath_error_t *e)
-{
-	if (e->line == 0 || e->column == 0)
-		return;
-	const char *p = text;
-	for (unsigned l = 1; l < e->line && p; l++) {
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	if (p == NULL)
-		return;
-	size_t len = strcspn(p, "\r\n");
-	loom_buf_t b = LOOM_BUF_INIT;
-	loom_buf_adds(&b, "  ");
-	loom_buf_add(&b, p, len);
-	loom_buf_adds(&b, "\n  ");
-	unsigned k = 1;
-	for (size_t i = 0; i < len && k < e->column; i++) {
-		unsigned char ch = (unsigned char)p[i];
-		if ((ch & 0xc0) == 0x80)
-			continue;
-		loom_buf_addc(&b, ch == '\t' ? '\t' : ' ');
-		k++;
-	}
-	for (; k < e->column; k++)
-		loom_buf_addc(&b, ' ');
-	loom_buf_adds(&b, "^\n");
-	fputs(loom_buf_cstr(&b), stderr);
-	loom_buf_release(&b);
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -130,7 +98,7 @@ int ctl_xpath(ctl_t *ctl, int argc, char **argv)
 	loom_xpath_result_init(&r);
 	if (loom_xpath_compile(text, NULL, &x, &err) < 0) {
 		fprintf(stderr, CMD ": %s\n", err.text);
-		show_caret(text, &err);
+		ctl_show_caret(text, err.line, err.column);
 		goto out;
 	}
 	m = loom_xpath_mem_new();
@@ -151,7 +119,7 @@ int ctl_xpath(ctl_t *ctl, int argc, char **argv)
 	loom_xpath_mem_provider(m, &p);
 	if (loom_xpath_eval(x, &p, &eo, &r, &err) < 0) {
 		fprintf(stderr, CMD ": %s\n", err.text);
-		show_caret(text, &err);
+		ctl_show_caret(text, err.line, err.column);
 		status = EXIT_EVAL;
 		goto out;
 	}

@@ -367,11 +367,6 @@ static Loom__MvAttr *mv_attr(Loom__MvObject *mv, const char *name, size_t *ret_i
 	return NULL;
 }
 
-static bool values_eq(Loom__Value *const *a, size_t na, Loom__Value *const *b, size_t nb)
-{
-	return loom_values_same(a, na, b, nb);
-}
-
 static bool is_ref_list(Loom__Value *const *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -423,7 +418,7 @@ static bool mv_set(work_t *w, Loom__MvObject *mv, const char *name, Loom__Value 
 	Loom__MvAttr *old = mv_attr(mv, name, &idx);
 	if (old == NULL && n == 0)
 		return false;
-	if (old && values_eq(old->values, old->n_values, v, n)) {
+	if (old && loom_values_same(old->values, old->n_values, v, n)) {
 		if (strcmp(old->agent, agent) != 0 || strcmp(old->anchor, anchor) != 0) {
 			loom_pb_str_set(&old->agent, agent);
 			loom_pb_str_set(&old->anchor, anchor);
@@ -1241,7 +1236,7 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 		if (adding) {
 			/* The ADD carries the whole object: a REPLACE per attribute. */
 			const Loom__AttrDelta *p = pending_find(t, fl->target, LOOM__ATTR_DELTA__OP__REPLACE);
-			bool same = p ? values_eq(p->values, p->n_values, v, n) : n == 0;
+			bool same = p ? loom_values_same(p->values, p->n_values, v, n) : n == 0;
 			if (!same) {
 				export_put(t->pending_export, fl->target, v, n);
 				changed = true;
@@ -1261,7 +1256,7 @@ static bool outbound_flows(work_t *w, const eng_rule_t *rule, const Loom__MvObje
 				if (strcasecmp(t->pending_export->deltas[i]->name, fl->target) == 0)
 					loom_attrs_apply(&will, &nwill, &t->pending_export->deltas[i], 1);
 			const Loom__Attr *wa = loom_attr_find(will, nwill, fl->target);
-			if (!values_eq(wa ? wa->values : NULL, wa ? wa->n_values : 0, v, n)) {
+			if (!loom_values_same(wa ? wa->values : NULL, wa ? wa->n_values : 0, v, n)) {
 				/* Replace what was pending with what turns the target into the result. */
 				pending_drop(t, fl->target);
 				Loom__Attr want = LOOM__ATTR__INIT;

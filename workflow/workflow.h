@@ -105,8 +105,6 @@ int wf_apply_changes(const wf_policy_t *p, const wf_type_t *type, const Loom__Re
 const Loom__Attr *wf_res_attr(const Loom__Resource *r, const char *name);
 Loom__Value *wf_value_str(int case_, const char *s);
 Loom__Value *wf_value_i64(int case_, int64_t v);
-Loom__Value *wf_value_dup(const Loom__Value *v);
-bool wf_value_eq(const Loom__Value *a, const Loom__Value *b);
 /* The value as text (references and strings as they are). */
 char *wf_value_text(const Loom__Value *v);
 /* Sets attribute name of r to the n values (taken); n == 0 removes it. */

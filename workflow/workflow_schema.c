@@ -8,6 +8,7 @@
  * Built-in types: Person, Group, Set, ManagementPolicyRule, Request. A file
  * may add attributes, add types, and add bindings to any type. */
 #include "workflow.h"
+#include "loom_attrs.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
 
@@ -546,45 +547,6 @@ Loom__Value *wf_value_i64(int case_, int64_t x)
 	return v;
 }
 
-Loom__Value *wf_value_dup(const Loom__Value *in)
-{
-	switch (in->v_case) {
-	case LOOM__VALUE__V_STR: return wf_value_str(LOOM__VALUE__V_STR, in->str);
-	case LOOM__VALUE__V_REF: return wf_value_str(LOOM__VALUE__V_REF, in->ref);
-	case LOOM__VALUE__V_INT: return wf_value_i64(LOOM__VALUE__V_INT, in->int_);
-	case LOOM__VALUE__V_BOOL: return wf_value_i64(LOOM__VALUE__V_BOOL, in->bool_);
-	case LOOM__VALUE__V_TIME: return wf_value_i64(LOOM__VALUE__V_TIME, in->time);
-	case LOOM__VALUE__V_BIN: {
-		Loom__Value *v = loom_malloc(sizeof *v);
-		loom__value__init(v);
-		v->v_case = LOOM__VALUE__V_BIN;
-		v->bin.len = in->bin.len;
-		v->bin.data = loom_memdup(in->bin.data ? in->bin.data : (const uint8_t *)"", in->bin.len ? in->bin.len : 1);
-		return v;
-	}
-	default: {
-		Loom__Value *v = loom_malloc(sizeof *v);
-		loom__value__init(v);
-		return v;
-	}
-	}
-}
-
-bool wf_value_eq(const Loom__Value *a, const Loom__Value *b)
-{
-	if (a->v_case != b->v_case)
-		return false;
-	switch (a->v_case) {
-	case LOOM__VALUE__V_STR: return strcmp(a->str, b->str) == 0;
-	case LOOM__VALUE__V_REF: return strcasecmp(a->ref, b->ref) == 0;
-	case LOOM__VALUE__V_INT: return a->int_ == b->int_;
-	case LOOM__VALUE__V_BOOL: return a->bool_ == b->bool_;
-	case LOOM__VALUE__V_TIME: return a->time == b->time;
-	case LOOM__VALUE__V_BIN: return a->bin.len == b->bin.len && (a->bin.len == 0 || memcmp(a->bin.data, b->bin.data, a->bin.len) == 0);
-	default: return true;
-	}
-}
-
 char *wf_value_text(const Loom__Value *v)
 {
 	switch (v->v_case) {
@@ -679,7 +641,7 @@ static Loom__Value *convert(const wf_attr_t *a, const Loom__Value *in, wf_ref_ex
 	Loom__Value *out = NULL;
 	const char *tn = type_names[a->type - 1];
 	if ((int)in->v_case == want_case[a->type] && a->type != WF_REFERENCE) {
-		out = wf_value_dup(in);
+		out = loom_value_dup(in);
 	} else if (in->v_case == LOOM__VALUE__V_STR || in->v_case == LOOM__VALUE__V_REF) {
 		const char *s = in->v_case == LOOM__VALUE__V_STR ? in->str : in->ref;
 		size_t len = strlen(s);
@@ -774,7 +736,7 @@ static Loom__Resource *res_copy(const Loom__Resource *r)
 	for (size_t i = 0; i < r->n_attrs; i++) {
 		Loom__Value **v = loom_calloc(r->attrs[i]->n_values + 1, sizeof *v);
 		for (size_t j = 0; j < r->attrs[i]->n_values; j++)
-			v[j] = wf_value_dup(r->attrs[i]->values[j]);
+			v[j] = loom_value_dup(r->attrs[i]->values[j]);
 		wf_res_set(c, r->attrs[i]->name, v, r->attrs[i]->n_values);
 	}
 	return c;
@@ -783,7 +745,7 @@ static Loom__Resource *res_copy(const Loom__Resource *r)
 static bool has_value(Loom__Value **v, size_t n, const Loom__Value *x)
 {
 	for (size_t i = 0; i < n; i++)
-		if (wf_value_eq(v[i], x))
+		if (loom_value_eq(v[i], x))
 			return true;
 	return false;
 }
@@ -812,7 +774,7 @@ int wf_apply_changes(const wf_policy_t *p, const wf_type_t *type, const Loom__Re
 		Loom__Value **v = loom_calloc((cur ? cur->n_values : 0) + c->n_values + 1, sizeof *v);
 		if (c->op != LOOM__REQUEST_CHANGE__OP__REPLACE && cur)
 			for (size_t j = 0; j < cur->n_values; j++)
-				v[n++] = wf_value_dup(cur->values[j]);
+				v[n++] = loom_value_dup(cur->values[j]);
 		for (size_t j = 0; j < c->n_values && reason == NULL; j++) {
 			Loom__Value *x = convert(a, c->values[j], ref_exists, arg, &reason);
 			if (x == NULL)
@@ -820,7 +782,7 @@ int wf_apply_changes(const wf_policy_t *p, const wf_type_t *type, const Loom__Re
 			if (c->op == LOOM__REQUEST_CHANGE__OP__REMOVE) {
 				size_t k;
 				for (k = 0; k < n; k++)
-					if (wf_value_eq(v[k], x))
+					if (loom_value_eq(v[k], x))
 						break;
 				if (k == n) {
 					char *t = wf_value_text(x);

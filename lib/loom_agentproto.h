@@ -1,0 +1,27 @@
+/* loom_agentproto.h - the agent side of proto/agent.proto's dispatch: every
+ * management agent takes the same three messages from the engine and
+ * answers everything else the same way.
+ *
+ *   static const loom_agent_ops_t ops = { "loom-ma-file", start, credit, batch };
+ *   static void on_message(loom_daemon_t *d, Loom__Envelope *env)
+ *   { loom_agent_dispatch(d, &ops, loom_daemon_user(d), env); }
+ */
+#ifndef LOOM_AGENTPROTO_H
+#define LOOM_AGENTPROTO_H
+
+#include "agent.pb-c.h"
+#include "envelope.pb-c.h"
+#include "loom_daemon.h"
+
+typedef struct loom_agent_ops {
+	const char *process;           /* named in the answer to a message it does not handle */
+	void (*import_start)(void *agent, Loom__Envelope *env, const Loom__ImportRequest *rq);
+	void (*import_credit)(void *agent, const Loom__ImportCredit *c);
+	void (*export_batch)(void *agent, Loom__Envelope *env, const Loom__ExportBatch *b);
+} loom_agent_ops_t;
+
+/* Decodes env and hands it to ops; a body that does not decode is answered
+ * MALFORMED (and logged), another type UNKNOWN_TYPE. Frees env. */
+void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *agent, Loom__Envelope *env);
+
+#endif
