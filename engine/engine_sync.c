@@ -802,9 +802,13 @@ static int recompute_quick(work_t *w, Loom__MvObject *mv, const char *attr)
 		return 0;
 	cur->changed_at = loom_now_us();
 	if (cur->n_values == 0) {
-		/* The last reference went: the attribute goes (whole, so it is simple). */
-		df->whole = true;
-		mv_set(w, mv, attr, NULL, 0, "", "");
+		/* The last reference went: so does the attribute (mv_set would keep
+		 * an empty one, which it takes for "unchanged"). */
+		size_t idx = 0;
+		mv_attr(mv, attr, &idx);
+		loom__mv_attr__free_unpacked(mv->attrs[idx], NULL);
+		memmove(&mv->attrs[idx], &mv->attrs[idx + 1], (mv->n_attrs - idx - 1) * sizeof *mv->attrs);
+		mv->n_attrs--;
 	}
 	eng_explain(w->e, "flow", "flow %s: +%zu -%zu reference%s (rule '%s', from %s %s, applied change by change)", attr, added,
 	    removed, added + removed == 1 ? "" : "s", rule->cfg->name, w->agent, w->cs->anchor);
