@@ -15,8 +15,9 @@ PACKAGES=(
 	# start in a temp dir (docs/ldap.md), never the system instance; a
 	# Samba AD DC (samba, samba-ad-provision, samba-ad-dc) is their Active
 	# Directory (tests/integration/ldap_ad.sh skips without it; it runs the
-	# DC in a network namespace of its own: iproute2 brings its loopback up)
-	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc iproute2
+	# DC in a network namespace of its own: iproute2 brings its loopback up);
+	# openssl makes the test CA and server certificates for StartTLS/ldaps
+	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc iproute2 openssl
 )
 
 missing=()
