@@ -51,6 +51,8 @@ static void print_request(const Loom__Request *rq)
 	printf("request %s %s %s %s %s\n", rq->id, sname(rq->status), oname(rq->operation), rq->target_type,
 	    rq->target_id);
 	printf("  requester  %s\n", rq->requester);
+	if (rq->origin[0])
+		printf("  origin     %s\n", rq->origin);
 	if (rq->reason[0])
 		printf("  reason     %s\n", rq->reason);
 	for (size_t i = 0; i < rq->n_changes; i++) {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define EXPORT_BATCH 1000
 
@@ -269,6 +270,10 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, true);
 		loom_pb_str_set(&cs->anchor, res->anchor);
+		/* Where the anchor is the DN (a policy agent's ObjectID), the
+		 * provisional DN goes with the provisional anchor. */
+		if (strcasecmp(r->agent->cfg->anchor, "dn") == 0)
+			loom_pb_str_set(&cs->dn, res->anchor);
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, false);
 		/* The delete dropped the old key's delta-sync mark: an import

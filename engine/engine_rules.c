@@ -65,7 +65,9 @@ int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
 	e->agents = loom_calloc(e->nagents ? e->nagents : 1, sizeof *e->agents);
 	for (size_t i = 0; i < e->nagents; i++) {
 		e->agents[i].cfg = &e->agentcfgs[i];
-		e->agents[i].service = loom_sprintf("ma.%s", e->agentcfgs[i].name);
+		/* A policy agent has no process of its own: the policy service answers. */
+		e->agents[i].service = e->agentcfgs[i].type == LOOM_AGENT_POLICY
+		    ? loom_strdup(e->agentcfgs[i].policy.service) : loom_sprintf("ma.%s", e->agentcfgs[i].name);
 	}
 	size_t total = 0;
 	for (size_t f = 0; f < e->nsynccfgs; f++)
@@ -100,7 +102,7 @@ int eng_rules_load(engine_t *e, const char *deploy_path, char **ret_error)
 			if (!in && (rc->filter.text || rc->join.n || rc->project))
 				loom_buf_printf(&errors, "%s: rule '%s': filter, join and project belong to inbound rules\n",
 				    sc->path, rc->name);
-			if (!in && rule->provision && rc->dn.text == NULL)
+			if (!in && rule->provision && rc->dn.text == NULL && rule->agent->cfg->type != LOOM_AGENT_POLICY)
 				loom_buf_printf(&errors, "%s: rule '%s': provision needs dn, the expression for new objects' DN\n",
 				    sc->path, rc->name);
 			eng_scope_check(sc->path, rc, &errors);

@@ -1499,19 +1499,30 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 		loom_expr_result_t res;
 		loom_expr_result_init(&res);
 		char *err = NULL;
-		int rc = loom_expr_eval(rule->dn, look_fn, &l, &res, &err);
-		look_release(&l);
-		if (rc < 0 || res.n == 0 || res.v[0]->v_case != LOOM__VALUE__V_STR || res.v[0]->str[0] == '\0') {
-			char *m = loom_sprintf("rule '%s' cannot build the DN: %s", rule->cfg->name,
-			    rc < 0 ? err : "the dn expression gave no value");
-			eng_run_error(e, w->cs->anchor, w->cs->dn, "provisioning-error", m, NULL, false);
-			free(m);
-			free(err);
-			loom_expr_result_release(&res);
-			w->failed = true;
-			break;
+		char *dn = NULL;
+		if (rule->dn == NULL) {
+			/* The system names its objects (a policy agent): a provisional
+			 * DN unique to the metaverse object, until the export result
+			 * gives the ObjectID (which is anchor and DN from then on). */
+			char hex[17];
+			eng_mvid_hex(hex, mv->id.data);
+			dn = loom_sprintf("new:%s", hex);
+			look_release(&l);
+		} else {
+			int rc = loom_expr_eval(rule->dn, look_fn, &l, &res, &err);
+			look_release(&l);
+			if (rc < 0 || res.n == 0 || res.v[0]->v_case != LOOM__VALUE__V_STR || res.v[0]->str[0] == '\0') {
+				char *m = loom_sprintf("rule '%s' cannot build the DN: %s", rule->cfg->name,
+				    rc < 0 ? err : "the dn expression gave no value");
+				eng_run_error(e, w->cs->anchor, w->cs->dn, "provisioning-error", m, NULL, false);
+				free(m);
+				free(err);
+				loom_expr_result_release(&res);
+				w->failed = true;
+				break;
+			}
+			dn = loom_strdup(res.v[0]->str);
 		}
-		char *dn = loom_strdup(res.v[0]->str);
 		loom_expr_result_release(&res);
 		char *existing = eng_csdn_get(e, target, dn);
 		Loom__CsObject *t2;

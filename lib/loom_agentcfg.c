@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const agent_types[] = { "file", "ldap", NULL };
+static const char *const agent_types[] = { "file", "ldap", "policy", NULL };
 static const char *const ldap_directories[] = { "openldap", "ad", NULL };
 static const char *const ldap_binds[] = { "simple", "sasl-external", "none", NULL };
 static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
@@ -109,6 +109,18 @@ static const loom_cfg_key_t ldap_keys[] = {
 };
 const loom_cfg_table_t loom_agentcfg_ldap_table = { .what = "ldap", .keys = ldap_keys };
 
+static const loom_cfg_key_t policy_keys[] = {
+	{ .name = "service", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_policy_t, service),
+	  .def = "workflow", .flags = LOOM_CFG_NONEMPTY, .help = "bus service name of the policy service (loom-workflow)" },
+	{ .name = "object_types", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_agentcfg_policy_t, object_types),
+	  .def = "[Person, Group]", .help = "resource types imported (and accepted on export)" },
+	{ .name = "requester", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_policy_t, requester),
+	  .def = "sync", .flags = LOOM_CFG_NONEMPTY,
+	  .help = "who the requests made by an export name as requester (the built-in sync identity, or an ObjectID)" },
+	{ NULL }
+};
+const loom_cfg_table_t loom_agentcfg_policy_table = { .what = "policy", .keys = policy_keys };
+
 static const loom_cfg_key_t threshold_keys[] = {
 	{ .name = "count", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_threshold_t, count),
 	  .def = "500", .min = 0, .max = 1000000000, .help = "an export deleting more objects than this stops (0: no limit)" },
@@ -144,6 +156,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .sub = &file_table, .help = "type file: the file and its format" },
 	{ .name = "ldap", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, ldap),
 	  .sub = &loom_agentcfg_ldap_table, .help = "type ldap: the directory server (loom-ma-ldap --help-config)" },
+	{ .name = "policy", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, policy),
+	  .sub = &loom_agentcfg_policy_table, .help = "type policy: the policy service as a connected system (docs/policy.md)" },
 	{ NULL }
 };
 const loom_cfg_table_t loom_agentcfg_table = { .what = "agent", .keys = agent_keys };
@@ -175,6 +189,15 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 	}
 	if (rc == 0 && cfg->type == LOOM_AGENT_LDAP && cfg->anchor == NULL)
 		cfg->anchor = loom_strdup(cfg->ldap.directory == LOOM_LDAP_AD ? "objectGUID" : "entryUUID");
+	/* The policy service names its objects: anchor and DN are the ObjectID. */
+	if (rc == 0 && cfg->type == LOOM_AGENT_POLICY && cfg->anchor && strcmp(cfg->anchor, "dn") != 0) {
+		loom_cfg_diag_add(diags, path, "anchor",
+		    loom_sprintf("%s: key 'anchor': bad value '%s': a policy agent anchors on dn (the ObjectID)", path,
+			cfg->anchor));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_POLICY && cfg->anchor == NULL)
+		cfg->anchor = loom_strdup("dn");
 	if (rc == 0 && cfg->file.csv.delimiter && strlen(cfg->file.csv.delimiter) != 1) {
 		loom_cfg_diag_add(diags, path, "file.csv.delimiter",
 		    loom_sprintf("%s: key 'file.csv.delimiter': bad value '%s': expected one character", path,

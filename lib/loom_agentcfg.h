@@ -1,6 +1,6 @@
 /* loom_agentcfg.h - config/agents/NAME.yaml: one management agent.
  *
- *   type: file                 # file or ldap
+ *   type: file                 # file, ldap or policy
  *   object_type: person        # connector-space object type of what it imports (default:
  *                              # csv person, ldif the entry's last objectClass but top)
  *   anchor: employeeId         # attribute holding the anchor ("dn" for the DN);
@@ -32,9 +32,15 @@
  *     password_file: ../keys/ldap.pw
  *     bases: [ { dn: "ou=people,dc=example,dc=com", scope: sub, filter: "(objectClass=*)" } ]
  *     object_classes: [ { object_class: inetOrgPerson, type: person } ]
+ *   policy:                    # type policy: loom-workflow as a connected system
+ *     service: workflow        #   (no agent process: the policy service answers)
+ *     object_types: [Person, Group]
+ *     requester: sync          #   who export's requests name as requester
  *
  * The engine reads the common keys; the agent process reads its section.
- * The agent's service name on the bus is "ma." + NAME (NAME = file name).
+ * The agent's service name on the bus is "ma." + NAME (NAME = file name),
+ * except for type policy, whose objects the policy service itself serves
+ * (policy.service); its anchor and DN are the resource's ObjectID.
  */
 #ifndef LOOM_AGENTCFG_H
 #define LOOM_AGENTCFG_H
@@ -43,7 +49,7 @@
 
 #include "loom_config.h"
 
-enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1 };
+enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1, LOOM_AGENT_POLICY = 2 };
 enum { LOOM_LDAP_OPENLDAP = 0, LOOM_LDAP_AD = 1 };
 enum { LOOM_LDAP_BIND_SIMPLE = 0, LOOM_LDAP_BIND_SASL_EXTERNAL = 1, LOOM_LDAP_BIND_NONE = 2 };
 enum { LOOM_LDAP_SCOPE_SUB = 0, LOOM_LDAP_SCOPE_ONE = 1, LOOM_LDAP_SCOPE_BASE = 2 };
@@ -97,6 +103,12 @@ typedef struct loom_agentcfg_ldap {
 	loom_cfg_strlist_t binary;     /* attributes imported as binary values */
 } loom_agentcfg_ldap_t;
 
+typedef struct loom_agentcfg_policy {
+	char *service;                 /* bus service of the policy service ("workflow") */
+	loom_cfg_strlist_t object_types; /* resource types imported and exported */
+	char *requester;               /* requester of the requests an export makes ("sync") */
+} loom_agentcfg_policy_t;
+
 typedef struct loom_agentcfg_threshold {
 	long long count;               /* an export deleting more objects than this stops (0: no limit) */
 	long long percent;             /* ... or more than this share of the connector space (0: no limit) */
@@ -116,6 +128,7 @@ typedef struct loom_agentcfg {
 	loom_agentcfg_threshold_t deletion_threshold; /* export delete safety */
 	loom_agentcfg_file_t file;     /* type file */
 	loom_agentcfg_ldap_t ldap;     /* type ldap */
+	loom_agentcfg_policy_t policy; /* type policy */
 } loom_agentcfg_t;
 
 /* The table of the ldap section, for the LDAP agent's --help-config. */

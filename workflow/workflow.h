@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent.pb-c.h"
+#include "loom_buf.h"
 #include "loom_config.h"
 #include "loom_daemon.h"
 #include "loom_store.h"
@@ -48,7 +50,8 @@ enum { WF_OP_CREATE = 1, WF_OP_DELETE = 2, WF_OP_READ = 4, WF_OP_ADD = 8, WF_OP_
 
 typedef struct wf_mpr {
 	char *name;                /* unique MPR name */
-	loom_xpath_t *requesters;  /* requester set filter, or NULL (then relative is set) */
+	loom_xpath_t *requesters;  /* requester set filter, or NULL (then req_sync or relative is set) */
+	bool req_sync;             /* requesters: sync, the built-in requester of engine exports */
 	char *relative;            /* requester relative to the target: an attribute of the target
 	                              whose values must hold the requester (ObjectID: the target itself), or NULL */
 	unsigned ops;              /* WF_OP_* bits */
@@ -70,6 +73,7 @@ typedef struct wf_policy {
 	size_t nmprs;              /* how many */
 	char **admins;             /* requesters granted everything (ObjectIDs, lower case) */
 	size_t nadmins;            /* how many */
+	bool sync_restricted;      /* sync_unrestricted: false in some file: sync is under the MPRs */
 } wf_policy_t;
 
 /* Loads every NAME.yaml of dir (attributes, types, mprs, administrators) on
@@ -126,6 +130,14 @@ typedef struct wf {
 	wf_policy_t policy;        /* schema and MPRs */
 	loom_store_t *store;       /* STATE_DIR/workflow */
 	int cf_res, cf_res_id, cf_res_index, cf_req, cf_req_id, cf_meta; /* family indexes */
+	int cf_chg, cf_origin;     /* change log and export origins (workflow_agent.c) */
+	uint64_t next_chg;         /* next commit number (chg) */
+	uint64_t chg_first;        /* oldest commit number the change log still holds */
+	char *store_id;            /* made with the store: part of a policy agent's watermark */
+	const Loom__ExportChange *origin;  /* during an export's request: the change it comes from */
+	const char *origin_agent;  /* ... and its agent */
+	uint64_t origin_hash;      /* ... and a hash of the change (origin rows) */
+	struct wf_agents *agents;  /* policy agents served (workflow_agent.c) */
 	uint64_t next_rid;         /* next resource number */
 	uint64_t next_seq;         /* next request number */
 	loom_xpath_provider_t xp;  /* the provider over the store */
@@ -151,6 +163,13 @@ void wf_res_write(wf_t *w, loom_batch_t *b, const Loom__Resource *before, const 
 void wf_req_write(wf_t *w, loom_batch_t *b, const Loom__Request *rq);
 int wf_req_get(wf_t *w, const char *id, Loom__Request **ret, const char **error_r);
 void wf_meta_write(wf_t *w, loom_batch_t *b);
+/* Commits the change log keeps (older ones are trimmed). */
+#define WF_CHG_KEEP 1000000u
+/* Queues the change-log row of a commit that turns before into after. */
+void wf_chg_write(wf_t *w, loom_batch_t *b, const Loom__Request *rq, const Loom__Resource *before,
+    const Loom__Resource *after);
+/* The origin key of an export's change. */
+void wf_origin_key(loom_buf_t *k, const char *agent, uint64_t change_id);
 
 void wf_xpath_provider(wf_t *w, loom_xpath_provider_t *ret);
 
@@ -159,7 +178,20 @@ void wf_xpath_provider(wf_t *w, loom_xpath_provider_t *ret);
 void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed);
 /* Puts requests left in flight by a crash back through the pipeline. */
 int wf_requests_recover(wf_t *w, char **ret_error);
+/* Stores a new request made from in (requester, operation, target, changes
+ * moved out of in) and runs it through the pipeline. Returns the request as
+ * it ended, or NULL with *ret_error when it could not even be stored. */
+Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error);
 /* Handles a directed message. */
 void wf_handle(wf_t *w, Loom__Envelope *env);
+
+/* ---- the policy service as a connected system (workflow_agent.c) ---- */
+
+/* Loads config/agents/NAME.yaml files: those of type policy naming this service are served. */
+int wf_agents_load(wf_t *w, const char *deploy_path, const char *service, char **ret_error);
+void wf_agents_free(wf_t *w);
+/* Whether env is agent protocol (ImportRequest, ImportCredit, ExportBatch):
+ * then it is handled and freed. */
+bool wf_agent_handle(wf_t *w, Loom__Envelope *env);
 
 #endif

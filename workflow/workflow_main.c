@@ -59,6 +59,10 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 		return -1;
 	}
 	wf_xpath_provider(w, &w->xp);
+	if (wf_agents_load(w, cfg->path, loom_daemon_service(d), &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
 	const char *crash = getenv("LOOM_WORKFLOW_CRASH_AT");
 	if (crash && crash[0])
 		w->crash_at = loom_strdup(crash);
@@ -73,7 +77,10 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 
 static void wf_message(loom_daemon_t *d, Loom__Envelope *env)
 {
-	wf_handle(loom_daemon_user(d), env);
+	wf_t *w = loom_daemon_user(d);
+	if (wf_agent_handle(w, env))
+		return; /* agent protocol: handled and freed */
+	wf_handle(w, env);
 	loom_envelope_free(&env);
 }
 
@@ -82,6 +89,7 @@ static void wf_stop(loom_daemon_t *d)
 	wf_t *w = loom_daemon_user(d);
 	if (w == NULL)
 		return;
+	wf_agents_free(w);
 	wf_store_close(w);
 	wf_policy_release(&w->policy);
 	free(w->crash_at);

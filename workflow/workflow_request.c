@@ -289,7 +289,9 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 			continue;
 		/* requester */
 		int ok;
-		if (mpr->requesters) {
+		if (mpr->req_sync) {
+			ok = strcmp(rq->requester, "sync") == 0;
+		} else if (mpr->requesters) {
 			ok = req_is_res ? selects(w, mpr->requesters, req_rid, "requesters", mpr->name, &reason) : 0;
 		} else {
 			const Loom__Resource *rel = before ? before : after;
@@ -369,6 +371,15 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		set_status(w, rq, LOOM__REQUEST__STATUS__COMPLETED, "workflow", "the commit was durable before a restart");
 		return;
 	}
+	if (resumed && rq->origin[0]) {
+		/* An export's request stopped before its commit: its result never
+		 * reached the engine, which sends the change again (as a new
+		 * request). Resuming it too would apply the change twice. */
+		const char *why = "the service stopped before the commit; the engine sends the change again";
+		set_reason(rq, why);
+		set_status(w, rq, LOOM__REQUEST__STATUS__FAILED, "workflow", why);
+		return;
+	}
 	if ((resumed || rq->status != LOOM__REQUEST__STATUS__VALIDATING) &&
 	    set_status(w, rq, LOOM__REQUEST__STATUS__VALIDATING, "workflow", "validated again after a restart") < 0)
 		return;
@@ -404,6 +415,21 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	loom_batch_t *b = loom_batch_new(w->store);
 	wf_res_write(w, b, before, after);
 	wf_req_write(w, b, rq);
+	wf_chg_write(w, b, rq, before, after);
+	if (w->origin) {
+		/* an export's change: the engine may send it again (it did not see
+		 * the result); the origin row answers that with this request */
+		loom_buf_t k = LOOM_BUF_INIT, v = LOOM_BUF_INIT;
+		unsigned char h[8];
+		wf_origin_key(&k, w->origin_agent, w->origin->change_id);
+		loom_store_put_u64be(h, w->origin_hash);
+		loom_buf_adds(&v, rq->id);
+		loom_buf_addc(&v, '\0');
+		loom_buf_add(&v, h, 8);
+		loom_batch_put(b, w->cf_origin, k.data, k.len, v.data, v.len);
+		loom_buf_release(&k);
+		loom_buf_release(&v);
+	}
 	wf_meta_write(w, b);
 	const char *err;
 	rc = loom_store_write(w->store, b, &err);
@@ -486,14 +512,8 @@ static void reply_error(wf_t *w, Loom__Envelope *env, Loom__Error__Code code, co
 		loom_warning("cannot reply to %s: %s", env->from, err);
 }
 
-static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
+Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error)
 {
-	Loom__RequestSubmit *s = body;
-	Loom__Request *in = s->request;
-	if (in == NULL) {
-		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, "RequestSubmit carries no request");
-		return;
-	}
 	/* the service's own copy: id, seq, status and history are its to give */
 	Loom__Request *rq = loom_calloc(1, sizeof *rq);
 	loom__request__init(rq);
@@ -503,13 +523,14 @@ static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
 	rq->operation = in->operation;
 	rq->target_id = in->operation == LOOM__REQUEST__OPERATION__CREATE ? new_uuid() : loom_strdup(in->target_id);
 	rq->target_type = loom_strdup(in->target_type);
+	rq->origin = loom_strdup(in->origin);
 	rq->n_changes = in->n_changes;
 	rq->changes = in->changes; /* moved */
 	in->changes = NULL;
 	in->n_changes = 0;
 	rq->created_at = loom_now_us();
 	rq->status = LOOM__REQUEST__STATUS__VALIDATING;
-	history_add(rq, rq->requester, "submitted");
+	history_add(rq, rq->requester, rq->origin[0] ? rq->origin : "submitted");
 	loom_batch_t *b = loom_batch_new(w->store);
 	wf_req_write(w, b, rq);
 	wf_meta_write(w, b);
@@ -517,15 +538,34 @@ static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
 	int rc = loom_store_write(w->store, b, &err);
 	loom_batch_destroy(&b);
 	if (rc < 0) {
-		char *m = loom_sprintf("cannot store the request: %s", err);
-		loom_error("%s", m);
-		reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, m);
-		free(m);
+		*ret_error = loom_sprintf("cannot store the request: %s", err);
+		loom_error("%s", *ret_error);
 		protobuf_c_message_free_unpacked(&rq->base, NULL);
-		return;
+		return NULL;
 	}
 	crash_point(w, LOOM__REQUEST__STATUS__VALIDATING);
 	wf_request_run(w, rq, false);
+	return rq;
+}
+
+static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
+{
+	Loom__RequestSubmit *s = body;
+	if (s->request == NULL) {
+		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, "RequestSubmit carries no request");
+		return;
+	}
+	if (s->request->origin[0]) { /* only the service's own export path sets it */
+		free(s->request->origin);
+		s->request->origin = loom_strdup("");
+	}
+	char *err = NULL;
+	Loom__Request *rq = wf_request_submit(w, s->request, &err);
+	if (rq == NULL) {
+		reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, err);
+		free(err);
+		return;
+	}
 	Loom__RequestReply r = LOOM__REQUEST_REPLY__INIT;
 	r.request = rq;
 	reply(w, env, &r.base);

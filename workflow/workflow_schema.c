@@ -63,6 +63,7 @@ typedef struct cfg_file {
 	loom_cfg_array_t types;            /* cfg_type_t */
 	loom_cfg_array_t mprs;             /* cfg_mpr_t */
 	loom_cfg_strlist_t administrators; /* ObjectIDs granted everything */
+	bool sync_unrestricted;    /* the built-in requester sync is granted everything */
 } cfg_file_t;
 
 static const char *const type_names[] = { "string", "integer", "boolean", "binary", "datetime", "reference", NULL };
@@ -107,7 +108,8 @@ static const loom_cfg_key_t mpr_keys[] = {
 	  .help = "a disabled MPR grants nothing" },
 	{ .name = "description", .type = LOOM_CFG_STRING, .offset = offsetof(cfg_mpr_t, description), .help = "free text" },
 	{ .name = "requesters", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_mpr_t, requesters),
-	  .help = "requester set: an XPath filter the requester must be selected by" },
+	  .help = "requester set: an XPath filter the requester must be selected by, or sync (the built-in "
+	          "requester of engine exports)" },
 	{ .name = "relative_to_target", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_mpr_t, relative),
 	  .help = "or: the requester must be a value of this attribute of the target (ObjectID: the target itself; "
 	          "Manager; Owner)" },
@@ -138,6 +140,10 @@ static const loom_cfg_key_t file_keys[] = {
 	  .help = "request management policy rules" },
 	{ .name = "administrators", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_file_t, administrators),
 	  .help = "ObjectIDs of requesters granted every request (besides the built-in requester sync)" },
+	{ .name = "sync_unrestricted", .type = LOOM_CFG_BOOL, .offset = offsetof(cfg_file_t, sync_unrestricted),
+	  .def = "true", .help = "the built-in requester sync (engine exports) is granted every request; false puts it "
+	                         "under the MPRs (requesters: sync), as the FIM service MA's account is. A false in "
+	                         "any file wins" },
 	{ NULL }
 };
 static const loom_cfg_table_t file_table = { .what = "policy file", .keys = file_keys };
@@ -186,7 +192,7 @@ const wf_binding_t *wf_binding_find(const wf_type_t *t, const char *attr)
 bool wf_policy_is_admin(const wf_policy_t *p, const char *requester)
 {
 	if (strcmp(requester, "sync") == 0)
-		return true;
+		return !p->sync_restricted;
 	for (size_t i = 0; i < p->nadmins; i++)
 		if (strcasecmp(p->admins[i], requester) == 0)
 			return true;
@@ -402,7 +408,10 @@ static void build(wf_policy_t *p, cfg_file_t *files, size_t nfiles, loom_buf_t *
 				}
 			}
 			size_t before = errs->len;
-			m.requesters = compile_filter(errs, file, &c->requesters, "requesters", nm);
+			if (c->requesters.text && strcmp(c->requesters.text, "sync") == 0)
+				m.req_sync = true;
+			else
+				m.requesters = compile_filter(errs, file, &c->requesters, "requesters", nm);
 			m.before = compile_filter(errs, file, &c->before, "target_before", nm);
 			m.after = compile_filter(errs, file, &c->after, "target_after", nm);
 			bad = bad || errs->len != before;
@@ -429,6 +438,8 @@ static void build(wf_policy_t *p, cfg_file_t *files, size_t nfiles, loom_buf_t *
 			p->mprs[p->nmprs++] = m; /* a bad one too: the load fails, release frees it */
 			(void)bad;
 		}
+		if (!files[f].sync_unrestricted)
+			p->sync_restricted = true;
 		for (size_t k = 0; k < files[f].administrators.n; k++) {
 			char *s = loom_strdup(files[f].administrators.v[k]);
 			for (char *q = s; *q; q++)

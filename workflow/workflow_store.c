@@ -10,20 +10,27 @@
  *              flipped), 'b' with one byte)
  *   req        seq (u64be)                      -> Request
  *   req_id     request id                       -> seq (u64be)
- *   meta       "next_rid", "next_seq"           -> u64be
- * A resource's rows (res, res_id, res_index) change in the same batch as the
+ *   meta       "next_rid", "next_seq", "next_chg", "chg_first" -> u64be;
+ *              "store_id" -> a UUID made when the store was created
+ *   chg        commit number (u64be)            -> ResourceChange
+ *   origin     agent \0 change_id (u64be)       -> request id \0 hash (8 bytes)
+ * A resource's rows (res, res_id, res_index), its chg row and (for a request
+ * an engine export made) its origin row change in the same batch as the
  * request that commits the change.
  */
 #include "workflow.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
 
+#include <sodium.h>
+#include <stdio.h>
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", NULL };
+static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", "chg", "origin", NULL };
 
 static uint64_t meta_u64(wf_t *w, const char *key)
 {
@@ -49,7 +56,37 @@ int wf_store_open(wf_t *w, const char *path, char **ret_error)
 	w->cf_req = loom_store_cf(w->store, "req");
 	w->cf_req_id = loom_store_cf(w->store, "req_id");
 	w->cf_meta = loom_store_cf(w->store, "meta");
+	w->cf_chg = loom_store_cf(w->store, "chg");
+	w->cf_origin = loom_store_cf(w->store, "origin");
 	w->next_rid = meta_u64(w, "next_rid");
+	w->next_chg = meta_u64(w, "next_chg");
+	w->chg_first = meta_u64(w, "chg_first");
+	if (w->next_chg == 0)
+		w->next_chg = 1;
+	if (w->chg_first == 0)
+		w->chg_first = 1;
+	void *v;
+	size_t len;
+	const char *err;
+	int rc = loom_store_get(w->store, w->cf_meta, "store_id", 8, &v, &len, &err);
+	if (rc == 1) {
+		w->store_id = loom_strndup(v, len);
+		free(v);
+	} else if (rc == 0) {
+		/* A new store: its id tells a policy agent's watermark from another
+		 * store's (one restored from elsewhere, or made afresh). */
+		uint8_t b[16];
+		randombytes_buf(b, sizeof b);
+		w->store_id = loom_malloc(33);
+		for (size_t i = 0; i < 16; i++)
+			snprintf(w->store_id + 2 * i, 3, "%02x", b[i]);
+		rc = loom_store_put(w->store, w->cf_meta, "store_id", 8, w->store_id, 32, &err);
+	}
+	if (rc < 0) {
+		*ret_error = loom_sprintf("cannot read or write the store id: %s", err);
+		loom_store_close(&w->store);
+		return -1;
+	}
 	w->next_seq = meta_u64(w, "next_seq");
 	if (w->next_rid == 0)
 		w->next_rid = 1;
@@ -66,6 +103,8 @@ void wf_store_close(wf_t *w)
 		protobuf_c_message_free_unpacked(&w->tcache_res->base, NULL);
 	w->cache_res = w->tcache_res = NULL;
 	loom_store_close(&w->store);
+	free(w->store_id);
+	w->store_id = NULL;
 }
 
 void wf_meta_write(wf_t *w, loom_batch_t *b)
@@ -75,6 +114,49 @@ void wf_meta_write(wf_t *w, loom_batch_t *b)
 	loom_batch_put(b, w->cf_meta, "next_rid", 8, v, 8);
 	loom_store_put_u64be(v, w->next_seq);
 	loom_batch_put(b, w->cf_meta, "next_seq", 8, v, 8);
+	loom_store_put_u64be(v, w->next_chg);
+	loom_batch_put(b, w->cf_meta, "next_chg", 8, v, 8);
+	loom_store_put_u64be(v, w->chg_first);
+	loom_batch_put(b, w->cf_meta, "chg_first", 9, v, 8);
+}
+
+void wf_chg_write(wf_t *w, loom_batch_t *b, const Loom__Request *rq, const Loom__Resource *before,
+    const Loom__Resource *after)
+{
+	const Loom__Resource *r = after ? after : before;
+	if (r == NULL)
+		return;
+	Loom__ResourceChange c = LOOM__RESOURCE_CHANGE__INIT;
+	c.object_id = r->object_id;
+	c.object_type = r->object_type;
+	c.deleted = after == NULL;
+	c.request_id = rq->id;
+	size_t len = loom__resource_change__get_packed_size(&c);
+	uint8_t *buf = loom_malloc(len ? len : 1);
+	loom__resource_change__pack(&c, buf);
+	unsigned char k[8], e[8];
+	loom_store_put_u64be(k, w->next_chg++);
+	loom_batch_put(b, w->cf_chg, k, 8, buf, len);
+	free(buf);
+	/* The change log keeps the newest WF_CHG_KEEP commits; a delta import
+	 * from before them is refused (watermark lost) and runs full. */
+	if (w->next_chg - w->chg_first > WF_CHG_KEEP + WF_CHG_KEEP / 16) {
+		uint64_t to = w->next_chg - WF_CHG_KEEP;
+		loom_store_put_u64be(k, w->chg_first);
+		loom_store_put_u64be(e, to);
+		loom_batch_delete_range(b, w->cf_chg, k, 8, e, 8);
+		w->chg_first = to;
+	}
+}
+
+void wf_origin_key(loom_buf_t *k, const char *agent, uint64_t change_id)
+{
+	unsigned char c[8];
+	loom_buf_reset(k);
+	loom_buf_adds(k, agent);
+	loom_buf_addc(k, '\0');
+	loom_store_put_u64be(c, change_id);
+	loom_buf_add(k, c, 8);
 }
 
 static char *lower(const char *s)
