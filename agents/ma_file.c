@@ -111,7 +111,8 @@ static void on_export_batch(void *a, Loom__Envelope *env, const Loom__ExportBatc
 	fa_export_batch(a, env, b);
 }
 
-static const loom_agent_ops_t agent_ops = { "loom-ma-file", on_import_start, on_import_credit, on_export_batch };
+static const loom_agent_ops_t agent_ops = { "loom-ma-file", on_import_start, on_import_credit, on_export_batch,
+	NULL /* a file holds no passwords: the dispatch answers not-supported */ };
 
 static void fa_message(loom_daemon_t *d, Loom__Envelope *env)
 {

@@ -221,7 +221,7 @@ static int ml_start(loom_daemon_t *d, const char **error_r)
 	return 0;
 }
 
-/* The agent protocol's three messages (lib/loom_agentproto.h). */
+/* The agent protocol's messages (lib/loom_agentproto.h). */
 static void on_import_start(void *a, Loom__Envelope *env, const Loom__ImportRequest *rq)
 {
 	ml_import_start(a, env, rq);
@@ -237,7 +237,13 @@ static void on_export_batch(void *a, Loom__Envelope *env, const Loom__ExportBatc
 	ml_export_batch(a, env, b);
 }
 
-static const loom_agent_ops_t agent_ops = { "loom-ma-ldap", on_import_start, on_import_credit, on_export_batch };
+static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswordRequest *rq)
+{
+	ml_set_password(a, env, rq);
+}
+
+static const loom_agent_ops_t agent_ops = { "loom-ma-ldap", on_import_start, on_import_credit, on_export_batch,
+	on_set_password };
 
 static void ml_message(loom_daemon_t *d, Loom__Envelope *env)
 {
@@ -263,7 +269,8 @@ static const loom_flag_t flags[] = {
 static const loom_daemon_def_t def = {
 	.process = "loom-ma-ldap",
 	.summary = "Loom management agent for LDAP directories: full import (paged results), delta import "
-		   "(RFC 4533 content sync) and export (add, modify, modrdn, delete). See docs/ldap.md.",
+		   "(RFC 4533 content sync) and export (add, modify, modrdn, delete), passwords (RFC 3062, AD unicodePwd). "
+		   "See docs/ldap.md.",
 	.default_service = NULL,
 	.no_service_hint = "--agent NAME is required (the agent's file is config/agents/NAME.yaml)",
 	.bus_client = true,
@@ -278,6 +285,10 @@ static const loom_daemon_def_t def = {
 
 int main(int argc, char **argv)
 {
+	if (ml_wipe_ber_memory() < 0) {
+		fprintf(stderr, "loom-ma-ldap: cannot start: cannot set liblber's memory functions\n");
+		return 1;
+	}
 	int rc = loom_daemon_main(&def, argc, argv);
 	free(the_agent.name);
 	return rc;

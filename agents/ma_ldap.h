@@ -10,6 +10,8 @@
  *                     Directory), streamed under the engine's credit
  *   ma_ldap_export.c  export: add, modify, modrdn, delete, several in flight on
  *                     several connections, one result per change
+ *   ma_ldap_passwd.c  SetPassword: Password Modify (RFC 3062) or AD unicodePwd,
+ *                     the sealed password opened into guarded memory and wiped
  *   ma_ldap_proto.c   pure code (unit-tested): RFC 4533 controls and messages,
  *                     the post-read control, the watermark, result code names,
  *                     filter shape, DN-in-base, UUID text, schema definitions
@@ -256,5 +258,12 @@ void ml_import_tick(ldapagent_t *la);
 void ml_export_batch(ldapagent_t *la, Loom__Envelope *env, const Loom__ExportBatch *b);
 void ml_export_stop(ldapagent_t *la);
 void ml_export_tick(ldapagent_t *la);
+
+/* ma_ldap_passwd.c */
+/* Answers a SetPasswordRequest (always with a SetPasswordReply). */
+void ml_set_password(ldapagent_t *la, Loom__Envelope *env, const Loom__SetPasswordRequest *rq);
+/* Makes liblber wipe every block it frees (it holds copies of passwords in
+ * request BERs); before any other libldap call. 0 or -1. */
+int ml_wipe_ber_memory(void);
 
 #endif

@@ -20,8 +20,10 @@
  * deleted only when no base holds it any more. A server that answers with the
  * present phase (its session log does not reach back to the cookie: deletes
  * can only be found by comparing every entry) or refuses the cookie
- * (e-syncRefreshRequired) makes the run end with watermark_lost: the engine
- * fails it and asks for a full import; nothing is guessed.
+ * (e-syncRefreshRequired; unwillingToPerform for a cookie newer than its
+ * own state) makes the run end with watermark_lost: the engine
+ * goes on with a full import in the same run, whose mark-and-sweep finds
+ * the deletes; nothing is guessed.
  *
  * States of a run: idle -> (connected, cookies read) -> reading base i
  * (search msgid outstanding; paged: next page started on each page's end)
@@ -139,11 +141,10 @@ static void lost(ldapagent_t *la, const char *why)
 	b.seq = ++im->seq;
 	b.last = true;
 	b.watermark_lost = true;
-	char *m = loom_sprintf("delta import cannot resume: %s; run a full import", why);
-	b.message = m;
+	b.message = (char *)why;
 	send_batch(la, &b);
-	loom_warning("watermark lost run=%llu: %s", (unsigned long long)im->run_id, m);
-	free(m);
+	loom_warning("watermark lost run=%llu: delta import cannot resume: %s; the engine goes on with a full import",
+	    (unsigned long long)im->run_id, why);
 	ml_import_stop(la);
 }
 
@@ -571,6 +572,17 @@ static int on_result(ldapagent_t *la, LDAPMessage *msg)
 	int ret = 0;
 	if (im->delta && err == LDAP_SYNC_REFRESH_REQUIRED) {
 		lost(la, "the server refused the cookie (e-syncRefreshRequired)");
+		ret = -1;
+		goto out;
+	}
+	if (im->delta && !im->dirsync && err == LDAP_UNWILLING_TO_PERFORM) {
+		/* slapd: "consumer state is newer than provider!": a cookie from
+		 * another server, or a directory restored from an older backup. */
+		char *why = loom_sprintf("the server refused the cookie: %s (%d)%s%s (a cookie from another server, or a "
+					 "directory restored from an older backup?)",
+		    ldap_err2string(err), err, text && text[0] ? ": " : "", text && text[0] ? text : "");
+		lost(la, why);
+		free(why);
 		ret = -1;
 		goto out;
 	}

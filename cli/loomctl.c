@@ -33,6 +33,20 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  --dir DIR     key directory (default bus.keys_dir of the configuration)\n"
 	  "  --force       replace an existing pair\n"
 	  "  Copy NAME.pub into the broker's keys directory to allow NAME on the bus.", ctl_keys },
+	{ "password", "set --agent NAME (--dn DN | --anchor ANCHOR)",
+	  "set an account's password in a connected system, through its agent",
+	  "  set           an administrator's reset: the old password is not needed\n"
+	  "  --agent NAME  the agent (loom-ma-ldap: RFC 3062 Password Modify for OpenLDAP,\n"
+	  "                unicodePwd for Active Directory, which needs ldaps:// or StartTLS)\n"
+	  "  --dn DN       the account's DN\n"
+	  "  --anchor A    or its anchor (entryUUID, objectGUID); with --dn too, both must\n"
+	  "                name the same entry\n"
+	  "  The password is asked twice without echo on a terminal, else read as the first\n"
+	  "  line of standard input. It is sealed to the agent's public key\n"
+	  "  (keys_dir/ma.NAME.pub, made by loomctl keys gen ma.NAME) and never crosses the\n"
+	  "  bus in clear. -o json prints the agent's SetPasswordReply.\n"
+	  "exit status: 0 set; 3 refused (the directory's or the agent's reason, and whether\n"
+	  "a retry may help, on standard error); 1 no answer or no key; 2 bad usage", ctl_password },
 	{ "run", "AGENT PROFILE [--no-wait] [--allow-deletes N] | show ID",
 	  "run a profile (full-import, delta-import, full-sync, delta-sync, export) and show its statistics",
 	  "  Shows a progress line while the run goes on, then the run's counters with\n"

@@ -28,6 +28,8 @@ static void print_record(const Loom__RunRecord *r, bool details)
 	printf("\n");
 	if (r->message[0])
 		printf("  %s\n", r->message);
+	for (size_t i = 0; i < r->n_warnings; i++)
+		printf("  warning: %s\n", r->warnings[i]);
 	for (size_t i = 0; i < r->n_counters; i++) {
 		const Loom__RunCounter *c = r->counters[i];
 		printf("  %-32s %10llu", c->name, (unsigned long long)c->count);

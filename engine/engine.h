@@ -109,11 +109,14 @@ typedef struct eng_run {
 	Loom__RunObjectError **errors; /* first errors, owned */
 	size_t nerrors;
 	uint64_t error_count;          /* all errors */
+	char **warnings;               /* what the run did other than asked (RunRecord.warnings) */
+	size_t nwarnings;
 	/* import */
 	bool delta;                    /* delta import / delta sync */
 	uint64_t gen;                  /* full-import generation */
 	uint64_t next_seq;             /* next import batch expected */
 	uint32_t outstanding;          /* batches granted but not received */
+	bool fell_back;                /* a delta import whose watermark the agent refused, now running as full */
 	uint8_t *watermark;            /* the agent's new watermark, saved when the import ends */
 	size_t watermark_len;
 	/* sync */
@@ -296,6 +299,11 @@ void eng_run_error(engine_t *e, const char *anchor, const char *dn, const char *
     const char *where, bool retryable);
 /* Ends the run in progress: status, message; writes the record durably. */
 void eng_run_finish(engine_t *e, const char *status, const char *message);
+/* Adds a line to the run's warnings (kept in its record and shown by loomctl). */
+void eng_run_warning(engine_t *e, const char *text);
+/* Forgets the run's counters, objects and errors so far (an import that
+ * starts again as a full import counts only what that one sees). */
+void eng_run_reset_stats(engine_t *e);
 /* Past the agent's error limit? (then the caller finishes with stopped-error-limit) */
 bool eng_run_over_limit(engine_t *e);
 void eng_run_save(engine_t *e, loom_batch_t *b);

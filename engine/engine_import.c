@@ -13,6 +13,11 @@
  * agent said the import is complete, so a failed or cut-short import never
  * deletes anything.
  *
+ * Delta import: what the agent sends is staged as is; the new watermark is
+ * saved at the end. When the agent refuses the watermark (ImportBatch
+ * watermark_lost: the server cannot resume from it), the run goes on as a
+ * full import, with a warning in the run record (fall_back_to_full).
+ *
  * Exports are confirmed here: an object with an unconfirmed export is
  * checked against what came back; a change that did not come back is the
  * run error exported-change-not-reimported.
@@ -41,7 +46,9 @@ static int send_credit(engine_t *e, uint32_t credit, bool abort_run)
 	return 0;
 }
 
-int eng_import_begin(engine_t *e, const char **error_r)
+/* Sends the ImportRequest of the run as it stands (r->delta), a full import
+ * first taking the next generation. 0 or -1 with *error_r. */
+static int import_request(engine_t *e, const char **error_r)
 {
 	eng_run_t *r = e->run;
 	const loom_agentcfg_t *ac = r->agent->cfg;
@@ -84,8 +91,37 @@ int eng_import_begin(engine_t *e, const char **error_r)
 		*error_r = errbuf;
 		return -1;
 	}
+	return 0;
+}
+
+int eng_import_begin(engine_t *e, const char **error_r)
+{
+	eng_run_t *r = e->run;
+	if (import_request(e, error_r) < 0)
+		return -1;
 	r->timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 500, 0, eng_run_watch, e);
 	return 0;
+}
+
+/* A delta import whose watermark the agent refused (lost, too old for the
+ * server, from another server...) goes on as a full import in the same
+ * run: its mark-and-sweep finds what was deleted meanwhile, which no delta
+ * could any more. What the delta staged stays staged (staging is
+ * idempotent); the counters start again, so the run counts what the full
+ * import sees. Once per run: a full import has no watermark to refuse. */
+static void fall_back_to_full(engine_t *e, const char *why)
+{
+	eng_run_t *r = e->run;
+	char *w = loom_sprintf("delta import fell back to a full import: %s", why);
+	loom_warning("%s run=%llu agent=%s", w, (unsigned long long)r->id, r->agent->cfg->name);
+	eng_run_reset_stats(e);
+	eng_run_warning(e, w);
+	free(w);
+	r->fell_back = true;
+	r->delta = false;
+	const char *err;
+	if (import_request(e, &err) < 0)
+		eng_run_finish(e, "failed", err);
 }
 
 /* True when the imported attributes show the exported change was made. */
@@ -475,7 +511,10 @@ void eng_import_batch(engine_t *e, Loom__Envelope *env)
 		goto out;
 	}
 	if (ib->watermark_lost) {
-		eng_run_finish(e, "failed", "the agent refused the watermark: run a full import");
+		if (r->delta && !r->fell_back)
+			fall_back_to_full(e, ib->message[0] ? ib->message : "the agent refused the watermark");
+		else
+			eng_run_finish(e, "failed", "the agent refused the watermark of a full import");
 		goto out;
 	}
 	r->watermark_len = ib->watermark.len;

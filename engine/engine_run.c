@@ -11,6 +11,10 @@
  *                                                    only: it would delete too much; nothing sent)
  *   in-progress --engine restarted--> stopped-engine-restart   eng_runs_recover()
  *
+ * A run may also carry warnings (RunRecord.warnings) whatever its status:
+ * e.g. a delta import whose watermark the agent refused goes on as a full
+ * import (engine_import.c) and says so.
+ *
  * One run at a time: a second request while one runs is refused with the
  * running one named. A run record is written when the run starts, every few
  * thousand objects, and (durably) when it ends.
@@ -86,6 +90,34 @@ void eng_run_error(engine_t *e, const char *anchor, const char *dn, const char *
 	r->errors[r->nerrors++] = er;
 }
 
+void eng_run_warning(engine_t *e, const char *text)
+{
+	eng_run_t *r = e->run;
+	if (r == NULL)
+		return;
+	r->warnings = loom_realloc(r->warnings, (r->nwarnings + 1) * sizeof *r->warnings);
+	r->warnings[r->nwarnings++] = loom_strdup(text);
+}
+
+void eng_run_reset_stats(engine_t *e)
+{
+	eng_run_t *r = e->run;
+	for (size_t i = 0; i < r->ncounters; i++) {
+		free(r->counters[i].name);
+		eng_strv_free(r->counters[i].anchors, r->counters[i].nanchors);
+	}
+	free(r->counters);
+	r->counters = NULL;
+	r->ncounters = 0;
+	for (size_t i = 0; i < r->nerrors; i++)
+		protobuf_c_message_free_unpacked(&r->errors[i]->base, NULL);
+	free(r->errors);
+	r->errors = NULL;
+	r->nerrors = 0;
+	r->error_count = 0;
+	r->objects = 0;
+}
+
 bool eng_run_over_limit(engine_t *e)
 {
 	eng_run_t *r = e->run;
@@ -107,6 +139,8 @@ static void record_fill(const eng_run_t *r, Loom__RunRecord *rec, const char *st
 	rec->started_at = r->started_us;
 	rec->objects = r->objects;
 	rec->error_count = r->error_count;
+	rec->n_warnings = r->nwarnings;
+	rec->warnings = r->warnings;
 	rec->n_counters = r->ncounters;
 	rec->counters = loom_calloc(r->ncounters ? r->ncounters : 1, sizeof *rec->counters);
 	for (size_t i = 0; i < r->ncounters; i++) {
@@ -163,6 +197,7 @@ static void run_free(eng_run_t *r)
 	for (size_t i = 0; i < r->nerrors; i++)
 		protobuf_c_message_free_unpacked(&r->errors[i]->base, NULL);
 	free(r->errors);
+	eng_strv_free(r->warnings, r->nwarnings);
 	loom_iter_destroy(&r->iter);
 	free(r->prefix);
 	free(r->profile);

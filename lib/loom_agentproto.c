@@ -6,6 +6,22 @@
 
 #include <stdlib.h>
 
+void loom_agent_password_reply(loom_daemon_t *d, const Loom__Envelope *env, const Loom__SetPasswordRequest *rq,
+    const char *dn, const char *code, int ldap_code, const char *message, bool retryable)
+{
+	Loom__SetPasswordReply r = LOOM__SET_PASSWORD_REPLY__INIT;
+	r.request_id = rq->request_id;
+	r.ok = code == NULL;
+	r.dn = (char *)(dn ? dn : "");
+	r.code = (char *)(code ? code : "");
+	r.ldap_code = ldap_code;
+	r.message = (char *)(message ? message : "");
+	r.retryable = retryable;
+	const char *err;
+	if (loom_bus_reply(loom_daemon_bus(d), env, &r.base, &err) < 0)
+		loom_warning("cannot answer a password request from=%s: %s", env->from, err);
+}
+
 void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *agent, Loom__Envelope *env)
 {
 	const char *err;
@@ -19,6 +35,17 @@ void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *ag
 	} else if (loom_envelope_is(env, &loom__export_batch__descriptor)) {
 		if ((m = loom_envelope_body(env, &loom__export_batch__descriptor, &err)))
 			ops->export_batch(agent, env, (Loom__ExportBatch *)m);
+	} else if (loom_envelope_is(env, &loom__set_password_request__descriptor)) {
+		m = loom_envelope_body(env, &loom__set_password_request__descriptor, &err);
+		if (m && ops->set_password) {
+			ops->set_password(agent, env, (Loom__SetPasswordRequest *)m);
+		} else if (m) {
+			char *t = loom_sprintf("'%s' (%s) cannot set passwords: its connected system holds no accounts "
+					       "with passwords",
+			    loom_daemon_service(d), ops->process);
+			loom_agent_password_reply(d, env, (Loom__SetPasswordRequest *)m, NULL, "not-supported", 0, t, false);
+			free(t);
+		}
 	} else {
 		char *t = loom_sprintf("%s does not handle '%s'", ops->process, env->type);
 		if (env->correlation_id.len == 0 &&

@@ -1,8 +1,8 @@
 /* loom_agentproto.h - the agent side of proto/agent.proto's dispatch: every
- * management agent takes the same three messages from the engine and
- * answers everything else the same way.
+ * management agent takes the same messages from the engine and answers
+ * everything else the same way.
  *
- *   static const loom_agent_ops_t ops = { "loom-ma-file", start, credit, batch };
+ *   static const loom_agent_ops_t ops = { "loom-ma-file", start, credit, batch, NULL };
  *   static void on_message(loom_daemon_t *d, Loom__Envelope *env)
  *   { loom_agent_dispatch(d, &ops, loom_daemon_user(d), env); }
  */
@@ -18,7 +18,16 @@ typedef struct loom_agent_ops {
 	void (*import_start)(void *agent, Loom__Envelope *env, const Loom__ImportRequest *rq);
 	void (*import_credit)(void *agent, const Loom__ImportCredit *c);
 	void (*export_batch)(void *agent, Loom__Envelope *env, const Loom__ExportBatch *b);
+	/* SetPasswordRequest; must answer it with a SetPasswordReply. NULL: the
+	 * connected system has no passwords, and the dispatch answers
+	 * not-supported itself. */
+	void (*set_password)(void *agent, Loom__Envelope *env, const Loom__SetPasswordRequest *rq);
 } loom_agent_ops_t;
+
+/* Answers a SetPasswordRequest: ok, or code, LDAP code (0 when none), message
+ * and whether a retry may succeed. Logs when the reply cannot be sent. */
+void loom_agent_password_reply(loom_daemon_t *d, const Loom__Envelope *env, const Loom__SetPasswordRequest *rq,
+    const char *dn, const char *code, int ldap_code, const char *message, bool retryable);
 
 /* Decodes env and hands it to ops; a body that does not decode is answered
  * MALFORMED (and logged), another type UNKNOWN_TYPE. Frees env. */

@@ -2,7 +2,7 @@
 # The LDAP agent against a real slapd (started here, stopped by its PID):
 # full import by pages, delta import by content sync (adds, modifies,
 # renames and deletes seen exactly; a stale cookie after a slapd restart is
-# refused with a warning and the run fails asking for a full import), export
+# refused and the run goes on as a full import with a warning), export
 # of adds, modifies, renames, moves and deletes checked with ldapsearch, a
 # constraint violation reported as not retryable, bind failures reported
 # without the password, config errors with file:line:column.
@@ -131,8 +131,10 @@ pass "the cookie survives an engine and agent restart"
 
 # A stale cookie: a change made before slapd restarted is older than its new
 # session log (kept in memory), so slapd cannot tell what was deleted since
-# the cookie. The run fails with a warning asking for a full import; the
-# full import finds the delete; the next delta works again.
+# the cookie. The delta run goes on as a full import, with a warning in the
+# agent's log, the engine's and the run's record; its mark-and-sweep finds
+# the delete; the next delta works again.
+run_profile dir full-sync # so that the counters below are this run's changes only
 ldap_admin ldapmodify >/dev/null <<LDIF || fail "ldapmodify failed"
 dn: uid=user7,ou=people,$SUFFIX
 changetype: modify
@@ -140,12 +142,19 @@ replace: title
 title: Before the restart
 LDIF
 restart_slapd
+uuid5=$(uuid_of "uid=user5,ou=people,$SUFFIX")
 ldap_admin ldapdelete "uid=user5,ou=people,$SUFFIX" || fail "ldapdelete failed"
-run_profile dir delta-import 1
-grep -q "run a full import" "$T/run.out" || fail "a stale cookie did not ask for a full import: $(cat "$T/run.out")"
+run_profile dir delta-import
+grep -qE "^  warning: delta import fell back to a full import: the server answered with a present phase" "$T/run.out" ||
+	fail "no fallback warning in the run: $(cat "$T/run.out")"
 log_has "$T/ma_dir.log" "warning .*watermark lost run=[0-9]+: delta import cannot resume" || fail "no warning in the agent's log"
-run_profile dir full-import
+log_has "$T/engine.log" "warning .*delta import fell back to a full import: .* run=[0-9]+ agent=dir" || fail "no warning in the engine's log"
 expect_counter deletes 1
+expect_counter adds 0
+expect_counter updates 1
+grep -qE "^  deletes +1  $uuid5\$" "$T/run.out" || fail "the delete is not user5's ($uuid5): $(cat "$T/run.out")"
+ctl -o json run show "$(sed -n 's/^run \([0-9]*\) .*/\1/p' "$T/run.out")" | grep -qF '"warnings":["delta import fell back to a full import: ' ||
+	fail "the run record has no warnings field"
 run_profile dir full-sync
 ldap_admin ldapmodify >/dev/null <<LDIF || fail "ldapmodify failed"
 dn: uid=user6,ou=people,$SUFFIX
@@ -156,7 +165,8 @@ LDIF
 run_profile dir delta-import
 expect_counter updates 1
 expect_counter deletes 0
-pass "a stale cookie fails the delta with a warning; the full import sees the delete; delta resumes"
+grep -q "warning" "$T/run.out" && fail "the next delta still warns: $(cat "$T/run.out")"
+pass "a stale cookie: the delta goes on as a full import with a warning, sees the delete; delta resumes"
 
 # A referral in a base is an error on that object, never followed; the run
 # goes on with the other entries.

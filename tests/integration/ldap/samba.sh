@@ -10,7 +10,8 @@
 # (nsenter): ldap-utils via ad_admin, the agent via start_ad_agent; the bus
 # uses ipc:// sockets, which are files, so the agent still reaches the
 # broker. Sets AD_URI AD_BASE AD_ADMIN_DN AD_PW AD_NETNS. Tests that need it
-# call samba_available first and skip (exit 77) without Samba.
+# call samba_available first and skip (exit 77) without Samba. SAMBA_GLOBAL
+# (lines separated by "|") is added to smb.conf's [global], e.g. TLS files.
 
 AD_BASE="DC=lab,DC=example,DC=com"
 AD_ADMIN_DN="CN=Administrator,CN=Users,$AD_BASE"
@@ -51,8 +52,13 @@ start_samba() {
 		{ tail -20 "$T/provision.log" >&2; fail "samba-tool domain provision failed"; }
 	mkdir -p "$dc/cache" "$dc/log" "$dc/run"
 	# Simple binds on 389 for the tests; drop the shares provisioning merges in.
-	awk '
-		/^\[global\]/ { print; print "\tldap server require strong auth = no"; next }
+	awk -v extra="${SAMBA_GLOBAL:-}" '
+		/^\[global\]/ {
+			print; print "\tldap server require strong auth = no"
+			n = split(extra, lines, "|")
+			for (i = 1; i <= n; i++) if (lines[i] != "") print "\t" lines[i]
+			next
+		}
 		/^\[(homes|printers|print\$)\]/ { skip = 1; next }
 		/^\[/ { skip = 0 }
 		!skip { print }
