@@ -198,6 +198,7 @@ static int on_tick(loom_loop_t *loop, void *arg)
 	ldapagent_t *la = arg;
 	ml_import_tick(la);
 	ml_export_tick(la);
+	ml_live_tick(la);
 	return 0;
 }
 
@@ -208,6 +209,7 @@ static int ml_start(loom_daemon_t *d, const char **error_r)
 	la->d = d;
 	la->imp.msgid = -1;
 	la->imp.conn.fd = -1;
+	la->live.conn.fd = -1;
 	loom_daemon_set_user(d, la);
 	if (load(la, loom_daemon_config(d), &msg) < 0) {
 		*error_r = msg;
@@ -218,18 +220,25 @@ static int ml_start(loom_daemon_t *d, const char **error_r)
 	loom_info("agent ready agent=%s uri=%s bind=%s%s%s bases=%zu anchor=%s", la->name, la->cfg.ldap.uri.text,
 	    binds[la->cfg.ldap.bind], la->cfg.ldap.bind_dn ? " bind_dn=" : "",
 	    la->cfg.ldap.bind_dn ? la->cfg.ldap.bind_dn : "", la->cfg.ldap.bases.n, la->cfg.anchor);
+	ml_live_hello(la);
 	return 0;
 }
 
 /* The agent protocol's messages (lib/loom_agentproto.h). */
 static void on_import_start(void *a, Loom__Envelope *env, const Loom__ImportRequest *rq)
 {
-	ml_import_start(a, env, rq);
+	if (rq->live)
+		ml_live_start(a, env, rq);
+	else
+		ml_import_start(a, env, rq);
 }
 
 static void on_import_credit(void *a, const Loom__ImportCredit *c)
 {
-	ml_import_credit(a, c);
+	if (ml_live_is(a, c->run_id))
+		ml_live_credit(a, c);
+	else
+		ml_import_credit(a, c);
 }
 
 static void on_export_batch(void *a, Loom__Envelope *env, const Loom__ExportBatch *b)
@@ -257,6 +266,7 @@ static void ml_stop(loom_daemon_t *d)
 		return;
 	ml_import_stop(la);
 	ml_export_stop(la);
+	ml_live_stop(la);
 	ml_schema_destroy(&la->schema);
 	unload(la);
 }

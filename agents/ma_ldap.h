@@ -8,6 +8,8 @@
  *   ma_ldap_import.c  full import (paged results, RFC 2696) and delta import
  *                     (content sync refreshOnly, RFC 4533; DirSync for Active
  *                     Directory), streamed under the engine's credit
+ *   ma_ldap_live.c    live mode: refreshAndPersist (OpenLDAP) or a DirSync poll
+ *                     (AD) streaming changes as they happen
  *   ma_ldap_export.c  export: add, modify, modrdn, delete, several in flight on
  *                     several connections, one result per change
  *   ma_ldap_passwd.c  SetPassword: Password Modify (RFC 3062) or AD unicodePwd,
@@ -187,6 +189,32 @@ typedef struct ml_import {
 	long long heard_ms;            /* last message from the server */
 } ml_import_t;
 
+typedef struct ml_live {
+	bool active;                   /* a stream is open */
+	uint64_t session;              /* the engine's session id (ImportRequest.run_id) */
+	char *engine;                  /* instance address of the engine */
+	uint32_t batch_size;           /* objects per batch at most */
+	bool credit;                   /* the last batch is acknowledged: the next may go */
+	uint64_t seq;                  /* last batch sent */
+	ml_conn_t conn;                /* the stream's connection */
+	int *msgids;                   /* per base: its search */
+	bool *refreshed;               /* per base: its refresh phase is over */
+	size_t nrefreshed;             /* how many are */
+	bool persisting;               /* every base's refresh is over */
+	ml_watermark_t wm;             /* the cookies as of the last message read */
+	uint8_t *wm_start;             /* the watermark the stream started from (sent during the refresh) */
+	size_t wm_start_len;
+	Loom__ImportBatch *batch;      /* the batch being filled */
+	struct loom_map *gone;         /* refresh: entryUUIDs reported gone */
+	struct loom_map *seen;         /* refresh: entryUUIDs sent as added or modified */
+	uint8_t (*deletes)[16];        /* refresh: gone and not seen, sent once persisting */
+	size_t ndeletes;
+	size_t deletes_pos;            /* next one to send */
+	uint64_t objects;              /* objects sent */
+	long long sent_ms;             /* monotonic: last batch sent (keepalive) */
+	long long polled_ms;           /* AD: last DirSync poll */
+} ml_live_t;
+
 typedef struct ml_change ml_change_t;
 
 typedef struct ml_export {
@@ -224,6 +252,7 @@ typedef struct ldapagent {
 	ml_schema_t *schema;           /* the server's, read at the start of each run; NULL before */
 	ml_import_t imp;               /* the import in progress */
 	ml_export_t exp;               /* the export in progress */
+	ml_live_t live;                /* the live stream */
 	int timer;                     /* the timeout watch */
 } ldapagent_t;
 
@@ -253,6 +282,25 @@ void ml_import_credit(ldapagent_t *la, const Loom__ImportCredit *c);
 void ml_import_stop(ldapagent_t *la);
 /* The timeout watch: fails a run the server has been silent in too long. */
 void ml_import_tick(ldapagent_t *la);
+
+/* Active Directory: the changes since cookie by DirSync (synchronous),
+ * each changed object read again whole (REPLACE), deleted ones or ones
+ * that left every base as DELETE; the new cookie in *ret_cookie (bv_val
+ * malloc'd). 0, or -1 with *ret_error. */
+int ml_dirsync_changes(ldapagent_t *la, LDAP *ld, const struct berval *cookie, struct berval *ret_cookie,
+    Loom__ImportObject ***ret_objs, size_t *ret_nobjs, Loom__RunObjectError ***ret_errs, size_t *ret_nerrs,
+    char **ret_error);
+
+/* ma_ldap_live.c */
+void ml_live_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportRequest *rq);
+/* An acknowledgement of the session (true when run_id is the live session's). */
+bool ml_live_is(const ldapagent_t *la, uint64_t run_id);
+void ml_live_credit(ldapagent_t *la, const Loom__ImportCredit *c);
+void ml_live_stop(ldapagent_t *la);
+/* Keepalives and AD polls. */
+void ml_live_tick(ldapagent_t *la);
+/* At start: asks the engine to open the stream (live.enabled only). */
+void ml_live_hello(ldapagent_t *la);
 
 /* ma_ldap_export.c */
 void ml_export_batch(ldapagent_t *la, Loom__Envelope *env, const Loom__ExportBatch *b);

@@ -321,9 +321,8 @@ static int dirsync_search(ldapagent_t *la)
 }
 
 /* A DirSync entry: read again whole if it is in a base and matches, else gone. */
-static void dirsync_entry(ldapagent_t *la, LDAPMessage *msg)
+static void dirsync_entry(ldapagent_t *la, ml_import_t *im, LDAPMessage *msg)
 {
-	ml_import_t *im = &la->imp;
 	LDAP *ld = im->conn.ld;
 	char *dn = ldap_get_dn(ld, msg);
 	struct berval **guid = ldap_get_values_len(ld, msg, "objectGUID");
@@ -371,6 +370,129 @@ out:
 	ldap_value_free_len(guid);
 	ldap_value_free_len(del);
 	ldap_memfree(dn);
+}
+
+int ml_dirsync_changes(ldapagent_t *la, LDAP *ld, const struct berval *cookie, struct berval *ret_cookie,
+    Loom__ImportObject ***ret_objs, size_t *ret_nobjs, Loom__RunObjectError ***ret_errs, size_t *ret_nerrs,
+    char **ret_error)
+{
+	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
+	ml_import_t im;
+	memset(&im, 0, sizeof im);
+	im.conn.ld = ld;
+	im.conn.fd = -1;
+	im.batch_size = 64;
+	batch_new(&im);
+	im.gone = loom_map_new();
+	im.seen = loom_map_new();
+	int ret = -1;
+	char *nc_attrs[] = { "defaultNamingContext", NULL };
+	LDAPMessage *res = NULL;
+	int rc = ldap_search_ext_s(ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", nc_attrs, 0, NULL, NULL, &tv, 1, &res);
+	LDAPMessage *e = rc == LDAP_SUCCESS ? ldap_first_entry(ld, res) : NULL;
+	struct berval **v = e ? ldap_get_values_len(ld, e, "defaultNamingContext") : NULL;
+	if (v && v[0])
+		im.nc = loom_strndup(v[0]->bv_val, v[0]->bv_len);
+	ldap_value_free_len(v);
+	ldap_msgfree(res);
+	if (im.nc == NULL) {
+		char *t = ml_ld_error(ld, rc == LDAP_SUCCESS ? LDAP_NO_SUCH_ATTRIBUTE : rc);
+		*ret_error = loom_sprintf("cannot read defaultNamingContext from '%s': %s", la->cfg.ldap.uri.text, t);
+		free(t);
+		goto out;
+	}
+	size_t n = 0;
+	while (la->attrs[n])
+		n++;
+	char **attrs = loom_calloc(n + 2, sizeof *attrs);
+	memcpy(attrs, la->attrs, n * sizeof *attrs);
+	attrs[n] = "isDeleted";
+	char *filter = dirsync_filter(la);
+	struct berval ck = { cookie->bv_len, loom_memdup(cookie->bv_val, cookie->bv_len ? cookie->bv_len : 1) };
+	for (int more = 1; more;) {
+		LDAPControl *ctrl = NULL;
+		if (ldap_create_dirsync_control(ld, DIRSYNC_FLAGS, 0x100000, &ck, &ctrl) != LDAP_SUCCESS) {
+			*ret_error = loom_strdup("cannot encode the DirSync control");
+			break;
+		}
+		LDAPControl *ctrls[] = { ctrl, NULL };
+		res = NULL;
+		rc = ldap_search_ext_s(ld, im.nc, LDAP_SCOPE_SUBTREE, filter, attrs, 0, ctrls, NULL, &tv, LDAP_NO_LIMIT, &res);
+		ldap_control_free(ctrl);
+		if (rc != LDAP_SUCCESS) {
+			char *t = ml_ld_error(ld, rc);
+			*ret_error = loom_sprintf("DirSync on '%s' at '%s' failed: %s", la->cfg.ldap.uri.text, im.nc, t);
+			free(t);
+			ldap_msgfree(res);
+			break;
+		}
+		for (LDAPMessage *m = ldap_first_entry(ld, res); m; m = ldap_next_entry(ld, m)) {
+			if (im.batch->n_objects + 1 >= im.batch_size) {
+				im.batch_size *= 2;
+				im.batch->objects = loom_realloc(im.batch->objects, im.batch_size * sizeof *im.batch->objects);
+			}
+			dirsync_entry(la, &im, m);
+		}
+		LDAPControl **rctrls = NULL;
+		int err = 0;
+		ldap_parse_result(ld, res, &err, NULL, NULL, NULL, &rctrls, 0);
+		ldap_msgfree(res);
+		LDAPControl *dc = find_control(rctrls, LDAP_CONTROL_X_DIRSYNC);
+		struct berval next = { 0, NULL };
+		if (dc == NULL || ldap_parse_dirsync_control(ld, dc, &more, &next) != LDAP_SUCCESS) {
+			*ret_error = loom_sprintf("DirSync on '%s' at '%s': no DirSync control on the result",
+			    la->cfg.ldap.uri.text, im.nc);
+			ldap_controls_free(rctrls);
+			break;
+		}
+		ldap_controls_free(rctrls);
+		free(ck.bv_val);
+		ck.bv_len = next.bv_len;
+		ck.bv_val = loom_memdup(next.bv_val, next.bv_len ? next.bv_len : 1);
+		ber_memfree(next.bv_val);
+		if (!more)
+			ret = 0;
+	}
+	free(filter);
+	free(attrs);
+	if (ret < 0) {
+		free(ck.bv_val);
+		goto out;
+	}
+	/* Gone from the bases and not seen in one: deleted. */
+	size_t pos = 0, klen;
+	const void *k;
+	while (loom_map_next(im.gone, &pos, &k, &klen, NULL)) {
+		if (klen != 16 || loom_map_get(im.seen, k, 16) != NULL)
+			continue;
+		if (im.batch->n_objects + 1 >= im.batch_size) {
+			im.batch_size *= 2;
+			im.batch->objects = loom_realloc(im.batch->objects, im.batch_size * sizeof *im.batch->objects);
+		}
+		Loom__ImportObject *o = loom_malloc(sizeof *o);
+		loom__import_object__init(o);
+		o->change = LOOM__IMPORT_OBJECT__CHANGE__DELETE;
+		char t[37];
+		ml_uuid_text(k, true, t);
+		o->anchor = loom_strdup(t);
+		o->dn = loom_strdup("");
+		add_object(&im, o);
+	}
+	*ret_cookie = ck;
+	*ret_objs = im.batch->objects;
+	*ret_nobjs = im.batch->n_objects;
+	*ret_errs = im.batch->errors;
+	*ret_nerrs = im.batch->n_errors;
+	im.batch->objects = NULL;
+	im.batch->n_objects = 0;
+	im.batch->errors = NULL;
+	im.batch->n_errors = 0;
+out:
+	loom__import_batch__free_unpacked(im.batch, NULL);
+	loom_map_destroy(&im.gone);
+	loom_map_destroy(&im.seen);
+	free(im.nc);
+	return ret;
 }
 
 /* Starts the search of base im->base: a page (full) or a refresh (delta).
@@ -469,7 +591,7 @@ static int on_entry(ldapagent_t *la, LDAPMessage *msg)
 		return 0;
 	}
 	if (im->dirsync) {
-		dirsync_entry(la, msg);
+		dirsync_entry(la, im, msg);
 		return 0;
 	}
 	LDAPControl **ctrls = NULL;

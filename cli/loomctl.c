@@ -62,6 +62,11 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  last start (UTC), last status (or queued/running while it is), enabled;\n"
 	  "  a sequence that stopped early has a second line saying at which step and why.\n"
 	  "  Last start and status are kept since the engine started. -o json prints the reply.", ctl_schedule },
+	{ "live", "[AGENT]", "the live streams (agents with live.enabled): state, last change, cookie age",
+	  "  per agent: the stream's state (down, opening, up) and since when, the last\n"
+	  "  change staged, how long ago the last batch came and the stored watermark was\n"
+	  "  written (cookie age), what was staged, the sync+export sequence and how it\n"
+	  "  last ended, and why the stream last went down. -o json prints the reply.", ctl_live },
 	{ "cs", "search AGENT [--dn DN|--anchor A|--state S] [-n N] | show AGENT ANCHOR",
 	  "search and show connector-space objects",
 	  "  --state: pending-import, pending-export, unconfirmed, error, connector,\n"

@@ -71,6 +71,7 @@ int ctl_password(ctl_t *ctl, int argc, char **argv);
 int ctl_run(ctl_t *ctl, int argc, char **argv);
 int ctl_runs(ctl_t *ctl, int argc, char **argv);
 int ctl_schedule(ctl_t *ctl, int argc, char **argv);
+int ctl_live(ctl_t *ctl, int argc, char **argv);
 int ctl_cs(ctl_t *ctl, int argc, char **argv);
 int ctl_mv(ctl_t *ctl, int argc, char **argv);
 int ctl_preview(ctl_t *ctl, int argc, char **argv);

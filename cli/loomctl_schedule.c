@@ -52,3 +52,65 @@ int ctl_schedule(ctl_t *ctl, int argc, char **argv)
 	loom__schedule_list_reply__free_unpacked(r, NULL);
 	return 0;
 }
+
+/* "1.2s", "-" */
+static void fmt_age(char *out, size_t n, int64_t now_us, int64_t us)
+{
+	if (us == 0)
+		snprintf(out, n, "-");
+	else
+		snprintf(out, n, "%.1fs", (double)(now_us - us) / 1e6);
+}
+
+int ctl_live(ctl_t *ctl, int argc, char **argv)
+{
+	if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+		fprintf(stderr, "usage: loomctl live [AGENT]\n");
+		return 2;
+	}
+	Loom__LiveStatusRequest rq = LOOM__LIVE_STATUS_REQUEST__INIT;
+	if (argc == 2)
+		rq.agent = argv[1];
+	Loom__LiveStatusReply *r = (Loom__LiveStatusReply *)ctl_ask_engine(ctl, &rq.base,
+	    &loom__live_status_reply__descriptor, "live");
+	if (r == NULL)
+		return 1;
+	if (ctl->json) {
+		ctl_print_json(&r->base);
+		loom__live_status_reply__free_unpacked(r, NULL);
+		return 0;
+	}
+	if (r->n_agents == 0)
+		printf("no agent has live mode (live.enabled in config/agents/NAME.yaml)\n");
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	for (size_t i = 0; i < r->n_agents; i++) {
+		const Loom__LiveInfo *x = r->agents[i];
+		char since[32], change[32], batch[32], cookie[32], retry[32];
+		ctl_fmt_time(since, sizeof since, x->since);
+		ctl_fmt_time(change, sizeof change, x->last_change);
+		fmt_age(batch, sizeof batch, now, x->last_batch);
+		fmt_age(cookie, sizeof cookie, now, x->cookie_at);
+		ctl_fmt_time(retry, sizeof retry, x->retry_at);
+		loom_buf_t exp = LOOM_BUF_INIT;
+		for (size_t k = 0; k < x->n_export; k++)
+			loom_buf_printf(&exp, "%s%s", k ? "," : "", x->export[k]);
+		printf("%-16s %-8s since %s UTC, session %llu\n", x->agent, x->state, since, (unsigned long long)x->session);
+		printf("  last change     %s UTC\n", change);
+		printf("  last batch      %s ago\n", batch);
+		printf("  cookie age      %s (since the stored watermark was written)\n", cookie);
+		printf("  staged          %llu objects in %llu batches\n", (unsigned long long)x->changes,
+		    (unsigned long long)x->batches);
+		printf("  sequence        %s; %llu started (sync, export to %s); last %s, run %llu\n", x->sequence,
+		    (unsigned long long)x->sequences, exp.len ? loom_buf_cstr(&exp) : "-",
+		    x->last_status[0] ? x->last_status : "-", (unsigned long long)x->last_run_id);
+		if (x->last_error[0])
+			printf("  last error      %s\n", x->last_error);
+		if (strcmp(x->state, "down") == 0)
+			printf("  retry at        %s UTC\n", retry);
+		loom_buf_release(&exp);
+	}
+	loom__live_status_reply__free_unpacked(r, NULL);
+	return 0;
+}

@@ -11,6 +11,8 @@
  *                    and the queues that make late references come right
  *   engine_export.c  export: pending exports to the agent, results
  *   engine_schedule.c  schedules: run profiles started on an interval or cron
+ *   engine_live.c    live mode: changes streamed by agents as they happen,
+ *                    staged at once, then delta sync and export
  */
 #ifndef ENGINE_H
 #define ENGINE_H
@@ -136,6 +138,7 @@ typedef struct eng_run {
 } eng_run_t;
 
 typedef struct eng_sched eng_sched_t;
+typedef struct eng_live eng_live_t;
 
 /* Most inbound rules for one metaverse type (checked at load; sync keeps
  * them in fixed arrays). */
@@ -187,6 +190,9 @@ struct engine {
 	bool uses_membership;          /* some rule tests ISMEMBEROF: membership changes refresh members */
 	int unres_state;               /* unresolved family: 0 not looked at, 1 empty, 2 may hold keys */
 	int mvref_state;               /* mv_ref family: the same (deployments without references skip the look-ups) */
+	eng_live_t *lives;             /* one per agent with live.enabled */
+	size_t nlives;
+	int live_timer;                /* the live streams' tick timer, 0 when none */
 };
 
 /* engine_sync.c: during a preview, appends one line explaining a decision
@@ -292,6 +298,10 @@ int eng_ref_in(engine_t *e, const char *agent, const char *name, uint8_t id[8]);
 char *eng_ref_out(engine_t *e, const uint8_t *id, const char *agent);
 
 /* engine_run.c */
+/* Records a new run of profile for agent and makes it the run in progress,
+ * without starting any work (eng_run_start does, for loomctl's profiles;
+ * live mode opens live-import runs with it). */
+int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, uint64_t *ret_id, const char **error_r);
 int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes,
     uint64_t *ret_id, const char **error_r);
 void eng_run_count(engine_t *e, const char *counter, const char *anchor);
@@ -327,8 +337,24 @@ void eng_sched_query(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m
 /* Stops the timer and frees the schedules; a sequence in progress is dropped. */
 void eng_sched_free(engine_t *e);
 
+/* engine_live.c */
+/* Builds e's live agents (after eng_rules_load); -1 with every unknown
+ * live.export agent in *ret_error (caller frees). */
+int eng_live_load(engine_t *e, char **ret_error);
+/* Starts the tick that opens, watches and reopens the streams. */
+void eng_live_start(engine_t *e);
+void eng_live_free(engine_t *e);
+/* An ImportBatch with live set (takes ib). */
+void eng_live_batch(engine_t *e, Loom__Envelope *env, Loom__ImportBatch *ib);
+void eng_live_hello(engine_t *e, Loom__Envelope *env);
+/* eng_run_finish() reports every run's end here. */
+void eng_live_run_finished(engine_t *e, uint64_t id, const char *status);
+void eng_live_query(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m);
+
 /* engine_import.c */
 int eng_import_begin(engine_t *e, const char **error_r);
+/* Stages one imported object of the run in progress into b. */
+void eng_import_stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o);
 void eng_import_batch(engine_t *e, Loom__Envelope *env);
 /* engine_sync.c */
 int eng_sync_begin(engine_t *e, const char **error_r);

@@ -231,8 +231,7 @@ static void mark_refs(const loom_agentcfg_t *ac, Loom__ImportObject *o)
 		retag(ac, o->deltas[i]->name, o->deltas[i]->values, o->deltas[i]->n_values);
 }
 
-/* Stages one imported object into b. */
-static void stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
+void eng_import_stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 {
 	mark_refs(e->run->agent->cfg, (Loom__ImportObject *)o);
 	eng_run_t *r = e->run;
@@ -465,6 +464,10 @@ void eng_import_batch(engine_t *e, Loom__Envelope *env)
 		loom_warning("dropped malformed ImportBatch from=%s: %s", env->from, err);
 		return;
 	}
+	if (ib->live) {
+		eng_live_batch(e, env, ib);
+		return;
+	}
 	eng_run_t *r = e->run;
 	if (r == NULL || r->phase != RUN_IMPORT || ib->run_id != r->id) {
 		loom_debug("ignored import batch for run=%llu from=%s (not the run in progress)",
@@ -486,7 +489,7 @@ void eng_import_batch(engine_t *e, Loom__Envelope *env)
 	}
 	loom_batch_clear(e->batch);
 	for (size_t i = 0; i < ib->n_objects; i++)
-		stage(e, e->batch, ib->objects[i]);
+		eng_import_stage(e, e->batch, ib->objects[i]);
 	if (r->objects % 10000 < ib->n_objects)
 		eng_run_save(e, e->batch);
 	if (loom_store_write_ex(e->store, e->batch, false, &err) < 0) {

@@ -23,12 +23,14 @@ static int engine_check(loom_daemon_t *d, const char **error_r)
 	free(msg);
 	msg = NULL;
 	if (eng_rules_load(&e, loom_daemon_config(d)->path, &msg) < 0 ||
-	    eng_sched_load(&e, loom_daemon_config(d), &msg) < 0) {
+	    eng_sched_load(&e, loom_daemon_config(d), &msg) < 0 || eng_live_load(&e, &msg) < 0) {
+		eng_live_free(&e);
 		eng_sched_free(&e);
 		eng_rules_free(&e);
 		*error_r = msg;
 		return -1;
 	}
+	eng_live_free(&e);
 	eng_sched_free(&e);
 	eng_rules_free(&e);
 	return 0;
@@ -41,7 +43,7 @@ static int engine_start(loom_daemon_t *d, const char **error_r)
 	e->daemon = d;
 	loom_daemon_set_user(d, e);
 	const loom_deploy_t *cfg = loom_daemon_config(d);
-	if (eng_rules_load(e, cfg->path, &msg) < 0 || eng_sched_load(e, cfg, &msg) < 0) {
+	if (eng_rules_load(e, cfg->path, &msg) < 0 || eng_sched_load(e, cfg, &msg) < 0 || eng_live_load(e, &msg) < 0) {
 		*error_r = msg;
 		return -1;
 	}
@@ -71,6 +73,7 @@ static int engine_start(loom_daemon_t *d, const char **error_r)
 	}
 	eng_runs_recover(e);
 	eng_sched_start(e);
+	eng_live_start(e);
 	size_t nin = 0, nout = 0;
 	for (size_t i = 0; i < e->nrules; i++)
 		if (e->rules[i].cfg->direction == LOOM_SYNC_INBOUND)
@@ -89,6 +92,8 @@ static void engine_message(loom_daemon_t *d, Loom__Envelope *env)
 		eng_import_batch(e, env);
 	else if (loom_envelope_is(env, &loom__export_results__descriptor))
 		eng_export_results(e, env);
+	else if (loom_envelope_is(env, &loom__live_hello__descriptor))
+		eng_live_hello(e, env);
 	else
 		eng_handle_query(e, env);
 	loom_envelope_free(&env);
@@ -100,6 +105,7 @@ static void engine_stop(loom_daemon_t *d)
 	if (e == NULL)
 		return;
 	eng_sched_free(e); /* first: a run stopped below starts no next step */
+	eng_live_free(e);
 	if (e->run)
 		eng_run_finish(e, "stopped", "the engine was shut down during the run; run it again");
 	loom_batch_destroy(&e->batch);

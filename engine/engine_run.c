@@ -238,7 +238,38 @@ void eng_run_finish(engine_t *e, const char *status, const char *message)
 	e->run = NULL;
 	/* Before run_free: status and message may point into the run. */
 	eng_sched_run_finished(e, r->id, status, message);
+	eng_live_run_finished(e, r->id, status);
 	run_free(r);
+}
+
+int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, uint64_t *ret_id, const char **error_r)
+{
+	static char errbuf[256];
+	if (e->run) {
+		snprintf(errbuf, sizeof errbuf, "the engine is busy with run %llu (%s %s); try again when it ends",
+		    (unsigned long long)e->run->id, e->run->agent->cfg->name, e->run->profile);
+		*error_r = errbuf;
+		return -1;
+	}
+	eng_run_t *r = loom_calloc(1, sizeof *r);
+	r->agent = a;
+	r->profile = loom_strdup(profile);
+	r->started_us = loom_now_us();
+	r->last_heard_ms = loom_mono_ms();
+	loom_batch_clear(e->batch);
+	r->id = eng_seq_next(e, e->batch, &e->seq_run, &e->lim_run, "seq:run", 1);
+	e->run = r;
+	eng_run_save(e, e->batch);
+	const char *err;
+	if (loom_store_write_ex(e->store, e->batch, true, &err) < 0) {
+		snprintf(errbuf, sizeof errbuf, "cannot record the run: %s", err);
+		*error_r = errbuf;
+		e->run = NULL;
+		run_free(r);
+		return -1;
+	}
+	*ret_id = r->id;
+	return 0;
 }
 
 int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes,
@@ -266,26 +297,14 @@ int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t 
 		*error_r = errbuf;
 		return -1;
 	}
-	eng_run_t *r = loom_calloc(1, sizeof *r);
-	r->agent = a;
-	r->profile = loom_strdup(profile);
-	r->started_us = loom_now_us();
-	r->last_heard_ms = loom_mono_ms();
-	r->allow_deletes = allow_deletes;
-	loom_batch_clear(e->batch);
-	r->id = eng_seq_next(e, e->batch, &e->seq_run, &e->lim_run, "seq:run", 1);
-	e->run = r;
-	eng_run_save(e, e->batch);
 	const char *err;
-	if (loom_store_write_ex(e->store, e->batch, true, &err) < 0) {
-		snprintf(errbuf, sizeof errbuf, "cannot record the run: %s", err);
-		*error_r = errbuf;
-		e->run = NULL;
-		run_free(r);
+	if (eng_run_open(e, a, profile, ret_id, &err) < 0) {
+		*error_r = err;
 		return -1;
 	}
+	eng_run_t *r = e->run;
+	r->allow_deletes = allow_deletes;
 	loom_info("run started run=%llu agent=%s profile=%s", (unsigned long long)r->id, agent, profile);
-	*ret_id = r->id;
 	int rc;
 	if (strcmp(profile, "full-import") == 0 || strcmp(profile, "delta-import") == 0) {
 		r->delta = profile[0] == 'd';
@@ -771,6 +790,7 @@ static const struct query {
 	{ &loom__mv_search_request__descriptor, q_mv_search },
 	{ &loom__mv_show_request__descriptor, q_mv_show },
 	{ &loom__schedule_list_request__descriptor, eng_sched_query },
+	{ &loom__live_status_request__descriptor, eng_live_query },
 	{ &loom__preview_request__descriptor, eng_preview },
 };
 

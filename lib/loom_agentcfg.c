@@ -130,6 +130,24 @@ static const loom_cfg_key_t threshold_keys[] = {
 };
 static const loom_cfg_table_t threshold_table = { .what = "deletion_threshold", .keys = threshold_keys };
 
+static const loom_cfg_key_t live_keys[] = {
+	{ .name = "enabled", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_live_t, enabled),
+	  .def = "false", .help = "stream changes to the engine as they happen (ldap: refreshAndPersist; ad: DirSync poll)" },
+	{ .name = "poll", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_live_t, poll_ms),
+	  .def = "2s", .min = 100, .max = 3600000, .help = "Active Directory: DirSync poll interval" },
+	{ .name = "keepalive", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_live_t, keepalive_ms),
+	  .def = "5s", .min = 100, .max = 3600000, .help = "an empty batch this often when nothing changes (the engine "
+	  "reopens a stream silent for the agent's timeout)" },
+	{ .name = "window", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_live_t, window_ms),
+	  .def = "50ms", .min = 0, .max = 3600000, .help = "engine: live changes are coalesced this long before the sync" },
+	{ .name = "sync", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_live_t, sync),
+	  .def = "true", .help = "engine: delta-sync this agent after live changes" },
+	{ .name = "export", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_agentcfg_live_t, export),
+	  .help = "engine: agents exported to after the live sync (their pending exports are sent)" },
+	{ NULL }
+};
+static const loom_cfg_table_t live_table = { .what = "live", .keys = live_keys };
+
 static const loom_cfg_key_t agent_keys[] = {
 	{ .name = "type", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_t, type),
 	  .flags = LOOM_CFG_REQUIRED, .choices = agent_types, .help = "kind of connected system" },
@@ -158,6 +176,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .sub = &loom_agentcfg_ldap_table, .help = "type ldap: the directory server (loom-ma-ldap --help-config)" },
 	{ .name = "policy", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, policy),
 	  .sub = &loom_agentcfg_policy_table, .help = "type policy: the policy service as a connected system (docs/policy.md)" },
+	{ .name = "live", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, live),
+	  .sub = &live_table, .help = "live mode: changes stream to the engine as they happen, then sync and export" },
 	{ NULL }
 };
 const loom_cfg_table_t loom_agentcfg_table = { .what = "agent", .keys = agent_keys };
@@ -198,6 +218,12 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 	}
 	if (rc == 0 && cfg->type == LOOM_AGENT_POLICY && cfg->anchor == NULL)
 		cfg->anchor = loom_strdup("dn");
+	if (rc == 0 && cfg->live.enabled && cfg->type != LOOM_AGENT_LDAP) {
+		loom_cfg_diag_add(diags, path, "live.enabled",
+		    loom_sprintf("%s: key 'live.enabled': live mode is for type ldap (a file agent has no change "
+			"notification)", path));
+		rc = -1;
+	}
 	if (rc == 0 && cfg->file.csv.delimiter && strlen(cfg->file.csv.delimiter) != 1) {
 		loom_cfg_diag_add(diags, path, "file.csv.delimiter",
 		    loom_sprintf("%s: key 'file.csv.delimiter': bad value '%s': expected one character", path,

@@ -25,6 +25,13 @@
  *     multi_value_separator: "|"   # csv: separates values in one cell
  *     csv:
  *       delimiter: ","
+ *   live:                      # changes as they happen (type ldap; docs/ldap.md "Live mode")
+ *     enabled: true            # the agent streams changes (refreshAndPersist; AD: DirSync poll)
+ *     poll: 2s                 # AD: DirSync interval
+ *     keepalive: 5s            # an empty batch this often when nothing changes
+ *     window: 50ms             # engine: coalesce live changes this long before syncing
+ *     sync: true               # engine: delta-sync this agent after live changes
+ *     export: [target]         # engine: then export to these agents
  *   ldap:                      # type ldap: see docs/ldap.md and
  *     uri: ldap://127.0.0.1:389 #   loom-ma-ldap --help-config
  *     bind: simple             # simple, sasl-external or none
@@ -114,6 +121,15 @@ typedef struct loom_agentcfg_threshold {
 	long long percent;             /* ... or more than this share of the connector space (0: no limit) */
 } loom_agentcfg_threshold_t;
 
+typedef struct loom_agentcfg_live {
+	bool enabled;                  /* the agent streams changes as they happen */
+	long long poll_ms;             /* AD: DirSync poll interval */
+	long long keepalive_ms;        /* an empty batch this often when nothing changes */
+	long long window_ms;           /* engine: coalescing window before the sync */
+	bool sync;                     /* engine: delta-sync this agent after live changes */
+	loom_cfg_strlist_t export;     /* engine: agents exported to after the sync */
+} loom_agentcfg_live_t;
+
 typedef struct loom_agentcfg {
 	char *name;                    /* from the file name */
 	char *path;                    /* the file it was loaded from */
@@ -129,6 +145,7 @@ typedef struct loom_agentcfg {
 	loom_agentcfg_file_t file;     /* type file */
 	loom_agentcfg_ldap_t ldap;     /* type ldap */
 	loom_agentcfg_policy_t policy; /* type policy */
+	loom_agentcfg_live_t live;     /* live mode */
 } loom_agentcfg_t;
 
 /* The table of the ldap section, for the LDAP agent's --help-config. */

@@ -602,13 +602,15 @@ static void export_batch(void *arg, Loom__Envelope *env, const Loom__ExportBatch
 		free(rs.message);
 }
 
-static const loom_agent_ops_t ops = { "loom-workflow", import_start, import_credit, export_batch };
+static const loom_agent_ops_t ops = { "loom-workflow", import_start, import_credit, export_batch,
+	NULL /* resources hold no passwords: the dispatch answers not-supported */ };
 
 bool wf_agent_handle(wf_t *w, Loom__Envelope *env)
 {
 	if (!loom_envelope_is(env, &loom__import_request__descriptor) &&
 	    !loom_envelope_is(env, &loom__import_credit__descriptor) &&
-	    !loom_envelope_is(env, &loom__export_batch__descriptor))
+	    !loom_envelope_is(env, &loom__export_batch__descriptor) &&
+	    !loom_envelope_is(env, &loom__set_password_request__descriptor))
 		return false;
 	loom_agent_dispatch(w->daemon, &ops, w, env);
 	return true;

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# bench_live.sh [CHANGES] [INTERVAL_MS] - live replication latency through
+# Loom: slapd -> loom-ma-ldap (live mode, refreshAndPersist) -> engine
+# (live-import, delta-sync, export) -> loom-ma-ldap -> second slapd
+# (bench/README.md "bench_live"). Not a test: it prints figures.
+#
+# One ldapmodify process reads changes from a FIFO: change i replaces the
+# description of one of 100 entries with "live-i" and its send time is
+# taken when it is written to the FIFO. A refreshAndPersist ldapsearch on
+# the target prints every entry as it changes there; each line is stamped
+# on arrival (perl Time::HiRes). Latency = arrival - send, per change;
+# p50/p90/p99/max are printed, with what the engine did.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+export LOOM_SOURCE_DIR=${LOOM_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
+export LOOM_BUILD_DIR=${LOOM_BUILD_DIR:-$LOOM_SOURCE_DIR/build}
+CHANGES=${1:-1000}
+INTERVAL_MS=${2:-50}
+WINDOW=${LOOM_BENCH_WINDOW:-10ms}
+ENTRIES=100
+. "$LOOM_SOURCE_DIR/tests/integration/lib.sh"
+. "$LOOM_SOURCE_DIR/tests/integration/ldap/slapd.sh"
+TEST_NAME=bench_live
+
+write_config
+mkdir -p "$T/agents" "$T/sync"
+start_slapd "dbnosync"
+seed_people "$ENTRIES"
+printf '%s\n' "$ROOTPW" >"$T/admin.pw"
+PROVIDER=$SLAPD_URI
+
+# The target: a second slapd (with syncprov, so the watcher can persist-search it).
+B_PORT=$(free_port)
+TARGET="ldap://127.0.0.1:$B_PORT"
+mkdir -p "$T/b/db"
+SLAPD_DIR=$T/b write_slapd_conf "dbnosync"
+start slapd_b slapd -f "$T/b/slapd.conf" -h "$TARGET/" -d 0
+wait_for "the target slapd" 20 ldapsearch -x -H "$TARGET" -b "" -s base namingContexts
+ldapadd -x -H "$TARGET" -D "$ROOTDN" -w "$ROOTPW" >/dev/null <<LDIF || fail "cannot seed the target"
+dn: $SUFFIX
+objectClass: dcObject
+objectClass: organization
+dc: example
+o: Example
+
+dn: ou=people,$SUFFIX
+objectClass: organizationalUnit
+ou: people
+LDIF
+
+cat >"$T/agents/src.yaml" <<YAML
+type: ldap
+ldap:
+  uri: $PROVIDER
+  bind_dn: "$ROOTDN"
+  password_file: ../admin.pw
+  bases: [ { dn: "ou=people,$SUFFIX", scope: one } ]
+live:
+  enabled: true
+  window: $WINDOW
+  export: [dst]
+YAML
+cat >"$T/agents/dst.yaml" <<YAML
+type: ldap
+ldap:
+  uri: $TARGET
+  bind_dn: "$ROOTDN"
+  password_file: ../admin.pw
+  connections: 1
+  bases: [ { dn: "ou=people,$SUFFIX", scope: one } ]
+YAML
+cat >"$T/sync/repl.yaml" <<'YAML'
+rules:
+  - name: src-in
+    direction: inbound
+    agent: src
+    cs_type: person
+    mv_type: person
+    project: true
+    join: [ { match: [ { cs: uid, mv: uid } ] } ]
+    flows:
+      - { mv: uid, expr: uid }
+      - { mv: cn, expr: cn }
+      - { mv: sn, expr: sn }
+      - { mv: description, expr: description }
+  - name: to-dst
+    direction: outbound
+    agent: dst
+    cs_type: person
+    mv_type: person
+    provision: true
+    dn: '"uid=" + EscapeDNComponent(uid) + ",ou=people,dc=example,dc=com"'
+    flows:
+      - { cs: objectClass, expr: 'Split("top,person,organizationalPerson,inetOrgPerson", ",")', initial: true }
+      - { cs: uid, expr: uid, initial: true }
+      - { cs: cn, expr: cn }
+      - { cs: sn, expr: sn }
+      - { cs: description, expr: description }
+YAML
+MALDAP=$LOOM_BUILD_DIR/agents/loom-ma-ldap
+start_broker
+start_engine
+start "ma_src" "$MALDAP" -c "$CFG" --agent src
+start "ma_dst" "$MALDAP" -c "$CFG" --agent dst
+wait_log ma_src "registered with broker"
+wait_log ma_dst "registered with broker"
+run_profile dst full-import
+run_profile src full-import
+run_profile src full-sync
+run_profile dst export
+run_profile dst full-import
+wait_log engine "live stream up agent=src" 30
+
+# The watcher: every change on the target, stamped on arrival.
+start watch bash -c "stdbuf -oL ldapsearch -x -LLL -H '$TARGET' -D '$ROOTDN' -w '$ROOTPW' -E '!sync=rp' \
+	-b 'ou=people,$SUFFIX' -s one description | perl -MTime::HiRes=time -ne '\$|=1; printf \"%.6f %s\", time, \$_ if /^description: live-/'"
+sleep 1 # the watcher's refresh phase (no change is made before it persists)
+
+mkfifo "$T/changes"
+start modify bash -c "ldapmodify -x -H '$PROVIDER' -D '$ROOTDN' -w '$ROOTPW' <'$T/changes' >/dev/null"
+exec 3>"$T/changes"
+echo "bench_live: $CHANGES changes, one every ${INTERVAL_MS} ms, window $WINDOW..."
+: >"$T/sent"
+step=$(awk -v ms="$INTERVAL_MS" 'BEGIN { printf "%.3f", ms / 1000 }')
+for ((i = 1; i <= CHANGES; i++)); do
+	u=$(((i % ENTRIES) + 1))
+	echo "$EPOCHREALTIME live-$i" >>"$T/sent"
+	printf 'dn: uid=user%d,ou=people,%s\nchangetype: modify\nreplace: description\ndescription: live-%d\n\n' "$u" "$SUFFIX" "$i" >&3
+	sleep "$step"
+done
+exec 3>&-
+arrived() { [ "$(grep -c . "$T/watch.log")" -ge "$CHANGES" ]; }
+wait_for "every change on the target" 120 arrived
+
+awk 'NR == FNR { sent[$2] = $1; next }
+     { v = $3; if (v in sent && !(v in got)) { got[v] = 1; printf "%.3f\n", ($1 - sent[v]) * 1000 } }' \
+	"$T/sent" "$T/watch.log" | sort -n >"$T/lat"
+n=$(wc -l <"$T/lat")
+[ "$n" -gt 0 ] || fail "no latencies measured"
+pct() { local k; k=$(awk -v n="$n" -v p="$1" 'BEGIN { k = int(n * p + 0.999); print (k < 1 ? 1 : k) }'); sed -n "${k}p" "$T/lat"; }
+echo "bench_live: $n changes arrived; latency ms: p50 $(pct 0.50)  p90 $(pct 0.90)  p99 $(pct 0.99)  max $(tail -n1 "$T/lat")  min $(head -n1 "$T/lat")"
+runs=$(ctl runs -n 10000 | grep -c "live-import")
+syncs=$(ctl runs -n 10000 | grep -cE "src +delta-sync")
+echo "bench_live: engine runs: live-import $runs, delta-sync $syncs (changes coalesce while a sequence runs)"
+ctl live src | sed 's/^/bench_live: /'
