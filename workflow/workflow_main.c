@@ -59,6 +59,10 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 		return -1;
 	}
 	wf_xpath_provider(w, &w->xp);
+	if (wf_sets_open(w, &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
 	const char *crash = getenv("LOOM_WORKFLOW_CRASH_AT");
 	if (crash && crash[0])
 		w->crash_at = loom_strdup(crash);
@@ -82,6 +86,7 @@ static void wf_stop(loom_daemon_t *d)
 	wf_t *w = loom_daemon_user(d);
 	if (w == NULL)
 		return;
+	wf_sets_close(w);
 	wf_store_close(w);
 	wf_policy_release(&w->policy);
 	free(w->crash_at);

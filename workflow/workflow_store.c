@@ -11,6 +11,9 @@
  *   req        seq (u64be)                      -> Request
  *   req_id     request id                       -> seq (u64be)
  *   meta       "next_rid", "next_seq"           -> u64be
+ *              "sets_version"                   -> u64be (members are kept: 1)
+ *   member     set rid (u64be) member rid (u64be) -> ""   (ComputedMember of every
+ *              Set and Group, written with the request that changes it; workflow_sets.c)
  * A resource's rows (res, res_id, res_index) change in the same batch as the
  * request that commits the change.
  */
@@ -23,7 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", NULL };
+static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", "member", NULL };
 
 static uint64_t meta_u64(wf_t *w, const char *key)
 {
@@ -49,6 +52,7 @@ int wf_store_open(wf_t *w, const char *path, char **ret_error)
 	w->cf_req = loom_store_cf(w->store, "req");
 	w->cf_req_id = loom_store_cf(w->store, "req_id");
 	w->cf_meta = loom_store_cf(w->store, "meta");
+	w->cf_member = loom_store_cf(w->store, "member");
 	w->next_rid = meta_u64(w, "next_rid");
 	w->next_seq = meta_u64(w, "next_seq");
 	if (w->next_rid == 0)
@@ -268,7 +272,7 @@ int wf_req_get(wf_t *w, const char *id, Loom__Request **ret, const char **error_
 static Loom__Resource *cached(wf_t *w, loom_xpath_rid_t rid, Loom__Resource **slot, loom_xpath_rid_t *slot_rid)
 {
 	if (w->overlay.active && rid == w->overlay.rid)
-		return (Loom__Resource *)w->overlay.res;
+		return w->overlay.gone ? NULL : (Loom__Resource *)w->overlay.res;
 	if (*slot && *slot_rid == rid)
 		return *slot;
 	if (*slot)
@@ -286,7 +290,8 @@ static Loom__Resource *cached(wf_t *w, loom_xpath_rid_t rid, Loom__Resource **sl
 static int xp_scan(void *arg, const char *type, loom_xpath_visit_fn *fn, void *varg, char **ret_error)
 {
 	wf_t *w = arg;
-	bool overlay_new = w->overlay.active && w->overlay.rid >= w->next_rid;
+	bool overlay_new = w->overlay.active && !w->overlay.gone && w->overlay.rid >= w->next_rid;
+	bool overlay_gone = w->overlay.active && w->overlay.gone;
 	int rc = 0;
 	loom_iter_t *it;
 	loom_buf_t k = LOOM_BUF_INIT;
@@ -295,7 +300,7 @@ static int xp_scan(void *arg, const char *type, loom_xpath_visit_fn *fn, void *v
 		for (loom_iter_seek_first(it); loom_iter_valid(it) && rc == 0; loom_iter_next(it)) {
 			size_t len;
 			const void *key = loom_iter_key(it, &len);
-			if (len == 8)
+			if (len == 8 && !(overlay_gone && loom_store_get_u64be(key) == w->overlay.rid))
 				rc = fn(varg, loom_store_get_u64be(key));
 		}
 	} else {
@@ -311,6 +316,8 @@ static int xp_scan(void *arg, const char *type, loom_xpath_visit_fn *fn, void *v
 			const unsigned char *key = loom_iter_key(it, &len);
 			if (len != k.len + 8 || memcmp(key, k.data, k.len) != 0)
 				break;
+			if (overlay_gone && loom_store_get_u64be(key + k.len) == w->overlay.rid)
+				continue;
 			rc = fn(varg, loom_store_get_u64be(key + k.len));
 		}
 	}
@@ -359,6 +366,8 @@ static const Loom__Attr *xp_attr(void *arg, loom_xpath_rid_t rid, const char *na
 		}
 		return &w->cache_attr;
 	}
+	if (strcmp(name, "ComputedMember") == 0 && wf_sets_is_set(w, rid))
+		return wf_sets_members_attr(w, rid); /* kept in memory, not in the resource */
 	return wf_res_attr(r, name);
 }
 
@@ -369,7 +378,7 @@ static int xp_resolve(void *arg, const char *id, size_t len, loom_xpath_rid_t *r
 	int found = 0;
 	if (w->overlay.active && strcasecmp(s, w->overlay.res->object_id) == 0) {
 		*ret = w->overlay.rid;
-		found = 1;
+		found = !w->overlay.gone;
 	} else {
 		const char *err;
 		found = rid_of(w, s, ret, &err) == 1;
@@ -393,6 +402,8 @@ static int xp_find_eq(void *arg, const char *type, const char *attr, const Loom_
     void *varg, char **ret_error)
 {
 	wf_t *w = arg;
+	if (strcmp(attr, "ComputedMember") == 0 && w->sets)
+		return wf_sets_find_member(w, type, v, fn, varg);
 	loom_buf_t k = LOOM_BUF_INIT;
 	if (!index_prefix(&k, attr, v)) {
 		loom_buf_release(&k);
@@ -421,7 +432,8 @@ static int xp_find_eq(void *arg, const char *type, const char *attr, const Loom_
 	}
 	loom_iter_destroy(&it);
 	loom_buf_release(&k);
-	if (rc == 0 && w->overlay.active && (type == NULL || strcmp(type, w->overlay.res->object_type) == 0))
+	if (rc == 0 && w->overlay.active && !w->overlay.gone &&
+	    (type == NULL || strcmp(type, w->overlay.res->object_type) == 0))
 		rc = fn(varg, w->overlay.rid); /* may not match: the evaluator checks */
 	return rc;
 }
