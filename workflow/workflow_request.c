@@ -178,12 +178,6 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 			protobuf_c_message_free_unpacked(&before->base, NULL);
 		return reason;
 	}
-	if ((reason = wf_sets_validate_filter(w, before, after)) != NULL) {
-		if (before)
-			protobuf_c_message_free_unpacked(&before->base, NULL);
-		protobuf_c_message_free_unpacked(&after->base, NULL);
-		return reason;
-	}
 	if (before == NULL) {
 		free(after->object_id);
 		free(after->object_type);
@@ -201,6 +195,12 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 			wf_res_set(after, "Creator", v, 1);
 			free(cid);
 		}
+	}
+	if ((reason = wf_sets_validate_filter(w, before, after)) != NULL) {
+		if (before)
+			protobuf_c_message_free_unpacked(&before->base, NULL);
+		protobuf_c_message_free_unpacked(&after->base, NULL);
+		return reason;
 	}
 	after->changed_at = loom_now_us();
 	*ret_before = before;
