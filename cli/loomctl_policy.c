@@ -69,6 +69,25 @@ static void print_request(const Loom__Request *rq)
 		printf("  granted by %s\n", rq->granting_mprs[i]);
 	for (size_t i = 0; i < rq->n_workflows; i++)
 		printf("  workflow   %s (not run yet)\n", rq->workflows[i]);
+	for (size_t i = 0; i < rq->n_sets_before; i++)
+		printf("  set before %s '%s' %s\n", rq->sets_before[i]->type, rq->sets_before[i]->name, rq->sets_before[i]->id);
+	for (size_t i = 0; i < rq->n_sets_after; i++)
+		printf("  set after  %s '%s' %s\n", rq->sets_after[i]->type, rq->sets_after[i]->name, rq->sets_after[i]->id);
+	for (size_t i = 0; i < rq->n_transitions; i++) {
+		const Loom__SetTransition *t = rq->transitions[i];
+		printf("  %-10s %s '%s' %s: %s\n", t->joined ? "joined" : "left", t->set->type, t->set->name, t->set->id,
+		    t->member_id);
+	}
+	if (rq->transitions_total > rq->n_transitions)
+		printf("  ...        %llu set transitions in all\n", (unsigned long long)rq->transitions_total);
+	for (size_t i = 0; i < rq->n_transition_mprs; i++) {
+		const Loom__TransitionMatch *m = rq->transition_mprs[i];
+		printf("  transition mpr '%s': %s %s '%s': %s", m->mpr, m->transition->joined ? "in" : "out",
+		    m->transition->set->type, m->transition->set->name, m->transition->member_id);
+		for (size_t j = 0; j < m->n_workflows; j++)
+			printf("%s%s", j ? ", " : " -> ", m->workflows[j]);
+		printf(" (not run yet)\n");
+	}
 	if (rq->n_history)
 		printf("  history:\n");
 	for (size_t i = 0; i < rq->n_history; i++) {

@@ -64,6 +64,16 @@ typedef struct wf_mpr {
 	size_t nworkflows;         /* how many */
 } wf_mpr_t;
 
+/* A set-transition MPR: when a resource joins (in) or leaves (out) a set,
+ * its action workflows are due (recorded on the request; run later). */
+typedef struct wf_tmpr {
+	char *name;                /* unique among set-transition MPRs */
+	char *set;                 /* the transition set: its ObjectID or DisplayName */
+	bool in;                   /* transition in (else out) */
+	char **workflows;          /* "action:NAME" */
+	size_t nworkflows;         /* how many */
+} wf_tmpr_t;
+
 typedef struct wf_policy {
 	wf_attr_t *attrs;          /* every attribute type, built-ins first */
 	size_t nattrs;             /* how many */
@@ -74,6 +84,8 @@ typedef struct wf_policy {
 	char **admins;             /* requesters granted everything (ObjectIDs, lower case) */
 	size_t nadmins;            /* how many */
 	bool sync_restricted;      /* sync_unrestricted: false in some file: sync is under the MPRs */
+	wf_tmpr_t *tmprs;          /* set-transition MPRs, enabled ones only */
+	size_t ntmprs;             /* how many */
 } wf_policy_t;
 
 /* Loads every NAME.yaml of dir (attributes, types, mprs, administrators) on
@@ -121,9 +133,12 @@ const char *wf_op_name(Loom__Request__Operation o);
 
 typedef struct wf_overlay {
 	bool active;               /* answer for this resource from res below */
+	bool gone;                 /* the request deletes it: it does not exist (res is its old state) */
 	loom_xpath_rid_t rid;      /* its rid (a fresh one for a create) */
-	const Loom__Resource *res; /* its state after the request */
+	const Loom__Resource *res; /* its state after the request (before it, when gone) */
 } wf_overlay_t;
+
+struct wf_sets;
 
 typedef struct wf {
 	loom_daemon_t *daemon;     /* the skeleton */
@@ -138,6 +153,8 @@ typedef struct wf {
 	const char *origin_agent;  /* ... and its agent */
 	uint64_t origin_hash;      /* ... and a hash of the change (origin rows) */
 	struct wf_agents *agents;  /* policy agents served (workflow_agent.c) */
+	int cf_member;             /* set membership: set rid, member rid (workflow_sets.c) */
+	struct wf_sets *sets;      /* computed membership of Sets, Groups and MPR filters (workflow_sets.c) */
 	uint64_t next_rid;         /* next resource number */
 	uint64_t next_seq;         /* next request number */
 	loom_xpath_provider_t xp;  /* the provider over the store */
@@ -184,6 +201,54 @@ int wf_requests_recover(wf_t *w, char **ret_error);
 Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error);
 /* Handles a directed message. */
 void wf_handle(wf_t *w, Loom__Envelope *env);
+/* Takes a submitted request (requester, operation, target, changes: moved
+ * out of in), gives it an id, stores it and runs it through the pipeline.
+ * Returns the request as it ended (the caller frees it), or NULL with
+ * *ret_error when it cannot be stored. */
+Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error);
+
+/* ---- sets (workflow_sets.c) ---- */
+
+/* Loads every Set and Group (Filter, ExplicitMember) and their stored
+ * members, compiles each MPR filter into a set kept like them, and computes
+ * what is not stored. Returns 0, or -1 with *ret_error. */
+int wf_sets_open(wf_t *w, char **ret_error);
+void wf_sets_close(wf_t *w);
+/* Refuses (returns the reason, the caller frees it) a request that writes
+ * ComputedMember; NULL when it does not. */
+char *wf_sets_validate_changes(const Loom__Request *rq);
+/* Refuses a Set or Group whose Filter (new or changed from before) does not
+ * compile or cannot work with the schema, naming the column; NULL when fine. */
+char *wf_sets_validate_filter(wf_t *w, const Loom__Resource *before, const Loom__Resource *after);
+/* Before authorization: notes the requester's and the target's memberships,
+ * then applies the request's effect on every set's members in memory
+ * (undone by wf_sets_abort). before/after as validate made them. Returns
+ * 0, or -1 with *ret_reason (a set filter that cannot be evaluated, sets
+ * that do not settle). */
+int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const Loom__Resource *after,
+    char **ret_reason);
+/* Whether the requester was in MPR m's requester set, the target in its
+ * target_before set before the request and in its target_after set after
+ * it (as planned). */
+bool wf_sets_mpr_requester(wf_t *w, size_t m);
+bool wf_sets_mpr_before(wf_t *w, size_t m);
+bool wf_sets_mpr_after(wf_t *w, size_t m);
+/* Queues the planned membership rows in b and records the transitions
+ * (and the set-transition MPRs they match) on rq. */
+void wf_sets_commit_batch(wf_t *w, loom_batch_t *b, Loom__Request *rq);
+/* The batch was written: the plan is now the state. */
+void wf_sets_done(wf_t *w);
+/* The request does not commit: undoes the plan. */
+void wf_sets_abort(wf_t *w);
+/* The provider's answers about ComputedMember (workflow_store.c asks). */
+const Loom__Attr *wf_sets_members_attr(wf_t *w, loom_xpath_rid_t rid);
+int wf_sets_find_member(wf_t *w, const char *type, const Loom__Value *v, loom_xpath_visit_fn *fn, void *varg);
+/* Whether rid is a Set or Group whose members the service keeps. */
+bool wf_sets_is_set(wf_t *w, loom_xpath_rid_t rid);
+/* Adds ComputedMember to r (a copy handed out by get or search). */
+void wf_sets_decorate(wf_t *w, Loom__Resource *r);
+/* Counters (tests, bench): sets evaluated in full, resources tested one by one. */
+void wf_sets_counters(wf_t *w, size_t *ret_full, size_t *ret_tests);
 
 /* ---- the policy service as a connected system (workflow_agent.c) ---- */
 

@@ -153,6 +153,12 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 			protobuf_c_message_free_unpacked(&before->base, NULL);
 		return loom_sprintf("unknown object type '%s'", rq->target_type);
 	}
+	char *why = wf_sets_validate_changes(rq);
+	if (why) {
+		if (before)
+			protobuf_c_message_free_unpacked(&before->base, NULL);
+		return why;
+	}
 	if (rq->operation == LOOM__REQUEST__OPERATION__DELETE) {
 		if (rq->n_changes) {
 			protobuf_c_message_free_unpacked(&before->base, NULL);
@@ -189,6 +195,12 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 			wf_res_set(after, "Creator", v, 1);
 			free(cid);
 		}
+	}
+	if ((reason = wf_sets_validate_filter(w, before, after)) != NULL) {
+		if (before)
+			protobuf_c_message_free_unpacked(&before->base, NULL);
+		protobuf_c_message_free_unpacked(&after->base, NULL);
+		return reason;
 	}
 	after->changed_at = loom_now_us();
 	*ret_before = before;
@@ -291,6 +303,8 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 		int ok;
 		if (mpr->req_sync) {
 			ok = strcmp(rq->requester, "sync") == 0;
+		} else if (mpr->requesters && w->sets) {
+			ok = wf_sets_mpr_requester(w, m); /* the requester set's members, kept by workflow_sets.c */
 		} else if (mpr->requesters) {
 			ok = req_is_res ? selects(w, mpr->requesters, req_rid, "requesters", mpr->name, &reason) : 0;
 		} else {
@@ -303,14 +317,20 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 		}
 		if (!ok)
 			continue;
-		if (mpr->before && before) {
+		if (mpr->before && before && w->sets) {
+			if (!wf_sets_mpr_before(w, m))
+				continue;
+		} else if (mpr->before && before) {
 			ok = selects(w, mpr->before, before->rid, "target_before", mpr->name, &reason);
 			if (ok <= 0) {
 				rc = ok < 0 ? -1 : rc;
 				continue;
 			}
 		}
-		if (mpr->after && after) {
+		if (mpr->after && after && w->sets) {
+			if (!wf_sets_mpr_after(w, m))
+				continue;
+		} else if (mpr->after && after) {
 			w->overlay = (wf_overlay_t){ .active = true, .rid = after->rid, .res = after };
 			ok = selects(w, mpr->after, after->rid, "target_after", mpr->name, &reason);
 			w->overlay.active = false;
@@ -393,13 +413,23 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	}
 	if (set_status(w, rq, LOOM__REQUEST__STATUS__AUTHORIZING, "workflow", "the changes fit the schema") < 0)
 		goto out;
-	int rc = authorize(w, rq, before, after, &reason);
+	/* the request's effect on set members, applied in memory (undone unless it commits) */
+	int rc = w->sets ? wf_sets_plan(w, rq, before, after, &reason) : 0;
+	if (rc < 0)
+		rc = -1;
+	else
+		rc = authorize(w, rq, before, after, &reason);
 	if (rc != 0) {
+		if (w->sets)
+			wf_sets_abort(w);
 		set_reason(rq, reason);
 		set_status(w, rq, rc > 0 ? LOOM__REQUEST__STATUS__DENIED : LOOM__REQUEST__STATUS__FAILED, "workflow", reason);
 		free(reason);
 		goto out;
 	}
+	loom_batch_t *b = loom_batch_new(w->store);
+	if (w->sets)
+		wf_sets_commit_batch(w, b, rq);
 	/* the commit: the resource and the request's new status in one batch */
 	loom_buf_t note = LOOM_BUF_INIT;
 	loom_buf_adds(&note, "granted by");
@@ -407,12 +437,15 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		loom_buf_printf(&note, "%s %s", i ? "," : "", rq->granting_mprs[i]);
 	for (size_t i = 0; i < rq->n_workflows; i++)
 		loom_buf_printf(&note, "%s %s", i ? "," : "; workflows (not run yet):", rq->workflows[i]);
+	if (rq->transitions_total)
+		loom_buf_printf(&note, "; %llu set transitions", (unsigned long long)rq->transitions_total);
+	if (rq->n_transition_mprs)
+		loom_buf_printf(&note, "; %zu set-transition MPRs matched", rq->n_transition_mprs);
 	rq->status = LOOM__REQUEST__STATUS__COMMITTED;
 	history_add(rq, "workflow", loom_buf_cstr(&note));
 	loom_buf_release(&note);
 	if (after && before == NULL)
 		w->next_rid++;
-	loom_batch_t *b = loom_batch_new(w->store);
 	wf_res_write(w, b, before, after);
 	wf_req_write(w, b, rq);
 	wf_chg_write(w, b, rq, before, after);
@@ -436,6 +469,10 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	loom_batch_destroy(&b);
 	if (rc < 0) {
 		loom_error("cannot commit request %s: %s", rq->id, err);
+		if (w->sets)
+			wf_sets_abort(w);
+		if (after && before == NULL)
+			w->next_rid--;
 		char *r = loom_sprintf("cannot commit: %s", err);
 		set_reason(rq, r);
 		rq->n_history--; /* the committed entry never landed */
@@ -444,6 +481,8 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		free(r);
 		goto out;
 	}
+	if (w->sets)
+		wf_sets_done(w);
 	loom_info("request %s %s %s committed: %s", rq->id, wf_op_name(rq->operation), rq->target_id,
 	    rq->history[rq->n_history - 1]->note);
 	crash_point(w, LOOM__REQUEST__STATUS__COMMITTED);
@@ -663,6 +702,7 @@ static void handle_res_get(wf_t *w, Loom__Envelope *env, void *body)
 		free(m);
 		return;
 	}
+	wf_sets_decorate(w, res);
 	Loom__ResourceReply r = LOOM__RESOURCE_REPLY__INIT;
 	r.resource = res;
 	reply(w, env, &r.base);
@@ -697,8 +737,10 @@ static void handle_search(wf_t *w, Loom__Envelope *env, void *body)
 	for (size_t i = 0; i < res.n && r.n_resources < limit && rc >= 0; i++) {
 		Loom__Resource *one;
 		rc = wf_res_get(w, res.rids[i], &one, &err);
-		if (rc == 1)
+		if (rc == 1) {
+			wf_sets_decorate(w, one);
 			r.resources[r.n_resources++] = one;
+		}
 	}
 	r.truncated = res.n > limit;
 	if (rc < 0) {

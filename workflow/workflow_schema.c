@@ -57,8 +57,18 @@ typedef struct cfg_mpr {
 	loom_cfg_strlist_t action;     /* Action workflow names */
 } cfg_mpr_t;
 
+typedef struct cfg_tmpr {
+	loom_cfg_text_t name;              /* unique name */
+	bool disabled;                     /* ignored when true */
+	char *description;                 /* free text */
+	loom_cfg_text_t set;               /* the transition set: ObjectID or DisplayName */
+	int transition;                    /* 0 in, 1 out */
+	loom_cfg_strlist_t action;         /* Action workflow names */
+} cfg_tmpr_t;
+
 typedef struct cfg_file {
 	char *path;                        /* the file */
+	loom_cfg_array_t tmprs;            /* cfg_tmpr_t */
 	loom_cfg_array_t attributes;       /* cfg_attr_t */
 	loom_cfg_array_t types;            /* cfg_type_t */
 	loom_cfg_array_t mprs;             /* cfg_mpr_t */
@@ -131,6 +141,24 @@ static const loom_cfg_key_t mpr_keys[] = {
 };
 static const loom_cfg_table_t mpr_table = { .what = "mpr", .size = sizeof(cfg_mpr_t), .keys = mpr_keys };
 
+static const char *const transition_names[] = { "in", "out", NULL };
+
+static const loom_cfg_key_t tmpr_keys[] = {
+	{ .name = "name", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_tmpr_t, name),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "unique set-transition MPR name" },
+	{ .name = "disabled", .type = LOOM_CFG_BOOL, .offset = offsetof(cfg_tmpr_t, disabled), .def = "false",
+	  .help = "a disabled MPR matches nothing" },
+	{ .name = "description", .type = LOOM_CFG_STRING, .offset = offsetof(cfg_tmpr_t, description), .help = "free text" },
+	{ .name = "set", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_tmpr_t, set),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the transition set: its ObjectID or DisplayName" },
+	{ .name = "transition", .type = LOOM_CFG_ENUM, .offset = offsetof(cfg_tmpr_t, transition),
+	  .flags = LOOM_CFG_REQUIRED, .choices = transition_names, .help = "in (joins the set) or out (leaves it)" },
+	{ .name = "action_workflows", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_tmpr_t, action),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "action workflows due on the transition (recorded, not run yet)" },
+	{ NULL }
+};
+static const loom_cfg_table_t tmpr_table = { .what = "set-transition mpr", .size = sizeof(cfg_tmpr_t), .keys = tmpr_keys };
+
 static const loom_cfg_key_t file_keys[] = {
 	{ .name = "attributes", .type = LOOM_CFG_LIST, .offset = offsetof(cfg_file_t, attributes), .sub = &attr_table,
 	  .help = "attribute types" },
@@ -138,6 +166,8 @@ static const loom_cfg_key_t file_keys[] = {
 	  .help = "object types and their bindings" },
 	{ .name = "mprs", .type = LOOM_CFG_LIST, .offset = offsetof(cfg_file_t, mprs), .sub = &mpr_table,
 	  .help = "request management policy rules" },
+	{ .name = "transition_mprs", .type = LOOM_CFG_LIST, .offset = offsetof(cfg_file_t, tmprs), .sub = &tmpr_table,
+	  .help = "set-transition management policy rules" },
 	{ .name = "administrators", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_file_t, administrators),
 	  .help = "ObjectIDs of requesters granted every request (besides the built-in requester sync)" },
 	{ .name = "sync_unrestricted", .type = LOOM_CFG_BOOL, .offset = offsetof(cfg_file_t, sync_unrestricted),
@@ -440,6 +470,27 @@ static void build(wf_policy_t *p, cfg_file_t *files, size_t nfiles, loom_buf_t *
 		}
 		if (!files[f].sync_unrestricted)
 			p->sync_restricted = true;
+		cfg_tmpr_t *ct = files[f].tmprs.v;
+		for (size_t i = 0; i < files[f].tmprs.n; i++) {
+			const char *nm = ct[i].name.text;
+			bool dup = false;
+			for (size_t k = 0; k < p->ntmprs; k++)
+				dup = dup || strcmp(p->tmprs[k].name, nm) == 0;
+			if (dup) {
+				err_at(errs, file, &ct[i].name, "set-transition mpr '%s' is defined twice", nm);
+				continue;
+			}
+			if (ct[i].disabled)
+				continue;
+			wf_tmpr_t t = { .name = loom_strdup(nm), .set = loom_strdup(ct[i].set.text), .in = ct[i].transition == 0 };
+			for (size_t k = 0; k < ct[i].action.n; k++) {
+				char *s = loom_sprintf("action:%s", ct[i].action.v[k]);
+				strv_add(&t.workflows, &t.nworkflows, s);
+				free(s);
+			}
+			p->tmprs = loom_realloc(p->tmprs, (p->ntmprs + 1) * sizeof *p->tmprs);
+			p->tmprs[p->ntmprs++] = t;
+		}
 		for (size_t k = 0; k < files[f].administrators.n; k++) {
 			char *s = loom_strdup(files[f].administrators.v[k]);
 			for (char *q = s; *q; q++)
@@ -518,6 +569,12 @@ void wf_policy_release(wf_policy_t *p)
 		loom_xpath_destroy(&m->after);
 	}
 	free(p->mprs);
+	for (size_t i = 0; i < p->ntmprs; i++) {
+		free(p->tmprs[i].name);
+		free(p->tmprs[i].set);
+		strv_free(p->tmprs[i].workflows, p->tmprs[i].nworkflows);
+	}
+	free(p->tmprs);
 	strv_free(p->admins, p->nadmins);
 	memset(p, 0, sizeof *p);
 }

@@ -11,11 +11,14 @@
  *   req        seq (u64be)                      -> Request
  *   req_id     request id                       -> seq (u64be)
  *   meta       "next_rid", "next_seq", "next_chg", "chg_first" -> u64be;
+ *              "sets_version" -> u64be (members are kept: 1);
  *              "store_id" -> a UUID made when the store was created
+ *   member     set rid (u64be) member rid (u64be) -> ""   (ComputedMember of every
+ *              Set and Group, written with the request that changes it; workflow_sets.c)
  *   chg        commit number (u64be)            -> ResourceChange
  *   origin     agent \0 change_id (u64be)       -> request id \0 hash (8 bytes)
- * A resource's rows (res, res_id, res_index), its chg row and (for a request
- * an engine export made) its origin row change in the same batch as the
+ * A resource's rows (res, res_id, res_index, member), its chg row and (for a
+ * request an engine export made) its origin row change in the same batch as the
  * request that commits the change.
  */
 #include "workflow.h"
@@ -30,7 +33,7 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", "chg", "origin", NULL };
+static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", "member", "chg", "origin", NULL };
 
 static uint64_t meta_u64(wf_t *w, const char *key)
 {
@@ -58,6 +61,7 @@ int wf_store_open(wf_t *w, const char *path, char **ret_error)
 	w->cf_meta = loom_store_cf(w->store, "meta");
 	w->cf_chg = loom_store_cf(w->store, "chg");
 	w->cf_origin = loom_store_cf(w->store, "origin");
+	w->cf_member = loom_store_cf(w->store, "member");
 	w->next_rid = meta_u64(w, "next_rid");
 	w->next_chg = meta_u64(w, "next_chg");
 	w->chg_first = meta_u64(w, "chg_first");
@@ -350,7 +354,7 @@ int wf_req_get(wf_t *w, const char *id, Loom__Request **ret, const char **error_
 static Loom__Resource *cached(wf_t *w, loom_xpath_rid_t rid, Loom__Resource **slot, loom_xpath_rid_t *slot_rid)
 {
 	if (w->overlay.active && rid == w->overlay.rid)
-		return (Loom__Resource *)w->overlay.res;
+		return w->overlay.gone ? NULL : (Loom__Resource *)w->overlay.res;
 	if (*slot && *slot_rid == rid)
 		return *slot;
 	if (*slot)
@@ -368,7 +372,8 @@ static Loom__Resource *cached(wf_t *w, loom_xpath_rid_t rid, Loom__Resource **sl
 static int xp_scan(void *arg, const char *type, loom_xpath_visit_fn *fn, void *varg, char **ret_error)
 {
 	wf_t *w = arg;
-	bool overlay_new = w->overlay.active && w->overlay.rid >= w->next_rid;
+	bool overlay_new = w->overlay.active && !w->overlay.gone && w->overlay.rid >= w->next_rid;
+	bool overlay_gone = w->overlay.active && w->overlay.gone;
 	int rc = 0;
 	loom_iter_t *it;
 	loom_buf_t k = LOOM_BUF_INIT;
@@ -377,7 +382,7 @@ static int xp_scan(void *arg, const char *type, loom_xpath_visit_fn *fn, void *v
 		for (loom_iter_seek_first(it); loom_iter_valid(it) && rc == 0; loom_iter_next(it)) {
 			size_t len;
 			const void *key = loom_iter_key(it, &len);
-			if (len == 8)
+			if (len == 8 && !(overlay_gone && loom_store_get_u64be(key) == w->overlay.rid))
 				rc = fn(varg, loom_store_get_u64be(key));
 		}
 	} else {
@@ -393,6 +398,8 @@ static int xp_scan(void *arg, const char *type, loom_xpath_visit_fn *fn, void *v
 			const unsigned char *key = loom_iter_key(it, &len);
 			if (len != k.len + 8 || memcmp(key, k.data, k.len) != 0)
 				break;
+			if (overlay_gone && loom_store_get_u64be(key + k.len) == w->overlay.rid)
+				continue;
 			rc = fn(varg, loom_store_get_u64be(key + k.len));
 		}
 	}
@@ -441,6 +448,8 @@ static const Loom__Attr *xp_attr(void *arg, loom_xpath_rid_t rid, const char *na
 		}
 		return &w->cache_attr;
 	}
+	if (strcmp(name, "ComputedMember") == 0 && wf_sets_is_set(w, rid))
+		return wf_sets_members_attr(w, rid); /* kept in memory, not in the resource */
 	return wf_res_attr(r, name);
 }
 
@@ -451,7 +460,7 @@ static int xp_resolve(void *arg, const char *id, size_t len, loom_xpath_rid_t *r
 	int found = 0;
 	if (w->overlay.active && strcasecmp(s, w->overlay.res->object_id) == 0) {
 		*ret = w->overlay.rid;
-		found = 1;
+		found = !w->overlay.gone;
 	} else {
 		const char *err;
 		found = rid_of(w, s, ret, &err) == 1;
@@ -475,6 +484,8 @@ static int xp_find_eq(void *arg, const char *type, const char *attr, const Loom_
     void *varg, char **ret_error)
 {
 	wf_t *w = arg;
+	if (strcmp(attr, "ComputedMember") == 0 && w->sets)
+		return wf_sets_find_member(w, type, v, fn, varg);
 	loom_buf_t k = LOOM_BUF_INIT;
 	if (!index_prefix(&k, attr, v)) {
 		loom_buf_release(&k);
@@ -503,7 +514,8 @@ static int xp_find_eq(void *arg, const char *type, const char *attr, const Loom_
 	}
 	loom_iter_destroy(&it);
 	loom_buf_release(&k);
-	if (rc == 0 && w->overlay.active && (type == NULL || strcmp(type, w->overlay.res->object_type) == 0))
+	if (rc == 0 && w->overlay.active && !w->overlay.gone &&
+	    (type == NULL || strcmp(type, w->overlay.res->object_type) == 0))
 		rc = fn(varg, w->overlay.rid); /* may not match: the evaluator checks */
 	return rc;
 }
