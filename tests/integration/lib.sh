@@ -224,4 +224,7 @@ WORKFLOW=$LOOM_BUILD_DIR/workflow/loom-workflow
 start_workflow() {
 	start workflow "$WORKFLOW" -c "$CFG"
 	wait_log workflow "registered with broker"
+	# the broker may still be forgetting an instance stopped just before:
+	# ready when a request reaches this one
+	wait_for "loom-workflow to answer" 10 "$CTL" -c "$CFG" -t 1s requests -n 1
 }
