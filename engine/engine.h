@@ -295,6 +295,10 @@ size_t eng_unres_wake(engine_t *e, loom_batch_t *b, const char *agent, const cha
  * does not resolve (a read error is recorded by eng_read_failed). */
 int eng_ref_in(engine_t *e, const char *agent, const char *name, uint8_t id[8]);
 /* The DN of mv object id's connector in agent (caller frees), or NULL. */
+/* Whether dn is a provisional DN (a policy agent's object not exported yet,
+ * named new:MVID until the service gives its ObjectID): no reference to it
+ * can be sent; the referrers are refreshed when it gets its real DN. */
+bool eng_dn_provisional(engine_t *e, const char *agent, const char *dn);
 char *eng_ref_out(engine_t *e, const uint8_t *id, const char *agent);
 
 /* engine_run.c */

@@ -272,8 +272,13 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 		loom_pb_str_set(&cs->anchor, res->anchor);
 		/* Where the anchor is the DN (a policy agent's ObjectID), the
 		 * provisional DN goes with the provisional anchor. */
-		if (strcasecmp(r->agent->cfg->anchor, "dn") == 0)
+		if (strcasecmp(r->agent->cfg->anchor, "dn") == 0 && strcmp(cs->dn, res->anchor) != 0) {
 			loom_pb_str_set(&cs->dn, res->anchor);
+			/* References to it can be sent now (a policy agent's object
+			 * had only its provisional DN): refresh the referrers. */
+			if (cs->mv_id.len == 8)
+				eng_queue_referrers(e, b, cs->mv_id.data, agent, false);
+		}
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, false);
 		/* The delete dropped the old key's delta-sync mark: an import

@@ -251,6 +251,12 @@ int eng_ref_in(engine_t *e, const char *agent, const char *name, uint8_t id[8])
 	return rc;
 }
 
+bool eng_dn_provisional(engine_t *e, const char *agent, const char *dn)
+{
+	const eng_agent_t *a = eng_agent_find(e, agent);
+	return a && a->cfg->type == LOOM_AGENT_POLICY && strncmp(dn, "new:", 4) == 0;
+}
+
 char *eng_ref_out(engine_t *e, const uint8_t *id, const char *agent)
 {
 	char **agents, **anchors;
@@ -263,7 +269,7 @@ char *eng_ref_out(engine_t *e, const uint8_t *id, const char *agent)
 		Loom__CsObject *cs = eng_cs_get(e, agent, anchors[i], &err);
 		if (cs == NULL && err)
 			eng_read_failed(e, err);
-		if (cs && cs->dn[0])
+		if (cs && cs->dn[0] && !eng_dn_provisional(e, agent, cs->dn))
 			dn = loom_strdup(cs->dn);
 		if (cs)
 			loom__cs_object__free_unpacked(cs, NULL);

@@ -1100,7 +1100,7 @@ static bool target_has(const Loom__CsObject *t, const char *name, const Loom__Va
 static char *ref_out(work_t *w, const uint8_t *id, const char *agent, const Loom__MvObject *mv, const Loom__CsObject *t)
 {
 	if (memcmp(id, mv->id.data, 8) == 0)
-		return loom_strdup(t->dn);
+		return eng_dn_provisional(w->e, agent, t->dn) ? NULL : loom_strdup(t->dn);
 	return eng_ref_out(w->e, id, agent);
 }
 

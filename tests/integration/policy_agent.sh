@@ -19,11 +19,13 @@ cat >"$T/agents/hr.yaml" <<YAML
 type: file
 object_type: person
 anchor: employeeId
+references: [manager]
 file: { format: csv, path: ../data/hr.csv }
 YAML
 cat >"$T/agents/portal.yaml" <<YAML
 type: policy
 timeout: 3s
+references: [Manager]
 policy: { object_types: [Person] }
 YAML
 cat >"$T/sync/people.yaml" <<'YAML'
@@ -42,6 +44,7 @@ rules:
       - { mv: displayName, expr: 'givenName + " " + sn' }
       - { mv: title, expr: title }
       - { mv: department, expr: department }
+      - { mv: manager, expr: manager }
       - { mv: uid, expr: 'LowerCase(Left(givenName, 1) + sn)' }
   - name: to-portal
     direction: outbound
@@ -58,15 +61,16 @@ rules:
       - { cs: EmployeeID, expr: employeeId }
       - { cs: JobTitle, expr: title }
       - { cs: Department, expr: department }
+      - { cs: Manager, expr: manager }
 mv_deletion:
   - { mv_type: person, when: agent-disconnected, agent: hr }
 YAML
 cat >"$T/data/hr.csv" <<'CSV'
-employeeId,givenName,sn,title,department
-1001,Ada,Lovelace,Analyst,
-1002,Grace,Hopper,Admiral,
-1003,Alan,Turing,Cryptanalyst,
-1004,Guido,van Rossum,Engineer,
+employeeId,givenName,sn,title,department,manager
+1001,Ada,Lovelace,Analyst,,
+1002,Grace,Hopper,Admiral,,1001
+1003,Alan,Turing,Cryptanalyst,,1001
+1004,Guido,van Rossum,Engineer,,1001
 CSV
 cp "$LOOM_SOURCE_DIR/config/policy/schema.yaml" "$T/policy/"
 cat >"$T/policy/mprs.yaml" <<'YAML'
@@ -75,7 +79,7 @@ mprs:
   - name: sync manages people
     requesters: sync
     operations: [create, modify, add, remove, delete]
-    attributes: [AccountName, DisplayName, FirstName, LastName, EmployeeID, JobTitle]
+    attributes: [AccountName, DisplayName, FirstName, LastName, EmployeeID, JobTitle, Manager]
     target_after: /Person
   - name: sync deletes people
     requesters: sync
@@ -131,6 +135,15 @@ grep -q "^dn          $ADA\$" "$T/show.out" || { cat "$T/show.out" >&2; fail "th
 run_profile portal export 3
 expect_counter exported-adds 0
 
+# ---- references: a manager provisioned in the same run is referred to by
+# its ObjectID once it has one (never by the provisional new:... DN) -------
+[ "$(attr "$(id_of ghopper)" Manager)" = "" ] || fail "a reference went out before its object had an ObjectID"
+run_profile hr delta-sync
+run_profile portal export 3
+expect_counter exported-updates 2
+[ "$(attr "$(id_of ghopper)" Manager)" = "$ADA" ] || fail "Manager of ghopper is '$(attr "$(id_of ghopper)" Manager)', want $ADA"
+[ "$(attr "$(id_of aturing)" Manager)" = "$ADA" ] || fail "Manager of aturing is not $ADA"
+
 # ---- import confirms: nothing new to export ------------------------------
 run_profile portal full-import
 expect_counter adds 0
@@ -140,7 +153,7 @@ expect_counter exported-updates 0
 persons 3
 
 # ---- an HR change flows to the service ----------------------------------
-sed -i 's/^1001,Ada,Lovelace,Analyst,/1001,Ada,Lovelace,Countess,/' "$T/data/hr.csv"
+sed -i 's/^1001,Ada,Lovelace,Analyst,,/1001,Ada,Lovelace,Countess,,/' "$T/data/hr.csv"
 run_profile hr full-import
 run_profile hr delta-sync
 run_profile portal export 3
@@ -149,7 +162,7 @@ expect_counter exported-updates 1
 ctl requests --status completed | grep ' modify ' | grep -q "$ADA" || fail "no completed modify request for $ADA"
 
 # ---- an attribute no MPR grants sync: denied, reported, not retried ------
-sed -i 's/^1002,Grace,Hopper,Admiral,/1002,Grace,Hopper,Admiral,Navy/' "$T/data/hr.csv"
+sed -i 's/^1002,Grace,Hopper,Admiral,,1001/1002,Grace,Hopper,Admiral,Navy,1001/' "$T/data/hr.csv"
 GRACE=$(id_of ghopper)
 run_profile hr full-import
 run_profile hr delta-sync
@@ -174,7 +187,7 @@ persons 2
 stop workflow
 LOOM_WORKFLOW_CRASH_AT=committed start workflow "$WORKFLOW" -c "$CFG"
 wait_log workflow "registered with broker"
-printf '1005,Barbara,Liskov,Professor,\n' >>"$T/data/hr.csv"
+printf '1005,Barbara,Liskov,Professor,,\n' >>"$T/data/hr.csv"
 run_profile hr full-import
 run_profile hr delta-sync
 expect_counter provisioned 1
