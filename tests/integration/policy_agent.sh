@@ -10,7 +10,8 @@
 # reaches the engine through delta import (the change log), a delete too.
 # kill -9 of loom-workflow right after an export's commit: the engine sends
 # the change again and it is answered from the request made before, never
-# applied twice.
+# applied twice. A delta import against another store (the watermark names
+# the store) falls back to a full import.
 . "$(dirname "$0")/lib.sh"
 
 write_config
@@ -203,5 +204,14 @@ expect_counter exported-adds 1
 persons 3
 grep -q "came again: answered from request" "$T/workflow.log" || fail "the change sent again was not answered from its request"
 [ "$(ctl search "/Person[AccountName = 'bliskov']" | grep -c '^[0-9a-f]\{8\}-')" = 1 ] || fail "bliskov created twice"
+
+# ---- a watermark from another store: refused, the run goes on as a full import
+stop workflow
+mv "$T/state/workflow" "$T/workflow-store-old"
+start_workflow
+run_profile portal delta-import
+grep -q "^  warning: delta import fell back to a full import" "$T/run.out" ||
+	{ cat "$T/run.out" >&2; fail "a watermark from another store was not refused"; }
+expect_counter deletes 3
 
 pass "provisioned through requests by sync (MPRs, denials reported), HR change flowed, service changes and deletes imported by delta, a re-sent change answered from its request"
