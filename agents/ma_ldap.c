@@ -99,6 +99,8 @@ static void check_ldap(const loom_agentcfg_t *cfg, loom_buf_t *b)
 			free(w);
 		}
 	}
+	if (cfg->ldap.directory == LOOM_LDAP_OPENLDAP && cfg->ldap.ad_delta == LOOM_LDAP_AD_USN)
+		bad_key(b, path, "ldap.ad_delta", "usn is for directory ad (OpenLDAP's delta import is content sync)");
 	if (cfg->ldap.directory == LOOM_LDAP_OPENLDAP && strcasecmp(cfg->anchor, "objectGUID") == 0)
 		bad_key(b, path, "anchor", "objectGUID is Active Directory's: use entryUUID with directory openldap");
 }

@@ -14,6 +14,9 @@
  *                     several connections, one result per change
  *   ma_ldap_passwd.c  SetPassword: Password Modify (RFC 3062) or AD unicodePwd,
  *                     the sealed password opened into guarded memory and wiped
+ *   ma_ldap_usn.c     Active Directory's delta by uSNChanged, where DirSync is
+ *                     not permitted or configured off (ldap.ad_delta)
+ *   ma_ldap_usnmark.c pure code of it (unit-tested): its watermark cookie
  *   ma_ldap_proto.c   pure code (unit-tested): RFC 4533 controls and messages,
  *                     the post-read control, the watermark, result code names,
  *                     filter shape, DN-in-base, UUID text, schema definitions
@@ -146,6 +149,25 @@ bool ml_schema_has_class(const ml_schema_t *s, const char *name);
  * certificate... syntaxes). */
 bool ml_schema_binary(const ml_schema_t *s, const char *name, size_t len);
 
+/* ---- ma_ldap_usnmark.c: pure ------------------------------------------------------- */
+
+/* Where a uSNChanged delta of Active Directory starts: the DC's database
+ * (invocationId) and its highestCommittedUSN then. */
+typedef struct ml_usn_mark {
+	uint8_t invocation[16];        /* invocationId of the DC's NTDS Settings */
+	uint64_t usn;                  /* highestCommittedUSN */
+} ml_usn_mark_t;
+
+/* The mark as a watermark cookie (ret->bv_val malloc'd). */
+void ml_usn_cookie_encode(const ml_usn_mark_t *m, struct berval *ret);
+/* 1 with *ret when c is such a cookie, 0 when it is not one (a DirSync
+ * cookie), -1 with *error_r when it is one but malformed. */
+int ml_usn_cookie_decode(const struct berval *c, ml_usn_mark_t *ret, const char **error_r);
+/* Whether a DirSync search failing with code means DirSync cannot be used
+ * (no right, not offered, cookie refused), so the uSNChanged way is taken,
+ * rather than a passing failure (busy, unavailable, timeout). */
+bool ml_dirsync_refused(int code);
+
 /* ---- the agent ---------------------------------------------------------------------- */
 
 struct ldapagent;
@@ -166,6 +188,10 @@ typedef struct ml_import {
 	char *engine;                  /* instance address of the engine that asked */
 	bool delta;                    /* delta import (content sync) or full (paged) */
 	bool dirsync;                  /* delta from Active Directory: DirSync at the naming context */
+	bool usn;                      /* delta from Active Directory by uSNChanged (ma_ldap_usn.c) */
+	uint64_t usn_from;             /* usn: objects with uSNChanged >= this changed since the watermark */
+	uint64_t usn_to;               /* usn: the DC's highestCommittedUSN at the start (the new watermark) */
+	bool usn_swept;                /* usn: the sweep for objects gone has run */
 	char *nc;                      /* dirsync: the naming context searched */
 	uint32_t batch_size;           /* objects per batch */
 	uint32_t credit;               /* batches we may still send */
@@ -306,6 +332,24 @@ void ml_live_hello(ldapagent_t *la);
 void ml_export_batch(ldapagent_t *la, Loom__Envelope *env, const Loom__ExportBatch *b);
 void ml_export_stop(ldapagent_t *la);
 void ml_export_tick(ldapagent_t *la);
+
+/* ma_ldap_usn.c: Active Directory's delta by uSNChanged */
+/* The DC's mark now: highestCommittedUSN and the invocationId of its
+ * database (dsServiceName's). 0 or -1 with *ret_error (malloc'd). */
+int ml_usn_now(ldapagent_t *la, LDAP *ld, ml_usn_mark_t *ret, char **ret_error);
+/* Whether the account can read deleted objects (the Deleted Objects
+ * container of nc, with the show-deleted control): the delta finds deletes
+ * there. 0 or -1 with *ret_error (malloc'd). */
+int ml_usn_deleted_readable(ldapagent_t *la, LDAP *ld, const char *nc, char **ret_error);
+/* Starts the page (im->page_cookie) of base im->base's objects with
+ * uSNChanged >= im->usn_from. 0 or -1 with *ret_error (malloc'd). */
+int ml_usn_search(ldapagent_t *la, char **ret_error);
+/* An object that search returned: sent as REPLACE, its objectGUID seen. */
+void ml_usn_seen(ldapagent_t *la, LDAP *ld, LDAPMessage *e, Loom__ImportObject *o);
+/* After every base: the objects of the naming context changed between
+ * the marks, deleted ones included; those no base returned are gone
+ * (im->gone). Synchronous, by pages. 0 or -1 with *ret_error (malloc'd). */
+int ml_usn_sweep(ldapagent_t *la, char **ret_error);
 
 /* ma_ldap_passwd.c */
 /* Answers a SetPasswordRequest (always with a SetPasswordReply). */

@@ -172,7 +172,8 @@ static void finish(ldapagent_t *la)
 	send_batch(la, b);
 	long long ms = loom_mono_ms() - im->started_ms;
 	loom_info("import sent run=%llu mode=%s objects=%llu errors=%llu batches=%llu ms=%lld rate=%.0f/s",
-	    (unsigned long long)im->run_id, im->delta ? "delta" : "full", (unsigned long long)im->objects,
+	    (unsigned long long)im->run_id, im->usn ? "delta-usn" : im->dirsync ? "delta-dirsync" : im->delta ? "delta" : "full",
+	    (unsigned long long)im->objects,
 	    (unsigned long long)im->errors, (unsigned long long)im->seq, ms,
 	    ms > 0 ? (double)im->objects * 1000.0 / (double)ms : 0.0);
 	ml_import_stop(la);
@@ -234,8 +235,10 @@ static void dirsync_set_cookie(ml_import_t *im, const struct berval *cookie)
 }
 
 /* Full import: the DirSync cookie now, from searches that match nothing
- * (repeated while the server says there is more). -1 after failing the run. */
-static int dirsync_cookie_now(ldapagent_t *la)
+ * (repeated while the server says there is more). 0; 1 with *ret_refused
+ * (malloc'd) when the server will not let this account use DirSync; -1
+ * after failing the run. */
+static int dirsync_cookie_now(ldapagent_t *la, char **ret_refused)
 {
 	ml_import_t *im = &la->imp;
 	struct berval cookie = { 0, NULL };
@@ -264,6 +267,14 @@ static int dirsync_cookie_now(ldapagent_t *la)
 		struct berval next = { 0, NULL };
 		if (dc == NULL || ldap_parse_dirsync_control(im->conn.ld, dc, &more, &next) != LDAP_SUCCESS) {
 			char *t = ml_ld_error(im->conn.ld, err == LDAP_SUCCESS ? LDAP_CONTROL_NOT_FOUND : err);
+			if (ml_dirsync_refused(err)) {
+				*ret_refused = loom_sprintf("DirSync on '%s' refused to '%s': %s", im->nc,
+				    la->cfg.ldap.bind_dn ? la->cfg.ldap.bind_dn : "the agent's account", t);
+				free(t);
+				ldap_controls_free(rctrls);
+				free(cookie.bv_val);
+				return 1;
+			}
 			char *m = loom_sprintf("cannot read the DirSync cookie of '%s' on '%s': %s", im->nc, la->cfg.ldap.uri.text, t);
 			fail(la, m);
 			free(m);
@@ -282,6 +293,81 @@ static int dirsync_cookie_now(ldapagent_t *la)
 	}
 	dirsync_set_cookie(im, &cookie);
 	free(cookie.bv_val);
+	return 0;
+}
+
+/* Full import from Active Directory: the watermark now, DirSync's cookie,
+ * or the DC's USN mark (ma_ldap_usn.c) when so configured or when DirSync
+ * is refused. -1 after failing the run. */
+static int ad_watermark_now(ldapagent_t *la)
+{
+	ml_import_t *im = &la->imp;
+	char *err = NULL;
+	if (la->cfg.ldap.ad_delta == LOOM_LDAP_AD_DIRSYNC) {
+		int rc = dirsync_cookie_now(la, &err);
+		if (rc <= 0)
+			return rc;
+		loom_warning("%s: delta imports will read uSNChanged instead (set ldap.ad_delta: usn to say so, or grant "
+			     "the account Replicating Directory Changes)",
+		    err);
+		free(err);
+		err = NULL;
+	}
+	ml_usn_mark_t m;
+	if (ml_usn_now(la, im->conn.ld, &m, &err) < 0) {
+		fail(la, err);
+		free(err);
+		return -1;
+	}
+	if (ml_usn_deleted_readable(la, im->conn.ld, im->nc, &err) < 0) {
+		loom_warning("%s: delta imports will be refused", err);
+		free(err);
+	}
+	struct berval c;
+	ml_usn_cookie_encode(&m, &c);
+	dirsync_set_cookie(im, &c);
+	free(c.bv_val);
+	return 0;
+}
+
+/* Delta import by uSNChanged from the watermark's mark: the DC must be the
+ * same database, and the deleted objects readable. Sets the new watermark
+ * (the DC's mark now). -1 after failing the run (or refusing the watermark). */
+static int usn_begin(ldapagent_t *la, const ml_usn_mark_t *from)
+{
+	ml_import_t *im = &la->imp;
+	char *err = NULL;
+	ml_usn_mark_t now;
+	if (ml_usn_now(la, im->conn.ld, &now, &err) < 0) {
+		fail(la, err);
+		free(err);
+		return -1;
+	}
+	if (memcmp(now.invocation, from->invocation, 16) != 0 || now.usn < from->usn) {
+		char a[37], b[37];
+		ml_uuid_text(from->invocation, true, a);
+		ml_uuid_text(now.invocation, true, b);
+		char *why = memcmp(now.invocation, from->invocation, 16) != 0
+		    ? loom_sprintf("the domain controller's invocationId is %s, not the watermark's %s (restored from a "
+				   "backup, or another DC answers at '%s'): its USNs cannot be compared",
+			  b, a, la->cfg.ldap.uri.text)
+		    : loom_sprintf("the domain controller's highestCommittedUSN %llu is below the watermark's %llu",
+			  (unsigned long long)now.usn, (unsigned long long)from->usn);
+		lost(la, why);
+		free(why);
+		return -1;
+	}
+	if (ml_usn_deleted_readable(la, im->conn.ld, im->nc, &err) < 0) {
+		fail(la, err);
+		free(err);
+		return -1;
+	}
+	im->usn_from = from->usn + 1;
+	im->usn_to = now.usn;
+	struct berval c;
+	ml_usn_cookie_encode(&now, &c);
+	dirsync_set_cookie(im, &c);
+	free(c.bv_val);
 	return 0;
 }
 
@@ -502,6 +588,15 @@ static int start_search(ldapagent_t *la)
 	ml_import_t *im = &la->imp;
 	if (im->dirsync)
 		return dirsync_search(la);
+	if (im->usn) {
+		char *err = NULL;
+		if (ml_usn_search(la, &err) < 0) {
+			fail(la, err);
+			free(err);
+			return -1;
+		}
+		return 0;
+	}
 	const loom_agentcfg_ldap_base_t *bc = base_cfg(la, im->base);
 	LDAPControl *ctrls[2] = { NULL, NULL };
 	LDAPControl sync = { 0 };
@@ -578,9 +673,11 @@ static int on_entry(ldapagent_t *la, LDAPMessage *msg)
 	ml_import_t *im = &la->imp;
 	LDAP *ld = im->conn.ld;
 	char *err = NULL;
-	if (!im->delta) {
+	if (!im->delta || im->usn) {
 		Loom__ImportObject *o = ml_entry_object(la, ld, msg, &err);
 		if (o) {
+			if (im->usn)
+				ml_usn_seen(la, ld, msg, o);
 			add_object(im, o);
 		} else {
 			char *dn = ldap_get_dn(ld, msg);
@@ -697,7 +794,15 @@ static int on_result(ldapagent_t *la, LDAPMessage *msg)
 		ret = -1;
 		goto out;
 	}
-	if (im->delta && !im->dirsync && err == LDAP_UNWILLING_TO_PERFORM) {
+	if (im->dirsync && ml_dirsync_refused(err)) {
+		char *why = loom_sprintf("DirSync from the watermark's cookie was refused: %s (%d)%s%s",
+		    ldap_err2string(err), err, text && text[0] ? ": " : "", text && text[0] ? text : "");
+		lost(la, why);
+		free(why);
+		ret = -1;
+		goto out;
+	}
+	if (im->delta && !im->dirsync && !im->usn && err == LDAP_UNWILLING_TO_PERFORM) {
 		/* slapd: "consumer state is newer than provider!": a cookie from
 		 * another server, or a directory restored from an older backup. */
 		char *why = loom_sprintf("the server refused the cookie: %s (%d)%s%s (a cookie from another server, or a "
@@ -735,7 +840,7 @@ static int on_result(ldapagent_t *la, LDAPMessage *msg)
 			ret = dirsync_search(la);
 		else
 			im->search_done = true;
-	} else if (im->delta) {
+	} else if (im->delta && !im->usn) {
 		LDAPControl *dc = find_control(ctrls, LDAP_CONTROL_SYNC_DONE);
 		struct berval cookie = { 0, NULL };
 		bool refresh_deletes = false;
@@ -804,6 +909,15 @@ static void pump(ldapagent_t *la)
 				break;
 			flush(la);
 			continue;
+		}
+		if (im->search_done && im->usn && !im->usn_swept) {
+			char *err = NULL;
+			if (ml_usn_sweep(la, &err) < 0) {
+				fail(la, err);
+				free(err);
+				return;
+			}
+			im->usn_swept = true;
 		}
 		if (im->search_done && im->delta && !im->deletes_ready) {
 			/* Gone from some base and present in none. */
@@ -958,6 +1072,7 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 	batch_new(im);
 	loom_info("import started run=%llu mode=%s", (unsigned long long)rq->run_id, rq->delta ? "delta" : "full");
 	size_t nb = la->cfg.ldap.bases.n;
+	ml_usn_mark_t usn_mark;
 	if (rq->delta) {
 		const char *why;
 		if (ml_watermark_decode(rq->watermark.data, rq->watermark.len, &im->wm, &why) < 0) {
@@ -982,6 +1097,18 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 		}
 		im->gone = loom_map_new();
 		im->seen = loom_map_new();
+		if (ad && nb && im->wm.cookies[0].bv_val) {
+			int k = ml_usn_cookie_decode(&im->wm.cookies[0], &usn_mark, &why);
+			if (k < 0) {
+				lost(la, why);
+				return;
+			}
+			if (k == 0 && la->cfg.ldap.ad_delta == LOOM_LDAP_AD_USN) {
+				lost(la, "the watermark is a DirSync cookie and ldap.ad_delta is usn (the configuration changed)");
+				return;
+			}
+			im->usn = k == 1;
+		}
 		for (size_t i = 0; i < nb; i++) {
 			if (im->wm.cookies[i].bv_val == NULL) {
 				char *m = ad
@@ -1017,8 +1144,10 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 	if (la->cfg.ldap.directory == LOOM_LDAP_AD) {
 		if (dirsync_nc(la) < 0)
 			return;
-		im->dirsync = rq->delta;
-		if (!rq->delta && dirsync_cookie_now(la) < 0)
+		im->dirsync = rq->delta && !im->usn;
+		if (im->usn && usn_begin(la, &usn_mark) < 0)
+			return;
+		if (!rq->delta && ad_watermark_now(la) < 0)
 			return;
 	} else if (!rq->delta) {
 		bool warned = false;

@@ -9,6 +9,7 @@
 
 static const char *const agent_types[] = { "file", "ldap", "policy", NULL };
 static const char *const ldap_directories[] = { "openldap", "ad", NULL };
+static const char *const ldap_ad_deltas[] = { "dirsync", "usn", NULL };
 static const char *const ldap_binds[] = { "simple", "sasl-external", "none", NULL };
 static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
 static const char *const file_formats[] = { "csv", "ldif", NULL };
@@ -75,6 +76,10 @@ static const loom_cfg_key_t ldap_keys[] = {
 	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "ldap://HOST:PORT, ldaps://HOST:PORT or ldapi://URL-ENCODED-PATH" },
 	{ .name = "directory", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_ldap_t, directory),
 	  .def = "openldap", .choices = ldap_directories, .help = "openldap or ad (sets the default anchor)" },
+	{ .name = "ad_delta", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_ldap_t, ad_delta),
+	  .def = "dirsync", .choices = ldap_ad_deltas,
+	  .help = "directory ad: delta import by dirsync (falls back to usn where the account may not use DirSync) "
+		  "or by usn (uSNChanged and deleted objects)" },
 	{ .name = "bind", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_ldap_t, bind),
 	  .def = "simple", .choices = ldap_binds, .help = "simple (bind_dn + password), sasl-external (ldapi peer credentials or TLS client certificate) or none" },
 	{ .name = "bind_dn", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_ldap_t, bind_dn),

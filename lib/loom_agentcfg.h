@@ -58,6 +58,7 @@
 
 enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1, LOOM_AGENT_POLICY = 2 };
 enum { LOOM_LDAP_OPENLDAP = 0, LOOM_LDAP_AD = 1 };
+enum { LOOM_LDAP_AD_DIRSYNC = 0, LOOM_LDAP_AD_USN = 1 };
 enum { LOOM_LDAP_BIND_SIMPLE = 0, LOOM_LDAP_BIND_SASL_EXTERNAL = 1, LOOM_LDAP_BIND_NONE = 2 };
 enum { LOOM_LDAP_SCOPE_SUB = 0, LOOM_LDAP_SCOPE_ONE = 1, LOOM_LDAP_SCOPE_BASE = 2 };
 enum { LOOM_FILE_CSV = 0, LOOM_FILE_LDIF = 1 };
@@ -94,6 +95,7 @@ typedef struct loom_agentcfg_ldap_class {
 typedef struct loom_agentcfg_ldap {
 	loom_cfg_text_t uri;           /* ldap://, ldaps:// or ldapi:// URI */
 	int directory;                 /* LOOM_LDAP_OPENLDAP / LOOM_LDAP_AD */
+	int ad_delta;                  /* LOOM_LDAP_AD_DIRSYNC / LOOM_LDAP_AD_USN: how AD delta imports read */
 	int bind;                      /* LOOM_LDAP_BIND_* */
 	char *bind_dn;                 /* simple bind: the DN */
 	char *password;                /* simple bind: the password (prefer password_file) */

@@ -25,7 +25,7 @@ ldap:
   bases: [ { dn: "ou=people,$SUFFIX", scope: one } ]
 YAML
 # The same directory, for an agent that has no key pair.
-sed 's/^type: ldap$/type: ldap/' "$T/agents/dir.yaml" >"$T/agents/nokey.yaml"
+cp "$T/agents/dir.yaml" "$T/agents/nokey.yaml"
 cat >"$T/agents/hr.yaml" <<YAML
 type: file
 anchor: id
