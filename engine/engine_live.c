@@ -274,7 +274,7 @@ static void live_stage(engine_t *e, eng_live_t *l, const char *from, Loom__Impor
 		return;
 	}
 	uint64_t id;
-	if (eng_run_open(e, l->agent, "live-import", &id, &err) < 0) {
+	if (eng_run_open(e, l->agent, "live-import", false, &id, &err) < 0) {
 		char *m = loom_sprintf("cannot stage live changes: %s", err);
 		live_down(l, m);
 		free(m);
