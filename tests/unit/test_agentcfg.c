@@ -142,7 +142,7 @@ static void test_ldap_section(void **state)
 	assert_string_equal(cfg.references.v[1], "manager");
 	assert_int_equal(cfg.ldap.binary.n, 1);
 	assert_false(cfg.live.enabled); /* no live section: the defaults */
-	assert_int_equal(cfg.live.window_ms, 10);
+	assert_int_equal(cfg.live.window_ms, 0);
 	assert_int_equal(cfg.live.keepalive_ms, 5000);
 	assert_true(cfg.live.sync);
 	loom_cfg_diags_release(&diags);
