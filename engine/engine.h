@@ -304,12 +304,6 @@ int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, bool durable,
     const char **error_r);
 int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes,
     uint64_t *ret_id, const char **error_r);
-/* eng_run_start, choosing whether the start record is fsynced (live mode's
- * short runs skip it: the end record is fsynced, and a run whose start
- * record a machine crash lost left only whole objects behind, which the
- * next run takes up). */
-int eng_run_start_ex(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes, bool durable,
-    uint64_t *ret_id, const char **error_r);
 void eng_run_count(engine_t *e, const char *counter, const char *anchor);
 void eng_run_error(engine_t *e, const char *anchor, const char *dn, const char *code, const char *message,
     const char *where, bool retryable);

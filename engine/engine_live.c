@@ -458,7 +458,7 @@ static void live_advance(engine_t *e)
 			uint64_t id = 0;
 			const char *err;
 			l->starting = true;
-			int rc = eng_run_start_ex(e, a->cfg->name, profile, 0, false, &id, &err);
+			int rc = eng_run_start(e, a->cfg->name, profile, 0, &id, &err);
 			l->starting = false;
 			if (rc < 0) {
 				loom_warning("live sequence step could not start agent=%s step=%s/%s: %s", l->agent->cfg->name,

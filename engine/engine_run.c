@@ -241,12 +241,6 @@ int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, bool durable,
 int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes,
     uint64_t *ret_id, const char **error_r)
 {
-	return eng_run_start_ex(e, agent, profile, allow_deletes, true, ret_id, error_r);
-}
-
-int eng_run_start_ex(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes, bool durable,
-    uint64_t *ret_id, const char **error_r)
-{
 	static char errbuf[256];
 	if (e->run) {
 		snprintf(errbuf, sizeof errbuf, "the engine is busy with run %llu (%s %s); try again when it ends",
@@ -270,7 +264,7 @@ int eng_run_start_ex(engine_t *e, const char *agent, const char *profile, uint64
 		return -1;
 	}
 	const char *err;
-	if (eng_run_open(e, a, profile, durable, ret_id, &err) < 0) {
+	if (eng_run_open(e, a, profile, true, ret_id, &err) < 0) {
 		*error_r = err;
 		return -1;
 	}

@@ -122,12 +122,26 @@ watcher() {
 }
 watcher watch "$TARGET"
 watcher watch_src "$PROVIDER"
+
+# The reference: slapd's own replication, a syncrepl refreshAndPersist
+# consumer of the same provider (with syncprov too, for its watcher).
+C_PORT=$(free_port)
+CONSUMER="ldap://127.0.0.1:$C_PORT"
+mkdir -p "$T/c/db"
+SLAPD_DIR=$T/c write_slapd_conf "dbnosync" \
+	"syncrepl rid=001 provider=$PROVIDER bindmethod=simple binddn=\"$ROOTDN\" credentials=$ROOTPW searchbase=\"$SUFFIX\" type=refreshAndPersist retry=\"1 +\""
+start slapd_c slapd -f "$T/c/slapd.conf" -h "$CONSUMER/" -d 0
+wait_for "the syncrepl consumer" 20 ldapsearch -x -H "$CONSUMER" -b "" -s base namingContexts
+consumer_full() { [ "$(ldapsearch -x -LLL -H "$CONSUMER" -D "$ROOTDN" -w "$ROOTPW" -b "ou=people,$SUFFIX" -s one dn 2>/dev/null | grep -c '^dn:')" = "$ENTRIES" ]; }
+wait_for "the syncrepl consumer's refresh" 60 consumer_full
+watcher watch_repl "$CONSUMER"
 sleep 1 # the watchers' refresh phase (no change is made before they persist)
 
 mkfifo "$T/changes"
 start modify bash -c "ldapmodify -x -H '$PROVIDER' -D '$ROOTDN' -w '$ROOTPW' <'$T/changes' >/dev/null"
 exec 3>"$T/changes"
 echo "bench_live: $CHANGES changes, one every ${INTERVAL_MS} ms, window $WINDOW..."
+t_start=$EPOCHREALTIME
 : >"$T/sent"
 step=$(awk -v ms="$INTERVAL_MS" 'BEGIN { printf "%.3f", ms / 1000 }')
 for ((i = 1; i <= CHANGES; i++)); do
@@ -137,7 +151,9 @@ for ((i = 1; i <= CHANGES; i++)); do
 	sleep "$step"
 done
 exec 3>&-
-arrived() { [ "$(grep -c . "$T/watch.log")" -ge "$CHANGES" ]; }
+t_end=$EPOCHREALTIME
+echo "bench_live: changes sent in $(awk -v a="$t_start" -v b="$t_end" -v n="$CHANGES" 'BEGIN { printf "%.1f s (%.0f/s)", b - a, n / (b - a) }')"
+arrived() { [ "$(grep -c . "$T/watch.log")" -ge "$CHANGES" ] && [ "$(grep -c . "$T/watch_repl.log")" -ge "$CHANGES" ]; }
 wait_for "every change on the target" 120 arrived
 
 latencies() {
@@ -154,7 +170,9 @@ report() {
 }
 latencies "$T/watch.log" "$T/lat"
 latencies "$T/watch_src.log" "$T/lat_src"
+latencies "$T/watch_repl.log" "$T/lat_repl"
 report "source slapd -> Loom -> target slapd" "$T/lat"
+report "source slapd -> syncrepl consumer (refreshAndPersist)" "$T/lat_repl"
 report "source slapd's own persist notification (the floor)" "$T/lat_src"
 runs=$(ctl runs -n 10000 | grep -c "live-import")
 syncs=$(ctl runs -n 10000 | grep -cE "src +delta-sync")
