@@ -200,7 +200,6 @@ static int on_tick(loom_loop_t *loop, void *arg)
 	ldapagent_t *la = arg;
 	ml_import_tick(la);
 	ml_export_tick(la);
-	ml_live_tick(la);
 	return 0;
 }
 

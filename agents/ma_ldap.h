@@ -239,6 +239,7 @@ typedef struct ml_live {
 	uint64_t objects;              /* objects sent */
 	long long sent_ms;             /* monotonic: last batch sent (keepalive) */
 	long long polled_ms;           /* AD: last DirSync poll */
+	int timer;                     /* keepalives and AD polls, 0 when none */
 } ml_live_t;
 
 typedef struct ml_change ml_change_t;
@@ -323,8 +324,6 @@ void ml_live_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReque
 bool ml_live_is(const ldapagent_t *la, uint64_t run_id);
 void ml_live_credit(ldapagent_t *la, const Loom__ImportCredit *c);
 void ml_live_stop(ldapagent_t *la);
-/* Keepalives and AD polls. */
-void ml_live_tick(ldapagent_t *la);
 /* At start: asks the engine to open the stream (live.enabled only). */
 void ml_live_hello(ldapagent_t *la);
 

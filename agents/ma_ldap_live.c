@@ -103,6 +103,8 @@ static void add_delete(ldapagent_t *la, const uint8_t uuid[16])
 void ml_live_stop(ldapagent_t *la)
 {
 	ml_live_t *lv = &la->live;
+	if (lv->timer)
+		loom_loop_cancel_timer(loom_daemon_loop(la->d), lv->timer);
 	ml_conn_close(&lv->conn);
 	if (lv->batch)
 		loom__import_batch__free_unpacked(lv->batch, NULL);
@@ -461,13 +463,13 @@ static void ad_poll(ldapagent_t *la)
 		ml_watermark_set(&lv->wm, i, &cookie);
 	free(cookie.bv_val);
 	lv->polled_ms = loom_mono_ms();
-	if (b->n_objects || b->n_errors) {
-		lv->credit = true; /* we hold it: ad_poll only runs with credit */
-		flush(la);
-	}
+	if (b->n_objects || b->n_errors)
+		flush(la); /* ad_poll only runs with credit */
 }
 
 /* ---- the stream --------------------------------------------------------------------- */
+
+static int on_timer(loom_loop_t *loop, void *arg);
 
 void ml_live_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportRequest *rq)
 {
@@ -483,6 +485,11 @@ void ml_live_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReque
 	lv->credit = true;
 	lv->sent_ms = loom_mono_ms();
 	batch_new(lv);
+	/* Keepalives and AD polls: a tick of a tenth of the shorter period. */
+	long long period = la->cfg.live.keepalive_ms;
+	if (la->cfg.ldap.directory == LOOM_LDAP_AD && la->cfg.live.poll_ms < period)
+		period = la->cfg.live.poll_ms;
+	lv->timer = loom_loop_add_timer(loom_daemon_loop(la->d), period / 10 > 10 ? period / 10 : 10, 0, on_timer, la);
 	size_t nb = la->cfg.ldap.bases.n;
 	bool ad = la->cfg.ldap.directory == LOOM_LDAP_AD;
 	if (!la->cfg.live.enabled) {
@@ -588,19 +595,22 @@ bool ml_live_is(const ldapagent_t *la, uint64_t run_id)
 	return la->live.active && la->live.session == run_id;
 }
 
-void ml_live_tick(ldapagent_t *la)
+static int on_timer(loom_loop_t *loop, void *arg)
 {
+	(void)loop;
+	ldapagent_t *la = arg;
 	ml_live_t *lv = &la->live;
 	if (!lv->active || !lv->credit)
-		return;
+		return 0;
 	long long now = loom_mono_ms();
 	if (la->cfg.ldap.directory == LOOM_LDAP_AD && now - lv->polled_ms >= la->cfg.live.poll_ms) {
 		ad_poll(la);
 		if (!lv->active || !lv->credit)
-			return;
+			return 0;
 	}
 	if (now - lv->sent_ms >= la->cfg.live.keepalive_ms)
 		flush(la); /* keepalive, with the newest cookie when it holds */
+	return 0;
 }
 
 void ml_live_hello(ldapagent_t *la)

@@ -105,7 +105,7 @@ int ctl_live(ctl_t *ctl, int argc, char **argv)
 		printf("  sequence        %s; %llu started (sync, export to %s); last %s, run %llu\n", x->sequence,
 		    (unsigned long long)x->sequences, exp.len ? loom_buf_cstr(&exp) : "-",
 		    x->last_status[0] ? x->last_status : "-", (unsigned long long)x->last_run_id);
-		if (x->last_error[0])
+		if (x->last_error[0] && strcmp(x->state, "up") != 0)
 			printf("  last error      %s\n", x->last_error);
 		if (strcmp(x->state, "down") == 0)
 			printf("  retry at        %s UTC\n", retry);

@@ -304,8 +304,11 @@ char *eng_ref_out(engine_t *e, const uint8_t *id, const char *agent);
 /* engine_run.c */
 /* Records a new run of profile for agent and makes it the run in progress,
  * without starting any work (eng_run_start does, for loomctl's profiles;
- * live mode opens live-import runs with it). */
-int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, uint64_t *ret_id, const char **error_r);
+ * live mode opens live-import runs with it). durable: the start record is
+ * written with fsync (a run finished in the same turn of the loop needs
+ * not: its end record is). */
+int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, bool durable, uint64_t *ret_id,
+    const char **error_r);
 int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes,
     uint64_t *ret_id, const char **error_r);
 void eng_run_count(engine_t *e, const char *counter, const char *anchor);

@@ -38,7 +38,10 @@
  *        meanwhile (they are in the delta family: the next sync takes them)
  *
  * A step that ends completed-errors does not stop the sequence: the other
- * objects' exports still go (the errors are in the run's record).
+ * objects' exports still go (the errors are in the run's record). At engine
+ * start a live agent's sequence is pending when its delta family or a
+ * target's pending exports hold anything (what was due when the engine
+ * stopped was in memory only).
  */
 #include "engine.h"
 #include "loom_alloc.h"
@@ -274,7 +277,7 @@ static void live_stage(engine_t *e, eng_live_t *l, const char *from, Loom__Impor
 		return;
 	}
 	uint64_t id;
-	if (eng_run_open(e, l->agent, "live-import", &id, &err) < 0) {
+	if (eng_run_open(e, l->agent, "live-import", false, &id, &err) < 0) {
 		char *m = loom_sprintf("cannot stage live changes: %s", err);
 		live_down(l, m);
 		free(m);
@@ -515,14 +518,43 @@ static int live_tick(loom_loop_t *loop, void *arg)
 	return 0;
 }
 
+/* Whether family cf holds a key of agent (agent \0 ...). */
+static bool has_agent_keys(engine_t *e, int cf, const char *agent)
+{
+	loom_buf_t p = LOOM_BUF_INIT;
+	loom_buf_adds(&p, agent);
+	loom_buf_addc(&p, '\0');
+	loom_iter_t *it = loom_iter_new(e->store, cf);
+	loom_iter_seek(it, p.data, p.len);
+	bool any = false;
+	if (loom_iter_valid(it)) {
+		size_t klen;
+		const char *k = loom_iter_key(it, &klen);
+		any = klen >= p.len && memcmp(k, p.data, p.len) == 0;
+	}
+	loom_iter_destroy(&it);
+	loom_buf_release(&p);
+	return any;
+}
+
 void eng_live_start(engine_t *e)
 {
 	if (e->nlives == 0)
 		return;
 	for (size_t i = 0; i < e->nlives; i++) {
-		e->lives[i].since_us = loom_now_us();
-		e->lives[i].retry_ms = 0; /* open at the first tick */
-		e->lives[i].backoff_ms = BACKOFF_MIN_MS;
+		eng_live_t *l = &e->lives[i];
+		l->since_us = loom_now_us();
+		l->retry_ms = 0; /* open at the first tick */
+		l->backoff_ms = BACKOFF_MIN_MS;
+		/* A sequence due when the engine stopped was in memory only: run
+		 * one at start when there is work for it, so changes staged before
+		 * a crash are synchronized and exported without waiting for the
+		 * next live change. */
+		bool work = l->agent->cfg->live.sync && has_agent_keys(e, CF_DELTA, l->agent->cfg->name);
+		for (size_t k = 0; k < l->ntargets && !work; k++)
+			work = has_agent_keys(e, CF_EXPORT, l->targets[k]->cfg->name);
+		l->pending = work;
+		l->due_ms = loom_mono_ms();
 	}
 	e->live_timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), LIVE_TICK_MS, 0, live_tick, e);
 	loom_info("live agents loaded live=%zu", e->nlives);

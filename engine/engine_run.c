@@ -242,7 +242,8 @@ void eng_run_finish(engine_t *e, const char *status, const char *message)
 	run_free(r);
 }
 
-int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, uint64_t *ret_id, const char **error_r)
+int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, bool durable, uint64_t *ret_id,
+    const char **error_r)
 {
 	static char errbuf[256];
 	if (e->run) {
@@ -261,7 +262,7 @@ int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, uint64_t *ret
 	e->run = r;
 	eng_run_save(e, e->batch);
 	const char *err;
-	if (loom_store_write_ex(e->store, e->batch, true, &err) < 0) {
+	if (loom_store_write_ex(e->store, e->batch, durable, &err) < 0) {
 		snprintf(errbuf, sizeof errbuf, "cannot record the run: %s", err);
 		*error_r = errbuf;
 		e->run = NULL;
@@ -298,7 +299,7 @@ int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t 
 		return -1;
 	}
 	const char *err;
-	if (eng_run_open(e, a, profile, ret_id, &err) < 0) {
+	if (eng_run_open(e, a, profile, true, ret_id, &err) < 0) {
 		*error_r = err;
 		return -1;
 	}

@@ -144,7 +144,8 @@ static const loom_cfg_key_t live_keys[] = {
 	  .def = "5s", .min = 100, .max = 3600000, .help = "an empty batch this often when nothing changes (the engine "
 	  "reopens a stream silent for the agent's timeout)" },
 	{ .name = "window", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_live_t, window_ms),
-	  .def = "50ms", .min = 0, .max = 3600000, .help = "engine: live changes are coalesced this long before the sync" },
+	  .def = "0ms", .min = 0, .max = 3600000, .help = "engine: live changes are coalesced this long before the sync "
+	  "(changes that arrive while a sync or export runs wait for it anyway)" },
 	{ .name = "sync", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_live_t, sync),
 	  .def = "true", .help = "engine: delta-sync this agent after live changes" },
 	{ .name = "export", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_agentcfg_live_t, export),

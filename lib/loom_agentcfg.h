@@ -29,7 +29,7 @@
  *     enabled: true            # the agent streams changes (refreshAndPersist; AD: DirSync poll)
  *     poll: 2s                 # AD: DirSync interval
  *     keepalive: 5s            # an empty batch this often when nothing changes
- *     window: 50ms             # engine: coalesce live changes this long before syncing
+ *     window: 0ms              # engine: wait this long after a change before syncing
  *     sync: true               # engine: delta-sync this agent after live changes
  *     export: [target]         # engine: then export to these agents
  *   ldap:                      # type ldap: see docs/ldap.md and

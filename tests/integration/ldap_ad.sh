@@ -141,3 +141,34 @@ run_profile ad export
 expect_counter exported-updates 1
 ad_admin ldapsearch -LLL -b "CN=erin,CN=Users,$AD_BASE" -s base title | grep -qx "title: Chief Auditor" || fail "the modify did not reach AD"
 pass "export to AD: adds keyed by their objectGUID read back, confirmed by DirSync, and a modify"
+
+# Live mode against AD: a DirSync poll streams changes; with live.sync off
+# they stay staged as pending imports (the engine's sequence is covered by
+# ldap_live.sh), so what the poll saw is checked in the connector space.
+stop ma_ad
+stop engine
+cat >>"$T/agents/ad.yaml" <<YAML
+live:
+  enabled: true
+  poll: 300ms
+  keepalive: 1s
+  sync: false
+YAML
+start_engine
+start_ad_agent ad
+wait_log engine "live stream up agent=ad" 30
+pending_has() { ctl -o json cs show ad "$1" 2>/dev/null | grep -qF -- "$2"; }
+ad_admin ldapmodify >"$T/mod.out" 2>&1 <<LDIF || { cat "$T/mod.out" >&2; fail "ldapmodify failed"; }
+dn: CN=alice,CN=Users,$AD_BASE
+changetype: modify
+replace: title
+title: Live Engineer
+LDIF
+wait_for "alice's live title staged" 30 pending_has "$alice" '"str":"Live Engineer"'
+dave=$(guid_of "CN=dave,CN=Users,$AD_BASE")
+ad_admin ldapdelete "CN=dave,CN=Users,$AD_BASE" || fail "ldapdelete failed"
+wait_for "dave's delete staged" 30 pending_has "$dave" '"kind":"DELETE"'
+ctl live ad >"$T/live.out" || fail "loomctl live ad failed"
+grep -qE "^ad +up" "$T/live.out" || fail "loomctl live does not show ad up: $(cat "$T/live.out")"
+log_has "$T/ma_ad.log" "live stream started session=[0-9]+ mode=dirsync-poll" || fail "the AD stream is not a DirSync poll"
+pass "AD live mode: a DirSync poll streams a modify and a delete as they happen"

@@ -177,6 +177,19 @@ LDIF
 wait_for "user2's sn after the slapd restart" 30 ldif_has uid=user2,ou=copy "sn: Hopper"
 pass "a dropped connection is reopened from the stored cookie"
 
+# kill -9 the engine; change slapd while it is down; restart it: the stream
+# is reopened from the stored cookie and the change arrives.
+stop engine KILL
+ldap_admin ldapmodify >/dev/null <<LDIF || fail "ldapmodify failed"
+dn: uid=user4,ou=people,$SUFFIX
+changetype: modify
+replace: mail
+mail: dorothy@example.com
+LDIF
+start_engine
+wait_for "user4's mail after the engine restart" 30 ldif_has uid=user4,ou=copy "mail: dorothy@example.com"
+pass "a change made while the engine was killed arrives after its restart"
+
 # No delta sync was run by hand: the engine ran them after live changes.
 ctl runs -n 1000 >"$T/runs.out"
 grep -qE "src +delta-sync +success" "$T/runs.out" || fail "no live delta-sync run: $(cat "$T/runs.out")"

@@ -66,6 +66,15 @@ static void test_cases(void **state)
 		  ":4:14: key 'ldap.page_size': bad value '0'", NULL },
 		{ "ldap: unknown key", "type: ldap\nldap:\n  uri: ldap://h\n  bsaes: []\n  bases: [ { dn: \"dc=x\" } ]\n", -1,
 		  ":4:3: unknown key 'bsaes' in ldap (did you mean 'bases'?)", NULL },
+		{ "live on a file agent",
+		  "type: file\nanchor: id\nfile: { format: csv, path: a.csv }\nlive: { enabled: true }\n", -1,
+		  ": key 'live.enabled': live mode is for type ldap", NULL },
+		{ "live: poll too short",
+		  "type: ldap\nldap:\n  uri: ldap://h\n  bases: [ { dn: \"dc=x\" } ]\nlive:\n  enabled: true\n  poll: 10ms\n", -1,
+		  ":7:9: key 'live.poll': bad value '10ms'", NULL },
+		{ "live: unknown key",
+		  "type: ldap\nldap:\n  uri: ldap://h\n  bases: [ { dn: \"dc=x\" } ]\nlive:\n  enable: true\n", -1,
+		  ":6:3: unknown key 'enable' in live (did you mean 'enabled'?)", NULL },
 	};
 	for (size_t i = 0; i < N_ELEMS(cases); i++) {
 		loom_agentcfg_t cfg;
@@ -132,6 +141,39 @@ static void test_ldap_section(void **state)
 	assert_int_equal(cfg.references.n, 2);
 	assert_string_equal(cfg.references.v[1], "manager");
 	assert_int_equal(cfg.ldap.binary.n, 1);
+	assert_false(cfg.live.enabled); /* no live section: the defaults */
+	assert_int_equal(cfg.live.window_ms, 0);
+	assert_int_equal(cfg.live.keepalive_ms, 5000);
+	assert_true(cfg.live.sync);
+	loom_cfg_diags_release(&diags);
+	loom_agentcfg_release(&cfg);
+}
+
+static void test_live_section(void **state)
+{
+	(void)state;
+	const char *text = "type: ldap\n"
+			   "ldap:\n"
+			   "  uri: ldap://127.0.0.1:389\n"
+			   "  bases: [ { dn: \"dc=x\" } ]\n"
+			   "live:\n"
+			   "  enabled: true\n"
+			   "  poll: 500ms\n"
+			   "  window: 0s\n"
+			   "  sync: false\n"
+			   "  export: [a, b]\n";
+	loom_agentcfg_t cfg;
+	loom_cfg_diags_t diags;
+	char path[128];
+	int rc = load_text(text, &cfg, &diags, path, sizeof path);
+	if (rc != 0)
+		fail_msg("%s", diags.v[0].text);
+	assert_true(cfg.live.enabled);
+	assert_int_equal(cfg.live.poll_ms, 500);
+	assert_int_equal(cfg.live.window_ms, 0);
+	assert_false(cfg.live.sync);
+	assert_int_equal(cfg.live.export.n, 2);
+	assert_string_equal(cfg.live.export.v[1], "b");
 	loom_cfg_diags_release(&diags);
 	loom_agentcfg_release(&cfg);
 }
@@ -157,6 +199,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_ldap_section),
+		cmocka_unit_test(test_live_section),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
