@@ -90,7 +90,10 @@ write_config() {
 start() {
 	local name=$1
 	shift
-	"$@" >"$T/$name.log" 2>&1 &
+	# Emptied here, not by the background job's redirection: a wait_log
+	# right after must not find the previous instance's lines.
+	: >"$T/$name.log"
+	"$@" >>"$T/$name.log" 2>&1 &
 	PIDS[$name]=$!
 }
 
