@@ -208,7 +208,7 @@ typedef struct wf {
 	char *crash_at;            /* fault injection: LOOM_WORKFLOW_CRASH_AT (a status name) */
 	wf_policy_t cfg_schema;    /* the policy files' schema (attributes and types only): the seed, and
 	                              where a reason points when the store's definition is the file's */
-	wf_policy_t *schema_next;  /* the schema a request being run would make (validated), or NULL */
+	struct wf_schema_next *schema_next; /* the schema a request being run would make (validated), or NULL */
 	char **schema_problems;    /* descriptions the live schema leaves out (a store that does not build) */
 	size_t nschema_problems;   /* how many */
 } wf_t;
