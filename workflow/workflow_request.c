@@ -11,7 +11,10 @@
  *                                    attribute) pairs; default deny
  *   authorizing -> failed            an MPR filter could not be evaluated
  *   authorizing -> committed         the resource change and this status in
- *                                    ONE synced WriteBatch
+ *                                    ONE synced WriteBatch; a change to a
+ *                                    schema description makes the schema
+ *                                    validation built live once it is written
+ *                                    (wf_schema_commit)
  *   committed   -> completed         nothing to do after the commit yet
  *
  * authenticating, post-processing, pending-approval and canceled exist in the
@@ -486,6 +489,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	crash_point(w, LOOM__REQUEST__STATUS__COMMITTED);
 	set_status(w, rq, LOOM__REQUEST__STATUS__COMPLETED, "workflow", "nothing to run after the commit yet");
 out:
+	wf_schema_abort(w); /* nothing when the commit made it live */
 	if (before)
 		protobuf_c_message_free_unpacked(&before->base, NULL);
 	if (after)
