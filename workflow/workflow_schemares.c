@@ -696,6 +696,18 @@ int wf_schema_open(wf_t *w, char **ret_error)
 	move_schema(&w->policy, &live);
 	w->schema_problems = p.v;
 	w->nschema_problems = p.n;
+	/* MPRs were checked against the files' schema; a request may have
+	 * deleted what they name since */
+	for (size_t m = 0; m < w->policy.nmprs; m++) {
+		const wf_mpr_t *mpr = &w->policy.mprs[m];
+		for (size_t k = 0; k < mpr->nattrs; k++)
+			if (wf_attr_find(&w->policy, mpr->attrs[k]) == NULL)
+				loom_warning("mpr '%s': attribute '%s' is not in the schema (a request deleted it): the MPR grants "
+				    "nothing for it", mpr->name, mpr->attrs[k]);
+		if (mpr->relative && wf_attr_find(&w->policy, mpr->relative) == NULL)
+			loom_warning("mpr '%s': relative_to_target '%s' is not in the schema (a request deleted it): the MPR "
+			    "grants nothing", mpr->name, mpr->relative);
+	}
 	loom_info("schema ready attributes=%zu types=%zu made=%zu problems=%zu", w->policy.nattrs, w->policy.ntypes,
 	    s.made, p.n);
 	return 0;
