@@ -30,19 +30,30 @@ typedef struct wf_attr {
 	bool has_re;               /* re is compiled */
 	regex_t re;                /* POSIX extended regex every string value must match */
 	char *re_text;             /* the regex as written */
-	char *where;               /* "FILE:LINE:COLUMN" of the regex (or of the attribute), for reasons */
+	char *where;               /* "FILE:LINE:COLUMN" of the regex (or of the attribute), the description
+	                              resource ("AttributeTypeDescription 'NAME'") or "built-in", for reasons */
+	bool builtin;              /* defined by the service: its description cannot change or go */
+	char *description;         /* free text, or NULL */
 } wf_attr_t;
 
 typedef struct wf_binding {
 	const wf_attr_t *attr;     /* the attribute bound */
 	bool required;             /* every resource of the type must have a value */
-	char *where;               /* "FILE:LINE:COLUMN" of the binding, or "built-in" */
+	char *where;               /* "FILE:LINE:COLUMN" of the binding, "BindingDescription '...'" or "built-in" */
+	bool implicit;             /* one of the attributes bound to every type (ObjectID ... DisplayName) */
+	bool builtin;              /* a built-in schema type's own binding: its description cannot change or go */
+	bool declared;             /* declared by a policy file or a BindingDescription (not only implicit) */
+	bool has_re;               /* re is compiled: it replaces the attribute's regex for this type */
+	regex_t re;                /* the binding's StringRegex */
+	char *re_text;             /* ... as written */
 } wf_binding_t;
 
 typedef struct wf_type {
 	char *name;                /* object type name */
 	wf_binding_t *b;           /* its bindings, built-ins first */
 	size_t nb;                 /* how many */
+	bool builtin;              /* a built-in type: its description cannot change or go */
+	char *description;         /* free text, or NULL */
 } wf_type_t;
 
 /* Operations an MPR grants, as bits. */
@@ -88,6 +99,9 @@ typedef struct wf_policy {
 	size_t ntmprs;             /* how many */
 } wf_policy_t;
 
+/* AttributeTypeDescription.DataType of each WF_* type ("String" ...), NULL at 0. */
+extern const char *const wf_data_types[];
+
 /* Loads every NAME.yaml of dir (attributes, types, mprs, administrators) on
  * top of the built-in schema. Returns 0, or -1 with *ret_error: every
  * problem, one "FILE:LINE:COLUMN: ..." per line (the caller frees it).
@@ -100,6 +114,31 @@ const wf_type_t *wf_type_find(const wf_policy_t *p, const char *name);
 const wf_binding_t *wf_binding_find(const wf_type_t *t, const char *attr);
 /* Whether requester is the built-in sync identity or an administrator. */
 bool wf_policy_is_admin(const wf_policy_t *p, const char *requester);
+
+/* Building a schema (workflow_schema.c, used by workflow_schemares.c). */
+
+/* Fills an empty p with the built-in attributes, types and bindings, with
+ * room for extra_attrs more attributes (attrs never moves afterwards:
+ * bindings point into it). */
+void wf_schema_builtin(wf_policy_t *p, size_t extra_attrs);
+/* Frees p's attributes and types only (what wf_schema_builtin and the
+ * functions below make) and leaves them empty. */
+void wf_schema_release(wf_policy_t *p);
+/* Whether s is a valid attribute or type name (a letter, then letters,
+ * digits, '_' or '-'). */
+bool wf_name_ok(const char *s);
+/* Adds attribute name (room must be left by wf_schema_builtin). regex may be
+ * NULL. Returns it, or NULL with *ret_reason (a regex that does not compile,
+ * with regcomp's message, or one on a non-string attribute; the caller frees it). */
+wf_attr_t *wf_schema_add_attr(wf_policy_t *p, const char *name, int type, bool multi, const char *regex,
+    const char *where, const char *description, char **ret_reason);
+/* Adds object type name with the implicit bindings. */
+wf_type_t *wf_schema_add_type(wf_policy_t *p, const char *name, const char *description);
+/* Binds a to t (merged with a binding there already: required is or-ed, a
+ * regex replaces). Returns 0, or -1 with *ret_reason (a regex that does not
+ * compile, or on a non-string attribute; a system attribute made required). */
+int wf_schema_bind(wf_type_t *t, const wf_attr_t *a, bool required, const char *regex, const char *where,
+    char **ret_reason);
 
 /* Says whether id (an ObjectID) names an existing resource and, when it
  * does, its ObjectID as stored (*ret_id, the caller frees it). */
@@ -167,6 +206,11 @@ typedef struct wf {
 	Loom__Value cache_val;         /* its value */
 	Loom__Value *cache_valp;       /* pointer to it */
 	char *crash_at;            /* fault injection: LOOM_WORKFLOW_CRASH_AT (a status name) */
+	wf_policy_t cfg_schema;    /* the policy files' schema (attributes and types only): the seed, and
+	                              where a reason points when the store's definition is the file's */
+	struct wf_schema_next *schema_next; /* the schema a request being run would make (validated), or NULL */
+	char **schema_problems;    /* descriptions the live schema leaves out (a store that does not build) */
+	size_t nschema_problems;   /* how many */
 } wf_t;
 
 int wf_store_open(wf_t *w, const char *path, char **ret_error);
@@ -206,6 +250,35 @@ void wf_handle(wf_t *w, Loom__Envelope *env);
  * Returns the request as it ended (the caller frees it), or NULL with
  * *ret_error when it cannot be stored. */
 Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error);
+
+/* Whether some resource (of type; NULL: any) has a value for attribute a:
+ * 1 with *ret_id (its ObjectID, the caller frees it), 0 when none, -1 with *error_r. */
+int wf_attr_in_use(wf_t *w, const wf_attr_t *a, const char *type, char **ret_id, const char **error_r);
+/* Whether some resource of type exists: 1 with *ret_id, 0, -1 with *error_r. */
+int wf_type_in_use(wf_t *w, const char *type, char **ret_id, const char **error_r);
+/* A new UUID (the caller frees it). */
+char *wf_new_uuid(void);
+
+/* ---- the schema as resources (workflow_schemares.c) ---- */
+
+/* At start (after wf_store_open, before wf_sets_open): makes every built-in
+ * attribute, type and binding, and every one of the policy files not made
+ * before, an AttributeTypeDescription, ObjectTypeDescription or
+ * BindingDescription resource (one synced batch), then builds w->policy's
+ * schema from the description resources (the store is the truth). The
+ * files' schema moves to w->cfg_schema. Returns 0, or -1 with *ret_error. */
+int wf_schema_open(wf_t *w, char **ret_error);
+void wf_schema_close(wf_t *w);
+/* During validation of a request on a description resource (before/after
+ * as wf_apply_changes made them): the rules a schema change must keep, and
+ * the schema it makes, kept in w->schema_next. Returns NULL (also for any
+ * other resource), or the reason it is denied (the caller frees it). */
+char *wf_schema_validate(wf_t *w, const Loom__Request *rq, const Loom__Resource *before,
+    const Loom__Resource *after);
+/* The request committed: w->schema_next becomes the live schema. */
+void wf_schema_commit(wf_t *w);
+/* The request does not commit: w->schema_next is dropped. */
+void wf_schema_abort(wf_t *w);
 
 /* ---- sets (workflow_sets.c) ---- */
 

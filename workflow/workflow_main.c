@@ -59,6 +59,10 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 		return -1;
 	}
 	wf_xpath_provider(w, &w->xp);
+	if (wf_schema_open(w, &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
 	if (wf_sets_open(w, &msg) < 0) {
 		*error_r = msg;
 		return -1;
@@ -95,6 +99,7 @@ static void wf_stop(loom_daemon_t *d)
 		return;
 	wf_agents_free(w);
 	wf_sets_close(w);
+	wf_schema_close(w);
 	wf_store_close(w);
 	wf_policy_release(&w->policy);
 	free(w->crash_at);

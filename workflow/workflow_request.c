@@ -11,7 +11,10 @@
  *                                    attribute) pairs; default deny
  *   authorizing -> failed            an MPR filter could not be evaluated
  *   authorizing -> committed         the resource change and this status in
- *                                    ONE synced WriteBatch
+ *                                    ONE synced WriteBatch; a change to a
+ *                                    schema description makes the schema
+ *                                    validation built live once it is written
+ *                                    (wf_schema_commit)
  *   committed   -> completed         nothing to do after the commit yet
  *
  * authenticating, post-processing, pending-approval and canceled exist in the
@@ -30,20 +33,9 @@
 #include "loom_log.h"
 
 #include <signal.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static char *new_uuid(void)
-{
-	uint8_t b[16];
-	randombytes_buf(b, sizeof b);
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	return loom_sprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-	    b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
 
 static void history_add(Loom__Request *rq, const char *who, const char *note)
 {
@@ -164,6 +156,10 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 			protobuf_c_message_free_unpacked(&before->base, NULL);
 			return loom_strdup("a delete request carries no attribute changes");
 		}
+		if ((why = wf_schema_validate(w, rq, before, NULL)) != NULL) {
+			protobuf_c_message_free_unpacked(&before->base, NULL);
+			return why;
+		}
 		*ret_before = before;
 		return NULL;
 	}
@@ -196,7 +192,8 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 			free(cid);
 		}
 	}
-	if ((reason = wf_sets_validate_filter(w, before, after)) != NULL) {
+	if ((reason = wf_sets_validate_filter(w, before, after)) != NULL ||
+	    (reason = wf_schema_validate(w, rq, before, after)) != NULL) {
 		if (before)
 			protobuf_c_message_free_unpacked(&before->base, NULL);
 		protobuf_c_message_free_unpacked(&after->base, NULL);
@@ -406,6 +403,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	Loom__Resource *before, *after;
 	char *reason = validate(w, rq, &before, &after);
 	if (reason) {
+		wf_schema_abort(w);
 		set_reason(rq, reason);
 		set_status(w, rq, LOOM__REQUEST__STATUS__DENIED, "workflow", reason);
 		free(reason);
@@ -422,6 +420,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	if (rc != 0) {
 		if (w->sets)
 			wf_sets_abort(w);
+		wf_schema_abort(w);
 		set_reason(rq, reason);
 		set_status(w, rq, rc > 0 ? LOOM__REQUEST__STATUS__DENIED : LOOM__REQUEST__STATUS__FAILED, "workflow", reason);
 		free(reason);
@@ -471,6 +470,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		loom_error("cannot commit request %s: %s", rq->id, err);
 		if (w->sets)
 			wf_sets_abort(w);
+		wf_schema_abort(w);
 		if (after && before == NULL)
 			w->next_rid--;
 		char *r = loom_sprintf("cannot commit: %s", err);
@@ -483,11 +483,13 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	}
 	if (w->sets)
 		wf_sets_done(w);
+	wf_schema_commit(w); /* a description changed: its schema is live from now on */
 	loom_info("request %s %s %s committed: %s", rq->id, wf_op_name(rq->operation), rq->target_id,
 	    rq->history[rq->n_history - 1]->note);
 	crash_point(w, LOOM__REQUEST__STATUS__COMMITTED);
 	set_status(w, rq, LOOM__REQUEST__STATUS__COMPLETED, "workflow", "nothing to run after the commit yet");
 out:
+	wf_schema_abort(w); /* nothing when the commit made it live */
 	if (before)
 		protobuf_c_message_free_unpacked(&before->base, NULL);
 	if (after)
@@ -556,11 +558,11 @@ Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error)
 	/* the service's own copy: id, seq, status and history are its to give */
 	Loom__Request *rq = loom_calloc(1, sizeof *rq);
 	loom__request__init(rq);
-	rq->id = new_uuid();
+	rq->id = wf_new_uuid();
 	rq->seq = w->next_seq++;
 	rq->requester = loom_strdup(in->requester);
 	rq->operation = in->operation;
-	rq->target_id = in->operation == LOOM__REQUEST__OPERATION__CREATE ? new_uuid() : loom_strdup(in->target_id);
+	rq->target_id = in->operation == LOOM__REQUEST__OPERATION__CREATE ? wf_new_uuid() : loom_strdup(in->target_id);
 	rq->target_type = loom_strdup(in->target_type);
 	rq->origin = loom_strdup(in->origin);
 	rq->n_changes = in->n_changes;

@@ -34,6 +34,7 @@ typedef struct cfg_attr {
 typedef struct cfg_binding {
 	loom_cfg_text_t attribute; /* attribute bound */
 	bool required;             /* must have a value */
+	loom_cfg_text_t regex;     /* POSIX extended regex replacing the attribute's for this type, or absent */
 } cfg_binding_t;
 
 typedef struct cfg_type {
@@ -97,6 +98,8 @@ static const loom_cfg_key_t binding_keys[] = {
 	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "attribute bound to the type" },
 	{ .name = "required", .type = LOOM_CFG_BOOL, .offset = offsetof(cfg_binding_t, required), .def = "false",
 	  .help = "every resource of the type must have a value" },
+	{ .name = "regex", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_binding_t, regex),
+	  .help = "POSIX extended regular expression replacing the attribute's for this type (string attributes only)" },
 	{ NULL }
 };
 static const loom_cfg_table_t binding_table = { .what = "binding", .size = sizeof(cfg_binding_t), .keys = binding_keys };
@@ -187,13 +190,60 @@ static int load_one(const char *path, void *element, loom_cfg_diags_t *diags)
 
 /* ---- building the schema ---- */
 
-static const struct { const char *name; int type; bool system; } builtin_attrs[] = {
-	{ "ObjectID", WF_REFERENCE, true }, { "ObjectType", WF_STRING, true }, { "CreatedTime", WF_DATETIME, true },
-	{ "Creator", WF_REFERENCE, true }, { "ExpirationTime", WF_DATETIME, false }, { "DisplayName", WF_STRING, false },
+/* Built-in attributes: the first N_IMPLICIT are bound to every type; the
+ * others are the schema types' own (a policy file may declare one again
+ * with the same type and multiplicity, as the shipped schema.yaml does
+ * with Description). */
+static const struct {
+	const char *name;          /* attribute name */
+	int type;                  /* WF_* */
+	bool system;               /* set by the service only */
+	bool multi;                /* multi-valued */
+	const char *description;   /* what it is */
+} builtin_attrs[] = {
+	{ "ObjectID", WF_REFERENCE, true, false, "the resource's identifier, given by the service" },
+	{ "ObjectType", WF_STRING, true, false, "the resource's object type" },
+	{ "CreatedTime", WF_DATETIME, true, false, "when the resource was created" },
+	{ "Creator", WF_REFERENCE, true, false, "who requested the resource's creation" },
+	{ "ExpirationTime", WF_DATETIME, false, false, "when the resource expires" },
+	{ "DisplayName", WF_STRING, false, false, "the name shown for the resource" },
+	{ "Name", WF_STRING, false, false, "the system name of an attribute or object type" },
+	{ "DataType", WF_STRING, false, false, "String, Integer, Boolean, DateTime, Reference or Binary" },
+	{ "Multivalued", WF_BOOLEAN, false, false, "the attribute holds several values" },
+	{ "StringRegex", WF_STRING, false, false, "POSIX extended regex every string value must match" },
+	{ "Description", WF_STRING, false, false, "free text" },
+	{ "BoundObjectType", WF_REFERENCE, false, false, "the ObjectTypeDescription a binding binds to" },
+	{ "BoundAttributeType", WF_REFERENCE, false, false, "the AttributeTypeDescription a binding binds" },
+	{ "Required", WF_BOOLEAN, false, false, "every resource of the bound type must have a value" },
 };
 #define N_BUILTIN_ATTRS (sizeof builtin_attrs / sizeof builtin_attrs[0])
-static const char *const builtin_types[] = { "Person", "Group", "Set", "ManagementPolicyRule", "Request" };
+#define N_IMPLICIT 6
+static const struct {
+	const char *name;          /* type name */
+	const char *description;   /* what it is */
+} builtin_types[] = {
+	{ "Person", "a person" }, { "Group", "a group of resources" }, { "Set", "a set of resources" },
+	{ "ManagementPolicyRule", "a request management policy rule" }, { "Request", "a request" },
+	{ "AttributeTypeDescription", "an attribute of the schema" },
+	{ "ObjectTypeDescription", "an object type of the schema" },
+	{ "BindingDescription", "an attribute bound to an object type" },
+};
 #define N_BUILTIN_TYPES (sizeof builtin_types / sizeof builtin_types[0])
+static const struct {
+	const char *type;          /* the schema type */
+	const char *attr;          /* its attribute */
+	bool required;             /* must have a value */
+} builtin_bindings[] = {
+	{ "AttributeTypeDescription", "Name", true }, { "AttributeTypeDescription", "DataType", true },
+	{ "AttributeTypeDescription", "Multivalued", false }, { "AttributeTypeDescription", "StringRegex", false },
+	{ "AttributeTypeDescription", "Description", false },
+	{ "ObjectTypeDescription", "Name", true }, { "ObjectTypeDescription", "Description", false },
+	{ "BindingDescription", "BoundObjectType", true }, { "BindingDescription", "BoundAttributeType", true },
+	{ "BindingDescription", "Required", false }, { "BindingDescription", "StringRegex", false },
+	{ "BindingDescription", "Description", false },
+};
+
+const char *const wf_data_types[] = { NULL, "String", "Integer", "Boolean", "Binary", "DateTime", "Reference", NULL };
 
 const wf_attr_t *wf_attr_find(const wf_policy_t *p, const char *name)
 {
@@ -229,26 +279,151 @@ bool wf_policy_is_admin(const wf_policy_t *p, const char *requester)
 	return false;
 }
 
-static void type_bind(wf_type_t *t, const wf_attr_t *a, bool required, const char *where)
+static wf_binding_t *binding_slot(wf_type_t *t, const wf_attr_t *a)
 {
 	for (size_t i = 0; i < t->nb; i++)
-		if (t->b[i].attr == a) {
-			t->b[i].required = t->b[i].required || required;
-			return;
-		}
+		if (t->b[i].attr == a)
+			return &t->b[i];
 	t->b = loom_realloc(t->b, (t->nb + 1) * sizeof *t->b);
-	t->b[t->nb++] = (wf_binding_t){ .attr = a, .required = required, .where = loom_strdup(where) };
+	wf_binding_t *b = &t->b[t->nb++];
+	memset(b, 0, sizeof *b);
+	b->attr = a;
+	return b;
 }
 
-static wf_type_t *type_add(wf_policy_t *p, const char *name)
+/* A built-in binding: implicit (every type) or a schema type's own. */
+static void bind_builtin(wf_type_t *t, const wf_attr_t *a, bool required, bool implicit)
+{
+	wf_binding_t *b = binding_slot(t, a);
+	b->required = required;
+	b->implicit = implicit;
+	b->builtin = !implicit;
+	b->where = loom_strdup("built-in");
+}
+
+int wf_schema_bind(wf_type_t *t, const wf_attr_t *a, bool required, const char *regex, const char *where,
+    char **ret_reason)
+{
+	if (a->system && required) {
+		*ret_reason = loom_sprintf("'%s' is set by the service and cannot be required", a->name);
+		return -1;
+	}
+	regex_t re;
+	if (regex) {
+		if (a->type != WF_STRING) {
+			*ret_reason = loom_sprintf("a regex applies to string attributes only, '%s' is %s", a->name,
+			    wf_data_types[a->type]);
+			return -1;
+		}
+		int rc = regcomp(&re, regex, REG_EXTENDED | REG_NOSUB);
+		if (rc != 0) {
+			char msg[256];
+			regerror(rc, &re, msg, sizeof msg);
+			*ret_reason = loom_sprintf("bad regex '%s': %s", regex, msg);
+			return -1;
+		}
+	}
+	wf_binding_t *b = binding_slot(t, a);
+	b->required = b->required || required;
+	b->declared = true;
+	free(b->where);
+	b->where = loom_strdup(where);
+	if (regex) {
+		if (b->has_re) {
+			regfree(&b->re);
+			free(b->re_text);
+		}
+		b->re = re;
+		b->has_re = true;
+		b->re_text = loom_strdup(regex);
+	}
+	return 0;
+}
+
+wf_type_t *wf_schema_add_type(wf_policy_t *p, const char *name, const char *description)
 {
 	p->types = loom_realloc(p->types, (p->ntypes + 1) * sizeof *p->types);
 	wf_type_t *t = &p->types[p->ntypes++];
 	memset(t, 0, sizeof *t);
 	t->name = loom_strdup(name);
-	for (size_t i = 0; i < N_BUILTIN_ATTRS; i++)
-		type_bind(t, &p->attrs[i], false, "built-in");
+	t->description = description ? loom_strdup(description) : NULL;
+	for (size_t i = 0; i < N_IMPLICIT; i++)
+		bind_builtin(t, &p->attrs[i], false, true);
 	return t;
+}
+
+wf_attr_t *wf_schema_add_attr(wf_policy_t *p, const char *name, int type, bool multi, const char *regex,
+    const char *where, const char *description, char **ret_reason)
+{
+	wf_attr_t *a = &p->attrs[p->nattrs];
+	memset(a, 0, sizeof *a);
+	if (regex) {
+		int rc = regcomp(&a->re, regex, REG_EXTENDED | REG_NOSUB);
+		if (rc != 0) {
+			char msg[256];
+			regerror(rc, &a->re, msg, sizeof msg);
+			*ret_reason = loom_sprintf("bad regex '%s': %s", regex, msg);
+			return NULL;
+		}
+		a->has_re = true;
+		a->re_text = loom_strdup(regex);
+	}
+	a->name = loom_strdup(name);
+	a->type = type;
+	a->multi = multi;
+	a->where = loom_strdup(where);
+	a->description = description ? loom_strdup(description) : NULL;
+	p->nattrs++;
+	return a;
+}
+
+void wf_schema_builtin(wf_policy_t *p, size_t extra_attrs)
+{
+	p->attrs = loom_calloc(N_BUILTIN_ATTRS + extra_attrs + 1, sizeof *p->attrs);
+	for (size_t i = 0; i < N_BUILTIN_ATTRS; i++) {
+		wf_attr_t *a = &p->attrs[p->nattrs++];
+		a->name = loom_strdup(builtin_attrs[i].name);
+		a->type = builtin_attrs[i].type;
+		a->system = builtin_attrs[i].system;
+		a->multi = builtin_attrs[i].multi;
+		a->builtin = true;
+		a->where = loom_strdup("built-in");
+		a->description = loom_strdup(builtin_attrs[i].description);
+	}
+	for (size_t i = 0; i < N_BUILTIN_TYPES; i++)
+		wf_schema_add_type(p, builtin_types[i].name, builtin_types[i].description)->builtin = true;
+	for (size_t i = 0; i < sizeof builtin_bindings / sizeof builtin_bindings[0]; i++)
+		bind_builtin((wf_type_t *)wf_type_find(p, builtin_bindings[i].type),
+		    wf_attr_find(p, builtin_bindings[i].attr), builtin_bindings[i].required, false);
+}
+
+void wf_schema_release(wf_policy_t *p)
+{
+	for (size_t i = 0; i < p->nattrs; i++) {
+		free(p->attrs[i].name);
+		free(p->attrs[i].re_text);
+		free(p->attrs[i].where);
+		free(p->attrs[i].description);
+		if (p->attrs[i].has_re)
+			regfree(&p->attrs[i].re);
+	}
+	free(p->attrs);
+	for (size_t i = 0; i < p->ntypes; i++) {
+		for (size_t j = 0; j < p->types[i].nb; j++) {
+			wf_binding_t *b = &p->types[i].b[j];
+			free(b->where);
+			free(b->re_text);
+			if (b->has_re)
+				regfree(&b->re);
+		}
+		free(p->types[i].b);
+		free(p->types[i].name);
+		free(p->types[i].description);
+	}
+	free(p->types);
+	p->attrs = NULL;
+	p->types = NULL;
+	p->nattrs = p->ntypes = 0;
 }
 
 static void err_at(loom_buf_t *b, const char *file, const loom_cfg_text_t *t, const char *fmt, ...)
@@ -263,7 +438,7 @@ static void err_at(loom_buf_t *b, const char *file, const loom_cfg_text_t *t, co
 	loom_buf_addc(b, '\n');
 }
 
-static bool name_ok(const char *s)
+bool wf_name_ok(const char *s)
 {
 	if (!isalpha((unsigned char)s[0]))
 		return false;
@@ -300,71 +475,57 @@ static void build(wf_policy_t *p, cfg_file_t *files, size_t nfiles, loom_buf_t *
 	size_t ncfg_attrs = 0;
 	for (size_t f = 0; f < nfiles; f++)
 		ncfg_attrs += files[f].attributes.n;
-	/* attrs never moves after this: bindings point into it */
-	p->attrs = loom_calloc(N_BUILTIN_ATTRS + ncfg_attrs, sizeof *p->attrs);
-	for (size_t i = 0; i < N_BUILTIN_ATTRS; i++) {
-		wf_attr_t *a = &p->attrs[p->nattrs++];
-		a->name = loom_strdup(builtin_attrs[i].name);
-		a->type = builtin_attrs[i].type;
-		a->system = builtin_attrs[i].system;
-		a->where = loom_strdup("built-in");
-	}
+	wf_schema_builtin(p, ncfg_attrs);
 	for (size_t f = 0; f < nfiles; f++) {
 		const char *file = files[f].path;
 		cfg_attr_t *ca = files[f].attributes.v;
 		for (size_t i = 0; i < files[f].attributes.n; i++) {
 			const loom_cfg_text_t *nm = &ca[i].name;
-			if (!name_ok(nm->text)) {
+			if (!wf_name_ok(nm->text)) {
 				err_at(errs, file, nm, "attribute name '%s': expected letters, digits, '_' or '-', starting with a letter",
 				    nm->text);
 				continue;
 			}
-			if (wf_attr_find(p, nm->text)) {
-				err_at(errs, file, nm, "attribute '%s' is defined twice (or is built in)", nm->text);
+			const wf_attr_t *old = wf_attr_find(p, nm->text);
+			if (old && old->builtin && !old->system && old->type == ca[i].type + 1 && old->multi == ca[i].multi &&
+			    ca[i].regex.text == NULL)
+				continue; /* a built-in declared again as it is */
+			if (old) {
+				if (old->builtin)
+					err_at(errs, file, nm, "attribute '%s' is built in (%s, %s, no regex): declare it so or "
+					    "not at all", nm->text, type_names[old->type - 1], old->multi ? "multi" : "single-valued");
+				else
+					err_at(errs, file, nm, "attribute '%s' is defined twice", nm->text);
 				continue;
 			}
-			wf_attr_t *a = &p->attrs[p->nattrs];
-			memset(a, 0, sizeof *a);
-			a->type = ca[i].type + 1;
-			a->multi = ca[i].multi;
-			if (ca[i].regex.text) {
-				if (a->type != WF_STRING) {
-					err_at(errs, file, &ca[i].regex, "attribute '%s': a regex applies to string attributes only, "
-					    "this one is %s", nm->text, type_names[ca[i].type]);
-					continue;
-				}
-				int rc = regcomp(&a->re, ca[i].regex.text, REG_EXTENDED | REG_NOSUB);
-				if (rc != 0) {
-					char msg[256];
-					regerror(rc, &a->re, msg, sizeof msg);
-					err_at(errs, file, &ca[i].regex, "attribute '%s': bad regex '%s': %s", nm->text,
-					    ca[i].regex.text, msg);
-					continue;
-				}
-				a->has_re = true;
-				a->re_text = loom_strdup(ca[i].regex.text);
-				a->where = loom_sprintf("%s:%u:%u", file, ca[i].regex.line, ca[i].regex.column);
-			} else {
-				a->where = loom_sprintf("%s:%u:%u", file, nm->line, nm->column);
+			if (ca[i].regex.text && ca[i].type + 1 != WF_STRING) {
+				err_at(errs, file, &ca[i].regex, "attribute '%s': a regex applies to string attributes only, "
+				    "this one is %s", nm->text, type_names[ca[i].type]);
+				continue;
 			}
-			a->name = loom_strdup(nm->text);
-			p->nattrs++;
+			const loom_cfg_text_t *at = ca[i].regex.text ? &ca[i].regex : nm;
+			char *where = loom_sprintf("%s:%u:%u", file, at->line, at->column);
+			char *why = NULL;
+			if (wf_schema_add_attr(p, nm->text, ca[i].type + 1, ca[i].multi, ca[i].regex.text, where,
+			        ca[i].description, &why) == NULL) {
+				err_at(errs, file, &ca[i].regex, "attribute '%s': %s", nm->text, why);
+				free(why);
+			}
+			free(where);
 		}
 	}
-	for (size_t i = 0; i < N_BUILTIN_TYPES; i++)
-		type_add(p, builtin_types[i]);
 	for (size_t f = 0; f < nfiles; f++) {
 		const char *file = files[f].path;
 		cfg_type_t *ct = files[f].types.v;
 		for (size_t i = 0; i < files[f].types.n; i++) {
-			if (!name_ok(ct[i].name.text)) {
+			if (!wf_name_ok(ct[i].name.text)) {
 				err_at(errs, file, &ct[i].name, "type name '%s': expected letters, digits, '_' or '-', starting "
 				    "with a letter", ct[i].name.text);
 				continue;
 			}
 			wf_type_t *t = (wf_type_t *)wf_type_find(p, ct[i].name.text);
 			if (t == NULL)
-				t = type_add(p, ct[i].name.text);
+				t = wf_schema_add_type(p, ct[i].name.text, ct[i].description);
 			cfg_binding_t *cb = ct[i].bindings.v;
 			for (size_t j = 0; j < ct[i].bindings.n; j++) {
 				const wf_attr_t *a = wf_attr_find(p, cb[j].attribute.text);
@@ -373,13 +534,13 @@ static void build(wf_policy_t *p, cfg_file_t *files, size_t nfiles, loom_buf_t *
 					    "(define it under attributes)", t->name, cb[j].attribute.text);
 					continue;
 				}
-				if (a->system && cb[j].required) {
-					err_at(errs, file, &cb[j].attribute, "type '%s': '%s' is set by the service and cannot be "
-					    "required", t->name, a->name);
-					continue;
+				const loom_cfg_text_t *at = cb[j].regex.text ? &cb[j].regex : &cb[j].attribute;
+				char *where = loom_sprintf("%s:%u:%u", file, at->line, at->column);
+				char *why = NULL;
+				if (wf_schema_bind(t, a, cb[j].required, cb[j].regex.text, where, &why) < 0) {
+					err_at(errs, file, at, "type '%s': binding of '%s': %s", t->name, a->name, why);
+					free(why);
 				}
-				char *where = loom_sprintf("%s:%u:%u", file, cb[j].attribute.line, cb[j].attribute.column);
-				type_bind(t, a, cb[j].required, where);
 				free(where);
 			}
 		}
@@ -543,21 +704,7 @@ static void strv_free(char **v, size_t n)
 
 void wf_policy_release(wf_policy_t *p)
 {
-	for (size_t i = 0; i < p->nattrs; i++) {
-		free(p->attrs[i].name);
-		free(p->attrs[i].re_text);
-		free(p->attrs[i].where);
-		if (p->attrs[i].has_re)
-			regfree(&p->attrs[i].re);
-	}
-	free(p->attrs);
-	for (size_t i = 0; i < p->ntypes; i++) {
-		for (size_t j = 0; j < p->types[i].nb; j++)
-			free(p->types[i].b[j].where);
-		free(p->types[i].b);
-		free(p->types[i].name);
-	}
-	free(p->types);
+	wf_schema_release(p);
 	for (size_t i = 0; i < p->nmprs; i++) {
 		wf_mpr_t *m = &p->mprs[i];
 		free(m->name);
@@ -701,9 +848,10 @@ const char *wf_op_name(Loom__Request__Operation o)
 
 /* ---- the schema check ---- */
 
-static Loom__Value *convert(const wf_attr_t *a, const Loom__Value *in, wf_ref_exists_fn *ref_exists, void *arg,
+static Loom__Value *convert(const wf_binding_t *bd, const Loom__Value *in, wf_ref_exists_fn *ref_exists, void *arg,
     char **ret_reason)
 {
+	const wf_attr_t *a = bd->attr;
 	static const int want_case[] = { 0, LOOM__VALUE__V_STR, LOOM__VALUE__V_INT, LOOM__VALUE__V_BOOL,
 		LOOM__VALUE__V_BIN, LOOM__VALUE__V_TIME, LOOM__VALUE__V_REF };
 	Loom__Value *out = NULL;
@@ -777,9 +925,11 @@ static Loom__Value *convert(const wf_attr_t *a, const Loom__Value *in, wf_ref_ex
 		return NULL;
 	}
 	if (out->v_case == LOOM__VALUE__V_STR) {
-		if (a->has_re && regexec(&a->re, out->str, 0, NULL, 0) != 0) {
+		/* a binding's regex replaces the attribute's for its type */
+		const regex_t *re = bd->has_re ? &bd->re : a->has_re ? &a->re : NULL;
+		if (re && regexec(re, out->str, 0, NULL, 0) != 0) {
 			*ret_reason = loom_sprintf("attribute '%s': '%s' does not match regex '%s' (%s)", a->name, out->str,
-			    a->re_text, a->where);
+			    bd->has_re ? bd->re_text : a->re_text, bd->has_re ? bd->where : a->where);
 			protobuf_c_message_free_unpacked(&out->base, NULL);
 			return NULL;
 		}
@@ -844,7 +994,7 @@ int wf_apply_changes(const wf_policy_t *p, const wf_type_t *type, const Loom__Re
 			for (size_t j = 0; j < cur->n_values; j++)
 				v[n++] = loom_value_dup(cur->values[j]);
 		for (size_t j = 0; j < c->n_values && reason == NULL; j++) {
-			Loom__Value *x = convert(a, c->values[j], ref_exists, arg, &reason);
+			Loom__Value *x = convert(b, c->values[j], ref_exists, arg, &reason);
 			if (x == NULL)
 				break;
 			if (c->op == LOOM__REQUEST_CHANGE__OP__REMOVE) {

@@ -314,6 +314,105 @@ void wf_res_write(wf_t *w, loom_batch_t *b, const Loom__Resource *before, const 
 	}
 }
 
+char *wf_new_uuid(void)
+{
+	uint8_t b[16];
+	randombytes_buf(b, sizeof b);
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	return loom_sprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+	    b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* The ObjectID of rid: 1 with *ret_id, 0 when gone, -1. */
+static int id_of(wf_t *w, loom_xpath_rid_t rid, char **ret_id, const char **error_r)
+{
+	Loom__Resource *r;
+	int rc = wf_res_get(w, rid, &r, error_r);
+	if (rc == 1) {
+		*ret_id = loom_strdup(r->object_id);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	}
+	return rc;
+}
+
+int wf_attr_in_use(wf_t *w, const wf_attr_t *a, const char *type, char **ret_id, const char **error_r)
+{
+	int rc = 0;
+	loom_iter_t *it;
+	if (a->type == WF_BINARY) {
+		/* binary values are not indexed: read the resources */
+		it = loom_iter_new(w->store, w->cf_res);
+		for (loom_iter_seek_first(it); loom_iter_valid(it) && rc == 0; loom_iter_next(it)) {
+			size_t len;
+			const void *v = loom_iter_value(it, &len);
+			Loom__Resource *r = loom__resource__unpack(NULL, len, v);
+			if (r == NULL)
+				continue;
+			if ((type == NULL || strcmp(r->object_type, type) == 0) && wf_res_attr(r, a->name)) {
+				*ret_id = loom_strdup(r->object_id);
+				rc = 1;
+			}
+			protobuf_c_message_free_unpacked(&r->base, NULL);
+		}
+	} else {
+		/* index rows: attr \0 tag value \0 type \0 rid; the value may hold
+		 * NULs (integers), the type does not: it is found from the end */
+		size_t plen = strlen(a->name) + 1, tlen = type ? strlen(type) : 0;
+		it = loom_iter_new(w->store, w->cf_res_index);
+		for (loom_iter_seek(it, a->name, plen); loom_iter_valid(it) && rc == 0; loom_iter_next(it)) {
+			size_t len;
+			const unsigned char *key = loom_iter_key(it, &len);
+			if (len < plen + 10 || memcmp(key, a->name, plen) != 0)
+				break;
+			if (type) {
+				size_t end = len - 9; /* the NUL after the type */
+				size_t beg = end;
+				while (beg > plen && key[beg - 1] != '\0')
+					beg--;
+				if (end - beg != tlen || memcmp(key + beg, type, tlen) != 0)
+					continue;
+			}
+			rc = id_of(w, loom_store_get_u64be(key + len - 8), ret_id, error_r);
+		}
+	}
+	const char *err;
+	if (rc >= 0 && loom_iter_status(it, &err) < 0) {
+		*error_r = err;
+		rc = -1;
+	}
+	loom_iter_destroy(&it);
+	return rc;
+}
+
+int wf_type_in_use(wf_t *w, const char *type, char **ret_id, const char **error_r)
+{
+	Loom__Value tv = LOOM__VALUE__INIT;
+	tv.v_case = LOOM__VALUE__V_STR;
+	tv.str = (char *)type;
+	loom_buf_t k = LOOM_BUF_INIT;
+	index_prefix(&k, "ObjectType", &tv);
+	loom_buf_adds(&k, type);
+	loom_buf_addc(&k, '\0');
+	int rc = 0;
+	loom_iter_t *it = loom_iter_new(w->store, w->cf_res_index);
+	loom_iter_seek(it, k.data, k.len);
+	if (loom_iter_valid(it)) {
+		size_t len;
+		const unsigned char *key = loom_iter_key(it, &len);
+		if (len == k.len + 8 && memcmp(key, k.data, k.len) == 0)
+			rc = id_of(w, loom_store_get_u64be(key + k.len), ret_id, error_r);
+	}
+	const char *err;
+	if (rc >= 0 && loom_iter_status(it, &err) < 0) {
+		*error_r = err;
+		rc = -1;
+	}
+	loom_iter_destroy(&it);
+	loom_buf_release(&k);
+	return rc;
+}
+
 void wf_req_write(wf_t *w, loom_batch_t *b, const Loom__Request *rq)
 {
 	unsigned char k[8];

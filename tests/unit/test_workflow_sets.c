@@ -102,6 +102,8 @@ static void h_open(void)
 		fail_msg("store: %s", err);
 	free(store);
 	wf_xpath_provider(&W, &W.xp);
+	if (wf_schema_open(&W, &err) < 0)
+		fail_msg("schema: %s", err);
 	if (wf_sets_open(&W, &err) < 0)
 		fail_msg("sets: %s", err);
 }
@@ -109,6 +111,7 @@ static void h_open(void)
 static void h_close(void)
 {
 	wf_sets_close(&W);
+	wf_schema_close(&W);
 	wf_store_close(&W);
 	wf_policy_release(&W.policy);
 }
@@ -204,7 +207,8 @@ static void strv_free(strv_t *s)
 
 static char *joined(strv_t *s)
 {
-	qsort(s->v, s->n, sizeof *s->v, cmp_str);
+	if (s->n)
+		qsort(s->v, s->n, sizeof *s->v, cmp_str); /* s->v is NULL when empty: UBSan */
 	size_t len = 1;
 	for (size_t i = 0; i < s->n; i++)
 		len += strlen(s->v[i]) + 1;
