@@ -48,7 +48,7 @@ enum { WF_OP_CREATE = 1, WF_OP_DELETE = 2, WF_OP_READ = 4, WF_OP_ADD = 8, WF_OP_
 
 typedef struct wf_mpr {
 	char *name;                /* unique MPR name */
-	loom_xpath_t *requesters;  /* requester set filter, or NULL (then relative is set) */
+	loom_xpath_t *requesters;  /* requester set filter, or NULL (then relative or requester_set is set) */
 	char *relative;            /* requester relative to the target: an attribute of the target
 	                              whose values must hold the requester (ObjectID: the target itself), or NULL */
 	unsigned ops;              /* WF_OP_* bits */
@@ -57,6 +57,9 @@ typedef struct wf_mpr {
 	size_t nattrs;             /* how many */
 	loom_xpath_t *before;      /* target-before filter, or NULL: any */
 	loom_xpath_t *after;       /* target-after filter, or NULL: any */
+	char *requester_set;       /* or: a Set or Group (ObjectID or DisplayName) holding the requester, or NULL */
+	char *before_set;          /* a Set or Group the target must be in before, or NULL: any */
+	char *after_set;           /* a Set or Group the target must be in after, or NULL: any */
 	char **workflows;          /* "authn:NAME", "authz:NAME", "action:NAME" */
 	size_t nworkflows;         /* how many */
 } wf_mpr_t;
@@ -204,9 +207,10 @@ char *wf_sets_validate_filter(wf_t *w, const Loom__Resource *before, const Loom_
  * that do not settle). */
 int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const Loom__Resource *after,
     char **ret_reason);
-/* Whether the requester was in MPR m's requester set, the target in its
- * target_before set before the request and in its target_after set after
- * it (as planned). */
+/* Whether the requester was in MPR m's requester set (filter or Set), the
+ * target in its target_before filter and Set before the request and in its
+ * target_after filter and Set after it (as planned); a condition the MPR
+ * does not have holds. */
 bool wf_sets_mpr_requester(wf_t *w, size_t m);
 bool wf_sets_mpr_before(wf_t *w, size_t m);
 bool wf_sets_mpr_after(wf_t *w, size_t m);

@@ -227,24 +227,6 @@ static const char *opword(unsigned op)
 	}
 }
 
-/* 1 when x selects rid, 0 when not, -1 with *ret_reason. */
-static int selects(wf_t *w, const loom_xpath_t *x, loom_xpath_rid_t rid, const char *what, const char *mpr,
-    char **ret_reason)
-{
-	loom_xpath_result_t r;
-	loom_xpath_result_init(&r);
-	loom_xpath_error_t xe = { 0 };
-	bool m = false;
-	int rc = loom_xpath_matches(x, &w->xp, NULL, rid, &r, &m, &xe);
-	loom_xpath_result_release(&r);
-	if (rc < 0) {
-		*ret_reason = loom_sprintf("mpr '%s': %s filter: %s", mpr, what, xe.text ? xe.text : "evaluation failed");
-		loom_xpath_error_release(&xe);
-		return -1;
-	}
-	return m ? 1 : 0;
-}
-
 static bool holds_ref(const Loom__Resource *r, const char *attr, const char *id)
 {
 	if (strcmp(attr, "ObjectID") == 0)
@@ -288,8 +270,6 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 			    : rq->changes[i]->op == LOOM__REQUEST_CHANGE__OP__REMOVE ? WF_OP_REMOVE : WF_OP_MODIFY;
 			pairs[np++] = (pair_t){ .op = op, .attr = rq->changes[i]->attr };
 		}
-	loom_xpath_rid_t req_rid = 0;
-	bool req_is_res = w->xp.resolve(w, rq->requester, strlen(rq->requester), &req_rid) == 0;
 	int rc = 0;
 	char *reason = NULL;
 	for (size_t m = 0; m < w->policy.nmprs && rc >= 0; m++) {
@@ -299,44 +279,13 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 			any = any || (mpr->ops & pairs[i].op);
 		if (!any)
 			continue;
-		/* requester */
-		int ok;
-		if (mpr->requesters && w->sets) {
-			ok = wf_sets_mpr_requester(w, m); /* the requester set's members, kept by workflow_sets.c */
-		} else if (mpr->requesters) {
-			ok = req_is_res ? selects(w, mpr->requesters, req_rid, "requesters", mpr->name, &reason) : 0;
-		} else {
-			const Loom__Resource *rel = before ? before : after;
-			ok = holds_ref(rel, mpr->relative, rq->requester);
-		}
-		if (ok < 0) {
-			rc = -1;
-			break;
-		}
+		/* conditions, from the members workflow_sets.c keeps (planned for after) */
+		bool ok = mpr->relative ? holds_ref(before ? before : after, mpr->relative, rq->requester)
+		                        : wf_sets_mpr_requester(w, m);
+		ok = ok && (before == NULL || wf_sets_mpr_before(w, m));
+		ok = ok && (after == NULL || wf_sets_mpr_after(w, m));
 		if (!ok)
 			continue;
-		if (mpr->before && before && w->sets) {
-			if (!wf_sets_mpr_before(w, m))
-				continue;
-		} else if (mpr->before && before) {
-			ok = selects(w, mpr->before, before->rid, "target_before", mpr->name, &reason);
-			if (ok <= 0) {
-				rc = ok < 0 ? -1 : rc;
-				continue;
-			}
-		}
-		if (mpr->after && after && w->sets) {
-			if (!wf_sets_mpr_after(w, m))
-				continue;
-		} else if (mpr->after && after) {
-			w->overlay = (wf_overlay_t){ .active = true, .rid = after->rid, .res = after };
-			ok = selects(w, mpr->after, after->rid, "target_after", mpr->name, &reason);
-			w->overlay.active = false;
-			if (ok <= 0) {
-				rc = ok < 0 ? -1 : rc;
-				continue;
-			}
-		}
 		bool granted = false;
 		for (size_t i = 0; i < np; i++) {
 			if (!(mpr->ops & pairs[i].op))
@@ -403,22 +352,20 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	if (set_status(w, rq, LOOM__REQUEST__STATUS__AUTHORIZING, "workflow", "the changes fit the schema") < 0)
 		goto out;
 	/* the request's effect on set members, applied in memory (undone unless it commits) */
-	int rc = w->sets ? wf_sets_plan(w, rq, before, after, &reason) : 0;
+	int rc = wf_sets_plan(w, rq, before, after, &reason);
 	if (rc < 0)
 		rc = -1;
 	else
 		rc = authorize(w, rq, before, after, &reason);
 	if (rc != 0) {
-		if (w->sets)
-			wf_sets_abort(w);
+		wf_sets_abort(w);
 		set_reason(rq, reason);
 		set_status(w, rq, rc > 0 ? LOOM__REQUEST__STATUS__DENIED : LOOM__REQUEST__STATUS__FAILED, "workflow", reason);
 		free(reason);
 		goto out;
 	}
 	loom_batch_t *b = loom_batch_new(w->store);
-	if (w->sets)
-		wf_sets_commit_batch(w, b, rq);
+	wf_sets_commit_batch(w, b, rq);
 	/* the commit: the resource and the request's new status in one batch */
 	loom_buf_t note = LOOM_BUF_INIT;
 	loom_buf_adds(&note, "granted by");
@@ -443,8 +390,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	loom_batch_destroy(&b);
 	if (rc < 0) {
 		loom_error("cannot commit request %s: %s", rq->id, err);
-		if (w->sets)
-			wf_sets_abort(w);
+		wf_sets_abort(w);
 		if (after && before == NULL)
 			w->next_rid--;
 		char *r = loom_sprintf("cannot commit: %s", err);
@@ -455,8 +401,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		free(r);
 		goto out;
 	}
-	if (w->sets)
-		wf_sets_done(w);
+	wf_sets_done(w);
 	loom_info("request %s %s %s committed: %s", rq->id, wf_op_name(rq->operation), rq->target_id,
 	    rq->history[rq->n_history - 1]->note);
 	crash_point(w, LOOM__REQUEST__STATUS__COMMITTED);
