@@ -136,10 +136,11 @@ static char *mprs_yaml(long long n)
 			break;
 		default:
 			m = loom_sprintf("  - name: set-members-%lld\n"
-					 "    requesters: /Person[ObjectID = /Set[DisplayName = 'set-%03lld']/ComputedMember]\n"
+					 "    requester_set: set-%03lld\n"
 					 "    operations: [modify]\n"
-					 "    attributes: [Department]\n",
-			    i, i % 100);
+					 "    attributes: [Department]\n"
+					 "    target_after_set: set-%03lld\n",
+			    i, i % 100, (i + 10) % 100);
 			break;
 		}
 		char *j = loom_sprintf("%s%s", y, m);
@@ -519,6 +520,10 @@ static int over_bus(const char *dir, const opts_t *o, char **ret_error)
 		while ((r = loom_bus_recv(bus, &env, &e)) != 0) {
 			if (r < 0)
 				continue;
+			if (loom_envelope_is(env, &loom__pong__descriptor)) {
+				loom_envelope_free(&env); /* a late answer to a start-up ping */
+				continue;
+			}
 			Loom__RequestReply *rr = (Loom__RequestReply *)loom_envelope_body(env, &loom__request_reply__descriptor, &e);
 			if (rr == NULL || rr->request == NULL) {
 				*ret_error = loom_sprintf("unexpected reply %s: %s", env->type, rr ? "no request" : e);
