@@ -158,6 +158,11 @@ typedef struct wf {
 	Loom__Value cache_val;         /* its value */
 	Loom__Value *cache_valp;       /* pointer to it */
 	char *crash_at;            /* fault injection: LOOM_WORKFLOW_CRASH_AT (a status name) */
+	bool group_commit;         /* writes are not synced one by one: wf_request_flush syncs them (group commit) */
+	bool unsynced;             /* a write since the last sync */
+	struct wf_held *held;      /* replies held until the sync that makes their requests durable */
+	size_t nheld, capheld;     /* how many, allocated */
+	bool flush_armed;          /* a timer will flush */
 } wf_t;
 
 int wf_store_open(wf_t *w, const char *path, char **ret_error);
@@ -186,6 +191,10 @@ void wf_handle(wf_t *w, Loom__Envelope *env);
  * Returns the request as it ended (the caller frees it), or NULL with
  * *ret_error when it cannot be stored. */
 Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error);
+/* With group_commit: makes every write so far durable (one synced write)
+ * and sends the replies held for it. Returns 0, or -1 with *ret_error (the
+ * held requests get an error reply). Without: nothing to do. */
+int wf_request_flush(wf_t *w, char **ret_error);
 
 /* ---- sets (workflow_sets.c) ---- */
 

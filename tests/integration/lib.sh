@@ -90,7 +90,10 @@ write_config() {
 start() {
 	local name=$1
 	shift
-	"$@" >"$T/$name.log" 2>&1 &
+	# Empty the log here, not in the background child: a wait_log right
+	# after a restart under the same name must not find the last run's lines.
+	: >"$T/$name.log"
+	"$@" >>"$T/$name.log" 2>&1 &
 	PIDS[$name]=$!
 }
 
