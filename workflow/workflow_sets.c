@@ -709,14 +709,19 @@ static bool dep_hit(const tset_t *t, const char *type, const char **c, size_t nc
 	return false;
 }
 
-/* Re-evaluates what a change of the target's attributes c can affect. */
+/* Re-evaluates what a change of the target's attributes c can affect: the
+ * target alone when no path inside the filter depends on c, else in full. */
 static int affected(wf_t *w, tset_t *t, const char *type, const char **c, size_t nc, char **ret_reason)
 {
 	struct wf_sets *s = w->sets;
 	if (t->x == NULL || t->full_plan == s->plan_no || !dep_hit(t, type, c, nc))
 		return 0;
-	if (t->traverses)
-		return full(w, t, ret_reason);
+	if (t->traverses) {
+		/* a path inside the filter may select other resources now: in full */
+		for (size_t i = 0; i < nc; i++)
+			if (loom_xpath_depends_inner(t->x, type, c[i]))
+				return full(w, t, ret_reason);
+	}
 	if (s->target_gone)
 		return 0; /* it left every set already */
 	return test_one(w, t, s->target, ret_reason);

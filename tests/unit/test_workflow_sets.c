@@ -521,6 +521,8 @@ static void test_pruning(void **state)
 	snprintf(ref, sizeof ref, "Manager=%s", mgr);
 	char *p = created(submit("sync", LOOM__REQUEST__OPERATION__CREATE, "Person", NULL, "AccountName=p",
 	    "Department=D1", ref, NULL));
+	char *p2 = created(submit("sync", LOOM__REQUEST__OPERATION__CREATE, "Person", NULL, "AccountName=p2",
+	    "Department=D3", NULL));
 	free(created(submit("sync", LOOM__REQUEST__OPERATION__CREATE, "Set", NULL, "DisplayName=own",
 	    "Filter=/Person[Department = 'D1']", NULL)));
 	free(created(submit("sync", LOOM__REQUEST__OPERATION__CREATE, "Set", NULL, "DisplayName=reports",
@@ -536,12 +538,15 @@ static void test_pruning(void **state)
 		{ "an own-attribute filter's attribute", "Department=D2", 0, 1, 1 },
 		{ "the manager's Department: the reverse reference set in full", "Department=D4", 1, 1, 1 },
 		{ "a value that does not change", "Department=D4", 1, 0, 0 },
+		{ "p's Manager: outside the inner path, p alone is re-tested", NULL, 0, 0, 1 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		size_t f0, t0, f1, t1;
 		counters(&f0, &t0);
-		completed(submit("sync", LOOM__REQUEST__OPERATION__MODIFY, NULL, cases[i].who ? mgr : p, cases[i].change,
-		    NULL));
+		char mref[128];
+		snprintf(mref, sizeof mref, "Manager=%s", p2);
+		completed(submit("sync", LOOM__REQUEST__OPERATION__MODIFY, NULL, cases[i].who ? mgr : p,
+		    cases[i].change ? cases[i].change : mref, NULL));
 		counters(&f1, &t1);
 		if (f1 - f0 != cases[i].full || t1 - t0 != cases[i].tests)
 			fail_msg("%s: %zu sets evaluated in full and %zu resources re-tested, want %zu and %zu", cases[i].label,
@@ -549,6 +554,7 @@ static void test_pruning(void **state)
 	}
 	free(mgr);
 	free(p);
+	free(p2);
 	h_close();
 }
 
