@@ -1183,6 +1183,7 @@ static xp_node_t *parse_filter(cc_t *cc)
 
 typedef struct deps_cc {
 	loom_xpath_t *x;     /* the filter whose dependencies are recorded */
+	int inner;           /* > 0 while walking a location path on the right of a comparison, or a later step */
 	size_t cap;          /* slots allocated in x->dep_v */
 	size_t tcap;         /* slots allocated in x->type_v */
 	size_t ntypes;       /* types recorded in x->type_v */
@@ -1193,14 +1194,17 @@ static void dep_add(deps_cc_t *d, const char *type, const char *attr)
 	loom_xpath_t *x = d->x;
 	type = type ? type : "*";
 	for (size_t i = 0; i < x->deps.n; i++)
-		if (strcmp(x->dep_v[i].type, type) == 0 && strcmp(x->dep_v[i].attr, attr) == 0)
+		if (strcmp(x->dep_v[i].type, type) == 0 && strcmp(x->dep_v[i].attr, attr) == 0) {
+			x->dep_v[i].inner = x->dep_v[i].inner || d->inner > 0;
 			return;
+		}
 	if (x->deps.n == d->cap) {
 		d->cap = d->cap ? 2 * d->cap : 8;
 		x->dep_v = loom_realloc(x->dep_v, d->cap * sizeof *x->dep_v);
 	}
 	x->dep_v[x->deps.n].type = type;
 	x->dep_v[x->deps.n].attr = attr;
+	x->dep_v[x->deps.n].inner = d->inner > 0;
 	x->deps.n++;
 }
 
@@ -1234,6 +1238,8 @@ static void walk(deps_cc_t *d, xp_node_t *n, const char *ctx)
 	case XN_PATH:
 		for (size_t i = 0; i < n->nsteps; i++) {
 			const char *t = i == 0 ? n->steps[0].name : NULL;
+			if (i == 1)
+				d->inner++; /* what later steps reach depends on other resources */
 			if (i == 0) {
 				dep_add(d, t, "ObjectType");
 			} else {
@@ -1245,8 +1251,10 @@ static void walk(deps_cc_t *d, xp_node_t *n, const char *ctx)
 			if (n->steps[i].pred)
 				walk(d, n->steps[i].pred, t);
 		}
-		if (n->nsteps > 1)
+		if (n->nsteps > 1) {
 			d->x->deps.has_step = true;
+			d->inner--;
+		}
 		break;
 	case XN_AND:
 		/* two set slots: the intersection of its conjuncts' index candidates, and a spare */
@@ -1266,7 +1274,9 @@ static void walk(deps_cc_t *d, xp_node_t *n, const char *ctx)
 			d->x->deps.has_contains = true;
 		if (n->kind == XN_CMP && n->rhs == R_PATH) {
 			d->x->deps.has_path_compare = true;
+			d->inner++;
 			walk(d, n->kids[0], NULL);
+			d->inner--;
 		}
 		if (n->kind == XN_CMP && n->rhs == R_TIME)
 			walk(d, n->kids[0], ctx);
@@ -1453,6 +1463,19 @@ const char *loom_xpath_text(const loom_xpath_t *x)
 const loom_xpath_deps_t *loom_xpath_deps(const loom_xpath_t *x)
 {
 	return &x->deps;
+}
+
+bool loom_xpath_depends_inner(const loom_xpath_t *x, const char *type, const char *attr)
+{
+	if (x->deps.has_step)
+		return loom_xpath_depends_on(x, type, attr);
+	for (size_t i = 0; i < x->deps.n; i++) {
+		const loom_xpath_dep_t *d = &x->deps.v[i];
+		if (d->inner && strcmp(d->attr, attr) == 0 &&
+		    (type == NULL || strcmp(d->type, "*") == 0 || strcmp(d->type, type) == 0))
+			return true;
+	}
+	return false;
 }
 
 bool loom_xpath_depends_on(const loom_xpath_t *x, const char *type, const char *attr)

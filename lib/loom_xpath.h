@@ -75,6 +75,7 @@ const char *loom_xpath_text(const loom_xpath_t *x);
 typedef struct loom_xpath_dep {
 	const char *type;  /* object type, or "*" */
 	const char *attr;  /* attribute name, as written in the filter */
+	bool inner;        /* read inside a location path compared with (Manager = /Person[...]) or by a later step */
 } loom_xpath_dep_t;
 
 typedef struct loom_xpath_deps {
@@ -99,6 +100,16 @@ const loom_xpath_deps_t *loom_xpath_deps(const loom_xpath_t *x);
  * membership can change: re-testing it with loom_xpath_matches suffices.
  * The passing of time is deps->temporal's business, not this one's. */
 bool loom_xpath_depends_on(const loom_xpath_t *x, const char *type, const char *attr);
+
+/* Whether a change of attribute attr on a resource of object type type
+ * may change what a location path inside x selects (the right-hand side of
+ * Manager = /Person[AccountName = 'x'], or anything of a filter with a
+ * location step): then resources other than the changed one may enter or
+ * leave x's result. When it says false but loom_xpath_depends_on says true,
+ * only the changed resource's own membership can change: re-testing it
+ * with loom_xpath_matches suffices (a Manager change for the filter above;
+ * an AccountName change is inner). */
+bool loom_xpath_depends_inner(const loom_xpath_t *x, const char *type, const char *attr);
 
 /* ---- the resource provider ---- */
 

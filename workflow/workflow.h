@@ -61,7 +61,7 @@ enum { WF_OP_CREATE = 1, WF_OP_DELETE = 2, WF_OP_READ = 4, WF_OP_ADD = 8, WF_OP_
 
 typedef struct wf_mpr {
 	char *name;                /* unique MPR name */
-	loom_xpath_t *requesters;  /* requester set filter, or NULL (then req_sync or relative is set) */
+	loom_xpath_t *requesters;  /* requester set filter, or NULL (then req_sync, relative or requester_set is set) */
 	bool req_sync;             /* requesters: sync, the built-in requester of engine exports */
 	char *relative;            /* requester relative to the target: an attribute of the target
 	                              whose values must hold the requester (ObjectID: the target itself), or NULL */
@@ -71,6 +71,9 @@ typedef struct wf_mpr {
 	size_t nattrs;             /* how many */
 	loom_xpath_t *before;      /* target-before filter, or NULL: any */
 	loom_xpath_t *after;       /* target-after filter, or NULL: any */
+	char *requester_set;       /* or: a Set or Group (ObjectID or DisplayName) holding the requester, or NULL */
+	char *before_set;          /* a Set or Group the target must be in before, or NULL: any */
+	char *after_set;           /* a Set or Group the target must be in after, or NULL: any */
 	char **workflows;          /* "authn:NAME", "authz:NAME", "action:NAME" */
 	size_t nworkflows;         /* how many */
 } wf_mpr_t;
@@ -211,6 +214,11 @@ typedef struct wf {
 	struct wf_schema_next *schema_next; /* the schema a request being run would make (validated), or NULL */
 	char **schema_problems;    /* descriptions the live schema leaves out (a store that does not build) */
 	size_t nschema_problems;   /* how many */
+	bool group_commit;         /* writes are not synced one by one: wf_request_flush syncs them (group commit) */
+	bool unsynced;             /* a write since the last sync */
+	struct wf_held *held;      /* replies held until the sync that makes their requests durable */
+	size_t nheld, capheld;     /* how many, allocated */
+	bool flush_armed;          /* a timer will flush */
 } wf_t;
 
 int wf_store_open(wf_t *w, const char *path, char **ret_error);
@@ -250,6 +258,10 @@ void wf_handle(wf_t *w, Loom__Envelope *env);
  * Returns the request as it ended (the caller frees it), or NULL with
  * *ret_error when it cannot be stored. */
 Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error);
+/* With group_commit: makes every write so far durable (one synced write)
+ * and sends the replies held for it. Returns 0, or -1 with *ret_error (the
+ * held requests get an error reply). Without: nothing to do. */
+int wf_request_flush(wf_t *w, char **ret_error);
 
 /* Whether some resource (of type; NULL: any) has a value for attribute a:
  * 1 with *ret_id (its ObjectID, the caller frees it), 0 when none, -1 with *error_r. */
@@ -300,9 +312,10 @@ char *wf_sets_validate_filter(wf_t *w, const Loom__Resource *before, const Loom_
  * that do not settle). */
 int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const Loom__Resource *after,
     char **ret_reason);
-/* Whether the requester was in MPR m's requester set, the target in its
- * target_before set before the request and in its target_after set after
- * it (as planned). */
+/* Whether the requester was in MPR m's requester set (filter or Set), the
+ * target in its target_before filter and Set before the request and in its
+ * target_after filter and Set after it (as planned); a condition the MPR
+ * does not have holds. */
 bool wf_sets_mpr_requester(wf_t *w, size_t m);
 bool wf_sets_mpr_before(wf_t *w, size_t m);
 bool wf_sets_mpr_after(wf_t *w, size_t m);

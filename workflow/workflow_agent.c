@@ -584,8 +584,26 @@ static void export_batch(void *arg, Loom__Envelope *env, const Loom__ExportBatch
 		loom_warning("%s", rs.message);
 	} else {
 		rs.results = loom_calloc(b->n_changes ? b->n_changes : 1, sizeof *rs.results);
+		/* the batch's requests are written unsynced and made durable by
+		 * one synced write before the results go out (group commit) */
+		w->group_commit = true;
 		for (size_t i = 0; i < b->n_changes; i++)
 			rs.results[rs.n_results++] = export_one(w, a, b->changes[i]);
+		char *ferr = NULL;
+		if (wf_request_flush(w, &ferr) < 0) {
+			loom_error("export batch run=%llu: %s", (unsigned long long)b->run_id, ferr);
+			for (size_t i = 0; i < rs.n_results; i++) {
+				Loom__ExportChangeResult *r = rs.results[i];
+				if (!r->ok)
+					continue;
+				if (r->anchor[0]) { /* set by result_of; the empty default is not ours */
+					free(r->anchor);
+					r->anchor = loom_strdup("");
+				}
+				result_fail(r, "store-error", ferr, true);
+			}
+			free(ferr);
+		}
 	}
 	size_t ok = 0;
 	for (size_t i = 0; i < rs.n_results; i++)

@@ -97,6 +97,12 @@ static void wf_stop(loom_daemon_t *d)
 	wf_t *w = loom_daemon_user(d);
 	if (w == NULL)
 		return;
+	char *err;
+	if (wf_request_flush(w, &err) < 0) {
+		loom_error("%s", err);
+		free(err);
+	}
+	free(w->held);
 	wf_agents_free(w);
 	wf_sets_close(w);
 	wf_schema_close(w);

@@ -20,6 +20,13 @@
  * authenticating, post-processing, pending-approval and canceled exist in the
  * protocol; no transition enters them until workflows come (docs/policy.md).
  *
+ * Durability: every write above is synced, or, with group_commit (the bus
+ * handler's mode), written unsynced and made durable by one synced write
+ * (wf_request_flush) before any reply goes out: the service handles every
+ * request it has in hand, then syncs once and answers them all (group
+ * commit). A kill -9 loses no unsynced write (the WAL is in the page
+ * cache); a power loss may lose the last group, none of which was answered.
+ *
  * After a crash (wf_requests_recover): validating and authorizing requests
  * have changed no resource, so they run again from validation against the
  * resources as they are now; committed ones are completed. A request is
@@ -33,6 +40,8 @@
 #include "loom_log.h"
 
 #include <signal.h>
+#include <sodium.h>
+#include <zmq.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -56,6 +65,24 @@ static void set_reason(Loom__Request *rq, const char *reason)
 	rq->reason = loom_strdup(reason);
 }
 
+/* A request's reply, held until the sync that makes the request durable. */
+typedef struct wf_held {
+	char *to;                  /* the requester's bus address */
+	uint8_t *msg_id;           /* the RequestSubmit's msg_id */
+	size_t id_len;             /* its bytes */
+	Loom__Request *rq;         /* the request as it ended */
+} wf_held_t;
+
+static int store_write(wf_t *w, loom_batch_t *b, const char **error_r)
+{
+	if (!w->group_commit)
+		return loom_store_write(w->store, b, error_r);
+	int rc = loom_store_write_ex(w->store, b, false, error_r);
+	if (rc == 0)
+		w->unsynced = true;
+	return rc;
+}
+
 static void crash_point(wf_t *w, Loom__Request__Status s)
 {
 	if (w->crash_at && strcmp(w->crash_at, wf_status_name(s)) == 0) {
@@ -74,7 +101,7 @@ static int set_status(wf_t *w, Loom__Request *rq, Loom__Request__Status s, const
 	loom_batch_t *b = loom_batch_new(w->store);
 	wf_req_write(w, b, rq);
 	const char *err;
-	int rc = loom_store_write(w->store, b, &err);
+	int rc = store_write(w, b, &err);
 	loom_batch_destroy(&b);
 	if (rc < 0) {
 		loom_error("cannot store request %s status %s: %s", rq->id, wf_status_name(s), err);
@@ -224,24 +251,6 @@ static const char *opword(unsigned op)
 	}
 }
 
-/* 1 when x selects rid, 0 when not, -1 with *ret_reason. */
-static int selects(wf_t *w, const loom_xpath_t *x, loom_xpath_rid_t rid, const char *what, const char *mpr,
-    char **ret_reason)
-{
-	loom_xpath_result_t r;
-	loom_xpath_result_init(&r);
-	loom_xpath_error_t xe = { 0 };
-	bool m = false;
-	int rc = loom_xpath_matches(x, &w->xp, NULL, rid, &r, &m, &xe);
-	loom_xpath_result_release(&r);
-	if (rc < 0) {
-		*ret_reason = loom_sprintf("mpr '%s': %s filter: %s", mpr, what, xe.text ? xe.text : "evaluation failed");
-		loom_xpath_error_release(&xe);
-		return -1;
-	}
-	return m ? 1 : 0;
-}
-
 static bool holds_ref(const Loom__Resource *r, const char *attr, const char *id)
 {
 	if (strcmp(attr, "ObjectID") == 0)
@@ -285,8 +294,6 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 			    : rq->changes[i]->op == LOOM__REQUEST_CHANGE__OP__REMOVE ? WF_OP_REMOVE : WF_OP_MODIFY;
 			pairs[np++] = (pair_t){ .op = op, .attr = rq->changes[i]->attr };
 		}
-	loom_xpath_rid_t req_rid = 0;
-	bool req_is_res = w->xp.resolve(w, rq->requester, strlen(rq->requester), &req_rid) == 0;
 	int rc = 0;
 	char *reason = NULL;
 	for (size_t m = 0; m < w->policy.nmprs && rc >= 0; m++) {
@@ -296,46 +303,14 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 			any = any || (mpr->ops & pairs[i].op);
 		if (!any)
 			continue;
-		/* requester */
-		int ok;
-		if (mpr->req_sync) {
-			ok = strcmp(rq->requester, "sync") == 0;
-		} else if (mpr->requesters && w->sets) {
-			ok = wf_sets_mpr_requester(w, m); /* the requester set's members, kept by workflow_sets.c */
-		} else if (mpr->requesters) {
-			ok = req_is_res ? selects(w, mpr->requesters, req_rid, "requesters", mpr->name, &reason) : 0;
-		} else {
-			const Loom__Resource *rel = before ? before : after;
-			ok = holds_ref(rel, mpr->relative, rq->requester);
-		}
-		if (ok < 0) {
-			rc = -1;
-			break;
-		}
+		/* conditions, from the members workflow_sets.c keeps (planned for after) */
+		bool ok = mpr->req_sync ? strcmp(rq->requester, "sync") == 0
+		    : mpr->relative ? holds_ref(before ? before : after, mpr->relative, rq->requester)
+		    : wf_sets_mpr_requester(w, m);
+		ok = ok && (before == NULL || wf_sets_mpr_before(w, m));
+		ok = ok && (after == NULL || wf_sets_mpr_after(w, m));
 		if (!ok)
 			continue;
-		if (mpr->before && before && w->sets) {
-			if (!wf_sets_mpr_before(w, m))
-				continue;
-		} else if (mpr->before && before) {
-			ok = selects(w, mpr->before, before->rid, "target_before", mpr->name, &reason);
-			if (ok <= 0) {
-				rc = ok < 0 ? -1 : rc;
-				continue;
-			}
-		}
-		if (mpr->after && after && w->sets) {
-			if (!wf_sets_mpr_after(w, m))
-				continue;
-		} else if (mpr->after && after) {
-			w->overlay = (wf_overlay_t){ .active = true, .rid = after->rid, .res = after };
-			ok = selects(w, mpr->after, after->rid, "target_after", mpr->name, &reason);
-			w->overlay.active = false;
-			if (ok <= 0) {
-				rc = ok < 0 ? -1 : rc;
-				continue;
-			}
-		}
 		bool granted = false;
 		for (size_t i = 0; i < np; i++) {
 			if (!(mpr->ops & pairs[i].op))
@@ -412,7 +387,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	if (set_status(w, rq, LOOM__REQUEST__STATUS__AUTHORIZING, "workflow", "the changes fit the schema") < 0)
 		goto out;
 	/* the request's effect on set members, applied in memory (undone unless it commits) */
-	int rc = w->sets ? wf_sets_plan(w, rq, before, after, &reason) : 0;
+	int rc = wf_sets_plan(w, rq, before, after, &reason);
 	if (rc < 0)
 		rc = -1;
 	else
@@ -427,8 +402,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		goto out;
 	}
 	loom_batch_t *b = loom_batch_new(w->store);
-	if (w->sets)
-		wf_sets_commit_batch(w, b, rq);
+	wf_sets_commit_batch(w, b, rq);
 	/* the commit: the resource and the request's new status in one batch */
 	loom_buf_t note = LOOM_BUF_INIT;
 	loom_buf_adds(&note, "granted by");
@@ -464,7 +438,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	}
 	wf_meta_write(w, b);
 	const char *err;
-	rc = loom_store_write(w->store, b, &err);
+	rc = store_write(w, b, &err);
 	loom_batch_destroy(&b);
 	if (rc < 0) {
 		loom_error("cannot commit request %s: %s", rq->id, err);
@@ -576,7 +550,7 @@ Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error)
 	wf_req_write(w, b, rq);
 	wf_meta_write(w, b);
 	const char *err;
-	int rc = loom_store_write(w->store, b, &err);
+	int rc = store_write(w, b, &err);
 	loom_batch_destroy(&b);
 	if (rc < 0) {
 		*ret_error = loom_sprintf("cannot store the request: %s", err);
@@ -587,6 +561,74 @@ Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error)
 	crash_point(w, LOOM__REQUEST__STATUS__VALIDATING);
 	wf_request_run(w, rq, false);
 	return rq;
+}
+
+int wf_request_flush(wf_t *w, char **ret_error)
+{
+	int rc = 0;
+	const char *err = NULL;
+	if (w->unsynced) {
+		/* a small synced write: the WAL before it becomes durable with it */
+		loom_batch_t *b = loom_batch_new(w->store);
+		wf_meta_write(w, b);
+		rc = loom_store_write_ex(w->store, b, true, &err);
+		loom_batch_destroy(&b);
+		if (rc == 0)
+			w->unsynced = false;
+	}
+	char *m = rc < 0 ? loom_sprintf("cannot make the requests durable: %s", err) : NULL;
+	loom_bus_t *bus = w->daemon ? loom_daemon_bus(w->daemon) : NULL;
+	for (size_t i = 0; i < w->nheld; i++) {
+		wf_held_t *h = &w->held[i];
+		Loom__Envelope env = LOOM__ENVELOPE__INIT;
+		env.from = h->to;
+		env.msg_id.data = h->msg_id;
+		env.msg_id.len = h->id_len;
+		if (bus && m)
+			reply_error(w, &env, LOOM__ERROR__CODE__INTERNAL, m);
+		else if (bus) {
+			Loom__RequestReply r = LOOM__REQUEST_REPLY__INIT;
+			r.request = h->rq;
+			reply(w, &env, &r.base);
+		}
+		free(h->to);
+		free(h->msg_id);
+		protobuf_c_message_free_unpacked(&h->rq->base, NULL);
+	}
+	w->nheld = 0;
+	if (m) {
+		*ret_error = m;
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether more messages wait (then the group grows before its sync). */
+static bool more_waiting(wf_t *w)
+{
+	loom_bus_t *bus = loom_daemon_bus(w->daemon);
+	if (loom_bus_pending(bus))
+		return true;
+	zmq_pollitem_t it = { .socket = loom_bus_socket(bus), .events = ZMQ_POLLIN };
+	return zmq_poll(&it, 1, 0) > 0;
+}
+
+static void flush_logged(wf_t *w)
+{
+	char *m;
+	if (wf_request_flush(w, &m) < 0) {
+		loom_error("%s", m);
+		free(m);
+	}
+}
+
+static int flush_tick(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	wf_t *w = arg;
+	w->flush_armed = false;
+	flush_logged(w);
+	return 0;
 }
 
 static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
@@ -601,16 +643,29 @@ static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
 		s->request->origin = loom_strdup("");
 	}
 	char *err = NULL;
+	w->group_commit = true;
 	Loom__Request *rq = wf_request_submit(w, s->request, &err);
 	if (rq == NULL) {
 		reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, err);
 		free(err);
 		return;
 	}
-	Loom__RequestReply r = LOOM__REQUEST_REPLY__INIT;
-	r.request = rq;
-	reply(w, env, &r.base);
-	protobuf_c_message_free_unpacked(&rq->base, NULL);
+	if (w->nheld == w->capheld)
+		w->held = loom_realloc(w->held, (w->capheld = w->capheld ? 2 * w->capheld : 64) * sizeof *w->held);
+	wf_held_t *h = &w->held[w->nheld++];
+	h->to = loom_strdup(env->from);
+	h->id_len = env->msg_id.len;
+	h->msg_id = loom_malloc(h->id_len + 1);
+	memcpy(h->msg_id, env->msg_id.data, h->id_len);
+	h->rq = rq;
+	/* answer now unless more requests wait: they join this sync (a timer
+	 * makes sure a group never waits long for one that was not a request) */
+	if (w->nheld >= 256 || !more_waiting(w)) {
+		flush_logged(w);
+	} else if (!w->flush_armed) {
+		w->flush_armed = true;
+		loom_loop_add_timer(loom_daemon_loop(w->daemon), 2, 1, flush_tick, w);
+	}
 }
 
 static void handle_get(wf_t *w, Loom__Envelope *env, void *body)
@@ -771,6 +826,8 @@ void wf_handle(wf_t *w, Loom__Envelope *env)
 		{ &loom__resource_get__descriptor, handle_res_get },
 		{ &loom__resource_search__descriptor, handle_search },
 	};
+	if (!loom_envelope_is(env, &loom__request_submit__descriptor))
+		flush_logged(w); /* what is read or answered next is durable */
 	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
 		if (!loom_envelope_is(env, h[i].d))
 			continue;

@@ -49,6 +49,9 @@ typedef struct cfg_mpr {
 	char *description;             /* free text */
 	loom_cfg_text_t requesters;    /* requester set: an XPath filter */
 	loom_cfg_text_t relative;      /* or: attribute of the target holding the requester */
+	loom_cfg_text_t requester_set; /* or: a Set (ObjectID or DisplayName) the requester must be in */
+	loom_cfg_text_t before_set;    /* a Set the target must be in before */
+	loom_cfg_text_t after_set;     /* a Set the target must be in after */
 	loom_cfg_strlist_t operations; /* create, delete, read, add, remove, modify */
 	loom_cfg_strlist_t attributes; /* '*' or names */
 	loom_cfg_text_t before;        /* target-before filter */
@@ -126,6 +129,12 @@ static const loom_cfg_key_t mpr_keys[] = {
 	{ .name = "relative_to_target", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_mpr_t, relative),
 	  .help = "or: the requester must be a value of this attribute of the target (ObjectID: the target itself; "
 	          "Manager; Owner)" },
+	{ .name = "requester_set", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_mpr_t, requester_set),
+	  .help = "or: a Set or Group (ObjectID or DisplayName) the requester must be a member of" },
+	{ .name = "target_before_set", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_mpr_t, before_set),
+	  .help = "a Set or Group the target must be a member of before the request (not for create)" },
+	{ .name = "target_after_set", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_mpr_t, after_set),
+	  .help = "a Set or Group the target must be a member of after the request (not for delete)" },
 	{ .name = "operations", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_mpr_t, operations),
 	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "create, delete, read, add, remove, modify" },
 	{ .name = "attributes", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_mpr_t, attributes), .def = "'*'",
@@ -558,9 +567,9 @@ static void build(wf_policy_t *p, cfg_file_t *files, size_t nfiles, loom_buf_t *
 				err_at(errs, file, &c->name, "mpr '%s' is defined twice", nm);
 				continue;
 			}
-			if ((c->requesters.text == NULL) == (c->relative.text == NULL)) {
-				err_at(errs, file, &c->name, "mpr '%s': give exactly one of requesters (an XPath filter) and "
-				    "relative_to_target (an attribute of the target)", nm);
+			if ((c->requesters.text != NULL) + (c->relative.text != NULL) + (c->requester_set.text != NULL) != 1) {
+				err_at(errs, file, &c->name, "mpr '%s': give exactly one of requesters (an XPath filter), "
+				    "requester_set (a Set) and relative_to_target (an attribute of the target)", nm);
 				continue;
 			}
 			wf_mpr_t m = { 0 };
@@ -623,6 +632,9 @@ static void build(wf_policy_t *p, cfg_file_t *files, size_t nfiles, loom_buf_t *
 			}
 			m.name = loom_strdup(nm);
 			m.relative = c->relative.text ? loom_strdup(c->relative.text) : NULL;
+			m.requester_set = c->requester_set.text ? loom_strdup(c->requester_set.text) : NULL;
+			m.before_set = c->before_set.text ? loom_strdup(c->before_set.text) : NULL;
+			m.after_set = c->after_set.text ? loom_strdup(c->after_set.text) : NULL;
 			if (c->disabled)
 				m.ops = 0; /* kept for its name (no duplicate), grants nothing */
 			p->mprs = loom_realloc(p->mprs, (p->nmprs + 1) * sizeof *p->mprs);
@@ -709,6 +721,9 @@ void wf_policy_release(wf_policy_t *p)
 		wf_mpr_t *m = &p->mprs[i];
 		free(m->name);
 		free(m->relative);
+		free(m->requester_set);
+		free(m->before_set);
+		free(m->after_set);
 		strv_free(m->attrs, m->nattrs);
 		strv_free(m->workflows, m->nworkflows);
 		loom_xpath_destroy(&m->requesters);

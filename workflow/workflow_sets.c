@@ -153,6 +153,9 @@ typedef struct tset {
 	uint64_t stamp;            /* tick of its last member change */
 	uint64_t evaluated;        /* tick when it was last evaluated in full */
 	uint64_t full_plan;        /* number of the plan that last evaluated it in full */
+	rset_t reads;              /* Sets and Groups whose ComputedMember its last full evaluation read */
+	bool reads_any;            /* it looked members up by value (find_eq): may read any set */
+	bool reads_known;          /* reads and reads_any are from a full evaluation */
 } tset_t;
 
 enum { U_ADD, U_DEL, U_SET_NEW, U_SET_GONE, U_SET_DEF };
@@ -192,6 +195,7 @@ struct wf_sets {
 	size_t nbefore;            /* how many */
 	loom_xpath_result_t r;     /* evaluation scratch */
 	Loom__Attr attr;           /* the last ComputedMember handed to the evaluator */
+	tset_t *reading;           /* the set being evaluated (its reads are recorded), or NULL */
 	size_t full, tests;        /* counters: full evaluations, one-resource tests */
 };
 
@@ -206,6 +210,7 @@ static void tset_free(tset_t *t)
 	rs_release(&t->expl);
 	rs_release(&t->members);
 	rs_release(&t->touched);
+	rs_release(&t->reads);
 	free(t);
 }
 
@@ -273,7 +278,15 @@ static int full(wf_t *w, tset_t *t, char **ret_reason)
 	uint64_t *want = NULL;
 	if (t->x) {
 		loom_xpath_error_t xe = { 0 };
-		if (loom_xpath_eval(t->x, &w->xp, NULL, &s->r, &xe) < 0) {
+		if (t->reads.n)
+			memset(t->reads.v, 0, t->reads.cap * sizeof *t->reads.v);
+		t->reads.n = 0;
+		t->reads_any = false;
+		s->reading = t;
+		int rc = loom_xpath_eval(t->x, &w->xp, NULL, &s->r, &xe);
+		s->reading = NULL;
+		t->reads_known = rc == 0;
+		if (rc < 0) {
 			*ret_reason = eval_error(t, &xe);
 			return -1;
 		}
@@ -319,7 +332,10 @@ static int test_one(wf_t *w, tset_t *t, loom_xpath_rid_t rid, char **ret_reason)
 	bool m = false;
 	if (t->x) {
 		loom_xpath_error_t xe = { 0 };
-		if (loom_xpath_matches(t->x, &w->xp, NULL, rid, &s->r, &m, &xe) < 0) {
+		s->reading = t;
+		int rc = loom_xpath_matches(t->x, &w->xp, NULL, rid, &s->r, &m, &xe);
+		s->reading = NULL;
+		if (rc < 0) {
 			*ret_reason = eval_error(t, &xe);
 			return -1;
 		}
@@ -693,30 +709,53 @@ static bool dep_hit(const tset_t *t, const char *type, const char **c, size_t nc
 	return false;
 }
 
-/* Re-evaluates what a change of the target's attributes c can affect. */
+/* Re-evaluates what a change of the target's attributes c can affect: the
+ * target alone when no path inside the filter depends on c, else in full. */
 static int affected(wf_t *w, tset_t *t, const char *type, const char **c, size_t nc, char **ret_reason)
 {
 	struct wf_sets *s = w->sets;
 	if (t->x == NULL || t->full_plan == s->plan_no || !dep_hit(t, type, c, nc))
 		return 0;
-	if (t->traverses)
-		return full(w, t, ret_reason);
+	if (t->traverses) {
+		/* a path inside the filter may select other resources now: in full */
+		for (size_t i = 0; i < nc; i++)
+			if (loom_xpath_depends_inner(t->x, type, c[i]))
+				return full(w, t, ret_reason);
+	}
 	if (s->target_gone)
 		return 0; /* it left every set already */
 	return test_one(w, t, s->target, ret_reason);
 }
 
-/* Whether t's filter reads the members of a set changed in this plan. */
+/* Whether t's filter reads the members of a set changed in this plan
+ * since t was last evaluated: the sets its last full evaluation read, or
+ * any set of a type whose ComputedMember it depends on when that is not
+ * known (not evaluated since start-up, or members looked up by value). */
 static bool stale(struct wf_sets *s, const tset_t *t)
 {
 	if (t->x == NULL)
 		return false;
 	for (size_t i = 0; i < s->nres; i++) {
 		const tset_t *o = s->res[i];
-		if (o->stamp > s->plan_tick && o->stamp > t->evaluated && loom_xpath_depends_on(t->x, o->type, "ComputedMember"))
+		if (o->stamp <= s->plan_tick || o->stamp <= t->evaluated)
+			continue;
+		if (t->reads_known && !t->reads_any ? rs_has(&t->reads, o->rid)
+		                                    : loom_xpath_depends_on(t->x, o->type, "ComputedMember"))
 			return true;
 	}
 	return false;
+}
+
+/* The Set or Group an MPR names: by ObjectID, else by DisplayName. */
+static tset_t *named(struct wf_sets *s, const char *name)
+{
+	for (size_t i = 0; i < s->nres; i++)
+		if (strcasecmp(s->res[i]->id, name) == 0)
+			return s->res[i];
+	for (size_t i = 0; i < s->nres; i++)
+		if (strcmp(s->res[i]->name, name) == 0)
+			return s->res[i];
+	return NULL;
 }
 
 int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const Loom__Resource *after,
@@ -733,8 +772,20 @@ int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const
 	bool req_res = w->xp.resolve(w, rq->requester, strlen(rq->requester), &req_rid) == 0;
 	for (size_t m = 0; m < w->policy.nmprs; m++) {
 		const mpr_sets_t *ms = &s->by_mpr[m];
-		s->req_in[m] = ms->req >= 0 && req_res && rs_has(&s->mpr[ms->req]->members, req_rid);
-		s->before_in[m] = ms->before >= 0 && before && rs_has(&s->mpr[ms->before]->members, before->rid);
+		const wf_mpr_t *p = &w->policy.mprs[m];
+		tset_t *t;
+		bool in = false;
+		if (ms->req >= 0)
+			in = req_res && rs_has(&s->mpr[ms->req]->members, req_rid);
+		else if (p->requester_set)
+			in = req_res && (t = named(s, p->requester_set)) != NULL && rs_has(&t->members, req_rid);
+		s->req_in[m] = in;
+		in = before != NULL;
+		if (in && ms->before >= 0)
+			in = rs_has(&s->mpr[ms->before]->members, before->rid);
+		if (in && p->before_set)
+			in = (t = named(s, p->before_set)) != NULL && rs_has(&t->members, before->rid);
+		s->before_in[m] = in;
 	}
 	free_before_refs(s);
 	if (before)
@@ -839,8 +890,14 @@ bool wf_sets_mpr_before(wf_t *w, size_t m)
 bool wf_sets_mpr_after(wf_t *w, size_t m)
 {
 	struct wf_sets *s = w->sets;
+	const wf_mpr_t *p = &w->policy.mprs[m];
 	int i = s->by_mpr[m].after;
-	return i >= 0 && !s->target_gone && rs_has(&s->mpr[i]->members, s->target);
+	if (s->target_gone)
+		return false;
+	if (i >= 0 && !rs_has(&s->mpr[i]->members, s->target))
+		return false;
+	tset_t *t;
+	return p->after_set == NULL || ((t = named(s, p->after_set)) != NULL && rs_has(&t->members, s->target));
 }
 
 /* ---- commit ---- */
@@ -1015,6 +1072,8 @@ const Loom__Attr *wf_sets_members_attr(wf_t *w, loom_xpath_rid_t rid)
 	tset_t *t = res_find(s, rid);
 	if (t == NULL)
 		return NULL;
+	if (s->reading)
+		rs_add(&s->reading->reads, rid);
 	for (size_t i = 0; i < s->attr.n_values; i++)
 		protobuf_c_message_free_unpacked(&s->attr.values[i]->base, NULL);
 	free(s->attr.values);
@@ -1050,6 +1109,8 @@ int wf_sets_find_member(wf_t *w, const char *type, const Loom__Value *v, loom_xp
 	struct wf_sets *s = w->sets;
 	const char *id = v->v_case == LOOM__VALUE__V_REF ? v->ref : v->v_case == LOOM__VALUE__V_STR ? v->str : NULL;
 	loom_xpath_rid_t rid;
+	if (s->reading)
+		s->reading->reads_any = true;
 	if (id == NULL || w->xp.resolve(w, id, strlen(id), &rid) != 0)
 		return 0;
 	for (size_t i = 0; i < s->nres; i++) {

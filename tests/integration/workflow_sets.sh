@@ -26,6 +26,12 @@ mprs:
     requesters: /Person[ObjectID = /Set[DisplayName = 'Admins']/ComputedMember]
     operations: [modify]
     attributes: [JobTitle]
+  - name: admins-staff-engineering
+    requester_set: Admins
+    operations: [modify]
+    attributes: [Department]
+    target_before_set: EngReports
+    target_after_set: Engineering
   - name: managers-move-reports-within-rnd
     relative_to_target: Manager
     operations: [modify]
@@ -169,6 +175,14 @@ denied "grants requester '$OUT' modify of attribute 'JobTitle'" modify "$E2" Job
 ok modify "$ADMINS" +ExplicitMember="$OUT" >/dev/null
 out=$(ctl -t 10s request modify "$E2" JobTitle=Lead --as "$OUT") || fail "an Admins member setting JobTitle: $out"
 echo "$out" | grep -q "granted by admins-set-titles" || fail "not granted by admins-set-titles: $out"
+# named sets: requester in Admins, target in EngReports before and in Engineering after
+denied "grants requester '$OUT' modify of attribute 'Department' on Person '$E2'" \
+	modify "$E2" Department=Sales --as "$OUT"                # after: not in Engineering
+denied "grants requester '$OUT' modify of attribute 'Department' on Person '$HR'" \
+	modify "$HR" Department=Engineering --as "$OUT"          # before: not in EngReports
+out=$(ctl -t 10s request modify "$E2" Department=Engineering --as "$OUT") || fail "an Admins member staffing Engineering: $out"
+echo "$out" | grep -q "granted by admins-staff-engineering" || fail "not granted by admins-staff-engineering: $out"
+ok modify "$E2" Department=Research >/dev/null
 ok modify "$ADMINS" -ExplicitMember="$OUT" >/dev/null
 denied "grants requester '$OUT' modify of attribute 'JobTitle'" modify "$E2" JobTitle=Chief --as "$OUT"
 # relative requester (the manager) with target-before and target-after sets
@@ -180,7 +194,7 @@ denied "grants requester '$HR' modify of attribute 'Department' on Person '$E2'"
 ok modify "$OUT" Manager="$MGR" >/dev/null
 denied "grants requester '$MGR' modify of attribute 'Department' on Person '$OUT'" \
 	modify "$OUT" Department=Engineering --as "$MGR"         # before: not in R&D
-pass "MPR matrix on sets before/after, a Set-made requester set, relative requesters"
+pass "MPR matrix on sets before/after (filters and named Sets), a Set-made requester set, relative requesters"
 
 # ---- kill -9 ----------------------------------------------------------------------
 consistent() {
