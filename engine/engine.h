@@ -343,7 +343,7 @@ void eng_live_free(engine_t *e);
 void eng_live_batch(engine_t *e, Loom__Envelope *env, Loom__ImportBatch *ib);
 void eng_live_hello(engine_t *e, Loom__Envelope *env);
 /* eng_run_finish() reports every run's end here. */
-void eng_live_run_finished(engine_t *e, uint64_t id, const char *status);
+void eng_live_run_finished(engine_t *e, uint64_t id, const char *agent, const char *profile, const char *status);
 void eng_live_query(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m);
 
 /* engine_import.c */

@@ -482,10 +482,18 @@ static int on_window(loom_loop_t *loop, void *arg)
 	return 0;
 }
 
-void eng_live_run_finished(engine_t *e, uint64_t id, const char *status)
+void eng_live_run_finished(engine_t *e, uint64_t id, const char *agent, const char *profile, const char *status)
 {
 	for (size_t i = 0; i < e->nlives; i++) {
 		eng_live_t *l = &e->lives[i];
+		/* A stream down (say, for want of a watermark) is reopened at once
+		 * after an import of its agent that stored a new one. */
+		if (l->state == LIVE_DOWN && strcmp(l->agent->cfg->name, agent) == 0 &&
+		    (strcmp(profile, "full-import") == 0 || strcmp(profile, "delta-import") == 0) &&
+		    (strcmp(status, "success") == 0 || strcmp(status, "completed-errors") == 0)) {
+			l->retry_ms = 0;
+			l->backoff_ms = BACKOFF_MIN_MS;
+		}
 		if (l->running && !l->step_done && (l->starting || (l->run_id != 0 && l->run_id == id))) {
 			l->step_done = true;
 			l->run_id = id;

@@ -203,7 +203,7 @@ void eng_run_finish(engine_t *e, const char *status, const char *message)
 	e->run = NULL;
 	/* Before run_free: status and message may point into the run. */
 	eng_sched_run_finished(e, r->id, status, message);
-	eng_live_run_finished(e, r->id, status);
+	eng_live_run_finished(e, r->id, r->agent->cfg->name, r->profile, status);
 	run_free(r);
 }
 
