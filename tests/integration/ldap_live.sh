@@ -185,9 +185,12 @@ start_ldap_agent src
 wait_for "user4's cn after the restart" 30 ldif_has uid=user4,ou=copy "cn: Dorothy Four"
 wait_for "user1 gone after the restart" 20 ldif_lacks_dn uid=user1,ou=copy
 wait_for "user6 after the restart" 20 ldif_has uid=user6,ou=copy "cn: User 6"
-log_has "$T/ma_src.log" "live stream persisting session=[0-9]+ refresh_objects=2 refresh_deletes=1 still_in_a_base=1" ||
+# Resumed from the cookie: the refresh holds the changes made meanwhile
+# (user4, user6; user2 too when ou=staff's stored cookie predates its last
+# change), not every entry, and the one delete.
+log_has "$T/ma_src.log" "live stream persisting session=[0-9]+ refresh_objects=[23] refresh_deletes=1 " ||
 	fail "the restarted agent did not resume from the cookie (refresh of 2 changes and 1 delete): $(grep live "$T/ma_src.log")"
-# user2 (moved to ou=staff) is reported gone by ou=people's replay, whose
+# user2 (moved to ou=staff) is reported gone by ou=people's replay when that
 # cookie is older than user2's last change: it is still in a base, so kept.
 ldif_has uid=user2,ou=copy "cn: Moved Two" || fail "user2 was deleted by the resumed refresh: $(cat "$T/data/out.ldif")"
 pass "changes made while the agent was killed arrive after its restart (resumed from the stored cookie)"
