@@ -280,8 +280,8 @@ static const loom_flag_t flags[] = {
 static const loom_daemon_def_t def = {
 	.process = "loom-ma-ldap",
 	.summary = "Loom management agent for LDAP directories: full import (paged results), delta import "
-		   "(RFC 4533 content sync) and export (add, modify, modrdn, delete), passwords (RFC 3062, AD unicodePwd). "
-		   "See docs/ldap.md.",
+		   "(RFC 4533 content sync; DirSync or uSNChanged for AD), live mode (refreshAndPersist, or a DirSync "
+		   "poll), export (add, modify, modrdn, delete) and passwords (RFC 3062, AD unicodePwd). See docs/ldap.md.",
 	.default_service = NULL,
 	.no_service_hint = "--agent NAME is required (the agent's file is config/agents/NAME.yaml)",
 	.bus_client = true,

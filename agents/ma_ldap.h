@@ -298,6 +298,12 @@ Loom__ImportObject *ml_entry_object(ldapagent_t *la, LDAP *ld, LDAPMessage *e, c
 /* A Loom value as LDAP text/bytes (malloc'd into *ret). */
 void ml_value_ber(const Loom__Value *v, struct berval *ret);
 
+/* Whether the entry with entryUUID uuid is in one of the bases but skip
+ * (skip = the number of bases: any), matching that base's filter: 1 yes,
+ * 0 no, -1 cannot tell (*ret_error malloc'd). Deletes reported by one
+ * base's content sync are checked with it when there are several bases. */
+int ml_entry_in_bases(ldapagent_t *la, LDAP *ld, size_t skip, const uint8_t uuid[16], char **ret_error);
+
 /* Reads the server's schema on ld into la->schema and checks the names the
  * configuration uses against it. 0, or -1 with *ret_error (malloc'd) naming
  * the key and the unknown name. */

@@ -230,6 +230,43 @@ void ml_conn_close(ml_conn_t *c)
 	c->fd = -1;
 }
 
+/* ---- where an entry is ------------------------------------------------------------- */
+
+static const int in_scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOPE_BASE };
+
+/* Whether the entry uuid is in a base other than skip (a delete from one
+ * base's search may be a move), matching its filter: 1 yes, 0 no, -1
+ * cannot tell (error in *ret_error). skip = number of bases: any base. */
+int ml_entry_in_bases(ldapagent_t *la, LDAP *ld, size_t skip, const uint8_t uuid[16], char **ret_error)
+{
+	char t[37];
+	ml_uuid_text(uuid, false, t);
+	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
+	for (size_t i = 0; i < la->cfg.ldap.bases.n; i++) {
+		if (i == skip)
+			continue;
+		const loom_agentcfg_ldap_base_t *bc = &((const loom_agentcfg_ldap_base_t *)la->cfg.ldap.bases.v)[i];
+		char *f = loom_sprintf("(&(entryUUID=%s)%s)", t, la->filters[i]);
+		char *attrs[] = { LDAP_NO_ATTRS, NULL };
+		LDAPMessage *res = NULL;
+		int rc = ldap_search_ext_s(ld, bc->dn.text, in_scopes[bc->scope], f, attrs, 1, NULL, NULL, &tv, 1, &res);
+		free(f);
+		int n = rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED ? ldap_count_entries(ld, res) : -1;
+		ldap_msgfree(res);
+		if (rc == LDAP_NO_SUCH_OBJECT)
+			continue;
+		if (n < 0) {
+			char *e = ml_ld_error(ld, rc);
+			*ret_error = loom_sprintf("cannot check whether a deleted entry moved to '%s': %s", bc->dn.text, e);
+			free(e);
+			return -1;
+		}
+		if (n > 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* ---- entries -> objects ------------------------------------------------------------- */
 
 static bool utf8_ok(const unsigned char *s, size_t n)

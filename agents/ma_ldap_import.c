@@ -920,14 +920,31 @@ static void pump(ldapagent_t *la)
 			im->usn_swept = true;
 		}
 		if (im->search_done && im->delta && !im->deletes_ready) {
-			/* Gone from some base and present in none. */
+			/* Gone from some base and present in none. With several
+			 * bases each has its own cookie, so a change made between
+			 * two bases' searches is replayed next time by the one
+			 * whose cookie is older (as gone, when the entry is not
+			 * in that base) and not by the other: a candidate is
+			 * looked up in the bases by entryUUID first. (DirSync
+			 * has one cookie: no such case.) */
 			im->deletes = loom_malloc((loom_map_count(im->gone) + 1) * sizeof *im->deletes);
 			size_t pos = 0;
 			const void *k;
 			size_t klen;
-			while (loom_map_next(im->gone, &pos, &k, &klen, NULL))
-				if (klen == 16 && loom_map_get(im->seen, k, 16) == NULL)
+			bool check = la->cfg.ldap.bases.n > 1 && !im->dirsync;
+			while (loom_map_next(im->gone, &pos, &k, &klen, NULL)) {
+				if (klen != 16 || loom_map_get(im->seen, k, 16) != NULL)
+					continue;
+				char *err = NULL;
+				int held = check ? ml_entry_in_bases(la, im->conn.ld, la->cfg.ldap.bases.n, k, &err) : 0;
+				if (held < 0) {
+					fail(la, err);
+					free(err);
+					return;
+				}
+				if (held == 0)
 					memcpy(im->deletes[im->ndeletes++], k, 16);
+			}
 			im->deletes_ready = true;
 		}
 		if (im->deletes_pos < im->ndeletes) {

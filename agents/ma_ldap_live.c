@@ -173,54 +173,41 @@ static void flush(ldapagent_t *la)
 	batch_new(lv);
 }
 
-/* Whether the entry uuid is in base i (a delete from another base's search
- * may be a move): 1 yes, 0 no, -1 cannot tell (error in *ret_error). */
-static int in_other_base(ldapagent_t *la, size_t skip, const uint8_t uuid[16], char **ret_error)
-{
-	ml_live_t *lv = &la->live;
-	char t[37];
-	ml_uuid_text(uuid, false, t);
-	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
-	for (size_t i = 0; i < la->cfg.ldap.bases.n; i++) {
-		if (i == skip)
-			continue;
-		const loom_agentcfg_ldap_base_t *bc = base_cfg(la, i);
-		char *f = loom_sprintf("(&(entryUUID=%s)%s)", t, la->filters[i]);
-		char *attrs[] = { LDAP_NO_ATTRS, NULL };
-		LDAPMessage *res = NULL;
-		int rc = ldap_search_ext_s(lv->conn.ld, bc->dn.text, scopes[bc->scope], f, attrs, 1, NULL, NULL, &tv, 1, &res);
-		free(f);
-		int n = rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED ? ldap_count_entries(lv->conn.ld, res) : -1;
-		ldap_msgfree(res);
-		if (rc == LDAP_NO_SUCH_OBJECT)
-			continue;
-		if (n < 0) {
-			char *e = ml_ld_error(lv->conn.ld, rc);
-			*ret_error = loom_sprintf("cannot check whether a deleted entry moved to '%s': %s", bc->dn.text, e);
-			free(e);
-			return -1;
-		}
-		if (n > 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* Every base's refresh is over: the collected deletes become sendable. */
-static void refresh_over(ldapagent_t *la)
+/* Every base's refresh is over: the collected deletes become sendable.
+ * With several bases, each base's cookie is its own (a change seen by one
+ * search advances only that search's cookie), so a base's refresh may
+ * report as gone an entry that another base holds but has no reason to
+ * send again: each candidate is looked up in the bases by entryUUID first.
+ * -1 when the stream ended. */
+static int refresh_over(ldapagent_t *la)
 {
 	ml_live_t *lv = &la->live;
 	lv->persisting = true;
 	lv->deletes = loom_malloc((loom_map_count(lv->gone) + 1) * sizeof *lv->deletes);
-	size_t pos = 0, klen;
+	size_t pos = 0, klen, kept = 0;
 	const void *k;
-	while (loom_map_next(lv->gone, &pos, &k, &klen, NULL))
-		if (klen == 16 && loom_map_get(lv->seen, k, 16) == NULL)
-			memcpy(lv->deletes[lv->ndeletes++], k, 16);
+	while (loom_map_next(lv->gone, &pos, &k, &klen, NULL)) {
+		if (klen != 16 || loom_map_get(lv->seen, k, 16) != NULL)
+			continue;
+		char *err = NULL;
+		int held = la->cfg.ldap.bases.n > 1 ? ml_entry_in_bases(la, lv->conn.ld, la->cfg.ldap.bases.n, k, &err) : 0;
+		if (held < 0) {
+			end_stream(la, err, false);
+			free(err);
+			return -1;
+		}
+		if (held > 0) {
+			kept++;
+			continue;
+		}
+		memcpy(lv->deletes[lv->ndeletes++], k, 16);
+	}
 	loom_map_destroy(&lv->gone);
 	loom_map_destroy(&lv->seen);
-	loom_info("live stream persisting session=%llu refresh_objects=%llu refresh_deletes=%zu",
-	    (unsigned long long)lv->session, (unsigned long long)(lv->objects + lv->batch->n_objects), lv->ndeletes);
+	loom_info("live stream persisting session=%llu refresh_objects=%llu refresh_deletes=%zu still_in_a_base=%zu",
+	    (unsigned long long)lv->session, (unsigned long long)(lv->objects + lv->batch->n_objects), lv->ndeletes,
+	    kept);
+	return 0;
 }
 
 static size_t base_of(ml_live_t *lv, size_t nbases, int msgid)
@@ -265,7 +252,7 @@ static int on_entry(ldapagent_t *la, size_t i, LDAPMessage *msg)
 			goto out;
 		}
 		char *err = NULL;
-		int moved = la->cfg.ldap.bases.n > 1 ? in_other_base(la, i, uuid, &err) : 0;
+		int moved = la->cfg.ldap.bases.n > 1 ? ml_entry_in_bases(la, lv->conn.ld, i, uuid, &err) : 0;
 		if (moved < 0) {
 			end_stream(la, err, false);
 			free(err);
@@ -335,7 +322,7 @@ static int on_intermediate(ldapagent_t *la, size_t i, LDAPMessage *msg)
 	if (done && !lv->refreshed[i]) {
 		lv->refreshed[i] = true;
 		if (++lv->nrefreshed == la->cfg.ldap.bases.n)
-			refresh_over(la);
+			return refresh_over(la);
 	}
 	return 0;
 }

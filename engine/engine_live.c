@@ -299,7 +299,7 @@ static void live_stage(engine_t *e, eng_live_t *l, const char *from, Loom__Impor
 		    ib->watermark.len);
 	free(wmkey);
 	bool changed = counter(r, "adds") || counter(r, "updates") || counter(r, "renames") || counter(r, "deletes") ||
-	    counter(r, "delete-adds") || counter(r, "exported-change-not-reimported");
+	    counter(r, "delete-adds") || counter(r, "errors"); /* an export not re-imported is an error that marks the object */
 	uint64_t objects = r->objects;
 	if (loom_store_write_ex(e->store, e->batch, false, &err) < 0) {
 		char *m = loom_sprintf("cannot write to the engine store: %s", err);
@@ -458,7 +458,7 @@ static void live_advance(engine_t *e)
 			uint64_t id = 0;
 			const char *err;
 			l->starting = true;
-			int rc = eng_run_start(e, a->cfg->name, profile, 0, &id, &err);
+			int rc = eng_run_start_ex(e, a->cfg->name, profile, 0, false, &id, &err);
 			l->starting = false;
 			if (rc < 0) {
 				loom_warning("live sequence step could not start agent=%s step=%s/%s: %s", l->agent->cfg->name,
@@ -482,10 +482,18 @@ static int on_window(loom_loop_t *loop, void *arg)
 	return 0;
 }
 
-void eng_live_run_finished(engine_t *e, uint64_t id, const char *status)
+void eng_live_run_finished(engine_t *e, uint64_t id, const char *agent, const char *profile, const char *status)
 {
 	for (size_t i = 0; i < e->nlives; i++) {
 		eng_live_t *l = &e->lives[i];
+		/* A stream down (say, for want of a watermark) is reopened at once
+		 * after an import of its agent that stored a new one. */
+		if (l->state == LIVE_DOWN && strcmp(l->agent->cfg->name, agent) == 0 &&
+		    (strcmp(profile, "full-import") == 0 || strcmp(profile, "delta-import") == 0) &&
+		    (strcmp(status, "success") == 0 || strcmp(status, "completed-errors") == 0)) {
+			l->retry_ms = 0;
+			l->backoff_ms = BACKOFF_MIN_MS;
+		}
 		if (l->running && !l->step_done && (l->starting || (l->run_id != 0 && l->run_id == id))) {
 			l->step_done = true;
 			l->run_id = id;

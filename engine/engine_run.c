@@ -223,8 +223,9 @@ void eng_run_finish(engine_t *e, const char *status, const char *message)
 	record_put(e, e->batch, &rec);
 	record_release(&rec);
 	const char *err;
-	/* Synchronous: it also makes every unsynced write of the run durable. */
-	if (loom_store_write_ex(e->store, e->batch, true, &err) < 0)
+	/* Synchronous: it also makes every unsynced write of the run durable
+	 * (a lazy run's become durable with the next synchronous write). */
+	if (loom_store_write_ex(e->store, e->batch, !r->lazy, &err) < 0)
 		loom_error("cannot record run run=%llu: %s", (unsigned long long)r->id, err);
 	loom_buf_t line = LOOM_BUF_INIT;
 	for (size_t i = 0; i < r->ncounters; i++)
@@ -238,7 +239,7 @@ void eng_run_finish(engine_t *e, const char *status, const char *message)
 	e->run = NULL;
 	/* Before run_free: status and message may point into the run. */
 	eng_sched_run_finished(e, r->id, status, message);
-	eng_live_run_finished(e, r->id, status);
+	eng_live_run_finished(e, r->id, r->agent->cfg->name, r->profile, status);
 	run_free(r);
 }
 
@@ -276,6 +277,12 @@ int eng_run_open(engine_t *e, eng_agent_t *a, const char *profile, bool durable,
 int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes,
     uint64_t *ret_id, const char **error_r)
 {
+	return eng_run_start_ex(e, agent, profile, allow_deletes, true, ret_id, error_r);
+}
+
+int eng_run_start_ex(engine_t *e, const char *agent, const char *profile, uint64_t allow_deletes, bool durable,
+    uint64_t *ret_id, const char **error_r)
+{
 	static char errbuf[256];
 	if (e->run) {
 		snprintf(errbuf, sizeof errbuf, "the engine is busy with run %llu (%s %s); try again when it ends",
@@ -299,12 +306,13 @@ int eng_run_start(engine_t *e, const char *agent, const char *profile, uint64_t 
 		return -1;
 	}
 	const char *err;
-	if (eng_run_open(e, a, profile, true, ret_id, &err) < 0) {
+	if (eng_run_open(e, a, profile, durable, ret_id, &err) < 0) {
 		*error_r = err;
 		return -1;
 	}
 	eng_run_t *r = e->run;
 	r->allow_deletes = allow_deletes;
+	r->lazy = !durable;
 	loom_info("run started run=%llu agent=%s profile=%s", (unsigned long long)r->id, agent, profile);
 	int rc;
 	if (strcmp(profile, "full-import") == 0 || strcmp(profile, "delta-import") == 0) {
