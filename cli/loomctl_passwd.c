@@ -69,12 +69,14 @@ static int ask_tty(const char *prompt, char *buf, size_t *ret_len)
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
-	fputs(prompt, stderr);
-	fflush(stderr);
+	/* Echo off (and what was typed ahead discarded) before the prompt, as
+	 * getpass does: whatever is typed after the prompt is kept. */
 	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0) {
-		fprintf(stderr, "\nloomctl password set: cannot turn echo off: %s\n", strerror(errno));
+		fprintf(stderr, "loomctl password set: cannot turn echo off: %s\n", strerror(errno));
 		return -1;
 	}
+	fputs(prompt, stderr);
+	fflush(stderr);
 	bool too_long;
 	int rc = read_line(STDIN_FILENO, buf, ret_len, &too_long);
 	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);

@@ -339,7 +339,10 @@ int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv)
 			goto out;
 		}
 		loom_loop_add_socket(d->loop, loom_bus_socket(d->bus), on_bus, d);
-		loom_loop_set_pending(d->loop, loom_bus_socket(d->bus), loom_bus_pending);
+		/* The check reads the bus's inbox: its argument is the bus (the
+		 * handler's is the daemon; given that, it read the daemon's bytes as
+		 * an inbox pointer, and a process with a key pair spun at 0 timeout). */
+		loom_loop_set_pending(d->loop, loom_bus_socket(d->bus), loom_bus_pending, d->bus);
 		if (loom_bus_event_socket(d->bus))
 			loom_loop_add_socket(d->loop, loom_bus_event_socket(d->bus), on_events, d);
 		long long tick = d->cfg.bus.heartbeat_ms / 2;

@@ -13,6 +13,7 @@ typedef struct reader {
 	int fd;                        /* file descriptor when socket is NULL */
 	loom_loop_fn *fn;              /* called when readable */
 	loom_loop_pending_fn *pending; /* optional user-space readiness check */
+	void *pending_arg;             /* its argument */
 	void *arg;                     /* handler argument */
 	bool dead;                     /* removed during dispatch; reaped after */
 } reader_t;
@@ -76,11 +77,13 @@ void loom_loop_add_fd(loom_loop_t *l, int fd, loom_loop_fn *fn, void *arg)
 	add_reader(l, NULL, fd, fn, arg);
 }
 
-void loom_loop_set_pending(loom_loop_t *l, void *socket, loom_loop_pending_fn *pending)
+void loom_loop_set_pending(loom_loop_t *l, void *socket, loom_loop_pending_fn *pending, void *arg)
 {
 	for (size_t i = 0; i < l->nreaders; i++)
-		if (l->readers[i].socket == socket && !l->readers[i].dead)
+		if (l->readers[i].socket == socket && !l->readers[i].dead) {
 			l->readers[i].pending = pending;
+			l->readers[i].pending_arg = arg;
+		}
 }
 
 void loom_loop_remove_socket(loom_loop_t *l, void *socket)
@@ -164,7 +167,7 @@ int loom_loop_run(loom_loop_t *l)
 			l->items[i].fd = r->fd;
 			l->items[i].events = ZMQ_POLLIN;
 			l->items[i].revents = 0;
-			if (r->pending && r->pending(r->arg))
+			if (r->pending && r->pending(r->pending_arg))
 				pending_any = true;
 		}
 		if (pending_any)
@@ -180,7 +183,7 @@ int loom_loop_run(loom_loop_t *l)
 			reader_t *r = &l->readers[i];
 			if (r->dead)
 				continue;
-			bool ready = (l->items[i].revents & ZMQ_POLLIN) || (r->pending && r->pending(r->arg));
+			bool ready = (l->items[i].revents & ZMQ_POLLIN) || (r->pending && r->pending(r->pending_arg));
 			if (ready && r->fn(l, r->arg) < 0)
 				l->stopped = true;
 		}

@@ -23,8 +23,9 @@ void loom_loop_destroy(loom_loop_t **loop_p);
 void loom_loop_add_socket(loom_loop_t *loop, void *socket, loom_loop_fn *fn, void *arg);
 /* Calls fn(loop, arg) whenever fd is readable. */
 void loom_loop_add_fd(loom_loop_t *loop, int fd, loom_loop_fn *fn, void *arg);
-/* Adds a pending check to the reader registered for socket. */
-void loom_loop_set_pending(loom_loop_t *loop, void *socket, loom_loop_pending_fn *pending);
+/* Adds a pending check to the reader registered for socket: pending(arg)
+ * (arg is the check's own, e.g. the bus client, not the handler's). */
+void loom_loop_set_pending(loom_loop_t *loop, void *socket, loom_loop_pending_fn *pending, void *arg);
 /* Removes the reader for socket (or fd when socket is NULL). */
 void loom_loop_remove_socket(loom_loop_t *loop, void *socket);
 void loom_loop_remove_fd(loom_loop_t *loop, int fd);

@@ -65,6 +65,62 @@ grep -qF "\"ok\":true" "$T/set2.json" && grep -qF "\"dn\":\"$USER2\"" "$T/set2.j
 binds "$USER2" "$NEWPW-2" || fail "user2 cannot bind with the password set by anchor"
 pass "password set by entryUUID (a CRLF line end is not part of it); -o json prints the reply"
 
+# On a terminal: asked twice, without echo. A pseudo-terminal driven by
+# python waits for each prompt before typing (no sleep).
+tty_set() { # PASSWORD RETYPE DN : loomctl on a pty; its transcript in $T/tty.out
+	# The passwords go by the environment, not the command line (ps shows that).
+	TTY_PW=$1 TTY_AGAIN=$2 python3 - "$CTL" "$CFG" "$3" >"$T/tty.out" 2>&1 <<'PY'
+import os, pty, select, sys
+ctl, cfg, dn = sys.argv[1:4]
+pw, again = os.environ.pop("TTY_PW"), os.environ.pop("TTY_AGAIN")
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(ctl, [ctl, "-c", cfg, "password", "set", "--agent", "dir", "--dn", dn])
+seen = b""
+def upto(text):
+    global seen
+    while text.encode() not in seen:
+        # A bound so that a lost prompt fails the test instead of hanging it.
+        if not select.select([fd], [], [], 60)[0]:
+            sys.stdout.write(seen.decode(errors="replace"))
+            sys.exit("no prompt '%s' within 60 s" % text)
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            sys.stdout.write(seen.decode(errors="replace"))
+            sys.exit("no prompt '%s'" % text)
+        seen += chunk
+upto("New password for ")
+os.write(fd, (pw + "\n").encode())
+upto("Retype the new password: ")
+os.write(fd, (again + "\n").encode())
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+status = os.waitpid(pid, 0)[1]
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+PY
+}
+USER3="uid=user3,ou=people,$SUFFIX"
+tty_set "$NEWPW-3" "$NEWPW-3" "$USER3" || fail "password set on a terminal failed: $(cat "$T/tty.out")"
+grep -qF "password set on $USER3 (agent dir)" "$T/tty.out" || fail "unexpected transcript: $(cat "$T/tty.out")"
+grep -qF -- "$NEWPW-3" "$T/tty.out" && fail "the terminal echoed the password: $(cat "$T/tty.out")"
+binds "$USER3" "$NEWPW-3" || fail "user3 cannot bind with the password typed on the terminal"
+rc=0
+tty_set "$NEWPW-4" "$NEWPW-5" "$USER3" || rc=$?
+[ "$rc" = 1 ] && grep -qF "the two passwords differ: nothing was changed" "$T/tty.out" ||
+	fail "two different passwords on a terminal: rc=$rc $(cat "$T/tty.out")"
+binds "$USER3" "$NEWPW-3" || fail "a mistyped retype changed user3's password"
+pass "on a terminal the password is asked twice without echo; two different ones change nothing"
+
 # Refusals, each with a clear reason and exit status 3.
 rc=0
 printf 'whatever-1\n' | ctl password set --agent dir --dn "uid=nobody,ou=people,$SUFFIX" 2>"$T/err1" || rc=$?
@@ -123,7 +179,7 @@ wait_log tapjson '"type":"loom.SetPasswordRequest".*"password":"<sealed>"'
 wait_for "eight SetPasswordRequests in the tap" 10 bash -c "[ \$(grep -c 'loom.SetPasswordRequest' '$T/tap.log') -ge 8 ]"
 wait_for "eight SetPasswordReplies in the tap" 10 bash -c "[ \$(grep -c 'loom.SetPasswordReply' '$T/tap.log') -ge 8 ]"
 hits=0
-for pw in "$NEWPW" "$NEWPW-2"; do
+for pw in "$NEWPW" "$NEWPW-2" "$NEWPW-3"; do
 	for form in "$pw" "$(printf '%s' "$pw" | base64 -w0)" "$(printf '%s' "$pw" | od -An -tx1 | tr -d ' \n')" \
 		"$(printf '%s' "$pw" | base64 -w0 | tr -d '=')"; do
 		n=$(cat "$T"/*.log | grep -cF -- "$form" || true)
