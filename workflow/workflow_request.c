@@ -139,12 +139,10 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 	*ret_before = *ret_after = NULL;
 	if (rq->requester[0] == '\0')
 		return loom_strdup("the request has no requester");
-	if (strcmp(rq->requester, "sync") != 0 && !wf_policy_is_admin(&w->policy, rq->requester)) {
-		char *id;
-		if (!ref_exists(w, rq->requester, &id))
-			return loom_sprintf("requester '%s' is no resource (and not the built-in requester sync)", rq->requester);
-		free(id);
-	}
+	loom_xpath_rid_t req_rid;
+	if (strcmp(rq->requester, "sync") != 0 && !wf_policy_is_admin(&w->policy, rq->requester) &&
+	    w->xp.resolve(w, rq->requester, strlen(rq->requester), &req_rid) != 0)
+		return loom_sprintf("requester '%s' is no resource (and not the built-in requester sync)", rq->requester);
 	Loom__Resource *before = NULL;
 	const char *err;
 	switch (rq->operation) {
