@@ -209,7 +209,8 @@ static void strv_free(strv_t *s)
 
 static char *joined(strv_t *s)
 {
-	qsort(s->v, s->n, sizeof *s->v, cmp_str);
+	if (s->n)
+		qsort(s->v, s->n, sizeof *s->v, cmp_str);
 	size_t len = 1;
 	for (size_t i = 0; i < s->n; i++)
 		len += strlen(s->v[i]) + 1;
