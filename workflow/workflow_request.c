@@ -417,6 +417,17 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		wf_sets_abort(w);
 		if (after && before == NULL)
 			w->next_rid--;
+		/* nothing moved: the memberships the batch carried did not happen */
+		for (size_t i = 0; i < rq->n_sets_before; i++)
+			protobuf_c_message_free_unpacked(&rq->sets_before[i]->base, NULL);
+		for (size_t i = 0; i < rq->n_sets_after; i++)
+			protobuf_c_message_free_unpacked(&rq->sets_after[i]->base, NULL);
+		for (size_t i = 0; i < rq->n_transitions; i++)
+			protobuf_c_message_free_unpacked(&rq->transitions[i]->base, NULL);
+		for (size_t i = 0; i < rq->n_transition_mprs; i++)
+			protobuf_c_message_free_unpacked(&rq->transition_mprs[i]->base, NULL);
+		rq->n_sets_before = rq->n_sets_after = rq->n_transitions = rq->n_transition_mprs = 0;
+		rq->transitions_total = 0;
 		char *r = loom_sprintf("cannot commit: %s", err);
 		set_reason(rq, r);
 		rq->n_history--; /* the committed entry never landed */

@@ -736,13 +736,13 @@ static int affected(wf_t *w, tset_t *t, const char *type, const char **c, size_t
  * since t was last evaluated: the sets its last full evaluation read, or
  * any set of a type whose ComputedMember it depends on when that is not
  * known (not evaluated since start-up, or members looked up by value). */
-static bool stale(struct wf_sets *s, const tset_t *t)
+static bool stale(tset_t *const *changed, size_t nchanged, const tset_t *t)
 {
 	if (t->x == NULL)
 		return false;
-	for (size_t i = 0; i < s->nres; i++) {
-		const tset_t *o = s->res[i];
-		if (o->stamp <= s->plan_tick || o->stamp <= t->evaluated)
+	for (size_t i = 0; i < nchanged; i++) {
+		const tset_t *o = changed[i];
+		if (o->stamp <= t->evaluated)
 			continue;
 		if (t->reads_known && !t->reads_any ? rs_has(&t->reads, o->rid)
 		                                    : loom_xpath_depends_on(t->x, o->type, "ComputedMember"))
@@ -868,10 +868,17 @@ int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const
 		rc = affected(w, s->res[i], r->object_type, c, nc, ret_reason);
 	for (size_t i = 0; i < s->nmpr && rc == 0; i++)
 		rc = affected(w, s->mpr[i], r->object_type, c, nc, ret_reason);
-	/* cascade through filters that read members */
-	size_t rounds = 0;
+	/* cascade through filters that read members (of the Sets changed so far) */
+	size_t rounds = 0, nchanged = 0;
+	tset_t **changed = loom_calloc(s->nres + 1, sizeof *changed);
 	for (bool again = true; again && rc == 0; rounds++) {
 		again = false;
+		nchanged = 0;
+		for (size_t i = 0; i < s->nres; i++)
+			if (s->res[i]->stamp > s->plan_tick)
+				changed[nchanged++] = s->res[i];
+		if (nchanged == 0)
+			break;
 		if (rounds > s->nres + 1) {
 			*ret_reason = loom_strdup("the members of the sets do not settle: their filters depend on each other's "
 			    "members");
@@ -880,12 +887,13 @@ int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const
 		}
 		for (size_t i = 0; i < s->nres + s->nmpr && rc == 0; i++) {
 			tset_t *t = i < s->nres ? s->res[i] : s->mpr[i - s->nres];
-			if (stale(s, t)) {
+			if (stale(changed, nchanged, t)) {
 				again = true;
 				rc = full(w, t, ret_reason);
 			}
 		}
 	}
+	free(changed);
 	w->overlay.active = false;
 	free(c);
 	return rc;
