@@ -132,12 +132,10 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 	*ret_before = *ret_after = NULL;
 	if (rq->requester[0] == '\0')
 		return loom_strdup("the request has no requester");
-	if (strcmp(rq->requester, "sync") != 0 && !wf_policy_is_admin(&w->policy, rq->requester)) {
-		char *id;
-		if (!ref_exists(w, rq->requester, &id))
-			return loom_sprintf("requester '%s' is no resource (and not the built-in requester sync)", rq->requester);
-		free(id);
-	}
+	loom_xpath_rid_t req_rid;
+	if (strcmp(rq->requester, "sync") != 0 && !wf_policy_is_admin(&w->policy, rq->requester) &&
+	    w->xp.resolve(w, rq->requester, strlen(rq->requester), &req_rid) != 0)
+		return loom_sprintf("requester '%s' is no resource (and not the built-in requester sync)", rq->requester);
 	Loom__Resource *before = NULL;
 	const char *err;
 	switch (rq->operation) {
@@ -447,6 +445,17 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		wf_schema_abort(w);
 		if (after && before == NULL)
 			w->next_rid--;
+		/* nothing moved: the memberships the batch carried did not happen */
+		for (size_t i = 0; i < rq->n_sets_before; i++)
+			protobuf_c_message_free_unpacked(&rq->sets_before[i]->base, NULL);
+		for (size_t i = 0; i < rq->n_sets_after; i++)
+			protobuf_c_message_free_unpacked(&rq->sets_after[i]->base, NULL);
+		for (size_t i = 0; i < rq->n_transitions; i++)
+			protobuf_c_message_free_unpacked(&rq->transitions[i]->base, NULL);
+		for (size_t i = 0; i < rq->n_transition_mprs; i++)
+			protobuf_c_message_free_unpacked(&rq->transition_mprs[i]->base, NULL);
+		rq->n_sets_before = rq->n_sets_after = rq->n_transitions = rq->n_transition_mprs = 0;
+		rq->transitions_total = 0;
 		char *r = loom_sprintf("cannot commit: %s", err);
 		set_reason(rq, r);
 		rq->n_history--; /* the committed entry never landed */

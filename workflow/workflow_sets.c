@@ -174,6 +174,10 @@ typedef struct undo {
 
 typedef struct mpr_sets {
 	int req, before, after;    /* indexes in mpr_sets of its filters, -1: none */
+	uint64_t gen;              /* the sets' generation the three below were looked up in (0: never) */
+	struct tset *req_set;      /* the Set its requester_set names, or NULL */
+	struct tset *before_set;   /* the Set its target_before_set names, or NULL */
+	struct tset *after_set;    /* the Set its target_after_set names, or NULL */
 } mpr_sets_t;
 
 struct wf_sets {
@@ -185,6 +189,7 @@ struct wf_sets {
 	undo_t *log;               /* the current plan's undo log */
 	size_t nlog, caplog;       /* entries, allocated */
 	uint64_t tick;             /* counts member changes */
+	uint64_t gen;              /* counts changes to which Sets exist and their names (named look-ups) */
 	uint64_t plan_tick;        /* tick when the current plan started */
 	uint64_t plan_no;          /* number of the current plan */
 	bool *req_in;              /* per policy MPR: the requester is in its requester set */
@@ -731,13 +736,13 @@ static int affected(wf_t *w, tset_t *t, const char *type, const char **c, size_t
  * since t was last evaluated: the sets its last full evaluation read, or
  * any set of a type whose ComputedMember it depends on when that is not
  * known (not evaluated since start-up, or members looked up by value). */
-static bool stale(struct wf_sets *s, const tset_t *t)
+static bool stale(tset_t *const *changed, size_t nchanged, const tset_t *t)
 {
 	if (t->x == NULL)
 		return false;
-	for (size_t i = 0; i < s->nres; i++) {
-		const tset_t *o = s->res[i];
-		if (o->stamp <= s->plan_tick || o->stamp <= t->evaluated)
+	for (size_t i = 0; i < nchanged; i++) {
+		const tset_t *o = changed[i];
+		if (o->stamp <= t->evaluated)
 			continue;
 		if (t->reads_known && !t->reads_any ? rs_has(&t->reads, o->rid)
 		                                    : loom_xpath_depends_on(t->x, o->type, "ComputedMember"))
@@ -771,20 +776,26 @@ int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const
 	loom_xpath_rid_t req_rid = 0;
 	bool req_res = w->xp.resolve(w, rq->requester, strlen(rq->requester), &req_rid) == 0;
 	for (size_t m = 0; m < w->policy.nmprs; m++) {
-		const mpr_sets_t *ms = &s->by_mpr[m];
+		mpr_sets_t *ms = &s->by_mpr[m];
 		const wf_mpr_t *p = &w->policy.mprs[m];
-		tset_t *t;
+		if (ms->gen != s->gen + 1) {
+			/* the named Sets, looked up again after Sets came, went or were renamed */
+			ms->req_set = p->requester_set ? named(s, p->requester_set) : NULL;
+			ms->before_set = p->before_set ? named(s, p->before_set) : NULL;
+			ms->after_set = p->after_set ? named(s, p->after_set) : NULL;
+			ms->gen = s->gen + 1;
+		}
 		bool in = false;
 		if (ms->req >= 0)
 			in = req_res && rs_has(&s->mpr[ms->req]->members, req_rid);
 		else if (p->requester_set)
-			in = req_res && (t = named(s, p->requester_set)) != NULL && rs_has(&t->members, req_rid);
+			in = req_res && ms->req_set && rs_has(&ms->req_set->members, req_rid);
 		s->req_in[m] = in;
 		in = before != NULL;
 		if (in && ms->before >= 0)
 			in = rs_has(&s->mpr[ms->before]->members, before->rid);
 		if (in && p->before_set)
-			in = (t = named(s, p->before_set)) != NULL && rs_has(&t->members, before->rid);
+			in = ms->before_set && rs_has(&ms->before_set->members, before->rid);
 		s->before_in[m] = in;
 	}
 	free_before_refs(s);
@@ -811,12 +822,14 @@ int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const
 					if (s->res[i] == t)
 						s->res[i] = s->res[--s->nres];
 				log_push(s, (undo_t){ .kind = U_SET_GONE, .t = t });
+				s->gen++;
 			}
 		} else if (t == NULL) {
 			t = tset_from(w, after, NULL);
 			s->res = loom_realloc(s->res, (s->nres + 1) * sizeof *s->res);
 			s->res[s->nres++] = t;
 			log_push(s, (undo_t){ .kind = U_SET_NEW, .t = t });
+			s->gen++;
 			redo = t;
 		} else {
 			bool def = false, named = false;
@@ -839,6 +852,7 @@ int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const
 					memset(&u.old_expl, 0, sizeof u.old_expl);
 				}
 				log_push(s, u);
+				s->gen++;
 			}
 		}
 	}
@@ -854,10 +868,17 @@ int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const
 		rc = affected(w, s->res[i], r->object_type, c, nc, ret_reason);
 	for (size_t i = 0; i < s->nmpr && rc == 0; i++)
 		rc = affected(w, s->mpr[i], r->object_type, c, nc, ret_reason);
-	/* cascade through filters that read members */
-	size_t rounds = 0;
+	/* cascade through filters that read members (of the Sets changed so far) */
+	size_t rounds = 0, nchanged = 0;
+	tset_t **changed = loom_calloc(s->nres + 1, sizeof *changed);
 	for (bool again = true; again && rc == 0; rounds++) {
 		again = false;
+		nchanged = 0;
+		for (size_t i = 0; i < s->nres; i++)
+			if (s->res[i]->stamp > s->plan_tick)
+				changed[nchanged++] = s->res[i];
+		if (nchanged == 0)
+			break;
 		if (rounds > s->nres + 1) {
 			*ret_reason = loom_strdup("the members of the sets do not settle: their filters depend on each other's "
 			    "members");
@@ -866,12 +887,13 @@ int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const
 		}
 		for (size_t i = 0; i < s->nres + s->nmpr && rc == 0; i++) {
 			tset_t *t = i < s->nres ? s->res[i] : s->mpr[i - s->nres];
-			if (stale(s, t)) {
+			if (stale(changed, nchanged, t)) {
 				again = true;
 				rc = full(w, t, ret_reason);
 			}
 		}
 	}
+	free(changed);
 	w->overlay.active = false;
 	free(c);
 	return rc;
@@ -896,8 +918,11 @@ bool wf_sets_mpr_after(wf_t *w, size_t m)
 		return false;
 	if (i >= 0 && !rs_has(&s->mpr[i]->members, s->target))
 		return false;
-	tset_t *t;
-	return p->after_set == NULL || ((t = named(s, p->after_set)) != NULL && rs_has(&t->members, s->target));
+	if (p->after_set == NULL)
+		return true;
+	/* the plan may have created or renamed Sets since it looked them up */
+	tset_t *t = s->by_mpr[m].gen == s->gen + 1 ? s->by_mpr[m].after_set : named(s, p->after_set);
+	return t && rs_has(&t->members, s->target);
 }
 
 /* ---- commit ---- */
@@ -1022,6 +1047,8 @@ void wf_sets_abort(wf_t *w)
 	if (s == NULL)
 		return;
 	forget_log(s);
+	if (s->nlog)
+		s->gen++;
 	while (s->nlog) {
 		undo_t *u = &s->log[--s->nlog];
 		tset_t *t = u->t;

@@ -335,8 +335,8 @@ static int recompute_cost(wf_t *w, const opts_t *o, char **ret_error)
 		{ "EmployeeID (no filter mentions it)", "EmployeeID", 0 },
 		{ "JobTitle (own-attribute sets, MPR target_after)", "JobTitle", 0 },
 		{ "Department (own-attribute sets, MPR requester sets)", "Department", 0 },
-		{ "Manager (reverse-reference sets: evaluated in full)", "Manager", 0 },
-		{ "AccountName of a manager (reverse-reference sets, starts-with sets)", "AccountName", 1 },
+		{ "Manager (reverse-reference sets: the person alone re-tested)", "Manager", 0 },
+		{ "AccountName of a manager (reverse-reference sets in full, starts-with sets)", "AccountName", 1 },
 	};
 	printf("  one attribute change's set recomputation (wf_sets_plan + wf_sets_abort, 2,000 changes each):\n");
 	const wf_type_t *pt = wf_type_find(&w->policy, "Person");
