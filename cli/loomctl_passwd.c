@@ -180,6 +180,10 @@ static int password_set(ctl_t *ctl, int argc, char **argv)
 		return 1;
 	}
 	free(path);
+	if (ctl_connect(ctl) < 0) {
+		free(service);
+		return 1;
+	}
 	if (sodium_init() < 0)
 		abort();
 	char *pw = sodium_malloc(PW_MAX + 1);
@@ -203,11 +207,26 @@ static int password_set(ctl_t *ctl, int argc, char **argv)
 	rq.anchor = (char *)anchor;
 	rq.password = &sealed;
 	randombytes_buf(&rq.request_id, sizeof rq.request_id);
-	Loom__SetPasswordReply *r = (Loom__SetPasswordReply *)ctl_ask(ctl, service, &rq.base,
-	    &loom__set_password_reply__descriptor, "password set");
+	Loom__Envelope *env = NULL;
+	const char *berr = NULL;
+	int brc = loom_bus_request(ctl->bus, service, &rq.base, ctl->timeout_ms, &env, &berr);
 	loom_sealed_release(&sealed);
-	if (r == NULL)
+	if (brc < 0) {
+		fprintf(stderr, "loomctl password set: %s\n", berr);
+		/* Sent but not answered: the agent may have set it all the same
+		 * (its server can take up to ldap.timeout). */
+		if (strncmp(berr, "no reply from", 13) == 0)
+			fprintf(stderr, "loomctl password set: whether the password was set is unknown (a longer --timeout "
+					"waits longer for the agent)\n");
 		goto out;
+	}
+	Loom__SetPasswordReply *r = (Loom__SetPasswordReply *)loom_envelope_body(env, &loom__set_password_reply__descriptor,
+	    &berr);
+	loom_envelope_free(&env);
+	if (r == NULL) {
+		fprintf(stderr, "loomctl password set: the reply of '%s': %s\n", service, berr);
+		goto out;
+	}
 	if (r->request_id != rq.request_id) {
 		fprintf(stderr, "loomctl password set: the reply answers another request\n");
 	} else if (ctl->json) {

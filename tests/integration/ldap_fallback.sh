@@ -129,3 +129,11 @@ expect_counter deletes 1
 expect_counter adds 0
 grep -qE "^  deletes +1  $uuid99\$" "$T/run.out" || fail "the delete is not user99's ($uuid99): $(cat "$T/run.out")"
 pass "a cookie newer than the directory (restored from a backup): full import with a warning; the later entry is gone"
+
+# ad_delta is Active Directory's: with directory openldap, usn is an error.
+sed 's/^ldap:$/ldap:\n  ad_delta: usn/' "$T/agents/dir.yaml" >"$T/agents/bad.yaml"
+rc=0
+"$MALDAP" -c "$CFG" --agent bad --check-config >"$T/bad.out" 2>&1 || rc=$?
+[ "$rc" != 0 ] && grep -qF "bad.yaml: key 'ldap.ad_delta': usn is for directory ad" "$T/bad.out" ||
+	fail "ad_delta usn with openldap: rc=$rc $(cat "$T/bad.out")"
+pass "ldap.ad_delta: usn with directory openldap is a configuration error naming the key"

@@ -170,6 +170,25 @@ ctl password set --dn "$USER1" </dev/null 2>"$T/err10" || rc=$?
 binds "$USER1" "$NEWPW" || fail "a refused request changed user1's password"
 pass "refusals name their reason (missing DN, DN/anchor mismatch, bad anchor, file agent, wrong key, no key, no input)"
 
+# No answer in time (the agent is stopped): loomctl says so, and that it
+# cannot know whether the password was set; once the agent goes on, it is.
+kill -STOP "${PIDS[ma_dir]}"
+rc=0
+printf '%s\n' "$NEWPW-late" | ctl -t 1s password set --agent dir --dn "$USER1" 2>"$T/late.err" || rc=$?
+kill -CONT "${PIDS[ma_dir]}"
+[ "$rc" = 1 ] && grep -qF "no reply from 'ma.dir' within 1000 ms" "$T/late.err" &&
+	grep -qF "whether the password was set is unknown" "$T/late.err" || fail "no answer: rc=$rc $(cat "$T/late.err")"
+wait_for "the late request to set user1's password" 20 binds "$USER1" "$NEWPW-late"
+# An agent that is not running: nothing was sent, and loomctl does not say "unknown".
+rc=0
+printf 'whatever-1\n' | ctl password set --agent hr2 --dn "$USER1" 2>"$T/none.err" || rc=$?
+[ "$rc" = 1 ] && grep -qF "cannot seal the password to agent 'hr2'" "$T/none.err" || fail "no such agent: rc=$rc $(cat "$T/none.err")"
+cp "$T/keys/other.pub" "$T/keys/ma.hr2.pub"
+rc=0
+printf 'whatever-1\n' | ctl password set --agent hr2 --dn "$USER1" 2>"$T/none.err" || rc=$?
+[ "$rc" = 1 ] && ! grep -qF "unknown" "$T/none.err" || fail "an agent that is not running: rc=$rc $(cat "$T/none.err")"
+pass "no answer in time: exit 1, 'unknown', and the password is set once the agent goes on; no agent: exit 1"
+
 # The bus as the tap saw it: the requests went by, sealed; the password
 # never appears in any log, in clear, base64 or hex.
 wait_log tap "loom.SetPasswordRequest .*password=<sealed>"
@@ -179,7 +198,7 @@ wait_log tapjson '"type":"loom.SetPasswordRequest".*"password":"<sealed>"'
 wait_for "eight SetPasswordRequests in the tap" 10 bash -c "[ \$(grep -c 'loom.SetPasswordRequest' '$T/tap.log') -ge 8 ]"
 wait_for "eight SetPasswordReplies in the tap" 10 bash -c "[ \$(grep -c 'loom.SetPasswordReply' '$T/tap.log') -ge 8 ]"
 hits=0
-for pw in "$NEWPW" "$NEWPW-2" "$NEWPW-3"; do
+for pw in "$NEWPW" "$NEWPW-2" "$NEWPW-3" "$NEWPW-late"; do
 	for form in "$pw" "$(printf '%s' "$pw" | base64 -w0)" "$(printf '%s' "$pw" | od -An -tx1 | tr -d ' \n')" \
 		"$(printf '%s' "$pw" | base64 -w0 | tr -d '=')"; do
 		n=$(cat "$T"/*.log | grep -cF -- "$form" || true)
