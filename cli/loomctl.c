@@ -144,6 +144,7 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "parse (the column and a caret on standard error) or bad usage; 3 the resources\n"
 	  "make the filter meaningless (a reference compared with '<', ...)", ctl_xpath },
 	CTL_POLICY_CMDS
+	CTL_APPROVAL_CMDS
 	{ NULL, NULL, NULL, NULL, NULL }
 };
 

@@ -81,6 +81,13 @@ int ctl_request(ctl_t *ctl, int argc, char **argv);
 int ctl_requests(ctl_t *ctl, int argc, char **argv);
 int ctl_get(ctl_t *ctl, int argc, char **argv);
 int ctl_search(ctl_t *ctl, int argc, char **argv);
+int ctl_approvals(ctl_t *ctl, int argc, char **argv);
+int ctl_approve(ctl_t *ctl, int argc, char **argv);
+int ctl_reject(ctl_t *ctl, int argc, char **argv);
+/* Shared by the policy commands (loomctl_policy.c). */
+struct Loom__Value;
+void ctl_print_value(const struct Loom__Value *v);
+const char *ctl_request_status(int s);
 
 /* The policy service's commands (loomctl_policy.c), for ctl_cmds. */
 #define CTL_POLICY_CMDS \
@@ -98,7 +105,8 @@ int ctl_search(ctl_t *ctl, int argc, char **argv);
 	  "  true/false, 2026-01-02T03:04:05Z, hex for binary, an ObjectID for a reference).\n" \
 	  "output: a first line 'request ID STATUS OPERATION TYPE TARGET', then the details;\n" \
 	  "  -o json: the Request\n" \
-	  "exit status: 0 completed; 3 denied or failed (the reason is shown); 1 no answer", ctl_request }, \
+	  "exit status: 0 completed (or committed, its action workflows running); 3 denied or failed\n" \
+	  "  (the reason is shown); 4 waiting for approval (loomctl approvals); 1 no answer", ctl_request }, \
 	{ "requests", "[--status S] [-n N]", "list requests of the policy service, newest first", \
 	  "  --status S   validating, authorizing, committed, completed, denied, failed, ...\n" \
 	  "  -n N         at most N (default 100)\n" \
@@ -112,6 +120,23 @@ int ctl_search(ctl_t *ctl, int argc, char **argv);
 	  "output: one line per resource: ObjectID, ObjectType, DisplayName (sorted by the\n" \
 	  "  service's resource number); -o json: the reply\n" \
 	  "exit status: 0 (even when nothing matches); 2 the filter is wrong (the column) or no answer", ctl_search },
+
+/* Approvals (loomctl_approvals.c). */
+#define CTL_APPROVAL_CMDS \
+	{ "approvals", "[--for PERSON] [--all] [-n N]", "approvals waiting for a decision (workflows of the policy service)", \
+	  "  --for PERSON  only those PERSON (an ObjectID or an AccountName) may decide\n" \
+	  "  --all         decided ones too (approved, rejected, expired, canceled)\n" \
+	  "  -n N          at most N, newest first (default 100)\n" \
+	  "output: per approval a line 'ID STATE CREATED expires DEADLINE', what is asked,\n" \
+	  "  its request, approvers and decisions; -o json: the reply", ctl_approvals }, \
+	{ "approve", "ID --as PERSON [--reason TEXT]", "approve a request as one of its approvers", \
+	  "  ID            the approval (from loomctl approvals or the e-mail; a unique start is enough)\n" \
+	  "  --as PERSON   the approver: an ObjectID or an AccountName\n" \
+	  "  --reason TEXT recorded in the request's history\n" \
+	  "output: the approval's state and the request's status after it\n" \
+	  "exit status: 0 recorded; 1 refused (not an approver, decided already, no such approval)", ctl_approve }, \
+	{ "reject", "ID --as PERSON [--reason TEXT]", "reject a request as one of its approvers (it is denied)", \
+	  "  as approve; one rejection denies the request", ctl_reject },
 
 extern const ctl_cmd_t ctl_cmds[];
 

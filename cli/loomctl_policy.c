@@ -6,23 +6,29 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static const char *const status_names[] = { "none", "validating", "authenticating", "authorizing", "committed",
-	"post-processing", "completed", "denied", "failed", "canceled", "pending-approval" };
-static const char *const op_names[] = { "none", "create", "delete", "read", "add", "remove", "modify" };
+	"post-processing", "completed", "denied", "failed", "canceled", "pending-approval", "post-processing-error" };
+static const char *const op_names[] = { "none", "create", "delete", "read", "add", "remove", "modify", "reevaluate" };
+
+const char *ctl_request_status(int s)
+{
+	return s >= 0 && s <= 11 ? status_names[s] : "unknown";
+}
 
 static const char *sname(int s)
 {
-	return s >= 0 && s <= 10 ? status_names[s] : "unknown";
+	return ctl_request_status(s);
 }
 
 static const char *oname(int o)
 {
-	return o >= 0 && o <= 6 ? op_names[o] : "unknown";
+	return o >= 0 && o <= 7 ? op_names[o] : "unknown";
 }
 
-static void print_value(const Loom__Value *v)
+void ctl_print_value(const Loom__Value *v)
 {
 	char t[40];
 	switch (v->v_case) {
@@ -61,14 +67,31 @@ static void print_request(const Loom__Request *rq)
 		    c->op == LOOM__REQUEST_CHANGE__OP__REMOVE ? "-" : "", c->attr);
 		for (size_t j = 0; j < c->n_values; j++) {
 			printf(j ? ", " : " = ");
-			print_value(c->values[j]);
+			ctl_print_value(c->values[j]);
 		}
 		printf("\n");
 	}
 	for (size_t i = 0; i < rq->n_granting_mprs; i++)
 		printf("  granted by %s\n", rq->granting_mprs[i]);
+	if (rq->parent[0])
+		printf("  parent     %s (made by its action workflow)\n", rq->parent);
+	if (rq->cause[0])
+		printf("  cause      %s\n", rq->cause);
 	for (size_t i = 0; i < rq->n_workflows; i++)
-		printf("  workflow   %s (not run yet)\n", rq->workflows[i]);
+		printf("  workflow   %s\n", rq->workflows[i]);
+	static const char *const states[] = { "none", "pending", "waiting", "done", "failed", "canceled" };
+	for (size_t i = 0; i < rq->n_instances; i++) {
+		const Loom__WorkflowInstance *in = rq->instances[i];
+		printf("  run        %s:%s", in->phase, in->workflow);
+		if (strcasecmp(in->target_id, rq->target_id) != 0)
+			printf(" for %s", in->target_id);
+		printf(" %s", (unsigned)in->state < 6 ? states[in->state] : "unknown");
+		if (in->state == LOOM__WORKFLOW_INSTANCE__STATE__WAITING)
+			printf(" (%s%s)", strcmp(in->waiting_for, "external") == 0 ? "" : "approval ", in->waiting_for);
+		if (in->note[0])
+			printf(": %s", in->note);
+		printf("\n");
+	}
 	for (size_t i = 0; i < rq->n_sets_before; i++)
 		printf("  set before %s '%s' %s\n", rq->sets_before[i]->type, rq->sets_before[i]->name, rq->sets_before[i]->id);
 	for (size_t i = 0; i < rq->n_sets_after; i++)
@@ -86,7 +109,7 @@ static void print_request(const Loom__Request *rq)
 		    m->transition->set->type, m->transition->set->name, m->transition->member_id);
 		for (size_t j = 0; j < m->n_workflows; j++)
 			printf("%s%s", j ? ", " : " -> ", m->workflows[j]);
-		printf(" (not run yet)\n");
+		printf("\n");
 	}
 	if (rq->n_history)
 		printf("  history:\n");
@@ -170,7 +193,8 @@ static int show_reply(ctl_t *ctl, Loom__RequestReply *r)
 	else
 		print_request(r->request);
 	int st = r->request->status;
-	return st == LOOM__REQUEST__STATUS__DENIED || st == LOOM__REQUEST__STATUS__FAILED ? 3 : 0;
+	return st == LOOM__REQUEST__STATUS__DENIED || st == LOOM__REQUEST__STATUS__FAILED ? 3
+	    : st == LOOM__REQUEST__STATUS__PENDING_APPROVAL ? 4 : 0;
 }
 
 int ctl_request(ctl_t *ctl, int argc, char **argv)
@@ -197,7 +221,7 @@ int ctl_request(ctl_t *ctl, int argc, char **argv)
 			return 1;
 		int rc = show_reply(ctl, r);
 		protobuf_c_message_free_unpacked(&r->base, NULL);
-		return rc == 3 ? 0 : rc; /* showing a denied request succeeded */
+		return rc == 3 || rc == 4 ? 0 : rc; /* showing a denied or waiting request succeeded */
 	}
 	Loom__Request *rq = loom_malloc(sizeof *rq);
 	loom__request__init(rq);
@@ -286,7 +310,7 @@ static void print_resource(const Loom__Resource *res)
 	for (size_t i = 0; i < res->n_attrs; i++)
 		for (size_t j = 0; j < res->attrs[i]->n_values; j++) {
 			printf("%s: ", res->attrs[i]->name);
-			print_value(res->attrs[i]->values[j]);
+			ctl_print_value(res->attrs[i]->values[j]);
 			printf("\n");
 		}
 }

@@ -62,6 +62,36 @@ static const loom_cfg_key_t schedule_keys[] = {
 static const loom_cfg_table_t schedule_table = { .what = "schedule", .size = sizeof(loom_deploy_schedule_t),
 	.keys = schedule_keys };
 
+static const loom_cfg_key_t mail_keys[] = {
+	{ .name = "relay", .type = LOOM_CFG_STRING, .offset = offsetof(loom_deploy_mail_t, relay),
+	  .help = "HOST:PORT of the SMTP relay workflows send through (absent: mail is logged, not sent)" },
+	{ .name = "from", .type = LOOM_CFG_STRING, .offset = offsetof(loom_deploy_mail_t, from),
+	  .def = "loom@localhost", .help = "sender address of workflow mail" },
+	{ .name = "helo", .type = LOOM_CFG_STRING, .offset = offsetof(loom_deploy_mail_t, helo),
+	  .def = "localhost", .help = "the name given to the relay in EHLO" },
+	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_mail_t, timeout_ms),
+	  .def = "10s", .min = 100, .max = 600000, .help = "wait for each reply of the relay" },
+	{ .name = "retry", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_mail_t, retry_ms),
+	  .def = "1m", .min = 100, .max = 86400000, .help = "wait before another attempt after a failure" },
+	{ .name = "give_up", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_mail_t, give_up_ms),
+	  .def = "2d", .min = 1000, .max = 366LL * 86400000, .help = "drop (and log) a message not sent after this long" },
+	{ NULL }
+};
+static const loom_cfg_table_t mail_table = { .what = "mail", .keys = mail_keys };
+
+static const loom_cfg_key_t workflow_keys[] = {
+	{ .name = "scheduler", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_workflow_t, scheduler_ms),
+	  .def = "1m", .min = 100, .max = 86400000,
+	  .help = "how often loom-workflow re-evaluates temporal Sets and deletes expired resources" },
+	{ .name = "max_depth", .type = LOOM_CFG_INT, .offset = offsetof(loom_deploy_workflow_t, max_depth),
+	  .def = "8", .min = 1, .max = 100,
+	  .help = "requests made by action workflows because of requests made by action workflows, at most" },
+	{ .name = "ctl_hint", .type = LOOM_CFG_STRING, .offset = offsetof(loom_deploy_workflow_t, ctl_hint),
+	  .def = "loomctl", .help = "the loomctl command approvers are told to run in approval e-mails" },
+	{ NULL }
+};
+static const loom_cfg_table_t workflow_table = { .what = "workflow", .keys = workflow_keys };
+
 static const loom_cfg_key_t top_keys[] = {
 	{ .name = "state_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_deploy_t, state_dir),
 	  .def = "../var", .help = "where stores, sockets and spools live" },
@@ -71,6 +101,10 @@ static const loom_cfg_key_t top_keys[] = {
 	  .sub = &bus_table, .help = "the message bus" },
 	{ .name = "schedules", .type = LOOM_CFG_LIST, .offset = offsetof(loom_deploy_t, schedules),
 	  .sub = &schedule_table, .help = "run profiles started by loom-engine on a timetable" },
+	{ .name = "mail", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_deploy_t, mail),
+	  .sub = &mail_table, .help = "e-mail sent by the policy service's workflows" },
+	{ .name = "workflow", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_deploy_t, workflow),
+	  .sub = &workflow_table, .help = "the policy service's workflows and scheduler" },
 	{ NULL }
 };
 const loom_cfg_table_t loom_deploy_table = { .what = "loom.yaml", .keys = top_keys };

@@ -20,6 +20,11 @@
  *       every: 1h                           # an interval (from the epoch), or
  *       cron: "0 7-19 * * 1-5"              # five cron fields, UTC
  *       enabled: true
+ *   mail:                                   # e-mail of workflows (loom-workflow)
+ *     relay: 127.0.0.1:25                   # absent: mail is logged, not sent
+ *     from: loom@localhost
+ *   workflow:
+ *     scheduler: 1m                         # temporal Sets, ExpirationTime
  *
  * Endpoints left out default to ipc:// sockets in STATE_DIR/run, so the
  * embedded default needs no network at all.
@@ -59,12 +64,29 @@ typedef struct loom_deploy_schedule {
 	loom_cron_t spec;              /* derived: cron parsed (when cron.text) */
 } loom_deploy_schedule_t;
 
+typedef struct loom_deploy_mail {
+	char *relay;                   /* HOST:PORT of the SMTP relay; NULL: no mail is sent (it is logged) */
+	char *from;                    /* the envelope sender and From: header */
+	char *helo;                    /* the name given in EHLO */
+	long long timeout_ms;          /* wait for each reply of the relay */
+	long long retry_ms;            /* wait before another attempt after a failure */
+	long long give_up_ms;          /* a message not sent after this long is dropped (logged) */
+} loom_deploy_mail_t;
+
+typedef struct loom_deploy_workflow {
+	long long scheduler_ms;        /* how often temporal Sets and ExpirationTime are looked at */
+	long long max_depth;           /* requests an action workflow's request may make in a chain */
+	char *ctl_hint;                /* how approvers call loomctl in e-mails */
+} loom_deploy_workflow_t;
+
 typedef struct loom_deploy {
 	char *path;                    /* the file this was loaded from */
 	char *state_dir;               /* where process state lives */
 	loom_deploy_log_t log;         /* logging */
 	loom_deploy_bus_t bus;         /* the bus */
 	loom_cfg_array_t schedules;    /* loom_deploy_schedule_t: scheduled run profiles */
+	loom_deploy_mail_t mail;       /* e-mail of the policy service's workflows */
+	loom_deploy_workflow_t workflow; /* the policy service's workflows and scheduler */
 } loom_deploy_t;
 
 /* The table behind loom.yaml (for --help-config and tests). */

@@ -76,6 +76,7 @@ typedef struct wf_mpr {
 	char *after_set;           /* a Set or Group the target must be in after, or NULL: any */
 	char **workflows;          /* "authn:NAME", "authz:NAME", "action:NAME" */
 	size_t nworkflows;         /* how many */
+	char *where;               /* FILE:LINE:COLUMN of its name */
 } wf_mpr_t;
 
 /* A set-transition MPR: when a resource joins (in) or leaves (out) a set,
@@ -86,6 +87,7 @@ typedef struct wf_tmpr {
 	bool in;                   /* transition in (else out) */
 	char **workflows;          /* "action:NAME" */
 	size_t nworkflows;         /* how many */
+	char *where;               /* FILE:LINE:COLUMN of its name */
 } wf_tmpr_t;
 
 typedef struct wf_policy {
@@ -115,7 +117,9 @@ void wf_policy_release(wf_policy_t *p);
 const wf_attr_t *wf_attr_find(const wf_policy_t *p, const char *name);
 const wf_type_t *wf_type_find(const wf_policy_t *p, const char *name);
 const wf_binding_t *wf_binding_find(const wf_type_t *t, const char *attr);
-/* Whether requester is the built-in sync identity or an administrator. */
+/* Whether requester is the built-in sync identity, the service's own
+ * identity (workflow: requests of action workflows and the scheduler) or an
+ * administrator. */
 bool wf_policy_is_admin(const wf_policy_t *p, const char *requester);
 
 /* Building a schema (workflow_schema.c, used by workflow_schemares.c). */
@@ -219,6 +223,10 @@ typedef struct wf {
 	struct wf_held *held;      /* replies held until the sync that makes their requests durable */
 	size_t nheld, capheld;     /* how many, allocated */
 	bool flush_armed;          /* a timer will flush */
+	struct wf_defs *defs;      /* workflow definitions (workflow_defs.c), or NULL */
+	struct wf_run *run;        /* running workflows: queue, approvals, programs, mail (workflow_run.c) */
+	int cf_approval;           /* approvals by id (workflow_approval.c) */
+	int cf_mail;               /* mail waiting for the relay (workflow_mail.c) */
 } wf_t;
 
 int wf_store_open(wf_t *w, const char *path, char **ret_error);
@@ -245,6 +253,23 @@ void wf_xpath_provider(wf_t *w, loom_xpath_provider_t *ret);
 /* Runs rq (status validating, or authorizing, or committed after a
  * restart: resumed) through the pipeline to its end, persisting every status. */
 void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed);
+/* The same; again is the history note when the request is validated once
+ * more (its workflows passed, or after a restart). */
+void wf_request_run_ex(wf_t *w, Loom__Request *rq, bool resumed, const char *again);
+/* Validates rq against the resources as they are now, changing nothing:
+ * NULL with *ret_before and *ret_after (either may be NULL; the caller frees
+ * them), or the reason it would be denied. */
+char *wf_request_preview(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, Loom__Resource **ret_after);
+/* rq was committed (note says how): post-processing with its action
+ * workflows queued, or completed. */
+void wf_request_after_commit(wf_t *w, Loom__Request *rq, const char *note);
+/* Moves rq to status s with a history entry and stores it. Returns 0, or -1 (logged). */
+int wf_set_status(wf_t *w, Loom__Request *rq, Loom__Request__Status s, const char *who, const char *note);
+void wf_set_reason(Loom__Request *rq, const char *reason);
+/* Writes b: synced, or (group commit) unsynced until wf_request_flush. */
+int wf_store_write(wf_t *w, loom_batch_t *b, const char **error_r);
+void wf_reply(wf_t *w, Loom__Envelope *env, const ProtobufCMessage *m);
+void wf_reply_error(wf_t *w, Loom__Envelope *env, Loom__Error__Code code, const char *msg);
 /* Puts requests left in flight by a crash back through the pipeline. */
 int wf_requests_recover(wf_t *w, char **ret_error);
 /* Stores a new request made from in (requester, operation, target, changes
@@ -333,6 +358,17 @@ int wf_sets_find_member(wf_t *w, const char *type, const Loom__Value *v, loom_xp
 bool wf_sets_is_set(wf_t *w, loom_xpath_rid_t rid);
 /* Adds ComputedMember to r (a copy handed out by get or search). */
 void wf_sets_decorate(wf_t *w, Loom__Resource *r);
+/* The scheduler's plan (workflow_timer.c): every Set, Group and MPR filter
+ * whose filter reads the time is evaluated in full, and those reading
+ * their members after them. Commit it like a request's (wf_sets_commit_batch,
+ * wf_sets_done) or undo it (wf_sets_abort). Returns how many Set and Group
+ * memberships changed, or -1 with *ret_reason. */
+int wf_sets_plan_temporal(wf_t *w, int64_t now_us, char **ret_reason);
+/* The ObjectIDs of the members of the Set or Group name (ObjectID or
+ * DisplayName): 1 with them (the caller frees), 0 when there is no such set. */
+int wf_sets_members_of(wf_t *w, const char *name, char ***ret_ids, size_t *ret_n);
+/* A SetRef of the Set or Group name: 1 with it, or 0. */
+int wf_sets_ref(wf_t *w, const char *name, Loom__SetRef **ret);
 /* Counters (tests, bench): sets evaluated in full, resources tested one by one. */
 void wf_sets_counters(wf_t *w, size_t *ret_full, size_t *ret_tests);
 

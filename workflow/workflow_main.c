@@ -2,6 +2,7 @@
  * docs/policy.md). Schema and MPRs come from config/policy/NAME.yaml beside
  * the deployment file; resources and requests live in STATE_DIR/workflow. */
 #include "workflow.h"
+#include "workflow_run.h"
 #include "loom_alloc.h"
 #include "loom_log.h"
 
@@ -19,6 +20,14 @@ static char *policy_dir(const char *deploy_path)
 	return loom_sprintf("%.*s/policy", (int)(slash - deploy_path), deploy_path);
 }
 
+static char *sync_dir(const char *deploy_path)
+{
+	const char *slash = strrchr(deploy_path, '/');
+	if (slash == NULL)
+		return loom_strdup("sync");
+	return loom_sprintf("%.*s/sync", (int)(slash - deploy_path), deploy_path);
+}
+
 static int wf_check(loom_daemon_t *d, const char **error_r)
 {
 	static char *msg;
@@ -27,12 +36,22 @@ static int wf_check(loom_daemon_t *d, const char **error_r)
 	msg = NULL;
 	char *dir = policy_dir(loom_daemon_config(d)->path);
 	int rc = wf_policy_load(dir, &p, &msg);
+	if (rc == 0) {
+		/* workflows against the files' schema (the store, with attributes
+		 * requests added and the Sets, is checked when the service starts) */
+		wf_defs_t defs;
+		char *sd = sync_dir(loom_daemon_config(d)->path);
+		rc = wf_defs_load(dir, sd, &p, &defs, &msg);
+		free(sd);
+		if (rc == 0)
+			wf_defs_release(&defs);
+		wf_policy_release(&p);
+	}
 	free(dir);
 	if (rc < 0) {
 		*error_r = msg;
 		return -1;
 	}
-	wf_policy_release(&p);
 	return 0;
 }
 
@@ -67,6 +86,20 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
+	/* workflows, against the live schema (the store's), then the Sets they name */
+	w->defs = loom_calloc(1, sizeof *w->defs);
+	char *pdir = policy_dir(cfg->path), *sdir = sync_dir(cfg->path);
+	rc = wf_defs_load(pdir, sdir, &w->policy, w->defs, &msg);
+	free(pdir);
+	free(sdir);
+	if (rc < 0 || wf_defs_check_store(w, &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	if (wf_run_open(w, &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
 	if (wf_agents_load(w, cfg->path, loom_daemon_service(d), &msg) < 0) {
 		*error_r = msg;
 		return -1;
@@ -74,12 +107,13 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 	const char *crash = getenv("LOOM_WORKFLOW_CRASH_AT");
 	if (crash && crash[0])
 		w->crash_at = loom_strdup(crash);
-	if (wf_requests_recover(w, &msg) < 0) {
+	if (wf_requests_recover(w, &msg) < 0 || wf_timer_policy_update(w, &msg) < 0) {
 		*error_r = msg;
 		return -1;
 	}
-	loom_info("workflow ready types=%zu attributes=%zu mprs=%zu administrators=%zu next_request=%llu",
-	    w->policy.ntypes, w->policy.nattrs, w->policy.nmprs, w->policy.nadmins, (unsigned long long)w->next_seq);
+	loom_info("workflow ready types=%zu attributes=%zu mprs=%zu administrators=%zu workflows=%zu next_request=%llu",
+	    w->policy.ntypes, w->policy.nattrs, w->policy.nmprs, w->policy.nadmins, w->defs->n,
+	    (unsigned long long)w->next_seq);
 	return 0;
 }
 
@@ -103,6 +137,12 @@ static void wf_stop(loom_daemon_t *d)
 		free(err);
 	}
 	free(w->held);
+	wf_run_close(w);
+	if (w->defs) {
+		wf_defs_release(w->defs);
+		free(w->defs);
+		w->defs = NULL;
+	}
 	wf_agents_free(w);
 	wf_sets_close(w);
 	wf_schema_close(w);

@@ -34,6 +34,7 @@
  * are one write.
  */
 #include "workflow.h"
+#include "workflow_run.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
 #include "loom_envelope.h"
@@ -46,7 +47,7 @@
 #include <string.h>
 #include <strings.h>
 
-static void history_add(Loom__Request *rq, const char *who, const char *note)
+void wf_history(Loom__Request *rq, const char *who, const char *note)
 {
 	Loom__RequestHistory *h = loom_malloc(sizeof *h);
 	loom__request_history__init(h);
@@ -58,7 +59,7 @@ static void history_add(Loom__Request *rq, const char *who, const char *note)
 	rq->history[rq->n_history++] = h;
 }
 
-static void set_reason(Loom__Request *rq, const char *reason)
+void wf_set_reason(Loom__Request *rq, const char *reason)
 {
 	if (rq->reason != protobuf_c_empty_string)
 		free(rq->reason);
@@ -73,7 +74,7 @@ typedef struct wf_held {
 	Loom__Request *rq;         /* the request as it ended */
 } wf_held_t;
 
-static int store_write(wf_t *w, loom_batch_t *b, const char **error_r)
+int wf_store_write(wf_t *w, loom_batch_t *b, const char **error_r)
 {
 	if (!w->group_commit)
 		return loom_store_write(w->store, b, error_r);
@@ -94,14 +95,14 @@ static void crash_point(wf_t *w, Loom__Request__Status s)
 
 /* Moves rq to status s with a history entry and stores it (synced).
  * Returns 0, or -1 (logged) when the store refuses. */
-static int set_status(wf_t *w, Loom__Request *rq, Loom__Request__Status s, const char *who, const char *note)
+int wf_set_status(wf_t *w, Loom__Request *rq, Loom__Request__Status s, const char *who, const char *note)
 {
 	rq->status = s;
-	history_add(rq, who, note);
+	wf_history(rq, who, note);
 	loom_batch_t *b = loom_batch_new(w->store);
 	wf_req_write(w, b, rq);
 	const char *err;
-	int rc = store_write(w, b, &err);
+	int rc = wf_store_write(w, b, &err);
 	loom_batch_destroy(&b);
 	if (rc < 0) {
 		loom_error("cannot store request %s status %s: %s", rq->id, wf_status_name(s), err);
@@ -217,7 +218,8 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 			free(cid);
 		}
 	}
-	if ((reason = wf_sets_validate_filter(w, before, after)) != NULL ||
+	if ((reason = wf_groups_validate(w, rq, before, after)) != NULL ||
+	    (reason = wf_sets_validate_filter(w, before, after)) != NULL ||
 	    (reason = wf_schema_validate(w, rq, before, after)) != NULL) {
 		if (before)
 			protobuf_c_message_free_unpacked(&before->base, NULL);
@@ -228,6 +230,13 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 	*ret_before = before;
 	*ret_after = after;
 	return NULL;
+}
+
+char *wf_request_preview(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, Loom__Resource **ret_after)
+{
+	char *why = validate(w, rq, ret_before, ret_after);
+	wf_schema_abort(w);
+	return why;
 }
 
 /* ---- authorization ---- */
@@ -276,9 +285,14 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 {
 	if (wf_policy_is_admin(&w->policy, rq->requester)) {
 		strv_push(&rq->granting_mprs, &rq->n_granting_mprs,
-		    strcmp(rq->requester, "sync") == 0 ? "(built-in: sync)" : "(built-in: administrators)");
+		    strcmp(rq->requester, "sync") == 0 ? "(built-in: sync)"
+		    : strcmp(rq->requester, "workflow") == 0 ? "(built-in: workflow)" : "(built-in: administrators)");
 		return 0;
 	}
+	/* a person joining or leaving a static group (workflow_groups.c) */
+	int g = wf_groups_authorize(w, rq, before, after, ret_reason);
+	if (g != 0)
+		return g > 0 ? 0 : 1;
 	size_t np = 0;
 	pair_t *pairs = loom_calloc(rq->n_changes + 1, sizeof *pairs);
 	if (rq->operation == LOOM__REQUEST__OPERATION__DELETE)
@@ -355,10 +369,82 @@ static int authorize(wf_t *w, Loom__Request *rq, const Loom__Resource *before, c
 
 /* ---- the pipeline ---- */
 
+/* A request whose gate workflows (authn, authz) were started: resumed from
+ * its instances rather than validated from scratch. */
+static bool has_gate_instances(const Loom__Request *rq)
+{
+	for (size_t i = 0; i < rq->n_instances; i++)
+		if (strcmp(rq->instances[i]->phase, "action") != 0)
+			return true;
+	return false;
+}
+
+/* Ends the request denied or failed, cancelling its waiting workflows. */
+static void end_request(wf_t *w, Loom__Request *rq, Loom__Request__Status s, const char *reason)
+{
+	wf_set_reason(rq, reason);
+	rq->status = s;
+	wf_history(rq, "workflow", reason);
+	loom_batch_t *b = loom_batch_new(w->store);
+	if (w->run)
+		wf_run_cancel(w, rq, b);
+	if (w->run)
+		wf_run_write(w, rq, b);
+	else {
+		wf_req_write(w, b, rq);
+		const char *err;
+		if (wf_store_write(w, b, &err) < 0)
+			loom_error("cannot store request %s status %s: %s", rq->id, wf_status_name(s), err);
+	}
+	loom_batch_destroy(&b);
+	loom_info("request %s %s %s %s: %s", rq->id, wf_op_name(rq->operation), rq->target_type, wf_status_name(s),
+	    reason);
+	crash_point(w, s);
+}
+
+/* After the commit: its action workflows, or completed. */
+void wf_request_after_commit(wf_t *w, Loom__Request *rq, const char *note)
+{
+	size_t pending = 0, failed = 0;
+	for (size_t i = 0; i < rq->n_instances; i++)
+		if (strcmp(rq->instances[i]->phase, "action") == 0) {
+			pending += rq->instances[i]->state == LOOM__WORKFLOW_INSTANCE__STATE__PENDING ||
+			    rq->instances[i]->state == LOOM__WORKFLOW_INSTANCE__STATE__WAITING;
+			failed += rq->instances[i]->state == LOOM__WORKFLOW_INSTANCE__STATE__FAILED;
+		}
+	if (pending && w->run) {
+		char *n = loom_sprintf("%s; %zu action workflows to run", note, pending);
+		wf_set_status(w, rq, LOOM__REQUEST__STATUS__POST_PROCESSING, "workflow", n);
+		free(n);
+		wf_run_enqueue(w, rq->id);
+	} else if (failed) {
+		char *n = loom_sprintf("%s; %zu action workflows could not run", note, failed);
+		wf_set_status(w, rq, LOOM__REQUEST__STATUS__POST_PROCESSING_ERROR, "workflow", n);
+		free(n);
+	} else {
+		char *n = loom_sprintf("%s; nothing to run after the commit", note);
+		wf_set_status(w, rq, LOOM__REQUEST__STATUS__COMPLETED, "workflow", n);
+		free(n);
+	}
+}
+
 void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 {
+	wf_request_run_ex(w, rq, resumed, resumed ? "validated again after a restart" : NULL);
+}
+
+void wf_request_run_ex(wf_t *w, Loom__Request *rq, bool resumed, const char *again)
+{
 	if (rq->status == LOOM__REQUEST__STATUS__COMMITTED) {
-		set_status(w, rq, LOOM__REQUEST__STATUS__COMPLETED, "workflow", "the commit was durable before a restart");
+		wf_request_after_commit(w, rq, "the commit was durable before a restart");
+		return;
+	}
+	if (resumed && (rq->status == LOOM__REQUEST__STATUS__POST_PROCESSING ||
+	    ((rq->status == LOOM__REQUEST__STATUS__AUTHENTICATING || rq->status == LOOM__REQUEST__STATUS__AUTHORIZING ||
+	      rq->status == LOOM__REQUEST__STATUS__PENDING_APPROVAL) && has_gate_instances(rq)))) {
+		/* waiting on its workflows: they go on where they were */
+		if (w->run)
+			wf_run_recover(w, rq);
 		return;
 	}
 	if (resumed && rq->origin[0]) {
@@ -366,23 +452,28 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		 * reached the engine, which sends the change again (as a new
 		 * request). Resuming it too would apply the change twice. */
 		const char *why = "the service stopped before the commit; the engine sends the change again";
-		set_reason(rq, why);
-		set_status(w, rq, LOOM__REQUEST__STATUS__FAILED, "workflow", why);
+		wf_set_reason(rq, why);
+		wf_set_status(w, rq, LOOM__REQUEST__STATUS__FAILED, "workflow", why);
 		return;
 	}
 	if ((resumed || rq->status != LOOM__REQUEST__STATUS__VALIDATING) &&
-	    set_status(w, rq, LOOM__REQUEST__STATUS__VALIDATING, "workflow", "validated again after a restart") < 0)
+	    wf_set_status(w, rq, LOOM__REQUEST__STATUS__VALIDATING, "workflow", again ? again : "validated again") < 0)
 		return;
+	/* each pass decides afresh which MPRs grant it and which workflows they name */
+	for (size_t i = 0; i < rq->n_granting_mprs; i++)
+		free(rq->granting_mprs[i]);
+	for (size_t i = 0; i < rq->n_workflows; i++)
+		free(rq->workflows[i]);
+	rq->n_granting_mprs = rq->n_workflows = 0;
 	Loom__Resource *before, *after;
 	char *reason = validate(w, rq, &before, &after);
 	if (reason) {
 		wf_schema_abort(w);
-		set_reason(rq, reason);
-		set_status(w, rq, LOOM__REQUEST__STATUS__DENIED, "workflow", reason);
+		end_request(w, rq, LOOM__REQUEST__STATUS__DENIED, reason);
 		free(reason);
 		return;
 	}
-	if (set_status(w, rq, LOOM__REQUEST__STATUS__AUTHORIZING, "workflow", "the changes fit the schema") < 0)
+	if (wf_set_status(w, rq, LOOM__REQUEST__STATUS__AUTHORIZING, "workflow", "the changes fit the schema") < 0)
 		goto out;
 	/* the request's effect on set members, applied in memory (undone unless it commits) */
 	int rc = wf_sets_plan(w, rq, before, after, &reason);
@@ -394,9 +485,31 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 		if (w->sets)
 			wf_sets_abort(w);
 		wf_schema_abort(w);
-		set_reason(rq, reason);
-		set_status(w, rq, rc > 0 ? LOOM__REQUEST__STATUS__DENIED : LOOM__REQUEST__STATUS__FAILED, "workflow", reason);
+		end_request(w, rq, rc > 0 ? LOOM__REQUEST__STATUS__DENIED : LOOM__REQUEST__STATUS__FAILED, reason);
 		free(reason);
+		goto out;
+	}
+	/* authentication and authorization workflows run before the commit;
+	 * when they have all passed, the request comes back here, validated
+	 * and authorized again against the resources as they are then */
+	int phase = w->run ? wf_run_needed(w, rq) : -1;
+	if (phase >= 0) {
+		if (w->sets)
+			wf_sets_abort(w);
+		wf_schema_abort(w);
+		loom_buf_t n = LOOM_BUF_INIT;
+		loom_buf_printf(&n, "granted by");
+		for (size_t i = 0; i < rq->n_granting_mprs; i++)
+			loom_buf_printf(&n, "%s %s", i ? "," : "", rq->granting_mprs[i]);
+		loom_buf_printf(&n, "; %s workflows to run:", phase == WFP_AUTHN ? "authentication" : "authorization");
+		for (size_t i = 0; i < rq->n_instances; i++)
+			if (strcmp(rq->instances[i]->phase, wf_phase_name(phase)) == 0 &&
+			    rq->instances[i]->state == LOOM__WORKFLOW_INSTANCE__STATE__PENDING)
+				loom_buf_printf(&n, " %s", rq->instances[i]->workflow);
+		wf_set_status(w, rq, phase == WFP_AUTHN ? LOOM__REQUEST__STATUS__AUTHENTICATING
+		    : LOOM__REQUEST__STATUS__AUTHORIZING, "workflow", loom_buf_cstr(&n));
+		loom_buf_release(&n);
+		wf_run_enqueue(w, rq->id);
 		goto out;
 	}
 	loom_batch_t *b = loom_batch_new(w->store);
@@ -407,13 +520,16 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	for (size_t i = 0; i < rq->n_granting_mprs; i++)
 		loom_buf_printf(&note, "%s %s", i ? "," : "", rq->granting_mprs[i]);
 	for (size_t i = 0; i < rq->n_workflows; i++)
-		loom_buf_printf(&note, "%s %s", i ? "," : "; workflows (not run yet):", rq->workflows[i]);
+		loom_buf_printf(&note, "%s %s", i ? "," : "; workflows:", rq->workflows[i]);
 	if (rq->transitions_total)
 		loom_buf_printf(&note, "; %llu set transitions", (unsigned long long)rq->transitions_total);
 	if (rq->n_transition_mprs)
 		loom_buf_printf(&note, "; %zu set-transition MPRs matched", rq->n_transition_mprs);
+	size_t nactions = w->run ? wf_run_actions(w, rq) : 0;
+	if (nactions)
+		loom_buf_printf(&note, "; %zu action workflows", nactions);
 	rq->status = LOOM__REQUEST__STATUS__COMMITTED;
-	history_add(rq, "workflow", loom_buf_cstr(&note));
+	wf_history(rq, "workflow", loom_buf_cstr(&note));
 	loom_buf_release(&note);
 	if (after && before == NULL)
 		w->next_rid++;
@@ -436,7 +552,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	}
 	wf_meta_write(w, b);
 	const char *err;
-	rc = store_write(w, b, &err);
+	rc = wf_store_write(w, b, &err);
 	loom_batch_destroy(&b);
 	if (rc < 0) {
 		loom_error("cannot commit request %s: %s", rq->id, err);
@@ -456,11 +572,13 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 			protobuf_c_message_free_unpacked(&rq->transition_mprs[i]->base, NULL);
 		rq->n_sets_before = rq->n_sets_after = rq->n_transitions = rq->n_transition_mprs = 0;
 		rq->transitions_total = 0;
+		for (; nactions; nactions--) /* the action workflows of a commit that did not happen */
+			protobuf_c_message_free_unpacked(&rq->instances[--rq->n_instances]->base, NULL);
 		char *r = loom_sprintf("cannot commit: %s", err);
-		set_reason(rq, r);
+		wf_set_reason(rq, r);
 		rq->n_history--; /* the committed entry never landed */
 		protobuf_c_message_free_unpacked(&rq->history[rq->n_history]->base, NULL);
-		set_status(w, rq, LOOM__REQUEST__STATUS__FAILED, "workflow", r);
+		wf_set_status(w, rq, LOOM__REQUEST__STATUS__FAILED, "workflow", r);
 		free(r);
 		goto out;
 	}
@@ -470,7 +588,7 @@ void wf_request_run(wf_t *w, Loom__Request *rq, bool resumed)
 	loom_info("request %s %s %s committed: %s", rq->id, wf_op_name(rq->operation), rq->target_id,
 	    rq->history[rq->n_history - 1]->note);
 	crash_point(w, LOOM__REQUEST__STATUS__COMMITTED);
-	set_status(w, rq, LOOM__REQUEST__STATUS__COMPLETED, "workflow", "nothing to run after the commit yet");
+	wf_request_after_commit(w, rq, "committed");
 out:
 	wf_schema_abort(w); /* nothing when the commit made it live */
 	if (before)
@@ -493,7 +611,9 @@ int wf_requests_recover(wf_t *w, char **ret_error)
 			continue;
 		}
 		if (rq->status == LOOM__REQUEST__STATUS__VALIDATING || rq->status == LOOM__REQUEST__STATUS__AUTHORIZING ||
-		    rq->status == LOOM__REQUEST__STATUS__COMMITTED) {
+		    rq->status == LOOM__REQUEST__STATUS__COMMITTED || rq->status == LOOM__REQUEST__STATUS__AUTHENTICATING ||
+		    rq->status == LOOM__REQUEST__STATUS__PENDING_APPROVAL ||
+		    rq->status == LOOM__REQUEST__STATUS__POST_PROCESSING) {
 			if (n == cap)
 				todo = loom_realloc(todo, (cap = cap ? 2 * cap : 8) * sizeof *todo);
 			todo[n++] = rq;
@@ -522,14 +642,14 @@ int wf_requests_recover(wf_t *w, char **ret_error)
 
 /* ---- answers ---- */
 
-static void reply(wf_t *w, Loom__Envelope *env, const ProtobufCMessage *m)
+void wf_reply(wf_t *w, Loom__Envelope *env, const ProtobufCMessage *m)
 {
 	const char *err;
 	if (loom_bus_reply(loom_daemon_bus(w->daemon), env, m, &err) < 0)
 		loom_warning("cannot reply to %s: %s", env->from, err);
 }
 
-static void reply_error(wf_t *w, Loom__Envelope *env, Loom__Error__Code code, const char *msg)
+void wf_reply_error(wf_t *w, Loom__Envelope *env, Loom__Error__Code code, const char *msg)
 {
 	const char *err;
 	if (loom_bus_reply_error(loom_daemon_bus(w->daemon), env, code, code == LOOM__ERROR__CODE__INTERNAL, msg, &err) < 0)
@@ -548,18 +668,24 @@ Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error)
 	rq->target_id = in->operation == LOOM__REQUEST__OPERATION__CREATE ? wf_new_uuid() : loom_strdup(in->target_id);
 	rq->target_type = loom_strdup(in->target_type);
 	rq->origin = loom_strdup(in->origin);
+	rq->depth = in->depth;
+	rq->parent = loom_strdup(in->parent);
+	rq->cause = loom_strdup(in->cause);
 	rq->n_changes = in->n_changes;
 	rq->changes = in->changes; /* moved */
 	in->changes = NULL;
 	in->n_changes = 0;
 	rq->created_at = loom_now_us();
 	rq->status = LOOM__REQUEST__STATUS__VALIDATING;
-	history_add(rq, rq->requester, rq->origin[0] ? rq->origin : "submitted");
+	char *why = rq->cause[0] ? loom_strdup(rq->cause)
+	    : rq->parent[0] ? loom_sprintf("made by an action workflow of request %s", rq->parent) : NULL;
+	wf_history(rq, rq->requester, rq->origin[0] ? rq->origin : why ? why : "submitted");
+	free(why);
 	loom_batch_t *b = loom_batch_new(w->store);
 	wf_req_write(w, b, rq);
 	wf_meta_write(w, b);
 	const char *err;
-	int rc = store_write(w, b, &err);
+	int rc = wf_store_write(w, b, &err);
 	loom_batch_destroy(&b);
 	if (rc < 0) {
 		*ret_error = loom_sprintf("cannot store the request: %s", err);
@@ -594,11 +720,18 @@ int wf_request_flush(wf_t *w, char **ret_error)
 		env.msg_id.data = h->msg_id;
 		env.msg_id.len = h->id_len;
 		if (bus && m)
-			reply_error(w, &env, LOOM__ERROR__CODE__INTERNAL, m);
+			wf_reply_error(w, &env, LOOM__ERROR__CODE__INTERNAL, m);
 		else if (bus) {
+			/* workflows may have moved it on since it was held */
+			Loom__Request *now = NULL;
+			const char *e2;
+			if (wf_req_get(w, h->rq->id, &now, &e2) != 1)
+				now = NULL;
 			Loom__RequestReply r = LOOM__REQUEST_REPLY__INIT;
-			r.request = h->rq;
-			reply(w, &env, &r.base);
+			r.request = now ? now : h->rq;
+			wf_reply(w, &env, &r.base);
+			if (now)
+				protobuf_c_message_free_unpacked(&now->base, NULL);
 		}
 		free(h->to);
 		free(h->msg_id);
@@ -644,18 +777,27 @@ static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
 {
 	Loom__RequestSubmit *s = body;
 	if (s->request == NULL) {
-		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, "RequestSubmit carries no request");
+		wf_reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, "RequestSubmit carries no request");
 		return;
 	}
 	if (s->request->origin[0]) { /* only the service's own export path sets it */
 		free(s->request->origin);
 		s->request->origin = loom_strdup("");
 	}
+	if (s->request->parent[0]) { /* only the service's own workflows set it */
+		free(s->request->parent);
+		s->request->parent = loom_strdup("");
+	}
+	s->request->depth = 0;
+	if (s->request->cause[0]) {
+		free(s->request->cause);
+		s->request->cause = loom_strdup("");
+	}
 	char *err = NULL;
 	w->group_commit = true;
 	Loom__Request *rq = wf_request_submit(w, s->request, &err);
 	if (rq == NULL) {
-		reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, err);
+		wf_reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, err);
 		free(err);
 		return;
 	}
@@ -669,6 +811,8 @@ static void handle_submit(wf_t *w, Loom__Envelope *env, void *body)
 	h->rq = rq;
 	/* answer now unless more requests wait: they join this sync (a timer
 	 * makes sure a group never waits long for one that was not a request) */
+	if (w->run)
+		wf_run_drain(w); /* workflows that need nobody run before the answer */
 	if (w->nheld >= 256 || !more_waiting(w)) {
 		flush_logged(w);
 	} else if (!w->flush_armed) {
@@ -686,13 +830,13 @@ static void handle_get(wf_t *w, Loom__Envelope *env, void *body)
 	if (rc <= 0) {
 		char *m = rc < 0 ? loom_sprintf("cannot read request '%s': %s", g->id, err)
 		                 : loom_sprintf("no request '%s'", g->id);
-		reply_error(w, env, rc < 0 ? LOOM__ERROR__CODE__INTERNAL : LOOM__ERROR__CODE__BAD_REQUEST, m);
+		wf_reply_error(w, env, rc < 0 ? LOOM__ERROR__CODE__INTERNAL : LOOM__ERROR__CODE__BAD_REQUEST, m);
 		free(m);
 		return;
 	}
 	Loom__RequestReply r = LOOM__REQUEST_REPLY__INIT;
 	r.request = rq;
-	reply(w, env, &r.base);
+	wf_reply(w, env, &r.base);
 	protobuf_c_message_free_unpacked(&rq->base, NULL);
 }
 
@@ -702,8 +846,8 @@ static void handle_list(wf_t *w, Loom__Envelope *env, void *body)
 	Loom__Request__Status want = 0;
 	if (l->status[0] && wf_status_parse(l->status, &want) < 0) {
 		char *m = loom_sprintf("unknown status '%s': expected validating, authenticating, authorizing, committed, "
-		    "post-processing, completed, denied, failed, canceled or pending-approval", l->status);
-		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, m);
+		    "post-processing, completed, denied, failed, canceled, pending-approval or post-processing-error", l->status);
+		wf_reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, m);
 		free(m);
 		return;
 	}
@@ -739,10 +883,10 @@ static void handle_list(wf_t *w, Loom__Envelope *env, void *body)
 	r.truncated = seen > limit;
 	if (rc < 0) {
 		char *m = loom_sprintf("cannot read the requests: %s", err);
-		reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, m);
+		wf_reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, m);
 		free(m);
 	} else {
-		reply(w, env, &r.base);
+		wf_reply(w, env, &r.base);
 	}
 	for (size_t i = 0; i < limit; i++)
 		if (ring[i])
@@ -764,14 +908,14 @@ static void handle_res_get(wf_t *w, Loom__Envelope *env, void *body)
 	if (rc <= 0) {
 		char *m = rc < 0 ? loom_sprintf("cannot read resource '%s': %s", g->id, err)
 		    : loom_sprintf("no %s '%s'", g->type[0] ? g->type : "resource", g->id);
-		reply_error(w, env, rc < 0 ? LOOM__ERROR__CODE__INTERNAL : LOOM__ERROR__CODE__BAD_REQUEST, m);
+		wf_reply_error(w, env, rc < 0 ? LOOM__ERROR__CODE__INTERNAL : LOOM__ERROR__CODE__BAD_REQUEST, m);
 		free(m);
 		return;
 	}
 	wf_sets_decorate(w, res);
 	Loom__ResourceReply r = LOOM__RESOURCE_REPLY__INIT;
 	r.resource = res;
-	reply(w, env, &r.base);
+	wf_reply(w, env, &r.base);
 	protobuf_c_message_free_unpacked(&res->base, NULL);
 }
 
@@ -781,7 +925,7 @@ static void handle_search(wf_t *w, Loom__Envelope *env, void *body)
 	loom_xpath_t *x = NULL;
 	loom_xpath_error_t xe = { 0 };
 	if (loom_xpath_compile(s->filter, NULL, &x, &xe) < 0 || loom_xpath_check(x, &w->xp, &xe) < 0) {
-		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, xe.text);
+		wf_reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, xe.text);
 		loom_xpath_error_release(&xe);
 		loom_xpath_destroy(&x);
 		return;
@@ -789,7 +933,7 @@ static void handle_search(wf_t *w, Loom__Envelope *env, void *body)
 	loom_xpath_result_t res;
 	loom_xpath_result_init(&res);
 	if (loom_xpath_eval(x, &w->xp, NULL, &res, &xe) < 0) {
-		reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, xe.text);
+		wf_reply_error(w, env, LOOM__ERROR__CODE__BAD_REQUEST, xe.text);
 		loom_xpath_error_release(&xe);
 		loom_xpath_destroy(&x);
 		loom_xpath_result_release(&res);
@@ -811,10 +955,10 @@ static void handle_search(wf_t *w, Loom__Envelope *env, void *body)
 	r.truncated = res.n > limit;
 	if (rc < 0) {
 		char *m = loom_sprintf("cannot read a resource: %s", err);
-		reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, m);
+		wf_reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, m);
 		free(m);
 	} else {
-		reply(w, env, &r.base);
+		wf_reply(w, env, &r.base);
 	}
 	for (size_t i = 0; i < r.n_resources; i++)
 		protobuf_c_message_free_unpacked(&r.resources[i]->base, NULL);
@@ -834,6 +978,8 @@ void wf_handle(wf_t *w, Loom__Envelope *env)
 		{ &loom__request_list__descriptor, handle_list },
 		{ &loom__resource_get__descriptor, handle_res_get },
 		{ &loom__resource_search__descriptor, handle_search },
+		{ &loom__approval_list__descriptor, wf_handle_approval_list },
+		{ &loom__approval_respond__descriptor, wf_handle_approval_respond },
 	};
 	if (!loom_envelope_is(env, &loom__request_submit__descriptor))
 		flush_logged(w); /* what is read or answered next is durable */
@@ -843,7 +989,7 @@ void wf_handle(wf_t *w, Loom__Envelope *env)
 		const char *err;
 		ProtobufCMessage *m = loom_envelope_body(env, h[i].d, &err);
 		if (m == NULL) {
-			reply_error(w, env, LOOM__ERROR__CODE__MALFORMED, err);
+			wf_reply_error(w, env, LOOM__ERROR__CODE__MALFORMED, err);
 			return;
 		}
 		h[i].fn(w, env, m);
@@ -851,6 +997,6 @@ void wf_handle(wf_t *w, Loom__Envelope *env)
 		return;
 	}
 	char *m = loom_sprintf("loom-workflow does not answer %s", env->type);
-	reply_error(w, env, LOOM__ERROR__CODE__UNKNOWN_TYPE, m);
+	wf_reply_error(w, env, LOOM__ERROR__CODE__UNKNOWN_TYPE, m);
 	free(m);
 }

@@ -144,11 +144,11 @@ static const loom_cfg_key_t mpr_keys[] = {
 	{ .name = "target_after", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_mpr_t, after),
 	  .help = "XPath filter the target must match after the request (not for delete)" },
 	{ .name = "authn_workflows", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_mpr_t, authn),
-	  .help = "authentication workflows (carried, not run yet)" },
+	  .help = "authentication workflows, run before the authorization workflows (docs/workflows.md)" },
 	{ .name = "authz_workflows", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_mpr_t, authz),
-	  .help = "authorization workflows (carried, not run yet)" },
+	  .help = "authorization workflows (approvals, filter validation), run before the commit" },
 	{ .name = "action_workflows", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_mpr_t, action),
-	  .help = "action workflows (carried, not run yet)" },
+	  .help = "action workflows, run after the commit" },
 	{ NULL }
 };
 static const loom_cfg_table_t mpr_table = { .what = "mpr", .size = sizeof(cfg_mpr_t), .keys = mpr_keys };
@@ -166,7 +166,7 @@ static const loom_cfg_key_t tmpr_keys[] = {
 	{ .name = "transition", .type = LOOM_CFG_ENUM, .offset = offsetof(cfg_tmpr_t, transition),
 	  .flags = LOOM_CFG_REQUIRED, .choices = transition_names, .help = "in (joins the set) or out (leaves it)" },
 	{ .name = "action_workflows", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_tmpr_t, action),
-	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "action workflows due on the transition (recorded, not run yet)" },
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "action workflows run for the member on the transition" },
 	{ NULL }
 };
 static const loom_cfg_table_t tmpr_table = { .what = "set-transition mpr", .size = sizeof(cfg_tmpr_t), .keys = tmpr_keys };
@@ -282,6 +282,8 @@ bool wf_policy_is_admin(const wf_policy_t *p, const char *requester)
 {
 	if (strcmp(requester, "sync") == 0)
 		return !p->sync_restricted;
+	if (strcmp(requester, "workflow") == 0)
+		return true;
 	for (size_t i = 0; i < p->nadmins; i++)
 		if (strcasecmp(p->admins[i], requester) == 0)
 			return true;
@@ -631,6 +633,7 @@ static void build(wf_policy_t *p, cfg_file_t *files, size_t nfiles, loom_buf_t *
 				free(s);
 			}
 			m.name = loom_strdup(nm);
+			m.where = loom_sprintf("%s:%u:%u", file, c->name.line, c->name.column);
 			m.relative = c->relative.text ? loom_strdup(c->relative.text) : NULL;
 			m.requester_set = c->requester_set.text ? loom_strdup(c->requester_set.text) : NULL;
 			m.before_set = c->before_set.text ? loom_strdup(c->before_set.text) : NULL;
@@ -655,7 +658,8 @@ static void build(wf_policy_t *p, cfg_file_t *files, size_t nfiles, loom_buf_t *
 			}
 			if (ct[i].disabled)
 				continue;
-			wf_tmpr_t t = { .name = loom_strdup(nm), .set = loom_strdup(ct[i].set.text), .in = ct[i].transition == 0 };
+			wf_tmpr_t t = { .name = loom_strdup(nm), .set = loom_strdup(ct[i].set.text), .in = ct[i].transition == 0,
+				.where = loom_sprintf("%s:%u:%u", file, ct[i].name.line, ct[i].name.column) };
 			for (size_t k = 0; k < ct[i].action.n; k++) {
 				char *s = loom_sprintf("action:%s", ct[i].action.v[k]);
 				strv_add(&t.workflows, &t.nworkflows, s);
@@ -720,6 +724,7 @@ void wf_policy_release(wf_policy_t *p)
 	for (size_t i = 0; i < p->nmprs; i++) {
 		wf_mpr_t *m = &p->mprs[i];
 		free(m->name);
+		free(m->where);
 		free(m->relative);
 		free(m->requester_set);
 		free(m->before_set);
@@ -733,6 +738,7 @@ void wf_policy_release(wf_policy_t *p)
 	free(p->mprs);
 	for (size_t i = 0; i < p->ntmprs; i++) {
 		free(p->tmprs[i].name);
+		free(p->tmprs[i].where);
 		free(p->tmprs[i].set);
 		strv_free(p->tmprs[i].workflows, p->tmprs[i].nworkflows);
 	}
@@ -838,7 +844,7 @@ void wf_res_set(Loom__Resource *r, const char *name, Loom__Value **v, size_t n)
 }
 
 static const char *const status_names[] = { "none", "validating", "authenticating", "authorizing", "committed",
-	"post-processing", "completed", "denied", "failed", "canceled", "pending-approval" };
+	"post-processing", "completed", "denied", "failed", "canceled", "pending-approval", "post-processing-error" };
 
 const char *wf_status_name(Loom__Request__Status s)
 {
@@ -857,8 +863,8 @@ int wf_status_parse(const char *s, Loom__Request__Status *ret)
 
 const char *wf_op_name(Loom__Request__Operation o)
 {
-	static const char *const n[] = { "none", "create", "delete", "read", "add", "remove", "modify" };
-	return (unsigned)o < 7 ? n[o] : "unknown";
+	static const char *const n[] = { "none", "create", "delete", "read", "add", "remove", "modify", "reevaluate" };
+	return (unsigned)o < 8 ? n[o] : "unknown";
 }
 
 /* ---- the schema check ---- */

@@ -1168,3 +1168,85 @@ void wf_sets_counters(wf_t *w, size_t *ret_full, size_t *ret_tests)
 	*ret_full = w->sets->full;
 	*ret_tests = w->sets->tests;
 }
+
+/* ---- time (workflow_timer.c) ---- */
+
+int wf_sets_plan_temporal(wf_t *w, int64_t now_us, char **ret_reason)
+{
+	struct wf_sets *s = w->sets;
+	(void)now_us; /* the evaluator reads the clock: the sets see the same minute the scheduler does */
+	s->plan_tick = s->tick;
+	s->plan_no++;
+	s->target = 0;
+	s->target_gone = false;
+	free_before_refs(s);
+	int rc = 0;
+	for (size_t i = 0; i < s->nres + s->nmpr && rc == 0; i++) {
+		tset_t *t = i < s->nres ? s->res[i] : s->mpr[i - s->nres];
+		const loom_xpath_deps_t *d = t->x ? loom_xpath_deps(t->x) : NULL;
+		if (d && d->temporal)
+			rc = full(w, t, ret_reason);
+	}
+	/* cascade through filters that read members of the Sets changed so far */
+	tset_t **changed = loom_calloc(s->nres + 1, sizeof *changed);
+	for (size_t rounds = 0; rc == 0; rounds++) {
+		size_t nchanged = 0;
+		for (size_t i = 0; i < s->nres; i++)
+			if (s->res[i]->stamp > s->plan_tick)
+				changed[nchanged++] = s->res[i];
+		if (nchanged == 0)
+			break;
+		if (rounds > s->nres + 1) {
+			*ret_reason = loom_strdup("the members of the sets do not settle: their filters depend on each other's "
+			    "members");
+			rc = -1;
+			break;
+		}
+		bool again = false;
+		for (size_t i = 0; i < s->nres + s->nmpr && rc == 0; i++) {
+			tset_t *t = i < s->nres ? s->res[i] : s->mpr[i - s->nres];
+			if (stale(changed, nchanged, t)) {
+				again = true;
+				rc = full(w, t, ret_reason);
+			}
+		}
+		if (!again)
+			break;
+	}
+	free(changed);
+	if (rc < 0)
+		return -1;
+	int n = 0;
+	for (size_t i = 0; i < s->nlog; i++)
+		n += (s->log[i].kind == U_ADD || s->log[i].kind == U_DEL) && s->log[i].t->rid != 0;
+	return n;
+}
+
+int wf_sets_members_of(wf_t *w, const char *name, char ***ret_ids, size_t *ret_n)
+{
+	tset_t *t = named(w->sets, name);
+	*ret_ids = NULL;
+	*ret_n = 0;
+	if (t == NULL)
+		return 0;
+	char **v = loom_calloc(t->members.n + 1, sizeof *v);
+	size_t n = 0;
+	for (size_t i = 0; i < t->members.cap; i++) {
+		uint64_t m = t->members.v[i];
+		const Loom__Attr *a = m ? w->xp.attr(w, m, "ObjectID") : NULL;
+		if (a && a->n_values)
+			v[n++] = loom_strdup(a->values[0]->ref);
+	}
+	*ret_ids = v;
+	*ret_n = n;
+	return 1;
+}
+
+int wf_sets_ref(wf_t *w, const char *name, Loom__SetRef **ret)
+{
+	tset_t *t = named(w->sets, name);
+	if (t == NULL)
+		return 0;
+	*ret = set_ref(t);
+	return 1;
+}

@@ -17,6 +17,8 @@
  *              Set and Group, written with the request that changes it; workflow_sets.c)
  *   chg        commit number (u64be)            -> ResourceChange
  *   origin     agent \0 change_id (u64be)       -> request id \0 hash (8 bytes)
+ *   approval   approval id                      -> Approval (workflow_approval.c)
+ *   mail       seq (u64be)                      -> MailMessage waiting for the relay (workflow_mail.c)
  * A resource's rows (res, res_id, res_index, member), its chg row and (for a
  * request an engine export made) its origin row change in the same batch as the
  * request that commits the change.
@@ -33,7 +35,8 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", "member", "chg", "origin", NULL };
+static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", "member", "chg", "origin", "approval",
+	"mail", NULL };
 
 static uint64_t meta_u64(wf_t *w, const char *key)
 {
@@ -62,6 +65,8 @@ int wf_store_open(wf_t *w, const char *path, char **ret_error)
 	w->cf_chg = loom_store_cf(w->store, "chg");
 	w->cf_origin = loom_store_cf(w->store, "origin");
 	w->cf_member = loom_store_cf(w->store, "member");
+	w->cf_approval = loom_store_cf(w->store, "approval");
+	w->cf_mail = loom_store_cf(w->store, "mail");
 	w->next_rid = meta_u64(w, "next_rid");
 	w->next_chg = meta_u64(w, "next_chg");
 	w->chg_first = meta_u64(w, "chg_first");

@@ -44,6 +44,24 @@ mprs:
     requesters: /Person
     operations: [create, delete, modify, add, remove]
 YAML
+# the workflows the MPRs name (docs/workflows.md): an authorization that
+# passes by itself, and a notification (no mail.relay: logged)
+mkdir -p "$T/policy/workflows"
+cat >"$T/policy/workflows/basic.yaml" <<'YAML'
+workflows:
+  - name: manager-approval
+    kind: authz
+    activities:
+      - type: filter
+        filter: /Person[EmployeeType = 'Employee' or EmployeeType = 'Contractor']
+  - name: notify-hr
+    kind: action
+    activities:
+      - type: notify
+        to: [hr@example.org]
+        subject: "Department of [//Target/AccountName]"
+        body: "[//Request/Summary]"
+YAML
 
 start_broker
 start_workflow
@@ -122,8 +140,8 @@ denied "modify of attribute 'Email'" modify "$EMP" JobTitle=Other Email=a@b.c --
 # relative requester: the target's manager
 out=$(ctl -t 10s request modify "$EMP" Department=Research --as "$MGR") || fail "manager Department: $out"
 echo "$out" | grep -q "granted by manager-department" || fail "not granted by manager-department: $out"
-echo "$out" | grep -q "workflow   authz:manager-approval (not run yet)" || fail "authz workflow not carried: $out"
-echo "$out" | grep -q "workflow   action:notify-hr (not run yet)" || fail "action workflow not carried: $out"
+echo "$out" | grep -q "run        authz:manager-approval done" || fail "authz workflow not run: $out"
+echo "$out" | grep -q "run        action:notify-hr done" || fail "action workflow not run: $out"
 denied "grants requester '$OUT' modify of attribute 'Department'" modify "$EMP" Department=Sales --as "$OUT"
 denied "grants requester '$MGR' modify of attribute 'Department' on Person '$OUT'" \
 	modify "$OUT" Department=Research --as "$MGR"  # not his report

@@ -48,6 +48,22 @@ transition_mprs:
     transition: out
     action_workflows: [revoke-badge]
 YAML
+mkdir -p "$T/policy/workflows"
+cat >"$T/policy/workflows/badges.yaml" <<'YAML'
+workflows:
+  - name: create-badge
+    kind: action
+    activities:
+      - { type: notify, to: [badges@example.org], subject: "badge for [//Target/AccountName]", body: "new" }
+  - name: notify-it
+    kind: action
+    activities:
+      - { type: notify, to: [it@example.org], subject: "contractor [//Target/AccountName]", body: "new" }
+  - name: revoke-badge
+    kind: action
+    activities:
+      - { type: notify, to: [badges@example.org], subject: "revoke [//Target/AccountName]", body: "gone" }
+YAML
 
 start_broker
 start_workflow
@@ -107,7 +123,7 @@ show "$(last_request)"
 grep -q "^  set after  Set 'Contractors' $CONTR" "$T/show" || fail "c1's create does not list Contractors after: $(cat "$T/show")"
 grep -q "^  joined     Set 'Contractors' $CONTR: $C1" "$T/show" || fail "c1 did not join Contractors: $(cat "$T/show")"
 grep -q "^  joined     Set 'EngReports' $REPORTS: $C1" "$T/show" || fail "c1 did not join EngReports: $(cat "$T/show")"
-grep -q "^  transition mpr 'contractor-onboarding': in Set 'Contractors': $C1 -> action:create-badge, action:notify-it (not run yet)" \
+grep -q "^  transition mpr 'contractor-onboarding': in Set 'Contractors': $C1 -> action:create-badge, action:notify-it\$" \
 	"$T/show" || fail "onboarding MPR not matched: $(cat "$T/show")"
 grep -q "contractor-offboarding" "$T/show" && fail "offboarding matched a join: $(cat "$T/show")"
 [ "$(members "$CONTR")" = "$C1" ] || fail "Contractors: $(members "$CONTR"), want $C1"
