@@ -106,7 +106,8 @@ const char *ctl_request_status(int s);
 	  "output: a first line 'request ID STATUS OPERATION TYPE TARGET', then the details;\n" \
 	  "  -o json: the Request\n" \
 	  "exit status: 0 completed (or committed, its action workflows running); 3 denied or failed\n" \
-	  "  (the reason is shown); 4 waiting for approval (loomctl approvals); 1 no answer", ctl_request }, \
+	  "  (the reason is shown); 4 waiting: for an approval (loomctl approvals) or an external\n" \
+	  "  program of a workflow (loomctl request show ID later); 1 no answer", ctl_request }, \
 	{ "requests", "[--status S] [-n N]", "list requests of the policy service, newest first", \
 	  "  --status S   validating, authorizing, committed, completed, denied, failed, ...\n" \
 	  "  -n N         at most N (default 100)\n" \

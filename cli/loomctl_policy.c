@@ -194,7 +194,8 @@ static int show_reply(ctl_t *ctl, Loom__RequestReply *r)
 		print_request(r->request);
 	int st = r->request->status;
 	return st == LOOM__REQUEST__STATUS__DENIED || st == LOOM__REQUEST__STATUS__FAILED ? 3
-	    : st == LOOM__REQUEST__STATUS__PENDING_APPROVAL ? 4 : 0;
+	    : st == LOOM__REQUEST__STATUS__PENDING_APPROVAL || st == LOOM__REQUEST__STATUS__AUTHORIZING ||
+	      st == LOOM__REQUEST__STATUS__AUTHENTICATING ? 4 : 0;
 }
 
 int ctl_request(ctl_t *ctl, int argc, char **argv)

@@ -231,3 +231,33 @@ start_workflow() {
 	# ready when a request reaches this one
 	wait_for "loom-workflow to answer" 10 "$CTL" -c "$CFG" -t 1s requests -n 1
 }
+
+# start_smtp_sink [--fail N] : an SMTP server on a free loopback port
+# (SMTP_PORT) writing each message it takes to $T/mail/NNNN.eml
+start_smtp_sink() {
+	SMTP_PORT=$(free_port)
+	mkdir -p "$T/mail"
+	start smtp python3 "$LOOM_SOURCE_DIR/tests/integration/smtp_sink.py" "$SMTP_PORT" "$T/mail" "$@"
+	wait_log smtp "listening on"
+}
+
+# mail_files PATTERN... : the messages matching every PATTERN (grep -E), one per line
+mail_files() {
+	local f p ok
+	for f in "$T"/mail/*.eml; do
+		[ -f "$f" ] || continue
+		ok=1
+		for p in "$@"; do grep -qE -- "$p" "$f" || { ok=0; break; }; done
+		[ "$ok" = 1 ] && echo "$f"
+	done
+	return 0
+}
+
+# wait_mail PATTERN... : waits (15 s) for a message matching every PATTERN; prints its file
+has_mail() {
+	[ -n "$(mail_files "$@")" ]
+}
+wait_mail() {
+	wait_for "a mail matching $*" 15 has_mail "$@"
+	mail_files "$@" | head -n1
+}
