@@ -412,10 +412,23 @@ static void result_of(Loom__ExportChangeResult *r, const Loom__Request *rq)
 	switch (rq->status) {
 	case LOOM__REQUEST__STATUS__COMPLETED:
 	case LOOM__REQUEST__STATUS__COMMITTED:
+	case LOOM__REQUEST__STATUS__POST_PROCESSING:        /* committed; its action workflows run on */
+	case LOOM__REQUEST__STATUS__POST_PROCESSING_ERROR:
 		r->ok = true;
 		if (rq->operation == LOOM__REQUEST__OPERATION__CREATE)
 			r->anchor = loom_strdup(rq->target_id);
 		break;
+	case LOOM__REQUEST__STATUS__AUTHENTICATING:
+	case LOOM__REQUEST__STATUS__AUTHORIZING:
+	case LOOM__REQUEST__STATUS__PENDING_APPROVAL: {
+		/* not applied yet, not failed either: sending it again would ask
+		 * again; once approved it commits, and the next import shows it */
+		char *m = loom_sprintf("request %s %s: the change is applied when its workflows pass (the next import "
+		    "shows it)", rq->id, wf_status_name(rq->status));
+		result_fail(r, "pending", m, false);
+		free(m);
+		break;
+	}
 	case LOOM__REQUEST__STATUS__DENIED: {
 		char *m = loom_sprintf("request %s denied: %s", rq->id, rq->reason);
 		result_fail(r, "denied", m, false);

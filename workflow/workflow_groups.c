@@ -56,10 +56,12 @@ static bool changes_attr(const Loom__Request *rq, const char *name)
 	return false;
 }
 
+/* MembershipType, or what a Group without one is: criteria-based when it
+ * has a Filter (groups made before MembershipType), else static. */
 static const char *kind_of(const Loom__Resource *r)
 {
 	const char *k = str_of(r, "MembershipType");
-	return k ? k : "Static";
+	return k ? k : str_of(r, "Filter") ? "Criteria" : "Static";
 }
 
 static char *label(const Loom__Resource *r)
