@@ -52,7 +52,7 @@ ctl -t 10s search '/AttributeTypeDescription' -n 1000 >"$T/atd"
 for a in ObjectID DisplayName Name DataType StringRegex AccountName Email Manager ExplicitMember Description; do
 	grep -qE " AttributeTypeDescription $a\$" "$T/atd" || fail "no AttributeTypeDescription $a: $(cat "$T/atd")"
 done
-[ "$(grep -c . "$T/atd")" = 28 ] || fail "want 28 attribute descriptions (14 built in, 14 of schema.yaml): $(cat "$T/atd")"
+[ "$(grep -c . "$T/atd")" = 32 ] || fail "want 32 attribute descriptions (14 built in, 18 of schema.yaml): $(cat "$T/atd")"
 for t in Person Group Set ManagementPolicyRule Request AttributeTypeDescription ObjectTypeDescription BindingDescription; do
 	[ "$(count "/ObjectTypeDescription[Name = '$t']")" = 1 ] || fail "no ObjectTypeDescription $t"
 done
@@ -64,7 +64,7 @@ grep -qx 'DataType: String' "$T/acct" && grep -qxF 'StringRegex: ^[A-Za-z0-9._-]
 [ "$(count "/BindingDescription[BoundObjectType = '$PERSON' and BoundAttributeType = '$ACCT' and Required = true]")" = 1 ] ||
 	fail "no required binding of AccountName to Person"
 n0=$(schema_count)
-log_has "$T/workflow.log" "schema ready attributes=28 types=8 made=$n0 problems=0" || fail "the first start did not make $n0"
+log_has "$T/workflow.log" "schema ready attributes=32 types=8 made=$n0 problems=0" || fail "the first start did not make $n0"
 stop workflow
 start_workflow
 log_has "$T/workflow.log" "schema ready .* made=0 problems=0" || fail "a restart made descriptions again"
@@ -162,7 +162,7 @@ pass "kill -9: a schema change's commit survives, and is live after the restart"
 # ---- a restart keeps it all -------------------------------------------------------------
 stop workflow
 start_workflow
-log_has "$T/workflow.log" "schema ready attributes=31 .* made=0 problems=0" || fail "after the restart: $(grep 'schema ready' "$T/workflow.log")"
+log_has "$T/workflow.log" "schema ready attributes=35 .* made=0 problems=0" || fail "after the restart: $(grep 'schema ready' "$T/workflow.log")"
 denied "attribute 'Badge': 'B5' does not match regex '^C[0-9]+\$'" modify "$ADA" Badge=B5
 [ "$(ctl -t 10s get Person "$CARL" | sed -n 's/^Floor: //p')" = 3 ] || fail "carl's Floor is lost"
 [ "$(ctl -t 10s requests --status committed | grep -c .)" = 0 ] || fail "a request is left committed"
