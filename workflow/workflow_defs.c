@@ -663,7 +663,7 @@ static int act_build(ld_t *l, const cfg_act_t *c, int phase, size_t index, const
 	a->label = c->name ? loom_strdup(c->name) : loom_sprintf("activity %zu (%s)", index + 1, act_names[type]);
 	for (size_t k = 0; k < sizeof key_use / sizeof key_use[0]; k++)
 		if (key_given(c, key_use[k].key) && !(key_use[k].types & (1u << type)))
-			err_at(l, ty->line, ty->column, "%s: key '%s' does not apply to a %s activity", a->label, key_use[k].key,
+			err_at(l, ty->line, ty->column, "%s: key '%s' does not apply to %s activities", a->label, key_use[k].key,
 			    act_names[type]);
 	static const unsigned phases[] = {
 		[WFA_APPROVAL] = 1u << WFP_AUTHZ,
@@ -675,7 +675,7 @@ static int act_build(ld_t *l, const cfg_act_t *c, int phase, size_t index, const
 		[WFA_EXTERNAL] = 7,
 	};
 	if (!(phases[type] & (1u << phase)))
-		err_at(l, ty->line, ty->column, "%s: a %s activity cannot run in an %s workflow (%s)", a->label,
+		err_at(l, ty->line, ty->column, "%s: %s activities cannot run in %s workflows (%s)", a->label,
 		    act_names[type], wf_phase_name(phase),
 		    type == WFA_APPROVAL ? "approvals authorize requests: kind authz"
 		    : type == WFA_FILTER ? "a filter validation decides whether a request goes on: kind authn or authz"
