@@ -84,6 +84,7 @@ int ctl_search(ctl_t *ctl, int argc, char **argv);
 int ctl_approvals(ctl_t *ctl, int argc, char **argv);
 int ctl_approve(ctl_t *ctl, int argc, char **argv);
 int ctl_reject(ctl_t *ctl, int argc, char **argv);
+int ctl_config(ctl_t *ctl, int argc, char **argv);
 /* Shared by the policy commands (loomctl_policy.c). */
 struct Loom__Value;
 void ctl_print_value(const struct Loom__Value *v);
@@ -137,7 +138,20 @@ const char *ctl_request_status(int s);
 	  "output: the approval's state and the request's status after it\n" \
 	  "exit status: 0 recorded; 1 refused (not an approver, decided already, no such approval)", ctl_approve }, \
 	{ "reject", "ID --as PERSON [--reason TEXT]", "reject a request as one of its approvers (it is denied)", \
-	  "  as approve; one rejection denies the request", ctl_reject },
+	  "  as approve; one rejection denies the request", ctl_reject }, \
+	{ "config", "export --to DIR | import --from DIR [--dry-run] [--as REQUESTER]", \
+	  "move the policy and sync configuration between environments (dev -> test -> production)", \
+	  "  export  writes DIR/schema/schema.yaml (the policy service's live schema), DIR/sets/sets.yaml\n" \
+	  "          (its Sets, explicit members by AccountName) and copies of policy/*.yaml,\n" \
+	  "          policy/workflows/*.yaml and sync/*.yaml\n" \
+	  "  import  prints the differences in the order they are applied (attributes, types,\n" \
+	  "          bindings, Sets, then files), checks the files with loom-workflow and\n" \
+	  "          loom-engine --check-config, then applies them: requests (by REQUESTER, default\n" \
+	  "          sync) and files written atomically (files DIR lacks are removed); restart the\n" \
+	  "          services afterwards. No schema or Set is deleted: those only here are noted.\n" \
+	  "  --dry-run  the differences only\n" \
+	  "exit status: 0 done (or no changes); 1 a check or a step failed (the steps before it are\n" \
+	  "applied); 2 bad usage", ctl_config },
 
 extern const ctl_cmd_t ctl_cmds[];
 

@@ -942,9 +942,7 @@ static int act_external(wf_ctx_t *c)
 	exts[nexts++] = (ext_t){ .pid = pid, .request_id = loom_strdup(c->rq->id), .ii = (uint32_t)c->ii,
 		.step = c->in->step, .deadline_ms = loom_mono_ms() + a->timeout_ms, .timeout_ms = a->timeout_ms,
 		.in_path = in_path, .out_path = out_path };
-	if (c->in->waiting_for != protobuf_c_empty_string)
-		free(c->in->waiting_for);
-	c->in->waiting_for = loom_strdup("external");
+	wf_str_set(&c->in->waiting_for, "external");
 	c->note = loom_sprintf("'%s' started (pid %d, timeout %llds)", a->argv[0], (int)pid, a->timeout_ms / 1000);
 	return ACT_WAIT;
 }
@@ -995,17 +993,17 @@ static void ext_done(wf_t *w, ext_t *e, int status)
 			    strcmp(in->waiting_for, "external") == 0) {
 				const wf_def_t *def = wf_run_def(w, in);
 				const char *label = def && e->step < def->nacts ? def->acts[e->step].label : "external";
-				free(in->waiting_for);
-				in->waiting_for = loom_strdup("");
-				free(in->note);
+				wf_str_set(&in->waiting_for, "");
 				if (ok) {
 					in->state = LOOM__WORKFLOW_INSTANCE__STATE__PENDING;
 					in->step++;
-					in->note = loom_strdup(note);
+					wf_str_set(&in->note, note);
 				} else {
 					in->state = LOOM__WORKFLOW_INSTANCE__STATE__FAILED;
 					in->ended_at = loom_now_us();
-					in->note = loom_sprintf("%s: %s", label, note);
+					char *n = loom_sprintf("%s: %s", label, note);
+					wf_str_set(&in->note, n);
+					free(n);
 				}
 				char *h = loom_sprintf("%s:%s %s: %s", in->phase, in->workflow, label, note);
 				wf_history(rq, "workflow", h);

@@ -310,9 +310,7 @@ int wf_approval_start(wf_ctx_t *c)
 	a.target_type = c->rq->target_type;
 	approval_put(w, c->b, &a);
 	char *mailed = mail_approvers(c, &a, ids, n);
-	if (c->in->waiting_for != protobuf_c_empty_string)
-		free(c->in->waiting_for);
-	c->in->waiting_for = loom_strdup(a.id);
+	wf_str_set(&c->in->waiting_for, a.id);
 	pend_add(&a);
 	loom_buf_t b = LOOM_BUF_INIT;
 	loom_buf_printf(&b, "approval %s asked of", a.id);
@@ -368,17 +366,15 @@ static void conclude(wf_t *w, Loom__Approval *a, const char *hist, bool decided,
 	if (a->instance < rq->n_instances) {
 		Loom__WorkflowInstance *in = rq->instances[a->instance];
 		if (decided && in->state == LOOM__WORKFLOW_INSTANCE__STATE__WAITING && strcmp(in->waiting_for, a->id) == 0) {
-			free(in->waiting_for);
-			in->waiting_for = loom_strdup("");
-			free(in->note);
+			wf_str_set(&in->waiting_for, "");
 			if (ok) {
 				in->state = LOOM__WORKFLOW_INSTANCE__STATE__PENDING;
 				in->step++;
-				in->note = loom_strdup(hist);
+				wf_str_set(&in->note, hist);
 			} else {
 				in->state = LOOM__WORKFLOW_INSTANCE__STATE__FAILED;
 				in->ended_at = loom_now_us();
-				in->note = loom_strdup(fail_note);
+				wf_str_set(&in->note, fail_note);
 			}
 		}
 	}

@@ -439,8 +439,7 @@ void wf_mail_tick(wf_t *w)
 		} else {
 			m->attempts++;
 			m->next_at = now + M.retry_ms * 1000;
-			free(m->last_error);
-			m->last_error = loom_strdup(err ? err : "?");
+			wf_str_set(&m->last_error, err ? err : "?");
 			loom_warning("mail not sent, trying again in %lld ms seq=%llu to=%s: %s", M.retry_ms,
 			    (unsigned long long)m->seq, loom_buf_cstr(&to), m->last_error);
 			put_row(w, b, m);

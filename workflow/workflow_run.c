@@ -276,11 +276,11 @@ void wf_ctx_release(wf_ctx_t *c)
 	c->note = NULL;
 }
 
-static void set_str(char **f, const char *v)
+void wf_str_set(char **f, const char *v)
 {
 	if (*f != protobuf_c_empty_string)
 		free(*f);
-	*f = loom_strdup(v);
+	*f = loom_strdup(v ? v : "");
 }
 
 /* Runs instance ii's activities until it waits, ends or fails. Returns
@@ -294,7 +294,7 @@ static int run_instance(wf_t *w, Loom__Request *rq, size_t ii)
 		char *hist;
 		if (def == NULL) {
 			in->state = LOOM__WORKFLOW_INSTANCE__STATE__FAILED;
-			set_str(&in->note, "the workflow is no longer defined (config/policy/workflows)");
+			wf_str_set(&in->note, "the workflow is no longer defined (config/policy/workflows)");
 			in->ended_at = loom_now_us();
 			hist = loom_sprintf("%s:%s: %s", in->phase, in->workflow, in->note);
 		} else if (in->step >= def->nacts) {
@@ -310,7 +310,7 @@ static int run_instance(wf_t *w, Loom__Request *rq, size_t ii)
 			int r = wf_activity_run(&c);
 			const char *note = c.note ? c.note : "";
 			hist = loom_sprintf("%s:%s %s: %s", in->phase, in->workflow, c.act->label, note);
-			set_str(&in->note, note);
+			wf_str_set(&in->note, note);
 			if (r == ACT_NEXT) {
 				in->step++;
 			} else if (r == ACT_WAIT) {
@@ -319,7 +319,7 @@ static int run_instance(wf_t *w, Loom__Request *rq, size_t ii)
 				in->state = LOOM__WORKFLOW_INSTANCE__STATE__FAILED;
 				in->ended_at = loom_now_us();
 				char *n = loom_sprintf("%s: %s", c.act->label, note);
-				set_str(&in->note, n);
+				wf_str_set(&in->note, n);
 				free(n);
 			}
 			wf_ctx_release(&c);
@@ -476,7 +476,7 @@ void wf_run_recover(wf_t *w, Loom__Request *rq)
 		if (in->state == LOOM__WORKFLOW_INSTANCE__STATE__WAITING && strcmp(in->waiting_for, "external") == 0) {
 			/* its program's end was never seen: run it again */
 			in->state = LOOM__WORKFLOW_INSTANCE__STATE__PENDING;
-			set_str(&in->waiting_for, "");
+			wf_str_set(&in->waiting_for, "");
 			char *n = loom_sprintf("%s:%s: the service stopped while its program ran: running it again", in->phase,
 			    in->workflow);
 			wf_history(rq, "workflow", n);

@@ -182,6 +182,9 @@ const wf_def_t *wf_run_def(wf_t *w, const Loom__WorkflowInstance *in);
 /* The requester and target of ctx (read from the store). */
 void wf_ctx_load(wf_ctx_t *c);
 void wf_ctx_release(wf_ctx_t *c);
+/* Replaces a string field of an unpacked message (which may hold
+ * protobuf-c's static empty string). */
+void wf_str_set(char **field, const char *value);
 /* A history line on ctx's request. */
 void wf_history(Loom__Request *rq, const char *who, const char *note);
 /* Writes rq (and what b holds) in one batch; then mail staged in it may go. */
