@@ -4,14 +4,16 @@
 # OwnerApproval: any one owner approves, mailed to both; None: refused),
 # leaving a group, owners adding members through their MPR; join requests
 # to manager-based and criteria-based groups refused; a criteria-based
-# group's members follow its filter.
+# group's members follow its filter. The SMTP relay refuses the first
+# message (451): the outbox tries it again.
 . "$(dirname "$0")/lib.sh"
 
 write_config
-start_smtp_sink
+start_smtp_sink --fail 1
 cat >>"$CFG" <<YAML
 mail:
   relay: 127.0.0.1:$SMTP_PORT
+  retry: 1s
 YAML
 mkdir -p "$T/policy"
 cp "$LOOM_SOURCE_DIR/config/policy/schema.yaml" "$LOOM_SOURCE_DIR/config/policy/mprs.yaml" "$T/policy/"
@@ -68,6 +70,7 @@ A=$(ctl approvals --for owner2 | awk '/^[a-z0-9]+ pending /{print $1; exit}')
 ctl approvals --for owner1 | grep -q "^$A pending" || fail "owner1 is not asked too"
 wait_mail "^X-Envelope-To: olga@example.org" "$A" >/dev/null
 wait_mail "^X-Envelope-To: oscar@example.org" "$A" >/dev/null
+log_has "$T/workflow.log" "mail not sent, trying again in 1000 ms .*451 try again later" || fail "the refused mail was not retried"
 ctl approve "$A" --as owner2 --reason "welcome" | grep -q "^request $R completed" || fail "owner2's approval did not complete the join"
 [ "$(members "$APPR")" = "$U2 " ] || fail "Approved: $(members "$APPR")"
 out=$(ctl -t 10s request modify "$APPR" +ExplicitMember="$U1" --as "$U1" 2>&1)
