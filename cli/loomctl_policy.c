@@ -296,7 +296,7 @@ int ctl_requests(ctl_t *ctl, int argc, char **argv)
 		for (size_t i = 0; i < r->n_requests; i++) {
 			const Loom__Request *rq = r->requests[i];
 			printf("%s %s %s %s %s %s\n", rq->id, sname(rq->status), oname(rq->operation), rq->target_type,
-			    rq->target_id, rq->requester);
+			    rq->target_id[0] ? rq->target_id : "-", rq->requester);
 		}
 		if (r->truncated)
 			printf("(more requests match: raise -n)\n");

@@ -50,6 +50,7 @@ mprs:
     relative_to_target: ObjectID
     operations: [modify]
     attributes: [FirstName, LastName]
+    authn_workflows: [known-requester]
     authz_workflows: [outside-check]
 YAML
 cat >"$T/check.sh" <<'SH'
@@ -94,6 +95,11 @@ workflows:
       - type: filter
         condition: 'Eq(Contains(LowerCase(DisplayName), "darn"), 0)'
         reason: the display name uses a word we do not print
+  - name: known-requester
+    kind: authn
+    activities:
+      - type: filter
+        condition: 'IsPresent(AccountName)'
   - name: outside-check
     kind: authz
     activities:
@@ -238,6 +244,9 @@ RE=$(settled modify "$EMP" FirstName=Eve --as "$EMP")
 ctl request show "$RE" >"$T/out"
 grep -q "run        authz:outside-check done" "$T/out" || fail "external not run: $(cat "$T/out")"
 head -n1 "$T/out" | grep -q ' completed ' || fail "external pass did not complete: $(cat "$T/out")"
+authn=$(grep -n "authn:known-requester activity 1 (filter): passed" "$T/out" | cut -d: -f1)
+authz=$(grep -n "authz:outside-check activity 1 (external): '.*' started" "$T/out" | cut -d: -f1)
+[ -n "$authn" ] && [ -n "$authz" ] && [ "$authn" -lt "$authz" ] || fail "authn did not run before authz: $(cat "$T/out")"
 grep -q '"target_id":"'"$EMP"'"' "$T/last-input.json" || fail "the program did not get the request as JSON"
 RM=$(settled modify "$EMP" FirstName=Mallory --as "$EMP")
 out=$(ctl request show "$RM")
