@@ -1140,3 +1140,43 @@ int wf_defs_check_store(wf_t *w, char **ret_error)
 	loom_buf_release(&errs);
 	return 0;
 }
+
+/* ---- Sets the workflows name ---- */
+
+static const char *set_named(const wf_defs_t *d, const char *name, const char *id, const wf_def_t **ret_def)
+{
+	for (size_t i = 0; d && i < d->n; i++)
+		for (size_t k = 0; k < d->v[i].nacts; k++) {
+			const wf_activity_t *a = &d->v[i].acts[k];
+			const wf_who_t *lists[3] = { a->approvers, a->escalation, a->to };
+			size_t ns[3] = { a->napprovers, a->nescalation, a->nto };
+			for (int l = 0; l < 3; l++)
+				for (size_t j = 0; j < ns[l]; j++)
+					if (lists[l][j].kind == WHO_SET &&
+					    ((name && strcmp(lists[l][j].text, name) == 0) || strcasecmp(lists[l][j].text, id) == 0)) {
+						*ret_def = &d->v[i];
+						return lists[l][j].where;
+					}
+		}
+	return NULL;
+}
+
+char *wf_defs_validate_set(wf_t *w, const Loom__Resource *before, const Loom__Resource *after)
+{
+	if (before == NULL || w->defs == NULL ||
+	    (strcmp(before->object_type, "Set") != 0 && strcmp(before->object_type, "Group") != 0))
+		return NULL;
+	const Loom__Attr *a = wf_res_attr(before, "DisplayName");
+	const char *name = a && a->n_values && a->values[0]->v_case == LOOM__VALUE__V_STR ? a->values[0]->str : NULL;
+	const Loom__Attr *b = after ? wf_res_attr(after, "DisplayName") : NULL;
+	const char *now = b && b->n_values && b->values[0]->v_case == LOOM__VALUE__V_STR ? b->values[0]->str : NULL;
+	if (after && (name == NULL || (now && strcmp(name, now) == 0)))
+		return NULL; /* not deleted, not renamed */
+	const wf_def_t *def = NULL;
+	const char *where = set_named(w->defs, name, before->object_id, &def);
+	if (where == NULL)
+		return NULL;
+	return loom_sprintf("%s '%s' is named by workflow '%s' (%s): %s it would leave the workflow without it; change "
+	    "the workflow first (workflow reference rule)", before->object_type, name ? name : before->object_id,
+	    def->name, where, after ? "renaming" : "deleting");
+}

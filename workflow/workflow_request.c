@@ -182,7 +182,7 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 			protobuf_c_message_free_unpacked(&before->base, NULL);
 			return loom_strdup("a delete request carries no attribute changes");
 		}
-		if ((why = wf_schema_validate(w, rq, before, NULL)) != NULL) {
+		if ((why = wf_schema_validate(w, rq, before, NULL)) != NULL || (why = wf_defs_validate_set(w, before, NULL)) != NULL) {
 			protobuf_c_message_free_unpacked(&before->base, NULL);
 			return why;
 		}
@@ -219,6 +219,7 @@ static char *validate(wf_t *w, Loom__Request *rq, Loom__Resource **ret_before, L
 		}
 	}
 	if ((reason = wf_groups_validate(w, rq, before, after)) != NULL ||
+	    (reason = wf_defs_validate_set(w, before, after)) != NULL ||
 	    (reason = wf_sets_validate_filter(w, before, after)) != NULL ||
 	    (reason = wf_schema_validate(w, rq, before, after)) != NULL) {
 		if (before)

@@ -128,6 +128,9 @@ const wf_def_t *wf_defs_find(const wf_defs_t *d, const char *name);
 /* With the store: every Set or Group a definition names exists, and its
  * XPath filters work with the schema. Returns 0 or -1 with *ret_error. */
 int wf_defs_check_store(wf_t *w, char **ret_error);
+/* A request deleting or renaming a Set or Group a workflow names by
+ * set:NAME is denied (the reason), else NULL. */
+char *wf_defs_validate_set(wf_t *w, const Loom__Resource *before, const Loom__Resource *after);
 const char *wf_phase_name(int phase);
 const char *wf_act_type_name(int type);
 

@@ -139,7 +139,10 @@ stop workflow
 mv "$T/approvals.yaml" "$T/policy/workflows/approvals.yaml"
 mv "$T/mprs.yaml" "$T/policy/mprs.yaml"
 start_workflow
-pass "a workflow naming a Set that does not exist is refused at start with file:line:column"
+out=$(ctl -t 10s request delete "$HRS" 2>&1) && fail "a Set a workflow names was deleted"
+echo "$out" | grep -q "Set 'HR Approvers' is named by workflow 'escalating-approval' (.*approvals.yaml:[0-9]*:[0-9]*): deleting it" ||
+	fail "the refusal: $out"
+pass "a workflow naming a Set that does not exist is refused at start with file:line:column; that Set cannot be deleted while named"
 
 # pending REQUEST_ARGS... : a request that must wait for approval; prints its id
 pending() {
