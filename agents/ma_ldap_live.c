@@ -17,7 +17,8 @@
  *        reports entries outside one base's search as gone from it
  *   refreshing --every base's refresh is done (syncInfo refreshDelete /
  *        refreshPresent with refreshDone)--> persisting: the deletes
- *        gone from some base and present in none are sent
+ *        gone from some base, present in none and (with several bases)
+ *        found in none by entryUUID are sent
  *   persisting --entry add/modify/delete, syncInfo newcookie--> persisting:
  *        sent as they come (a delete from one base is checked against the
  *        other bases first: an entry moved between bases is not deleted)
