@@ -302,6 +302,12 @@ void ml_value_ber(const Loom__Value *v, struct berval *ret);
  * (skip = the number of bases: any), matching that base's filter: 1 yes,
  * 0 no, -1 cannot tell (*ret_error malloc'd). Deletes reported by one
  * base's content sync are checked with it when there are several bases. */
+/* The LDAP scope of a configured base's scope (LOOM_LDAP_SCOPE_*). */
+int ml_scope(int cfg_scope);
+/* Base i of the agent's ldap.bases. */
+const loom_agentcfg_ldap_base_t *ml_base(const ldapagent_t *la, size_t i);
+/* The control with oid among ctrls (NULL-terminated, may be NULL), or NULL. */
+LDAPControl *ml_find_control(LDAPControl **ctrls, const char *oid);
 int ml_entry_in_bases(ldapagent_t *la, LDAP *ld, size_t skip, const uint8_t uuid[16], char **ret_error);
 
 /* Reads the server's schema on ld into la->schema and checks the names the

@@ -232,7 +232,24 @@ void ml_conn_close(ml_conn_t *c)
 
 /* ---- where an entry is ------------------------------------------------------------- */
 
-static const int in_scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOPE_BASE };
+int ml_scope(int cfg_scope)
+{
+	static const int scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOPE_BASE };
+	return scopes[cfg_scope];
+}
+
+const loom_agentcfg_ldap_base_t *ml_base(const ldapagent_t *la, size_t i)
+{
+	return &((const loom_agentcfg_ldap_base_t *)la->cfg.ldap.bases.v)[i];
+}
+
+LDAPControl *ml_find_control(LDAPControl **ctrls, const char *oid)
+{
+	for (size_t i = 0; ctrls && ctrls[i]; i++)
+		if (strcmp(ctrls[i]->ldctl_oid, oid) == 0)
+			return ctrls[i];
+	return NULL;
+}
 
 /* Whether the entry uuid is in a base other than skip (a delete from one
  * base's search may be a move), matching its filter: 1 yes, 0 no, -1
@@ -245,11 +262,11 @@ int ml_entry_in_bases(ldapagent_t *la, LDAP *ld, size_t skip, const uint8_t uuid
 	for (size_t i = 0; i < la->cfg.ldap.bases.n; i++) {
 		if (i == skip)
 			continue;
-		const loom_agentcfg_ldap_base_t *bc = &((const loom_agentcfg_ldap_base_t *)la->cfg.ldap.bases.v)[i];
+		const loom_agentcfg_ldap_base_t *bc = ml_base(la, i);
 		char *f = loom_sprintf("(&(entryUUID=%s)%s)", t, la->filters[i]);
 		char *attrs[] = { LDAP_NO_ATTRS, NULL };
 		LDAPMessage *res = NULL;
-		int rc = ldap_search_ext_s(ld, bc->dn.text, in_scopes[bc->scope], f, attrs, 1, NULL, NULL, &tv, 1, &res);
+		int rc = ldap_search_ext_s(ld, bc->dn.text, ml_scope(bc->scope), f, attrs, 1, NULL, NULL, &tv, 1, &res);
 		free(f);
 		int n = rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED ? ldap_count_entries(ld, res) : -1;
 		ldap_msgfree(res);

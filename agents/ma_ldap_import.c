@@ -44,21 +44,6 @@
 #include <string.h>
 #include <strings.h>
 
-static const int scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOPE_BASE };
-
-static const loom_agentcfg_ldap_base_t *base_cfg(ldapagent_t *la, size_t i)
-{
-	return &((const loom_agentcfg_ldap_base_t *)la->cfg.ldap.bases.v)[i];
-}
-
-static LDAPControl *find_control(LDAPControl **ctrls, const char *oid)
-{
-	for (size_t i = 0; ctrls && ctrls[i]; i++)
-		if (strcmp(ctrls[i]->ldctl_oid, oid) == 0)
-			return ctrls[i];
-	return NULL;
-}
-
 static void batch_new(ml_import_t *im)
 {
 	Loom__ImportBatch *b = loom_malloc(sizeof *b);
@@ -263,7 +248,7 @@ static int dirsync_cookie_now(ldapagent_t *la, char **ret_refused)
 		if (res && ldap_parse_result(im->conn.ld, res, &err, NULL, NULL, NULL, &rctrls, 0) != LDAP_SUCCESS)
 			err = rc;
 		ldap_msgfree(res);
-		LDAPControl *dc = err == LDAP_SUCCESS ? find_control(rctrls, LDAP_CONTROL_X_DIRSYNC) : NULL;
+		LDAPControl *dc = err == LDAP_SUCCESS ? ml_find_control(rctrls, LDAP_CONTROL_X_DIRSYNC) : NULL;
 		struct berval next = { 0, NULL };
 		if (dc == NULL || ldap_parse_dirsync_control(im->conn.ld, dc, &more, &next) != LDAP_SUCCESS) {
 			char *t = ml_ld_error(im->conn.ld, err == LDAP_SUCCESS ? LDAP_CONTROL_NOT_FOUND : err);
@@ -421,7 +406,7 @@ static void dirsync_entry(ldapagent_t *la, ml_import_t *im, LDAPMessage *msg)
 	bool deleted = del && del[0] && del[0]->bv_len == 4 && strncasecmp(del[0]->bv_val, "TRUE", 4) == 0;
 	size_t base = la->cfg.ldap.bases.n;
 	for (size_t i = 0; !deleted && dn && i < la->cfg.ldap.bases.n; i++)
-		if (ml_dn_in_base(dn, base_cfg(la, i)->dn.text, base_cfg(la, i)->scope)) {
+		if (ml_dn_in_base(dn, ml_base(la, i)->dn.text, ml_base(la, i)->scope)) {
 			base = i;
 			break;
 		}
@@ -523,7 +508,7 @@ int ml_dirsync_changes(ldapagent_t *la, LDAP *ld, const struct berval *cookie, s
 		int err = 0;
 		ldap_parse_result(ld, res, &err, NULL, NULL, NULL, &rctrls, 0);
 		ldap_msgfree(res);
-		LDAPControl *dc = find_control(rctrls, LDAP_CONTROL_X_DIRSYNC);
+		LDAPControl *dc = ml_find_control(rctrls, LDAP_CONTROL_X_DIRSYNC);
 		struct berval next = { 0, NULL };
 		if (dc == NULL || ldap_parse_dirsync_control(ld, dc, &more, &next) != LDAP_SUCCESS) {
 			*ret_error = loom_sprintf("DirSync on '%s' at '%s': no DirSync control on the result",
@@ -597,7 +582,7 @@ static int start_search(ldapagent_t *la)
 		}
 		return 0;
 	}
-	const loom_agentcfg_ldap_base_t *bc = base_cfg(la, im->base);
+	const loom_agentcfg_ldap_base_t *bc = ml_base(la, im->base);
 	LDAPControl *ctrls[2] = { NULL, NULL };
 	LDAPControl sync = { 0 };
 	int rc;
@@ -617,7 +602,7 @@ static int start_search(ldapagent_t *la)
 			return -1;
 		}
 	}
-	rc = ldap_search_ext(im->conn.ld, bc->dn.text, scopes[bc->scope], la->filters[im->base], la->attrs, 0, ctrls,
+	rc = ldap_search_ext(im->conn.ld, bc->dn.text, ml_scope(bc->scope), la->filters[im->base], la->attrs, 0, ctrls,
 	    NULL, NULL, LDAP_NO_LIMIT, &im->msgid);
 	if (im->delta)
 		ber_memfree(sync.ldctl_value.bv_val);
@@ -693,7 +678,7 @@ static int on_entry(ldapagent_t *la, LDAPMessage *msg)
 	}
 	LDAPControl **ctrls = NULL;
 	int rc = ldap_get_entry_controls(ld, msg, &ctrls);
-	LDAPControl *sc = rc == LDAP_SUCCESS ? find_control(ctrls, LDAP_CONTROL_SYNC_STATE) : NULL;
+	LDAPControl *sc = rc == LDAP_SUCCESS ? ml_find_control(ctrls, LDAP_CONTROL_SYNC_STATE) : NULL;
 	char *dn = ldap_get_dn(ld, msg);
 	int state;
 	uint8_t uuid[16];
@@ -775,7 +760,7 @@ static int on_result(ldapagent_t *la, LDAPMessage *msg)
 {
 	ml_import_t *im = &la->imp;
 	LDAP *ld = im->conn.ld;
-	const loom_agentcfg_ldap_base_t *bc = base_cfg(la, im->base);
+	const loom_agentcfg_ldap_base_t *bc = ml_base(la, im->base);
 	int err = 0;
 	char *text = NULL, *matched = NULL;
 	LDAPControl **ctrls = NULL;
@@ -822,7 +807,7 @@ static int on_result(ldapagent_t *la, LDAPMessage *msg)
 		goto out;
 	}
 	if (im->dirsync) {
-		LDAPControl *dc = find_control(ctrls, LDAP_CONTROL_X_DIRSYNC);
+		LDAPControl *dc = ml_find_control(ctrls, LDAP_CONTROL_X_DIRSYNC);
 		struct berval cookie = { 0, NULL };
 		int more = 0;
 		if (dc == NULL || ldap_parse_dirsync_control(ld, dc, &more, &cookie) != LDAP_SUCCESS) {
@@ -841,7 +826,7 @@ static int on_result(ldapagent_t *la, LDAPMessage *msg)
 		else
 			im->search_done = true;
 	} else if (im->delta && !im->usn) {
-		LDAPControl *dc = find_control(ctrls, LDAP_CONTROL_SYNC_DONE);
+		LDAPControl *dc = ml_find_control(ctrls, LDAP_CONTROL_SYNC_DONE);
 		struct berval cookie = { 0, NULL };
 		bool refresh_deletes = false;
 		const char *why = "no sync done control on the end of a content sync";
@@ -857,7 +842,7 @@ static int on_result(ldapagent_t *la, LDAPMessage *msg)
 		free(cookie.bv_val);
 		ret = next_base(la);
 	} else {
-		LDAPControl *pc = find_control(ctrls, LDAP_CONTROL_PAGEDRESULTS);
+		LDAPControl *pc = ml_find_control(ctrls, LDAP_CONTROL_PAGEDRESULTS);
 		struct berval cookie = { 0, NULL };
 		ber_int_t count = 0;
 		if (pc && ldap_parse_pageresponse_control(ld, pc, &count, &cookie) != LDAP_SUCCESS) {
@@ -895,7 +880,7 @@ static void on_reference(ldapagent_t *la, LDAPMessage *msg)
 		for (size_t i = 0; refs && refs[i]; i++)
 			loom_buf_printf(&b, " %s", refs[i]);
 	ldap_memvfree((void **)refs);
-	add_error(im, "referral", base_cfg(la, im->base)->dn.text, loom_buf_cstr(&b));
+	add_error(im, "referral", ml_base(la, im->base)->dn.text, loom_buf_cstr(&b));
 	loom_buf_release(&b);
 }
 
@@ -969,7 +954,7 @@ static void pump(ldapagent_t *la)
 			ldap_get_option(im->conn.ld, LDAP_OPT_RESULT_CODE, &e);
 			char *t = ml_ld_error(im->conn.ld, e);
 			char *m = loom_sprintf("lost the connection to '%s' while reading '%s': %s", la->cfg.ldap.uri.text,
-			    base_cfg(la, im->base)->dn.text, t);
+			    ml_base(la, im->base)->dn.text, t);
 			fail(la, m);
 			free(m);
 			free(t);
@@ -1014,7 +999,7 @@ static int on_readable(ml_conn_t *c)
 static int base_cookie(ldapagent_t *la, size_t i, bool *warned)
 {
 	ml_import_t *im = &la->imp;
-	const loom_agentcfg_ldap_base_t *bc = base_cfg(la, i);
+	const loom_agentcfg_ldap_base_t *bc = ml_base(la, i);
 	LDAPControl sync = { 0 };
 	if (ml_sync_request_value(LDAP_SYNC_REFRESH_ONLY, NULL, &sync.ldctl_value) < 0) {
 		fail(la, "cannot encode the content sync request");
@@ -1026,7 +1011,7 @@ static int base_cookie(ldapagent_t *la, size_t i, bool *warned)
 	char *attrs[] = { LDAP_NO_ATTRS, NULL };
 	LDAPMessage *res = NULL;
 	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
-	int rc = ldap_search_ext_s(im->conn.ld, bc->dn.text, scopes[bc->scope],
+	int rc = ldap_search_ext_s(im->conn.ld, bc->dn.text, ml_scope(bc->scope),
 	    "(entryUUID=00000000-0000-0000-0000-000000000000)", attrs, 1, ctrls, NULL, &tv, 1, &res);
 	ber_memfree(sync.ldctl_value.bv_val);
 	int err = rc;
@@ -1053,7 +1038,7 @@ static int base_cookie(ldapagent_t *la, size_t i, bool *warned)
 		ldap_controls_free(rctrls);
 		return -1;
 	}
-	LDAPControl *dc = find_control(rctrls, LDAP_CONTROL_SYNC_DONE);
+	LDAPControl *dc = ml_find_control(rctrls, LDAP_CONTROL_SYNC_DONE);
 	struct berval cookie = { 0, NULL };
 	bool rd;
 	const char *why = "no sync done control";
@@ -1098,7 +1083,7 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 		}
 		bool same = im->wm.n == nb;
 		for (size_t i = 0; same && i < nb; i++)
-			same = strcasecmp(im->wm.dns[i], base_cfg(la, i)->dn.text) == 0;
+			same = strcasecmp(im->wm.dns[i], ml_base(la, i)->dn.text) == 0;
 		if (!same) {
 			lost(la, "the watermark is for other bases (ldap.bases changed since the last import)");
 			return;
@@ -1130,10 +1115,10 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 			if (im->wm.cookies[i].bv_val == NULL) {
 				char *m = ad
 				    ? loom_sprintf("the last full import got no DirSync cookie for '%s': run a full import",
-					  base_cfg(la, i)->dn.text)
+					  ml_base(la, i)->dn.text)
 				    : loom_sprintf("the server did not offer content sync (RFC 4533) on '%s' when the last full "
 						   "import ran: enable the syncprov overlay, then run a full import",
-					  base_cfg(la, i)->dn.text);
+					  ml_base(la, i)->dn.text);
 				fail(la, m);
 				free(m);
 				return;
@@ -1144,7 +1129,7 @@ void ml_import_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReq
 		im->wm.dns = loom_calloc(nb, sizeof *im->wm.dns);
 		im->wm.cookies = loom_calloc(nb, sizeof *im->wm.cookies);
 		for (size_t i = 0; i < nb; i++)
-			im->wm.dns[i] = loom_strdup(base_cfg(la, i)->dn.text);
+			im->wm.dns[i] = loom_strdup(ml_base(la, i)->dn.text);
 	}
 	char *err = NULL;
 	if (ml_conn_open(la, &im->conn, &err) < 0) {
@@ -1200,7 +1185,7 @@ void ml_import_tick(ldapagent_t *la)
 		return; /* idle, or waiting for the engine's credit */
 	if (loom_mono_ms() - im->heard_ms > la->cfg.ldap.timeout_ms) {
 		char *m = loom_sprintf("no answer from '%s' in %lld ms while reading '%s' (ldap.timeout)",
-		    la->cfg.ldap.uri.text, la->cfg.ldap.timeout_ms, base_cfg(la, im->base)->dn.text);
+		    la->cfg.ldap.uri.text, la->cfg.ldap.timeout_ms, ml_base(la, im->base)->dn.text);
 		fail(la, m);
 		free(m);
 	}

@@ -17,7 +17,8 @@
  *        reports entries outside one base's search as gone from it
  *   refreshing --every base's refresh is done (syncInfo refreshDelete /
  *        refreshPresent with refreshDone)--> persisting: the deletes
- *        gone from some base and present in none are sent
+ *        gone from some base, present in none and (with several bases)
+ *        found in none by entryUUID are sent
  *   persisting --entry add/modify/delete, syncInfo newcookie--> persisting:
  *        sent as they come (a delete from one base is checked against the
  *        other bases first: an entry moved between bases is not deleted)
@@ -46,21 +47,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static const int scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOPE_BASE };
-
-static const loom_agentcfg_ldap_base_t *base_cfg(ldapagent_t *la, size_t i)
-{
-	return &((const loom_agentcfg_ldap_base_t *)la->cfg.ldap.bases.v)[i];
-}
-
-static LDAPControl *find_control(LDAPControl **ctrls, const char *oid)
-{
-	for (size_t i = 0; ctrls && ctrls[i]; i++)
-		if (strcmp(ctrls[i]->ldctl_oid, oid) == 0)
-			return ctrls[i];
-	return NULL;
-}
 
 static void batch_new(ml_live_t *lv)
 {
@@ -228,7 +214,7 @@ static int on_entry(ldapagent_t *la, size_t i, LDAPMessage *msg)
 	LDAP *ld = lv->conn.ld;
 	LDAPControl **ctrls = NULL;
 	int rc = ldap_get_entry_controls(ld, msg, &ctrls);
-	LDAPControl *sc = rc == LDAP_SUCCESS ? find_control(ctrls, LDAP_CONTROL_SYNC_STATE) : NULL;
+	LDAPControl *sc = rc == LDAP_SUCCESS ? ml_find_control(ctrls, LDAP_CONTROL_SYNC_STATE) : NULL;
 	char *dn = ldap_get_dn(ld, msg);
 	int state;
 	uint8_t uuid[16];
@@ -334,7 +320,7 @@ static int on_result(ldapagent_t *la, size_t i, LDAPMessage *msg)
 	int err = 0;
 	char *text = NULL;
 	int rc = ldap_parse_result(lv->conn.ld, msg, &err, NULL, &text, NULL, NULL, 0);
-	const char *dn = base_cfg(la, i)->dn.text;
+	const char *dn = ml_base(la, i)->dn.text;
 	if (rc == LDAP_SUCCESS && err == LDAP_SYNC_REFRESH_REQUIRED) {
 		end_stream(la, "the server refused the cookie (e-syncRefreshRequired)", true);
 	} else {
@@ -398,7 +384,7 @@ static void pump(ldapagent_t *la)
 				r = on_result(la, i, msg);
 				break;
 			case LDAP_RES_SEARCH_REFERENCE:
-				add_error(lv, "referral", base_cfg(la, i)->dn.text, "the server returned a referral (not followed)");
+				add_error(lv, "referral", ml_base(la, i)->dn.text, "the server returned a referral (not followed)");
 				break;
 			default:
 				break;
@@ -492,7 +478,7 @@ void ml_live_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReque
 	lv->wm_start = loom_memdup(rq->watermark.data, rq->watermark.len ? rq->watermark.len : 1);
 	bool same = lv->wm.n == nb;
 	for (size_t i = 0; same && i < nb; i++)
-		same = strcasecmp(lv->wm.dns[i], base_cfg(la, i)->dn.text) == 0;
+		same = strcasecmp(lv->wm.dns[i], ml_base(la, i)->dn.text) == 0;
 	if (!same) {
 		end_stream(la, "the watermark is for other bases (ldap.bases changed since the last import)", true);
 		return;
@@ -507,7 +493,7 @@ void ml_live_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReque
 	for (size_t i = 0; i < nb; i++) {
 		if (lv->wm.cookies[i].bv_val == NULL) {
 			char *m = loom_sprintf("no %s cookie for '%s' (the server did not offer it at the last full import)",
-			    ad ? "DirSync" : "content sync", base_cfg(la, i)->dn.text);
+			    ad ? "DirSync" : "content sync", ml_base(la, i)->dn.text);
 			end_stream(la, m, true);
 			free(m);
 			return;
@@ -537,7 +523,7 @@ void ml_live_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReque
 	lv->msgids = loom_calloc(nb, sizeof *lv->msgids);
 	lv->refreshed = loom_calloc(nb, sizeof *lv->refreshed);
 	for (size_t i = 0; i < nb; i++) {
-		const loom_agentcfg_ldap_base_t *bc = base_cfg(la, i);
+		const loom_agentcfg_ldap_base_t *bc = ml_base(la, i);
 		LDAPControl sync = { 0 };
 		if (ml_sync_request_value(LDAP_SYNC_REFRESH_AND_PERSIST, &lv->wm.cookies[i], &sync.ldctl_value) < 0) {
 			end_stream(la, "cannot encode the content sync request", false);
@@ -546,7 +532,7 @@ void ml_live_start(ldapagent_t *la, Loom__Envelope *env, const Loom__ImportReque
 		sync.ldctl_oid = LDAP_CONTROL_SYNC;
 		sync.ldctl_iscritical = 1;
 		LDAPControl *ctrls[2] = { &sync, NULL };
-		int rc = ldap_search_ext(lv->conn.ld, bc->dn.text, scopes[bc->scope], la->filters[i], la->attrs, 0, ctrls,
+		int rc = ldap_search_ext(lv->conn.ld, bc->dn.text, ml_scope(bc->scope), la->filters[i], la->attrs, 0, ctrls,
 		    NULL, NULL, LDAP_NO_LIMIT, &lv->msgids[i]);
 		ber_memfree(sync.ldctl_value.bv_val);
 		if (rc != LDAP_SUCCESS) {

@@ -277,14 +277,13 @@ static char *find_by_anchor(ldapagent_t *la, LDAP *ld, const char *anchor, pw_re
 		filter = loom_sprintf("(%s=%s)", la->cfg.anchor, out.bv_val);
 		ber_memfree(out.bv_val);
 	}
-	static const int scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOPE_BASE };
 	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
 	char *attrs[] = { LDAP_NO_ATTRS, NULL };
 	char *dn = NULL;
 	const loom_agentcfg_ldap_base_t *bases = la->cfg.ldap.bases.v;
 	for (size_t i = 0; dn == NULL && i < la->cfg.ldap.bases.n; i++) {
 		LDAPMessage *res = NULL;
-		int rc = ldap_search_ext_s(ld, bases[i].dn.text, scopes[bases[i].scope], filter, attrs, 1, NULL, NULL, &tv, 2,
+		int rc = ldap_search_ext_s(ld, bases[i].dn.text, ml_scope(bases[i].scope), filter, attrs, 1, NULL, NULL, &tv, 2,
 		    &res);
 		LDAPMessage *e = rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED ? ldap_first_entry(ld, res) : NULL;
 		if (e && ldap_next_entry(ld, e)) {

@@ -136,8 +136,7 @@ int ml_usn_deleted_readable(ldapagent_t *la, LDAP *ld, const char *nc, char **re
 int ml_usn_search(ldapagent_t *la, char **ret_error)
 {
 	ml_import_t *im = &la->imp;
-	const loom_agentcfg_ldap_base_t *bc = &((const loom_agentcfg_ldap_base_t *)la->cfg.ldap.bases.v)[im->base];
-	static const int scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOPE_BASE };
+	const loom_agentcfg_ldap_base_t *bc = ml_base(la, im->base);
 	LDAPControl *page = NULL;
 	int rc = ldap_create_page_control(im->conn.ld, (ber_int_t)la->cfg.ldap.page_size,
 	    im->page_cookie.bv_val ? &im->page_cookie : NULL, 1, &page);
@@ -147,7 +146,7 @@ int ml_usn_search(ldapagent_t *la, char **ret_error)
 	}
 	LDAPControl *ctrls[] = { page, NULL };
 	char *filter = loom_sprintf("(&(uSNChanged>=%llu)%s)", (unsigned long long)im->usn_from, la->filters[im->base]);
-	rc = ldap_search_ext(im->conn.ld, bc->dn.text, scopes[bc->scope], filter, la->attrs, 0, ctrls, NULL, NULL,
+	rc = ldap_search_ext(im->conn.ld, bc->dn.text, ml_scope(bc->scope), filter, la->attrs, 0, ctrls, NULL, NULL,
 	    LDAP_NO_LIMIT, &im->msgid);
 	free(filter);
 	ldap_control_free(page);

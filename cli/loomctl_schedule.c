@@ -1,5 +1,6 @@
 /* loomctl_schedule.c - `loomctl schedule`: the engine's schedules, when
- * each runs next and how it last ended. */
+ * each runs next and how it last ended; `loomctl live`: the live streams,
+ * the other way the engine starts runs by itself. */
 #include "loomctl.h"
 #include "engine.pb-c.h"
 #include "loom_buf.h"

@@ -52,6 +52,7 @@
 #include "loom_alloc.h"
 #include "loom_attrs.h"
 #include "loom_log.h"
+#include "loom_map.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -156,7 +157,14 @@ typedef struct tset {
 	rset_t reads;              /* Sets and Groups whose ComputedMember its last full evaluation read */
 	bool reads_any;            /* it looked members up by value (find_eq): may read any set */
 	bool reads_known;          /* reads and reads_any are from a full evaluation */
+	uint64_t seen_plan;        /* number of the plan that last looked at it for the changed attributes */
 } tset_t;
+
+/* The sets whose filter names one attribute. */
+typedef struct tlist {
+	struct tset **v;           /* the sets */
+	size_t n, cap;             /* how many, allocated */
+} tlist_t;
 
 enum { U_ADD, U_DEL, U_SET_NEW, U_SET_GONE, U_SET_DEF };
 
@@ -190,6 +198,8 @@ struct wf_sets {
 	size_t nlog, caplog;       /* entries, allocated */
 	uint64_t tick;             /* counts member changes */
 	uint64_t gen;              /* counts changes to which Sets exist and their names (named look-ups) */
+	loom_map_t *by_attr;       /* attribute name -> tlist_t: the sets whose filter depends on it */
+	uint64_t by_attr_gen;      /* gen + 1 when by_attr was built (0: never) */
 	uint64_t plan_tick;        /* tick when the current plan started */
 	uint64_t plan_no;          /* number of the current plan */
 	bool *req_in;              /* per policy MPR: the requester is in its requester set */
@@ -203,6 +213,8 @@ struct wf_sets {
 	tset_t *reading;           /* the set being evaluated (its reads are recorded), or NULL */
 	size_t full, tests;        /* counters: full evaluations, one-resource tests */
 };
+
+static void by_attr_free(struct wf_sets *s);
 
 static void tset_free(tset_t *t)
 {
@@ -638,6 +650,7 @@ void wf_sets_close(wf_t *w)
 	free(s->req_in);
 	free(s->before_in);
 	free(s->log);
+	by_attr_free(s);
 	loom_xpath_result_release(&s->r);
 	for (size_t i = 0; i < s->attr.n_values; i++)
 		protobuf_c_message_free_unpacked(&s->attr.values[i]->base, NULL);
@@ -712,6 +725,56 @@ static bool dep_hit(const tset_t *t, const char *type, const char **c, size_t nc
 		if (loom_xpath_depends_on(t->x, type, c[i]))
 			return true;
 	return false;
+}
+
+static void by_attr_free(struct wf_sets *s)
+{
+	if (s->by_attr == NULL)
+		return;
+	size_t pos = 0;
+	const void *k;
+	size_t kl;
+	void *v;
+	while (loom_map_next(s->by_attr, &pos, &k, &kl, &v)) {
+		tlist_t *l = v;
+		free(l->v);
+		free(l);
+	}
+	loom_map_destroy(&s->by_attr);
+}
+
+static void by_attr_add(struct wf_sets *s, tset_t *t)
+{
+	const loom_xpath_deps_t *d = loom_xpath_deps(t->x);
+	for (size_t i = 0; i < d->n; i++) {
+		tlist_t *l = loom_map_gets(s->by_attr, d->v[i].attr);
+		if (l == NULL) {
+			l = loom_calloc(1, sizeof *l);
+			loom_map_puts(s->by_attr, d->v[i].attr, l);
+		}
+		if (l->n && l->v[l->n - 1] == t)
+			continue;
+		if (l->n == l->cap)
+			l->v = loom_realloc(l->v, (l->cap = l->cap ? 2 * l->cap : 8) * sizeof *l->v);
+		l->v[l->n++] = t;
+	}
+}
+
+/* The index from attribute names to the sets whose filters name them,
+ * built again when the Sets changed. */
+static loom_map_t *by_attr(struct wf_sets *s)
+{
+	if (s->by_attr_gen == s->gen + 1)
+		return s->by_attr;
+	by_attr_free(s);
+	s->by_attr = loom_map_new();
+	for (size_t i = 0; i < s->nres + s->nmpr; i++) {
+		tset_t *t = i < s->nres ? s->res[i] : s->mpr[i - s->nres];
+		if (t->x)
+			by_attr_add(s, t);
+	}
+	s->by_attr_gen = s->gen + 1;
+	return s->by_attr;
 }
 
 /* Re-evaluates what a change of the target's attributes c can affect: the
@@ -864,10 +927,18 @@ int wf_sets_plan(wf_t *w, Loom__Request *rq, const Loom__Resource *before, const
 	}
 	if (redo)
 		rc = full(w, redo, ret_reason);
-	for (size_t i = 0; i < s->nres && rc == 0; i++)
-		rc = affected(w, s->res[i], r->object_type, c, nc, ret_reason);
-	for (size_t i = 0; i < s->nmpr && rc == 0; i++)
-		rc = affected(w, s->mpr[i], r->object_type, c, nc, ret_reason);
+	/* only the sets whose filters name a changed attribute are looked at */
+	loom_map_t *idx = by_attr(s);
+	for (size_t k = 0; k < nc && rc == 0; k++) {
+		tlist_t *l = loom_map_gets(idx, c[k]);
+		for (size_t i = 0; l && i < l->n && rc == 0; i++) {
+			tset_t *t = l->v[i];
+			if (t->seen_plan == s->plan_no)
+				continue;
+			t->seen_plan = s->plan_no;
+			rc = affected(w, t, r->object_type, c, nc, ret_reason);
+		}
+	}
 	/* cascade through filters that read members (of the Sets changed so far) */
 	size_t rounds = 0, nchanged = 0;
 	tset_t **changed = loom_calloc(s->nres + 1, sizeof *changed);

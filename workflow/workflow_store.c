@@ -251,8 +251,28 @@ static bool index_prefix(loom_buf_t *k, const char *attr, const Loom__Value *v)
 	return true;
 }
 
-static void index_rows(wf_t *w, loom_batch_t *b, const Loom__Resource *r, bool put)
+/* One index key. */
+typedef struct ikey {
+	char *k;                   /* the key */
+	size_t len;                /* its bytes */
+} ikey_t;
+
+static int ikey_cmp(const void *a, const void *b)
 {
+	const ikey_t *x = a, *y = b;
+	int c = memcmp(x->k, y->k, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* The index keys of r (NULL: none), sorted; the caller frees each and the array. */
+static size_t index_keys(const Loom__Resource *r, ikey_t **ret)
+{
+	size_t n = 0, cap = 0;
+	ikey_t *v = NULL;
+	if (r == NULL) {
+		*ret = NULL;
+		return 0;
+	}
 	loom_buf_t k = LOOM_BUF_INIT;
 	unsigned char rid[8];
 	loom_store_put_u64be(rid, r->rid);
@@ -260,43 +280,73 @@ static void index_rows(wf_t *w, loom_batch_t *b, const Loom__Resource *r, bool p
 		Loom__Value tv = LOOM__VALUE__INIT;
 		const char *name;
 		Loom__Value *one = &tv, **vals;
-		size_t n;
+		size_t nv;
 		if (i == r->n_attrs) {
 			tv.v_case = LOOM__VALUE__V_STR;
 			tv.str = r->object_type;
 			name = "ObjectType";
 			vals = &one;
-			n = 1;
+			nv = 1;
 		} else {
 			name = r->attrs[i]->name;
 			vals = r->attrs[i]->values;
-			n = r->attrs[i]->n_values;
+			nv = r->attrs[i]->n_values;
 		}
-		for (size_t j = 0; j < n; j++) {
+		for (size_t j = 0; j < nv; j++) {
 			if (!index_prefix(&k, name, vals[j]))
 				continue;
 			loom_buf_adds(&k, r->object_type);
 			loom_buf_addc(&k, '\0');
 			loom_buf_add(&k, rid, 8);
-			if (put)
-				loom_batch_put(b, w->cf_res_index, k.data, k.len, "", 0);
-			else
-				loom_batch_delete(b, w->cf_res_index, k.data, k.len);
+			if (n == cap)
+				v = loom_realloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
+			v[n].k = loom_malloc(k.len);
+			memcpy(v[n].k, k.data, k.len);
+			v[n++].len = k.len;
 		}
 	}
 	loom_buf_release(&k);
+	if (n)
+		qsort(v, n, sizeof *v, ikey_cmp);
+	*ret = v;
+	return n;
+}
+
+/* Queues the index rows that differ between before and after: a modify
+ * of one attribute touches that attribute's rows only. */
+static void index_rows(wf_t *w, loom_batch_t *b, const Loom__Resource *before, const Loom__Resource *after)
+{
+	ikey_t *o, *n;
+	size_t no = index_keys(before, &o), nn = index_keys(after, &n), i = 0, j = 0;
+	while (i < no || j < nn) {
+		int c = i == no ? 1 : j == nn ? -1 : ikey_cmp(&o[i], &n[j]);
+		if (c < 0) {
+			loom_batch_delete(b, w->cf_res_index, o[i].k, o[i].len);
+			i++;
+		} else if (c > 0) {
+			loom_batch_put(b, w->cf_res_index, n[j].k, n[j].len, "", 0);
+			j++;
+		} else {
+			i++;
+			j++;
+		}
+	}
+	for (i = 0; i < no; i++)
+		free(o[i].k);
+	for (j = 0; j < nn; j++)
+		free(n[j].k);
+	free(o);
+	free(n);
 }
 
 void wf_res_write(wf_t *w, loom_batch_t *b, const Loom__Resource *before, const Loom__Resource *after)
 {
-	if (before)
-		index_rows(w, b, before, false);
+	index_rows(w, b, before, after);
 	const Loom__Resource *r = after ? after : before;
 	unsigned char rid[8];
 	loom_store_put_u64be(rid, r->rid);
 	char *l = lower(r->object_id);
 	if (after) {
-		index_rows(w, b, after, true);
 		size_t len = loom__resource__get_packed_size(after);
 		uint8_t *buf = loom_malloc(len ? len : 1);
 		loom__resource__pack(after, buf);
