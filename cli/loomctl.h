@@ -81,6 +81,8 @@ int ctl_request(ctl_t *ctl, int argc, char **argv);
 int ctl_requests(ctl_t *ctl, int argc, char **argv);
 int ctl_get(ctl_t *ctl, int argc, char **argv);
 int ctl_search(ctl_t *ctl, int argc, char **argv);
+int ctl_pcns(ctl_t *ctl, int argc, char **argv);
+int ctl_report(ctl_t *ctl, int argc, char **argv);
 
 /* The policy service's commands (loomctl_policy.c), for ctl_cmds. */
 #define CTL_POLICY_CMDS \
