@@ -178,8 +178,9 @@ int notify_samba_script(const loom_deploy_t *deploy, const pcns_notify_cfg_t *cf
 	pcns_kvs_t kv;
 	if (pcns_kv_parse(in, len, &kv, &err) < 0) {
 		/* bad input from Samba: say so, and let syncpasswords go on */
-		loom_error("cannot read the account's LDIF: %s", err);
 		printf("DONE-EXIT: loom-pcns-notify: unreadable LDIF (%s): skipped\n", err);
+		fflush(stdout);
+		loom_error("cannot read the account's LDIF: %s", err);
 		sodium_free(in);
 		return 0;
 	}
@@ -200,25 +201,27 @@ int notify_samba_script(const loom_deploy_t *deploy, const pcns_notify_cfg_t *cf
 		/* syncpasswords also calls for changes that are not passwords
 		 * (userAccountControl, a rename), and without
 		 * "password hash gpg key ids" there is no clear text at all */
-		loom_debug("no clear-text password for account=%s: skipped", loom_log_kv_quote(account));
 		printf("DONE-EXIT: no clear-text password for %s: skipped\n", account);
+		fflush(stdout);
+		loom_debug("no clear-text password for account=%s: skipped", loom_log_kv_quote(account));
 		goto out;
 	}
 	if (pw->vlen > PW_MAX) {
-		loom_error("the password of account=%s is over %d bytes: skipped", loom_log_kv_quote(account), PW_MAX);
 		printf("DONE-EXIT: the password of %s is too long: skipped\n", account);
+		fflush(stdout);
+		loom_error("the password of account=%s is over %d bytes: skipped", loom_log_kv_quote(account), PW_MAX);
 		goto out;
 	}
 	notify_change_t c;
 	memset(&c, 0, sizeof c);
+	bool random_id = false;
 	if (last || kvno) {
 		/* one id per password version: the same change offered twice is one change */
 		const char *parts[3] = { guid ? guid->val : account, last ? last->val : "", kvno ? kvno->val : "" };
 		pcns_change_id_derive(c.id, parts, 3);
 	} else {
 		randombytes_buf(c.id, sizeof c.id);
-		loom_warning("syncpasswords gives neither pwdLastSet nor msDS-KeyVersionNumber: a change offered twice "
-			     "cannot be recognised (add them to --attributes)");
+		random_id = true;
 	}
 	c.account = account;
 	c.dn = dn ? dn->val : "";
@@ -239,13 +242,20 @@ int notify_samba_script(const loom_deploy_t *deploy, const pcns_notify_cfg_t *cf
 		loom_error("cannot spool the password change of account=%s: %s", loom_log_kv_quote(account), serr);
 		status = 1; /* no DONE-EXIT: syncpasswords stops and offers it again */
 	} else if (n == 0) {
+		/* syncpasswords reads standard output and error together and wants
+		 * DONE-EXIT first: the log lines come after it */
+		printf("DONE-EXIT: %s goes to no target\n", account);
+		fflush(stdout);
 		loom_warning("password change of account=%s goes to no target (none configured, or groups exclude it)",
 		    loom_log_kv_quote(account));
-		printf("DONE-EXIT: %s goes to no target\n", account);
 	} else {
-		loom_info("password change spooled change=%s account=%s targets=%d", hex, loom_log_kv_quote(account), n);
 		printf("DONE-EXIT: %s spooled as %s for %d targets\n", account, hex, n);
+		fflush(stdout);
+		loom_info("password change spooled change=%s account=%s targets=%d", hex, loom_log_kv_quote(account), n);
 	}
+	if (random_id)
+		loom_warning("syncpasswords gives neither pwdLastSet nor msDS-KeyVersionNumber: a change offered twice "
+			     "cannot be recognised (add them to --attributes)");
 	free(serr);
 	free(spool);
 	free(c.groups);

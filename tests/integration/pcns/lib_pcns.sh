@@ -64,6 +64,7 @@ pcns_setup() {
 listen: tcp://127.0.0.1:$PCNS_PORT
 notifiers:
   dc1: { key: keys/dc1.pub, agent: ${PCNS_SOURCE_AGENT:-src} }
+${PCNS_MORE_NOTIFIERS:-}
 retry_interval: ${PCNS_RETRY:-500ms}
 engine_timeout: 3s
 YAML
@@ -108,4 +109,37 @@ no_cleartext() {
 	done
 	[ "$hits" = 0 ] || fail "passwords appear $hits times in stores, spools, logs or cores"
 	echo "$(echo "$files" | wc -l)"
+}
+
+# samba_gpg : a GPG key for the DC's "password hash gpg key ids" (Samba keeps
+# the clear text it hands to syncpasswords encrypted to it); exports
+# GNUPGHOME and adds the option to SAMBA_GLOBAL. Call before start_samba.
+samba_gpg() {
+	export GNUPGHOME=$T/gnupg
+	mkdir -p -m 700 "$GNUPGHOME"
+	gpg --batch --pinentry-mode loopback --passphrase '' \
+		--quick-generate-key 'Loom PW Sync <pwsync@lab.example.com>' rsa2048 encrypt,sign never >"$T/gpg.log" 2>&1 ||
+		{ cat "$T/gpg.log" >&2; fail "gpg cannot make a key"; }
+	local fpr
+	fpr=$(gpg --list-keys --with-colons | awk -F: '/^fpr/{print $10; exit}')
+	SAMBA_GLOBAL="${SAMBA_GLOBAL:+$SAMBA_GLOBAL|}password hash gpg key ids = $fpr"
+}
+
+# start_syncpasswords NOTIFY_CFG : samba-tool user syncpasswords in the DC's
+# namespace, its --script a wrapper that runs loom-pcns-notify --samba-script
+# (syncpasswords runs the script by path, without arguments).
+start_syncpasswords() {
+	local ncfg=$1
+	cat >"$T/samba-hook.sh" <<HOOK
+#!/bin/sh
+exec "$NOTIFY" --samba-script -c "$CFG" --notify-config "$ncfg"
+HOOK
+	chmod 755 "$T/samba-hook.sh"
+	in_ad samba-tool user syncpasswords --cache-ldb-initialize --cache-ldb="$T/syncpw.ldb" \
+		--attributes=objectGUID,sAMAccountName,pwdLastSet,msDS-KeyVersionNumber,memberOf,virtualClearTextUTF8 \
+		--decrypt-samba-gpg --script="$T/samba-hook.sh" -s "$T/dc/etc/smb.conf" >"$T/syncpw-init.log" 2>&1 ||
+		{ cat "$T/syncpw-init.log" >&2; fail "syncpasswords --cache-ldb-initialize"; }
+	start syncpw nsenter --net="$AD_NETNS" samba-tool user syncpasswords --cache-ldb="$T/syncpw.ldb" \
+		-s "$T/dc/etc/smb.conf"
+	wait_log syncpw "Waiting for|dirsync|Dirsync|DirSync" 60
 }
