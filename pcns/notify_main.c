@@ -308,7 +308,7 @@ static void tgts_open(notifier_t *n)
 		if (tv[i].disabled)
 			continue;
 		t->sock = zmq_socket(zctx, ZMQ_DEALER);
-		int one = 1, zero = 0, ivl = 100, ivlmax = 5000;
+		int one = 1, zero = 0, ivl = 100, ivlmax = 1000;
 		zmq_setsockopt(t->sock, ZMQ_LINGER, &zero, sizeof zero);
 		zmq_setsockopt(t->sock, ZMQ_IMMEDIATE, &one, sizeof one);
 		zmq_setsockopt(t->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
