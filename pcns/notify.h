@@ -38,6 +38,12 @@ typedef struct notify_change {
 int notify_spool_change(const char *spool, const pcns_targets_t *t, const notify_change_t *c, char **ret_name,
     char **ret_error);
 
+/* Seals c to every target of t that accepts it and packs the spool entry:
+ * returns the number of targets (0: none accepts it, nothing made) with
+ * the file name and content in *ret_name and *ret_data (malloc'd). */
+int notify_spool_pack(const pcns_targets_t *t, const notify_change_t *c, char **ret_name, uint8_t **ret_data,
+    size_t *ret_len);
+
 /* The spool directory of a notifier configuration: cfg->spool or
  * STATE_DIR/pcns-spool (caller frees). */
 char *notify_spool_dir(const pcns_notify_cfg_t *cfg, const loom_deploy_t *deploy);
@@ -53,11 +59,14 @@ int notify_submit(const loom_deploy_t *deploy, const pcns_notify_cfg_t *cfg, con
 
 /* The slapd sock overlay hook inside the daemon. */
 typedef struct notify_slapd notify_slapd_t;
-/* Listens on cfg->slapd.socket. spooled(arg, name) is called for each file
- * written. Returns 0 or -1 with *ret_error. */
+/* A change to spool: the file's name and content (the callee takes both),
+ * and the DN for the log. */
+typedef void notify_spooled_fn(void *arg, char *name, uint8_t *data, size_t len, const char *dn);
+/* Listens on cfg->slapd.socket; spooled() gets each change slapd made.
+ * Returns 0 or -1 with *ret_error. */
 int notify_slapd_start(loom_loop_t *loop, const pcns_notify_cfg_t *cfg, const char *spool,
-    const pcns_targets_t *const *targets, void (*spooled)(void *arg, const char *name), void *arg,
-    notify_slapd_t **ret, char **ret_error);
+    const pcns_targets_t *const *targets, notify_spooled_fn *spooled, void *arg, notify_slapd_t **ret,
+    char **ret_error);
 /* Drops pending changes whose RESULT never came. */
 void notify_slapd_tick(notify_slapd_t *s);
 void notify_slapd_stop(notify_slapd_t **s_p);

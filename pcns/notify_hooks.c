@@ -79,8 +79,8 @@ int notify_load(const char *process, const char *path, pcns_notify_cfg_t *cfg, p
 	return 0;
 }
 
-int notify_spool_change(const char *spool, const pcns_targets_t *t, const notify_change_t *c, char **ret_name,
-    char **ret_error)
+int notify_spool_pack(const pcns_targets_t *t, const notify_change_t *c, char **ret_name, uint8_t **ret_data,
+    size_t *ret_len)
 {
 	const pcns_target_t *tv = t->targets.v;
 	Loom__PcnsSealedFor *boxes = loom_calloc(t->targets.n ? t->targets.n : 1, sizeof *boxes);
@@ -98,7 +98,6 @@ int notify_spool_change(const char *spool, const pcns_targets_t *t, const notify
 		bp[n] = &boxes[n];
 		n++;
 	}
-	int rc = (int)n;
 	if (n) {
 		Loom__PcnsSpoolEntry e = LOOM__PCNS_SPOOL_ENTRY__INIT;
 		e.change_id.data = (uint8_t *)c->id;
@@ -115,22 +114,36 @@ int notify_spool_change(const char *spool, const pcns_targets_t *t, const notify
 		size_t len = protobuf_c_message_get_packed_size(&e.base);
 		uint8_t *buf = loom_malloc(len ? len : 1);
 		protobuf_c_message_pack(&e.base, buf);
-		(void)mkdir(spool, 0700);
-		char *name = pcns_spool_name(e.changed_at, c->id);
-		char *path = loom_sprintf("%s/%s", spool, name);
-		if (loom_file_replace(path, buf, len, 0600, ret_error) < 0)
-			rc = -1;
-		else if (ret_name)
-			*ret_name = loom_strdup(name);
-		free(path);
-		free(name);
-		free(buf);
+		*ret_name = pcns_spool_name(e.changed_at, c->id);
+		*ret_data = buf;
+		*ret_len = len;
 	}
 	for (size_t i = 0; i < n; i++)
 		loom_sealed_release(&sealed[i]);
 	free(sealed);
 	free(boxes);
 	free(bp);
+	return (int)n;
+}
+
+int notify_spool_change(const char *spool, const pcns_targets_t *t, const notify_change_t *c, char **ret_name,
+    char **ret_error)
+{
+	char *name = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = notify_spool_pack(t, c, &name, &buf, &len);
+	if (rc > 0) {
+		(void)mkdir(spool, 0700);
+		char *path = loom_sprintf("%s/%s", spool, name);
+		if (loom_file_replace(path, buf, len, 0600, ret_error) < 0)
+			rc = -1;
+		else if (ret_name)
+			*ret_name = loom_strdup(name);
+		free(path);
+	}
+	free(name);
+	free(buf);
 	return rc;
 }
 
@@ -348,7 +361,7 @@ struct notify_slapd {
 	const pcns_notify_cfg_t *cfg;
 	const char *spool;
 	const pcns_targets_t *const *targets;
-	void (*spooled)(void *arg, const char *name);
+	notify_spooled_fn *spooled;
 	void *arg;
 	int fd;                        /* the listening socket */
 	char *path;
@@ -426,21 +439,17 @@ static void spool_held(notify_slapd_t *s, held_t *h)
 	c.hook = "slapd";
 	c.password = h->pw;
 	c.password_len = h->pwlen;
-	char *err = NULL, *name = NULL;
-	int n = notify_spool_change(s->spool, *s->targets, &c, &name, &err);
-	char hex[2 * PCNS_ID_LEN + 1];
-	sodium_bin2hex(hex, sizeof hex, c.id, PCNS_ID_LEN);
-	if (n < 0) {
-		loom_error("cannot spool the password change of dn=%s: %s", loom_log_kv_quote(h->dn), err);
-	} else if (n == 0) {
+	char *name = NULL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int n = notify_spool_pack(*s->targets, &c, &name, &data, &len);
+	if (n == 0) {
 		loom_warning("password change of dn=%s goes to no target (none configured, or groups exclude it)",
 		    loom_log_kv_quote(h->dn));
 	} else {
-		loom_info("password change spooled change=%s dn=%s targets=%d", hex, loom_log_kv_quote(h->dn), n);
-		s->spooled(s->arg, name);
+		/* written (fsync) by the daemon's writer thread: never in slapd's path */
+		s->spooled(s->arg, name, data, len, h->dn);
 	}
-	free(name);
-	free(err);
 	free(account);
 }
 
@@ -597,8 +606,8 @@ static int on_accept(loom_loop_t *loop, void *arg)
 }
 
 int notify_slapd_start(loom_loop_t *loop, const pcns_notify_cfg_t *cfg, const char *spool,
-    const pcns_targets_t *const *targets, void (*spooled)(void *arg, const char *name), void *arg,
-    notify_slapd_t **ret, char **ret_error)
+    const pcns_targets_t *const *targets, notify_spooled_fn *spooled, void *arg, notify_slapd_t **ret,
+    char **ret_error)
 {
 	const char *path = cfg->slapd.socket;
 	struct sockaddr_un sa;

@@ -42,6 +42,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,31 @@ typedef struct tgt {
 	char *last_error;
 } tgt_t;
 
+/* A change taken by the slapd hook, on its way to the spool. */
+typedef struct job {
+	char *name;                    /* its file name */
+	uint8_t *data;                 /* its content (sealed) */
+	size_t len;
+	char *dn;                      /* for the log */
+	char *error;                   /* set by the writer when it failed */
+	struct job *next;
+} job_t;
+
+/* The writer thread: spool files written and fsynced off the loop, so that
+ * the slapd hook's CONTINUE never waits for a disk (group commit: several
+ * files, one fsync of the directory). */
+typedef struct writer {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	job_t *in, **in_tail;          /* to write, in order */
+	job_t *done, **done_tail;      /* written (durable) or failed: for the loop */
+	bool stop;
+	bool started;
+	int efd;                       /* eventfd: the loop's wake-up when done has jobs */
+	const char *spool;
+} writer_t;
+
 typedef struct notifier {
 	loom_daemon_t *d;
 	char *cfg_path;                /* --notify-config, or NULL */
@@ -95,6 +122,8 @@ typedef struct notifier {
 	size_t inflight;
 	int ino;                       /* inotify fd, -1 */
 	notify_slapd_t *slapd;
+	writer_t w;                    /* the slapd hook's writer */
+	loom_map_t *writing;           /* names handed to the writer, not durable yet */
 	bool over_warning;
 	uint64_t delivered, expired, failed;
 	int64_t status_ms, rescan_ms;
@@ -137,7 +166,7 @@ static void to_failed(notifier_t *n, const char *name, const char *why)
 
 static void entry_load(notifier_t *n, const char *name)
 {
-	if (!spool_name_ok(name) || loom_map_gets(n->by_name, name))
+	if (!spool_name_ok(name) || loom_map_gets(n->by_name, name) || (n->writing && loom_map_gets(n->writing, name)))
 		return;
 	char *path = loom_sprintf("%s/%s", n->spool, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -593,11 +622,171 @@ static int on_inotify(loom_loop_t *loop, void *arg)
 	return 0;
 }
 
-static void spooled(void *arg, const char *name)
+/* ---- the writer thread ------------------------------------------------------------------ */
+
+static int write_job(const char *spool, job_t *j)
+{
+	char *path = loom_sprintf("%s/%s", spool, j->name);
+	char *tmp = loom_sprintf("%s.tmp.w", path);
+	int rc = -1;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		j->error = loom_sprintf("cannot create '%s': %s", tmp, strerror(errno));
+	} else if (loom_write_all(fd, j->data, j->len) < 0 || fsync(fd) < 0) {
+		j->error = loom_sprintf("cannot write '%s': %s", tmp, strerror(errno));
+		close(fd);
+		(void)unlink(tmp);
+	} else if (close(fd) < 0 || rename(tmp, path) < 0) {
+		j->error = loom_sprintf("cannot put '%s' in place: %s", path, strerror(errno));
+		(void)unlink(tmp);
+	} else {
+		rc = 0;
+	}
+	free(tmp);
+	free(path);
+	return rc;
+}
+
+static void *writer_main(void *arg)
+{
+	writer_t *w = arg;
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		while (w->in == NULL && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		job_t *list = w->in;
+		w->in = NULL;
+		w->in_tail = &w->in;
+		bool stop = w->stop;
+		pthread_mutex_unlock(&w->mu);
+		if (list == NULL && stop)
+			return NULL;
+		bool any = false;
+		for (job_t *j = list; j; j = j->next)
+			any |= write_job(w->spool, j) == 0;
+		if (any) {
+			/* the renames are durable once the directory is */
+			int dfd = open(w->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (dfd < 0 || fsync(dfd) < 0)
+				for (job_t *j = list; j; j = j->next)
+					if (j->error == NULL)
+						j->error = loom_sprintf("cannot fsync the spool '%s': %s", w->spool, strerror(errno));
+			if (dfd >= 0)
+				close(dfd);
+		}
+		pthread_mutex_lock(&w->mu);
+		*w->done_tail = list;
+		while (*w->done_tail)
+			w->done_tail = &(*w->done_tail)->next;
+		pthread_mutex_unlock(&w->mu);
+		uint64_t one = 1;
+		if (write(w->efd, &one, sizeof one) < 0) {
+			/* the loop rescans anyway */
+		}
+	}
+}
+
+static void job_free(job_t *j)
+{
+	free(j->name);
+	free(j->data);
+	free(j->dn);
+	free(j->error);
+	free(j);
+}
+
+/* Takes what the writer finished: durable changes join the queue. */
+static int on_written(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	notifier_t *n = arg;
+	uint64_t v;
+	if (read(n->w.efd, &v, sizeof v) < 0) {
+		/* nothing, or already taken */
+	}
+	pthread_mutex_lock(&n->w.mu);
+	job_t *list = n->w.done;
+	n->w.done = NULL;
+	n->w.done_tail = &n->w.done;
+	pthread_mutex_unlock(&n->w.mu);
+	while (list) {
+		job_t *j = list;
+		list = j->next;
+		loom_map_removes(n->writing, j->name);
+		if (j->error) {
+			loom_error("cannot spool the password change of dn=%s: %s", loom_log_kv_quote(j->dn), j->error);
+		} else {
+			loom_info("password change spooled change=%.32s dn=%s", j->name + 17, loom_log_kv_quote(j->dn));
+			entry_load(n, j->name);
+		}
+		job_free(j);
+	}
+	pump(n);
+	return 0;
+}
+
+static void spooled(void *arg, char *name, uint8_t *data, size_t len, const char *dn)
 {
 	notifier_t *n = arg;
-	entry_load(n, name);
-	pump(n);
+	job_t *j = loom_calloc(1, sizeof *j);
+	j->name = name;
+	j->data = data;
+	j->len = len;
+	j->dn = loom_strdup(dn);
+	loom_map_puts(n->writing, name, (void *)1);
+	pthread_mutex_lock(&n->w.mu);
+	*n->w.in_tail = j;
+	n->w.in_tail = &j->next;
+	pthread_cond_signal(&n->w.cv);
+	pthread_mutex_unlock(&n->w.mu);
+}
+
+static int writer_start(notifier_t *n, char **ret_error)
+{
+	writer_t *w = &n->w;
+	w->spool = n->spool;
+	w->in_tail = &w->in;
+	w->done_tail = &w->done;
+	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->efd < 0) {
+		*ret_error = loom_sprintf("cannot make an eventfd: %s", strerror(errno));
+		return -1;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->th, NULL, writer_main, w) != 0) {
+		*ret_error = loom_strdup("cannot start the spool writer thread");
+		return -1;
+	}
+	w->started = true;
+	loom_loop_add_fd(loom_daemon_loop(n->d), w->efd, on_written, n);
+	return 0;
+}
+
+/* Writes what is left, then stops the thread. */
+static void writer_stop(notifier_t *n)
+{
+	writer_t *w = &n->w;
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->th, NULL);
+	w->started = false;
+	loom_loop_remove_fd(loom_daemon_loop(n->d), w->efd);
+	for (job_t *j = w->done; j;) {
+		job_t *next = j->next;
+		if (j->error)
+			loom_error("cannot spool the password change of dn=%s: %s", loom_log_kv_quote(j->dn), j->error);
+		job_free(j);
+		j = next;
+	}
+	w->done = NULL;
+	close(w->efd);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
 }
 
 static void write_status(notifier_t *n)
@@ -742,8 +931,14 @@ static int notify_start(loom_daemon_t *d, const char **error_r)
 		return -1;
 	}
 	loom_loop_add_fd(loop, n->ino, on_inotify, n);
+	n->writing = loom_map_new();
 	if (n->cfg.slapd.socket) {
 		char *err = NULL;
+		if (writer_start(n, &err) < 0) {
+			msg = err;
+			*error_r = msg;
+			return -1;
+		}
 		if (notify_slapd_start(loop, &n->cfg, n->spool, (const pcns_targets_t *const *)&n->targets, spooled, n,
 			&n->slapd, &err) < 0) {
 			msg = err;
@@ -772,6 +967,8 @@ static void notify_stop(loom_daemon_t *d)
 	if (n->timer)
 		loom_loop_cancel_timer(loop, n->timer);
 	notify_slapd_stop(&n->slapd);
+	writer_stop(n);
+	loom_map_destroy(&n->writing);
 	if (n->ino >= 0) {
 		loom_loop_remove_fd(loop, n->ino);
 		close(n->ino);
