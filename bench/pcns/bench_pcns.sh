@@ -106,7 +106,7 @@ done
 start_pcns
 echo "== $USERS users joined in src and dst; firing $CHANGES changes at $RATE/s"
 "$FIRE" --source "$SRC_URI" --binddn "$ROOTDN" --bindpw "$ROOTPW" --base "ou=people,$SUFFIX" --users "$USERS" \
-	--changes "$CHANGES" --rate "$RATE" --sock "$T/dst.sock" --wait 30
+	--changes "$CHANGES" --rate "$RATE" --sock "$T/dst.sock" --wait 30 --trace "$T/trace.txt"
 rc=$?
 spooled=$(ls "$T/state/pcns-spool" | grep -c '\.chg$')
 echo "notifier spool left: $spooled; listener:"

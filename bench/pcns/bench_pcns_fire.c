@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct held {
@@ -154,7 +155,7 @@ static int cmp_i64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	const char *uri = NULL, *binddn = NULL, *bindpw = NULL, *base = NULL;
+	const char *uri = NULL, *binddn = NULL, *bindpw = NULL, *base = NULL, *trace = NULL;
 	long users = 1000, rate = 100, wait_s = 30;
 	nchanges = 1000;
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -168,6 +169,7 @@ int main(int argc, char **argv)
 		else if (strcmp(f, "--rate") == 0) rate = atol(v);
 		else if (strcmp(f, "--sock") == 0) sock_path = v;
 		else if (strcmp(f, "--wait") == 0) wait_s = atol(v);
+		else if (strcmp(f, "--trace") == 0) trace = v;
 		else {
 			fprintf(stderr, "loom-bench-pcns: unknown flag '%s'\n", f);
 			return 2;
@@ -308,6 +310,18 @@ int main(int argc, char **argv)
 			lat[nl++] = arrived_ns[i] - fired_ns[i];
 		else
 			lost++;
+	}
+	if (trace) {
+		/* seq, user, fired and arrived (wall clock, µs; 0: never), to line up with the logs */
+		FILE *f = fopen(trace, "w");
+		struct timespec rt;
+		clock_gettime(CLOCK_REALTIME, &rt);
+		int64_t off = ((int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec) - bench_now_ns();
+		for (long i = 1; f && i <= nchanges; i++)
+			fprintf(f, "%ld user%ld %lld %lld\n", i, ((i - 1) % users) + 1, (long long)((fired_ns[i] + off) / 1000),
+			    arrived_ns[i] ? (long long)((arrived_ns[i] + off) / 1000) : 0LL);
+		if (f)
+			fclose(f);
 	}
 	qsort(lat, (size_t)nl, sizeof *lat, cmp_i64);
 #define PCT(p) (nl ? (double)lat[(size_t)((double)(nl - 1) * (p))] / 1e6 : 0.0)

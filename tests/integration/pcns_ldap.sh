@@ -161,6 +161,17 @@ start_engine
 wait_for "user1's password in dst after the engine's restart" 30 binds user1 "$PW5"
 pass "engine down: the listener queued the change and delivered it after the restart"
 
+# The target slapd restarts: the agent's kept password connection is
+# broken; the next change goes on a new one.
+stop dst
+start dst slapd -f "$T/dst/slapd.conf" -h "$DST_URI/" -d 0
+wait_for "slapd dst again" 20 ldapsearch -x -H "$DST_URI" -b "" -s base namingContexts
+PW5b='Pcns-restarted+2c'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW5b" "uid=user2,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd after the target's restart"
+wait_for "user2's password in the restarted dst" 30 binds user2 "$PW5b"
+pass "the target restarted: the agent's kept connection is replaced, the change arrives"
+
 # The same change notified twice (a hook that offers it again): applied once.
 ID=0123456789abcdef0123456789abcdef
 PW6='Pcns-twice*3c'
@@ -214,5 +225,5 @@ grep -qE "^since start +received [0-9]+, duplicates 1," "$T/status2.out" || { ca
 wait_log tap "loom.PasswordSyncRequest .*password=<sealed>"
 wait_log tap "loom.SetPasswordRequest .*password=<sealed>"
 wait_log tapjson '"type":"loom.PasswordSyncRequest".*"password":"<sealed>"'
-n=$(no_cleartext "$PW1" "$PW2" "$PW3" "$PW4" "$PW5" "$PW6" 'Whatever-4d' 'Rogue-pass-5e')
+n=$(no_cleartext "$PW1" "$PW2" "$PW3" "$PW4" "$PW5" "$PW5b" "$PW6" 'Whatever-4d' 'Rogue-pass-5e')
 pass "no password in clear (or base64, hex, UTF-16) in $n files: stores, spools, logs, tap captures"
