@@ -227,3 +227,16 @@ wait_log tap "loom.SetPasswordRequest .*password=<sealed>"
 wait_log tapjson '"type":"loom.PasswordSyncRequest".*"password":"<sealed>"'
 n=$(no_cleartext "$PW1" "$PW2" "$PW3" "$PW4" "$PW5" "$PW5b" "$PW6" 'Whatever-4d' 'Rogue-pass-5e')
 pass "no password in clear (or base64, hex, UTF-16) in $n files: stores, spools, logs, tap captures"
+
+# The examples in config/examples are valid files.
+mkdir -p "$T/ex/keys"
+printf 'state_dir: %s\nbus:\n  keys_dir: keys\n' "$T/ex/state" >"$T/ex/loom.yaml"
+cp "$LOOM_SOURCE_DIR/config/examples/pcns.yaml" "$LOOM_SOURCE_DIR/config/examples/pcns-notify.yaml" "$T/ex/"
+for k in dc1 ldap1; do "$CTL" -c "$T/ex/loom.yaml" keys gen "$k" >/dev/null || fail "keys gen $k (examples)"; done
+"$PCNS" -c "$T/ex/loom.yaml" --check-config >"$T/ex.out" 2>&1 || fail "config/examples/pcns.yaml is refused: $(cat "$T/ex.out")"
+"$NOTIFY" -c "$T/ex/loom.yaml" --check-config >"$T/ex.out" 2>&1 ||
+	fail "config/examples/pcns-notify.yaml is refused: $(cat "$T/ex.out")"
+sed 's/max_retries: 0 /max_retries: many /' "$T/ex/pcns.yaml" >"$T/ex/bad.yaml"
+"$PCNS" -c "$T/ex/loom.yaml" --pcns-config "$T/ex/bad.yaml" --check-config >"$T/ex.out" 2>&1 && fail "a bad pcns.yaml passed"
+grep -qE "bad.yaml:[0-9]+:[0-9]+: key 'max_retries': bad value 'many'" "$T/ex.out" || fail "unexpected error: $(cat "$T/ex.out")"
+pass "config/examples/pcns.yaml and pcns-notify.yaml are valid; a bad value names file, line, column and key"
