@@ -60,8 +60,8 @@ int notify_submit(const loom_deploy_t *deploy, const pcns_notify_cfg_t *cfg, con
 /* The slapd sock overlay hook inside the daemon. */
 typedef struct notify_slapd notify_slapd_t;
 /* A change to spool: the file's name and content (the callee takes both),
- * and the DN for the log. */
-typedef void notify_spooled_fn(void *arg, char *name, uint8_t *data, size_t len, const char *dn);
+ * the DN for the log, and how long slapd took to say it made it. */
+typedef void notify_spooled_fn(void *arg, char *name, uint8_t *data, size_t len, const char *dn, int64_t held_ms);
 /* Listens on cfg->slapd.socket; spooled() gets each change slapd made.
  * Returns 0 or -1 with *ret_error. */
 int notify_slapd_start(loom_loop_t *loop, const pcns_notify_cfg_t *cfg, const char *spool,

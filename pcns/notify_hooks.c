@@ -448,7 +448,7 @@ static void spool_held(notify_slapd_t *s, held_t *h)
 		    loom_log_kv_quote(h->dn));
 	} else {
 		/* written (fsync) by the daemon's writer thread: never in slapd's path */
-		s->spooled(s->arg, name, data, len, h->dn);
+		s->spooled(s->arg, name, data, len, h->dn, loom_mono_ms() - h->at_ms);
 	}
 	free(account);
 }

@@ -59,8 +59,14 @@
 #define STATUS_MS 1000
 #define MAX_TARGETS 64
 
+typedef struct spool_file {
+	char *name;                    /* in the spool */
+	size_t left;                   /* its changes not delivered yet */
+} spool_file_t;
+
 typedef struct entry {
-	char *name;                    /* file name in the spool */
+	char *name;                    /* "<changed_at>-<id>": the queue's order */
+	spool_file_t *file;            /* the file it is in (with others, for .chgs) */
 	Loom__PcnsSpoolEntry *e;       /* its content */
 	int target;                    /* in flight to this target (index), -1: not in flight */
 	int64_t sent_ms;               /* monotonic */
@@ -87,6 +93,9 @@ typedef struct job {
 	size_t len;
 	char *dn;                      /* for the log */
 	char *error;                   /* set by the writer when it failed */
+	char *batch;                   /* set by the writer: the file it went into */
+	int64_t held_ms;               /* slapd's request to its result */
+	int64_t queued_ms;             /* monotonic: handed to the writer */
 	struct job *next;
 } job_t;
 
@@ -103,6 +112,8 @@ typedef struct writer {
 	bool started;
 	int efd;                       /* eventfd: the loop's wake-up when done has jobs */
 	const char *spool;
+	char **busy;                   /* batch files written but not yet taken by the loop */
+	size_t nbusy;
 } writer_t;
 
 typedef struct notifier {
@@ -117,13 +128,12 @@ typedef struct notifier {
 	size_t ntgts;
 	entry_t **entries;             /* by name: oldest first */
 	size_t nentries;
-	loom_map_t *by_name;           /* name -> entry */
+	loom_map_t *files;             /* spool file name -> spool_file_t */
 	loom_map_t *by_id;             /* change id -> entry */
 	size_t inflight;
 	int ino;                       /* inotify fd, -1 */
 	notify_slapd_t *slapd;
 	writer_t w;                    /* the slapd hook's writer */
-	loom_map_t *writing;           /* names handed to the writer, not durable yet */
 	bool over_warning;
 	uint64_t delivered, expired, failed;
 	int64_t status_ms, rescan_ms;
@@ -135,10 +145,14 @@ static notifier_t the_notifier = { .ino = -1 };
 
 /* ---- entries ---------------------------------------------------------------------------- */
 
+/* "<changed_at>-<id>.chg" (one change, written by a hook process) or
+ * ".chgs" (several, written by the daemon's writer thread in one go). */
 static bool spool_name_ok(const char *name)
 {
 	size_t n = strlen(name);
-	return n == 16 + 1 + 32 + 4 && strcmp(name + n - 4, ".chg") == 0 && name[16] == '-';
+	if (n < 16 + 1 + 32 + 4 || name[16] != '-')
+		return false;
+	return strcmp(name + 16 + 1 + 32, ".chg") == 0 || strcmp(name + 16 + 1 + 32, ".chgs") == 0;
 }
 
 static void entry_free(entry_t *en)
@@ -149,63 +163,68 @@ static void entry_free(entry_t *en)
 	free(en);
 }
 
-static void to_failed(notifier_t *n, const char *name, const char *why)
+/* A spool file loses one of its changes; the last one deletes it. */
+static void file_release(notifier_t *n, spool_file_t *f)
+{
+	if (f == NULL || --f->left > 0)
+		return;
+	char *p = loom_sprintf("%s/%s", n->spool, f->name);
+	if (unlink(p) < 0 && errno != ENOENT)
+		loom_error("cannot delete the spool file '%s': %s", p, strerror(errno));
+	free(p);
+	loom_map_removes(n->files, f->name);
+	free(f->name);
+	free(f);
+}
+
+/* Keeps one change in SPOOL/failed (its own file) and says why. */
+static void keep_failed(notifier_t *n, const char *key, const Loom__PcnsSpoolEntry *e, const uint8_t *raw, size_t rawlen,
+    const char *why)
 {
 	char *dir = loom_sprintf("%s/failed", n->spool);
 	(void)mkdir(dir, 0700);
-	char *from = loom_sprintf("%s/%s", n->spool, name);
-	char *to = loom_sprintf("%s/%s", dir, name);
-	if (rename(from, to) < 0)
-		loom_error("cannot move '%s' to '%s': %s", from, to, strerror(errno));
-	loom_error("password change undeliverable file=%s: %s (kept in %s)", name, why, dir);
+	char *path = loom_sprintf("%s/%s%s", dir, key, e ? ".chg" : "");
+	uint8_t *buf = NULL;
+	size_t len = rawlen;
+	if (e) {
+		len = protobuf_c_message_get_packed_size(&e->base);
+		buf = loom_malloc(len ? len : 1);
+		protobuf_c_message_pack(&e->base, buf);
+	}
+	char *err = NULL;
+	if (loom_file_replace(path, e ? buf : raw, len, 0600, &err) < 0) {
+		loom_error("cannot keep an undeliverable change in '%s': %s", path, err);
+		free(err);
+	}
+	loom_error("password change undeliverable account=%s: %s (kept in %s)", e ? loom_log_kv_quote(e->account) : "?", why,
+	    path);
 	n->failed++;
+	free(buf);
+	free(path);
 	free(dir);
-	free(from);
-	free(to);
 }
 
-static void entry_load(notifier_t *n, const char *name)
+static void entry_add(notifier_t *n, spool_file_t *f, Loom__PcnsSpoolEntry *e)
 {
-	if (!spool_name_ok(name) || loom_map_gets(n->by_name, name) || (n->writing && loom_map_gets(n->writing, name)))
+	if (e->change_id.len != PCNS_ID_LEN) {
+		loom__pcns_spool_entry__free_unpacked(e, NULL);
 		return;
-	char *path = loom_sprintf("%s/%s", n->spool, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0)
-		return; /* gone meanwhile */
-	struct stat st;
-	uint8_t *buf = NULL;
-	ssize_t got = -1;
-	if (fstat(fd, &st) == 0 && st.st_size < 1024 * 1024) {
-		buf = loom_malloc((size_t)st.st_size + 1);
-		got = read(fd, buf, (size_t)st.st_size);
 	}
-	close(fd);
-	Loom__PcnsSpoolEntry *e = got == st.st_size ? loom__pcns_spool_entry__unpack(NULL, (size_t)got, buf) : NULL;
-	free(buf);
-	if (e == NULL || e->change_id.len != PCNS_ID_LEN) {
-		if (e)
-			loom__pcns_spool_entry__free_unpacked(e, NULL);
-		to_failed(n, name, "the file does not decode");
+	if (loom_map_get(n->by_id, e->change_id.data, PCNS_ID_LEN)) {
+		/* the same change spooled twice (Samba offered it again): one is enough */
+		loom__pcns_spool_entry__free_unpacked(e, NULL);
 		return;
 	}
 	entry_t *en = loom_calloc(1, sizeof *en);
-	en->name = loom_strdup(name);
+	en->name = pcns_spool_name(e->changed_at, e->change_id.data);
 	en->e = e;
 	en->target = -1;
-	if (loom_map_get(n->by_id, e->change_id.data, PCNS_ID_LEN)) {
-		/* the same change spooled twice (Samba offered it again): one is enough */
-		char *p2 = loom_sprintf("%s/%s", n->spool, name);
-		(void)unlink(p2);
-		free(p2);
-		entry_free(en);
-		return;
-	}
-	/* sorted insert */
+	en->file = f;
+	f->left++;
 	size_t lo = 0, hi = n->nentries;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (strcmp(n->entries[mid]->name, name) < 0)
+		if (strcmp(n->entries[mid]->name, en->name) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -214,16 +233,72 @@ static void entry_load(notifier_t *n, const char *name)
 	memmove(&n->entries[lo + 1], &n->entries[lo], (n->nentries - lo) * sizeof *n->entries);
 	n->entries[lo] = en;
 	n->nentries++;
-	loom_map_puts(n->by_name, en->name, en);
 	loom_map_put(n->by_id, e->change_id.data, PCNS_ID_LEN, en);
 }
 
-/* Takes the entry out of the queue (the caller deletes or moves its file). */
+/* Loads a spool file's changes (once). */
+static void file_load(notifier_t *n, const char *name)
+{
+	if (!spool_name_ok(name) || loom_map_gets(n->files, name))
+		return;
+	if (n->w.started) {
+		/* a batch the writer has not finished (its directory not fsynced) */
+		bool busy = false;
+		pthread_mutex_lock(&n->w.mu);
+		for (size_t i = 0; i < n->w.nbusy && !busy; i++)
+			busy = strcmp(n->w.busy[i], name) == 0;
+		pthread_mutex_unlock(&n->w.mu);
+		if (busy)
+			return;
+	}
+	char *path = loom_sprintf("%s/%s", n->spool, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return; /* gone meanwhile */
+	struct stat st;
+	uint8_t *buf = NULL;
+	ssize_t got = -1;
+	if (fstat(fd, &st) == 0 && st.st_size < 64 * 1024 * 1024) {
+		buf = loom_malloc((size_t)st.st_size + 1);
+		got = read(fd, buf, (size_t)st.st_size);
+	}
+	close(fd);
+	spool_file_t *f = loom_calloc(1, sizeof *f);
+	f->name = loom_strdup(name);
+	loom_map_puts(n->files, f->name, f);
+	f->left = 1; /* held while loading */
+	bool batch = name[strlen(name) - 1] == 's';
+	if (got != st.st_size) {
+		keep_failed(n, name, NULL, NULL, 0, "the file cannot be read");
+	} else if (batch) {
+		Loom__PcnsSpoolBatch *b = loom__pcns_spool_batch__unpack(NULL, (size_t)got, buf);
+		if (b == NULL) {
+			keep_failed(n, name, NULL, buf, (size_t)got, "the file does not decode");
+		} else {
+			for (size_t i = 0; i < b->n_entries; i++) {
+				entry_add(n, f, b->entries[i]);
+				b->entries[i] = NULL;
+			}
+			b->n_entries = 0;
+			loom__pcns_spool_batch__free_unpacked(b, NULL);
+		}
+	} else {
+		Loom__PcnsSpoolEntry *e = loom__pcns_spool_entry__unpack(NULL, (size_t)got, buf);
+		if (e == NULL)
+			keep_failed(n, name, NULL, buf, (size_t)got, "the file does not decode");
+		else
+			entry_add(n, f, e);
+	}
+	free(buf);
+	file_release(n, f); /* deletes a file none of whose changes is new */
+}
+
+/* Takes the entry out of the queue; its file goes with its last change. */
 static void entry_drop(notifier_t *n, entry_t *en)
 {
 	if (en->target >= 0)
 		n->inflight--;
-	loom_map_removes(n->by_name, en->name);
 	loom_map_remove(n->by_id, en->e->change_id.data, PCNS_ID_LEN);
 	for (size_t i = 0; i < n->nentries; i++)
 		if (n->entries[i] == en) {
@@ -231,7 +306,9 @@ static void entry_drop(notifier_t *n, entry_t *en)
 			n->nentries--;
 			break;
 		}
+	spool_file_t *f = en->file;
 	entry_free(en);
+	file_release(n, f);
 }
 
 static void rescan(notifier_t *n)
@@ -245,8 +322,8 @@ static void rescan(notifier_t *n)
 	int64_t now = (int64_t)time(NULL);
 	while ((de = readdir(dir)) != NULL) {
 		if (spool_name_ok(de->d_name)) {
-			entry_load(n, de->d_name);
-		} else if (strstr(de->d_name, ".chg.tmp.")) {
+			file_load(n, de->d_name);
+		} else if (strstr(de->d_name, ".tmp.")) {
 			/* a hook that died while writing: its change was never acknowledged to the DC */
 			char *p = loom_sprintf("%s/%s", n->spool, de->d_name);
 			struct stat st;
@@ -456,11 +533,8 @@ static void pump(notifier_t *n)
 		if (en->target >= 0 || en->next_ms > now)
 			continue;
 		if (n->cfg.max_age_ms && wall - en->e->changed_at > n->cfg.max_age_ms * 1000) {
-			loom_error("password change dropped account=%s file=%s: not delivered within max_age (%lld ms)",
+			loom_error("password change dropped account=%s change=%s: not delivered within max_age (%lld ms)",
 			    loom_log_kv_quote(en->e->account), en->name, n->cfg.max_age_ms);
-			char *p = loom_sprintf("%s/%s", n->spool, en->name);
-			(void)unlink(p);
-			free(p);
 			n->expired++;
 			entry_drop(n, en);
 			i--;
@@ -489,10 +563,9 @@ static void pump(notifier_t *n)
 		if (sent)
 			continue;
 		if (!candidate) {
-			char *name = loom_strdup(en->name);
+			keep_failed(n, en->name, en->e, NULL, 0,
+			    "no configured target can take it (its listeners refused it, or were removed)");
 			entry_drop(n, en);
-			to_failed(n, name, "no configured target can take it (its listeners refused it, or were removed)");
-			free(name);
 			i--;
 			continue;
 		}
@@ -525,10 +598,6 @@ static int on_ack(loom_loop_t *loop, void *arg)
 			t->acked++;
 			mark_up(n, t);
 			if (en) {
-				char *p = loom_sprintf("%s/%s", n->spool, en->name);
-				if (unlink(p) < 0 && errno != ENOENT)
-					loom_error("cannot delete the delivered change '%s': %s", p, strerror(errno));
-				free(p);
 				loom_info("password change delivered account=%s target=%s attempts=%u%s",
 				    loom_log_kv_quote(en->e->account), t->cfg->name, en->attempts,
 				    ack->duplicate ? " (the listener had it)" : "");
@@ -614,7 +683,7 @@ static int on_inotify(loom_loop_t *loop, void *arg)
 			if (ev->mask & IN_Q_OVERFLOW)
 				rescan(n);
 			else if (ev->len)
-				entry_load(n, ev->name);
+				file_load(n, ev->name);
 			p += sizeof *ev + ev->len;
 		}
 	}
@@ -624,27 +693,60 @@ static int on_inotify(loom_loop_t *loop, void *arg)
 
 /* ---- the writer thread ------------------------------------------------------------------ */
 
-static int write_job(const char *spool, job_t *j)
+static void add_varint(loom_buf_t *b, size_t v)
 {
-	char *path = loom_sprintf("%s/%s", spool, j->name);
+	while (v >= 0x80) {
+		loom_buf_addc(b, (char)(v | 0x80));
+		v >>= 7;
+	}
+	loom_buf_addc(b, (char)v);
+}
+
+/* Writes the jobs of list as one PcnsSpoolBatch file: one fsync of the
+ * file and one of the directory for all of them (group commit). */
+static void write_batch(writer_t *w, job_t *list)
+{
+	loom_buf_t b = LOOM_BUF_INIT;
+	for (job_t *j = list; j; j = j->next) {
+		loom_buf_addc(&b, 0x0a); /* PcnsSpoolBatch.entries, field 1, length-delimited */
+		add_varint(&b, j->len);
+		loom_buf_add(&b, j->data, j->len);
+	}
+	char *name = loom_sprintf("%ss", list->name);
+	pthread_mutex_lock(&w->mu);
+	w->busy = loom_realloc(w->busy, (w->nbusy + 1) * sizeof *w->busy);
+	w->busy[w->nbusy++] = loom_strdup(name);
+	pthread_mutex_unlock(&w->mu);
+	char *path = loom_sprintf("%s/%s", w->spool, name);
 	char *tmp = loom_sprintf("%s.tmp.w", path);
-	int rc = -1;
+	char *error = NULL;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		j->error = loom_sprintf("cannot create '%s': %s", tmp, strerror(errno));
-	} else if (loom_write_all(fd, j->data, j->len) < 0 || fsync(fd) < 0) {
-		j->error = loom_sprintf("cannot write '%s': %s", tmp, strerror(errno));
+		error = loom_sprintf("cannot create '%s': %s", tmp, strerror(errno));
+	} else if (loom_write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0) {
+		error = loom_sprintf("cannot write '%s': %s", tmp, strerror(errno));
 		close(fd);
 		(void)unlink(tmp);
 	} else if (close(fd) < 0 || rename(tmp, path) < 0) {
-		j->error = loom_sprintf("cannot put '%s' in place: %s", path, strerror(errno));
+		error = loom_sprintf("cannot put '%s' in place: %s", path, strerror(errno));
 		(void)unlink(tmp);
 	} else {
-		rc = 0;
+		/* the rename is durable once the directory is */
+		int dfd = open(w->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) < 0)
+			error = loom_sprintf("cannot fsync the spool '%s': %s", w->spool, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
 	}
+	for (job_t *j = list; j; j = j->next) {
+		j->batch = loom_strdup(name);
+		j->error = error ? loom_strdup(error) : NULL;
+	}
+	free(error);
 	free(tmp);
 	free(path);
-	return rc;
+	free(name);
+	loom_buf_release(&b);
 }
 
 static void *writer_main(void *arg)
@@ -661,19 +763,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		if (list == NULL && stop)
 			return NULL;
-		bool any = false;
-		for (job_t *j = list; j; j = j->next)
-			any |= write_job(w->spool, j) == 0;
-		if (any) {
-			/* the renames are durable once the directory is */
-			int dfd = open(w->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (dfd < 0 || fsync(dfd) < 0)
-				for (job_t *j = list; j; j = j->next)
-					if (j->error == NULL)
-						j->error = loom_sprintf("cannot fsync the spool '%s': %s", w->spool, strerror(errno));
-			if (dfd >= 0)
-				close(dfd);
-		}
+		write_batch(w, list);
 		pthread_mutex_lock(&w->mu);
 		*w->done_tail = list;
 		while (*w->done_tail)
@@ -686,12 +776,26 @@ static void *writer_main(void *arg)
 	}
 }
 
+/* The loop has taken batch: the writer forgets it. */
+static void writer_unbusy(writer_t *w, const char *batch)
+{
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < w->nbusy; i++)
+		if (strcmp(w->busy[i], batch) == 0) {
+			free(w->busy[i]);
+			w->busy[i] = w->busy[--w->nbusy];
+			break;
+		}
+	pthread_mutex_unlock(&w->mu);
+}
+
 static void job_free(job_t *j)
 {
 	free(j->name);
 	free(j->data);
 	free(j->dn);
 	free(j->error);
+	free(j->batch);
 	free(j);
 }
 
@@ -712,12 +816,14 @@ static int on_written(loom_loop_t *loop, void *arg)
 	while (list) {
 		job_t *j = list;
 		list = j->next;
-		loom_map_removes(n->writing, j->name);
+		if (j->batch)
+			writer_unbusy(&n->w, j->batch);
 		if (j->error) {
 			loom_error("cannot spool the password change of dn=%s: %s", loom_log_kv_quote(j->dn), j->error);
 		} else {
-			loom_info("password change spooled change=%.32s dn=%s", j->name + 17, loom_log_kv_quote(j->dn));
-			entry_load(n, j->name);
+			loom_info("password change spooled change=%.32s dn=%s held_ms=%lld write_ms=%lld", j->name + 17,
+			    loom_log_kv_quote(j->dn), (long long)j->held_ms, (long long)(loom_mono_ms() - j->queued_ms));
+			file_load(n, j->batch);
 		}
 		job_free(j);
 	}
@@ -725,15 +831,16 @@ static int on_written(loom_loop_t *loop, void *arg)
 	return 0;
 }
 
-static void spooled(void *arg, char *name, uint8_t *data, size_t len, const char *dn)
+static void spooled(void *arg, char *name, uint8_t *data, size_t len, const char *dn, int64_t held_ms)
 {
 	notifier_t *n = arg;
 	job_t *j = loom_calloc(1, sizeof *j);
+	j->held_ms = held_ms;
+	j->queued_ms = loom_mono_ms();
 	j->name = name;
 	j->data = data;
 	j->len = len;
 	j->dn = loom_strdup(dn);
-	loom_map_puts(n->writing, name, (void *)1);
 	pthread_mutex_lock(&n->w.mu);
 	*n->w.in_tail = j;
 	n->w.in_tail = &j->next;
@@ -784,6 +891,11 @@ static void writer_stop(notifier_t *n)
 		j = next;
 	}
 	w->done = NULL;
+	for (size_t i = 0; i < w->nbusy; i++)
+		free(w->busy[i]);
+	free(w->busy);
+	w->busy = NULL;
+	w->nbusy = 0;
 	close(w->efd);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
@@ -920,7 +1032,7 @@ static int notify_start(loom_daemon_t *d, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
-	n->by_name = loom_map_new();
+	n->files = loom_map_new();
 	n->by_id = loom_map_new();
 	targets_reload(n, true);
 	loom_loop_t *loop = loom_daemon_loop(d);
@@ -931,7 +1043,6 @@ static int notify_start(loom_daemon_t *d, const char **error_r)
 		return -1;
 	}
 	loom_loop_add_fd(loop, n->ino, on_inotify, n);
-	n->writing = loom_map_new();
 	if (n->cfg.slapd.socket) {
 		char *err = NULL;
 		if (writer_start(n, &err) < 0) {
@@ -968,7 +1079,6 @@ static void notify_stop(loom_daemon_t *d)
 		loom_loop_cancel_timer(loop, n->timer);
 	notify_slapd_stop(&n->slapd);
 	writer_stop(n);
-	loom_map_destroy(&n->writing);
 	if (n->ino >= 0) {
 		loom_loop_remove_fd(loop, n->ino);
 		close(n->ino);
@@ -979,7 +1089,7 @@ static void notify_stop(loom_daemon_t *d)
 	while (n->nentries)
 		entry_drop(n, n->entries[0]);
 	free(n->entries);
-	loom_map_destroy(&n->by_name);
+	loom_map_destroy(&n->files);
 	loom_map_destroy(&n->by_id);
 	if (n->targets) {
 		pcns_targets_release(n->targets);

@@ -111,7 +111,7 @@ echo "== $USERS users joined in src and dst; firing $CHANGES changes at $RATE/s"
 "$FIRE" --source "$SRC_URI" --binddn "$ROOTDN" --bindpw "$ROOTPW" --base "ou=people,$SUFFIX" --users "$USERS" \
 	--changes "$CHANGES" --rate "$RATE" --sock "$T/dst.sock" --wait 30 --trace "$T/trace.txt"
 rc=$?
-spooled=$(ls "$T/state/pcns-spool" | grep -c '\.chg$')
+spooled=$(ls "$T/state/pcns-spool" | grep -cE '\.chgs?$')
 echo "notifier spool left: $spooled; listener:"
 ctl pcns status | sed -n '2,4p'
 ctl report password-sync -n 1 | head -1

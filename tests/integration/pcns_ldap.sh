@@ -137,7 +137,7 @@ PW4='Pcns-spooled%1a'
 ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW4" "uid=user4,ou=people,$SUFFIX" >/dev/null ||
 	fail "ldappasswd while the listener is down"
 wait_log notify "listener unavailable target=primary"
-spooled() { [ "$(ls "$T/state/pcns-spool/" | grep -c '\.chg$')" = "$1" ]; }
+spooled() { [ "$(ls "$T/state/pcns-spool/" | grep -cE '\.chgs?$')" = "$1" ]; }
 wait_for "one change in the notifier's spool" 10 spooled 1
 target_down() { ctl pcns target list | grep -qE "notifier says: state=down"; }
 wait_for "loomctl pcns target list to show the target down" 10 target_down
@@ -212,7 +212,7 @@ printf 'Rogue-pass-5e\n' | "$NOTIFY" --submit -c "$CFG" --notify-config "$T/rogu
 	fail "--submit through rogue"
 wait_log pcns "refused notifier key=.* reason=\"key not listed under notifiers\""
 wait_log rogue "listener refused this notifier's key"
-[ "$(ls "$T/rogue-spool" | grep -c '\.chg$')" = 1 ] || fail "the rogue notifier lost its change"
+[ "$(ls "$T/rogue-spool" | grep -cE '\.chgs?$')" = 1 ] || fail "the rogue notifier lost its change"
 binds user1 'Rogue-pass-5e' && fail "a change from an unlisted key was applied"
 stop rogue
 pass "a notifier whose key is not listed is refused and logged"
