@@ -36,8 +36,10 @@
  *   (at creation) file/policy agent, provisioned but not exported yet -> SKIPPED;
  *           no public key to seal to -> FAILED (no-key)
  *
- * Durability: the record is written with fsync before ACCEPTED (the
- * listener deletes its copy only then); progress is written without fsync
+ * Durability: the record is durable before ACCEPTED (the listener deletes
+ * its copy only then): records are written without fsync and a group
+ * commit (one synced write, within a millisecond) makes every record
+ * written since durable before their answers go; progress is written without fsync
  * (after a crash a target may be set twice: the same password again).
  * Pending records are loaded at start and their targets sent again.
  */
@@ -77,6 +79,19 @@ typedef struct pw_flight {
 	uint8_t msg_id[LOOM_MSG_ID_LEN];
 } pw_flight_t;
 
+typedef struct pw_ack {
+	char *to;                      /* the requester */
+	uint8_t corr[LOOM_MSG_ID_LEN]; /* its request's msg id */
+	bool have_corr;
+	uint8_t id[PW_ID_LEN];         /* the change id */
+	size_t idlen;
+	int status;                    /* PasswordSyncReply */
+	char *message;
+	uint32_t targets;
+	bool retryable;
+	bool durable;                  /* promises a record written since the last commit */
+} pw_ack_t;
+
 typedef struct pw_echo {
 	uint8_t hash[16];              /* keyed hash of the last password given */
 	int64_t at_ms;                 /* monotonic: when */
@@ -92,7 +107,12 @@ struct eng_pwsync {
 	int timer;                     /* the tick */
 	int64_t pruned_ms;             /* monotonic: last prune */
 	loom_batch_t *batch;           /* reused */
+	pw_ack_t *acks;                /* answers waiting for the group commit */
+	size_t nacks;
+	int flush_timer;               /* armed while answers wait, else 0 */
 };
+
+static int flush_acks(loom_loop_t *loop, void *arg);
 
 static const char *const rec_states[] = { "pending", "done", "partial", "unmatched", "echo", "no-targets" };
 
@@ -265,18 +285,96 @@ static Loom__CsObject *find_source(engine_t *e, eng_agent_t *a, const Loom__Pass
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
-static void answer(engine_t *e, Loom__Envelope *env, const Loom__PasswordSyncRequest *rq,
-    Loom__PasswordSyncReply__Status status, const char *message, uint32_t targets, bool retryable)
+static void send_reply(engine_t *e, const char *to, const uint8_t *corr, const ProtobufCBinaryData *id, int status,
+    const char *message, uint32_t targets, bool retryable)
 {
 	Loom__PasswordSyncReply rep = LOOM__PASSWORD_SYNC_REPLY__INIT;
-	rep.change_id = rq->change_id;
+	rep.change_id = *id;
 	rep.status = status;
 	rep.message = (char *)(message ? message : "");
 	rep.targets = targets;
 	rep.retryable = retryable;
 	const char *err;
-	if (loom_bus_reply(loom_daemon_bus(e->daemon), env, &rep.base, &err) < 0)
-		loom_warning("cannot answer a password change from=%s: %s", env->from, err);
+	if (loom_bus_send(loom_daemon_bus(e->daemon), to, &rep.base, corr, NULL, &err) < 0)
+		loom_warning("cannot answer a password change to=%s: %s", to, err);
+}
+
+/* Answers rq. durable: the answer promises what was just written (without
+ * fsync): it waits for the next group commit (flush_acks), as does every
+ * answer while one waits, so answers keep their order. */
+static void answer_ex(engine_t *e, Loom__Envelope *env, const Loom__PasswordSyncRequest *rq,
+    Loom__PasswordSyncReply__Status status, const char *message, uint32_t targets, bool retryable, bool durable)
+{
+	eng_pwsync_t *ps = e->pwsync;
+	if (!durable && ps->nacks == 0) {
+		send_reply(e, env->from, env->msg_id.len == LOOM_MSG_ID_LEN ? env->msg_id.data : NULL, &rq->change_id, status,
+		    message, targets, retryable);
+		return;
+	}
+	ps->acks = loom_realloc(ps->acks, (ps->nacks + 1) * sizeof *ps->acks);
+	pw_ack_t *a = &ps->acks[ps->nacks++];
+	memset(a, 0, sizeof *a);
+	a->to = loom_strdup(env->from);
+	if (env->msg_id.len == LOOM_MSG_ID_LEN) {
+		memcpy(a->corr, env->msg_id.data, LOOM_MSG_ID_LEN);
+		a->have_corr = true;
+	}
+	memcpy(a->id, rq->change_id.data, rq->change_id.len < PW_ID_LEN ? rq->change_id.len : PW_ID_LEN);
+	a->idlen = rq->change_id.len < PW_ID_LEN ? rq->change_id.len : PW_ID_LEN;
+	a->status = status;
+	a->message = loom_strdup(message ? message : "");
+	a->targets = targets;
+	a->retryable = retryable;
+	a->durable = durable;
+	if (ps->flush_timer == 0)
+		ps->flush_timer = loom_loop_add_timer(loom_daemon_loop(e->daemon), 1, 1, flush_acks, e);
+}
+
+static void answer(engine_t *e, Loom__Envelope *env, const Loom__PasswordSyncRequest *rq,
+    Loom__PasswordSyncReply__Status status, const char *message, uint32_t targets, bool retryable)
+{
+	answer_ex(e, env, rq, status, message, targets, retryable, false);
+}
+
+/* The group commit: one synced write makes every record written since
+ * durable (RocksDB's WAL is sequential), then the waiting answers go. */
+static int flush_acks(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	engine_t *e = arg;
+	eng_pwsync_t *ps = e->pwsync;
+	ps->flush_timer = 0;
+	bool need = false;
+	for (size_t i = 0; i < ps->nacks; i++)
+		need |= ps->acks[i].durable;
+	const char *err = NULL;
+	int rc = 0;
+	if (need) {
+		loom_batch_t *b = ps->batch;
+		loom_batch_clear(b);
+		uint8_t v[8];
+		loom_store_put_u64be(v, (unsigned long long)loom_now_us());
+		loom_batch_put(b, CF_META, "pwsync:commit", 13, v, sizeof v);
+		rc = loom_store_write_ex(e->store, b, true, &err);
+		loom_batch_clear(b);
+		if (rc < 0)
+			loom_error("cannot make password changes durable count=%zu: %s", ps->nacks, err);
+	}
+	for (size_t i = 0; i < ps->nacks; i++) {
+		pw_ack_t *a = &ps->acks[i];
+		ProtobufCBinaryData id = { a->idlen, a->id };
+		if (rc < 0 && a->durable)
+			/* the listener sends it again; the record (if it survives) answers DUPLICATE then */
+			send_reply(e, a->to, a->have_corr ? a->corr : NULL, &id, LOOM__PASSWORD_SYNC_REPLY__STATUS__REFUSED,
+			    err, 0, true);
+		else
+			send_reply(e, a->to, a->have_corr ? a->corr : NULL, &id, a->status, a->message, a->targets,
+			    a->retryable);
+		free(a->to);
+		free(a->message);
+	}
+	ps->nacks = 0;
+	return 0;
 }
 
 /* ---- sending ------------------------------------------------------------------------------ */
@@ -795,7 +893,7 @@ static void on_request(engine_t *e, Loom__Envelope *env)
 		answer(e, env, rq, LOOM__PASSWORD_SYNC_REPLY__STATUS__REFUSED, "cannot build the record", 0, true);
 		goto out;
 	}
-	if (rec_save(e, rec, true, true, &err) < 0) {
+	if (rec_save(e, rec, true, false, &err) < 0) {
 		loom_error("cannot record a password change change=%s: %s", id, err);
 		answer(e, env, rq, LOOM__PASSWORD_SYNC_REPLY__STATUS__REFUSED, err, 0, true);
 		rec_free(&rec);
@@ -807,12 +905,12 @@ static void on_request(engine_t *e, Loom__Envelope *env)
 	if (rec->r->state == LOOM__PASSWORD_SYNC_RECORD__STATE__UNMATCHED) {
 		loom_warning("password change unmatched change=%s agent=%s account=%s: %s", id, rq->agent,
 		    loom_log_kv_quote(rq->account), rec->r->message);
-		answer(e, env, rq, LOOM__PASSWORD_SYNC_REPLY__STATUS__UNMATCHED, rec->r->message, 0, false);
+		answer_ex(e, env, rq, LOOM__PASSWORD_SYNC_REPLY__STATUS__UNMATCHED, rec->r->message, 0, false, true);
 	} else {
 		loom_info("password change accepted change=%s agent=%s account=%s matched_by=%s mv=%s state=%s targets=%u",
 		    id, rq->agent, loom_log_kv_quote(rq->account), how ? how : "-", mvhex, rec_state_name(rec->r->state),
 		    npend);
-		answer(e, env, rq, LOOM__PASSWORD_SYNC_REPLY__STATUS__ACCEPTED, rec->r->message, npend, false);
+		answer_ex(e, env, rq, LOOM__PASSWORD_SYNC_REPLY__STATUS__ACCEPTED, rec->r->message, npend, false, true);
 	}
 	if (rec->r->state == LOOM__PASSWORD_SYNC_RECORD__STATE__PENDING) {
 		supersede(e, rec->r->mv_id, rec);
@@ -1003,6 +1101,11 @@ void eng_pwsync_free(engine_t *e)
 		return;
 	if (ps->timer)
 		loom_loop_cancel_timer(loom_daemon_loop(e->daemon), ps->timer);
+	if (ps->flush_timer) {
+		loom_loop_cancel_timer(loom_daemon_loop(e->daemon), ps->flush_timer);
+		flush_acks(loom_daemon_loop(e->daemon), e); /* what was accepted is made durable and answered */
+	}
+	free(ps->acks);
 	size_t pos = 0;
 	const void *k;
 	size_t kl;
