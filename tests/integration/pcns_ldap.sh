@@ -130,9 +130,9 @@ grep -qE "done +src account=user1" "$T/report1.out" && grep -qE -- "-> dst +ok +
 	{ cat "$T/report1.out" >&2; fail "the report does not show user1's change done on dst"; }
 pass "loomctl report password-sync shows each change and its target"
 
-# The listener is down: the notifier keeps the change in its spool, and
-# delivers it once the listener is back.
-stop pcns
+# The listener is killed (-9): the notifier keeps the change in its spool,
+# and delivers it once the listener is back.
+stop pcns KILL
 PW4='Pcns-spooled%1a'
 ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW4" "uid=user4,ou=people,$SUFFIX" >/dev/null ||
 	fail "ldappasswd while the listener is down"
@@ -145,10 +145,10 @@ binds user4 "$PW4" && fail "the change arrived without a listener"
 start_pcns
 wait_for "user4's password in dst after the listener's restart" 30 binds user4 "$PW4"
 wait_for "an empty spool" 10 spooled 0
-pass "listener down: the notifier spooled the change and delivered it after the restart"
+pass "listener killed: the notifier spooled the change and delivered it after the restart"
 
-# The engine is down: the listener queues, and delivers when it is back.
-stop engine
+# The engine is killed (-9): the listener queues, and delivers when it is back.
+stop engine KILL
 PW5='Pcns-queued&2b'
 ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW5" "uid=user1,ou=people,$SUFFIX" >/dev/null ||
 	fail "ldappasswd while the engine is down"
@@ -159,7 +159,7 @@ spooled 0 || fail "the notifier kept a change the listener had acknowledged"
 binds user1 "$PW5" && fail "the change arrived without an engine"
 start_engine
 wait_for "user1's password in dst after the engine's restart" 30 binds user1 "$PW5"
-pass "engine down: the listener queued the change and delivered it after the restart"
+pass "engine killed: the listener queued the change and delivered it after the restart"
 
 # The target slapd restarts: the agent's kept password connection is
 # broken; the next change goes on a new one.
