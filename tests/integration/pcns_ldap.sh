@@ -217,15 +217,50 @@ binds user1 'Rogue-pass-5e' && fail "a change from an unlisted key was applied"
 stop rogue
 pass "a notifier whose key is not listed is refused and logged"
 
+# A standby listener (another loom-pcns with its own store and endpoint,
+# the same key pair, as a standby has) as the second target: while the
+# primary is killed, the notifier fails over to it.
+PCNS2_PORT=$(free_port)
+sed -e "s|^state_dir: .*|state_dir: $T/state2|" "$CFG" >"$T/loom2.yaml"
+printf '  router: ipc://%s/state/run/bus-router\n  publish: ipc://%s/state/run/bus-publish\n  subscribe: ipc://%s/state/run/bus-subscribe\n' \
+	"$T" "$T" "$T" >>"$T/loom2.yaml"
+sed -e "s|tcp://127.0.0.1:$PCNS_PORT|tcp://127.0.0.1:$PCNS2_PORT|" "$T/pcns.yaml" >"$T/pcns2.yaml"
+start pcns2 "$PCNS" -c "$T/loom2.yaml" --pcns-config "$T/pcns2.yaml"
+wait_log pcns2 "listening endpoint="
+ctl pcns target add standby --endpoint "tcp://127.0.0.1:$PCNS2_PORT" --key "$T/keys/pcns.pub" --disabled >/dev/null ||
+	fail "target add standby"
+ctl pcns target enable standby >/dev/null || fail "target enable standby"
+ctl pcns target list >"$T/targets2.out"
+grep -qE "^1 primary +enabled" "$T/targets2.out" && grep -qE "^2 standby +enabled +tcp://127.0.0.1:$PCNS2_PORT" "$T/targets2.out" ||
+	{ cat "$T/targets2.out" >&2; fail "target list after add/enable"; }
+wait_log notify "targets reloaded .*targets=primary,standby"
+stop pcns KILL
+PW7='Pcns-standby^6f'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW7" "uid=user3,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd with the primary down"
+wait_for "user3's password through the standby" 30 binds user3 "$PW7"
+wait_log pcns2 "password change delivered .*account=user3"
+wait_log notify "password change delivered account=user3 target=standby"
+pass "primary listener killed: the notifier fails over to the standby target, which delivers"
+start_pcns
+ctl pcns target disable standby >/dev/null || fail "target disable"
+ctl pcns target remove standby >/dev/null || fail "target remove"
+ctl pcns target list | grep -q standby && fail "the standby is still listed"
+rc=0
+ctl pcns target remove standby 2>"$T/rm.err" || rc=$?
+[ "$rc" = 1 ] && grep -qF "no target 'standby'" "$T/rm.err" || fail "removing a missing target: rc=$rc $(cat "$T/rm.err")"
+stop pcns2
+pass "loomctl pcns target add (disabled), enable, list, disable, remove; the notifier reloads the file itself"
+
 ctl pcns status >"$T/status2.out" || fail "pcns status"
-grep -qE "^since start +received [0-9]+, duplicates 1," "$T/status2.out" || { cat "$T/status2.out" >&2; fail "status counters"; }
+grep -qE "^since start +received [0-9]+, duplicates [0-9]+," "$T/status2.out" || { cat "$T/status2.out" >&2; fail "status counters"; }
 
 # No password in clear anywhere: the bus (the tap saw the sealed messages),
 # the stores, the spools, the logs.
 wait_log tap "loom.PasswordSyncRequest .*password=<sealed>"
 wait_log tap "loom.SetPasswordRequest .*password=<sealed>"
 wait_log tapjson '"type":"loom.PasswordSyncRequest".*"password":"<sealed>"'
-n=$(no_cleartext "$PW1" "$PW2" "$PW3" "$PW4" "$PW5" "$PW5b" "$PW6" 'Whatever-4d' 'Rogue-pass-5e')
+n=$(no_cleartext "$PW1" "$PW2" "$PW3" "$PW4" "$PW5" "$PW5b" "$PW6" "$PW7" 'Whatever-4d' 'Rogue-pass-5e')
 pass "no password in clear (or base64, hex, UTF-16) in $n files: stores, spools, logs, tap captures"
 
 # The examples in config/examples are valid files.
