@@ -268,6 +268,7 @@ static void ml_stop(loom_daemon_t *d)
 	ml_import_stop(la);
 	ml_export_stop(la);
 	ml_live_stop(la);
+	ml_password_stop();
 	ml_schema_destroy(&la->schema);
 	unload(la);
 }

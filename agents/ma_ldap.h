@@ -365,6 +365,8 @@ int ml_usn_sweep(ldapagent_t *la, char **ret_error);
 /* ma_ldap_passwd.c */
 /* Answers a SetPasswordRequest (always with a SetPasswordReply). */
 void ml_set_password(ldapagent_t *la, Loom__Envelope *env, const Loom__SetPasswordRequest *rq);
+/* Closes the connection kept for passwords. */
+void ml_password_stop(void);
 /* Makes liblber wipe every block it frees (it holds copies of passwords in
  * request BERs); before any other libldap call. 0 or -1. */
 int ml_wipe_ber_memory(void);

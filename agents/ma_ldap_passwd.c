@@ -22,9 +22,11 @@
  * the anchor decides and the DN must name the same entry (a rename since
  * the caller last looked is refused rather than guessed at).
  *
- * Each request opens its own connection (so a running import or export is
- * not disturbed), and its operations are synchronous, bounded by
- * ldap.timeout: a password change is one small operation.
+ * Requests share one connection of their own, kept open between them (so
+ * a running import or export is not disturbed, and password sync does not
+ * pay a connect and bind per change), and their operations are
+ * synchronous, bounded by ldap.timeout: a password change is one small
+ * operation.
  */
 #include "ma_ldap.h"
 #include "loom_agentproto.h"
@@ -317,31 +319,29 @@ static char *find_by_anchor(ldapagent_t *la, LDAP *ld, const char *anchor, pw_re
 	return copy;
 }
 
-/* Sets the password on the directory (r says how it went). */
-static void set_on_directory(ldapagent_t *la, const Loom__SetPasswordRequest *rq, const uint8_t *pw, size_t len,
-    char **ret_dn, pw_result_t *r)
+/* One connection is kept for passwords between requests: connecting and
+ * binding cost more than the operation itself (bench/pcns: password sync
+ * sends one request per change). It is its own connection, so a running
+ * import or export is untouched; it is closed after PW_IDLE_MS unused,
+ * when it breaks, and when the agent stops. */
+#define PW_IDLE_MS 60000
+static ml_conn_t pw_conn;           /* pw_conn.ld NULL: none open */
+static int64_t pw_used_ms;          /* monotonic: last request on it */
+
+void ml_password_stop(void)
+{
+	ml_conn_close(&pw_conn);
+}
+
+/* The operation on c (r says how it went). */
+static void set_on_conn(ldapagent_t *la, ml_conn_t *c, const Loom__SetPasswordRequest *rq, const uint8_t *pw,
+    size_t len, char **ret_dn, pw_result_t *r)
 {
 	const loom_agentcfg_ldap_t *lc = &la->cfg.ldap;
 	bool ad = lc->directory == LOOM_LDAP_AD;
-	bool tls = lc->starttls || strncasecmp(lc->uri.text, "ldaps://", 8) == 0;
-	bool local = strncasecmp(lc->uri.text, "ldapi://", 8) == 0;
-	if (ad && !tls) {
-		result_set(r, "insecure-connection", 0, false,
-		    loom_sprintf("Active Directory takes a password (unicodePwd) only over an encrypted connection, and "
-				 "agent '%s' connects to '%s' in clear: use an ldaps:// uri or starttls: true",
-			la->name, lc->uri.text));
-		return;
-	}
-	ml_conn_t c;
-	memset(&c, 0, sizeof c);
-	char *err = NULL;
-	if (ml_conn_open(la, &c, &err) < 0) {
-		result_set(r, "cannot-connect", 0, true, err);
-		return;
-	}
 	char *dn = NULL;
 	if (rq->anchor[0]) {
-		dn = find_by_anchor(la, c.ld, rq->anchor, r);
+		dn = find_by_anchor(la, c->ld, rq->anchor, r);
 		if (dn == NULL)
 			goto out;
 		if (rq->dn[0] && !ml_dn_in_base(rq->dn, dn, LOOM_LDAP_SCOPE_BASE)) {
@@ -362,28 +362,72 @@ static void set_on_directory(ldapagent_t *la, const Loom__SetPasswordRequest *rq
 		LDAPMod mod = { .mod_op = LDAP_MOD_REPLACE | LDAP_MOD_BVALUES, .mod_type = "unicodePwd" };
 		mod.mod_bvalues = vals;
 		LDAPMod *mods[] = { &mod, NULL };
-		rc = ldap_modify_ext(c.ld, dn, mods, NULL, NULL, &msgid);
+		rc = ldap_modify_ext(c->ld, dn, mods, NULL, NULL, &msgid);
 		sodium_free(v.bv_val);
 	} else {
-		if (!tls && !local)
-			loom_warning("setting a password over an unencrypted connection agent=%s uri=%s dn=%s (use ldaps:// "
-				     "or starttls: true)",
-			    la->name, lc->uri.text, dn);
 		struct berval user = { strlen(dn), dn }, np = { len, (char *)pw };
-		rc = ldap_passwd(c.ld, &user, NULL, &np, NULL, NULL, &msgid);
+		rc = ldap_passwd(c->ld, &user, NULL, &np, NULL, NULL, &msgid);
 	}
 	const char *what = ad ? "setting unicodePwd" : "Password Modify (RFC 3062)";
 	if (rc != LDAP_SUCCESS) {
-		char *t = ml_ld_error(c.ld, rc);
+		char *t = ml_ld_error(c->ld, rc);
 		result_set(r, "server-down", rc, true,
 		    loom_sprintf("%s of '%s': cannot send it to '%s': %s", what, dn, lc->uri.text, t));
 		free(t);
 		goto out;
 	}
-	wait_result(la, c.ld, msgid, what, dn, r);
+	wait_result(la, c->ld, msgid, what, dn, r);
 out:
-	ml_conn_close(&c);
 	*ret_dn = dn;
+}
+
+/* Sets the password on the directory (r says how it went). */
+static void set_on_directory(ldapagent_t *la, const Loom__SetPasswordRequest *rq, const uint8_t *pw, size_t len,
+    char **ret_dn, pw_result_t *r)
+{
+	const loom_agentcfg_ldap_t *lc = &la->cfg.ldap;
+	bool ad = lc->directory == LOOM_LDAP_AD;
+	bool tls = lc->starttls || strncasecmp(lc->uri.text, "ldaps://", 8) == 0;
+	bool local = strncasecmp(lc->uri.text, "ldapi://", 8) == 0;
+	if (ad && !tls) {
+		result_set(r, "insecure-connection", 0, false,
+		    loom_sprintf("Active Directory takes a password (unicodePwd) only over an encrypted connection, and "
+				 "agent '%s' connects to '%s' in clear: use an ldaps:// uri or starttls: true",
+			la->name, lc->uri.text));
+		return;
+	}
+	int64_t now = loom_mono_ms();
+	if (pw_conn.ld && now - pw_used_ms > PW_IDLE_MS)
+		ml_conn_close(&pw_conn);
+	/* a kept connection may have been closed by the server meanwhile:
+	 * when it fails as a connection, the request goes once more on a new one */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool reused = pw_conn.ld != NULL;
+		if (!reused) {
+			char *err = NULL;
+			memset(&pw_conn, 0, sizeof pw_conn);
+			if (ml_conn_open(la, &pw_conn, &err) < 0) {
+				result_set(r, "cannot-connect", 0, true, err);
+				return;
+			}
+			if (!tls && !local && !ad)
+				loom_warning("setting passwords over an unencrypted connection agent=%s uri=%s (use ldaps:// or "
+					     "starttls: true)",
+				    la->name, lc->uri.text);
+		}
+		free(*ret_dn);
+		*ret_dn = NULL;
+		set_on_conn(la, &pw_conn, rq, pw, len, ret_dn, r);
+		pw_used_ms = loom_mono_ms();
+		bool broken = r->code && (strcmp(r->code, "server-down") == 0 || strcmp(r->code, "timeout") == 0 ||
+			      strcmp(r->code, "protocol-error") == 0 || r->ldap_code == LDAP_SERVER_DOWN);
+		if (!broken)
+			return;
+		ml_conn_close(&pw_conn);
+		if (!reused || strcmp(r->code, "timeout") == 0)
+			return; /* a new connection failed, or the server is slow: the caller retries */
+		result_set(r, NULL, 0, false, NULL);
+	}
 }
 
 void ml_set_password(ldapagent_t *la, Loom__Envelope *env, const Loom__SetPasswordRequest *rq)

@@ -67,6 +67,37 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  change staged, how long ago the last batch came and the stored watermark was\n"
 	  "  written (cookie age), what was staged, the sync+export sequence and how it\n"
 	  "  last ended, and why the stream last went down. -o json prints the reply.", ctl_live },
+	{ "pcns", "status [-n N] [--state S] | target list|add|remove|enable|disable ...",
+	  "password change notification: the listener's queue, and a notifier's listeners (like pcnscfg)",
+	  "  status                 loom-pcns: queue length, oldest change, what happened to the\n"
+	  "                         changes since it started, its limits, each notifier;\n"
+	  "                         -n N lists the N newest changes, --state S only those in S\n"
+	  "                         (queued, delivered, unmatched, expired, failed)\n"
+	  "  target list            the notifier's listeners in delivery order (the first is the\n"
+	  "                         primary), with what the running notifier says of each\n"
+	  "  target add NAME --endpoint tcp://HOST:PORT --key FILE.pub|Z85\n"
+	  "         [--include-group G]... [--exclude-group G]... [--disabled]\n"
+	  "         [--first | --before NAME] [--replace]\n"
+	  "                         a listener: its endpoint and public key; only members of an\n"
+	  "                         include group (when any), never members of an exclude group\n"
+	  "                         (a group DN, or its name)\n"
+	  "  target remove|enable|disable NAME\n"
+	  "  --notify-config FILE   the notifier's file (default pcns-notify.yaml beside\n"
+	  "                         loom.yaml; its `targets` names the targets file), or\n"
+	  "  --file FILE            the targets file itself\n"
+	  "  The targets file is rewritten atomically; loom-pcns-notify reloads it by itself.\n"
+	  "exit status: 0; 1 no answer, or the file cannot be read or written; 2 bad usage", ctl_pcns },
+	{ "report", "password-sync [--account A] [--agent X] [--pending] [--failed] [-n N]",
+	  "password synchronization history: each change and what became of it on each target",
+	  "  one line per change (newest first): when, id, state (pending, done, partial,\n"
+	  "  unmatched, echo, no-targets), source agent, account, metaverse object, origin;\n"
+	  "  then one line per target agent: state (pending, ok, failed, skipped,\n"
+	  "  superseded), attempts, DN, and the agent's code and the server's message.\n"
+	  "  --account A   only this account (name, DN or anchor)\n"
+	  "  --agent X     only changes from or to agent X\n"
+	  "  --pending     only changes with a target still pending\n"
+	  "  --failed      only changes with a failed target, partial or unmatched\n"
+	  "  -o json prints the engine's reply", ctl_report },
 	{ "cs", "search AGENT [--dn DN|--anchor A|--state S] [-n N] | show AGENT ANCHOR",
 	  "search and show connector-space objects",
 	  "  --state: pending-import, pending-export, unconfirmed, error, connector,\n"

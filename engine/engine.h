@@ -13,6 +13,9 @@
  *   engine_schedule.c  schedules: run profiles started on an interval or cron
  *   engine_live.c    live mode: changes streamed by agents as they happen,
  *                    staged at once, then delta sync and export
+ *   engine_pwsync.c  password synchronization: a changed password (from
+ *                    loom-pcns) set on every joined connector of an agent
+ *                    with password_sync.enabled, retried, with history
  */
 #ifndef ENGINE_H
 #define ENGINE_H
@@ -49,6 +52,8 @@ enum {
 	CF_RESYNC,      /* agent \0 anchor -> "" (connectors to synchronize again at their agent's sync end) */
 	CF_REFRESH,     /* mv id, agent -> "" (mv objects whose outbound flows to agent (none: all) are
 	                 * recomputed at a sync end) */
+	CF_PWSYNC,      /* ~received_at (8 bytes, newest first) change id (16) -> PasswordSyncRecord */
+	CF_PWSYNC_ID,   /* change id (16 bytes) -> its CF_PWSYNC key (duplicates) */
 };
 
 typedef struct eng_flow {
@@ -140,6 +145,7 @@ typedef struct eng_run {
 
 typedef struct eng_sched eng_sched_t;
 typedef struct eng_live eng_live_t;
+typedef struct eng_pwsync eng_pwsync_t;
 
 /* Most inbound rules for one metaverse type (checked at load; sync keeps
  * them in fixed arrays). */
@@ -194,6 +200,7 @@ struct engine {
 	eng_live_t *lives;             /* one per agent with live.enabled */
 	size_t nlives;
 	int live_timer;                /* the live streams' tick timer, 0 when none */
+	eng_pwsync_t *pwsync;          /* password synchronization (engine_pwsync.c), or NULL */
 };
 
 /* engine_sync.c: during a preview, appends one line explaining a decision
@@ -368,6 +375,16 @@ void eng_live_hello(engine_t *e, Loom__Envelope *env);
 /* eng_run_finish() reports every run's end here. */
 void eng_live_run_finished(engine_t *e, uint64_t id, const char *agent, const char *profile, const char *status);
 void eng_live_query(engine_t *e, Loom__Envelope *env, const ProtobufCMessage *m);
+
+/* engine_pwsync.c */
+/* Loads the pending password changes and starts their timer. Returns 0 or
+ * -1 with *error_r (static). */
+int eng_pwsync_start(engine_t *e, const char **error_r);
+void eng_pwsync_free(engine_t *e);
+/* Takes PasswordSyncRequest, SetPasswordReply, a loom.Error answering a
+ * SetPasswordRequest, and PasswordSyncReportRequest: true when env was one
+ * of them (answered; the caller still frees env). */
+bool eng_pwsync_message(engine_t *e, Loom__Envelope *env);
 
 /* engine_import.c */
 int eng_import_begin(engine_t *e, const char **error_r);

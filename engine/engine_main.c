@@ -13,7 +13,7 @@
 static engine_t the_engine;
 
 static const char *const cfs[] = { "cs", "cs_dn", "mv", "mv_index", "link", "export", "delta", "run", "meta",
-	"mv_ref", "unresolved", "resync", "refresh", NULL };
+	"mv_ref", "unresolved", "resync", "refresh", "pwsync", "pwsync_id", NULL };
 
 static int engine_check(loom_daemon_t *d, const char **error_r)
 {
@@ -74,6 +74,8 @@ static int engine_start(loom_daemon_t *d, const char **error_r)
 	eng_runs_recover(e);
 	eng_sched_start(e);
 	eng_live_start(e);
+	if (eng_pwsync_start(e, error_r) < 0)
+		return -1;
 	size_t nin = 0, nout = 0;
 	for (size_t i = 0; i < e->nrules; i++)
 		if (e->rules[i].cfg->direction == LOOM_SYNC_INBOUND)
@@ -94,6 +96,8 @@ static void engine_message(loom_daemon_t *d, Loom__Envelope *env)
 		eng_export_results(e, env);
 	else if (loom_envelope_is(env, &loom__live_hello__descriptor))
 		eng_live_hello(e, env);
+	else if (eng_pwsync_message(e, env))
+		;
 	else
 		eng_handle_query(e, env);
 	loom_envelope_free(&env);
@@ -106,6 +110,7 @@ static void engine_stop(loom_daemon_t *d)
 		return;
 	eng_sched_free(e); /* first: a run stopped below starts no next step */
 	eng_live_free(e);
+	eng_pwsync_free(e);
 	if (e->run)
 		eng_run_finish(e, "stopped", "the engine was shut down during the run; run it again");
 	loom_batch_destroy(&e->batch);

@@ -154,6 +154,28 @@ static const loom_cfg_key_t live_keys[] = {
 };
 static const loom_cfg_table_t live_table = { .what = "live", .keys = live_keys };
 
+static const loom_cfg_key_t pwsync_keys[] = {
+	{ .name = "enabled", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_pwsync_t, enabled),
+	  .def = "false", .help = "engine: set synchronized passwords on this agent's connectors (the agent needs its "
+	  "key pair ma.NAME.key; file agents cannot take passwords and are skipped with a note)" },
+	{ .name = "match", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_agentcfg_pwsync_t, match),
+	  .def = "[anchor, dn]", .flags = LOOM_CFG_NONEMPTY,
+	  .help = "when this agent is the source of a change: how its account is found in the connector space, "
+	  "tried in order: anchor, dn, account (account_attribute)" },
+	{ .name = "account_attribute", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_pwsync_t, account_attribute),
+	  .help = "match account: the connector-space attribute holding the account name (uid, sAMAccountName)" },
+	{ .name = "retry_interval", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_pwsync_t, retry_interval_ms),
+	  .def = "10s", .min = 100, .max = 86400000, .help = "first retry after a retryable failure; doubles up to retry_max" },
+	{ .name = "retry_max", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_pwsync_t, retry_max_ms),
+	  .def = "10m", .min = 100, .max = 86400000, .help = "longest wait between two attempts" },
+	{ .name = "max_attempts", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_pwsync_t, max_attempts),
+	  .def = "10", .min = 1, .max = 1000, .help = "attempts before the target fails for that change" },
+	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_pwsync_t, timeout_ms),
+	  .def = "30s", .min = 100, .max = 3600000, .help = "an attempt the agent has not answered in this time failed (retryable)" },
+	{ NULL }
+};
+static const loom_cfg_table_t pwsync_table = { .what = "password_sync", .keys = pwsync_keys };
+
 static const loom_cfg_key_t agent_keys[] = {
 	{ .name = "type", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_t, type),
 	  .flags = LOOM_CFG_REQUIRED, .choices = agent_types, .help = "kind of connected system" },
@@ -184,6 +206,9 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .sub = &loom_agentcfg_policy_table, .help = "type policy: the policy service as a connected system (docs/policy.md)" },
 	{ .name = "live", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, live),
 	  .sub = &live_table, .help = "live mode: changes stream to the engine as they happen, then sync and export" },
+	{ .name = "password_sync", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, password_sync),
+	  .sub = &pwsync_table, .help = "password synchronization: target of synchronized passwords, and how a "
+	  "change from this agent finds its account (docs/pcns.md)" },
 	{ NULL }
 };
 const loom_cfg_table_t loom_agentcfg_table = { .what = "agent", .keys = agent_keys };
@@ -229,6 +254,19 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 		    loom_sprintf("%s: key 'live.enabled': live mode is for type ldap (a file agent has no change "
 			"notification)", path));
 		rc = -1;
+	}
+	for (size_t i = 0; rc == 0 && i < cfg->password_sync.match.n; i++) {
+		const char *m = cfg->password_sync.match.v[i];
+		if (strcmp(m, "anchor") != 0 && strcmp(m, "dn") != 0 && strcmp(m, "account") != 0) {
+			loom_cfg_diag_add(diags, path, "password_sync.match",
+			    loom_sprintf("%s: key 'password_sync.match': bad value '%s': expected anchor, dn or account", path, m));
+			rc = -1;
+		} else if (strcmp(m, "account") == 0 && cfg->password_sync.account_attribute == NULL) {
+			loom_cfg_diag_add(diags, path, "password_sync.account_attribute",
+			    loom_sprintf("%s: key 'password_sync.account_attribute': missing: match 'account' needs the "
+				"attribute that holds the account name", path));
+			rc = -1;
+		}
 	}
 	if (rc == 0 && cfg->file.csv.delimiter && strlen(cfg->file.csv.delimiter) != 1) {
 		loom_cfg_diag_add(diags, path, "file.csv.delimiter",

@@ -39,6 +39,14 @@
  *     password_file: ../keys/ldap.pw
  *     bases: [ { dn: "ou=people,dc=example,dc=com", scope: sub, filter: "(objectClass=*)" } ]
  *     object_classes: [ { object_class: inetOrgPerson, type: person } ]
+ *   password_sync:             # password synchronization (docs/pcns.md)
+ *     enabled: true            # engine: set passwords on this agent's connectors
+ *     match: [anchor, dn, account]  # how a change from this agent finds its connector, in order
+ *     account_attribute: uid   # match account: the attribute holding the account name
+ *     retry_interval: 10s      # first retry of a retryable failure (doubles up to retry_max)
+ *     retry_max: 10m
+ *     max_attempts: 10         # then the target fails
+ *     timeout: 30s             # no reply from the agent: the attempt failed (retryable)
  *   policy:                    # type policy: loom-workflow as a connected system
  *     service: workflow        #   (no agent process: the policy service answers)
  *     object_types: [Person, Group]
@@ -132,6 +140,18 @@ typedef struct loom_agentcfg_live {
 	loom_cfg_strlist_t export;     /* engine: agents exported to after the sync */
 } loom_agentcfg_live_t;
 
+enum { LOOM_PWMATCH_ANCHOR = 0, LOOM_PWMATCH_DN = 1, LOOM_PWMATCH_ACCOUNT = 2 };
+
+typedef struct loom_agentcfg_pwsync {
+	bool enabled;                  /* the engine sets passwords on this agent's connectors */
+	loom_cfg_strlist_t match;      /* anchor, dn, account: how a change's account is found, in order */
+	char *account_attribute;       /* match account: the connector-space attribute with the name */
+	long long retry_interval_ms;   /* first retry after a retryable failure */
+	long long retry_max_ms;        /* the retry interval doubles up to this */
+	long long max_attempts;        /* attempts before the target fails */
+	long long timeout_ms;          /* an attempt without a reply this long failed (retryable) */
+} loom_agentcfg_pwsync_t;
+
 typedef struct loom_agentcfg {
 	char *name;                    /* from the file name */
 	char *path;                    /* the file it was loaded from */
@@ -148,6 +168,7 @@ typedef struct loom_agentcfg {
 	loom_agentcfg_ldap_t ldap;     /* type ldap */
 	loom_agentcfg_policy_t policy; /* type policy */
 	loom_agentcfg_live_t live;     /* live mode */
+	loom_agentcfg_pwsync_t password_sync; /* password synchronization */
 } loom_agentcfg_t;
 
 /* The table of the ldap section, for the LDAP agent's --help-config. */

@@ -16,8 +16,10 @@ PACKAGES=(
 	# Samba AD DC (samba, samba-ad-provision, samba-ad-dc) is their Active
 	# Directory (tests/integration/ldap_ad.sh skips without it; it runs the
 	# DC in a network namespace of its own: iproute2 brings its loopback up);
-	# openssl makes the test CA and server certificates for StartTLS/ldaps
-	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc iproute2 openssl
+	# openssl makes the test CA and server certificates for StartTLS/ldaps;
+	# gnupg and python3-gpg let the DC keep clear-text passwords for
+	# samba-tool user syncpasswords --decrypt-samba-gpg (tests/integration/pcns_ad.sh)
+	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc iproute2 openssl gnupg python3-gpg
 )
 
 missing=()

@@ -28,7 +28,8 @@ slapd_certs() {
 
 # write_slapd_conf [extra database lines...] : $T/slapd/slapd.conf, or
 # SLAPD_DIR/slapd.conf for another instance (a benchmark's second server);
-# SLAPD_NO_SYNCPROV=1 leaves the syncprov overlay out (a syncrepl consumer).
+# SLAPD_NO_SYNCPROV=1 leaves the syncprov overlay out (a syncrepl consumer);
+# SLAPD_MODULES lists more modules to load (back_sock.so).
 write_slapd_conf() {
 	local s=${SLAPD_DIR:-$T/slapd}
 	{
@@ -41,6 +42,7 @@ write_slapd_conf() {
 		echo "modulepath /usr/lib/ldap"
 		echo "moduleload back_mdb.so"
 		echo "moduleload syncprov.so"
+		for m in ${SLAPD_MODULES:-}; do echo "moduleload $m"; done
 		echo "sizelimit unlimited"
 		echo "TLSCACertificateFile $T/slapd/tls/ca.pem"
 		echo "TLSCertificateFile $T/slapd/tls/server.pem"

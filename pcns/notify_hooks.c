@@ -1,0 +1,703 @@
+/* notify_hooks.c - where loom-pcns-notify takes changes from (docs/pcns.md).
+ *
+ * Samba AD DC: `samba-tool user syncpasswords --script="loom-pcns-notify
+ * --samba-script"` runs this program once per changed account with the
+ * account's LDIF on standard input (virtualClearTextUTF8:: the password,
+ * with --decrypt-samba-gpg). It seals the password to each target, writes
+ * the spool file, and prints "DONE-EXIT: ..."; when it cannot spool it
+ * prints nothing and exits 1, which stops syncpasswords with its cache
+ * where it was, so the change is offered again at its next start.
+ *
+ * OpenLDAP: slapd's sock overlay (sockops modify extended, sockresps result,
+ * extensions binddn connid) connects to the daemon's socket for every
+ * modify and extended operation and waits for CONTINUE, which is sent at
+ * once: the directory is never held up. A Password Modify (RFC 3062) with a
+ * new password, or a modify that replaces or adds a userPassword value that
+ * is not a {SCHEME}hash, is sealed at once and held, keyed by connid and
+ * msgid, until slapd's RESULT for the same operation says code 0; only
+ * then is it spooled. A refused change is dropped; so is one whose RESULT
+ * does not come within slapd.result_timeout. Password Modify's own
+ * follow-up modify (same connid and msgid, the hash only) is ignored.
+ *
+ * Pending slapd change (this block and the code change together):
+ *   (request) --not a password change, or by an ignore_binddn--> CONTINUE only
+ *   (request) --password change--> sealed, held; CONTINUE
+ *   held --RESULT code 0--> spooled (the daemon's delivery takes it)
+ *   held --RESULT code != 0--> dropped (slapd refused the change)
+ *   held --no RESULT in result_timeout--> dropped, warning
+ */
+#define _GNU_SOURCE /* accept4 */
+#include "notify.h"
+#include "loom_alloc.h"
+#include "loom_file.h"
+#include "loom_log.h"
+#include "loom_map.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define INPUT_MAX (1024 * 1024)    /* bytes of one hook input */
+#define PW_MAX 4096                /* bytes of a password */
+
+/* ---- shared ------------------------------------------------------------------------------- */
+
+char *notify_spool_dir(const pcns_notify_cfg_t *cfg, const loom_deploy_t *deploy)
+{
+	return cfg->spool ? loom_strdup(cfg->spool) : loom_sprintf("%s/pcns-spool", deploy->state_dir);
+}
+
+static void print_diags(const char *process, loom_cfg_diags_t *diags)
+{
+	for (size_t i = 0; i < diags->n; i++)
+		fprintf(stderr, "%s: %s\n", process, diags->v[i].text);
+	loom_cfg_diags_release(diags);
+}
+
+int notify_load(const char *process, const char *path, pcns_notify_cfg_t *cfg, pcns_targets_t *targets)
+{
+	loom_cfg_diags_t diags;
+	memset(&diags, 0, sizeof diags);
+	if (pcns_notify_cfg_load(path, cfg, &diags) < 0) {
+		print_diags(process, &diags);
+		return -1;
+	}
+	loom_cfg_diags_release(&diags);
+	if (pcns_targets_load(cfg->targets, targets, &diags) < 0) {
+		print_diags(process, &diags);
+		return -1;
+	}
+	loom_cfg_diags_release(&diags);
+	return 0;
+}
+
+int notify_spool_pack(const pcns_targets_t *t, const notify_change_t *c, char **ret_name, uint8_t **ret_data,
+    size_t *ret_len)
+{
+	const pcns_target_t *tv = t->targets.v;
+	Loom__PcnsSealedFor *boxes = loom_calloc(t->targets.n ? t->targets.n : 1, sizeof *boxes);
+	Loom__PcnsSealedFor **bp = loom_calloc(t->targets.n ? t->targets.n : 1, sizeof *bp);
+	Loom__Sealed *sealed = loom_calloc(t->targets.n ? t->targets.n : 1, sizeof *sealed);
+	size_t n = 0;
+	for (size_t i = 0; i < t->targets.n; i++) {
+		if (!pcns_target_accepts(&tv[i], c->groups, c->ngroups))
+			continue;
+		loom__pcns_sealed_for__init(&boxes[n]);
+		loom__sealed__init(&sealed[n]);
+		boxes[n].target = tv[i].name;
+		loom_seal(tv[i].pub, tv[i].name, c->password, c->password_len, &sealed[n]);
+		boxes[n].password = &sealed[n];
+		bp[n] = &boxes[n];
+		n++;
+	}
+	if (n) {
+		Loom__PcnsSpoolEntry e = LOOM__PCNS_SPOOL_ENTRY__INIT;
+		e.change_id.data = (uint8_t *)c->id;
+		e.change_id.len = PCNS_ID_LEN;
+		e.account = (char *)c->account;
+		e.dn = (char *)c->dn;
+		e.anchor = (char *)c->anchor;
+		e.changed_at = loom_now_us();
+		e.hook = (char *)c->hook;
+		e.boxes = bp;
+		e.n_boxes = n;
+		e.groups = c->groups;
+		e.n_groups = c->ngroups;
+		size_t len = protobuf_c_message_get_packed_size(&e.base);
+		uint8_t *buf = loom_malloc(len ? len : 1);
+		protobuf_c_message_pack(&e.base, buf);
+		*ret_name = pcns_spool_name(e.changed_at, c->id);
+		*ret_data = buf;
+		*ret_len = len;
+	}
+	for (size_t i = 0; i < n; i++)
+		loom_sealed_release(&sealed[i]);
+	free(sealed);
+	free(boxes);
+	free(bp);
+	return (int)n;
+}
+
+int notify_spool_change(const char *spool, const pcns_targets_t *t, const notify_change_t *c, char **ret_name,
+    char **ret_error)
+{
+	char *name = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = notify_spool_pack(t, c, &name, &buf, &len);
+	if (rc > 0) {
+		(void)mkdir(spool, 0700);
+		char *path = loom_sprintf("%s/%s", spool, name);
+		if (loom_file_replace(path, buf, len, 0600, ret_error) < 0)
+			rc = -1;
+		else if (ret_name)
+			*ret_name = loom_strdup(name);
+		free(path);
+	}
+	free(name);
+	free(buf);
+	return rc;
+}
+
+/* Reads all of fd into guarded memory (at most INPUT_MAX bytes). */
+static char *read_all(int fd, size_t *ret_len, const char **error_r)
+{
+	char *buf = sodium_malloc(INPUT_MAX + 1);
+	if (buf == NULL)
+		abort();
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, INPUT_MAX - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*error_r = strerror(errno);
+			sodium_free(buf);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == INPUT_MAX) {
+			*error_r = "the input is over 1 MiB";
+			sodium_free(buf);
+			return NULL;
+		}
+	}
+	buf[len] = '\0';
+	*ret_len = len;
+	return buf;
+}
+
+/* ---- Samba: syncpasswords --script ---------------------------------------------------- */
+
+int notify_samba_script(const loom_deploy_t *deploy, const pcns_notify_cfg_t *cfg, const pcns_targets_t *t)
+{
+	const char *err;
+	size_t len;
+	char *in = read_all(STDIN_FILENO, &len, &err);
+	if (in == NULL) {
+		loom_error("cannot read the account from standard input: %s", err);
+		return 1;
+	}
+	pcns_kvs_t kv;
+	if (pcns_kv_parse(in, len, &kv, &err) < 0) {
+		/* bad input from Samba: say so, and let syncpasswords go on */
+		printf("DONE-EXIT: loom-pcns-notify: unreadable LDIF (%s): skipped\n", err);
+		fflush(stdout);
+		loom_error("cannot read the account's LDIF: %s", err);
+		sodium_free(in);
+		return 0;
+	}
+	const pcns_kv_t *dn = pcns_kv_get(&kv, "dn");
+	const pcns_kv_t *guid = pcns_kv_get(&kv, "objectGUID");
+	const pcns_kv_t *sam = pcns_kv_get(&kv, "sAMAccountName");
+	const pcns_kv_t *pw = pcns_kv_get(&kv, "virtualClearTextUTF8");
+	const pcns_kv_t *deleted = pcns_kv_get(&kv, "isDeleted");
+	const pcns_kv_t *last = pcns_kv_get(&kv, "pwdLastSet");
+	const pcns_kv_t *kvno = pcns_kv_get(&kv, "msDS-KeyVersionNumber");
+	const char *account = sam ? sam->val : "";
+	int status = 0;
+	if (deleted && strcasecmp(deleted->val, "TRUE") == 0) {
+		printf("DONE-EXIT: %s is deleted: nothing to send\n", account);
+		goto out;
+	}
+	if (pw == NULL || pw->vlen == 0) {
+		/* syncpasswords also calls for changes that are not passwords
+		 * (userAccountControl, a rename), and without
+		 * "password hash gpg key ids" there is no clear text at all */
+		printf("DONE-EXIT: no clear-text password for %s: skipped\n", account);
+		fflush(stdout);
+		loom_debug("no clear-text password for account=%s: skipped", loom_log_kv_quote(account));
+		goto out;
+	}
+	if (pw->vlen > PW_MAX) {
+		printf("DONE-EXIT: the password of %s is too long: skipped\n", account);
+		fflush(stdout);
+		loom_error("the password of account=%s is over %d bytes: skipped", loom_log_kv_quote(account), PW_MAX);
+		goto out;
+	}
+	notify_change_t c;
+	memset(&c, 0, sizeof c);
+	bool random_id = false;
+	if (last || kvno) {
+		/* one id per password version: the same change offered twice is one change */
+		const char *parts[3] = { guid ? guid->val : account, last ? last->val : "", kvno ? kvno->val : "" };
+		pcns_change_id_derive(c.id, parts, 3);
+	} else {
+		randombytes_buf(c.id, sizeof c.id);
+		random_id = true;
+	}
+	c.account = account;
+	c.dn = dn ? dn->val : "";
+	c.anchor = guid ? guid->val : "";
+	c.hook = "samba";
+	c.groups = loom_calloc(kv.n ? kv.n : 1, sizeof *c.groups);
+	for (size_t i = 0; i < kv.n; i++)
+		if (strcasecmp(kv.v[i].name, "memberOf") == 0)
+			c.groups[c.ngroups++] = (char *)kv.v[i].val;
+	c.password = (const uint8_t *)pw->val;
+	c.password_len = pw->vlen;
+	char *spool = notify_spool_dir(cfg, deploy);
+	char *serr = NULL;
+	int n = notify_spool_change(spool, t, &c, NULL, &serr);
+	char hex[2 * PCNS_ID_LEN + 1];
+	sodium_bin2hex(hex, sizeof hex, c.id, PCNS_ID_LEN);
+	if (n < 0) {
+		loom_error("cannot spool the password change of account=%s: %s", loom_log_kv_quote(account), serr);
+		status = 1; /* no DONE-EXIT: syncpasswords stops and offers it again */
+	} else if (n == 0) {
+		/* syncpasswords reads standard output and error together and wants
+		 * DONE-EXIT first: the log lines come after it */
+		printf("DONE-EXIT: %s goes to no target\n", account);
+		fflush(stdout);
+		loom_warning("password change of account=%s goes to no target (none configured, or groups exclude it)",
+		    loom_log_kv_quote(account));
+	} else {
+		printf("DONE-EXIT: %s spooled as %s for %d targets\n", account, hex, n);
+		fflush(stdout);
+		loom_info("password change spooled change=%s account=%s targets=%d", hex, loom_log_kv_quote(account), n);
+	}
+	if (random_id)
+		loom_warning("syncpasswords gives neither pwdLastSet nor msDS-KeyVersionNumber: a change offered twice "
+			     "cannot be recognised (add them to --attributes)");
+	free(serr);
+	free(spool);
+	free(c.groups);
+out:
+	fflush(stdout);
+	pcns_kvs_release(&kv);
+	sodium_free(in);
+	return status;
+}
+
+/* ---- any hook: --submit -------------------------------------------------------------------- */
+
+int notify_submit(const loom_deploy_t *deploy, const pcns_notify_cfg_t *cfg, const pcns_targets_t *t,
+    const char *account, const char *dn, const char *anchor, const char *id_hex)
+{
+	const char *err;
+	size_t len;
+	char *in = read_all(STDIN_FILENO, &len, &err);
+	if (in == NULL) {
+		fprintf(stderr, "loom-pcns-notify: cannot read the password from standard input: %s\n", err);
+		return 1;
+	}
+	size_t pl = 0;
+	while (pl < len && in[pl] != '\n')
+		pl++;
+	if (pl && in[pl - 1] == '\r')
+		pl--;
+	int status = 1;
+	notify_change_t c;
+	memset(&c, 0, sizeof c);
+	if (pl == 0 || pl > PW_MAX) {
+		fprintf(stderr, "loom-pcns-notify: the password (first line of standard input) is %s\n",
+		    pl ? "over 4096 bytes" : "empty");
+		goto out;
+	}
+	if (id_hex) {
+		size_t bl = 0;
+		if (sodium_hex2bin(c.id, sizeof c.id, id_hex, strlen(id_hex), NULL, &bl, NULL) != 0 || bl != PCNS_ID_LEN) {
+			fprintf(stderr, "loom-pcns-notify: bad --id '%s': expected 32 hex digits\n", id_hex);
+			goto out;
+		}
+	} else {
+		randombytes_buf(c.id, sizeof c.id);
+	}
+	c.account = account ? account : "";
+	c.dn = dn ? dn : "";
+	c.anchor = anchor ? anchor : "";
+	c.hook = "stdin";
+	c.password = (const uint8_t *)in;
+	c.password_len = pl;
+	char *spool = notify_spool_dir(cfg, deploy);
+	char *serr = NULL;
+	int n = notify_spool_change(spool, t, &c, NULL, &serr);
+	char hex[2 * PCNS_ID_LEN + 1];
+	sodium_bin2hex(hex, sizeof hex, c.id, PCNS_ID_LEN);
+	if (n < 0)
+		fprintf(stderr, "loom-pcns-notify: cannot spool the change: %s\n", serr);
+	else if (n == 0)
+		fprintf(stderr, "loom-pcns-notify: no target takes this change (see loomctl pcns target list)\n");
+	else {
+		printf("spooled %s for %d targets\n", hex, n);
+		status = 0;
+	}
+	free(serr);
+	free(spool);
+out:
+	sodium_free(in);
+	return status;
+}
+
+/* ---- OpenLDAP: the sock overlay --------------------------------------------------------- */
+
+typedef struct held {
+	char key[64];                  /* "connid/msgid" */
+	char *dn;                      /* the account */
+	uint8_t *pw;                   /* guarded; wiped as soon as it is spooled or dropped */
+	size_t pwlen;
+	int64_t at_ms;                 /* monotonic: when the request came */
+} held_t;
+
+typedef struct client {
+	int fd;
+	char *buf;                     /* guarded: requests carry passwords */
+	size_t len, cap;
+	struct notify_slapd *s;
+} client_t;
+
+struct notify_slapd {
+	loom_loop_t *loop;
+	const pcns_notify_cfg_t *cfg;
+	const char *spool;
+	const pcns_targets_t *const *targets;
+	notify_spooled_fn *spooled;
+	void *arg;
+	int fd;                        /* the listening socket */
+	char *path;
+	loom_map_t *held;              /* key -> held_t */
+	loom_map_t *clients;           /* fd (text) -> client_t */
+	bool warned_connid;
+};
+
+static void held_free(held_t *h)
+{
+	if (h == NULL)
+		return;
+	if (h->pw)
+		sodium_free(h->pw);
+	free(h->dn);
+	free(h);
+}
+
+static void client_close(client_t *c)
+{
+	char k[16];
+	snprintf(k, sizeof k, "%d", c->fd);
+	loom_map_removes(c->s->clients, k);
+	loom_loop_remove_fd(c->s->loop, c->fd);
+	close(c->fd);
+	if (c->buf)
+		sodium_free(c->buf);
+	free(c);
+}
+
+static bool ignored_binddn(notify_slapd_t *s, const char *binddn)
+{
+	for (size_t i = 0; i < s->cfg->slapd.ignore_binddn.n; i++)
+		if (strcasecmp(s->cfg->slapd.ignore_binddn.v[i], binddn) == 0)
+			return true;
+	return false;
+}
+
+/* The account name of a DN: its first RDN's value ("uid=ada,ou=people" -> "ada"). */
+static char *rdn_value(const char *dn)
+{
+	const char *eq = strchr(dn, '=');
+	if (eq == NULL)
+		return loom_strdup("");
+	const char *v = eq + 1;
+	size_t n = 0;
+	while (v[n] && !(v[n] == ',' && (n == 0 || v[n - 1] != '\\')) && v[n] != '+')
+		n++;
+	return loom_strndup(v, n);
+}
+
+static void hold(notify_slapd_t *s, const char *key, const char *dn, const uint8_t *pw, size_t pwlen)
+{
+	held_t *h = loom_calloc(1, sizeof *h);
+	snprintf(h->key, sizeof h->key, "%s", key);
+	h->dn = loom_strdup(dn);
+	h->pw = sodium_malloc(pwlen ? pwlen : 1);
+	if (h->pw == NULL)
+		abort();
+	memcpy(h->pw, pw, pwlen);
+	h->pwlen = pwlen;
+	h->at_ms = loom_mono_ms();
+	held_free(loom_map_puts(s->held, h->key, h));
+}
+
+static void spool_held(notify_slapd_t *s, held_t *h)
+{
+	notify_change_t c;
+	memset(&c, 0, sizeof c);
+	randombytes_buf(c.id, sizeof c.id);
+	char *account = rdn_value(h->dn);
+	c.account = account;
+	c.dn = h->dn;
+	c.anchor = "";
+	c.hook = "slapd";
+	c.password = h->pw;
+	c.password_len = h->pwlen;
+	char *name = NULL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int n = notify_spool_pack(*s->targets, &c, &name, &data, &len);
+	if (n == 0) {
+		loom_warning("password change of dn=%s goes to no target (none configured, or groups exclude it)",
+		    loom_log_kv_quote(h->dn));
+	} else {
+		/* written (fsync) by the daemon's writer thread: never in slapd's path */
+		s->spooled(s->arg, name, data, len, h->dn, loom_mono_ms() - h->at_ms);
+	}
+	free(account);
+}
+
+/* One complete request from slapd (text in guarded memory). Returns whether
+ * slapd waits for an answer (every request but RESULT). */
+static bool handle(notify_slapd_t *s, char *text, size_t len)
+{
+	pcns_kvs_t kv;
+	const char *err;
+	if (pcns_kv_parse(text, len, &kv, &err) < 0) {
+		loom_warning("unreadable request from slapd: %s", err);
+		return true;
+	}
+	if (kv.n == 0) {
+		pcns_kvs_release(&kv);
+		return true;
+	}
+	const char *what = kv.v[0].name;
+	const pcns_kv_t *msgid = pcns_kv_get(&kv, "msgid");
+	const pcns_kv_t *connid = pcns_kv_get(&kv, "connid");
+	const pcns_kv_t *binddn = pcns_kv_get(&kv, "binddn");
+	char key[64];
+	snprintf(key, sizeof key, "%s/%s", connid ? connid->val : "-", msgid ? msgid->val : "-");
+	if (connid == NULL && !s->warned_connid) {
+		s->warned_connid = true;
+		loom_warning("slapd sends no connid: add 'extensions binddn connid' to the sock overlay, or results of "
+			     "concurrent connections may be mistaken for one another");
+	}
+	bool reply = strcmp(what, "RESULT") != 0;
+	if (strcmp(what, "RESULT") == 0) {
+		const pcns_kv_t *code = pcns_kv_get(&kv, "code");
+		held_t *h = loom_map_removes(s->held, key);
+		if (h) {
+			if (code && strcmp(code->val, "0") == 0)
+				spool_held(s, h);
+			else
+				loom_info("password change not made by slapd dn=%s code=%s: dropped", loom_log_kv_quote(h->dn),
+				    code ? code->val : "?");
+			held_free(h);
+		}
+	} else if (strcmp(what, "EXTENDED") == 0) {
+		const pcns_kv_t *oid = pcns_kv_get(&kv, "oid");
+		const pcns_kv_t *value = pcns_kv_get(&kv, "value");
+		if (oid && strcmp(oid->val, "1.3.6.1.4.1.4203.1.11.1") == 0 &&
+		    !(binddn && ignored_binddn(s, binddn->val))) {
+			/* "value: <base64>" (one colon, base64 all the same) */
+			size_t vmax = value ? value->vlen : 0, blen = 0;
+			uint8_t *ber = sodium_malloc(vmax + 1);
+			if (ber == NULL)
+				abort();
+			pcns_passwd_modify_t pm;
+			if (value && sodium_base642bin(ber, vmax, value->val, value->vlen, NULL, &blen, NULL,
+				sodium_base64_VARIANT_ORIGINAL) != 0) {
+				loom_warning("a Password Modify request from slapd does not decode (base64): skipped");
+			} else if (pcns_passwd_modify_parse(ber, blen, &pm) < 0) {
+				loom_warning("a Password Modify request from slapd does not decode (BER): skipped");
+			} else if (!pm.have_new) {
+				loom_info("Password Modify without a new password (slapd generates it, Loom never sees it): skipped");
+			} else {
+				char *dn = pm.have_user ? loom_strndup((const char *)pm.user, pm.user_len)
+							: loom_strdup(binddn ? binddn->val : "");
+				if (dn[0])
+					hold(s, key, dn, pm.newpw, pm.newpw_len);
+				free(dn);
+			}
+			sodium_free(ber);
+		}
+	} else if (strcmp(what, "MODIFY") == 0 && loom_map_gets(s->held, key) == NULL &&
+		   !(binddn && ignored_binddn(s, binddn->val))) {
+		/* replace/add userPassword with a value that is not a hash */
+		const pcns_kv_t *dn = pcns_kv_get(&kv, "dn");
+		bool in_pw = false;
+		for (size_t i = 1; i < kv.n && dn; i++) {
+			const pcns_kv_t *e = &kv.v[i];
+			if (strcmp(e->name, "-") == 0) {
+				in_pw = false;
+			} else if (strcasecmp(e->name, "replace") == 0 || strcasecmp(e->name, "add") == 0) {
+				in_pw = strcasecmp(e->val, "userPassword") == 0;
+			} else if (strcasecmp(e->name, "delete") == 0) {
+				in_pw = false;
+			} else if (in_pw && strcasecmp(e->name, "userPassword") == 0 && e->vlen &&
+				   !pcns_is_hashed(e->val, e->vlen)) {
+				hold(s, key, dn->val, (const uint8_t *)e->val, e->vlen);
+				break;
+			}
+		}
+	}
+	pcns_kvs_release(&kv);
+	return reply;
+}
+
+static int on_client(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	client_t *c = arg;
+	if (c->len == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16384;
+		if (cap > INPUT_MAX) {
+			loom_warning("a request from slapd is over 1 MiB: connection closed");
+			client_close(c);
+			return 0;
+		}
+		char *nb = sodium_malloc(cap + 1);
+		if (nb == NULL)
+			abort();
+		if (c->buf) {
+			memcpy(nb, c->buf, c->len);
+			sodium_free(c->buf);
+		}
+		c->buf = nb;
+		c->cap = cap;
+	}
+	ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0) {
+		/* slapd closed: a RESULT ends this way, with or without its blank line */
+		if (c->len)
+			handle(c->s, c->buf, c->len);
+		client_close(c);
+		return 0;
+	}
+	c->len += (size_t)n;
+	/* a request ends with a blank line */
+	if (c->len >= 2 && c->buf[c->len - 1] == '\n' &&
+	    (c->buf[c->len - 2] == '\n' || (c->len >= 3 && c->buf[c->len - 2] == '\r' && c->buf[c->len - 3] == '\n'))) {
+		size_t len = c->len;
+		c->len = 0;
+		if (handle(c->s, c->buf, len)) {
+			static const char cont[] = "CONTINUE\n\n";
+			if (write(c->fd, cont, sizeof cont - 1) < 0)
+				loom_debug("cannot answer slapd: %s", strerror(errno));
+		}
+		client_close(c);
+	}
+	return 0;
+}
+
+static int on_accept(loom_loop_t *loop, void *arg)
+{
+	notify_slapd_t *s = arg;
+	for (;;) {
+		int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return 0;
+		client_t *c = loom_calloc(1, sizeof *c);
+		c->fd = fd;
+		c->s = s;
+		char k[16];
+		snprintf(k, sizeof k, "%d", fd);
+		loom_map_puts(s->clients, k, c);
+		loom_loop_add_fd(loop, fd, on_client, c);
+	}
+}
+
+int notify_slapd_start(loom_loop_t *loop, const pcns_notify_cfg_t *cfg, const char *spool,
+    const pcns_targets_t *const *targets, notify_spooled_fn *spooled, void *arg, notify_slapd_t **ret,
+    char **ret_error)
+{
+	const char *path = cfg->slapd.socket;
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sa.sun_path) {
+		*ret_error = loom_sprintf("slapd.socket '%s' is longer than a socket address holds (%zu bytes)", path,
+		    sizeof sa.sun_path - 1);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*ret_error = loom_sprintf("cannot make a socket: %s", strerror(errno));
+		return -1;
+	}
+	(void)unlink(path); /* a socket left by an earlier run */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0) {
+		*ret_error = loom_sprintf("cannot listen on '%s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* slapd runs as its own user: it needs to connect (group access) */
+	(void)chmod(path, 0660);
+	notify_slapd_t *s = loom_calloc(1, sizeof *s);
+	s->loop = loop;
+	s->cfg = cfg;
+	s->spool = spool;
+	s->targets = targets;
+	s->spooled = spooled;
+	s->arg = arg;
+	s->fd = fd;
+	s->path = loom_strdup(path);
+	s->held = loom_map_new();
+	s->clients = loom_map_new();
+	loom_loop_add_fd(loop, fd, on_accept, s);
+	*ret = s;
+	return 0;
+}
+
+void notify_slapd_tick(notify_slapd_t *s)
+{
+	if (s == NULL)
+		return;
+	int64_t now = loom_mono_ms();
+	for (;;) {
+		size_t pos = 0;
+		const void *k;
+		size_t kl;
+		void *v;
+		held_t *late = NULL;
+		while (loom_map_next(s->held, &pos, &k, &kl, &v))
+			if (now - ((held_t *)v)->at_ms > s->cfg->slapd.result_timeout_ms) {
+				late = v;
+				break;
+			}
+		if (late == NULL)
+			return;
+		loom_map_removes(s->held, late->key);
+		loom_warning("password change of dn=%s dropped: slapd sent no result for it in %lld ms",
+		    loom_log_kv_quote(late->dn), s->cfg->slapd.result_timeout_ms);
+		held_free(late);
+	}
+}
+
+void notify_slapd_stop(notify_slapd_t **s_p)
+{
+	notify_slapd_t *s = *s_p;
+	if (s == NULL)
+		return;
+	size_t pos = 0;
+	const void *k;
+	size_t kl;
+	void *v;
+	client_t **cs = loom_calloc(loom_map_count(s->clients) + 1, sizeof *cs);
+	size_t n = 0;
+	while (loom_map_next(s->clients, &pos, &k, &kl, &v))
+		cs[n++] = v;
+	for (size_t i = 0; i < n; i++)
+		client_close(cs[i]);
+	free(cs);
+	pos = 0;
+	while (loom_map_next(s->held, &pos, &k, &kl, &v))
+		held_free(v);
+	loom_map_destroy(&s->held);
+	loom_map_destroy(&s->clients);
+	loom_loop_remove_fd(s->loop, s->fd);
+	close(s->fd);
+	(void)unlink(s->path);
+	free(s->path);
+	free(s);
+	*s_p = NULL;
+}
