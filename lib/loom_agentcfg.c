@@ -12,7 +12,9 @@ static const char *const ldap_directories[] = { "openldap", "ad", NULL };
 static const char *const ldap_ad_deltas[] = { "dirsync", "usn", NULL };
 static const char *const ldap_binds[] = { "simple", "sasl-external", "none", NULL };
 static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
-static const char *const file_formats[] = { "csv", "ldif", NULL };
+static const char *const file_formats[] = { "csv", "ldif", "dsml", "fixed", "avp", NULL };
+static const char *const fixed_types[] = { "string", "integer", "boolean", "datetime", NULL };
+static const char *const fixed_aligns[] = { "auto", "left", "right", NULL };
 static const char *const export_modes[] = { "apply", "changes", NULL };
 
 static const loom_cfg_key_t csv_keys[] = {
@@ -24,9 +26,45 @@ static const loom_cfg_key_t csv_keys[] = {
 };
 static const loom_cfg_table_t csv_table = { .what = "csv", .keys = csv_keys };
 
+static const loom_cfg_key_t fixed_col_keys[] = {
+	{ .name = "name", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_fixed_col_t, name),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the attribute the column holds" },
+	{ .name = "start", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_fixed_col_t, start),
+	  .def = "0", .min = 0, .max = 1000000, .help = "1-based character where the column starts (0: after the previous one)" },
+	{ .name = "width", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_fixed_col_t, width),
+	  .flags = LOOM_CFG_REQUIRED, .min = 1, .max = 1000000, .help = "characters (UTF-8 code points)" },
+	{ .name = "type", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_fixed_col_t, type),
+	  .def = "string", .choices = fixed_types, .help = "string, integer, boolean or datetime" },
+	{ .name = "format", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_fixed_col_t, format),
+	  .help = "datetime: strftime/strptime format (default: ISO 8601 forms, see docs/agents.md)" },
+	{ .name = "align", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_fixed_col_t, align),
+	  .def = "auto", .choices = fixed_aligns, .help = "export padding: auto (integers right, the rest left), left or right" },
+	{ NULL }
+};
+static const loom_cfg_table_t fixed_col_table = {
+	.what = "column", .size = sizeof(loom_agentcfg_fixed_col_t), .keys = fixed_col_keys
+};
+
+static const loom_cfg_key_t fixed_keys[] = {
+	{ .name = "columns", .type = LOOM_CFG_LIST, .offset = offsetof(loom_agentcfg_fixed_t, columns),
+	  .sub = &fixed_col_table, .help = "the layout: name, start, width, type, format, align" },
+	{ .name = "header_lines", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_fixed_t, header_lines),
+	  .def = "0", .min = 0, .max = 1000, .help = "lines at the top that are not records (kept as they are on export)" },
+	{ NULL }
+};
+static const loom_cfg_table_t fixed_table = { .what = "fixed", .keys = fixed_keys };
+
+static const loom_cfg_key_t avp_keys[] = {
+	{ .name = "separator", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_avp_t, separator),
+	  .def = ":", .help = "the character between an attribute's name and its value (doubled: base64)" },
+	{ NULL }
+};
+static const loom_cfg_table_t avp_table = { .what = "avp", .keys = avp_keys };
+
 static const loom_cfg_key_t file_keys[] = {
 	{ .name = "format", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_file_t, format),
-	  .flags = LOOM_CFG_REQUIRED, .choices = file_formats, .help = "csv or ldif" },
+	  .flags = LOOM_CFG_REQUIRED, .choices = file_formats,
+	  .help = "csv, ldif, dsml (DSML v2), fixed (fixed-width columns) or avp (attribute-value pairs)" },
 	{ .name = "path", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_file_t, path),
 	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the file that is the connected system" },
 	{ .name = "export_mode", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_file_t, export_mode),
@@ -34,15 +72,19 @@ static const loom_cfg_key_t file_keys[] = {
 	{ .name = "changes_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_file_t, changes_dir),
 	  .help = "where export_mode changes writes one file per export run" },
 	{ .name = "delta_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_file_t, delta_dir),
-	  .help = "LDIF change files read by delta import, in name order" },
+	  .help = "change files read by delta import, in name order (ldif: *.ldif, dsml: *.xml/*.dsml, avp: *.avp)" },
 	{ .name = "allow_file_urls", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_file_t, allow_file_urls),
 	  .def = "false", .help = "accept LDIF ':< file://' values (under the file's directory only)" },
 	{ .name = "dn_attribute", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_file_t, dn_attribute),
-	  .help = "csv: the column whose value makes each object's DN (default: the anchor)" },
+	  .help = "csv, fixed and avp: the attribute whose value makes each object's DN NAME=VALUE (default: the anchor)" },
 	{ .name = "multi_value_separator", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_file_t, multi_value_separator),
-	  .def = "|", .help = "csv: separates several values in one cell (\"\" for none)" },
+	  .def = "|", .help = "csv and fixed: separates several values in one cell (\"\" for none)" },
 	{ .name = "csv", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_file_t, csv),
 	  .sub = &csv_table, .help = "csv dialect" },
+	{ .name = "fixed", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_file_t, fixed),
+	  .sub = &fixed_table, .help = "fixed: the column layout" },
+	{ .name = "avp", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_file_t, avp),
+	  .sub = &avp_table, .help = "avp: attribute-value pairs" },
 	{ NULL }
 };
 static const loom_cfg_table_t file_table = { .what = "file", .keys = file_keys };
@@ -228,6 +270,18 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 		loom_cfg_diag_add(diags, path, "live.enabled",
 		    loom_sprintf("%s: key 'live.enabled': live mode is for type ldap (a file agent has no change "
 			"notification)", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_FILE && cfg->file.format == LOOM_FILE_FIXED && cfg->file.fixed.columns.n == 0) {
+		loom_cfg_diag_add(diags, path, "file.fixed.columns",
+		    loom_sprintf("%s: key 'file.fixed.columns': format fixed needs its column layout", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->file.avp.separator &&
+	    (strlen(cfg->file.avp.separator) != 1 || strchr(" \t#", cfg->file.avp.separator[0]))) {
+		loom_cfg_diag_add(diags, path, "file.avp.separator",
+		    loom_sprintf("%s: key 'file.avp.separator': bad value '%s': expected one character other than "
+			"space, tab and #", path, cfg->file.avp.separator));
 		rc = -1;
 	}
 	if (rc == 0 && cfg->file.csv.delimiter && strlen(cfg->file.csv.delimiter) != 1) {

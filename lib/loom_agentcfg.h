@@ -14,17 +14,24 @@
  *     count: 500
  *     percent: 50              # share of the agent's connector space
  *   file:
- *     format: csv              # csv or ldif
+ *     format: csv              # csv, ldif, dsml, fixed or avp (docs/agents.md)
  *     path: ../data/hr.csv     # the connected system: the file imported from
  *     export_mode: apply       # apply: rewrite path with the changes applied;
  *                              # changes: write each export run's changes to changes_dir
  *     changes_dir: ../var/exports
- *     delta_dir: ../data/hr-changes   # delta import reads change files here (ldif)
+ *     delta_dir: ../data/hr-changes   # delta import reads change files here (ldif, dsml, avp)
  *     allow_file_urls: false   # LDIF ":< file://" values
  *     dn_attribute: employeeId # csv: the column whose value makes the DN "NAME=VALUE"
  *     multi_value_separator: "|"   # csv: separates values in one cell
  *     csv:
  *       delimiter: ","
+ *     fixed:                   # format fixed: one record per line
+ *       header_lines: 0
+ *       columns:
+ *         - { name: employeeId, start: 1, width: 6 }
+ *         - { name: hired, width: 10, type: datetime, format: "%Y-%m-%d" }
+ *     avp:
+ *       separator: ":"         # format avp: NAME: VALUE per line
  *   live:                      # changes as they happen (type ldap; docs/ldap.md "Live mode")
  *     enabled: true            # the agent streams changes (refreshAndPersist; AD: DirSync poll)
  *     poll: 2s                 # AD: DirSync interval
@@ -61,7 +68,8 @@ enum { LOOM_LDAP_OPENLDAP = 0, LOOM_LDAP_AD = 1 };
 enum { LOOM_LDAP_AD_DIRSYNC = 0, LOOM_LDAP_AD_USN = 1 };
 enum { LOOM_LDAP_BIND_SIMPLE = 0, LOOM_LDAP_BIND_SASL_EXTERNAL = 1, LOOM_LDAP_BIND_NONE = 2 };
 enum { LOOM_LDAP_SCOPE_SUB = 0, LOOM_LDAP_SCOPE_ONE = 1, LOOM_LDAP_SCOPE_BASE = 2 };
-enum { LOOM_FILE_CSV = 0, LOOM_FILE_LDIF = 1 };
+enum { LOOM_FILE_CSV = 0, LOOM_FILE_LDIF = 1, LOOM_FILE_DSML = 2, LOOM_FILE_FIXED = 3, LOOM_FILE_AVP = 4 };
+enum { LOOM_FIXED_COL_STRING = 0, LOOM_FIXED_COL_INTEGER = 1, LOOM_FIXED_COL_BOOLEAN = 2, LOOM_FIXED_COL_DATETIME = 3 };
 enum { LOOM_EXPORT_APPLY = 0, LOOM_EXPORT_CHANGES = 1 };
 
 typedef struct loom_agentcfg_csv {
@@ -69,8 +77,26 @@ typedef struct loom_agentcfg_csv {
 	bool header;                   /* first row names the columns */
 } loom_agentcfg_csv_t;
 
+typedef struct loom_agentcfg_fixed_col {
+	char *name;                    /* attribute */
+	long long start;               /* 1-based first character, 0: after the previous column */
+	long long width;               /* characters */
+	int type;                      /* LOOM_FIXED_COL_* */
+	char *format;                  /* datetime: strftime format, NULL for the defaults */
+	int align;                     /* 0 auto, 1 left, 2 right */
+} loom_agentcfg_fixed_col_t;
+
+typedef struct loom_agentcfg_fixed {
+	loom_cfg_array_t columns;      /* loom_agentcfg_fixed_col_t, in line order */
+	long long header_lines;        /* lines at the top that are not records (kept on export) */
+} loom_agentcfg_fixed_t;
+
+typedef struct loom_agentcfg_avp {
+	char *separator;               /* one character between name and value */
+} loom_agentcfg_avp_t;
+
 typedef struct loom_agentcfg_file {
-	int format;                    /* LOOM_FILE_CSV / LOOM_FILE_LDIF */
+	int format;                    /* LOOM_FILE_* */
 	char *path;                    /* the file that is the connected system */
 	int export_mode;               /* LOOM_EXPORT_APPLY / LOOM_EXPORT_CHANGES */
 	char *changes_dir;             /* where export_mode changes writes */
@@ -79,6 +105,8 @@ typedef struct loom_agentcfg_file {
 	char *dn_attribute;            /* csv: column whose value makes the DN */
 	char *multi_value_separator;   /* csv: separator inside one cell, "" for none */
 	loom_agentcfg_csv_t csv;       /* csv dialect */
+	loom_agentcfg_fixed_t fixed;   /* fixed: the column layout */
+	loom_agentcfg_avp_t avp;       /* avp: the separator */
 } loom_agentcfg_file_t;
 
 typedef struct loom_agentcfg_ldap_base {
