@@ -10,14 +10,21 @@ PACKAGES=(
 	# libraries (DESIGN.md §1)
 	libzmq3-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev
 	libldap-dev libyaml-dev libcmocka-dev libsodium-dev
+	# loom-ma-file's DSML (libxml2), loom-ma-sql (libpq, SQLite)
+	libxml2-dev libpq-dev libsqlite3-dev
 	# test tools: python3 checks loomctl's JSON output (json module);
 	# slapd and ldap-utils are the real directory the LDAP agent's tests
 	# start in a temp dir (docs/ldap.md), never the system instance; a
 	# Samba AD DC (samba, samba-ad-provision, samba-ad-dc) is their Active
 	# Directory (tests/integration/ldap_ad.sh skips without it; it runs the
 	# DC in a network namespace of its own: iproute2 brings its loopback up);
-	# openssl makes the test CA and server certificates for StartTLS/ldaps
+	# openssl makes the test CA and server certificates for StartTLS/ldaps;
+	# postgresql is the real server loom-ma-sql's tests start in a temp dir
+	# (initdb + pg_ctl on a loopback port, never the system cluster), and
+	# sqlite3 the shell they inspect SQLite databases with; python3 also
+	# runs the example extensible agent (config/examples/ext-agent.py)
 	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc iproute2 openssl
+	postgresql sqlite3
 )
 
 missing=()
