@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const agent_types[] = { "file", "ldap", "policy", NULL };
+static const char *const agent_types[] = { "file", "ldap", "policy", "ext", NULL };
 static const char *const ldap_directories[] = { "openldap", "ad", NULL };
 static const char *const ldap_ad_deltas[] = { "dirsync", "usn", NULL };
 static const char *const ldap_binds[] = { "simple", "sasl-external", "none", NULL };
@@ -168,6 +168,22 @@ static const loom_cfg_key_t policy_keys[] = {
 };
 const loom_cfg_table_t loom_agentcfg_policy_table = { .what = "policy", .keys = policy_keys };
 
+static const loom_cfg_key_t ext_keys[] = {
+	{ .name = "command", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_agentcfg_ext_t, command),
+	  .flags = LOOM_CFG_NONEMPTY,
+	  .help = "the program and its arguments, run without a shell (a program name without '/' is looked up in PATH, "
+		  "a relative path from dir)" },
+	{ .name = "dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_ext_t, dir),
+	  .help = "the program's working directory (default: the directory of the agent's file)" },
+	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_ext_t, timeout_ms),
+	  .def = "30s", .min = 100, .max = 86400000,
+	  .help = "a program silent this long while Loom waits for it is killed and the operation fails" },
+	{ .name = "max_line", .type = LOOM_CFG_SIZE, .offset = offsetof(loom_agentcfg_ext_t, max_line),
+	  .def = "16MiB", .min = 1024, .max = 1073741824, .help = "the longest line the program may write" },
+	{ NULL }
+};
+const loom_cfg_table_t loom_agentcfg_ext_table = { .what = "ext", .keys = ext_keys };
+
 static const loom_cfg_key_t threshold_keys[] = {
 	{ .name = "count", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_threshold_t, count),
 	  .def = "500", .min = 0, .max = 1000000000, .help = "an export deleting more objects than this stops (0: no limit)" },
@@ -204,7 +220,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	          "other than top)" },
 	{ .name = "anchor", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_t, anchor),
 	  .flags = LOOM_CFG_NONEMPTY,
-	  .help = "attribute whose value identifies an object for life, or dn (file: required; ldap: entryUUID, objectGUID for ad)" },
+	  .help = "attribute whose value identifies an object for life, or dn (file and ext: required; ldap: entryUUID, "
+		  "objectGUID for ad)" },
 	{ .name = "import_batch", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, import_batch),
 	  .def = "500", .min = 1, .max = 100000, .help = "objects per import batch" },
 	{ .name = "import_credit", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, import_credit),
@@ -224,6 +241,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .sub = &loom_agentcfg_ldap_table, .help = "type ldap: the directory server (loom-ma-ldap --help-config)" },
 	{ .name = "policy", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, policy),
 	  .sub = &loom_agentcfg_policy_table, .help = "type policy: the policy service as a connected system (docs/policy.md)" },
+	{ .name = "ext", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, ext),
+	  .sub = &loom_agentcfg_ext_table, .help = "type ext: a program that speaks the agent protocol as JSON lines (docs/agents.md)" },
 	{ .name = "live", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, live),
 	  .sub = &live_table, .help = "live mode: changes stream to the engine as they happen, then sync and export" },
 	{ NULL }
@@ -254,6 +273,20 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 		loom_cfg_diag_add(diags, path, "ldap",
 		    loom_sprintf("%s: key 'ldap': missing required section for type ldap", path));
 		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_EXT && cfg->ext.command.n == 0) {
+		loom_cfg_diag_add(diags, path, "ext.command",
+		    loom_sprintf("%s: key 'ext.command': missing required key for type ext (the program to run)", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_EXT && cfg->anchor == NULL) {
+		loom_cfg_diag_add(diags, path, "anchor",
+		    loom_sprintf("%s:1:1: key 'anchor': missing required key for type ext", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_EXT && cfg->ext.dir == NULL) {
+		const char *slash = strrchr(path, '/');
+		cfg->ext.dir = slash ? loom_strndup(path, (size_t)(slash - path)) : loom_strdup(".");
 	}
 	if (rc == 0 && cfg->type == LOOM_AGENT_LDAP && cfg->anchor == NULL)
 		cfg->anchor = loom_strdup(cfg->ldap.directory == LOOM_LDAP_AD ? "objectGUID" : "entryUUID");

@@ -1,6 +1,6 @@
 /* loom_agentcfg.h - config/agents/NAME.yaml: one management agent.
  *
- *   type: file                 # file, ldap or policy
+ *   type: file                 # file, ldap, policy or ext
  *   object_type: person        # connector-space object type of what it imports (default:
  *                              # csv person, ldif the entry's last objectClass but top)
  *   anchor: employeeId         # attribute holding the anchor ("dn" for the DN);
@@ -46,6 +46,10 @@
  *     password_file: ../keys/ldap.pw
  *     bases: [ { dn: "ou=people,dc=example,dc=com", scope: sub, filter: "(objectClass=*)" } ]
  *     object_classes: [ { object_class: inetOrgPerson, type: person } ]
+ *   ext:                       # type ext: a program speaking JSON lines (docs/agents.md)
+ *     command: [python3, ext-agent.py, --data, people.json]
+ *     dir: ../examples         # working directory (default: this file's)
+ *     timeout: 30s             # program silence that fails an operation
  *   policy:                    # type policy: loom-workflow as a connected system
  *     service: workflow        #   (no agent process: the policy service answers)
  *     object_types: [Person, Group]
@@ -63,7 +67,7 @@
 
 #include "loom_config.h"
 
-enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1, LOOM_AGENT_POLICY = 2 };
+enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1, LOOM_AGENT_POLICY = 2, LOOM_AGENT_EXT = 3 };
 enum { LOOM_LDAP_OPENLDAP = 0, LOOM_LDAP_AD = 1 };
 enum { LOOM_LDAP_AD_DIRSYNC = 0, LOOM_LDAP_AD_USN = 1 };
 enum { LOOM_LDAP_BIND_SIMPLE = 0, LOOM_LDAP_BIND_SASL_EXTERNAL = 1, LOOM_LDAP_BIND_NONE = 2 };
@@ -146,6 +150,13 @@ typedef struct loom_agentcfg_policy {
 	char *requester;               /* requester of the requests an export makes ("sync") */
 } loom_agentcfg_policy_t;
 
+typedef struct loom_agentcfg_ext {
+	loom_cfg_strlist_t command;    /* the program and its arguments (no shell) */
+	char *dir;                     /* its working directory (default: the agent file's) */
+	long long timeout_ms;          /* silence from the program that fails an operation */
+	long long max_line;            /* longest line the program may write */
+} loom_agentcfg_ext_t;
+
 typedef struct loom_agentcfg_threshold {
 	long long count;               /* an export deleting more objects than this stops (0: no limit) */
 	long long percent;             /* ... or more than this share of the connector space (0: no limit) */
@@ -175,6 +186,7 @@ typedef struct loom_agentcfg {
 	loom_agentcfg_file_t file;     /* type file */
 	loom_agentcfg_ldap_t ldap;     /* type ldap */
 	loom_agentcfg_policy_t policy; /* type policy */
+	loom_agentcfg_ext_t ext;       /* type ext */
 	loom_agentcfg_live_t live;     /* live mode */
 } loom_agentcfg_t;
 
