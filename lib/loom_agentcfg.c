@@ -7,7 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const agent_types[] = { "file", "ldap", "policy", "ext", NULL };
+static const char *const agent_types[] = { "file", "ldap", "policy", "ext", "sql", NULL };
+static const char *const sql_drivers[] = { "postgresql", "sqlite", NULL };
+static const char *const sql_delta_modes[] = { "none", "changes", "modified", NULL };
 static const char *const ldap_directories[] = { "openldap", "ad", NULL };
 static const char *const ldap_ad_deltas[] = { "dirsync", "usn", NULL };
 static const char *const ldap_binds[] = { "simple", "sasl-external", "none", NULL };
@@ -184,6 +186,77 @@ static const loom_cfg_key_t ext_keys[] = {
 };
 const loom_cfg_table_t loom_agentcfg_ext_table = { .what = "ext", .keys = ext_keys };
 
+static const loom_cfg_key_t sql_mv_keys[] = {
+	{ .name = "table", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_mv_t, table),
+	  .flags = LOOM_CFG_NONEMPTY, .help = "the table of multi-valued attributes: one row per value" },
+	{ .name = "anchor_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_mv_t, anchor_column),
+	  .def = "anchor", .flags = LOOM_CFG_NONEMPTY, .help = "the column holding the object's anchor" },
+	{ .name = "name_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_mv_t, name_column),
+	  .def = "name", .flags = LOOM_CFG_NONEMPTY, .help = "the column holding the attribute's name" },
+	{ .name = "value_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_mv_t, value_column),
+	  .def = "value", .flags = LOOM_CFG_NONEMPTY, .help = "the column holding one value" },
+	{ NULL }
+};
+static const loom_cfg_table_t sql_mv_table = { .what = "multi_valued", .keys = sql_mv_keys };
+
+static const loom_cfg_key_t sql_table_keys[] = {
+	{ .name = "object_type", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, object_type),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the object type of its rows" },
+	{ .name = "table", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, table),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the table or view (schema.name allowed; a view is read-only)" },
+	{ .name = "anchor", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, anchor),
+	  .flags = LOOM_CFG_NONEMPTY, .help = "the anchor column (default: the agent's anchor)" },
+	{ .name = "dn_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, dn_column),
+	  .help = "a column holding each row's DN (default: the DN is ANCHOR_COLUMN=VALUE)" },
+	{ .name = "modified_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, modified_column),
+	  .help = "delta mode modified: the column of the row's last change (default: sql.delta.column)" },
+	{ .name = "multi_valued", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_sql_table_t, multi_valued),
+	  .sub = &sql_mv_table, .help = "the table of multi-valued attributes (anchor, name, value)" },
+	{ NULL }
+};
+static const loom_cfg_table_t sql_table_table = {
+	.what = "table", .size = sizeof(loom_agentcfg_sql_table_t), .keys = sql_table_keys
+};
+
+static const loom_cfg_key_t sql_delta_keys[] = {
+	{ .name = "mode", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_sql_delta_t, mode),
+	  .def = "none", .choices = sql_delta_modes,
+	  .help = "none, changes (a change table filled by triggers) or modified (a timestamp column per table)" },
+	{ .name = "table", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_delta_t, table),
+	  .def = "loom_changes", .flags = LOOM_CFG_NONEMPTY, .help = "changes: the change table (docs/agents.md has its DDL)" },
+	{ .name = "column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_delta_t, column),
+	  .def = "modified", .flags = LOOM_CFG_NONEMPTY, .help = "modified: the timestamp column of every table" },
+	{ .name = "overlap", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_sql_delta_t, overlap_ms),
+	  .def = "1m", .min = 0, .max = 86400000,
+	  .help = "modified: rows changed this long before the watermark are read again (transactions that were "
+		  "still open when it was taken)" },
+	{ NULL }
+};
+static const loom_cfg_table_t sql_delta_table = { .what = "delta", .keys = sql_delta_keys };
+
+static const loom_cfg_key_t sql_keys[] = {
+	{ .name = "driver", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_sql_t, driver),
+	  .flags = LOOM_CFG_REQUIRED, .choices = sql_drivers, .help = "postgresql (libpq) or sqlite" },
+	{ .name = "conninfo", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_t, conninfo),
+	  .help = "postgresql: a libpq connection string, e.g. \"host=127.0.0.1 port=5432 dbname=hr user=loom\" "
+		  "(keep the password in password_file)" },
+	{ .name = "password_file", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_sql_t, password_file),
+	  .help = "postgresql: a file holding the password (one line; never logged)" },
+	{ .name = "database", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_sql_t, database),
+	  .help = "sqlite: the database file" },
+	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_sql_t, timeout_ms),
+	  .def = "30s", .min = 100, .max = 86400000, .help = "connect and statement timeout (sqlite: busy timeout)" },
+	{ .name = "tables", .type = LOOM_CFG_LIST, .offset = offsetof(loom_agentcfg_sql_t, tables),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .sub = &sql_table_table,
+	  .help = "a table or view per object type" },
+	{ .name = "delta", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_sql_t, delta),
+	  .sub = &sql_delta_table, .help = "delta import: from a change table or a modified column" },
+	{ .name = "password_statement", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_t, password_statement),
+	  .help = "SetPassword: the statement that sets it, $1 the anchor, $2 the password (parameters, never pasted in)" },
+	{ NULL }
+};
+const loom_cfg_table_t loom_agentcfg_sql_table = { .what = "sql", .keys = sql_keys };
+
 static const loom_cfg_key_t threshold_keys[] = {
 	{ .name = "count", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_threshold_t, count),
 	  .def = "500", .min = 0, .max = 1000000000, .help = "an export deleting more objects than this stops (0: no limit)" },
@@ -243,6 +316,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .sub = &loom_agentcfg_policy_table, .help = "type policy: the policy service as a connected system (docs/policy.md)" },
 	{ .name = "ext", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, ext),
 	  .sub = &loom_agentcfg_ext_table, .help = "type ext: a program that speaks the agent protocol as JSON lines (docs/agents.md)" },
+	{ .name = "sql", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, sql),
+	  .sub = &loom_agentcfg_sql_table, .help = "type sql: a PostgreSQL or SQLite database (docs/agents.md)" },
 	{ .name = "live", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, live),
 	  .sub = &live_table, .help = "live mode: changes stream to the engine as they happen, then sync and export" },
 	{ NULL }
@@ -287,6 +362,36 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 	if (rc == 0 && cfg->type == LOOM_AGENT_EXT && cfg->ext.dir == NULL) {
 		const char *slash = strrchr(path, '/');
 		cfg->ext.dir = slash ? loom_strndup(path, (size_t)(slash - path)) : loom_strdup(".");
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_SQL && cfg->sql.tables.n == 0) {
+		loom_cfg_diag_add(diags, path, "sql",
+		    loom_sprintf("%s: key 'sql': missing required section for type sql (driver and tables)", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_SQL && cfg->sql.driver == LOOM_SQL_POSTGRESQL && cfg->sql.conninfo == NULL) {
+		loom_cfg_diag_add(diags, path, "sql.conninfo",
+		    loom_sprintf("%s: key 'sql.conninfo': missing required key for driver postgresql", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_SQL && cfg->sql.driver == LOOM_SQL_SQLITE && cfg->sql.database == NULL) {
+		loom_cfg_diag_add(diags, path, "sql.database",
+		    loom_sprintf("%s: key 'sql.database': missing required key for driver sqlite", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_SQL) {
+		loom_agentcfg_sql_table_t *t = cfg->sql.tables.v;
+		for (size_t i = 0; i < cfg->sql.tables.n; i++) {
+			if (t[i].anchor == NULL && cfg->anchor == NULL) {
+				loom_cfg_diag_add(diags, path, "anchor",
+				    loom_sprintf("%s: key 'sql.tables[%zu].anchor': missing: give the table's anchor column, or "
+						 "the agent's anchor", path, i));
+				rc = -1;
+			} else if (t[i].anchor == NULL) {
+				t[i].anchor = loom_strdup(cfg->anchor);
+			}
+		}
+		if (rc == 0 && cfg->anchor == NULL)
+			cfg->anchor = loom_strdup(t[0].anchor);
 	}
 	if (rc == 0 && cfg->type == LOOM_AGENT_LDAP && cfg->anchor == NULL)
 		cfg->anchor = loom_strdup(cfg->ldap.directory == LOOM_LDAP_AD ? "objectGUID" : "entryUUID");

@@ -1,6 +1,6 @@
 /* loom_agentcfg.h - config/agents/NAME.yaml: one management agent.
  *
- *   type: file                 # file, ldap, policy or ext
+ *   type: file                 # file, ldap, policy, ext or sql
  *   object_type: person        # connector-space object type of what it imports (default:
  *                              # csv person, ldif the entry's last objectClass but top)
  *   anchor: employeeId         # attribute holding the anchor ("dn" for the DN);
@@ -50,6 +50,15 @@
  *     command: [python3, ext-agent.py, --data, people.json]
  *     dir: ../examples         # working directory (default: this file's)
  *     timeout: 30s             # program silence that fails an operation
+ *   sql:                       # type sql: PostgreSQL or SQLite (docs/agents.md)
+ *     driver: postgresql       # or sqlite (database: FILE)
+ *     conninfo: "host=127.0.0.1 port=5432 dbname=hr user=loom"
+ *     password_file: ../keys/hr-db.pw
+ *     tables:
+ *       - { object_type: person, table: people, anchor: id,
+ *           multi_valued: { table: people_values } }
+ *     delta: { mode: changes, table: loom_changes }   # or modified (column)
+ *     password_statement: "UPDATE people SET pw = crypt($2, gen_salt('bf')) WHERE id = $1"
  *   policy:                    # type policy: loom-workflow as a connected system
  *     service: workflow        #   (no agent process: the policy service answers)
  *     object_types: [Person, Group]
@@ -67,7 +76,9 @@
 
 #include "loom_config.h"
 
-enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1, LOOM_AGENT_POLICY = 2, LOOM_AGENT_EXT = 3 };
+enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1, LOOM_AGENT_POLICY = 2, LOOM_AGENT_EXT = 3, LOOM_AGENT_SQL = 4 };
+enum { LOOM_SQL_POSTGRESQL = 0, LOOM_SQL_SQLITE = 1 };
+enum { LOOM_SQL_DELTA_NONE = 0, LOOM_SQL_DELTA_CHANGES = 1, LOOM_SQL_DELTA_MODIFIED = 2 };
 enum { LOOM_LDAP_OPENLDAP = 0, LOOM_LDAP_AD = 1 };
 enum { LOOM_LDAP_AD_DIRSYNC = 0, LOOM_LDAP_AD_USN = 1 };
 enum { LOOM_LDAP_BIND_SIMPLE = 0, LOOM_LDAP_BIND_SASL_EXTERNAL = 1, LOOM_LDAP_BIND_NONE = 2 };
@@ -157,6 +168,40 @@ typedef struct loom_agentcfg_ext {
 	long long max_line;            /* longest line the program may write */
 } loom_agentcfg_ext_t;
 
+typedef struct loom_agentcfg_sql_mv {
+	char *table;                   /* (anchor, name, value) rows of multi-valued attributes */
+	char *anchor_column;           /* the object's anchor */
+	char *name_column;             /* the attribute's name */
+	char *value_column;            /* one value */
+} loom_agentcfg_sql_mv_t;
+
+typedef struct loom_agentcfg_sql_table {
+	char *object_type;             /* connector-space object type of its rows */
+	char *table;                   /* table or view (schema.table allowed) */
+	char *anchor;                  /* anchor column (default: the agent's anchor) */
+	char *dn_column;               /* column holding the DN (default: ANCHOR=VALUE) */
+	char *modified_column;         /* delta mode modified: the row's last change (default: sql.delta.column) */
+	loom_agentcfg_sql_mv_t multi_valued; /* the multi-valued attribute table, if any */
+} loom_agentcfg_sql_table_t;
+
+typedef struct loom_agentcfg_sql_delta {
+	int mode;                      /* LOOM_SQL_DELTA_* */
+	char *table;                   /* changes: the change table */
+	char *column;                  /* modified: the timestamp column */
+	long long overlap_ms;          /* modified: read again what changed this long before the watermark */
+} loom_agentcfg_sql_delta_t;
+
+typedef struct loom_agentcfg_sql {
+	int driver;                    /* LOOM_SQL_POSTGRESQL / LOOM_SQL_SQLITE */
+	char *conninfo;                /* postgresql: libpq connection string (no password) */
+	char *password_file;           /* postgresql: the password, one line */
+	char *database;                /* sqlite: the database file */
+	long long timeout_ms;          /* connect and statement timeout */
+	loom_cfg_array_t tables;       /* loom_agentcfg_sql_table_t */
+	loom_agentcfg_sql_delta_t delta; /* delta import */
+	char *password_statement;      /* SetPassword: $1 the anchor, $2 the password */
+} loom_agentcfg_sql_t;
+
 typedef struct loom_agentcfg_threshold {
 	long long count;               /* an export deleting more objects than this stops (0: no limit) */
 	long long percent;             /* ... or more than this share of the connector space (0: no limit) */
@@ -187,8 +232,12 @@ typedef struct loom_agentcfg {
 	loom_agentcfg_ldap_t ldap;     /* type ldap */
 	loom_agentcfg_policy_t policy; /* type policy */
 	loom_agentcfg_ext_t ext;       /* type ext */
+	loom_agentcfg_sql_t sql;       /* type sql */
 	loom_agentcfg_live_t live;     /* live mode */
 } loom_agentcfg_t;
+
+extern const loom_cfg_table_t loom_agentcfg_ext_table;
+extern const loom_cfg_table_t loom_agentcfg_sql_table;
 
 /* The table of the ldap section, for the LDAP agent's --help-config. */
 extern const loom_cfg_table_t loom_agentcfg_ldap_table;
