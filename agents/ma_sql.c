@@ -128,10 +128,17 @@ static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswor
 		code = "cannot-connect";
 		retryable = true;
 	} else if ((anchor = account_anchor(sa, rq, &code, &msg)) != NULL) {
-		/* The password goes as a parameter from guarded memory, never into SQL text. */
-		sql_param_t p[2] = { { anchor, strlen(anchor), false }, { (const char *)pw, len, false } };
+		/* The password goes as a parameter from guarded memory (NUL-terminated
+		 * for libpq's text parameters), never into SQL text. */
+		char *pz = sodium_malloc(len + 1);
+		memcpy(pz, pw, len);
+		pz[len] = '\0';
+		sql_param_t p[2] = { { anchor, strlen(anchor), false }, { pz, len, false } };
 		long long changed = 0;
-		if (sql_exec(sa->db, sa->cfg.sql.password_statement, p, 2, &changed, &msg) < 0) {
+		int rc = sql_exec(sa->db, sa->cfg.sql.password_statement, p, 2, &changed, &msg);
+		sodium_memzero(pz, len + 1);
+		sodium_free(pz);
+		if (rc < 0) {
 			int cls = sql_error_class(sa->db);
 			code = cls == SQL_ERR_CONSTRAINT ? "constraint-violation" : "sql-error";
 			retryable = cls == SQL_ERR_TRANSIENT || cls == SQL_ERR_BROKEN;

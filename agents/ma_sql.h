@@ -27,7 +27,7 @@ typedef struct sql_stmt sql_stmt_t;
 
 /* A statement parameter: text, or bytes (binary), or NULL. */
 typedef struct sql_param {
-	const char *data;              /* the bytes (NULL: SQL NULL) */
+	const char *data;              /* the bytes (NULL: SQL NULL); text is NUL-terminated at data[len] */
 	size_t len;                    /* how many */
 	bool binary;                   /* bytes, not text */
 } sql_param_t;

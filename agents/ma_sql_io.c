@@ -180,11 +180,14 @@ static int fetch_mv(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, Loom__Im
 			if (o && name && v) {
 				const Loom__Attr *cur = loom_attr_find(o->attrs, o->n_attrs, name);
 				size_t nv = cur ? cur->n_values : 0;
+				/* Copies: loom_attrs_set frees the attribute it replaces. */
 				Loom__Value **vals = loom_calloc(nv + 1, sizeof *vals);
 				for (size_t i = 0; i < nv; i++)
-					vals[i] = cur->values[i];
+					vals[i] = loom_value_dup(cur->values[i]);
 				vals[nv] = v;
 				loom_attrs_set(&o->attrs, &o->n_attrs, name, vals, nv + 1);
+				for (size_t i = 0; i < nv; i++)
+					loom_value_free(vals[i]);
 				free(vals);
 			}
 			loom_value_free(v);
@@ -1075,7 +1078,8 @@ reply:
 	for (size_t i = 0; i < rs.n_results; i++)
 		loom__export_change_result__free_unpacked(rs.results[i], NULL);
 	free(rs.results);
-	free(rs.message);
+	if (rs.failed)
+		free(rs.message);
 	for (size_t i = 0; i < nt; i++)
 		cols_free(&cols[i]);
 	free(cols);
