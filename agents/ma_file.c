@@ -1,5 +1,5 @@
 /* ma_file.c - loom-ma-file: a management agent whose connected system is a
- * file. One process per agent: `loom-ma-file --agent hr` reads
+ * file (CSV, LDIF, DSML v2, fixed width, attribute-value pairs). One process per agent: `loom-ma-file --agent hr` reads
  * config/agents/hr.yaml and registers as service "ma.hr". */
 #include "ma_file.h"
 #include "loom_agentproto.h"
@@ -55,6 +55,15 @@ static int load(fileagent_t *fa, const loom_deploy_t *cfg, char **ret_error)
 	fa->dn_anchor = strcasecmp(fa->cfg.anchor, "dn") == 0;
 	fa->sep[0] = fa->cfg.file.multi_value_separator ? fa->cfg.file.multi_value_separator[0] : '\0';
 	fa->sep[1] = '\0';
+	if (fa->cfg.file.format == LOOM_FILE_FIXED && fa_fixed_layout(fa, ret_error) < 0)
+		return -1;
+	if (fa->cfg.file.export_mode == LOOM_EXPORT_CHANGES &&
+	    (!fa_format_has_changes(fa->cfg.file.format) || fa->cfg.file.changes_dir == NULL)) {
+		*ret_error = loom_sprintf("%s: export_mode changes needs a format that holds changes (ldif, dsml or avp) "
+					  "and file.changes_dir",
+		    fa->cfg.path);
+		return -1;
+	}
 	fa->base_dir = loom_strdup(fa->cfg.file.path);
 	char *slash = strrchr(fa->base_dir, '/');
 	if (slash)
@@ -75,6 +84,7 @@ static int fa_check(loom_daemon_t *d, const char **error_r)
 	int rc = load(&tmp, loom_daemon_config(d), &msg);
 	loom_agentcfg_release(&tmp.cfg);
 	free(tmp.base_dir);
+	free(tmp.cols);
 	*error_r = msg;
 	return rc;
 }
@@ -90,8 +100,8 @@ static int fa_start(loom_daemon_t *d, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
-	loom_info("agent ready agent=%s format=%s file=%s", fa->name,
-	    fa->cfg.file.format == LOOM_FILE_CSV ? "csv" : "ldif", fa->cfg.file.path);
+	loom_info("agent ready agent=%s format=%s file=%s", fa->name, fa_format_name(fa->cfg.file.format),
+	    fa->cfg.file.path);
 	return 0;
 }
 
@@ -128,6 +138,7 @@ static void fa_stop(loom_daemon_t *d)
 	fa_export_reset(fa);
 	loom_agentcfg_release(&fa->cfg);
 	free(fa->base_dir);
+	free(fa->cols);
 }
 
 static const loom_flag_t flags[] = {
@@ -137,7 +148,8 @@ static const loom_flag_t flags[] = {
 
 static const loom_daemon_def_t def = {
 	.process = "loom-ma-file",
-	.summary = "Loom management agent for files: CSV and LDIF import (full and delta) and export.",
+	.summary = "Loom management agent for files: CSV, LDIF, DSML v2, fixed-width and attribute-value pair "
+		   "import (full, and delta from change files) and export.",
 	.default_service = NULL,
 	.no_service_hint = "--agent NAME is required (the agent's file is config/agents/NAME.yaml)",
 	.bus_client = true,

@@ -10,8 +10,11 @@
  * A file that cannot be parsed whole is never rewritten: the run fails and
  * the changes stay pending in the engine.
  *
- * export_mode changes (LDIF only): each run's changes are written as one
- * LDIF change file in changes_dir, named NAME-RUN.ldif.
+ * export_mode changes (LDIF, DSML, AVP): each run's changes are written as
+ * one change file in changes_dir, named NAME-RUN.ldif (.xml, .avp).
+ *
+ * CSV and LDIF are rewritten here; DSML, fixed width and AVP through
+ * ma_file_fmt.c's reader and writer (commit_fmt).
  */
 #include "ma_file.h"
 #include "loom_alloc.h"
@@ -87,13 +90,22 @@ static Loom__ExportChange *change_dup(const Loom__ExportChange *c)
 	return d;
 }
 
-/* The value of attribute name in a change's REPLACE deltas, or NULL. */
+/* The value of attribute name in a change's REPLACE deltas as text (an
+ * integer anchor of a fixed-width file too), or NULL; valid until the next call. */
 static const char *delta_value(const Loom__ExportChange *c, const char *name)
 {
+	static loom_buf_t t;
 	for (size_t i = 0; i < c->n_deltas; i++)
-		if (strcasecmp(c->deltas[i]->name, name) == 0 && c->deltas[i]->n_values &&
-		    c->deltas[i]->values[0]->v_case == LOOM__VALUE__V_STR)
-			return c->deltas[i]->values[0]->str;
+		if (strcasecmp(c->deltas[i]->name, name) == 0 && c->deltas[i]->n_values) {
+			const Loom__Value *v = c->deltas[i]->values[0];
+			if (v->v_case == LOOM__VALUE__V_STR)
+				return v->str;
+			if (v->v_case != LOOM__VALUE__V_INT && v->v_case != LOOM__VALUE__V_REF)
+				return NULL;
+			loom_buf_reset(&t);
+			loom_value_text(&t, v);
+			return loom_buf_cstr(&t);
+		}
 	return NULL;
 }
 
@@ -141,6 +153,33 @@ static int load_existing(fileagent_t *fa, char **ret_error)
 				loom_map_put(ex->existing, rec.v[acol], rec.len[acol], (void *)1);
 		}
 		loom_csv_reader_destroy(&r);
+	} else if (fa->cfg.file.format != LOOM_FILE_LDIF) {
+		fa_reader_t *r = NULL;
+		if (fa_reader_open(fa, fd, fa->cfg.file.path, false, &r, ret_error) < 0) {
+			close(fd);
+			return -1;
+		}
+		for (;;) {
+			Loom__ImportObject *o = NULL;
+			Loom__RunObjectError *er = NULL;
+			char *fatal = NULL;
+			int got = fa_reader_next(r, &o, &er, &fatal);
+			if (got == 0)
+				break;
+			if (got == 1) {
+				loom_map_puts(ex->existing, o->anchor, (void *)1);
+				loom__import_object__free_unpacked(o, NULL);
+				continue;
+			}
+			*ret_error = got < 0 ? loom_sprintf("%s (fix the file before exporting to it)", fatal)
+					     : loom_sprintf("%s: %s (fix the file before exporting to it)", er->where, er->message);
+			free(fatal);
+			if (er)
+				loom__run_object_error__free_unpacked(er, NULL);
+			rc = -1;
+			break;
+		}
+		fa_reader_destroy(&r);
 	} else {
 		loom_ldif_reader_t *r = loom_ldif_reader_new_fd(fd, NULL);
 		loom_ldif_record_t rec;
@@ -210,6 +249,16 @@ static void collect(fileagent_t *fa, const Loom__ExportChange *c, Loom__ExportCh
 		if (c->op == LOOM__EXPORT_CHANGE__OP__UPDATE && !known) {
 			res->code = loom_strdup("no-such-object");
 			res->message = loom_sprintf("'%s' is not in %s", c->dn, fa->cfg.file.path);
+			free(key);
+			return;
+		}
+	}
+	if (fa->cfg.file.format == LOOM_FILE_FIXED) {
+		char *msg = NULL;
+		const char *code = fa_fixed_check(fa, c, &msg);
+		if (code) {
+			res->code = loom_strdup(code);
+			res->message = msg;
 			free(key);
 			return;
 		}
@@ -589,18 +638,143 @@ out:
 	return rc;
 }
 
-/* export_mode changes: one LDIF change file per run. */
+/* Writes what out holds to fd once it passes 64 KiB (or always when flush). */
+static int spill(loom_buf_t *out, int fd, const char *tmp, bool flush, char **ret_error)
+{
+	if (out->len == 0 || (!flush && out->len < 65536))
+		return 0;
+	if (loom_write_all(fd, out->data, out->len) < 0) {
+		*ret_error = loom_sprintf("cannot write '%s': %s", tmp, strerror(errno));
+		return -1;
+	}
+	loom_buf_reset(out);
+	return 0;
+}
+
+/* Rewrites a DSML, fixed-width or AVP file with every collected change
+ * applied (what commit_ldif does for LDIF). */
+static int commit_fmt(fileagent_t *fa, char **ret_error)
+{
+	fa_export_t *ex = &fa->exp;
+	loom_atomic_t af;
+	memset(&af, 0, sizeof af);
+	loom_buf_t out = LOOM_BUF_INIT;
+	loom_map_t *done = loom_map_new();
+	fa_reader_t *r = NULL;
+	fa_writer_t *w = NULL;
+	int rc = -1;
+	int fd = open(fa->cfg.file.path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT) { /* only a missing file is an empty one */
+		*ret_error = loom_sprintf("cannot read '%s': %s", fa->cfg.file.path, strerror(errno));
+		goto out;
+	}
+	if (fd >= 0 && fa_reader_open(fa, fd, fa->cfg.file.path, false, &r, ret_error) < 0)
+		goto out;
+	if (loom_atomic_open(&af, fa->cfg.file.path, 0644, ret_error) < 0)
+		goto out;
+	bool started = false;
+	for (;;) {
+		Loom__ImportObject *obj = NULL;
+		Loom__RunObjectError *er = NULL;
+		char *fatal = NULL;
+		int got = r ? fa_reader_next(r, &obj, &er, &fatal) : 0;
+		if (!started) {
+			/* The fixed layout's header lines are known once the first record is read. */
+			size_t hlen;
+			const char *h = fa_reader_header(r, &hlen);
+			w = fa_writer_new(fa, &out, false, h, hlen);
+			started = true;
+		}
+		if (got == 0)
+			break;
+		if (got != 1) {
+			*ret_error = got < 0 ? loom_sprintf("%s (fix the file before exporting to it)", fatal)
+					     : loom_sprintf("%s: %s (fix the file before exporting to it)", er->where, er->message);
+			free(fatal);
+			if (er)
+				loom__run_object_error__free_unpacked(er, NULL);
+			goto out;
+		}
+		Loom__ExportChange *c = change_get(ex, obj->anchor);
+		int wrc = 0;
+		if (c) {
+			loom_map_puts(done, obj->anchor, (void *)1);
+			if (c->op != LOOM__EXPORT_CHANGE__OP__DELETE) {
+				apply_change(c, &obj->attrs, &obj->n_attrs);
+				wrc = fa_writer_object(w, c->new_dn[0] ? c->new_dn : obj->dn, obj->attrs, obj->n_attrs, ret_error);
+			}
+		} else {
+			wrc = fa_writer_object(w, obj->dn, obj->attrs, obj->n_attrs, ret_error);
+		}
+		loom__import_object__free_unpacked(obj, NULL);
+		if (wrc < 0 || spill(&out, af.fd, af.tmp, false, ret_error) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < ex->norder; i++) {
+		Loom__ExportChange *c = change_get(ex, ex->order[i]);
+		if (c == NULL || c->op != LOOM__EXPORT_CHANGE__OP__ADD || loom_map_gets(done, ex->order[i]))
+			continue;
+		Loom__Attr **attrs = NULL;
+		size_t n = 0;
+		apply_change(c, &attrs, &n);
+		int wrc = fa_writer_object(w, c->new_dn[0] ? c->new_dn : c->dn, attrs, n, ret_error);
+		loom_attrs_free(attrs, n);
+		if (wrc < 0 || spill(&out, af.fd, af.tmp, false, ret_error) < 0)
+			goto out;
+	}
+	fa_writer_finish(w);
+	if (spill(&out, af.fd, af.tmp, true, ret_error) < 0)
+		goto out;
+	rc = loom_atomic_commit(&af, ret_error);
+out:
+	if (rc < 0 && af.path)
+		loom_atomic_abort(&af);
+	fa_writer_destroy(&w);
+	fa_reader_destroy(&r);
+	if (fd >= 0)
+		close(fd);
+	loom_buf_release(&out);
+	loom_map_destroy(&done);
+	return rc;
+}
+
+/* export_mode changes for DSML and AVP: one change file per run. */
+static int commit_changes_fmt(fileagent_t *fa, char **ret_error)
+{
+	fa_export_t *ex = &fa->exp;
+	loom_buf_t out = LOOM_BUF_INIT;
+	fa_writer_t *w = fa_writer_new(fa, &out, true, NULL, 0);
+	int rc = 0;
+	for (size_t i = 0; i < ex->norder && rc == 0; i++)
+		rc = fa_writer_change(w, change_get(ex, ex->order[i]), ret_error);
+	fa_writer_finish(w);
+	fa_writer_destroy(&w);
+	if (rc == 0) {
+		char *path = loom_sprintf("%s/%s-%06llu.%s", fa->cfg.file.changes_dir, fa->name,
+		    (unsigned long long)ex->run_id, fa->cfg.file.format == LOOM_FILE_DSML ? "xml" : "avp");
+		rc = loom_file_replace(path, out.data ? out.data : "", out.len, 0644, ret_error);
+		if (rc == 0)
+			loom_info("wrote change file path=%s changes=%zu", path, ex->norder);
+		free(path);
+	}
+	loom_buf_release(&out);
+	return rc;
+}
+
+/* export_mode changes: one change file per run. */
 static int commit_changes(fileagent_t *fa, char **ret_error)
 {
 	fa_export_t *ex = &fa->exp;
-	if (fa->cfg.file.format != LOOM_FILE_LDIF || fa->cfg.file.changes_dir == NULL) {
-		*ret_error = loom_strdup("export_mode changes needs format ldif and file.changes_dir");
+	if (!fa_format_has_changes(fa->cfg.file.format) || fa->cfg.file.changes_dir == NULL) {
+		*ret_error = loom_strdup("export_mode changes needs format ldif, dsml or avp and file.changes_dir");
 		return -1;
 	}
 	if (mkdir(fa->cfg.file.changes_dir, 0755) < 0 && errno != EEXIST) {
 		*ret_error = loom_sprintf("cannot create changes_dir '%s': %s", fa->cfg.file.changes_dir, strerror(errno));
 		return -1;
 	}
+	if (fa->cfg.file.format != LOOM_FILE_LDIF)
+		return commit_changes_fmt(fa, ret_error);
 	loom_buf_t out = LOOM_BUF_INIT;
 	loom_ldif_writer_opts_t wo = { .version = true };
 	loom_ldif_writer_t *w = loom_ldif_writer_new(&out, &wo);
@@ -695,7 +869,9 @@ void fa_export_batch(fileagent_t *fa, Loom__Envelope *env, const Loom__ExportBat
 	}
 	if (!rs.failed && b->last) {
 		int rc = fa->cfg.file.export_mode == LOOM_EXPORT_CHANGES ? commit_changes(fa, &err)
-		    : fa->cfg.file.format == LOOM_FILE_CSV ? commit_csv(fa, &err) : commit_ldif(fa, &err);
+		    : fa->cfg.file.format == LOOM_FILE_CSV			? commit_csv(fa, &err)
+		    : fa->cfg.file.format == LOOM_FILE_LDIF		? commit_ldif(fa, &err)
+									: commit_fmt(fa, &err);
 		if (rc < 0) {
 			rs.failed = true;
 			rs.message = err;

@@ -1,4 +1,5 @@
-/* ma_file_import.c - full and delta import from files, streamed to the
+/* ma_file_import.c - full and delta import from files (CSV and LDIF here,
+ * the other formats through ma_file_fmt.c's readers), streamed to the
  * engine in batches under its credit (agent.proto). A record that cannot be
  * read is sent as an error with FILE:LINE and the reason, and the import
  * goes on; a file that cannot be opened fails the run with one line. */
@@ -43,7 +44,7 @@ static bool utf8_ok(const unsigned char *s, size_t n)
 	return true;
 }
 
-static Loom__Value *value_of(const char *data, size_t len)
+Loom__Value *fa_value(const char *data, size_t len)
 {
 	if (utf8_ok((const unsigned char *)data, len))
 		return loom_value_str(data, len);
@@ -60,7 +61,7 @@ static void attr_add(Loom__ImportObject *o, const char *name, Loom__Value **vals
 	loom_attrs_set(&o->attrs, &o->n_attrs, name, vals, n);
 }
 
-static Loom__ImportObject *object_new(Loom__ImportObject__Change change)
+Loom__ImportObject *fa_object_new(Loom__ImportObject__Change change)
 {
 	Loom__ImportObject *o = loom_malloc(sizeof *o);
 	loom__import_object__init(o);
@@ -82,7 +83,7 @@ Loom__ImportObject *fa_csv_object(fileagent_t *fa, const char *const *cols, size
 		*error_r = why;
 		return NULL;
 	}
-	Loom__ImportObject *o = object_new(LOOM__IMPORT_OBJECT__CHANGE__FULL);
+	Loom__ImportObject *o = fa_object_new(LOOM__IMPORT_OBJECT__CHANGE__FULL);
 	o->anchor = loom_strndup(rec->v[anchor_col], rec->len[anchor_col]);
 	o->dn = loom_sprintf("%s=%s", cols[dn_col], rec->v[dn_col]);
 	o->object_type = loom_strdup(fa->cfg.object_type ? fa->cfg.object_type : "person");
@@ -105,7 +106,7 @@ Loom__ImportObject *fa_csv_object(fileagent_t *fa, const char *const *cols, size
 			if (q == NULL)
 				q = end;
 			if (q > p)
-				vals[n++] = value_of(p, (size_t)(q - p));
+				vals[n++] = fa_value(p, (size_t)(q - p));
 			p = q + 1;
 		}
 		attr_add(o, cols[c], vals, n);
@@ -144,7 +145,7 @@ static void ldif_attrs(Loom__Attr ***attrs, size_t *nattrs, const loom_ldif_attr
 	for (size_t i = 0; i < n; i++) {
 		Loom__Value **vals = loom_malloc((a[i].n ? a[i].n : 1) * sizeof *vals);
 		for (size_t k = 0; k < a[i].n; k++)
-			vals[k] = value_of(a[i].v[k].data, a[i].v[k].len);
+			vals[k] = fa_value(a[i].v[k].data, a[i].v[k].len);
 		loom_attrs_set(attrs, nattrs, a[i].name, vals, a[i].n);
 		for (size_t k = 0; k < a[i].n; k++)
 			loom_value_free(vals[k]);
@@ -155,7 +156,7 @@ static void ldif_attrs(Loom__Attr ***attrs, size_t *nattrs, const loom_ldif_attr
 /* An LDIF entry's object type when the agent names none: its last
  * objectClass other than top (the most specific, as LDIF writes them),
  * or "" (a change record: the engine keeps the type it knows). */
-static const char *ldif_type(Loom__Attr *const *attrs, size_t n)
+const char *fa_ldif_type(Loom__Attr *const *attrs, size_t n)
 {
 	const Loom__Attr *oc = loom_attr_find(attrs, n, "objectClass");
 	for (size_t i = oc ? oc->n_values : 0; i > 0; i--) {
@@ -184,7 +185,7 @@ Loom__ImportObject *fa_ldif_object(fileagent_t *fa, const loom_ldif_record_t *re
 	switch (rec->kind) {
 	case LOOM_LDIF_CONTENT:
 	case LOOM_LDIF_ADD:
-		o = object_new(rec->kind == LOOM_LDIF_ADD ? LOOM__IMPORT_OBJECT__CHANGE__ADD
+		o = fa_object_new(rec->kind == LOOM_LDIF_ADD ? LOOM__IMPORT_OBJECT__CHANGE__ADD
 							  : LOOM__IMPORT_OBJECT__CHANGE__FULL);
 		ldif_attrs(&o->attrs, &o->n_attrs, rec->attrs, rec->nattrs);
 		o->anchor = ldif_anchor(fa, rec->dn, o->attrs, o->n_attrs);
@@ -196,12 +197,12 @@ Loom__ImportObject *fa_ldif_object(fileagent_t *fa, const loom_ldif_record_t *re
 		}
 		break;
 	case LOOM_LDIF_DELETE:
-		o = object_new(LOOM__IMPORT_OBJECT__CHANGE__DELETE);
+		o = fa_object_new(LOOM__IMPORT_OBJECT__CHANGE__DELETE);
 		/* Without a DN anchor the engine finds the anchor from the DN. */
 		o->anchor = fa->dn_anchor ? fa_key(fa, rec->dn) : loom_strdup("");
 		break;
 	case LOOM_LDIF_MODIFY:
-		o = object_new(LOOM__IMPORT_OBJECT__CHANGE__UPDATE);
+		o = fa_object_new(LOOM__IMPORT_OBJECT__CHANGE__UPDATE);
 		o->anchor = fa->dn_anchor ? fa_key(fa, rec->dn) : loom_strdup("");
 		o->deltas = loom_calloc(rec->nmods ? rec->nmods : 1, sizeof *o->deltas);
 		for (size_t i = 0; i < rec->nmods; i++) {
@@ -220,12 +221,12 @@ Loom__ImportObject *fa_ldif_object(fileagent_t *fa, const loom_ldif_record_t *re
 			    : m->op == LOOM_LDIF_MOD_DELETE ? LOOM__ATTR_DELTA__OP__DELETE : LOOM__ATTR_DELTA__OP__REPLACE;
 			d->values = loom_calloc(m->attr.n ? m->attr.n : 1, sizeof *d->values);
 			for (size_t k = 0; k < m->attr.n; k++)
-				d->values[d->n_values++] = value_of(m->attr.v[k].data, m->attr.v[k].len);
+				d->values[d->n_values++] = fa_value(m->attr.v[k].data, m->attr.v[k].len);
 			o->deltas[o->n_deltas++] = d;
 		}
 		break;
 	case LOOM_LDIF_MODRDN: {
-		o = object_new(LOOM__IMPORT_OBJECT__CHANGE__UPDATE);
+		o = fa_object_new(LOOM__IMPORT_OBJECT__CHANGE__UPDATE);
 		o->anchor = fa->dn_anchor ? fa_key(fa, rec->dn) : loom_strdup("");
 		const char *parent = rec->newsuperior;
 		if (parent == NULL) {
@@ -243,14 +244,44 @@ Loom__ImportObject *fa_ldif_object(fileagent_t *fa, const loom_ldif_record_t *re
 		return NULL;
 	}
 	o->dn = loom_strndup(rec->dn, rec->dn_len);
-	o->object_type = loom_strdup(fa->cfg.object_type ? fa->cfg.object_type : ldif_type(o->attrs, o->n_attrs));
+	o->object_type = loom_strdup(fa->cfg.object_type ? fa->cfg.object_type : fa_ldif_type(o->attrs, o->n_attrs));
 	return o;
+}
+
+const char *fa_format_name(int format)
+{
+	static const char *const names[] = { "csv", "ldif", "dsml", "fixed", "avp" };
+	return format >= 0 && format < 5 ? names[format] : "?";
+}
+
+bool fa_format_has_changes(int format)
+{
+	return format == LOOM_FILE_LDIF || format == LOOM_FILE_DSML || format == LOOM_FILE_AVP;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+bool fa_change_file(int format, const char *name)
+{
+	if (name[0] == '.')
+		return false;
+	switch (format) {
+	case LOOM_FILE_LDIF: return ends_with(name, ".ldif");
+	case LOOM_FILE_DSML: return ends_with(name, ".xml") || ends_with(name, ".dsml");
+	case LOOM_FILE_AVP: return ends_with(name, ".avp");
+	default: return false;
+	}
 }
 
 static void close_reader(fa_import_t *im)
 {
 	loom_csv_reader_destroy(&im->csv);
 	loom_ldif_reader_destroy(&im->ldif);
+	fa_reader_destroy(&im->rd);
 	if (im->fd >= 0)
 		close(im->fd);
 	im->fd = -1;
@@ -288,12 +319,14 @@ static int open_file(fileagent_t *fa, const char *path, char **ret_error)
 		if (loom_csv_reader_open_fd(im->fd, path, &o, &im->csv, ret_error) < 0)
 			return -1;
 		im->anchor_col = im->dn_col = -1;
-	} else {
+	} else if (fa->cfg.file.format == LOOM_FILE_LDIF) {
 		loom_ldif_opts_t o;
 		memset(&o, 0, sizeof o);
 		o.allow_file_urls = fa->cfg.file.allow_file_urls;
 		o.url_base_dir = fa->base_dir;
 		im->ldif = loom_ldif_reader_new_fd(im->fd, &o);
+	} else if (fa_reader_open(fa, im->fd, path, im->delta, &im->rd, ret_error) < 0) {
+		return -1;
 	}
 	return 0;
 }
@@ -303,7 +336,7 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static Loom__RunObjectError *object_error(const char *path, unsigned line, unsigned col, const char *msg)
+Loom__RunObjectError *fa_object_error(const char *path, unsigned line, unsigned col, const char *msg)
 {
 	Loom__RunObjectError *e = loom_malloc(sizeof *e);
 	loom__run_object_error__init(e);
@@ -329,7 +362,7 @@ static int next(fileagent_t *fa, Loom__ImportObject **ret, Loom__RunObjectError 
 					*ret_error = loom_sprintf("%s:%u:%u: %s", im->path, ce.line, ce.column, ce.message);
 					return -1;
 				}
-				*ret_err = object_error(im->path, ce.line, ce.column, ce.message);
+				*ret_err = fa_object_error(im->path, ce.line, ce.column, ce.message);
 				return 2;
 			}
 			if (rc == 0)
@@ -340,11 +373,16 @@ static int next(fileagent_t *fa, Loom__ImportObject **ret, Loom__RunObjectError 
 			const char *why;
 			Loom__ImportObject *o = fa_csv_object(fa, cols, ncols, &rec, im->anchor_col, im->dn_col, &why);
 			if (o == NULL) {
-				*ret_err = object_error(im->path, rec.line, 0, why);
+				*ret_err = fa_object_error(im->path, rec.line, 0, why);
 				return 2;
 			}
 			*ret = o;
 			return 1;
+		}
+		if (im->rd) {
+			int rc = fa_reader_next(im->rd, ret, ret_err, ret_error);
+			if (rc != 0)
+				return rc;
 		}
 		if (im->ldif) {
 			loom_ldif_record_t rec;
@@ -355,19 +393,19 @@ static int next(fileagent_t *fa, Loom__ImportObject **ret, Loom__RunObjectError 
 					*ret_error = loom_sprintf("%s:%u: %s", im->path, le.line, le.message);
 					return -1;
 				}
-				*ret_err = object_error(im->path, le.line, le.column, le.message);
+				*ret_err = fa_object_error(im->path, le.line, le.column, le.message);
 				return 2;
 			}
 			if (rc == 1) {
 				if (!im->delta && rec.kind != LOOM_LDIF_CONTENT) {
-					*ret_err = object_error(im->path, rec.line, 0,
+					*ret_err = fa_object_error(im->path, rec.line, 0,
 					    "a change record in a full import: full imports read entries, change files go in delta_dir");
 					return 2;
 				}
 				const char *why;
 				Loom__ImportObject *o = fa_ldif_object(fa, &rec, &why);
 				if (o == NULL) {
-					*ret_err = object_error(im->path, rec.line, 0, why);
+					*ret_err = fa_object_error(im->path, rec.line, 0, why);
 					return 2;
 				}
 				if (im->delta && rec.kind == LOOM_LDIF_CONTENT)
@@ -375,6 +413,8 @@ static int next(fileagent_t *fa, Loom__ImportObject **ret, Loom__RunObjectError 
 				*ret = o;
 				return 1;
 			}
+		}
+		if (im->ldif || im->rd) {
 			/* End of this file. */
 			if (!im->delta)
 				return 0;
@@ -488,12 +528,19 @@ void fa_import_start(fileagent_t *fa, Loom__Envelope *env, const Loom__ImportReq
 			return;
 		}
 	} else {
-		if (fa->cfg.file.format == LOOM_FILE_CSV) {
-			send_failure(fa, "a CSV file holds no changes: run a full import (delta import reads LDIF change files)");
+		if (!fa_format_has_changes(fa->cfg.file.format)) {
+			err = loom_sprintf("a %s file holds no changes: run a full import (delta import reads LDIF, DSML or "
+					   "AVP change files)",
+			    fa->cfg.file.format == LOOM_FILE_CSV ? "CSV" : "fixed-width");
+			send_failure(fa, err);
+			free(err);
 			return;
 		}
 		if (fa->cfg.file.delta_dir == NULL) {
-			send_failure(fa, "delta import needs file.delta_dir, the directory of LDIF change files");
+			err = loom_sprintf("delta import needs file.delta_dir, the directory of %s change files",
+			    fa_format_name(fa->cfg.file.format));
+			send_failure(fa, err);
+			free(err);
 			return;
 		}
 		DIR *d = opendir(fa->cfg.file.delta_dir);
@@ -508,8 +555,7 @@ void fa_import_start(fileagent_t *fa, Loom__Envelope *env, const Loom__ImportReq
 			after[0] = '\0';
 		struct dirent *de;
 		while ((de = readdir(d)) != NULL) {
-			size_t len = strlen(de->d_name);
-			if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".ldif") != 0)
+			if (!fa_change_file(fa->cfg.file.format, de->d_name))
 				continue;
 			if (strcmp(de->d_name, after) <= 0)
 				continue;

@@ -7,12 +7,16 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const agent_types[] = { "file", "ldap", "policy", NULL };
+static const char *const agent_types[] = { "file", "ldap", "policy", "ext", "sql", NULL };
+static const char *const sql_drivers[] = { "postgresql", "sqlite", NULL };
+static const char *const sql_delta_modes[] = { "none", "changes", "modified", NULL };
 static const char *const ldap_directories[] = { "openldap", "ad", NULL };
 static const char *const ldap_ad_deltas[] = { "dirsync", "usn", NULL };
 static const char *const ldap_binds[] = { "simple", "sasl-external", "none", NULL };
 static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
-static const char *const file_formats[] = { "csv", "ldif", NULL };
+static const char *const file_formats[] = { "csv", "ldif", "dsml", "fixed", "avp", NULL };
+static const char *const fixed_types[] = { "string", "integer", "boolean", "datetime", NULL };
+static const char *const fixed_aligns[] = { "auto", "left", "right", NULL };
 static const char *const export_modes[] = { "apply", "changes", NULL };
 
 static const loom_cfg_key_t csv_keys[] = {
@@ -24,9 +28,45 @@ static const loom_cfg_key_t csv_keys[] = {
 };
 static const loom_cfg_table_t csv_table = { .what = "csv", .keys = csv_keys };
 
+static const loom_cfg_key_t fixed_col_keys[] = {
+	{ .name = "name", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_fixed_col_t, name),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the attribute the column holds" },
+	{ .name = "start", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_fixed_col_t, start),
+	  .def = "0", .min = 0, .max = 1000000, .help = "1-based character where the column starts (0: after the previous one)" },
+	{ .name = "width", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_fixed_col_t, width),
+	  .flags = LOOM_CFG_REQUIRED, .min = 1, .max = 1000000, .help = "characters (UTF-8 code points)" },
+	{ .name = "type", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_fixed_col_t, type),
+	  .def = "string", .choices = fixed_types, .help = "string, integer, boolean or datetime" },
+	{ .name = "format", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_fixed_col_t, format),
+	  .help = "datetime: strftime/strptime format (default: ISO 8601 forms, see docs/agents.md)" },
+	{ .name = "align", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_fixed_col_t, align),
+	  .def = "auto", .choices = fixed_aligns, .help = "export padding: auto (integers right, the rest left), left or right" },
+	{ NULL }
+};
+static const loom_cfg_table_t fixed_col_table = {
+	.what = "column", .size = sizeof(loom_agentcfg_fixed_col_t), .keys = fixed_col_keys
+};
+
+static const loom_cfg_key_t fixed_keys[] = {
+	{ .name = "columns", .type = LOOM_CFG_LIST, .offset = offsetof(loom_agentcfg_fixed_t, columns),
+	  .sub = &fixed_col_table, .help = "the layout: name, start, width, type, format, align" },
+	{ .name = "header_lines", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_fixed_t, header_lines),
+	  .def = "0", .min = 0, .max = 1000, .help = "lines at the top that are not records (kept as they are on export)" },
+	{ NULL }
+};
+static const loom_cfg_table_t fixed_table = { .what = "fixed", .keys = fixed_keys };
+
+static const loom_cfg_key_t avp_keys[] = {
+	{ .name = "separator", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_avp_t, separator),
+	  .def = ":", .help = "the character between an attribute's name and its value (doubled: base64)" },
+	{ NULL }
+};
+static const loom_cfg_table_t avp_table = { .what = "avp", .keys = avp_keys };
+
 static const loom_cfg_key_t file_keys[] = {
 	{ .name = "format", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_file_t, format),
-	  .flags = LOOM_CFG_REQUIRED, .choices = file_formats, .help = "csv or ldif" },
+	  .flags = LOOM_CFG_REQUIRED, .choices = file_formats,
+	  .help = "csv, ldif, dsml (DSML v2), fixed (fixed-width columns) or avp (attribute-value pairs)" },
 	{ .name = "path", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_file_t, path),
 	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the file that is the connected system" },
 	{ .name = "export_mode", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_file_t, export_mode),
@@ -34,15 +74,19 @@ static const loom_cfg_key_t file_keys[] = {
 	{ .name = "changes_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_file_t, changes_dir),
 	  .help = "where export_mode changes writes one file per export run" },
 	{ .name = "delta_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_file_t, delta_dir),
-	  .help = "LDIF change files read by delta import, in name order" },
+	  .help = "change files read by delta import, in name order (ldif: *.ldif, dsml: *.xml/*.dsml, avp: *.avp)" },
 	{ .name = "allow_file_urls", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_file_t, allow_file_urls),
 	  .def = "false", .help = "accept LDIF ':< file://' values (under the file's directory only)" },
 	{ .name = "dn_attribute", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_file_t, dn_attribute),
-	  .help = "csv: the column whose value makes each object's DN (default: the anchor)" },
+	  .help = "csv, fixed and avp: the attribute whose value makes each object's DN NAME=VALUE (default: the anchor)" },
 	{ .name = "multi_value_separator", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_file_t, multi_value_separator),
-	  .def = "|", .help = "csv: separates several values in one cell (\"\" for none)" },
+	  .def = "|", .help = "csv and fixed: separates several values in one cell (\"\" for none)" },
 	{ .name = "csv", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_file_t, csv),
 	  .sub = &csv_table, .help = "csv dialect" },
+	{ .name = "fixed", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_file_t, fixed),
+	  .sub = &fixed_table, .help = "fixed: the column layout" },
+	{ .name = "avp", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_file_t, avp),
+	  .sub = &avp_table, .help = "avp: attribute-value pairs" },
 	{ NULL }
 };
 static const loom_cfg_table_t file_table = { .what = "file", .keys = file_keys };
@@ -126,6 +170,93 @@ static const loom_cfg_key_t policy_keys[] = {
 };
 const loom_cfg_table_t loom_agentcfg_policy_table = { .what = "policy", .keys = policy_keys };
 
+static const loom_cfg_key_t ext_keys[] = {
+	{ .name = "command", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_agentcfg_ext_t, command),
+	  .flags = LOOM_CFG_NONEMPTY,
+	  .help = "the program and its arguments, run without a shell (a program name without '/' is looked up in PATH, "
+		  "a relative path from dir)" },
+	{ .name = "dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_ext_t, dir),
+	  .help = "the program's working directory (default: the directory of the agent's file)" },
+	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_ext_t, timeout_ms),
+	  .def = "30s", .min = 100, .max = 86400000,
+	  .help = "a program silent this long while Loom waits for it is killed and the operation fails" },
+	{ .name = "max_line", .type = LOOM_CFG_SIZE, .offset = offsetof(loom_agentcfg_ext_t, max_line),
+	  .def = "16MiB", .min = 1024, .max = 1073741824, .help = "the longest line the program may write" },
+	{ NULL }
+};
+const loom_cfg_table_t loom_agentcfg_ext_table = { .what = "ext", .keys = ext_keys };
+
+static const loom_cfg_key_t sql_mv_keys[] = {
+	{ .name = "table", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_mv_t, table),
+	  .flags = LOOM_CFG_NONEMPTY, .help = "the table of multi-valued attributes: one row per value" },
+	{ .name = "anchor_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_mv_t, anchor_column),
+	  .def = "anchor", .flags = LOOM_CFG_NONEMPTY, .help = "the column holding the object's anchor" },
+	{ .name = "name_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_mv_t, name_column),
+	  .def = "name", .flags = LOOM_CFG_NONEMPTY, .help = "the column holding the attribute's name" },
+	{ .name = "value_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_mv_t, value_column),
+	  .def = "value", .flags = LOOM_CFG_NONEMPTY, .help = "the column holding one value" },
+	{ NULL }
+};
+static const loom_cfg_table_t sql_mv_table = { .what = "multi_valued", .keys = sql_mv_keys };
+
+static const loom_cfg_key_t sql_table_keys[] = {
+	{ .name = "object_type", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, object_type),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the object type of its rows" },
+	{ .name = "table", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, table),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the table or view (schema.name allowed; a view is read-only)" },
+	{ .name = "anchor", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, anchor),
+	  .flags = LOOM_CFG_NONEMPTY, .help = "the anchor column (default: the agent's anchor)" },
+	{ .name = "dn_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, dn_column),
+	  .help = "a column holding each row's DN (default: the DN is ANCHOR_COLUMN=VALUE)" },
+	{ .name = "modified_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, modified_column),
+	  .help = "delta mode modified: the column of the row's last change (default: sql.delta.column)" },
+	{ .name = "multi_valued", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_sql_table_t, multi_valued),
+	  .sub = &sql_mv_table, .help = "the table of multi-valued attributes (anchor, name, value)" },
+	{ NULL }
+};
+static const loom_cfg_table_t sql_table_table = {
+	.what = "table", .size = sizeof(loom_agentcfg_sql_table_t), .keys = sql_table_keys
+};
+
+static const loom_cfg_key_t sql_delta_keys[] = {
+	{ .name = "mode", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_sql_delta_t, mode),
+	  .def = "none", .choices = sql_delta_modes,
+	  .help = "none, changes (a change table filled by triggers) or modified (a timestamp column per table)" },
+	{ .name = "table", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_delta_t, table),
+	  .def = "loom_changes", .flags = LOOM_CFG_NONEMPTY, .help = "changes: the change table (docs/agents.md has its DDL)" },
+	{ .name = "column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_delta_t, column),
+	  .def = "modified", .flags = LOOM_CFG_NONEMPTY, .help = "modified: the timestamp column of every table" },
+	{ .name = "overlap", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_sql_delta_t, overlap_ms),
+	  .def = "1m", .min = 0, .max = 86400000,
+	  .help = "modified: rows changed this long before the watermark are read again (transactions that were "
+		  "still open when it was taken)" },
+	{ NULL }
+};
+static const loom_cfg_table_t sql_delta_table = { .what = "delta", .keys = sql_delta_keys };
+
+static const loom_cfg_key_t sql_keys[] = {
+	{ .name = "driver", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_sql_t, driver),
+	  .flags = LOOM_CFG_REQUIRED, .choices = sql_drivers, .help = "postgresql (libpq) or sqlite" },
+	{ .name = "conninfo", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_t, conninfo),
+	  .help = "postgresql: a libpq connection string, e.g. \"host=127.0.0.1 port=5432 dbname=hr user=loom\" "
+		  "(keep the password in password_file)" },
+	{ .name = "password_file", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_sql_t, password_file),
+	  .help = "postgresql: a file holding the password (one line; never logged)" },
+	{ .name = "database", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_sql_t, database),
+	  .help = "sqlite: the database file" },
+	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_sql_t, timeout_ms),
+	  .def = "30s", .min = 100, .max = 86400000, .help = "connect and statement timeout (sqlite: busy timeout)" },
+	{ .name = "tables", .type = LOOM_CFG_LIST, .offset = offsetof(loom_agentcfg_sql_t, tables),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .sub = &sql_table_table,
+	  .help = "a table or view per object type" },
+	{ .name = "delta", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_sql_t, delta),
+	  .sub = &sql_delta_table, .help = "delta import: from a change table or a modified column" },
+	{ .name = "password_statement", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_t, password_statement),
+	  .help = "SetPassword: the statement that sets it, $1 the anchor, $2 the password (parameters, never pasted in)" },
+	{ NULL }
+};
+const loom_cfg_table_t loom_agentcfg_sql_table = { .what = "sql", .keys = sql_keys };
+
 static const loom_cfg_key_t threshold_keys[] = {
 	{ .name = "count", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_threshold_t, count),
 	  .def = "500", .min = 0, .max = 1000000000, .help = "an export deleting more objects than this stops (0: no limit)" },
@@ -184,7 +315,8 @@ static const loom_cfg_key_t agent_keys[] = {
 	          "other than top)" },
 	{ .name = "anchor", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_t, anchor),
 	  .flags = LOOM_CFG_NONEMPTY,
-	  .help = "attribute whose value identifies an object for life, or dn (file: required; ldap: entryUUID, objectGUID for ad)" },
+	  .help = "attribute whose value identifies an object for life, or dn (file and ext: required; ldap: entryUUID, "
+		  "objectGUID for ad)" },
 	{ .name = "import_batch", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, import_batch),
 	  .def = "500", .min = 1, .max = 100000, .help = "objects per import batch" },
 	{ .name = "import_credit", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_t, import_credit),
@@ -204,6 +336,10 @@ static const loom_cfg_key_t agent_keys[] = {
 	  .sub = &loom_agentcfg_ldap_table, .help = "type ldap: the directory server (loom-ma-ldap --help-config)" },
 	{ .name = "policy", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, policy),
 	  .sub = &loom_agentcfg_policy_table, .help = "type policy: the policy service as a connected system (docs/policy.md)" },
+	{ .name = "ext", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, ext),
+	  .sub = &loom_agentcfg_ext_table, .help = "type ext: a program that speaks the agent protocol as JSON lines (docs/agents.md)" },
+	{ .name = "sql", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, sql),
+	  .sub = &loom_agentcfg_sql_table, .help = "type sql: a PostgreSQL or SQLite database (docs/agents.md)" },
 	{ .name = "live", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, live),
 	  .sub = &live_table, .help = "live mode: changes stream to the engine as they happen, then sync and export" },
 	{ .name = "password_sync", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_t, password_sync),
@@ -238,6 +374,50 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 		    loom_sprintf("%s: key 'ldap': missing required section for type ldap", path));
 		rc = -1;
 	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_EXT && cfg->ext.command.n == 0) {
+		loom_cfg_diag_add(diags, path, "ext.command",
+		    loom_sprintf("%s: key 'ext.command': missing required key for type ext (the program to run)", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_EXT && cfg->anchor == NULL) {
+		loom_cfg_diag_add(diags, path, "anchor",
+		    loom_sprintf("%s:1:1: key 'anchor': missing required key for type ext", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_EXT && cfg->ext.dir == NULL) {
+		const char *slash = strrchr(path, '/');
+		cfg->ext.dir = slash ? loom_strndup(path, (size_t)(slash - path)) : loom_strdup(".");
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_SQL && cfg->sql.tables.n == 0) {
+		loom_cfg_diag_add(diags, path, "sql",
+		    loom_sprintf("%s: key 'sql': missing required section for type sql (driver and tables)", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_SQL && cfg->sql.driver == LOOM_SQL_POSTGRESQL && cfg->sql.conninfo == NULL) {
+		loom_cfg_diag_add(diags, path, "sql.conninfo",
+		    loom_sprintf("%s: key 'sql.conninfo': missing required key for driver postgresql", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_SQL && cfg->sql.driver == LOOM_SQL_SQLITE && cfg->sql.database == NULL) {
+		loom_cfg_diag_add(diags, path, "sql.database",
+		    loom_sprintf("%s: key 'sql.database': missing required key for driver sqlite", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_SQL) {
+		loom_agentcfg_sql_table_t *t = cfg->sql.tables.v;
+		for (size_t i = 0; i < cfg->sql.tables.n; i++) {
+			if (t[i].anchor == NULL && cfg->anchor == NULL) {
+				loom_cfg_diag_add(diags, path, "anchor",
+				    loom_sprintf("%s: key 'sql.tables[%zu].anchor': missing: give the table's anchor column, or "
+						 "the agent's anchor", path, i));
+				rc = -1;
+			} else if (t[i].anchor == NULL) {
+				t[i].anchor = loom_strdup(cfg->anchor);
+			}
+		}
+		if (rc == 0 && cfg->anchor == NULL)
+			cfg->anchor = loom_strdup(t[0].anchor);
+	}
 	if (rc == 0 && cfg->type == LOOM_AGENT_LDAP && cfg->anchor == NULL)
 		cfg->anchor = loom_strdup(cfg->ldap.directory == LOOM_LDAP_AD ? "objectGUID" : "entryUUID");
 	/* The policy service names its objects: anchor and DN are the ObjectID. */
@@ -267,6 +447,18 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 				"attribute that holds the account name", path));
 			rc = -1;
 		}
+	}
+	if (rc == 0 && cfg->type == LOOM_AGENT_FILE && cfg->file.format == LOOM_FILE_FIXED && cfg->file.fixed.columns.n == 0) {
+		loom_cfg_diag_add(diags, path, "file.fixed.columns",
+		    loom_sprintf("%s: key 'file.fixed.columns': format fixed needs its column layout", path));
+		rc = -1;
+	}
+	if (rc == 0 && cfg->file.avp.separator &&
+	    (strlen(cfg->file.avp.separator) != 1 || strchr(" \t#", cfg->file.avp.separator[0]))) {
+		loom_cfg_diag_add(diags, path, "file.avp.separator",
+		    loom_sprintf("%s: key 'file.avp.separator': bad value '%s': expected one character other than "
+			"space, tab and #", path, cfg->file.avp.separator));
+		rc = -1;
 	}
 	if (rc == 0 && cfg->file.csv.delimiter && strlen(cfg->file.csv.delimiter) != 1) {
 		loom_cfg_diag_add(diags, path, "file.csv.delimiter",

@@ -1,6 +1,6 @@
 /* loom_agentcfg.h - config/agents/NAME.yaml: one management agent.
  *
- *   type: file                 # file, ldap or policy
+ *   type: file                 # file, ldap, policy, ext or sql
  *   object_type: person        # connector-space object type of what it imports (default:
  *                              # csv person, ldif the entry's last objectClass but top)
  *   anchor: employeeId         # attribute holding the anchor ("dn" for the DN);
@@ -14,17 +14,24 @@
  *     count: 500
  *     percent: 50              # share of the agent's connector space
  *   file:
- *     format: csv              # csv or ldif
+ *     format: csv              # csv, ldif, dsml, fixed or avp (docs/agents.md)
  *     path: ../data/hr.csv     # the connected system: the file imported from
  *     export_mode: apply       # apply: rewrite path with the changes applied;
  *                              # changes: write each export run's changes to changes_dir
  *     changes_dir: ../var/exports
- *     delta_dir: ../data/hr-changes   # delta import reads change files here (ldif)
+ *     delta_dir: ../data/hr-changes   # delta import reads change files here (ldif, dsml, avp)
  *     allow_file_urls: false   # LDIF ":< file://" values
  *     dn_attribute: employeeId # csv: the column whose value makes the DN "NAME=VALUE"
  *     multi_value_separator: "|"   # csv: separates values in one cell
  *     csv:
  *       delimiter: ","
+ *     fixed:                   # format fixed: one record per line
+ *       header_lines: 0
+ *       columns:
+ *         - { name: employeeId, start: 1, width: 6 }
+ *         - { name: hired, width: 10, type: datetime, format: "%Y-%m-%d" }
+ *     avp:
+ *       separator: ":"         # format avp: NAME: VALUE per line
  *   live:                      # changes as they happen (type ldap; docs/ldap.md "Live mode")
  *     enabled: true            # the agent streams changes (refreshAndPersist; AD: DirSync poll)
  *     poll: 2s                 # AD: DirSync interval
@@ -47,6 +54,19 @@
  *     retry_max: 10m
  *     max_attempts: 10         # then the target fails
  *     timeout: 30s             # no reply from the agent: the attempt failed (retryable)
+ *   ext:                       # type ext: a program speaking JSON lines (docs/agents.md)
+ *     command: [python3, ext-agent.py, --data, people.json]
+ *     dir: ../examples         # working directory (default: this file's)
+ *     timeout: 30s             # program silence that fails an operation
+ *   sql:                       # type sql: PostgreSQL or SQLite (docs/agents.md)
+ *     driver: postgresql       # or sqlite (database: FILE)
+ *     conninfo: "host=127.0.0.1 port=5432 dbname=hr user=loom"
+ *     password_file: ../keys/hr-db.pw
+ *     tables:
+ *       - { object_type: person, table: people, anchor: id,
+ *           multi_valued: { table: people_values } }
+ *     delta: { mode: changes, table: loom_changes }   # or modified (column)
+ *     password_statement: "UPDATE people SET pw = crypt($2, gen_salt('bf')) WHERE id = $1"
  *   policy:                    # type policy: loom-workflow as a connected system
  *     service: workflow        #   (no agent process: the policy service answers)
  *     object_types: [Person, Group]
@@ -64,12 +84,15 @@
 
 #include "loom_config.h"
 
-enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1, LOOM_AGENT_POLICY = 2 };
+enum { LOOM_AGENT_FILE = 0, LOOM_AGENT_LDAP = 1, LOOM_AGENT_POLICY = 2, LOOM_AGENT_EXT = 3, LOOM_AGENT_SQL = 4 };
+enum { LOOM_SQL_POSTGRESQL = 0, LOOM_SQL_SQLITE = 1 };
+enum { LOOM_SQL_DELTA_NONE = 0, LOOM_SQL_DELTA_CHANGES = 1, LOOM_SQL_DELTA_MODIFIED = 2 };
 enum { LOOM_LDAP_OPENLDAP = 0, LOOM_LDAP_AD = 1 };
 enum { LOOM_LDAP_AD_DIRSYNC = 0, LOOM_LDAP_AD_USN = 1 };
 enum { LOOM_LDAP_BIND_SIMPLE = 0, LOOM_LDAP_BIND_SASL_EXTERNAL = 1, LOOM_LDAP_BIND_NONE = 2 };
 enum { LOOM_LDAP_SCOPE_SUB = 0, LOOM_LDAP_SCOPE_ONE = 1, LOOM_LDAP_SCOPE_BASE = 2 };
-enum { LOOM_FILE_CSV = 0, LOOM_FILE_LDIF = 1 };
+enum { LOOM_FILE_CSV = 0, LOOM_FILE_LDIF = 1, LOOM_FILE_DSML = 2, LOOM_FILE_FIXED = 3, LOOM_FILE_AVP = 4 };
+enum { LOOM_FIXED_COL_STRING = 0, LOOM_FIXED_COL_INTEGER = 1, LOOM_FIXED_COL_BOOLEAN = 2, LOOM_FIXED_COL_DATETIME = 3 };
 enum { LOOM_EXPORT_APPLY = 0, LOOM_EXPORT_CHANGES = 1 };
 
 typedef struct loom_agentcfg_csv {
@@ -77,8 +100,26 @@ typedef struct loom_agentcfg_csv {
 	bool header;                   /* first row names the columns */
 } loom_agentcfg_csv_t;
 
+typedef struct loom_agentcfg_fixed_col {
+	char *name;                    /* attribute */
+	long long start;               /* 1-based first character, 0: after the previous column */
+	long long width;               /* characters */
+	int type;                      /* LOOM_FIXED_COL_* */
+	char *format;                  /* datetime: strftime format, NULL for the defaults */
+	int align;                     /* 0 auto, 1 left, 2 right */
+} loom_agentcfg_fixed_col_t;
+
+typedef struct loom_agentcfg_fixed {
+	loom_cfg_array_t columns;      /* loom_agentcfg_fixed_col_t, in line order */
+	long long header_lines;        /* lines at the top that are not records (kept on export) */
+} loom_agentcfg_fixed_t;
+
+typedef struct loom_agentcfg_avp {
+	char *separator;               /* one character between name and value */
+} loom_agentcfg_avp_t;
+
 typedef struct loom_agentcfg_file {
-	int format;                    /* LOOM_FILE_CSV / LOOM_FILE_LDIF */
+	int format;                    /* LOOM_FILE_* */
 	char *path;                    /* the file that is the connected system */
 	int export_mode;               /* LOOM_EXPORT_APPLY / LOOM_EXPORT_CHANGES */
 	char *changes_dir;             /* where export_mode changes writes */
@@ -87,6 +128,8 @@ typedef struct loom_agentcfg_file {
 	char *dn_attribute;            /* csv: column whose value makes the DN */
 	char *multi_value_separator;   /* csv: separator inside one cell, "" for none */
 	loom_agentcfg_csv_t csv;       /* csv dialect */
+	loom_agentcfg_fixed_t fixed;   /* fixed: the column layout */
+	loom_agentcfg_avp_t avp;       /* avp: the separator */
 } loom_agentcfg_file_t;
 
 typedef struct loom_agentcfg_ldap_base {
@@ -125,6 +168,47 @@ typedef struct loom_agentcfg_policy {
 	loom_cfg_strlist_t object_types; /* resource types imported and exported */
 	char *requester;               /* requester of the requests an export makes ("sync") */
 } loom_agentcfg_policy_t;
+
+typedef struct loom_agentcfg_ext {
+	loom_cfg_strlist_t command;    /* the program and its arguments (no shell) */
+	char *dir;                     /* its working directory (default: the agent file's) */
+	long long timeout_ms;          /* silence from the program that fails an operation */
+	long long max_line;            /* longest line the program may write */
+} loom_agentcfg_ext_t;
+
+typedef struct loom_agentcfg_sql_mv {
+	char *table;                   /* (anchor, name, value) rows of multi-valued attributes */
+	char *anchor_column;           /* the object's anchor */
+	char *name_column;             /* the attribute's name */
+	char *value_column;            /* one value */
+} loom_agentcfg_sql_mv_t;
+
+typedef struct loom_agentcfg_sql_table {
+	char *object_type;             /* connector-space object type of its rows */
+	char *table;                   /* table or view (schema.table allowed) */
+	char *anchor;                  /* anchor column (default: the agent's anchor) */
+	char *dn_column;               /* column holding the DN (default: ANCHOR=VALUE) */
+	char *modified_column;         /* delta mode modified: the row's last change (default: sql.delta.column) */
+	loom_agentcfg_sql_mv_t multi_valued; /* the multi-valued attribute table, if any */
+} loom_agentcfg_sql_table_t;
+
+typedef struct loom_agentcfg_sql_delta {
+	int mode;                      /* LOOM_SQL_DELTA_* */
+	char *table;                   /* changes: the change table */
+	char *column;                  /* modified: the timestamp column */
+	long long overlap_ms;          /* modified: read again what changed this long before the watermark */
+} loom_agentcfg_sql_delta_t;
+
+typedef struct loom_agentcfg_sql {
+	int driver;                    /* LOOM_SQL_POSTGRESQL / LOOM_SQL_SQLITE */
+	char *conninfo;                /* postgresql: libpq connection string (no password) */
+	char *password_file;           /* postgresql: the password, one line */
+	char *database;                /* sqlite: the database file */
+	long long timeout_ms;          /* connect and statement timeout */
+	loom_cfg_array_t tables;       /* loom_agentcfg_sql_table_t */
+	loom_agentcfg_sql_delta_t delta; /* delta import */
+	char *password_statement;      /* SetPassword: $1 the anchor, $2 the password */
+} loom_agentcfg_sql_t;
 
 typedef struct loom_agentcfg_threshold {
 	long long count;               /* an export deleting more objects than this stops (0: no limit) */
@@ -167,9 +251,14 @@ typedef struct loom_agentcfg {
 	loom_agentcfg_file_t file;     /* type file */
 	loom_agentcfg_ldap_t ldap;     /* type ldap */
 	loom_agentcfg_policy_t policy; /* type policy */
+	loom_agentcfg_ext_t ext;       /* type ext */
+	loom_agentcfg_sql_t sql;       /* type sql */
 	loom_agentcfg_live_t live;     /* live mode */
 	loom_agentcfg_pwsync_t password_sync; /* password synchronization */
 } loom_agentcfg_t;
+
+extern const loom_cfg_table_t loom_agentcfg_ext_table;
+extern const loom_cfg_table_t loom_agentcfg_sql_table;
 
 /* The table of the ldap section, for the LDAP agent's --help-config. */
 extern const loom_cfg_table_t loom_agentcfg_ldap_table;

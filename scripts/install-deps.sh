@@ -10,6 +10,8 @@ PACKAGES=(
 	# libraries (DESIGN.md §1)
 	libzmq3-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev
 	libldap-dev libyaml-dev libcmocka-dev libsodium-dev
+	# loom-ma-file's DSML (libxml2), loom-ma-sql (libpq, SQLite)
+	libxml2-dev libpq-dev libsqlite3-dev
 	# test tools: python3 checks loomctl's JSON output (json module);
 	# slapd and ldap-utils are the real directory the LDAP agent's tests
 	# start in a temp dir (docs/ldap.md), never the system instance; a
@@ -18,8 +20,13 @@ PACKAGES=(
 	# DC in a network namespace of its own: iproute2 brings its loopback up);
 	# openssl makes the test CA and server certificates for StartTLS/ldaps;
 	# gnupg and python3-gpg let the DC keep clear-text passwords for
-	# samba-tool user syncpasswords --decrypt-samba-gpg (tests/integration/pcns_ad.sh)
+	# samba-tool user syncpasswords --decrypt-samba-gpg (tests/integration/pcns_ad.sh);
+	# postgresql is the real server loom-ma-sql's tests start in a temp dir
+	# (initdb + pg_ctl on a loopback port, never the system cluster), and
+	# sqlite3 the shell they inspect SQLite databases with; python3 also
+	# runs the example extensible agent (config/examples/ext-agent.py)
 	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc iproute2 openssl gnupg python3-gpg
+	postgresql sqlite3
 )
 
 missing=()

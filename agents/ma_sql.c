@@ -1,0 +1,302 @@
+/* ma_sql.c - loom-ma-sql: a management agent whose connected system is a
+ * PostgreSQL or SQLite database: a table or view per object type, a table
+ * of multi-valued attributes, delta import from a change table or a
+ * modified column, export in one transaction per batch, passwords through
+ * a configured statement (docs/agents.md "SQL"). One process per agent:
+ * `loom-ma-sql --agent hrdb` reads config/agents/hrdb.yaml and registers as
+ * service "ma.hrdb".
+ *
+ * The connection is opened when first needed and kept; an error that
+ * breaks it (the server went away) drops it, and the next operation
+ * connects again. Every call is synchronous and bounded by sql.timeout:
+ * an import reads one batch per call, between which the loop runs.
+ */
+#include "ma_sql.h"
+#include "loom_agentproto.h"
+#include "loom_alloc.h"
+#include "loom_keys.h"
+#include "loom_log.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static sqlagent_t the_agent;
+
+sql_db_t *sa_db(sqlagent_t *sa, char **ret_error)
+{
+	if (sa->db == NULL && sql_open(&sa->cfg, &sa->db, ret_error) < 0)
+		return NULL;
+	return sa->db;
+}
+
+void sa_db_reset(sqlagent_t *sa)
+{
+	sql_close(&sa->db);
+}
+
+/* ---- SetPassword ------------------------------------------------------------------ */
+
+/* The anchor of the account a request names: its anchor, or the value of
+ * a DN ANCHOR=VALUE, or the row whose dn_column holds the DN. NULL with
+ * *ret_code and *ret_error when none. */
+static char *account_anchor(sqlagent_t *sa, const Loom__SetPasswordRequest *rq, const char **ret_code,
+    char **ret_error)
+{
+	if (rq->anchor[0])
+		return loom_strdup(rq->anchor);
+	const loom_agentcfg_sql_table_t *t = sa->cfg.sql.tables.v;
+	for (size_t i = 0; i < sa->cfg.sql.tables.n; i++) {
+		if (t[i].dn_column) {
+			loom_buf_t q = LOOM_BUF_INIT;
+			loom_buf_adds(&q, "SELECT ");
+			sql_ident(&q, t[i].anchor);
+			loom_buf_adds(&q, " FROM ");
+			sql_ident(&q, t[i].table);
+			loom_buf_adds(&q, " WHERE ");
+			sql_ident(&q, t[i].dn_column);
+			loom_buf_adds(&q, " = $1");
+			sql_param_t p = { rq->dn, strlen(rq->dn), false };
+			sql_stmt_t *st = NULL;
+			char *a = NULL;
+			if (sql_query(sa->db, q.data, &p, 1, false, &st, ret_error) == 0) {
+				if (sql_step(st, ret_error) == 1 && sql_text(st, 0))
+					a = loom_strdup(sql_text(st, 0));
+			}
+			sql_stmt_free(&st);
+			loom_buf_release(&q);
+			if (a)
+				return a;
+			if (*ret_error) {
+				*ret_code = "sql-error";
+				return NULL;
+			}
+			continue;
+		}
+		size_t n = strlen(t[i].anchor);
+		if (strncasecmp(rq->dn, t[i].anchor, n) == 0 && rq->dn[n] == '=') {
+			const char *v = rq->dn + n + 1;
+			const char *end = v;
+			while (*end && !(*end == ',' && end[-1] != '\\'))
+				end++;
+			return loom_strndup(v, (size_t)(end - v));
+		}
+	}
+	*ret_code = "no-such-object";
+	*ret_error = loom_sprintf("no table of this agent names '%s' (give the anchor, or a DN ANCHOR=VALUE)", rq->dn);
+	return NULL;
+}
+
+static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswordRequest *rq)
+{
+	sqlagent_t *sa = a;
+	const loom_keypair_t *kp = loom_daemon_keypair(sa->d);
+	const char *svc = loom_daemon_service(sa->d);
+	const char *code = NULL;
+	char *msg = NULL, *anchor = NULL;
+	uint8_t *pw = NULL;
+	size_t len = 0;
+	bool retryable = false;
+	if (rq->agent[0] && strcmp(rq->agent, sa->name) != 0) {
+		code = "bad-request";
+		msg = loom_sprintf("the request is for agent '%s', and this is agent '%s'", rq->agent, sa->name);
+	} else if (sa->cfg.sql.password_statement == NULL) {
+		code = "not-supported";
+		msg = loom_sprintf("agent '%s' has no sql.password_statement", sa->name);
+	} else if (rq->dn[0] == '\0' && rq->anchor[0] == '\0') {
+		code = "bad-request";
+		msg = loom_strdup("the request names no account: give a DN or an anchor");
+	} else if (rq->password == NULL || rq->password->box.len == 0) {
+		code = "bad-request";
+		msg = loom_strdup("the request carries no sealed password");
+	} else if (kp == NULL) {
+		code = "no-key";
+		msg = loom_sprintf("this agent has no key pair to open sealed passwords with: create %s/%s.key (loomctl keys "
+				   "gen %s) and restart it",
+		    loom_daemon_config(sa->d)->bus.keys_dir, svc, svc);
+	} else if (loom_unseal(kp, rq->password, &pw, &len) < 0) {
+		code = "cannot-open";
+		msg = loom_sprintf("the password does not open with this agent's key '%s' (sealed to '%s'): seal it to "
+				   "%s.pub of this deployment",
+		    svc, rq->password->key_id, svc);
+	} else if (len == 0 || memchr(pw, '\0', len)) {
+		code = "bad-password";
+		msg = loom_strdup(len ? "the password holds a NUL" : "the password is empty");
+	} else if (sa_db(sa, &msg) == NULL) {
+		code = "cannot-connect";
+		retryable = true;
+	} else if ((anchor = account_anchor(sa, rq, &code, &msg)) != NULL) {
+		/* The password goes as a parameter from guarded memory (NUL-terminated
+		 * for libpq's text parameters), never into SQL text. */
+		char *pz = sodium_malloc(len + 1);
+		memcpy(pz, pw, len);
+		pz[len] = '\0';
+		sql_param_t p[2] = { { anchor, strlen(anchor), false }, { pz, len, false } };
+		long long changed = 0;
+		int rc = sql_exec(sa->db, sa->cfg.sql.password_statement, p, 2, &changed, &msg);
+		sodium_memzero(pz, len + 1);
+		sodium_free(pz);
+		if (rc < 0) {
+			int cls = sql_error_class(sa->db);
+			code = cls == SQL_ERR_CONSTRAINT ? "constraint-violation" : "sql-error";
+			retryable = cls == SQL_ERR_TRANSIENT || cls == SQL_ERR_BROKEN;
+			if (cls == SQL_ERR_BROKEN)
+				sa_db_reset(sa);
+		} else if (changed == 0) {
+			code = "no-such-object";
+			msg = loom_sprintf("the password statement changed no row for anchor '%s'", anchor);
+		}
+	}
+	loom_unsealed_free(&pw, len);
+	const char *who = anchor ? anchor : rq->anchor[0] ? rq->anchor : rq->dn;
+	if (code == NULL)
+		loom_info("password set agent=%s anchor=%s from=%s", sa->name, who, env->from);
+	else
+		loom_warning("password not set agent=%s target=%s from=%s code=%s message=%s", sa->name, who, env->from, code,
+		    loom_log_kv_quote(msg));
+	loom_agent_password_reply(sa->d, env, rq, rq->dn[0] ? rq->dn : who, code, 0, msg, retryable);
+	free(msg);
+	free(anchor);
+}
+
+/* ---- the daemon ------------------------------------------------------------------------ */
+
+static int set_agent(loom_daemon_t *d, const char *v, const char **error_r)
+{
+	if (!loom_service_name_valid(v, strlen(v))) {
+		*error_r = "expected a name of letters, digits, '.', '_' and '-', starting with a letter";
+		return -1;
+	}
+	free(the_agent.name);
+	the_agent.name = loom_strdup(v);
+	char *svc = loom_sprintf("ma.%s", v);
+	loom_daemon_set_default_service(d, svc);
+	free(svc);
+	return 0;
+}
+
+static int load(sqlagent_t *sa, const loom_deploy_t *cfg, char **ret_error)
+{
+	if (sa->name == NULL) {
+		*ret_error = loom_strdup("--agent NAME is required (the agent's file is config/agents/NAME.yaml)");
+		return -1;
+	}
+	char *dir = loom_agentcfg_dir(cfg->path);
+	char *path = loom_sprintf("%s/%s.yaml", dir, sa->name);
+	free(dir);
+	loom_cfg_diags_t diags;
+	memset(&diags, 0, sizeof diags);
+	int rc = loom_agentcfg_load(path, &sa->cfg, &diags);
+	if (rc < 0) {
+		loom_buf_t b = LOOM_BUF_INIT;
+		for (size_t i = 0; i < diags.n; i++)
+			loom_buf_printf(&b, "%s%s", i ? "\n" : "", diags.v[i].text);
+		*ret_error = loom_buf_steal(&b);
+	} else if (sa->cfg.type != LOOM_AGENT_SQL) {
+		*ret_error = loom_sprintf("%s: agent type is not sql: run the agent for its type", path);
+		rc = -1;
+	}
+	loom_cfg_diags_release(&diags);
+	free(path);
+	return rc;
+}
+
+static int sa_check(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	sqlagent_t tmp;
+	memset(&tmp, 0, sizeof tmp);
+	tmp.name = the_agent.name;
+	free(msg);
+	msg = NULL;
+	int rc = load(&tmp, loom_daemon_config(d), &msg);
+	loom_agentcfg_release(&tmp.cfg);
+	*error_r = msg;
+	return rc;
+}
+
+static int sa_start(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	sqlagent_t *sa = &the_agent;
+	sa->d = d;
+	loom_daemon_set_user(d, sa);
+	if (load(sa, loom_daemon_config(d), &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	/* Connect now so that a wrong address shows at once; a database that
+	 * is down only delays the first run (it connects then). */
+	char *err = NULL;
+	if (sa_db(sa, &err) == NULL) {
+		loom_warning("database not reachable yet agent=%s: %s", sa->name, err);
+		free(err);
+	}
+	loom_info("agent ready agent=%s driver=%s tables=%zu delta=%s", sa->name,
+	    sa->cfg.sql.driver == LOOM_SQL_POSTGRESQL ? "postgresql" : "sqlite", sa->cfg.sql.tables.n,
+	    sa->cfg.sql.delta.mode == LOOM_SQL_DELTA_CHANGES ? "changes"
+	    : sa->cfg.sql.delta.mode == LOOM_SQL_DELTA_MODIFIED ? "modified"
+								  : "none");
+	return 0;
+}
+
+static void on_import_start(void *a, Loom__Envelope *env, const Loom__ImportRequest *rq)
+{
+	sa_import_start(a, env, rq);
+}
+
+static void on_import_credit(void *a, const Loom__ImportCredit *c)
+{
+	sa_import_credit(a, c);
+}
+
+static void on_export_batch(void *a, Loom__Envelope *env, const Loom__ExportBatch *b)
+{
+	sa_export_batch(a, env, b);
+}
+
+static const loom_agent_ops_t agent_ops = { "loom-ma-sql", on_import_start, on_import_credit, on_export_batch,
+	on_set_password };
+
+static void sa_message(loom_daemon_t *d, Loom__Envelope *env)
+{
+	loom_agent_dispatch(d, &agent_ops, loom_daemon_user(d), env);
+}
+
+static void sa_stop(loom_daemon_t *d)
+{
+	sqlagent_t *sa = loom_daemon_user(d);
+	if (sa == NULL)
+		return;
+	sa_import_stop(sa);
+	sql_close(&sa->db);
+	loom_agentcfg_release(&sa->cfg);
+}
+
+static const loom_flag_t flags[] = {
+	{ "agent", "NAME", "the agent to run (config/agents/NAME.yaml; service ma.NAME)", set_agent },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const loom_daemon_def_t def = {
+	.process = "loom-ma-sql",
+	.summary = "Loom management agent for SQL databases (PostgreSQL, SQLite): tables per object type, "
+		   "multi-valued attribute tables, delta import, transactional export, passwords.",
+	.default_service = NULL,
+	.no_service_hint = "--agent NAME is required (the agent's file is config/agents/NAME.yaml)",
+	.bus_client = true,
+	.flags = flags,
+	.start = sa_start,
+	.on_message = sa_message,
+	.stop = sa_stop,
+	.check = sa_check,
+};
+
+int main(int argc, char **argv)
+{
+	int rc = loom_daemon_main(&def, argc, argv);
+	free(the_agent.name);
+	return rc;
+}
