@@ -43,7 +43,8 @@ enum {
 	CF_MV,          /* mv id (8 bytes) -> MvObject */
 	CF_MVIDX,       /* mv_type \0 lower(attr) \0 lower(value) \0 id -> "" (join look-ups) */
 	CF_LINK,        /* mv id \0 agent \0 anchor -> "" (connectors of an mv object) */
-	CF_EXPORT,      /* agent \0 anchor -> "" (objects with a pending export) */
+	CF_EXPORT,      /* agent \0 anchor -> EXPORT_MARK_* (objects with a pending export; an empty
+	                 * value, written by older engines, says nothing of the kind) */
 	CF_DELTA,       /* agent \0 anchor -> "" (objects a delta sync must visit) */
 	CF_RUN,         /* run id (8 bytes) -> RunRecord */
 	CF_META,        /* name -> value: sequences, watermarks, generations */
@@ -94,6 +95,9 @@ typedef enum {
 	RUN_EXPORT,                    /* waiting for export results */
 	RUN_MARK,                      /* end of a full import: marking unseen objects deleted, in slices */
 } run_phase_t;
+
+/* Anchors kept per counter in a run's record. */
+#define ENG_KEEP_ANCHORS 1000
 
 /* A counter in a running run: count plus the first anchors behind it. */
 typedef struct eng_counter {
@@ -255,6 +259,14 @@ void eng_mvidx_update(engine_t *e, loom_batch_t *b, const char *mv_type, const u
 void eng_mvidx_key(loom_buf_t *k, const char *mv_type, const char *attr, const Loom__Value *v, const uint8_t *id);
 void eng_link_put(engine_t *e, loom_batch_t *b, const uint8_t *id, const char *agent, const char *anchor, bool del);
 void eng_mark(engine_t *e, loom_batch_t *b, int cf, const char *agent, const char *anchor, bool on);
+/* The value of an export mark: the kind of the pending export, so that the
+ * deletion threshold counts deletes from the marks alone. */
+#define EXPORT_MARK_DELETE 'd'     /* a delete */
+#define EXPORT_MARK_OTHER 'x'      /* an add or an update */
+/* The export mark cs's pending export calls for: EXPORT_MARK_*, or 0 for none. */
+char eng_export_kind(const Loom__CsObject *cs);
+/* Writes the export mark of kind (EXPORT_MARK_*), or deletes it (0). */
+void eng_export_mark(engine_t *e, loom_batch_t *b, const char *agent, const char *anchor, char kind);
 /* Next id of a sequence. Ids are reserved in blocks: the meta key holds the
  * end of the reserved block, written only when a new block is taken, so a
  * restart resumes past every id that may have been handed out. */

@@ -59,6 +59,10 @@ static void send_next(engine_t *e)
 	b->run_id = r->id;
 	b->seq = ++r->export_seq;
 	b->changes = loom_calloc(EXPORT_BATCH, sizeof *b->changes);
+	/* A placeholder's temporary anchor is not sent (the change has none
+	 * yet); the copy kept for the results gets it back, so that they find
+	 * the object without a look-up by DN. */
+	char **temp = loom_calloc(EXPORT_BATCH, sizeof *temp);
 	const char *err;
 	while (loom_iter_valid(r->iter) && b->n_changes < EXPORT_BATCH) {
 		size_t klen;
@@ -74,8 +78,11 @@ static void send_next(engine_t *e)
 		free(anchor);
 		if (cs == NULL)
 			continue;
-		if (cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE)
+		if (cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE) {
+			if (cs->anchor[0] == '~')
+				temp[b->n_changes] = loom_strdup(cs->anchor);
 			b->changes[b->n_changes++] = change_of(cs);
+		}
 		loom__cs_object__free_unpacked(cs, NULL);
 	}
 	bool end = !loom_iter_valid(r->iter);
@@ -88,11 +95,13 @@ static void send_next(engine_t *e)
 	if (b->n_changes == 0 && r->export_seq > 1 && !end) {
 		/* Only stale marks in this stretch: keep going. */
 		loom__export_batch__free_unpacked(b, NULL);
+		free(temp);
 		send_next(e);
 		return;
 	}
 	if (b->n_changes == 0 && r->export_seq == 1 && end) {
 		loom__export_batch__free_unpacked(b, NULL);
+		free(temp);
 		eng_run_finish(e, "success", NULL);
 		return;
 	}
@@ -100,10 +109,17 @@ static void send_next(engine_t *e)
 	if (loom_bus_send(loom_daemon_bus(e->daemon), r->agent->service, &b->base, NULL, NULL, &err) < 0) {
 		char *m = loom_sprintf("cannot reach agent '%s': %s", r->agent->service, err);
 		loom__export_batch__free_unpacked(b, NULL);
+		eng_strv_free(temp, EXPORT_BATCH);
 		eng_run_finish(e, "failed", m);
 		free(m);
 		return;
 	}
+	for (size_t i = 0; i < b->n_changes; i++)
+		if (temp[i]) {
+			free(b->changes[i]->anchor);
+			b->changes[i]->anchor = temp[i];
+		}
+	free(temp);
 	r->inflight[r->ninflight++] = b;
 	r->export_done = end;
 }
@@ -122,11 +138,30 @@ static bool deletion_check(engine_t *e)
 	char *m;
 	loom_iter_t *it = loom_iter_new(e->store, CF_EXPORT);
 	for (loom_iter_seek(it, r->prefix, r->prefix_len); loom_iter_valid(it); loom_iter_next(it)) {
-		size_t klen;
+		size_t klen, vlen;
 		const char *k = loom_iter_key(it, &klen);
 		if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
 			break;
+		/* The mark says the kind; only a mark written by an older engine
+		 * (empty) needs the object read. */
+		const char *v = loom_iter_value(it, &vlen);
+		if (vlen == 1 && v[0] != EXPORT_MARK_DELETE)
+			continue;
 		char *anchor = loom_strndup(k + r->prefix_len, klen - r->prefix_len);
+		if (vlen == 1) {
+			deletes++;
+			/* The counter shows DNs where it can: its first anchors only. */
+			Loom__CsObject *cs = NULL;
+			if (deletes <= ENG_KEEP_ANCHORS) {
+				err = NULL;
+				cs = eng_cs_get(e, agent, anchor, &err);
+			}
+			eng_run_count(e, "pending-deletes", cs && cs->dn[0] ? cs->dn : anchor);
+			if (cs)
+				loom__cs_object__free_unpacked(cs, NULL);
+			free(anchor);
+			continue;
+		}
 		err = NULL;
 		Loom__CsObject *cs = eng_cs_get(e, agent, anchor, &err);
 		if (cs == NULL && err) {
@@ -226,7 +261,8 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 	eng_run_t *r = e->run;
 	const char *agent = r->agent->cfg->name;
 	const char *err;
-	/* Placeholders travel without their temporary anchor. */
+	/* The batch kept here has each object's anchor in the store (send_next
+	 * put back the temporary anchors of placeholders). */
 	char *anchor = c->anchor[0] ? loom_strdup(c->anchor) : eng_csdn_get(e, agent, c->dn);
 	err = NULL;
 	Loom__CsObject *cs = anchor ? eng_cs_get(e, agent, anchor, &err) : NULL;
@@ -263,10 +299,17 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 	}
 	eng_run_count(e, c->op == LOOM__EXPORT_CHANGE__OP__ADD ? "exported-adds" : "exported-updates", cs->anchor);
 	char *old_dn = loom_strdup(cs->dn);
+	bool rekeyed = false;
 	if (c->op != LOOM__EXPORT_CHANGE__OP__DELETE && res->anchor[0] && strcmp(res->anchor, cs->anchor) != 0) {
 		/* The system named the object (an add), or its anchor is its DN and
-		 * the DN changed (a rename): re-key it and its link. */
-		eng_cs_delete(e, b, agent, cs);
+		 * the DN changed (a rename): re-key it and its link. The old key's
+		 * rows go (the object and its marks); the DN index entry is
+		 * rewritten below, naming the new anchor. */
+		eng_key_agent_anchor(&e->key, agent, cs->anchor);
+		loom_batch_delete(b, CF_CS, e->key.data, e->key.len);
+		loom_batch_delete(b, CF_EXPORT, e->key.data, e->key.len);
+		loom_batch_delete(b, CF_DELTA, e->key.data, e->key.len);
+		rekeyed = true;
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, true);
 		loom_pb_str_set(&cs->anchor, res->anchor);
@@ -285,8 +328,6 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 		 * still waiting to be synchronized keeps it under the new key. */
 		if (cs->pending_import && cs->pending_import->kind != LOOM__PENDING_IMPORT__KIND__NONE)
 			eng_mark(e, b, CF_DELTA, agent, cs->anchor, true);
-		free(old_dn);
-		old_dn = NULL; /* deleted with the old key: write the DN index afresh */
 	}
 	if (cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER)
 		cs->state = cs->mv_id.len ? LOOM__CS_OBJECT__STATE__JOINED : LOOM__CS_OBJECT__STATE__NORMAL;
@@ -296,9 +337,19 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 	merge_unconfirmed(cs, cs->pending_export);
 	cs->pending_export = NULL;
 	loom_pb_str_set(&cs->last_error, "");
-	eng_cs_put(e, b, agent, cs, old_dn);
+	if (rekeyed) {
+		/* The object and its DN index entry under the new anchor; the
+		 * new key has no export mark to clear (the old one went above). */
+		if (old_dn[0] && strcasecmp(old_dn, cs->dn) != 0) {
+			eng_key_agent_dn(&e->key, agent, old_dn);
+			loom_batch_delete(b, CF_CSDN, e->key.data, e->key.len);
+		}
+		eng_cs_put(e, b, agent, cs, NULL);
+	} else {
+		eng_cs_put(e, b, agent, cs, old_dn);
+		eng_mark(e, b, CF_EXPORT, agent, cs->anchor, false);
+	}
 	free(old_dn);
-	eng_mark(e, b, CF_EXPORT, agent, cs->anchor, false);
 	loom__cs_object__free_unpacked(cs, NULL);
 }
 

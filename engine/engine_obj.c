@@ -277,6 +277,22 @@ void eng_mark(engine_t *e, loom_batch_t *b, int cf, const char *agent, const cha
 		loom_batch_delete(b, cf, e->key.data, e->key.len);
 }
 
+char eng_export_kind(const Loom__CsObject *cs)
+{
+	if (cs->pending_export == NULL || cs->pending_export->kind == LOOM__PENDING_EXPORT__KIND__NONE)
+		return 0;
+	return cs->pending_export->kind == LOOM__PENDING_EXPORT__KIND__DELETE ? EXPORT_MARK_DELETE : EXPORT_MARK_OTHER;
+}
+
+void eng_export_mark(engine_t *e, loom_batch_t *b, const char *agent, const char *anchor, char kind)
+{
+	eng_key_agent_anchor(&e->key, agent, anchor);
+	if (kind)
+		loom_batch_put(b, CF_EXPORT, e->key.data, e->key.len, &kind, 1);
+	else
+		loom_batch_delete(b, CF_EXPORT, e->key.data, e->key.len);
+}
+
 uint64_t eng_meta_get_u64(engine_t *e, const char *name)
 {
 	void *val;

@@ -29,7 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define KEEP_ANCHORS 1000  /* anchors kept per counter in the record */
+#define KEEP_ANCHORS ENG_KEEP_ANCHORS
 #define KEEP_ERRORS 1000   /* object errors kept in the record */
 
 static const char *const profiles[] = { "full-import", "delta-import", "full-sync", "delta-sync", "export", NULL };

@@ -183,7 +183,7 @@ typedef struct held {
 	char *agent;                   /* the connector's agent */
 	Loom__CsObject *cs;            /* loaded object, owned */
 	char *old_dn;                  /* its DN as stored, NULL for one provisioned now */
-	bool had_export;               /* it had a pending export when loaded */
+	char had_export;               /* its export mark when loaded (eng_export_kind) */
 	bool dirty;                    /* write it back */
 	bool removed;                  /* delete it */
 	bool linked_now;               /* connected to the mv object in this work */
@@ -241,7 +241,7 @@ static held_t *hold(work_t *w, const char *agent, const char *anchor)
 	h->cs = cs;
 	h->dirty = h->removed = h->linked_now = false;
 	h->old_dn = loom_strdup(cs->dn);
-	h->had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+	h->had_export = eng_export_kind(cs);
 	return h;
 }
 
@@ -1598,7 +1598,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			h2->cs = t2;
 			h2->removed = h2->linked_now = false;
 			h2->old_dn = NULL;
-			h2->had_export = false;
+			h2->had_export = 0;
 			eng_run_count(e, "provisioned", t2->anchor);
 			eng_explain(e, "provision", "  provision %s %s", target, t2->dn);
 		}
@@ -1743,9 +1743,9 @@ static int commit(work_t *w, const char **error_r)
 		if (!h->dirty)
 			continue;
 		eng_cs_put(e, w->b, h->agent, h->cs, h->old_dn);
-		bool pe = h->cs->pending_export && h->cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+		char pe = eng_export_kind(h->cs);
 		if (pe != h->had_export || h->old_dn == NULL)
-			eng_mark(e, w->b, CF_EXPORT, h->agent, h->cs->anchor, pe);
+			eng_export_mark(e, w->b, h->agent, h->cs->anchor, pe);
 	}
 	/* Outside a run (preview --commit) the answer "committed" waits for fsync. */
 	return loom_store_write_ex(e->store, w->b, e->run == NULL, error_r);
@@ -1772,7 +1772,7 @@ int eng_sync_one(engine_t *e, const char *agent, const char *anchor, bool full, 
 		return e->dry_run ? 0 : loom_store_write_ex(e->store, b, false, error_r);
 	}
 	char *old_dn = loom_strdup(cs->dn);
-	bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+	char had_export = eng_export_kind(cs);
 	if (e->run)
 		e->run->objects++;
 	/* A lost export (a change the import did not show) is sent again whole. */
@@ -1910,9 +1910,9 @@ save_cs:
 	eng_cs_put(e, b, agent, cs, old_dn);
 done_write:
 	if (!(cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE)) {
-		bool pe = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+		char pe = eng_export_kind(cs);
 		if (pe != had_export)
-			eng_mark(e, b, CF_EXPORT, agent, cs->anchor, pe);
+			eng_export_mark(e, b, agent, cs->anchor, pe);
 	}
 done:;
 	int rc = commit(&w, error_r);
@@ -1976,16 +1976,16 @@ int eng_mv_refresh(engine_t *e, const uint8_t *id, const char *agent, const void
 		/* One of its connectors stands for the object in the work context
 		 * (errors name it); its pending import is left for its own sync. */
 		char *old_dn = loom_strdup(cs->dn);
-		bool had_export = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+		char had_export = eng_export_kind(cs);
 		work_t w = { .e = e, .b = b, .agent = agents[0], .cs = cs, .full = true, .was_joined = true,
 			     .only_agent = agent };
 		eng_explain(e, "refresh", "refresh of metaverse object %s (%s) to %s: a referenced object changed", hex, mv->object_type,
 		    agent ? agent : "every system");
 		outbound(&w, mv);
 		eng_cs_put(e, b, w.agent, cs, old_dn);
-		bool pe = cs->pending_export && cs->pending_export->kind != LOOM__PENDING_EXPORT__KIND__NONE;
+		char pe = eng_export_kind(cs);
 		if (pe != had_export)
-			eng_mark(e, b, CF_EXPORT, w.agent, cs->anchor, pe);
+			eng_export_mark(e, b, w.agent, cs->anchor, pe);
 		rc = commit(&w, error_r);
 		eng_run_count(e, "reference-refreshes", w.failed ? NULL : hex);
 		work_release(&w);

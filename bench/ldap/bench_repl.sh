@@ -4,9 +4,16 @@
 # (bench/README.md "bench_repl"). Not a test.
 #
 #   syncrepl: an empty consumer slapd (refreshOnly) started against the
-#             provider; timed until its contextCSN equals the provider's
+#             provider; timed until its contextCSN equals the provider's.
+#             Measured twice, before and after Loom, on fresh consumers;
+#             Loom is compared with the faster of the two.
 #   Loom:     full import from the provider, full synchronization (projects
 #             and provisions every entry), export into an empty slapd
+#
+# Per step it prints the CPU seconds of every process involved (from
+# /proc/PID/stat), so that where the time goes can be read off one run.
+# LOOM_BENCH_PERF=DIR records `perf record -g` of the engine, the export
+# agent and the target slapd during each Loom step into DIR.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export LOOM_SOURCE_DIR=${LOOM_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
@@ -19,6 +26,39 @@ TEST_NAME=bench_repl
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
+TCK=$(getconf CLK_TCK)
+# cpu PID : CPU seconds (user + system, every thread) so far
+cpu() { awk -v t="$TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# cpu_snap NAME... : "name=seconds" of each running process, in CPU_SNAP
+cpu_snap() {
+	CPU_SNAP=
+	local n
+	for n in "$@"; do CPU_SNAP+="$n=$(cpu "${PIDS[$n]}") "; done
+}
+# cpu_diff NAME... : the CPU each used since the last cpu_snap
+cpu_diff() {
+	local n before out=
+	for n in "$@"; do
+		before=$(printf '%s\n' $CPU_SNAP | sed -n "s/^$n=//p")
+		out+=$(awk -v n="$n" -v a="${before:-0}" -v b="$(cpu "${PIDS[$n]}")" 'BEGIN { printf "%s %.2f  ", n, b - a }')
+	done
+	echo "$out"
+}
+PERF_PIDS=()
+perf_start() {
+	[ -n "${LOOM_BENCH_PERF:-}" ] || return 0
+	mkdir -p "$LOOM_BENCH_PERF"
+	local n
+	for n in engine ma_dst slapd_c; do
+		perf record -q -g -o "$LOOM_BENCH_PERF/$1.$n.data" -p "${PIDS[$n]}" >/dev/null 2>&1 &
+		PERF_PIDS+=($!)
+	done
+}
+perf_stop() {
+	local p
+	for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	PERF_PIDS=()
+}
 
 write_config
 mkdir -p "$T/agents" "$T/sync"
@@ -44,18 +84,28 @@ instance() {
 	wait_for "$name" 20 ldapsearch -x -H "ldap://127.0.0.1:$port" -b "" -s base namingContexts
 }
 
-# syncrepl.
-B_PORT=$(free_port)
-t0=$(now)
-instance "$T/b" slapd_b "$B_PORT" \
-	"syncrepl rid=001 provider=$PROVIDER bindmethod=simple binddn=\"$ROOTDN\" credentials=$ROOTPW searchbase=\"$SUFFIX\" type=refreshOnly interval=00:00:10:00 retry=\"1 +\""
-caught_up() { [ "$(csn "ldap://127.0.0.1:$B_PORT")" = "$want_csn" ]; }
-wait_for "the syncrepl consumer to catch up" 600 caught_up
-t1=$(now)
-sr_s=$(secs "$t0" "$t1")
-got=$(ldapsearch -x -LLL -H "ldap://127.0.0.1:$B_PORT" -D "$ROOTDN" -w "$ROOTPW" -E pr=1000/noprompt -b "ou=people,$SUFFIX" -s one dn | grep -c '^dn:')
-[ "$got" = "$N" ] || fail "the syncrepl consumer holds $got entries, want $N"
-stop slapd_b
+# syncrepl into a fresh empty consumer; sets SR_S (seconds) and SR_CPU.
+syncrepl_run() {
+	local dir=$T/b$1 port
+	port=$(free_port)
+	cpu_snap slapd
+	local t0
+	t0=$(now)
+	instance "$dir" slapd_b "$port" \
+		"syncrepl rid=001 provider=$PROVIDER bindmethod=simple binddn=\"$ROOTDN\" credentials=$ROOTPW searchbase=\"$SUFFIX\" type=refreshOnly interval=00:00:10:00 retry=\"1 +\""
+	caught_up() { [ "$(csn "ldap://127.0.0.1:$port")" = "$want_csn" ]; }
+	wait_for "the syncrepl consumer to catch up" 600 caught_up
+	local t1
+	t1=$(now)
+	SR_S=$(secs "$t0" "$t1")
+	SR_CPU="$(cpu_diff slapd slapd_b)"
+	local got
+	got=$(ldapsearch -x -LLL -H "ldap://127.0.0.1:$port" -D "$ROOTDN" -w "$ROOTPW" -E pr=1000/noprompt -b "ou=people,$SUFFIX" -s one dn | grep -c '^dn:')
+	[ "$got" = "$N" ] || fail "the syncrepl consumer holds $got entries, want $N"
+	stop slapd_b
+}
+syncrepl_run 1
+SR1_S=$SR_S SR1_CPU=$SR_CPU
 
 # Loom into an empty slapd.
 C_PORT=$(free_port)
@@ -87,7 +137,19 @@ ldap:
   bases: [ { dn: "ou=people,$SUFFIX", scope: one } ]
 YAML
 done
-cat >"$T/sync/repl.yaml" <<'YAML'
+# The target's entries are the provider's: objectClass flows from the
+# source entry as the other attributes do (inetOrgPerson, as syncrepl
+# copies it). LOOM_BENCH_OBJECTCLASS=fixed sends the four classes
+# top, person, organizationalPerson, inetOrgPerson instead (three more
+# objectClass index keys per entry in the target).
+if [ "${LOOM_BENCH_OBJECTCLASS:-source}" = fixed ]; then
+	OC_IN=
+	OC_OUT="'Split(\"top,person,organizationalPerson,inetOrgPerson\", \",\")'"
+else
+	OC_IN="      - { mv: objectClass, expr: objectClass }"
+	OC_OUT=objectClass
+fi
+cat >"$T/sync/repl.yaml" <<YAML
 rules:
   - name: src-in
     direction: inbound
@@ -102,6 +164,7 @@ rules:
       - { mv: sn, expr: sn }
       - { mv: mail, expr: mail }
       - { mv: employeeNumber, expr: employeeNumber }
+$OC_IN
   - name: to-dst
     direction: outbound
     agent: dst
@@ -110,7 +173,7 @@ rules:
     provision: true
     dn: '"uid=" + EscapeDNComponent(uid) + ",ou=people,dc=example,dc=com"'
     flows:
-      - { cs: objectClass, expr: 'Split("top,person,organizationalPerson,inetOrgPerson", ",")', initial: true }
+      - { cs: objectClass, expr: $OC_OUT, initial: true }
       - { cs: uid, expr: uid, initial: true }
       - { cs: cn, expr: cn }
       - { cs: sn, expr: sn }
@@ -121,22 +184,47 @@ start_broker
 start_engine
 start_ldap_agent src
 start_ldap_agent dst
-t0=$(now)
-run_profile src full-import
-expect_counter adds "$N"
-t1=$(now)
-run_profile src full-sync
-expect_counter provisioned "$N"
-t2=$(now)
-run_profile dst export
-expect_counter exported-adds "$N"
-t3=$(now)
-lo_s=$(secs "$t0" "$t3")
+PROCS="engine ma_src ma_dst broker slapd slapd_c"
+step() { # NAME AGENT PROFILE COUNTER
+	cpu_snap $PROCS
+	perf_start "$1"
+	local t0
+	t0=$(now)
+	run_profile "$2" "$3"
+	expect_counter "$4" "$N"
+	STEP_S=$(secs "$t0" "$(now)")
+	perf_stop
+	STEP_CPU=$(cpu_diff $PROCS)
+}
+step import src full-import adds
+IMP_S=$STEP_S IMP_CPU=$STEP_CPU
+step sync src full-sync provisioned
+SYN_S=$STEP_S SYN_CPU=$STEP_CPU
+step export dst export exported-adds
+EXP_S=$STEP_S EXP_CPU=$STEP_CPU
+lo_s=$(awk -v a="$IMP_S" -v b="$SYN_S" -v c="$EXP_S" 'BEGIN { printf "%.3f", a + b + c }')
+stop ma_src
+stop ma_dst
+stop engine
+stop broker
+stop slapd_c
+
+syncrepl_run 2
+SR2_S=$SR_S SR2_CPU=$SR_CPU
+sr_s=$(awk -v a="$SR1_S" -v b="$SR2_S" 'BEGIN { print (a < b ? a : b) }')
+
 echo
-echo "replication of $N entries into an empty slapd"
-printf '  %-40s %8ss %8s/s\n' "syncrepl (refreshOnly consumer)" "$sr_s" "$(rate "$N" "$sr_s")"
-printf '  %-40s %8ss %8s/s  (%s%% of syncrepl)\n' "Loom: import + sync + export" "$lo_s" "$(rate "$N" "$lo_s")" \
+echo "replication of $N entries into an empty slapd (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '  %-40s %8ss %8s/s\n' "syncrepl (refreshOnly consumer), before" "$SR1_S" "$(rate "$N" "$SR1_S")"
+printf '  %-40s %8ss %8s/s\n' "syncrepl, after" "$SR2_S" "$(rate "$N" "$SR2_S")"
+printf '  %-40s %8ss %8s/s  (%s%% of syncrepl'"'"'s faster run)\n' "Loom: import + sync + export" "$lo_s" "$(rate "$N" "$lo_s")" \
 	"$(awk -v a="$sr_s" -v b="$lo_s" 'BEGIN { printf "%.0f", 100 * a / b }')"
-printf '  %-40s %8ss\n' "  full import" "$(secs "$t0" "$t1")"
-printf '  %-40s %8ss\n' "  full synchronization" "$(secs "$t1" "$t2")"
-printf '  %-40s %8ss\n' "  export" "$(secs "$t2" "$t3")"
+printf '  %-40s %8ss\n' "  full import" "$IMP_S"
+printf '  %-40s %8ss\n' "  full synchronization" "$SYN_S"
+printf '  %-40s %8ss\n' "  export" "$EXP_S"
+echo "cpu seconds (provider slapd, consumer slapd_b / Loom's engine, agents, broker, provider, target slapd_c):"
+echo "  syncrepl before: $SR1_CPU"
+echo "  syncrepl after:  $SR2_CPU"
+echo "  full import:     $IMP_CPU"
+echo "  full sync:       $SYN_CPU"
+echo "  export:          $EXP_CPU"
