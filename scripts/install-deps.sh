@@ -10,7 +10,8 @@ PACKAGES=(
 	# libraries (DESIGN.md §1)
 	libzmq3-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev
 	libldap-dev libyaml-dev libcmocka-dev libsodium-dev
-	# test tools: python3 checks loomctl's JSON output (json module);
+	# test tools: python3 checks loomctl's JSON output (json module) and is
+	# the SMTP relay the workflow tests mail through (tests/integration/smtp_sink.py);
 	# slapd and ldap-utils are the real directory the LDAP agent's tests
 	# start in a temp dir (docs/ldap.md), never the system instance; a
 	# Samba AD DC (samba, samba-ad-provision, samba-ad-dc) is their Active
