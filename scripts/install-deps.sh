@@ -12,7 +12,8 @@ PACKAGES=(
 	libldap-dev libyaml-dev libcmocka-dev libsodium-dev
 	# loom-ma-file's DSML (libxml2), loom-ma-sql (libpq, SQLite)
 	libxml2-dev libpq-dev libsqlite3-dev
-	# test tools: python3 checks loomctl's JSON output (json module);
+	# test tools: python3 checks loomctl's JSON output (json module) and is
+	# the SMTP relay the workflow tests mail through (tests/integration/smtp_sink.py);
 	# slapd and ldap-utils are the real directory the LDAP agent's tests
 	# start in a temp dir (docs/ldap.md), never the system instance; a
 	# Samba AD DC (samba, samba-ad-provision, samba-ad-dc) is their Active
