@@ -88,6 +88,19 @@ unsigned loom_keyset_rotate(loom_keyset_t *ks)
 	return k->version;
 }
 
+size_t loom_keyset_merge(loom_keyset_t *dst, const loom_keyset_t *src)
+{
+	size_t added = 0;
+	for (size_t i = 0; i < src->nkeys; i++) {
+		if (ks_find(dst, src->keys[i].version) != NULL)
+			continue;
+		ks_grow(dst);
+		dst->keys[dst->nkeys++] = src->keys[i];
+		added++;
+	}
+	return added;
+}
+
 const char *loom_keyset_installation(const loom_keyset_t *ks) { return ks->installation; }
 unsigned loom_keyset_current(const loom_keyset_t *ks) { return ks->current; }
 size_t loom_keyset_count(const loom_keyset_t *ks) { return ks->nkeys; }
@@ -181,6 +194,8 @@ bad:
 
 int loom_keyset_load(const char *path, loom_keyset_t **ret_ks, char **ret_error)
 {
+	if (sodium_init() < 0)
+		abort();
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		*ret_error = loom_sprintf("cannot open key set '%s': %s", path, strerror(errno));

@@ -45,6 +45,10 @@ void loom_keyset_version_at(const loom_keyset_t *ks, size_t i, unsigned *ret_ver
 /* Adds a fresh key and makes it current; returns its version. */
 unsigned loom_keyset_rotate(loom_keyset_t *ks);
 
+/* Adds to dst the versions of src it lacks (same installation: the caller
+ * checks); dst's current version stays. Returns how many were added. */
+size_t loom_keyset_merge(loom_keyset_t *dst, const loom_keyset_t *src);
+
 /* Export text of ks protected by passphrase (Argon2id + secretbox). The
  * returned string is the caller's to free. */
 char *loom_keyset_export(const loom_keyset_t *ks, const char *passphrase);
