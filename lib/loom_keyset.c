@@ -31,6 +31,8 @@ struct loom_keyset {
 	size_t cap;                               /* room in keys */
 };
 
+static const ks_key_t *ks_find(const loom_keyset_t *ks, unsigned version);
+
 static void ks_grow(loom_keyset_t *ks)
 {
 	if (ks->nkeys < ks->cap)
