@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Key set, backup and restore (docs/recovery.md) with the real processes:
-# a backup taken while a full import runs and one taken at rest, each
+# a backup taken while a full synchronization runs and one taken at rest, each
 # checked against its MANIFEST; the one at rest restored with the key set
 # into an empty directory equals the original object by object (connector
 # spaces and metaverse through loomctl -o json); the one taken mid-run,
@@ -98,22 +98,22 @@ run_in "$A" hr full-import
 run_in "$A" hr full-sync
 run_in "$A" directory export
 
-# A backup while a full import of N changed objects runs.
+# A backup while a full synchronization of N changed objects runs.
 sed -i 's/,Title /,Chief /' "$A/data/hr.csv"
-id=$(ctl run hr full-import --no-wait) || fail "could not start the import"
-wait_for "the import in progress" 60 bash -c \
+run_in "$A" hr full-import
+id=$(ctl run hr full-sync --no-wait) || fail "could not start the sync"
+wait_for "the sync in progress" 60 bash -c \
 	"'$CTL' -c '$CFG' runs hr -n 1 | awk 'NR==2 && \$4==\"in-progress\" && \$7>=100 {ok=1} END{exit !ok}'"
-ctl backup --to "$T/bk1" >"$T/bk1.out" || fail "backup during the import"
+ctl backup --to "$T/bk1" >"$T/bk1.out" || fail "backup during the sync"
 running=$(ctl runs hr -n 1 | awk 'NR==2 {print $4}')
-ctl backup verify "$T/bk1" >/dev/null || fail "the backup taken during the import does not verify"
+ctl backup verify "$T/bk1" >/dev/null || fail "the backup taken during the sync does not verify"
 grep -q "store '.*' failed\|step .* failed" "$T/bk1/backup.log" && echo "note: a step was retried: $(grep failed "$T/bk1/backup.log")"
 grep -q "backup complete" "$T/bk1/backup.log" || fail "backup.log does not say it completed"
 [ -e "$T/bk1/state/keyset" ] && fail "the key set is in the backup"
-wait_for "the import to end" 300 bash -c \
+wait_for "the sync to end" 300 bash -c \
 	"'$CTL' -c '$CFG' runs hr -n 1 | awk 'NR==2 && \$4!=\"in-progress\" {ok=1} END{exit !ok}'"
-pass "online backup during a running import (run was $running when the backup ended), verified"
+pass "online backup started while sync run $id was in progress ($running when the backup ended), verified"
 
-run_in "$A" hr full-sync
 run_in "$A" directory export
 ctl backup --to "$T/bk2" >/dev/null || fail "backup at rest"
 snapshot "$A" "$T/a.json"
@@ -144,11 +144,12 @@ grep -qxF '  directory bind_password' "$T/restore_c.out" || { cat "$T/restore_c.
 echo 'Bind-Secret-2' | "$CTL" -c "$T/c/loom.yaml" secret set directory bind_password >/dev/null || fail "re-entering the secret"
 "$CTL" -c "$T/c/loom.yaml" secret list | grep -q missing && fail "still listed as missing after secret set"
 stack c "$T/c"
-run_in "$T/c" hr full-import
 run_in "$T/c" hr full-sync
 run_in "$T/c" directory export
 "$CTL" -c "$T/c/loom.yaml" -o json cs search hr -n 10000 >"$T/c_hr.json" || fail "cs search in c"
-head -n 1 "$T/a.json" | cmp -s - "$T/c_hr.json" || fail "the mid-run backup, rerun, does not end where the original did"
+# seen_gen (an import generation) is left out of this comparison.
+strip_gen() { sed 's/"seen_gen":"[0-9]*",//g'; }
+head -n 1 "$T/a.json" | strip_gen | cmp -s - <(strip_gen <"$T/c_hr.json") || fail "the mid-run backup, rerun, does not end where the original did"
 cmp -s "$A/data/directory.ldif" "$T/c/data/directory.ldif" || fail "the directory differs after the reruns"
 unstack c
 pass "restore without the key set lists the credential to re-enter; the mid-run backup reruns to the original's state"
@@ -158,8 +159,8 @@ refused "a wrong passphrase" "$CTL" restore --from "$T/bk2" --to "$T/d" --keyset
 grep -q "wrong passphrase" "$T/refused.err" || fail "reason: $(cat "$T/refused.err")"
 [ -e "$T/d" ] && fail "a refused restore wrote '$T/d'"
 cp -a "$T/bk2" "$T/bk3"
-f=$(awk '/^file: .* state\/.*\.sst$/ {print $4; exit}' "$T/bk3/MANIFEST")
-[ -n "$f" ] || fail "no SST file in the manifest"
+f=$(awk '/^file: .* state\/engine\/[0-9]+\.(sst|log)$/ {print $4; exit}' "$T/bk3/MANIFEST")
+[ -n "$f" ] || fail "no data file of the engine's store in the manifest"
 printf 'X' | dd of="$T/bk3/$f" bs=1 seek=100 conv=notrunc status=none
 refused "a damaged backup (verify)" "$CTL" backup verify "$T/bk3"
 grep -q "is damaged: '$f' does not match its checksum" "$T/refused.err" || fail "reason: $(cat "$T/refused.err")"
