@@ -13,6 +13,9 @@
  *                 holding a point-in-time copy of each column family, other
  *                 files (spools, secrets/ still sealed, installation) as they
  *                 are; never the key set, never sockets
+ *   external/AGENT/KEY   a file agent's path, changes_dir or delta_dir that
+ *                 lies outside both directories ("external: AGENT/KEY PATH"
+ *                 in the MANIFEST says where it was)
  *
  * Stores are copied while their processes run: each is opened read-only
  * (RocksDB takes no lock for that and reads a consistent view of the store
@@ -28,6 +31,7 @@
  */
 #include "loomctl.h"
 #include "loomctl_recovery.h"
+#include "loom_agentcfg.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
 #include "loom_deploy.h"
@@ -377,6 +381,79 @@ static bool dir_empty(const char *path)
 	return empty;
 }
 
+static bool under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Copies what file agents read or write outside the configuration and state
+ * directories into DIR/external/AGENT/KEY, with "external:" lines in m. */
+static int backup_external(bk_t *bk, const char *deploy_path, const char *cfgdir, const char *sd, loom_buf_t *m,
+    bool *ret_any)
+{
+	char *adir = loom_agentcfg_dir(deploy_path);
+	loom_agentcfg_t *agents = NULL;
+	size_t n = 0;
+	loom_cfg_diags_t diags;
+	memset(&diags, 0, sizeof diags);
+	/* A configuration that does not load is the agents' concern: what loads is used. */
+	loom_agentcfg_load_dir(adir, &agents, &n, &diags);
+	loom_cfg_diags_release(&diags);
+	free(adir);
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (agents[i].type != LOOM_AGENT_FILE || agents[i].name == NULL)
+			continue;
+		struct { const char *key, *path; } paths[] = {
+			{ "path", agents[i].file.path },
+			{ "changes_dir", agents[i].file.changes_dir },
+			{ "delta_dir", agents[i].file.delta_dir },
+		};
+		for (size_t k = 0; rc == 0 && k < sizeof(paths) / sizeof(paths[0]); k++) {
+			if (paths[k].path == NULL)
+				continue;
+			char *abs = abs_path(paths[k].path);
+			struct stat st;
+			if (abs[0] != '/' || under(abs, cfgdir) || under(abs, sd) || lstat(abs, &st) < 0) {
+				free(abs);
+				continue;
+			}
+			char *adst = loom_sprintf("%s/external/%s", bk->dir, agents[i].name);
+			char *dst = loom_sprintf("%s/%s", adst, paths[k].key);
+			int tries = 0;
+			for (;;) {
+				rc = rcv_mkdirs(adst, 0700);
+				if (rc < 0)
+					bk_fail(bk, "cannot create '%s': %s", adst, strerror(errno));
+				else if (S_ISDIR(st.st_mode))
+					rc = copy_tree(bk, abs, dst, false, false);
+				else {
+					char *err = NULL;
+					if ((rc = copy_file(abs, dst, st.st_mode, &err)) < 0) {
+						bk_fail(bk, "%s", err);
+						free(err);
+					}
+				}
+				if (rc == 0 || ++tries >= 2)
+					break;
+				bk_log(bk, "agent %s %s '%s' failed: %s; retrying once", agents[i].name, paths[k].key, abs, bk->error);
+				rm_tree(dst);
+			}
+			if (rc == 0) {
+				bk_log(bk, "agent %s %s '%s' (outside the configuration) copied", agents[i].name, paths[k].key, abs);
+				loom_buf_printf(m, "external: %s/%s %s\n", agents[i].name, paths[k].key, abs);
+				*ret_any = true;
+			}
+			free(dst);
+			free(adst);
+			free(abs);
+		}
+	}
+	loom_agentcfg_free_all(&agents, n);
+	return rc;
+}
+
 static int do_backup(ctl_t *ctl, const char *to)
 {
 	if (ctl_load_config(ctl) < 0) {
@@ -433,8 +510,16 @@ static int do_backup(ctl_t *ctl, const char *to)
 	time_t now = time(NULL);
 	loom_buf_printf(&m, "loom-backup 1\ncreated: %lld\ninstallation: %s\nconfig_dir: %s\nconfig_file: %s\n"
 	    "state_dir: %s\n", (long long)now, inst ? inst : "-", cfgdir, cfgfile, sd);
+	bool have_external = false;
+	if (backup_external(&bk, ctl->cfg.path, cfgdir, sd, &m, &have_external) < 0) {
+		bk_log(&bk, "step external failed again: %s; backup incomplete (no MANIFEST)", bk.error);
+		fprintf(stderr, "loomctl backup: step external failed twice: %s (see %s/backup.log)\n", bk.error, bk.dir);
+		loom_buf_release(&m);
+		goto out;
+	}
 	size_t files = 0;
-	if (sum_tree(&bk, "state", &m, &files) < 0 || sum_tree(&bk, "config", &m, &files) < 0) {
+	if (sum_tree(&bk, "state", &m, &files) < 0 || sum_tree(&bk, "config", &m, &files) < 0 ||
+	    (have_external && sum_tree(&bk, "external", &m, &files) < 0)) {
 		bk_log(&bk, "checksums failed: %s", bk.error);
 		fprintf(stderr, "loomctl backup: %s\n", bk.error);
 		loom_buf_release(&m);
@@ -468,11 +553,13 @@ out:
 
 typedef struct manifest {
 	char *text;             /* the MANIFEST, cut into lines in place */
+	size_t len;             /* bytes of text */
 	const char *installation; /* "-" when the installation had no key set */
 	const char *config_dir; /* where the configuration was */
 	const char *config_file; /* its deployment file's name */
 	const char *state_dir;  /* where the state was */
 	size_t nfiles;          /* files listed */
+	size_t nexternal;       /* "external:" lines (NUL-separated in text after verify) */
 } manifest_t;
 
 /* Reads DIR/MANIFEST and checks every file; -1 with *ret_error. */
@@ -486,7 +573,7 @@ static int verify(const char *dir, manifest_t *ret_m, char **ret_error)
 		free(err);
 		return -1;
 	}
-	manifest_t m = { .text = text };
+	manifest_t m = { .text = text, .len = strlen(text) };
 	if (strncmp(text, "loom-backup 1\n", 14) != 0) {
 		*ret_error = loom_sprintf("backup '%s': MANIFEST is not a Loom backup manifest", dir);
 		free(text);
@@ -509,6 +596,8 @@ static int verify(const char *dir, manifest_t *ret_m, char **ret_error)
 			m.config_file = p + 13;
 		else if (strncmp(p, "state_dir: ", 11) == 0)
 			m.state_dir = p + 11;
+		else if (strncmp(p, "external: ", 10) == 0)
+			m.nexternal++;
 		else if (strncmp(p, "file: ", 6) == 0) {
 			char want[65];
 			long long size;
@@ -727,6 +816,39 @@ static int do_restore(const char *from, const char *to, const char *keyset, cons
 		free(newcfg);
 		free(new_state);
 		goto out;
+	}
+	/* File agents' data that lived outside: back where it was when that
+	 * place is free, never over a file that exists there. */
+	for (const char *p = m.text + 14; m.nexternal > 0 && p < m.text + m.len; p += strlen(p) + 1) {
+		char rel[300], *orig;
+		if (strncmp(p, "external: ", 10) != 0 || sscanf(p + 10, "%299s", rel) != 1)
+			continue;
+		orig = (char *)p + 10 + strlen(rel) + 1;
+		char *src2 = loom_sprintf("%s/external/%s", from, rel);
+		struct stat st;
+		if (lstat(orig, &st) == 0)
+			printf("kept '%s' (file agent data %s): it exists; the backup's copy is '%s'\n", orig, rel, src2);
+		else {
+			char *parent = loom_strdup(orig), *sl = strrchr(parent, '/');
+			if (sl != NULL && sl != parent)
+				*sl = '\0';
+			int er = -1;
+			if (rcv_mkdirs(parent, 0755) == 0 && lstat(src2, &st) == 0) {
+				if (S_ISDIR(st.st_mode))
+					er = copy_tree(&bk, src2, orig, false, false);
+				else
+					er = copy_file(src2, orig, st.st_mode, &err);
+			}
+			if (er < 0) {
+				fprintf(stderr, "loomctl restore: cannot put back '%s' (file agent data %s): %s\n", orig, rel,
+				    err ? err : bk.error ? bk.error : strerror(errno));
+				free(err);
+				err = NULL;
+			} else
+				printf("restored '%s' (file agent data %s)\n", orig, rel);
+			free(parent);
+		}
+		free(src2);
 	}
 	struct reenter re = { ks, LOOM_BUF_INIT, 0 };
 	rcv_list_secrets(new_state, check_secret, &re);

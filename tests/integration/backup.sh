@@ -7,7 +7,8 @@
 # restored without the key set, lists the credential to re-enter, and its
 # reruns end where the original did. Refused, changing nothing: a wrong
 # passphrase, a damaged backup, a key set from another installation, a
-# target that is not empty.
+# target that is not empty. A file agent's data outside the configuration
+# directory is backed up and put back where it was (when that place is free).
 . "$(dirname "$0")/lib.sh"
 
 N=${LOOM_BACKUP_OBJECTS:-20000}
@@ -82,6 +83,10 @@ refused() {
 
 A=$T/a
 deploy "$A"
+# A file agent whose data lives outside the configuration directory.
+mkdir -p "$T/ext"
+printf 'badgeId,holder\nB1,100001\n' >"$T/ext/badge.csv"
+printf 'type: file\nobject_type: badge\nanchor: badgeId\nfile: { format: csv, path: %s/ext/badge.csv }\n' "$T" >"$A/agents/badge.yaml"
 CFG=$A/loom.yaml
 echo 'correct horse battery staple' >"$T/pass"
 echo 'wrong passphrase' >"$T/badpass"
@@ -116,12 +121,16 @@ pass "online backup started while sync run $id was in progress ($running when th
 
 run_in "$A" directory export
 ctl backup --to "$T/bk2" >/dev/null || fail "backup at rest"
+grep -qxF "external: badge/path $T/ext/badge.csv" "$T/bk2/MANIFEST" || fail "the badge agent's data outside is not in the MANIFEST"
+cmp -s "$T/ext/badge.csv" "$T/bk2/external/badge/path" || fail "the badge agent's data was not copied"
 snapshot "$A" "$T/a.json"
 unstack a
 
 # Restore with the key set into an empty directory: equal object by object.
 "$CTL" restore --from "$T/bk2" --to "$T/b" --keyset "$T/keyset.exp" --passphrase-file "$T/pass" >"$T/restore_b.out" ||
 	{ cat "$T/restore_b.out" >&2; fail "restore with the key set"; }
+grep -qF "kept '$T/ext/badge.csv' (file agent data badge/path): it exists" "$T/restore_b.out" ||
+	{ cat "$T/restore_b.out" >&2; fail "an existing file outside was not kept and said"; }
 grep -q "all secrets restored" "$T/restore_b.out" || { cat "$T/restore_b.out" >&2; fail "secrets not all restored"; }
 stack b "$T/b"
 snapshot "$T/b" "$T/b.json"
@@ -135,10 +144,12 @@ unstack b
 pass "restore with the key set into an empty directory: connector spaces and metaverse equal the original's"
 
 # Restore of the mid-run backup without the key set: the secret is listed.
+mv "$T/ext/badge.csv" "$T/ext/badge.orig"
 "$CTL" restore --from "$T/bk1" --to "$T/c" >"$T/restore_c.out" || { cat "$T/restore_c.out" >&2; fail "restore without the key set"; }
 grep -qE '^1 credential\(s\) to re-enter' "$T/restore_c.out" || { cat "$T/restore_c.out" >&2; fail "no list of credentials"; }
 grep -qxF '  directory bind_password' "$T/restore_c.out" || { cat "$T/restore_c.out" >&2; fail "bind_password not listed"; }
 [ -e "$T/c/state/secrets/directory/bind_password" ] && fail "an unreadable secret was restored"
+cmp -s "$T/ext/badge.orig" "$T/ext/badge.csv" || { cat "$T/restore_c.out" >&2; fail "the badge agent's data was not put back"; }
 "$CTL" -c "$T/c/loom.yaml" secret list | grep -q 'directory bind_password .*missing' || fail "secret list does not say what is missing"
 "$CTL" -c "$T/c/loom.yaml" keys create >/dev/null || fail "keys create after a restore without keys"
 echo 'Bind-Secret-2' | "$CTL" -c "$T/c/loom.yaml" secret set directory bind_password >/dev/null || fail "re-entering the secret"
