@@ -493,7 +493,20 @@ static int do_backup(ctl_t *ctl, const char *to)
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		char *dst = loom_sprintf("%s/%s", bk.dir, steps[i].name);
 		int r, tries = 0;
-		while ((r = copy_tree(&bk, steps[i].from, dst, steps[i].stores, true)) < 0 && ++tries < 2) {
+		/* LOOM_TEST_BACKUP_FAIL=STEP[:N] (tests only): the first N attempts
+		 * of STEP fail after copying, as a store that moved would. */
+		const char *fault = getenv("LOOM_TEST_BACKUP_FAIL");
+		int fail_n = 0;
+		if (fault != NULL && strncmp(fault, steps[i].name, strlen(steps[i].name)) == 0)
+			fail_n = fault[strlen(steps[i].name)] == ':' ? atoi(fault + strlen(steps[i].name) + 1) : 1;
+		for (;;) {
+			r = copy_tree(&bk, steps[i].from, dst, steps[i].stores, true);
+			if (r == 0 && tries < fail_n) {
+				bk_fail(&bk, "injected fault (LOOM_TEST_BACKUP_FAIL)");
+				r = -1;
+			}
+			if (r == 0 || ++tries >= 2)
+				break;
 			bk_log(&bk, "step %s failed: %s; retrying once", steps[i].name, bk.error);
 			rm_tree(dst);
 		}

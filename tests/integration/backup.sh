@@ -126,6 +126,17 @@ cmp -s "$T/ext/badge.csv" "$T/bk2/external/badge/path" || fail "the badge agent'
 snapshot "$A" "$T/a.json"
 unstack a
 
+# A step that fails once is retried and logged; twice, the backup has no
+# MANIFEST and does not verify.
+LOOM_TEST_BACKUP_FAIL=state ctl backup --to "$T/bk4" >/dev/null || fail "a step failing once was not retried"
+grep -q "step state failed: injected fault .*; retrying once" "$T/bk4/backup.log" || fail "the retry is not logged"
+ctl backup verify "$T/bk4" >/dev/null || fail "the retried backup does not verify"
+refused "a step failing twice" env LOOM_TEST_BACKUP_FAIL=config:2 "$CTL" -c "$CFG" backup --to "$T/bk5"
+grep -q "step config failed again" "$T/bk5/backup.log" || fail "the second failure is not logged"
+[ -e "$T/bk5/MANIFEST" ] && fail "a failed backup has a MANIFEST"
+"$CTL" backup verify "$T/bk5" 2>/dev/null && fail "a failed backup verifies"
+pass "a failing step is retried once and logged; a second failure leaves no MANIFEST"
+
 # Restore with the key set into an empty directory: equal object by object.
 "$CTL" restore --from "$T/bk2" --to "$T/b" --keyset "$T/keyset.exp" --passphrase-file "$T/pass" >"$T/restore_b.out" ||
 	{ cat "$T/restore_b.out" >&2; fail "restore with the key set"; }
