@@ -67,15 +67,16 @@ static void check_ldap(const loom_agentcfg_t *cfg, loom_buf_t *b)
 	case LOOM_LDAP_BIND_SIMPLE:
 		if (lc->bind_dn == NULL || lc->bind_dn[0] == '\0')
 			bad_key(b, path, "ldap.bind_dn", "missing: bind simple needs bind_dn");
-		if ((lc->password == NULL) == (lc->password_file == NULL))
-			bad_key(b, path, "ldap.password_file", "bind simple needs exactly one of password and password_file");
+		if ((lc->password != NULL) + (lc->password_file != NULL) + (lc->password_secret != NULL) != 1)
+			bad_key(b, path, "ldap.password_file",
+			    "bind simple needs exactly one of password, password_file and password_secret");
 		if (lc->password_file && access(lc->password_file, R_OK) < 0)
 			loom_buf_printf(b, "%s%s: key 'ldap.password_file': cannot read '%s': %s", b->len ? "\n" : "", path,
 			    lc->password_file, strerror(errno));
 		break;
 	default:
-		if (lc->bind_dn || lc->password || lc->password_file)
-			bad_key(b, path, "ldap.bind", "bind_dn, password and password_file are for bind simple only");
+		if (lc->bind_dn || lc->password || lc->password_file || lc->password_secret)
+			bad_key(b, path, "ldap.bind", "bind_dn, password, password_file and password_secret are for bind simple only");
 		break;
 	}
 	if (lc->ca_file && access(lc->ca_file, R_OK) < 0)
@@ -127,6 +128,14 @@ static int load(ldapagent_t *la, const loom_deploy_t *cfg, char **ret_error)
 	}
 	if (rc == 0) {
 		check_ldap(&la->cfg, &b);
+		const char *sec = la->cfg.ldap.password_secret;
+		if (sec != NULL && la->cfg.ldap.bind == LOOM_LDAP_BIND_SIMPLE) {
+			char *sp = loom_sprintf("%s/secrets/%s/%s", cfg->state_dir, la->name, sec);
+			if (access(sp, R_OK) < 0)
+				loom_buf_printf(&b, "%s%s: key 'ldap.password_secret': secret '%s' is not set "
+				    "(loomctl secret set %s %s): %s", b.len ? "\n" : "", path, sec, la->name, sec, strerror(errno));
+			free(sp);
+		}
 		if (b.len)
 			rc = -1;
 	}

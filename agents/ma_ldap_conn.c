@@ -11,6 +11,8 @@
 #include "loom_alloc.h"
 #include "loom_attrs.h"
 #include "loom_buf.h"
+#include "loom_daemon.h"
+#include "loom_keyset.h"
 #include "loom_log.h"
 
 #include <errno.h>
@@ -84,6 +86,45 @@ static int read_password(const char *path, struct berval *ret, char **ret_error)
 	return 0;
 }
 
+/* Opens STATE_DIR/secrets/AGENT/KEY with STATE_DIR/keyset into guarded
+ * memory (sodium_free wipes it). The key set is read at each bind and
+ * dropped at once: the agent holds no key between binds. */
+static int read_secret(ldapagent_t *la, const char *key, struct berval *ret, char **ret_error)
+{
+	const char *sd = loom_daemon_config(la->d)->state_dir;
+	char *kpath = loom_sprintf("%s/keyset", sd), *spath = loom_sprintf("%s/secrets/%s/%s", sd, la->name, key);
+	loom_keyset_t *ks = NULL;
+	char *err = NULL, *plain = NULL;
+	size_t len = 0;
+	int rc = -1;
+	char line[4096];
+	ssize_t n = -1;
+	int fd = open(spath, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, line, sizeof(line) - 1);
+		close(fd);
+	}
+	if (n <= 0) {
+		*ret_error = loom_sprintf("cannot read secret '%s' (set it with `loomctl secret set %s %s`): %s", spath,
+		    la->name, key, n == 0 ? "empty" : strerror(errno));
+		goto out;
+	}
+	line[n] = '\0';
+	if (loom_keyset_load(kpath, &ks, &err) < 0 || loom_secret_open(ks, line, &plain, &len, &err) < 0) {
+		*ret_error = loom_sprintf("cannot open secret '%s': %s", spath, err);
+		free(err);
+		goto out;
+	}
+	ret->bv_val = plain;
+	ret->bv_len = len;
+	rc = 0;
+out:
+	loom_keyset_destroy(&ks);
+	free(kpath);
+	free(spath);
+	return rc;
+}
+
 static int set_tls_options(ldapagent_t *la, LDAP *ld, char **ret_error)
 {
 	int demand = LDAP_OPT_X_TLS_DEMAND, zero = 0, rc;
@@ -142,6 +183,10 @@ int ml_conn_open(ldapagent_t *la, ml_conn_t *c, char **ret_error)
 		dn = lc->bind_dn;
 		if (lc->password_file) {
 			if (read_password(lc->password_file, &cred, ret_error) < 0)
+				goto fail;
+			guarded = true;
+		} else if (lc->password_secret) {
+			if (read_secret(la, lc->password_secret, &cred, ret_error) < 0)
 				goto fail;
 			guarded = true;
 		} else {

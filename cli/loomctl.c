@@ -28,11 +28,31 @@ const ctl_cmd_t ctl_cmds[] = {
 	{ "services", "[SERVICE]", "list what is registered with the broker",
 	  "  prints one line per instance: service, instance address, process, pid, host,\n"
 	  "  seconds since last heard, messages in and out; -o json prints one array", ctl_services },
-	{ "keys", "gen NAME [--dir DIR] [--force]", "create a key pair for a process (CURVE and sealing)",
+	{ "keys", "gen NAME [--dir DIR] [--force] | create | export --to FILE | import --from FILE | list | rotate",
+	  "key pairs of processes; the installation's key set sealing secrets at rest",
 	  "  gen NAME      write DIR/NAME.key (secret, 0600) and DIR/NAME.pub\n"
 	  "  --dir DIR     key directory (default bus.keys_dir of the configuration)\n"
 	  "  --force       replace an existing pair\n"
-	  "  Copy NAME.pub into the broker's keys directory to allow NAME on the bus.", ctl_keys },
+	  "  Copy NAME.pub into the broker's keys directory to allow NAME on the bus.\n"
+	  "  create        a new key set (STATE_DIR/keyset) and installation id\n"
+	  "  export --to FILE [--passphrase-file F] [--force]   the set, Argon2id + secretbox\n"
+	  "  import --from FILE [--passphrase-file F]   refused when from another installation\n"
+	  "  list          versions, when made, how many secrets each seals\n"
+	  "  rotate        a new current version; every secret re-sealed; old versions kept\n"
+	  "  The passphrase: --passphrase-file, else $LOOM_PASSPHRASE, else asked on the terminal.", ctl_keys },
+	{ "secret", "set AGENT KEY | list", "agent credentials sealed with the key set (value on standard input)",
+	  "  set AGENT KEY   seal the first line of standard input as AGENT's KEY (e.g. bind_password)\n"
+	  "  list            the secrets, their key versions, and those a restore left to re-enter", ctl_secret },
+	{ "backup", "--to DIR | verify DIR", "online backup of every store, the configuration and the state",
+	  "  --to DIR      stores copied through read-only instances while processes run; config and\n"
+	  "                state files; DIR/MANIFEST with SHA-256 checksums; DIR/backup.log;\n"
+	  "                a failing step is retried once. The key set is never included.\n"
+	  "  verify DIR    check every file against the MANIFEST (docs/recovery.md)", ctl_backup },
+	{ "restore", "--from DIR --to CONFIG_DIR [--keyset FILE [--passphrase-file F]]",
+	  "restore a backup onto an empty installation",
+	  "  without --keyset everything but the secrets is restored, and the credentials to\n"
+	  "  re-enter are listed (also by `loomctl secret list`). A damaged backup, a wrong\n"
+	  "  passphrase, a key set of another installation, a target not empty: refused, nothing written.", ctl_restore },
 	{ "password", "set --agent NAME (--dn DN | --anchor ANCHOR)",
 	  "set an account's password in a connected system, through its agent",
 	  "  set           an administrator's reset: the old password is not needed\n"

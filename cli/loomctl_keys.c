@@ -11,8 +11,10 @@
 
 int ctl_keys(ctl_t *ctl, int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "gen") != 0) {
-		fprintf(stderr, "loomctl keys: expected 'gen NAME' (see loomctl keys --help)\n");
+	if (argc >= 2 && strcmp(argv[1], "gen") != 0)
+		return ctl_keyset(ctl, argc, argv);
+	if (argc < 2) {
+		fprintf(stderr, "loomctl keys: expected gen, create, export, import, list or rotate (see loomctl keys --help)\n");
 		return 2;
 	}
 	static const struct option opts[] = {

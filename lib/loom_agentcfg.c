@@ -132,6 +132,9 @@ static const loom_cfg_key_t ldap_keys[] = {
 	  .help = "simple bind: the password (prefer password_file; never logged)" },
 	{ .name = "password_file", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_ldap_t, password_file),
 	  .help = "simple bind: a file holding the password (one line; read at each bind, never logged)" },
+	{ .name = "password_secret", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_ldap_t, password_secret),
+	  .help = "simple bind: the name of a secret set with `loomctl secret set AGENT NAME`, sealed with the "
+		  "key set and opened at each bind (docs/recovery.md)" },
 	{ .name = "starttls", .type = LOOM_CFG_BOOL, .offset = offsetof(loom_agentcfg_ldap_t, starttls),
 	  .def = "false", .help = "ldap:// only: StartTLS before binding; the server certificate must verify" },
 	{ .name = "ca_file", .type = LOOM_CFG_PATH, .offset = offsetof(loom_agentcfg_ldap_t, ca_file),

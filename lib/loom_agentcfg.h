@@ -151,6 +151,7 @@ typedef struct loom_agentcfg_ldap {
 	char *bind_dn;                 /* simple bind: the DN */
 	char *password;                /* simple bind: the password (prefer password_file) */
 	char *password_file;           /* simple bind: file holding the password */
+	char *password_secret;         /* simple bind: KEY of STATE_DIR/secrets/AGENT/KEY (loomctl secret set) */
 	bool starttls;                 /* StartTLS on an ldap:// connection */
 	char *ca_file;                 /* CA certificates that verify the server (ldaps, StartTLS) */
 	long long timeout_ms;          /* connect and operation timeout */
