@@ -100,6 +100,13 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
+	pdir = policy_dir(cfg->path);
+	rc = wf_sspr_open(w, pdir, &msg);
+	free(pdir);
+	if (rc < 0) {
+		*error_r = msg;
+		return -1;
+	}
 	if (wf_agents_load(w, cfg->path, loom_daemon_service(d), &msg) < 0) {
 		*error_r = msg;
 		return -1;
@@ -122,6 +129,10 @@ static void wf_message(loom_daemon_t *d, Loom__Envelope *env)
 	wf_t *w = loom_daemon_user(d);
 	if (wf_agent_handle(w, env))
 		return; /* agent protocol: handled and freed */
+	if (wf_sspr_handle(w, env)) {
+		loom_envelope_free(&env);
+		return;
+	}
 	wf_handle(w, env);
 	loom_envelope_free(&env);
 }
@@ -138,6 +149,7 @@ static void wf_stop(loom_daemon_t *d)
 	}
 	free(w->held);
 	wf_run_close(w);
+	wf_sspr_close(w);
 	if (w->defs) {
 		wf_defs_release(w->defs);
 		free(w->defs);
