@@ -68,6 +68,7 @@ int ctl_ping(ctl_t *ctl, int argc, char **argv);
 int ctl_services(ctl_t *ctl, int argc, char **argv);
 int ctl_keys(ctl_t *ctl, int argc, char **argv);
 int ctl_password(ctl_t *ctl, int argc, char **argv);
+int ctl_sspr(ctl_t *ctl, int argc, char **argv);
 int ctl_run(ctl_t *ctl, int argc, char **argv);
 int ctl_runs(ctl_t *ctl, int argc, char **argv);
 int ctl_schedule(ctl_t *ctl, int argc, char **argv);
