@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Self-service password reset (docs/sspr.md) against a real slapd: a user
+# registers answers through loomctl sspr register (stdin, not a terminal);
+# wrong answers at reset count toward the lockout gate and lock the
+# account, then lock it for good after the configured lockouts; right
+# answers reset the password: loom-workflow seals it to the engine, which
+# sets it through loom-ma-ldap on the account's connector (the source
+# included), and the user binds with it. Finally no answer and no password
+# in clear in the stores, logs or the bus capture (loom-tap).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ldap/slapd.sh"
+. "$(dirname "$0")/pcns/lib_pcns.sh"
+
+write_config
+mkdir -p "$T/agents" "$T/sync" "$T/policy"
+start_slapd_named ldap1
+printf '%s\n' "$ROOTPW" >"$T/admin.pw"
+cat >"$T/agents/ldap1.yaml" <<YAML
+type: ldap
+object_type: person
+ldap:
+  uri: $LDAP1_URI
+  bind_dn: "$ROOTDN"
+  password_file: ../admin.pw
+  bases: [ { dn: "ou=people,$SUFFIX", scope: one } ]
+  object_classes: [ { object_class: inetOrgPerson, type: person } ]
+  attributes: [uid, cn, sn]
+password_sync:
+  enabled: true
+  match: [account]
+  account_attribute: uid
+  retry_interval: 200ms
+  timeout: 5s
+YAML
+cat >"$T/sync/people.yaml" <<'YAML'
+rules:
+  - name: ldap1-in
+    direction: inbound
+    agent: ldap1
+    cs_type: person
+    mv_type: person
+    join: [ { match: [ { cs: uid, mv: uid } ] } ]
+    project: true
+    flows:
+      - { mv: uid, expr: uid }
+YAML
+cp "$LOOM_SOURCE_DIR/config/policy/schema.yaml" "$T/policy/"
+cat >"$T/policy/sspr.yaml" <<'YAML'
+agent: ldap1
+questions:
+  - "Last name of your first-grade teacher?"
+  - "City where your parents met?"
+  - "Model of your first bicycle?"
+  - "Street you lived on at ten?"
+register: 3
+present: 2
+require: 2
+lockout: { threshold: 2, duration: 3s, permanent_after: 2 }
+password_challenge: false
+argon2_opslimit: 1
+argon2_memlimit: 8MiB
+YAML
+ctl keys gen engine >/dev/null || fail "keys gen engine"
+ctl keys gen workflow >/dev/null || fail "keys gen workflow"
+ctl keys gen ma.ldap1 >/dev/null || fail "keys gen ma.ldap1"
+seed_named "$LDAP1_URI" 3
+start_broker
+start tap "$TAP" -c "$CFG"
+wait_log broker "tap listener attached subscriptions=1"
+start_engine
+start_ldap_agent ldap1
+run_profile ldap1 full-import
+run_profile ldap1 full-sync
+start_workflow
+wait_log workflow "sspr ready agent=ldap1 questions=4"
+[ -f "$T/keys/sspr.pepper" ] || fail "no pepper file made"
+[ "$(stat -c %a "$T/keys/sspr.pepper")" = 600 ] || fail "the pepper is not mode 0600"
+
+binds() { ldapwhoami -x -H "$LDAP1_URI" -D "uid=$1,ou=people,$SUFFIX" -w "$2" >/dev/null 2>&1; }
+binds user1 pw-user1 || fail "user1 cannot bind with its seeded password"
+
+A1='Zwickelmeyer Q'; A2='Saint-Ouen-sur-Marne'; A3='Batavus Flamingo 1987'; A4='Rue Oberkampf'
+# too few answers: refused
+rc=0
+printf 'pw-user1\n%s\n\n\n\n' "$A1" | ctl sspr register --account user1 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] && grep -q "too-few-answers" "$T/err" || fail "one answer registered: rc=$rc $(cat "$T/err")"
+printf 'pw-user1\n%s\n%s\n%s\n%s\n' "$A1" "$A2" "$A3" "$A4" | ctl sspr register --account user1 >"$T/out" ||
+	fail "register user1"
+grep -q "user1 registered" "$T/out" || fail "register output: $(cat "$T/out")"
+pass "registration: too few answers refused; four answers registered"
+
+# a reset before registering is refused
+rc=0
+printf 'a\nb\nc\nd\nNew-pass-1\n' | ctl sspr reset --account user2 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] && grep -q "not-registered" "$T/err" || fail "unregistered reset: rc=$rc $(cat "$T/err")"
+
+# wrong answers: the lockout gate (threshold 2) locks the account
+WRONG='Never-set-9q'
+rc=0
+printf 'x\ny\nz\nw\n%s\n' "$WRONG" | ctl sspr reset --account user1 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] && grep -q "wrong-answers.*1 attempt(s) left" "$T/err" || fail "wrong answers 1: rc=$rc $(cat "$T/err")"
+rc=0
+printf 'x\ny\nz\nw\n%s\n' "$WRONG" | ctl sspr reset --account user1 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] && grep -q "locked" "$T/err" || fail "wrong answers 2: rc=$rc $(cat "$T/err")"
+# right answers while locked: still refused
+rc=0
+printf '%s\n%s\n%s\n%s\n%s\n' "$A1" "$A2" "$A3" "$A4" "$WRONG" | ctl sspr reset --account user1 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] && grep -q "locked" "$T/err" || fail "reset while locked: rc=$rc $(cat "$T/err")"
+binds user1 "$WRONG" && fail "a locked account's password was set"
+pass "wrong answers: attempts counted, then the account is locked (right answers refused while locked)"
+
+# after the lockout: right answers (case and blanks do not matter) reset the password
+unlocked() { printf '\n\n\n\n\n' | "$CTL" -c "$CFG" sspr reset --account user1 2>&1 | grep -q "wrong-answers"; }
+# (each probe is a wrong attempt: wait for the lockout to end without probing)
+wait_log workflow "sspr reset refused account=user1: locked"
+sleep_until=$((SECONDS + 4))
+while [ "$SECONDS" -lt "$sleep_until" ]; do sleep 0.2; done
+NEWPW='Sspr-new-pass#4k'
+printf '%s\n  saint-ouen-SUR-marne \n%s\n%s\n%s\n' "${A1,,}" "$A3" "$A4" "$NEWPW" | ctl sspr reset --account user1 >"$T/out" ||
+	fail "reset with right answers: $(cat "$T/out")"
+grep -q "password reset for user1: 1 connected system" "$T/out" || fail "reset output: $(cat "$T/out")"
+wait_for "user1 to bind with the new password" 20 binds user1 "$NEWPW"
+binds user1 pw-user1 && fail "the old password still binds"
+pass "right answers: the password is set in the directory through the engine; user1 binds with it"
+
+# permanent lockout after permanent_after (2) lockouts
+printf 'pw-user2\n%s\n%s\n%s\n\n' "$A1" "$A2" "$A3" | ctl sspr register --account user2 >/dev/null || fail "register user2"
+for i in 1 2 3 4; do
+	printf 'x\ny\nz\nw\n%s\n' "$WRONG" | ctl sspr reset --account user2 2>"$T/err" >/dev/null
+	if [ "$i" = 2 ]; then
+		wait_log workflow "sspr reset refused account=user2 .*locked=yes"
+		sleep_until=$((SECONDS + 4))
+		while [ "$SECONDS" -lt "$sleep_until" ]; do sleep 0.2; done
+	fi
+done
+grep -q "locked-permanently" "$T/err" || fail "user2 not locked for good: $(cat "$T/err")"
+rc=0
+printf '%s\n%s\n%s\n\n%s\n' "$A1" "$A2" "$A3" "$WRONG" | ctl sspr reset --account user2 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] && grep -q "locked-permanently\|locked until an administrator" "$T/err" || fail "user2 reset: $(cat "$T/err")"
+pass "after the configured lockouts the account stays locked"
+
+# no answer and no password in clear: stores, logs, the tap's capture
+wait_log tap "loom.SsprReset .*secrets=<sealed>"
+wait_log tap "loom.SsprRegister .*secrets=<sealed>"
+n=$(no_cleartext "$NEWPW" "$WRONG" "$A1" "$A2" "$A3" "$A4" "${A1,,}" "Batavus" "Zwickelmeyer" "Oberkampf")
+pass "no answer or password in clear (or base64, hex, UTF-16) in $n files: stores, logs, tap capture"
