@@ -232,10 +232,10 @@ typedef struct wf {
 
 /* ---- self-service password reset (workflow_sspr.c, docs/sspr.md) ---- */
 
-/* Loads POLICY_DIR/sspr.yaml when it exists, and the pepper
- * (keys_dir/sspr.pepper, made when absent). 0 (w->sspr stays NULL without
- * the file), or -1 with *ret_error. */
-int wf_sspr_open(wf_t *w, const char *policy_dir, char **ret_error);
+/* Loads sspr_path (sspr.yaml beside the deployment file) when it exists,
+ * and the pepper (keys_dir/sspr.pepper, made when absent). 0 (w->sspr stays
+ * NULL without the file), or -1 with *ret_error. */
+int wf_sspr_open(wf_t *w, const char *sspr_path, char **ret_error);
 void wf_sspr_close(wf_t *w);
 /* Answers SsprQuestionsRequest, SsprRegister, SsprReset and takes the
  * engine's PasswordSyncReply. true when env was one of them (env is

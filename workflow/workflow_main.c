@@ -100,9 +100,15 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
-	pdir = policy_dir(cfg->path);
-	rc = wf_sspr_open(w, pdir, &msg);
-	free(pdir);
+	{
+		/* sspr.yaml sits beside the deployment file: policy/ holds only
+		 * policy documents (every *.yaml there is one) */
+		const char *slash = strrchr(cfg->path, '/');
+		char *spath = slash ? loom_sprintf("%.*s/sspr.yaml", (int)(slash - cfg->path), cfg->path)
+		    : loom_strdup("sspr.yaml");
+		rc = wf_sspr_open(w, spath, &msg);
+		free(spath);
+	}
 	if (rc < 0) {
 		*error_r = msg;
 		return -1;

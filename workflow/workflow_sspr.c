@@ -1,6 +1,6 @@
 /* workflow_sspr.c - self-service password reset (docs/sspr.md).
  *
- * Configured by POLICY_DIR/sspr.yaml (absent: SSPR is off and its messages
+ * Configured by sspr.yaml beside the deployment file (absent: SSPR is off and its messages
  * are refused). Every secret arrives as one loom.SsprSecrets sealed to
  * loom-workflow's key; it is opened into guarded memory and wiped once used.
  * An answer is kept as Argon2id(BLAKE2b-keyed(pepper, question | normalised
@@ -160,9 +160,9 @@ out:
 	return rc;
 }
 
-int wf_sspr_open(wf_t *w, const char *policy_dir, char **ret_error)
+int wf_sspr_open(wf_t *w, const char *sspr_path, char **ret_error)
 {
-	char *path = loom_sprintf("%s/sspr.yaml", policy_dir);
+	char *path = loom_strdup(sspr_path);
 	struct stat st;
 	if (stat(path, &st) < 0) {
 		free(path);
@@ -693,7 +693,7 @@ bool wf_sspr_handle(wf_t *w, Loom__Envelope *env)
 	if (w->sspr == NULL) {
 		if (which != 3)
 			wf_reply_error(w, env, LOOM__ERROR__CODE__UNKNOWN_TYPE,
-			    "self-service password reset is not configured (policy/sspr.yaml)");
+			    "self-service password reset is not configured (sspr.yaml beside the deployment file)");
 		return true;
 	}
 	const char *err;
