@@ -10,7 +10,9 @@
  * An account's record (SsprRecord, family "sspr", key: the account), its
  * states (this block and the code change together):
  *
- *   (none) --SsprRegister, challenge passed, >= N answers--> REGISTERED
+ *   (none) --SsprRegister, >= N answers--> answers hashed, VerifyPasswordRequest
+ *             (the current password sealed to the source agent) --ok--> REGISTERED
+ *             (--refused--> nothing stored; password_challenge: false skips the check)
  *   REGISTERED --SsprRegister--> REGISTERED (answers replaced, counters reset)
  *   REGISTERED --SsprQuestionsRequest(reset)--> REGISTERED with K presented
  *   presented --SsprReset, >= J correct--> REGISTERED, failures 0, the new
@@ -67,6 +69,10 @@ typedef struct sspr_cfg {
 } sspr_cfg_t;
 
 typedef struct sspr_pending {
+	bool verify;               /* a registration waiting for the agent's VerifyPasswordReply */
+	uint8_t msg_id[LOOM_MSG_ID_LEN]; /* verify: our VerifyPasswordRequest's msg_id */
+	uint8_t *record;           /* verify: the packed SsprRecord to store when the password is right */
+	size_t record_len;         /* its length */
 	uint8_t change_id[16];     /* the PasswordSyncRequest's */
 	char *to;                  /* whom to answer */
 	uint8_t corr[LOOM_MSG_ID_LEN]; /* their msg_id */
@@ -106,7 +112,7 @@ static const loom_cfg_key_t sspr_keys[] = {
 	{ "lockout", LOOM_CFG_SECTION, offsetof(sspr_cfg_t, lockout), 0, NULL, 0, 0, NULL, &lockout_table,
 	  "the lockout gate" },
 	{ "password_challenge", LOOM_CFG_BOOL, offsetof(sspr_cfg_t, password_challenge), 0, "true", 0, 0, NULL, NULL,
-	  "registration checks the current password (not available yet: set false)" },
+	  "registration checks the current password with the source agent (VerifyPasswordRequest)" },
 	{ "argon2_opslimit", LOOM_CFG_INT, offsetof(sspr_cfg_t, opslimit), 0, "2", 1, 64, NULL, NULL,
 	  "Argon2id passes" },
 	{ "argon2_memlimit", LOOM_CFG_SIZE, offsetof(sspr_cfg_t, memlimit), 0, "64MiB", 8192, 4LL << 30, NULL, NULL,
@@ -215,6 +221,7 @@ void wf_sspr_close(wf_t *w)
 	for (size_t i = 0; i < s->npending; i++) {
 		free(s->pending[i].to);
 		free(s->pending[i].account);
+		free(s->pending[i].record);
 	}
 	free(s->pending);
 	sodium_free(s->pepper);
@@ -432,6 +439,102 @@ send:
 	free(qp);
 }
 
+static sspr_pending_t *pending_add(struct wf_sspr *s, const Loom__Envelope *env, const char *account)
+{
+	s->pending = loom_realloc(s->pending, (s->npending + 1) * sizeof *s->pending);
+	sspr_pending_t *p = &s->pending[s->npending++];
+	memset(p, 0, sizeof *p);
+	p->to = loom_strdup(env->from);
+	if (env->msg_id.len == LOOM_MSG_ID_LEN)
+		memcpy(p->corr, env->msg_id.data, LOOM_MSG_ID_LEN);
+	p->account = loom_strdup(account);
+	return p;
+}
+
+static void pending_remove(struct wf_sspr *s, size_t i)
+{
+	free(s->pending[i].to);
+	free(s->pending[i].account);
+	free(s->pending[i].record);
+	s->pending[i] = s->pending[--s->npending];
+}
+
+/* Seals the current password to the source agent and asks it whether the
+ * directory takes it; r is kept (packed) until the answer. */
+static int send_verify(wf_t *w, Loom__Envelope *env, const char *account, const char *pw, const Loom__SsprRecord *r,
+    const char **error_r)
+{
+	struct wf_sspr *s = w->sspr;
+	static char *msg;
+	char *service = loom_sprintf("ma.%s", s->cfg.agent);
+	char *path = loom_sprintf("%s/%s.pub", loom_daemon_config(w->daemon)->bus.keys_dir, service);
+	uint8_t pub[LOOM_KEY_LEN];
+	char *kerr = NULL;
+	int rc = loom_keys_read_public(path, pub, &kerr);
+	free(path);
+	if (rc < 0) {
+		free(msg);
+		msg = loom_sprintf("cannot seal the password to agent '%s': %s", s->cfg.agent, kerr);
+		free(kerr);
+		free(service);
+		*error_r = msg;
+		return -1;
+	}
+	Loom__Sealed sealed;
+	loom_seal(pub, service, pw, strlen(pw), &sealed);
+	Loom__VerifyPasswordRequest rq = LOOM__VERIFY_PASSWORD_REQUEST__INIT;
+	rq.agent = s->cfg.agent;
+	rq.account = (char *)account;
+	rq.password = &sealed;
+	uint8_t id[LOOM_MSG_ID_LEN];
+	rc = loom_bus_send(loom_daemon_bus(w->daemon), service, &rq.base, NULL, id, error_r);
+	loom_sealed_release(&sealed);
+	free(service);
+	if (rc < 0)
+		return -1;
+	sspr_pending_t *p = pending_add(s, env, account);
+	p->verify = true;
+	memcpy(p->msg_id, id, sizeof id);
+	p->record_len = loom__sspr_record__get_packed_size(r);
+	p->record = loom_malloc(p->record_len ? p->record_len : 1);
+	loom__sspr_record__pack(r, p->record);
+	return 0;
+}
+
+static void on_verify_reply(wf_t *w, const Loom__Envelope *env, const Loom__VerifyPasswordReply *rep)
+{
+	struct wf_sspr *s = w->sspr;
+	for (size_t i = 0; i < s->npending; i++) {
+		sspr_pending_t *p = &s->pending[i];
+		if (!p->verify || env->correlation_id.len != LOOM_MSG_ID_LEN ||
+		    memcmp(env->correlation_id.data, p->msg_id, LOOM_MSG_ID_LEN) != 0)
+			continue;
+		Loom__SsprReply r = LOOM__SSPR_REPLY__INIT;
+		r.ok = rep->ok;
+		r.code = rep->ok ? "" : rep->code;
+		r.message = rep->ok ? "registered" : rep->message;
+		const char *err = NULL;
+		if (rep->ok) {
+			loom_batch_t *b = loom_batch_new(w->store);
+			loom_batch_put(b, s->cf, p->account, strlen(p->account), p->record, p->record_len);
+			if (loom_store_write_ex(w->store, b, true, &err) < 0) {
+				r.ok = false;
+				r.code = "store-failed";
+				r.message = (char *)err;
+			}
+			loom_batch_destroy(&b);
+		}
+		if (r.ok)
+			loom_info("sspr registered account=%s challenge=passed", loom_log_kv_quote(p->account));
+		else
+			loom_warning("sspr registration refused account=%s code=%s", loom_log_kv_quote(p->account), r.code);
+		if (loom_bus_send(loom_daemon_bus(w->daemon), p->to, &r.base, p->corr, NULL, &err) < 0)
+			loom_warning("cannot answer sspr to=%s: %s", p->to, err);
+		pending_remove(s, i);
+		return;
+	}
+}
+
 static void on_register(wf_t *w, Loom__Envelope *env, const Loom__SsprRegister *rq)
 {
 	struct wf_sspr *s = w->sspr;
@@ -447,12 +550,8 @@ static void on_register(wf_t *w, Loom__Envelope *env, const Loom__SsprRegister *
 		reply(w, env, false, "bad-request", "no account given", NULL);
 		goto out;
 	}
-	/* the password authentication challenge */
-	if (s->cfg.password_challenge) {
-		reply(w, env, false, "challenge-unavailable",
-		    "the password authentication challenge is not available yet (sspr.yaml password_challenge: false)",
-		    NULL);
-		loom_warning("sspr registration refused account=%s: challenge unavailable", loom_log_kv_quote(rq->account));
+	if (s->cfg.password_challenge && sec->current_password[0] == '\0') {
+		reply(w, env, false, "bad-password", "the current password is needed to register", NULL);
 		goto out;
 	}
 	size_t m = s->cfg.questions.n, na = 0;
@@ -499,6 +598,15 @@ static void on_register(wf_t *w, Loom__Envelope *env, const Loom__SsprRegister *
 	r.hashes = hp;
 	r.n_hashes = na;
 	r.registered_at = loom_now_us();
+	if (s->cfg.password_challenge) {
+		/* the password authentication challenge: the record is stored when
+		 * the source agent says the directory takes the current password */
+		if (send_verify(w, env, rq->account, sec->current_password, &r, &err) < 0) {
+			loom_warning("sspr registration failed account=%s: %s", loom_log_kv_quote(rq->account), err);
+			reply(w, env, false, "agent-unavailable", err, NULL);
+		}
+		goto out_hashes;
+	}
 	if (rec_put(w, &r, &err) < 0) {
 		reply(w, env, false, "store-failed", err, NULL);
 		goto out_hashes;
@@ -550,14 +658,8 @@ static int send_to_engine(wf_t *w, Loom__Envelope *env, const char *account, con
 	loom_sealed_release(&sealed);
 	if (rc < 0)
 		return -1;
-	s->pending = loom_realloc(s->pending, (s->npending + 1) * sizeof *s->pending);
-	sspr_pending_t *p = &s->pending[s->npending++];
+	sspr_pending_t *p = pending_add(s, env, account);
 	memcpy(p->change_id, id, sizeof id);
-	p->to = loom_strdup(env->from);
-	memset(p->corr, 0, sizeof p->corr);
-	if (env->msg_id.len == LOOM_MSG_ID_LEN)
-		memcpy(p->corr, env->msg_id.data, LOOM_MSG_ID_LEN);
-	p->account = loom_strdup(account);
 	return 0;
 }
 
@@ -659,7 +761,8 @@ static void on_engine_reply(wf_t *w, const Loom__PasswordSyncReply *rep)
 	struct wf_sspr *s = w->sspr;
 	for (size_t i = 0; i < s->npending; i++) {
 		sspr_pending_t *p = &s->pending[i];
-		if (rep->change_id.len != sizeof p->change_id || memcmp(rep->change_id.data, p->change_id, 16) != 0)
+		if (p->verify || rep->change_id.len != sizeof p->change_id ||
+		    memcmp(rep->change_id.data, p->change_id, 16) != 0)
 			continue;
 		bool ok = rep->status == LOOM__PASSWORD_SYNC_REPLY__STATUS__ACCEPTED;
 		Loom__SsprReply r = LOOM__SSPR_REPLY__INIT;
@@ -673,9 +776,7 @@ static void on_engine_reply(wf_t *w, const Loom__PasswordSyncReply *rep)
 		const char *err;
 		if (loom_bus_send(loom_daemon_bus(w->daemon), p->to, &r.base, p->corr, NULL, &err) < 0)
 			loom_warning("cannot answer sspr to=%s: %s", p->to, err);
-		free(p->to);
-		free(p->account);
-		s->pending[i] = s->pending[--s->npending];
+		pending_remove(s, i);
 		return;
 	}
 }
@@ -683,7 +784,8 @@ static void on_engine_reply(wf_t *w, const Loom__PasswordSyncReply *rep)
 bool wf_sspr_handle(wf_t *w, Loom__Envelope *env)
 {
 	static const ProtobufCMessageDescriptor *const ds[] = { &loom__sspr_questions_request__descriptor,
-		&loom__sspr_register__descriptor, &loom__sspr_reset__descriptor, &loom__password_sync_reply__descriptor };
+		&loom__sspr_register__descriptor, &loom__sspr_reset__descriptor, &loom__password_sync_reply__descriptor,
+		&loom__verify_password_reply__descriptor };
 	size_t which = sizeof ds / sizeof ds[0];
 	for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
 		if (loom_envelope_is(env, ds[i]))
@@ -691,7 +793,7 @@ bool wf_sspr_handle(wf_t *w, Loom__Envelope *env)
 	if (which == sizeof ds / sizeof ds[0])
 		return false;
 	if (w->sspr == NULL) {
-		if (which != 3)
+		if (which < 3)
 			wf_reply_error(w, env, LOOM__ERROR__CODE__UNKNOWN_TYPE,
 			    "self-service password reset is not configured (sspr.yaml beside the deployment file)");
 		return true;
@@ -699,7 +801,7 @@ bool wf_sspr_handle(wf_t *w, Loom__Envelope *env)
 	const char *err;
 	ProtobufCMessage *m = loom_envelope_body(env, ds[which], &err);
 	if (m == NULL) {
-		if (which != 3)
+		if (which < 3)
 			wf_reply_error(w, env, LOOM__ERROR__CODE__MALFORMED, err);
 		return true;
 	}
@@ -707,7 +809,8 @@ bool wf_sspr_handle(wf_t *w, Loom__Envelope *env)
 	case 0: on_questions(w, env, (Loom__SsprQuestionsRequest *)m); break;
 	case 1: on_register(w, env, (Loom__SsprRegister *)m); break;
 	case 2: on_reset(w, env, (Loom__SsprReset *)m); break;
-	default: on_engine_reply(w, (Loom__PasswordSyncReply *)m); break;
+	case 3: on_engine_reply(w, (Loom__PasswordSyncReply *)m); break;
+	default: on_verify_reply(w, env, (Loom__VerifyPasswordReply *)m); break;
 	}
 	protobuf_c_message_free_unpacked(m, NULL);
 	return true;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Self-service password reset (docs/sspr.md) against a real slapd: a user
-# registers answers through loomctl sspr register (stdin, not a terminal);
+# registers answers through loomctl sspr register (stdin, not a terminal)
+# after the password authentication challenge (the agent binds as the user);
 # wrong answers at reset count toward the lockout gate and lock the
 # account, then lock it for good after the configured lockouts; right
 # answers reset the password: loom-workflow seals it to the engine, which
@@ -56,7 +57,6 @@ register: 3
 present: 2
 require: 2
 lockout: { threshold: 2, duration: 3s, permanent_after: 2 }
-password_challenge: false
 argon2_opslimit: 1
 argon2_memlimit: 8MiB
 YAML
@@ -84,10 +84,16 @@ A1='Zwickelmeyer Q'; A2='Saint-Ouen-sur-Marne'; A3='Batavus Flamingo 1987'; A4='
 rc=0
 printf 'pw-user1\n%s\n\n\n\n' "$A1" | ctl sspr register --account user1 2>"$T/err" || rc=$?
 [ "$rc" = 3 ] && grep -q "too-few-answers" "$T/err" || fail "one answer registered: rc=$rc $(cat "$T/err")"
+# the password authentication challenge: a wrong current password is refused
+rc=0
+printf 'not-my-password\n%s\n%s\n%s\n%s\n' "$A1" "$A2" "$A3" "$A4" | ctl sspr register --account user1 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] && grep -q "bad-password" "$T/err" || fail "wrong current password: rc=$rc $(cat "$T/err")"
+wait_log ma_ldap1 "password checked agent=ldap1 account=user1 .*code=bad-password"
 printf 'pw-user1\n%s\n%s\n%s\n%s\n' "$A1" "$A2" "$A3" "$A4" | ctl sspr register --account user1 >"$T/out" ||
 	fail "register user1"
 grep -q "user1 registered" "$T/out" || fail "register output: $(cat "$T/out")"
-pass "registration: too few answers refused; four answers registered"
+wait_log ma_ldap1 "password checked agent=ldap1 dn=uid=user1,ou=people,.* result=ok"
+pass "registration: too few answers refused; a wrong current password refused (checked by binding in slapd); four answers registered"
 
 # a reset before registering is refused
 rc=0
@@ -140,5 +146,7 @@ pass "after the configured lockouts the account stays locked"
 # no answer and no password in clear: stores, logs, the tap's capture
 wait_log tap "loom.SsprReset .*secrets=<sealed>"
 wait_log tap "loom.SsprRegister .*secrets=<sealed>"
-n=$(no_cleartext "$NEWPW" "$WRONG" "$A1" "$A2" "$A3" "$A4" "${A1,,}" "Batavus" "Zwickelmeyer" "Oberkampf")
+wait_log tap "loom.VerifyPasswordRequest .*password=<sealed>"
+wait_log tap "loom.PasswordSyncRequest .*password=<sealed>.*origin=sspr"
+n=$(no_cleartext "$NEWPW" "$WRONG" not-my-password "$A1" "$A2" "$A3" "$A4" "${A1,,}" "Batavus" "Zwickelmeyer" "Oberkampf")
 pass "no answer or password in clear (or base64, hex, UTF-16) in $n files: stores, logs, tap capture"
