@@ -237,6 +237,8 @@ typedef struct wf {
  * NULL without the file), or -1 with *ret_error. */
 int wf_sspr_open(wf_t *w, const char *sspr_path, char **ret_error);
 void wf_sspr_close(wf_t *w);
+/* Checks sspr_path (when it exists) without starting: 0, or -1 with *ret_error. */
+int wf_sspr_check(const char *sspr_path, char **ret_error);
 /* Answers SsprQuestionsRequest, SsprRegister, SsprReset and takes the
  * engine's PasswordSyncReply. true when env was one of them (env is
  * left to the caller to free). */

@@ -28,6 +28,16 @@ static char *sync_dir(const char *deploy_path)
 	return loom_sprintf("%.*s/sync", (int)(slash - deploy_path), deploy_path);
 }
 
+/* sspr.yaml sits beside the deployment file: policy/ holds only policy
+ * documents (every *.yaml there is one). */
+static char *sspr_path(const char *deploy_path)
+{
+	const char *slash = strrchr(deploy_path, '/');
+	if (slash == NULL)
+		return loom_strdup("sspr.yaml");
+	return loom_sprintf("%.*s/sspr.yaml", (int)(slash - deploy_path), deploy_path);
+}
+
 static int wf_check(loom_daemon_t *d, const char **error_r)
 {
 	static char *msg;
@@ -46,6 +56,11 @@ static int wf_check(loom_daemon_t *d, const char **error_r)
 		if (rc == 0)
 			wf_defs_release(&defs);
 		wf_policy_release(&p);
+	}
+	if (rc == 0) {
+		char *spath = sspr_path(loom_daemon_config(d)->path);
+		rc = wf_sspr_check(spath, &msg);
+		free(spath);
 	}
 	free(dir);
 	if (rc < 0) {
@@ -100,15 +115,9 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
-	{
-		/* sspr.yaml sits beside the deployment file: policy/ holds only
-		 * policy documents (every *.yaml there is one) */
-		const char *slash = strrchr(cfg->path, '/');
-		char *spath = slash ? loom_sprintf("%.*s/sspr.yaml", (int)(slash - cfg->path), cfg->path)
-		    : loom_strdup("sspr.yaml");
-		rc = wf_sspr_open(w, spath, &msg);
-		free(spath);
-	}
+	char *spath = sspr_path(cfg->path);
+	rc = wf_sspr_open(w, spath, &msg);
+	free(spath);
 	if (rc < 0) {
 		*error_r = msg;
 		return -1;

@@ -74,6 +74,7 @@ typedef struct sspr_pending {
 	uint8_t *record;           /* verify: the packed SsprRecord to store when the password is right */
 	size_t record_len;         /* its length */
 	uint8_t change_id[16];     /* the PasswordSyncRequest's */
+	int64_t since_ms;          /* monotonic: when it was sent */
 	char *to;                  /* whom to answer */
 	uint8_t corr[LOOM_MSG_ID_LEN]; /* their msg_id */
 	char *account;             /* for the log */
@@ -166,6 +167,43 @@ out:
 	return rc;
 }
 
+/* Loads and checks path into cfg. 0, or -1 with *ret_error (cfg released). */
+static int cfg_load(const char *path, sspr_cfg_t *cfg, char **ret_error)
+{
+	loom_cfg_diags_t diags = { 0 };
+	memset(cfg, 0, sizeof *cfg);
+	if (loom_config_load_file(path, &sspr_table, cfg, &diags) < 0) {
+		loom_buf_t b;
+		loom_buf_init(&b);
+		for (size_t i = 0; i < diags.n; i++)
+			loom_buf_printf(&b, "%s%s", i ? "; " : "", diags.v[i].text);
+		*ret_error = loom_buf_steal(&b);
+		loom_cfg_diags_release(&diags);
+		loom_config_release(&sspr_table, cfg);
+		return -1;
+	}
+	size_t m = cfg->questions.n;
+	if ((size_t)cfg->register_n > m || cfg->present_k > cfg->register_n || cfg->require_j > cfg->present_k) {
+		*ret_error = loom_sprintf("%s: expected require (%lld) <= present (%lld) <= register (%lld) <= the %zu questions",
+		    path, cfg->require_j, cfg->present_k, cfg->register_n, m);
+		loom_config_release(&sspr_table, cfg);
+		return -1;
+	}
+	return 0;
+}
+
+int wf_sspr_check(const char *sspr_path, char **ret_error)
+{
+	struct stat st;
+	if (stat(sspr_path, &st) < 0)
+		return 0;
+	sspr_cfg_t cfg;
+	if (cfg_load(sspr_path, &cfg, ret_error) < 0)
+		return -1;
+	loom_config_release(&sspr_table, &cfg);
+	return 0;
+}
+
 int wf_sspr_open(wf_t *w, const char *sspr_path, char **ret_error)
 {
 	char *path = loom_strdup(sspr_path);
@@ -175,22 +213,12 @@ int wf_sspr_open(wf_t *w, const char *sspr_path, char **ret_error)
 		return 0; /* not configured */
 	}
 	struct wf_sspr *s = loom_calloc(1, sizeof *s);
-	loom_cfg_diags_t diags = { 0 };
-	if (loom_config_load_file(path, &sspr_table, &s->cfg, &diags) < 0) {
-		loom_buf_t b;
-		loom_buf_init(&b);
-		for (size_t i = 0; i < diags.n; i++)
-			loom_buf_printf(&b, "%s%s", i ? "; " : "", diags.v[i].text);
-		*ret_error = loom_buf_steal(&b);
-		loom_cfg_diags_release(&diags);
-		goto out_free;
+	if (cfg_load(path, &s->cfg, ret_error) < 0) {
+		free(s);
+		free(path);
+		return -1;
 	}
 	size_t m = s->cfg.questions.n;
-	if ((size_t)s->cfg.register_n > m || s->cfg.present_k > s->cfg.register_n || s->cfg.require_j > s->cfg.present_k) {
-		*ret_error = loom_sprintf("%s: expected require (%lld) <= present (%lld) <= register (%lld) <= the %zu questions",
-		    path, s->cfg.require_j, s->cfg.present_k, s->cfg.register_n, m);
-		goto out_free;
-	}
 	if (sodium_init() < 0)
 		abort();
 	s->pepper = sodium_malloc(PEPPER_LEN);
@@ -439,8 +467,21 @@ send:
 	free(qp);
 }
 
+static void pending_remove(struct wf_sspr *s, size_t i);
+
+/* An answer this late finds nobody waiting (loomctl gave up long before):
+ * the entry is dropped when the next one is added. */
+#define PENDING_MAX_MS (5 * 60 * 1000)
+
 static sspr_pending_t *pending_add(struct wf_sspr *s, const Loom__Envelope *env, const char *account)
 {
+	int64_t now = loom_mono_ms();
+	for (size_t i = s->npending; i-- > 0;)
+		if (now - s->pending[i].since_ms > PENDING_MAX_MS) {
+			loom_warning("sspr %s account=%s: no answer in %d s, dropped", s->pending[i].verify ?
+			    "registration" : "reset", loom_log_kv_quote(s->pending[i].account), PENDING_MAX_MS / 1000);
+			pending_remove(s, i);
+		}
 	s->pending = loom_realloc(s->pending, (s->npending + 1) * sizeof *s->pending);
 	sspr_pending_t *p = &s->pending[s->npending++];
 	memset(p, 0, sizeof *p);
@@ -448,6 +489,7 @@ static sspr_pending_t *pending_add(struct wf_sspr *s, const Loom__Envelope *env,
 	if (env->msg_id.len == LOOM_MSG_ID_LEN)
 		memcpy(p->corr, env->msg_id.data, LOOM_MSG_ID_LEN);
 	p->account = loom_strdup(account);
+	p->since_ms = now;
 	return p;
 }
 

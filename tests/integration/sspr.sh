@@ -150,3 +150,15 @@ wait_log tap "loom.VerifyPasswordRequest .*password=<sealed>"
 wait_log tap "loom.PasswordSyncRequest .*password=<sealed>.*origin=sspr"
 n=$(no_cleartext "$NEWPW" "$WRONG" not-my-password "$A1" "$A2" "$A3" "$A4" "${A1,,}" "Batavus" "Zwickelmeyer" "Oberkampf")
 pass "no answer or password in clear (or base64, hex, UTF-16) in $n files: stores, logs, tap capture"
+
+# --check-config validates sspr.yaml: a bad value names file, line, column and key
+"$WORKFLOW" -c "$CFG" --check-config >"$T/check.out" 2>&1 || fail "--check-config refuses the good sspr.yaml: $(cat "$T/check.out")"
+cp "$T/sspr.yaml" "$T/sspr.good"
+sed -i 's/^require: 2/require: many/' "$T/sspr.yaml"
+"$WORKFLOW" -c "$CFG" --check-config >"$T/check.out" 2>&1 && fail "--check-config took require: many"
+grep -qE "sspr.yaml:[0-9]+:[0-9]+: key 'require': bad value 'many'" "$T/check.out" || fail "unexpected: $(cat "$T/check.out")"
+sed -i 's/^require: many/require: 3/' "$T/sspr.yaml"
+"$WORKFLOW" -c "$CFG" --check-config >"$T/check.out" 2>&1 && fail "--check-config took require > present"
+grep -q "expected require (3) <= present (2)" "$T/check.out" || fail "unexpected: $(cat "$T/check.out")"
+cp "$T/sspr.good" "$T/sspr.yaml"
+pass "loom-workflow --check-config checks sspr.yaml (bad values, require <= present <= register)"
