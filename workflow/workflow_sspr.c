@@ -339,7 +339,7 @@ static void reply(wf_t *w, Loom__Envelope *env, bool ok, const char *code, const
 	rep.code = (char *)(code ? code : "");
 	rep.message = (char *)(message ? message : "");
 	if (r && !ok) {
-		rep.locked_until = r->permanent ? -1 : r->locked_until;
+		rep.locked_until = r->permanent ? -1 : r->locked_until > loom_now_us() ? r->locked_until : 0;
 		long long left = w->sspr->cfg.lockout.threshold - (long long)r->failures;
 		rep.attempts_left = left > 0 && !r->permanent && r->locked_until <= loom_now_us() ? (uint32_t)left : 0;
 	}

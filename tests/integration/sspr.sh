@@ -162,3 +162,20 @@ sed -i 's/^require: many/require: 3/' "$T/sspr.yaml"
 grep -q "expected require (3) <= present (2)" "$T/check.out" || fail "unexpected: $(cat "$T/check.out")"
 cp "$T/sspr.good" "$T/sspr.yaml"
 pass "loom-workflow --check-config checks sspr.yaml (bad values, require <= present <= register)"
+
+# On a terminal: every secret is asked without echo (a pseudo terminal)
+printf 'pw-user3\n%s\n%s\n%s\n%s\n' "$A1" "$A2" "$A3" "$A4" | ctl sspr register --account user3 >/dev/null || fail "register user3"
+TTYPW='Sspr-on-a-tty%7m'
+export SSPR_ANSWERS
+SSPR_ANSWERS=$(printf '%s\t%s\n' "Last name of your first-grade teacher?" "$A1" "City where your parents met?" "$A2" \
+	"Model of your first bicycle?" "$A3" "Street you lived on at ten?" "$A4")
+python3 "$LOOM_SOURCE_DIR/tests/integration/sspr/ptyrun.py" "$T/tty.out" "$TTYPW" "$CTL" -c "$CFG" sspr reset --account user3 ||
+	fail "reset on a terminal: $(cat "$T/tty.out")"
+grep -q "Answer these (2 must be right)" "$T/tty.out" && grep -q "New password for user3: " "$T/tty.out" &&
+	grep -q "Retype the new password: " "$T/tty.out" || fail "terminal prompts: $(cat "$T/tty.out")"
+for s in "$TTYPW" "$A1" "$A2" "$A3" "$A4"; do grep -qF "$s" "$T/tty.out" && fail "'$s' was echoed on the terminal"; done
+wait_for "user3 to bind with the password given on a terminal" 20 binds user3 "$TTYPW"
+cp "$T/tty.out" "$T/tty.transcript"; rm -f "$T/tty.out"
+pass "on a terminal: questions and passwords asked without echo; the reset lands in slapd"
+n=$(no_cleartext "$TTYPW")
+pass "the password given on a terminal is in clear in none of $n files"
