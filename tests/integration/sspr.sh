@@ -179,3 +179,9 @@ cp "$T/tty.out" "$T/tty.transcript"; rm -f "$T/tty.out"
 pass "on a terminal: questions and passwords asked without echo; the reset lands in slapd"
 n=$(no_cleartext "$TTYPW")
 pass "the password given on a terminal is in clear in none of $n files"
+
+# the example in config/examples is a valid file
+cp "$LOOM_SOURCE_DIR/config/examples/sspr.yaml" "$T/sspr.yaml"
+"$WORKFLOW" -c "$CFG" --check-config >"$T/check.out" 2>&1 || fail "config/examples/sspr.yaml is refused: $(cat "$T/check.out")"
+cp "$T/sspr.good" "$T/sspr.yaml"
+pass "config/examples/sspr.yaml is valid"
