@@ -125,6 +125,9 @@ printf '%s\n  saint-ouen-SUR-marne \n%s\n%s\n%s\n' "${A1,,}" "$A3" "$A4" "$NEWPW
 grep -q "password reset for user1: 1 connected system" "$T/out" || fail "reset output: $(cat "$T/out")"
 wait_for "user1 to bind with the new password" 20 binds user1 "$NEWPW"
 binds user1 pw-user1 && fail "the old password still binds"
+ctl report password-sync --account user1 >"$T/report.out" || fail "report password-sync"
+grep -qE "ldap1 account=user1 .*origin=sspr" "$T/report.out" && grep -qE -- "-> ldap1 +ok" "$T/report.out" ||
+	{ cat "$T/report.out" >&2; fail "the report does not show the reset on ldap1"; }
 pass "right answers: the password is set in the directory through the engine; user1 binds with it"
 
 # permanent lockout after permanent_after (2) lockouts
