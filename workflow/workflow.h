@@ -237,6 +237,10 @@ typedef struct wf {
  * NULL without the file), or -1 with *ret_error. */
 int wf_sspr_open(wf_t *w, const char *sspr_path, char **ret_error);
 void wf_sspr_close(wf_t *w);
+/* Writes answer normalised into out (strlen(answer) + 1 bytes): ASCII
+ * letters folded to lower case, leading and trailing blanks dropped, inner
+ * runs of blanks made one space. Returns its length. */
+size_t wf_sspr_normalize(const char *answer, char *out);
 /* Checks sspr_path (when it exists) without starting: 0, or -1 with *ret_error. */
 int wf_sspr_check(const char *sspr_path, char **ret_error);
 /* Answers SsprQuestionsRequest, SsprRegister, SsprReset and takes the

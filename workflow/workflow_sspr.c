@@ -260,15 +260,8 @@ void wf_sspr_close(wf_t *w)
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
-/* The pepper-keyed BLAKE2b of "question\0normalised answer": ASCII letters
- * folded to lower case, leading/trailing blanks dropped, inner runs of
- * blanks made one space. false when the answer is empty. */
-static bool prehash(const struct wf_sspr *s, uint32_t q, const char *answer, uint8_t out[PREHASH_LEN])
+size_t wf_sspr_normalize(const char *answer, char *out)
 {
-	size_t len = strlen(answer);
-	char *norm = sodium_malloc(len + 1);
-	if (norm == NULL)
-		abort();
 	size_t n = 0;
 	bool space = false;
 	for (const char *p = answer; *p; p++) {
@@ -278,10 +271,23 @@ static bool prehash(const struct wf_sspr *s, uint32_t q, const char *answer, uin
 			continue;
 		}
 		if (space)
-			norm[n++] = ' ';
+			out[n++] = ' ';
 		space = false;
-		norm[n++] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+		out[n++] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 	}
+	out[n] = '\0';
+	return n;
+}
+
+/* The pepper-keyed BLAKE2b of the question's index (4 bytes, big-endian)
+ * and the normalised answer. false when the answer is empty. */
+static bool prehash(const struct wf_sspr *s, uint32_t q, const char *answer, uint8_t out[PREHASH_LEN])
+{
+	size_t len = strlen(answer);
+	char *norm = sodium_malloc(len + 1);
+	if (norm == NULL)
+		abort();
+	size_t n = wf_sspr_normalize(answer, norm);
 	bool ok = n > 0;
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, s->pepper, PEPPER_LEN, PREHASH_LEN);
