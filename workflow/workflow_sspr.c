@@ -15,6 +15,7 @@
  *             (--refused--> nothing stored; password_challenge: false skips the check)
  *   REGISTERED --SsprRegister--> REGISTERED (answers replaced, counters reset)
  *   REGISTERED --SsprQuestionsRequest(reset)--> REGISTERED with K presented
+ *             (asked again before a reset: the same K)
  *   presented --SsprReset, >= J correct--> REGISTERED, failures 0, the new
  *             password sealed to the engine (PasswordSyncRequest, include_source)
  *   presented --SsprReset, < J correct--> failures + 1; at lockout.threshold:
@@ -430,6 +431,22 @@ static void on_questions(wf_t *w, Loom__Envelope *env, const Loom__SsprQuestions
 	if (lk) {
 		rep.code = (char *)lk;
 		rep.message = "too many wrong answers: the account is locked";
+		goto send;
+	}
+	if (r->n_presented > 0) {
+		/* the questions drawn last time, until a reset uses them: asking
+		 * again must not let a caller pick the questions it knows */
+		size_t np = r->n_presented < s->cfg.questions.n ? r->n_presented : s->cfg.questions.n;
+		for (size_t i = 0; i < np; i++) {
+			uint32_t q = r->presented[i];
+			loom__sspr_question__init(&qs[i]);
+			qs[i].index = q;
+			qs[i].text = q < s->cfg.questions.n ? s->cfg.questions.v[q] : "";
+			qp[i] = &qs[i];
+		}
+		rep.n_questions = np;
+		rep.required = (uint32_t)s->cfg.require_j;
+		rep.ok = true;
 		goto send;
 	}
 	/* K of the registered questions, chosen at random (partial Fisher-Yates) */
