@@ -303,12 +303,54 @@ out:
 	return status;
 }
 
+/* `loomctl sspr questions --account NAME [--reset]`: what a front end
+ * would show (the questions only; nothing secret). */
+static int sspr_questions(ctl_t *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "account", required_argument, NULL, 'a' },
+		{ "reset", no_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *account = "";
+	bool reset = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'a')
+			account = optarg;
+		else if (c == 'r')
+			reset = true;
+		else
+			return 2;
+	}
+	if (optind != argc || (reset && account[0] == '\0')) {
+		fprintf(stderr, "loomctl sspr questions: expected [--account NAME --reset]\n");
+		return 2;
+	}
+	if (ctl_load_config(ctl) < 0 || ctl_connect(ctl) < 0)
+		return 1;
+	Loom__SsprQuestionsReply *r = questions(ctl, account, reset);
+	if (r == NULL)
+		return 3;
+	if (ctl->json) {
+		ctl_print_json(&r->base);
+	} else {
+		printf("%s %u:\n", reset ? "answer right at least" : "answer at least", r->required);
+		for (size_t i = 0; i < r->n_questions; i++)
+			printf("%u\t%s\n", r->questions[i]->index, r->questions[i]->text);
+	}
+	loom__sspr_questions_reply__free_unpacked(r, NULL);
+	return 0;
+}
+
 int ctl_sspr(ctl_t *ctl, int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "questions") == 0)
+		return sspr_questions(ctl, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "register") == 0)
 		return sspr_run(ctl, false, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "reset") == 0)
 		return sspr_run(ctl, true, argc - 1, argv + 1);
-	fprintf(stderr, "loomctl sspr: expected 'register' or 'reset' (see loomctl sspr --help)\n");
+	fprintf(stderr, "loomctl sspr: expected 'register', 'reset' or 'questions' (see loomctl sspr --help)\n");
 	return 2;
 }

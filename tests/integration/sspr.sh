@@ -130,6 +130,14 @@ grep -qE "ldap1 account=user1 .*origin=sspr" "$T/report.out" && grep -qE -- "-> 
 	{ cat "$T/report.out" >&2; fail "the report does not show the reset on ldap1"; }
 pass "right answers: the password is set in the directory through the engine; user1 binds with it"
 
+# the draw of questions stays the same until a reset uses it
+ctl sspr questions --account user1 --reset >"$T/q1.out" || fail "sspr questions 1"
+ctl sspr questions --account user1 --reset >"$T/q2.out" || fail "sspr questions 2"
+[ "$(grep -c '	' "$T/q1.out")" = 2 ] && cmp -s "$T/q1.out" "$T/q2.out" ||
+	fail "two draws differ or are not 2 questions: $(cat "$T/q1.out" "$T/q2.out")"
+ctl sspr questions >"$T/q.out" && [ "$(grep -c '	' "$T/q.out")" = 4 ] || fail "sspr questions: $(cat "$T/q.out")"
+pass "loomctl sspr questions: the configured questions; a reset's draw is the same until a reset uses it"
+
 # permanent lockout after permanent_after (2) lockouts
 printf 'pw-user2\n%s\n%s\n%s\n\n' "$A1" "$A2" "$A3" | ctl sspr register --account user2 >/dev/null || fail "register user2"
 for i in 1 2 3 4; do
