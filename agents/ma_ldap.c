@@ -7,6 +7,7 @@
 #include "loom_buf.h"
 #include "loom_envelope.h"
 #include "loom_log.h"
+#include "sspr.pb-c.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -266,6 +267,20 @@ static const loom_agent_ops_t agent_ops = { "loom-ma-ldap", on_import_start, on_
 
 static void ml_message(loom_daemon_t *d, Loom__Envelope *env)
 {
+	if (loom_envelope_is(env, &loom__verify_password_request__descriptor)) {
+		/* loom-workflow's password authentication challenge (ma_ldap_verify.c) */
+		const char *err;
+		Loom__VerifyPasswordRequest *rq = (Loom__VerifyPasswordRequest *)loom_envelope_body(env,
+		    &loom__verify_password_request__descriptor, &err);
+		if (rq == NULL) {
+			loom_bus_reply_error(loom_daemon_bus(d), env, LOOM__ERROR__CODE__MALFORMED, false, err, &err);
+		} else {
+			ml_verify_password(loom_daemon_user(d), env, rq);
+			loom__verify_password_request__free_unpacked(rq, NULL);
+		}
+		loom_envelope_free(&env);
+		return;
+	}
 	loom_agent_dispatch(d, &agent_ops, loom_daemon_user(d), env);
 }
 

@@ -365,6 +365,10 @@ int ml_usn_sweep(ldapagent_t *la, char **ret_error);
 /* ma_ldap_passwd.c */
 /* Answers a SetPasswordRequest (always with a SetPasswordReply). */
 void ml_set_password(ldapagent_t *la, Loom__Envelope *env, const Loom__SetPasswordRequest *rq);
+/* Answers a VerifyPasswordRequest (always with a VerifyPasswordReply;
+ * ma_ldap_verify.c). */
+struct Loom__VerifyPasswordRequest;
+void ml_verify_password(ldapagent_t *la, Loom__Envelope *env, const struct Loom__VerifyPasswordRequest *rq);
 /* Closes the connection kept for passwords. */
 void ml_password_stop(void);
 /* Makes liblber wipe every block it frees (it holds copies of passwords in

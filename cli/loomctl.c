@@ -67,6 +67,21 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  bus in clear. -o json prints the agent's SetPasswordReply.\n"
 	  "exit status: 0 set; 3 refused (the directory's or the agent's reason, and whether\n"
 	  "a retry may help, on standard error); 1 no answer or no key; 2 bad usage", ctl_password },
+	{ "sspr", "register|reset --account NAME | questions [--account NAME --reset]",
+	  "self-service password reset through loom-workflow (docs/sspr.md)",
+	  "  register      the password authentication challenge (the current password),\n"
+	  "                then answers to at least N of the configured questions\n"
+	  "  reset         answers to the K questions presented (J must be right), then\n"
+	  "                the new password, which the engine sets on every connected\n"
+	  "                system with password sync enabled (the source included)\n"
+	  "  questions     the configured questions; with --reset the account's current\n"
+	  "                draw (the same until a reset uses it)\n"
+	  "  Asked without echo on a terminal. Otherwise standard input holds one line each:\n"
+	  "  register: current password, then an answer per question in index order\n"
+	  "  (empty: skipped); reset: an answer per question in index order (only the\n"
+	  "  presented ones are sent), then the new password. Everything is sealed to\n"
+	  "  keys_dir/workflow.pub. -o json prints loom-workflow's SsprReply.\n"
+	  "exit status: 0 done; 3 refused (wrong answers, locked, ...); 1 no answer; 2 bad usage", ctl_sspr },
 	{ "run", "AGENT PROFILE [--no-wait] [--allow-deletes N] | show ID",
 	  "run a profile (full-import, delta-import, full-sync, delta-sync, export) and show its statistics",
 	  "  Shows a progress line while the run goes on, then the run's counters with\n"

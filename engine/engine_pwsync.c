@@ -789,8 +789,9 @@ static void on_request(engine_t *e, Loom__Envelope *env)
 		r.mv_id = mvhex;
 		nlinks = eng_links(e, src->mv_id.data, &agents, &anchors);
 		for (size_t i = 0; i < nlinks; i++) {
-			if (strcmp(agents[i], rq->agent) == 0 && strcmp(anchors[i], src->anchor) == 0)
-				continue; /* the source itself */
+			if (!rq->include_source && strcmp(agents[i], rq->agent) == 0 &&
+			    strcmp(anchors[i], src->anchor) == 0)
+				continue; /* the source itself (it has the password already) */
 			eng_agent_t *ta = eng_agent_find(e, agents[i]);
 			if (ta == NULL || !ta->cfg->password_sync.enabled)
 				continue;

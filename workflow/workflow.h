@@ -227,7 +227,26 @@ typedef struct wf {
 	struct wf_run *run;        /* running workflows: queue, approvals, programs, mail (workflow_run.c) */
 	int cf_approval;           /* approvals by id (workflow_approval.c) */
 	int cf_mail;               /* mail waiting for the relay (workflow_mail.c) */
+	struct wf_sspr *sspr;      /* self-service password reset (workflow_sspr.c), or NULL when not configured */
 } wf_t;
+
+/* ---- self-service password reset (workflow_sspr.c, docs/sspr.md) ---- */
+
+/* Loads sspr_path (sspr.yaml beside the deployment file) when it exists,
+ * and the pepper (keys_dir/sspr.pepper, made when absent). 0 (w->sspr stays
+ * NULL without the file), or -1 with *ret_error. */
+int wf_sspr_open(wf_t *w, const char *sspr_path, char **ret_error);
+void wf_sspr_close(wf_t *w);
+/* Writes answer normalised into out (strlen(answer) + 1 bytes): ASCII
+ * letters folded to lower case, leading and trailing blanks dropped, inner
+ * runs of blanks made one space. Returns its length. */
+size_t wf_sspr_normalize(const char *answer, char *out);
+/* Checks sspr_path (when it exists) without starting: 0, or -1 with *ret_error. */
+int wf_sspr_check(const char *sspr_path, char **ret_error);
+/* Answers SsprQuestionsRequest, SsprRegister, SsprReset and takes the
+ * engine's PasswordSyncReply. true when env was one of them (env is
+ * left to the caller to free). */
+bool wf_sspr_handle(wf_t *w, Loom__Envelope *env);
 
 int wf_store_open(wf_t *w, const char *path, char **ret_error);
 void wf_store_close(wf_t *w);

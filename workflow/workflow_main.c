@@ -28,6 +28,16 @@ static char *sync_dir(const char *deploy_path)
 	return loom_sprintf("%.*s/sync", (int)(slash - deploy_path), deploy_path);
 }
 
+/* sspr.yaml sits beside the deployment file: policy/ holds only policy
+ * documents (every *.yaml there is one). */
+static char *sspr_path(const char *deploy_path)
+{
+	const char *slash = strrchr(deploy_path, '/');
+	if (slash == NULL)
+		return loom_strdup("sspr.yaml");
+	return loom_sprintf("%.*s/sspr.yaml", (int)(slash - deploy_path), deploy_path);
+}
+
 static int wf_check(loom_daemon_t *d, const char **error_r)
 {
 	static char *msg;
@@ -46,6 +56,11 @@ static int wf_check(loom_daemon_t *d, const char **error_r)
 		if (rc == 0)
 			wf_defs_release(&defs);
 		wf_policy_release(&p);
+	}
+	if (rc == 0) {
+		char *spath = sspr_path(loom_daemon_config(d)->path);
+		rc = wf_sspr_check(spath, &msg);
+		free(spath);
 	}
 	free(dir);
 	if (rc < 0) {
@@ -100,6 +115,13 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
+	char *spath = sspr_path(cfg->path);
+	rc = wf_sspr_open(w, spath, &msg);
+	free(spath);
+	if (rc < 0) {
+		*error_r = msg;
+		return -1;
+	}
 	if (wf_agents_load(w, cfg->path, loom_daemon_service(d), &msg) < 0) {
 		*error_r = msg;
 		return -1;
@@ -122,6 +144,10 @@ static void wf_message(loom_daemon_t *d, Loom__Envelope *env)
 	wf_t *w = loom_daemon_user(d);
 	if (wf_agent_handle(w, env))
 		return; /* agent protocol: handled and freed */
+	if (wf_sspr_handle(w, env)) {
+		loom_envelope_free(&env);
+		return;
+	}
 	wf_handle(w, env);
 	loom_envelope_free(&env);
 }
@@ -138,6 +164,7 @@ static void wf_stop(loom_daemon_t *d)
 	}
 	free(w->held);
 	wf_run_close(w);
+	wf_sspr_close(w);
 	if (w->defs) {
 		wf_defs_release(w->defs);
 		free(w->defs);

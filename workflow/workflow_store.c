@@ -36,7 +36,7 @@
 #include <strings.h>
 
 static const char *const cfs[] = { "res", "res_id", "res_index", "req", "req_id", "meta", "member", "chg", "origin", "approval",
-	"mail", NULL };
+	"mail", "sspr", NULL };
 
 static uint64_t meta_u64(wf_t *w, const char *key)
 {
