@@ -264,6 +264,10 @@ void wf_meta_write(wf_t *w, loom_batch_t *b);
 /* Queues the change-log row of a commit that turns before into after. */
 void wf_chg_write(wf_t *w, loom_batch_t *b, const Loom__Request *rq, const Loom__Resource *before,
     const Loom__Resource *after);
+/* Queues a change-log row for a resource changed otherwise (a Set or Group
+ * whose members a request changed). */
+void wf_chg_write_id(wf_t *w, loom_batch_t *b, const char *object_id, const char *object_type, bool deleted,
+    const char *request_id);
 /* The origin key of an export's change. */
 void wf_origin_key(loom_buf_t *k, const char *agent, uint64_t change_id);
 

@@ -157,9 +157,12 @@ static void send_end(wf_t *w, wf_import_t *im, const char *failure, bool lost)
 	import_stop(im);
 }
 
-/* The object of resource r (references as ObjectID strings). */
-static Loom__ImportObject *object_of(const Loom__Resource *r, Loom__ImportObject__Change change)
+/* The object of resource r (references as ObjectID strings; a Set's or
+ * Group's ComputedMember, which the service keeps apart, added). */
+static Loom__ImportObject *object_of(wf_t *w, Loom__Resource *r, Loom__ImportObject__Change change)
 {
+	if (change != LOOM__IMPORT_OBJECT__CHANGE__DELETE && w->sets)
+		wf_sets_decorate(w, r);
 	Loom__ImportObject *o = loom_malloc(sizeof *o);
 	loom__import_object__init(o);
 	o->change = change;
@@ -199,7 +202,7 @@ static int next_object(wf_t *w, wf_import_t *im, Loom__ImportObject **ret, char 
 				continue;
 			}
 			Loom__ImportObject *o = type_served(im->agent, r->object_type)
-			    ? object_of(r, LOOM__IMPORT_OBJECT__CHANGE__FULL) : NULL;
+			    ? object_of(w, r, LOOM__IMPORT_OBJECT__CHANGE__FULL) : NULL;
 			protobuf_c_message_free_unpacked(&r->base, NULL);
 			if (o) {
 				loom_iter_next(im->it);
@@ -229,13 +232,13 @@ static int next_object(wf_t *w, wf_import_t *im, Loom__ImportObject **ret, char 
 				return -1;
 			}
 			if (rc == 1) {
-				o = object_of(r, LOOM__IMPORT_OBJECT__CHANGE__REPLACE);
+				o = object_of(w, r, LOOM__IMPORT_OBJECT__CHANGE__REPLACE);
 				protobuf_c_message_free_unpacked(&r->base, NULL);
 			} else {
 				Loom__Resource gone = LOOM__RESOURCE__INIT;
 				gone.object_id = c->object_id;
 				gone.object_type = c->object_type;
-				o = object_of(&gone, LOOM__IMPORT_OBJECT__CHANGE__DELETE);
+				o = object_of(w, &gone, LOOM__IMPORT_OBJECT__CHANGE__DELETE);
 			}
 		}
 		protobuf_c_message_free_unpacked(&c->base, NULL);

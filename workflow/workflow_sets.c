@@ -1032,6 +1032,13 @@ void wf_sets_commit_batch(wf_t *w, loom_batch_t *b, Loom__Request *rq)
 			loom_batch_put(b, w->cf_member, k, 16, "", 0);
 		else
 			loom_batch_delete(b, w->cf_member, k, 16);
+		/* a Set or Group whose members changed is a changed resource for
+		 * a policy agent's delta import (once per set per request) */
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = (s->log[j].kind == U_ADD || s->log[j].kind == U_DEL) && s->log[j].t == u->t;
+		if (!seen && u->t->id && u->t->type)
+			wf_chg_write_id(w, b, u->t->id, u->t->type, false, rq->id);
 	}
 	for (size_t i = 0; i < s->nbefore; i++) {
 		rq->sets_before = loom_realloc(rq->sets_before, (rq->n_sets_before + 1) * sizeof *rq->sets_before);

@@ -135,11 +135,17 @@ void wf_chg_write(wf_t *w, loom_batch_t *b, const Loom__Request *rq, const Loom_
 	const Loom__Resource *r = after ? after : before;
 	if (r == NULL)
 		return;
+	wf_chg_write_id(w, b, r->object_id, r->object_type, after == NULL, rq->id);
+}
+
+void wf_chg_write_id(wf_t *w, loom_batch_t *b, const char *object_id, const char *object_type, bool deleted,
+    const char *request_id)
+{
 	Loom__ResourceChange c = LOOM__RESOURCE_CHANGE__INIT;
-	c.object_id = r->object_id;
-	c.object_type = r->object_type;
-	c.deleted = after == NULL;
-	c.request_id = rq->id;
+	c.object_id = (char *)object_id;
+	c.object_type = (char *)object_type;
+	c.deleted = deleted;
+	c.request_id = (char *)request_id;
 	size_t len = loom__resource_change__get_packed_size(&c);
 	uint8_t *buf = loom_malloc(len ? len : 1);
 	loom__resource_change__pack(&c, buf);

@@ -26,8 +26,8 @@ YAML
 cat >"$T/agents/portal.yaml" <<YAML
 type: policy
 timeout: 3s
-references: [Manager]
-policy: { object_types: [Person] }
+references: [Manager, ExplicitMember, ComputedMember]
+policy: { object_types: [Person, Group] }
 YAML
 cat >"$T/sync/people.yaml" <<'YAML'
 rules:
@@ -85,6 +85,10 @@ mprs:
   - name: sync deletes people
     requesters: sync
     operations: [delete]
+  - name: sync manages groups
+    requesters: sync
+    operations: [create, modify, add, remove]
+    target_after: /Group
 YAML
 
 "$ENGINE" -c "$CFG" --check-config >/dev/null || fail "engine rejects the test configuration"
@@ -93,7 +97,7 @@ start_broker
 start_engine
 start_agent hr
 start_workflow
-wait_log workflow "serving policy agent 'portal' types=1 requester=sync"
+wait_log workflow "serving policy agent 'portal' types=2 requester=sync"
 
 # persons COUNT : the service holds COUNT Person resources
 persons() {
@@ -184,6 +188,22 @@ run_profile portal delta-import
 expect_counter deletes 1
 persons 2
 
+# ---- groups: ComputedMember, which the service keeps apart from the
+# resource, travels with the Group; a membership change caused by a request
+# on a person comes by delta import as a change of the Group -------------
+run_profile portal delta-import
+GRP=$(ctl request create Group DisplayName=Countesses MembershipType=Criteria "Filter=/Person[JobTitle = 'Countess']" |
+	head -n1 | awk '{print $6}')
+[ -n "$GRP" ] || fail "no group created"
+run_profile portal delta-import
+ctl cs show portal "$GRP" >"$T/grp.out" || fail "the group was not imported"
+grep -q "$ADA" "$T/grp.out" || { cat "$T/grp.out" >&2; fail "the group's ComputedMember did not come with it"; }
+grep -q "$GRACE" "$T/grp.out" && fail "ghopper is in the group before she is a Countess"
+ctl request modify "$GRACE" JobTitle=Countess >"$T/req.out" || fail "request modify failed: $(cat "$T/req.out")"
+run_profile portal delta-import
+ctl cs show portal "$GRP" | grep -q "$GRACE" ||
+	{ ctl cs show portal "$GRP" >&2; fail "the group's new member did not come by delta import"; }
+
 # ---- kill -9 right after an export's commit: never applied twice --------
 stop workflow
 LOOM_WORKFLOW_CRASH_AT=committed start workflow "$WORKFLOW" -c "$CFG"
@@ -212,6 +232,6 @@ start_workflow
 run_profile portal delta-import
 grep -q "^  warning: delta import fell back to a full import" "$T/run.out" ||
 	{ cat "$T/run.out" >&2; fail "a watermark from another store was not refused"; }
-expect_counter deletes 3
+expect_counter deletes 4
 
 pass "provisioned through requests by sync (MPRs, denials reported), HR change flowed, service changes and deletes imported by delta, a re-sent change answered from its request"
