@@ -524,6 +524,45 @@ static void test_large_fd(void **state)
 	unlink(path);
 }
 
+/* Random mutations of valid documents: every one reads to its end or to a
+ * clean error (the sanitizer build runs this). */
+static void test_mutations(void **state)
+{
+	(void)state;
+	static const char *const seeds[] = {
+		APACHE_DIR "/searchResponse/response_with_2_SRE_2_SRR_1_SRD.xml",
+		APACHE_DIR "/batchRequest/request_with_2_ModifyRequest.xml",
+		APACHE_DIR "/searchRequest/filters/request_with_nested_connector_nodes.xml",
+		APACHE_DIR "/soap/soap-dsml-multiple-operation-requests.xml",
+		APACHE_DIR "/searchResponse/searchResultEntry/response_with_1_attr_1_base64_value.xml",
+	};
+	unsigned seed = 1121;
+	for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
+		size_t len;
+		char *orig = read_file(seeds[s], &len);
+		char *buf = loom_malloc(len + 1);
+		for (int round = 0; round < 1500; round++) {
+			memcpy(buf, orig, len);
+			size_t n = len;
+			int edits = 1 + rand_r(&seed) % 3;
+			for (int e = 0; e < edits; e++) {
+				size_t at = (size_t)rand_r(&seed) % n;
+				switch (rand_r(&seed) % 3) {
+				case 0: buf[at] = (char)(rand_r(&seed) % 256); break;
+				case 1: n = at + 1; break;
+				default: buf[at] = "<>/\"=&;x0-"[rand_r(&seed) % 10]; break;
+				}
+			}
+			outcome_t o;
+			read_all(buf, n, &o);
+			if (o.errors)
+				assert_true(o.first_err[0] != '\0');
+		}
+		free(buf);
+		free(orig);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_dn_syntax),
 		cmocka_unit_test(test_writer_roundtrip),
 		cmocka_unit_test(test_large_fd),
+		cmocka_unit_test(test_mutations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
