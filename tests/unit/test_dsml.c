@@ -4,6 +4,8 @@
  *     dsml/apache-directory-ldap-api, expectations from its EXPECTED.md):
  *     parse-ok documents read without an error, parse-error ones give one
  *     with a line and a message;
+ *   - every response the OpenDJ DSML gateway recorded (318 SOAP-wrapped
+ *     batchResponses, 1,058 entries) reads without an error;
  *   - the OpenDJ DSML gateway's error-handling suite (03dsmlerrsuite): every
  *     request whose recorded response is errorResponse malformedRequest is
  *     refused (the HTTP headers of the .dat files are stripped);
@@ -205,6 +207,66 @@ static void test_opendj_malformed(void **state)
 	closedir(d);
 	print_message("opendj: %d malformed requests refused, %d others read cleanly\n", refused, accepted_ok);
 	assert_true(refused >= 90);
+	assert_int_equal(bad, 0);
+}
+
+/* Every response the OpenDJ gateway recorded (SOAP-wrapped batchResponses,
+ * HTTP headers stripped) reads without an error; the multipost_* files hold
+ * several HTTP exchanges (or none) and are not one document. */
+static void test_opendj_responses(void **state)
+{
+	(void)state;
+	const char *root = DSML_DIR "/opendj-functional-tests/suites";
+	DIR *suites = opendir(root);
+	assert_non_null(suites);
+	struct dirent *sd;
+	int files = 0, entries = 0, bad = 0;
+	while ((sd = readdir(suites)) != NULL) {
+		if (sd->d_name[0] == '.')
+			continue;
+		char dir[1024];
+		snprintf(dir, sizeof dir, "%s/%s/data", root, sd->d_name);
+		DIR *d = opendir(dir);
+		if (d == NULL)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			size_t n = strlen(de->d_name);
+			if (n < 5 || strcmp(de->d_name + n - 4, ".res") != 0 || strstr(de->d_name, "multipost"))
+				continue;
+			char path[2048];
+			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+			size_t len;
+			char *text = read_file(path, &len);
+			char *body = strstr(text, "\r\n\r\n");
+			body = body ? body + 4 : strstr(text, "\n\n");
+			while (body && (*body == '\n' || *body == '\r'))
+				body++;
+			if (body == NULL)
+				body = text;
+			loom_dsml_reader_t *r = loom_dsml_reader_new_mem(body, strlen(body), path);
+			loom_dsml_record_t rec;
+			loom_dsml_error_t e;
+			int rc;
+			while ((rc = loom_dsml_read(r, &rec, &e)) != 0) {
+				if (rc < 0) {
+					print_message("opendj response %s/%s: %u:%u: %s\n", sd->d_name, de->d_name, e.line, e.column,
+					    e.message);
+					bad++;
+				} else if (rec.kind == LOOM_DSML_ENTRY) {
+					entries++;
+				}
+			}
+			loom_dsml_reader_destroy(&r);
+			free(text);
+			files++;
+		}
+		closedir(d);
+	}
+	closedir(suites);
+	print_message("opendj: %d responses read, %d entries\n", files, entries);
+	assert_true(files >= 300);
+	assert_true(entries >= 1000);
 	assert_int_equal(bad, 0);
 }
 
@@ -568,6 +630,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_apache_expected),
 		cmocka_unit_test(test_opendj_malformed),
+		cmocka_unit_test(test_opendj_responses),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_inline),
 		cmocka_unit_test(test_cdata_value),
