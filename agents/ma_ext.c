@@ -277,7 +277,7 @@ static void on_import_start(void *a, Loom__Envelope *env, const Loom__ImportRequ
 	loom_buf_add_json_str(&b, ea->name, strlen(ea->name));
 	loom_buf_printf(&b, ",\"run_id\":%llu,\"mode\":\"%s\",\"watermark\":", (unsigned long long)rq->run_id,
 	    rq->delta ? "delta" : "full");
-	loom_buf_add_json_str(&b, (const char *)rq->watermark.data, rq->watermark.len);
+	loom_buf_add_json_str(&b, rq->watermark.len ? (const char *)rq->watermark.data : "", rq->watermark.len);
 	loom_buf_printf(&b, ",\"anchor\":");
 	loom_buf_add_json_str(&b, ea->cfg.anchor, strlen(ea->cfg.anchor));
 	loom_buf_adds(&b, "}\n");

@@ -107,6 +107,15 @@ static char *keep(loom_dsml_reader_t *r, const char *s, size_t len)
 	return p;
 }
 
+/* len + 1 bytes owned by the current record. */
+static char *keep_alloc(loom_dsml_reader_t *r, size_t len)
+{
+	r->blocks = grow(r->blocks, &r->cap_blocks, r->nblocks + 1, sizeof *r->blocks);
+	char *p = loom_calloc(1, len + 1);
+	r->blocks[r->nblocks++] = p;
+	return p;
+}
+
 static void reset_record(loom_dsml_reader_t *r)
 {
 	for (size_t i = 0; i < r->nblocks; i++)
@@ -464,7 +473,7 @@ static int value_of(loom_dsml_reader_t *r, xmlNodePtr n, loom_dsml_value_t *ret)
 		ret->base64 = false;
 	} else if (strcmp(local, "base64Binary") == 0) {
 		size_t max = b.len / 4 * 3 + 3;
-		char *bin = keep(r, "", max);
+		char *bin = keep_alloc(r, max);
 		size_t len = 0;
 		const char *end = NULL;
 		if (sodium_base642bin((unsigned char *)bin, max, text, b.len, " \t\r\n", &len, &end,
