@@ -277,7 +277,7 @@ static void on_import_start(void *a, Loom__Envelope *env, const Loom__ImportRequ
 	loom_buf_add_json_str(&b, ea->name, strlen(ea->name));
 	loom_buf_printf(&b, ",\"run_id\":%llu,\"mode\":\"%s\",\"watermark\":", (unsigned long long)rq->run_id,
 	    rq->delta ? "delta" : "full");
-	loom_buf_add_json_str(&b, (const char *)rq->watermark.data, rq->watermark.len);
+	loom_buf_add_json_str(&b, rq->watermark.len ? (const char *)rq->watermark.data : "", rq->watermark.len);
 	loom_buf_printf(&b, ",\"anchor\":");
 	loom_buf_add_json_str(&b, ea->cfg.anchor, strlen(ea->cfg.anchor));
 	loom_buf_adds(&b, "}\n");
@@ -312,23 +312,30 @@ static void on_import_credit(void *a, const Loom__ImportCredit *c)
 
 /* ---- export --------------------------------------------------------------------------- */
 
-static void exp_clear_batch(ext_export_t *ex)
+static void batch_free(ext_batch_t *b)
 {
-	for (size_t i = 0; i < ex->nids; i++)
-		if (ex->results && ex->results[i])
-			loom__export_change_result__free_unpacked(ex->results[i], NULL);
-	free(ex->ids);
-	free(ex->results);
-	ex->ids = NULL;
-	ex->results = NULL;
-	ex->nids = ex->nresults = 0;
+	for (size_t i = 0; i < b->nids; i++)
+		if (b->results[i])
+			loom__export_change_result__free_unpacked(b->results[i], NULL);
+	free(b->ids);
+	free(b->results);
+	memset(b, 0, sizeof *b);
+}
+
+static void exp_clear(ext_export_t *ex)
+{
+	for (size_t i = 0; i < ex->nq; i++)
+		batch_free(&ex->q[i]);
+	free(ex->q);
+	ex->q = NULL;
+	ex->nq = 0;
 }
 
 static void exp_stop(extagent_t *ea)
 {
 	ext_export_t *ex = &ea->exp;
 	ext_proc_destroy(&ex->proc);
-	exp_clear_batch(ex);
+	exp_clear(ex);
 	free(ex->engine);
 	memset(ex, 0, sizeof *ex);
 }
@@ -340,17 +347,49 @@ static void exp_send_results(extagent_t *ea, Loom__ExportResults *rs)
 		loom_warning("cannot send export results run=%llu: %s", (unsigned long long)rs->run_id, err);
 }
 
-/* The batch failed as a whole: results failed, the run's program killed. */
-static void exp_fail(extagent_t *ea, uint64_t run_id, uint64_t seq, const char *message)
+/* The run fails: the oldest batch's results say why (the engine ends the
+ * run on them), the program is killed. */
+static void exp_fail(extagent_t *ea, const char *message)
 {
+	ext_export_t *ex = &ea->exp;
 	Loom__ExportResults rs = LOOM__EXPORT_RESULTS__INIT;
-	rs.run_id = run_id;
-	rs.seq = seq;
+	rs.run_id = ex->run_id;
+	rs.seq = ex->nq ? ex->q[0].seq : ex->last_seq;
 	rs.failed = true;
 	rs.message = (char *)message;
 	exp_send_results(ea, &rs);
-	loom_error("export failed run=%llu: %s", (unsigned long long)run_id, message);
+	loom_error("export failed run=%llu: %s", (unsigned long long)ex->run_id, message);
 	exp_stop(ea);
+}
+
+/* Sends the results of the complete batches at the head of the queue. */
+static void exp_flush(extagent_t *ea)
+{
+	ext_export_t *ex = &ea->exp;
+	while (ex->nq && ex->q[0].nresults == ex->q[0].nids) {
+		ext_batch_t *b = &ex->q[0];
+		Loom__ExportResults rs = LOOM__EXPORT_RESULTS__INIT;
+		rs.run_id = ex->run_id;
+		rs.seq = b->seq;
+		rs.results = b->results;
+		rs.n_results = b->nids;
+		exp_send_results(ea, &rs);
+		size_t okn = 0;
+		for (size_t k = 0; k < b->nids; k++)
+			okn += b->results[k]->ok;
+		loom_info("export batch applied run=%llu seq=%llu changes=%zu ok=%zu", (unsigned long long)ex->run_id,
+		    (unsigned long long)b->seq, b->nids, okn);
+		bool last = b->last;
+		batch_free(b);
+		memmove(&ex->q[0], &ex->q[1], (ex->nq - 1) * sizeof *ex->q);
+		ex->nq--;
+		if (last) {
+			/* The run is over: the program sees the end of its input and exits. */
+			ext_proc_close_input(ex->proc);
+			ex->active = false;
+		}
+	}
+	ext_proc_expect(ex->proc, ex->nq > 0);
 }
 
 static void exp_line(void *arg, const char *line, size_t len)
@@ -363,7 +402,7 @@ static void exp_line(void *arg, const char *line, size_t len)
 	char *err = NULL;
 	loom_json_t *j = message_of(ea, line, len, lineno, &err);
 	if (j == NULL) {
-		exp_fail(ea, ex->run_id, ex->seq, err);
+		exp_fail(ea, err);
 		free(err);
 		return;
 	}
@@ -371,24 +410,28 @@ static void exp_line(void *arg, const char *line, size_t len)
 	if (strcmp(type, "result") == 0) {
 		const loom_json_t *id = loom_json_get(j, "id");
 		const loom_json_t *ok = loom_json_get(j, "ok");
-		size_t i = ex->nids;
-		if (id && id->type == LOOM_JSON_NUMBER && id->is_int)
-			for (i = 0; i < ex->nids && ex->ids[i] != (uint64_t)id->i; i++)
-				;
-		if (i == ex->nids || ex->results[i] || ok == NULL || ok->type != LOOM_JSON_BOOL) {
-			char *t = loom_sprintf("program '%s': a result for %s (each change of the batch gets one result "
+		ext_batch_t *b = NULL;
+		size_t i = 0;
+		for (size_t q = 0; id && id->type == LOOM_JSON_NUMBER && id->is_int && q < ex->nq && b == NULL; q++)
+			for (i = 0; i < ex->q[q].nids; i++)
+				if (ex->q[q].ids[i] == (uint64_t)id->i) {
+					b = &ex->q[q];
+					break;
+				}
+		if (b == NULL || b->results[i] || ok == NULL || ok->type != LOOM_JSON_BOOL) {
+			char *t = loom_sprintf("program '%s': a result for %s (each change of a batch gets one result "
 					       "with its id and ok true or false)",
 			    ea->cfg.ext.command.v[0],
-			    i == ex->nids ? "a change id it was not sent" : ex->results[i] ? "a change answered twice"
-											: "a change without \"ok\"");
-			exp_fail(ea, ex->run_id, ex->seq, t);
+			    b == NULL ? "a change id it was not sent" : b->results[i] ? "a change answered twice"
+										  : "a change without \"ok\"");
+			exp_fail(ea, t);
 			free(t);
 			loom_json_free(&j);
 			return;
 		}
 		Loom__ExportChangeResult *r = loom_malloc(sizeof *r);
 		loom__export_change_result__init(r);
-		r->change_id = ex->ids[i];
+		r->change_id = b->ids[i];
 		r->ok = ok->b;
 		const char *s;
 		if ((s = loom_json_get_str(j, "anchor")))
@@ -399,31 +442,13 @@ static void exp_line(void *arg, const char *line, size_t len)
 			const loom_json_t *rt = loom_json_get(j, "retryable");
 			r->retryable = rt && rt->type == LOOM_JSON_BOOL && rt->b;
 		}
-		ex->results[i] = r;
-		if (++ex->nresults == ex->nids) {
-			Loom__ExportResults rs = LOOM__EXPORT_RESULTS__INIT;
-			rs.run_id = ex->run_id;
-			rs.seq = ex->seq;
-			rs.results = ex->results;
-			rs.n_results = ex->nids;
-			exp_send_results(ea, &rs);
-			size_t okn = 0;
-			for (size_t k = 0; k < ex->nids; k++)
-				okn += ex->results[k]->ok;
-			loom_info("export batch applied run=%llu seq=%llu changes=%zu ok=%zu", (unsigned long long)ex->run_id,
-			    (unsigned long long)ex->seq, ex->nids, okn);
-			exp_clear_batch(ex);
-			ext_proc_expect(ex->proc, false);
-			if (ex->last) {
-				/* The run is over: the program sees the end of its input and exits. */
-				ext_proc_close_input(ex->proc);
-				ex->active = false;
-			}
-		}
+		b->results[i] = r;
+		b->nresults++;
+		exp_flush(ea);
 	} else if (strcmp(type, "fail") == 0) {
 		const char *m = loom_json_get_str(j, "message");
 		char *t = loom_sprintf("program '%s' failed the export: %s", ea->cfg.ext.command.v[0], m ? m : "(no message)");
-		exp_fail(ea, ex->run_id, ex->seq, t);
+		exp_fail(ea, t);
 		free(t);
 	} else if (strcmp(type, "log") == 0) {
 		program_log(ea, j);
@@ -431,7 +456,7 @@ static void exp_line(void *arg, const char *line, size_t len)
 		char *t = loom_sprintf("program '%s' output line %u: message type '%.32s' has no place in an export "
 				       "(result, log or fail)",
 		    ea->cfg.ext.command.v[0], lineno, type);
-		exp_fail(ea, ex->run_id, ex->seq, t);
+		exp_fail(ea, t);
 		free(t);
 	}
 	loom_json_free(&j);
@@ -441,20 +466,18 @@ static void exp_gone(void *arg, bool clean, const char *why)
 {
 	extagent_t *ea = arg;
 	ext_export_t *ex = &ea->exp;
-	if (ex->nids == 0) {
+	if (ex->nq == 0) {
 		/* Between batches or after the last: nothing is lost. */
 		if (!clean || ex->active)
 			loom_warning("program ended agent=%s: %s", ea->name, why);
-		if (ex->active) {
-			/* The next batch will start it again. */
-			ext_proc_destroy(&ex->proc);
-		} else {
+		if (ex->active)
+			ext_proc_destroy(&ex->proc); /* the next batch starts it again */
+		else
 			exp_stop(ea);
-		}
 		return;
 	}
 	char *t = ended_early(ea, ex->proc, why, "answering every change of its batch");
-	exp_fail(ea, ex->run_id, ex->seq, t);
+	exp_fail(ea, t);
 	free(t);
 }
 
@@ -474,14 +497,11 @@ static void on_export_batch(void *a, Loom__Envelope *env, const Loom__ExportBatc
 		ex->engine = loom_strdup(env->from);
 		loom_info("export started run=%llu", (unsigned long long)b->run_id);
 	}
-	if (ex->nids) {
-		exp_fail(ea, b->run_id, b->seq, "a batch arrived before the program answered the previous one");
-		return;
-	}
+	ex->last_seq = b->seq;
 	char *err = NULL;
 	if (ex->proc == NULL) {
 		if (ext_proc_start(loom_daemon_loop(ea->d), &ea->cfg, ea->name, &exp_ops, ea, &ex->proc, &err) < 0) {
-			exp_fail(ea, b->run_id, b->seq, err);
+			exp_fail(ea, err);
 			free(err);
 			return;
 		}
@@ -495,47 +515,39 @@ static void on_export_batch(void *a, Loom__Envelope *env, const Loom__ExportBatc
 		loom_buf_release(&h);
 		if (rc < 0) {
 			char *t = ended_early(ea, ex->proc, err, "reading its request");
-			exp_fail(ea, b->run_id, b->seq, t);
+			exp_fail(ea, t);
 			free(t);
 			free(err);
 			return;
 		}
 	}
-	ex->seq = b->seq;
-	ex->last = b->last;
-	ex->nids = b->n_changes;
-	ex->ids = loom_calloc(b->n_changes ? b->n_changes : 1, sizeof *ex->ids);
-	ex->results = loom_calloc(b->n_changes ? b->n_changes : 1, sizeof *ex->results);
+	ex->q = loom_realloc(ex->q, (ex->nq + 1) * sizeof *ex->q);
+	ext_batch_t *q = &ex->q[ex->nq++];
+	memset(q, 0, sizeof *q);
+	q->seq = b->seq;
+	q->last = b->last;
+	q->nids = b->n_changes;
+	q->ids = loom_calloc(b->n_changes ? b->n_changes : 1, sizeof *q->ids);
+	q->results = loom_calloc(b->n_changes ? b->n_changes : 1, sizeof *q->results);
 	loom_buf_t out = LOOM_BUF_INIT;
 	for (size_t i = 0; i < b->n_changes; i++) {
-		ex->ids[i] = b->changes[i]->change_id;
+		q->ids[i] = b->changes[i]->change_id;
 		ext_json_change(&out, b->changes[i]);
 	}
 	loom_buf_printf(&out, "{\"type\":\"batch_end\",\"seq\":%llu,\"last\":%s}\n", (unsigned long long)b->seq,
 	    b->last ? "true" : "false");
+	/* Writing may read the program's results meanwhile; they are delivered
+	 * by the loop afterwards, so the queue entry above stays in place. */
 	int rc = ext_proc_send(ex->proc, out.data, out.len, &err);
 	loom_buf_release(&out);
 	if (rc < 0) {
 		char *t = ended_early(ea, ex->proc, err, "reading its batch");
-		exp_fail(ea, b->run_id, b->seq, t);
+		exp_fail(ea, t);
 		free(t);
 		free(err);
 		return;
 	}
-	if (b->n_changes == 0) {
-		/* Nothing to answer: the results go back at once. */
-		Loom__ExportResults rs = LOOM__EXPORT_RESULTS__INIT;
-		rs.run_id = b->run_id;
-		rs.seq = b->seq;
-		exp_send_results(ea, &rs);
-		exp_clear_batch(ex);
-		if (b->last) {
-			ext_proc_close_input(ex->proc);
-			ex->active = false;
-		}
-		return;
-	}
-	ext_proc_expect(ex->proc, true);
+	exp_flush(ea); /* an empty batch is complete at once */
 }
 
 /* ---- SetPassword ------------------------------------------------------------------------ */

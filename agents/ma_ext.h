@@ -89,16 +89,24 @@ typedef struct ext_import {
 	ext_proc_t *proc;              /* the program */
 } ext_import_t;
 
+/* An export batch sent to the program, awaiting its results. The engine
+ * keeps up to two batches in flight; results go back in batch order. */
+typedef struct ext_batch {
+	uint64_t seq;                  /* the engine's batch */
+	bool last;                     /* the run's last batch */
+	uint64_t *ids;                 /* its change ids */
+	size_t nids;
+	Loom__ExportChangeResult **results; /* one per id once answered (NULL until then) */
+	size_t nresults;               /* answered so far */
+} ext_batch_t;
+
 typedef struct ext_export {
 	bool active;                   /* a run is under way */
 	uint64_t run_id;               /* the engine's run */
 	char *engine;                  /* where results go */
-	uint64_t seq;                  /* the batch awaiting results */
-	bool last;                     /* it is the run's last batch */
-	uint64_t *ids;                 /* change ids of the batch */
-	size_t nids;
-	Loom__ExportChangeResult **results; /* one per id once answered (NULL until then) */
-	size_t nresults;               /* answered so far */
+	ext_batch_t *q;                /* batches awaiting results, oldest first */
+	size_t nq;
+	uint64_t last_seq;             /* the last batch received (for failures) */
 	unsigned lines;                /* lines read from the program */
 	ext_proc_t *proc;              /* the program */
 } ext_export_t;

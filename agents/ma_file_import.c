@@ -550,7 +550,7 @@ void fa_import_start(fileagent_t *fa, Loom__Envelope *env, const Loom__ImportReq
 			free(err);
 			return;
 		}
-		char *after = loom_strndup((const char *)rq->watermark.data, rq->watermark.len);
+		char *after = rq->watermark.len ? loom_strndup((const char *)rq->watermark.data, rq->watermark.len) : loom_strdup("");
 		if (strcmp(after, "full") == 0)
 			after[0] = '\0';
 		struct dirent *de;

@@ -560,7 +560,7 @@ void sa_import_start(sqlagent_t *sa, Loom__Envelope *env, const Loom__ImportRequ
 		return;
 	}
 	const loom_agentcfg_sql_delta_t *d = &sa->cfg.sql.delta;
-	char *wm = loom_strndup((const char *)rq->watermark.data, rq->watermark.len);
+	char *wm = rq->watermark.len ? loom_strndup((const char *)rq->watermark.data, rq->watermark.len) : loom_strdup("");
 	if (rq->delta && d->mode == LOOM_SQL_DELTA_NONE) {
 		free(wm);
 		fail_import(sa, "delta import needs sql.delta.mode changes (a change table) or modified (a timestamp "

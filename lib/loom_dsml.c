@@ -96,16 +96,22 @@ static void *grow(void *v, size_t *cap, size_t need, size_t size)
 	return loom_realloc(v, c * size);
 }
 
-/* A copy of len bytes of s (NULL: zeroes) owned by the current record. */
+/* A copy of len bytes of s owned by the current record. */
 static char *keep(loom_dsml_reader_t *r, const char *s, size_t len)
 {
 	r->blocks = grow(r->blocks, &r->cap_blocks, r->nblocks + 1, sizeof *r->blocks);
 	char *p = loom_malloc(len + 1);
-	if (s)
-		memcpy(p, s, len);
-	else
-		memset(p, 0, len);
+	memcpy(p, s, len);
 	p[len] = '\0';
+	r->blocks[r->nblocks++] = p;
+	return p;
+}
+
+/* len + 1 bytes owned by the current record. */
+static char *keep_alloc(loom_dsml_reader_t *r, size_t len)
+{
+	r->blocks = grow(r->blocks, &r->cap_blocks, r->nblocks + 1, sizeof *r->blocks);
+	char *p = loom_calloc(1, len + 1);
 	r->blocks[r->nblocks++] = p;
 	return p;
 }
@@ -467,7 +473,7 @@ static int value_of(loom_dsml_reader_t *r, xmlNodePtr n, loom_dsml_value_t *ret)
 		ret->base64 = false;
 	} else if (strcmp(local, "base64Binary") == 0) {
 		size_t max = b.len / 4 * 3 + 3;
-		char *bin = keep(r, NULL, max);
+		char *bin = keep_alloc(r, max);
 		size_t len = 0;
 		const char *end = NULL;
 		if (sodium_base642bin((unsigned char *)bin, max, text, b.len, " \t\r\n", &len, &end,

@@ -118,6 +118,7 @@ static int string(parser_t *p, char **ret, size_t *ret_len)
 			case 'r': loom_buf_addc(&b, '\r'); break;
 			case 't': loom_buf_addc(&b, '\t'); break;
 			case 'u': {
+				size_t esc = p->pos - 2; /* errors point at the backslash */
 				unsigned cp;
 				if (hex4(p, &cp) < 0) {
 					loom_buf_release(&b);
@@ -127,19 +128,23 @@ static int string(parser_t *p, char **ret, size_t *ret_len)
 					unsigned lo;
 					if (p->pos + 2 > p->len || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u') {
 						loom_buf_release(&b);
+						p->pos = esc;
 						return perr(p, "a high surrogate \\u%04x without its low surrogate", cp);
 					}
 					p->pos += 2;
 					if (hex4(p, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff) {
 						loom_buf_release(&b);
+						p->pos = esc;
 						return perr(p, "a high surrogate \\u%04x without its low surrogate", cp);
 					}
 					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 				} else if (cp >= 0xdc00 && cp <= 0xdfff) {
 					loom_buf_release(&b);
+					p->pos = esc;
 					return perr(p, "a lone low surrogate \\u%04x", cp);
 				} else if (cp == 0) {
 					loom_buf_release(&b);
+					p->pos = esc;
 					return perr(p, "\\u0000 in a string");
 				}
 				put_utf8(&b, cp);
@@ -239,11 +244,13 @@ static int members(parser_t *p, int depth, loom_json_t *v, bool object)
 		if (object) {
 			if (p->pos >= p->len || p->s[p->pos] != '"')
 				return perr(p, "expected a key in quotes");
+			size_t kstart = p->pos;
 			if (string(p, &key, &klen) < 0)
 				return -1;
 			for (size_t i = 0; i < v->n; i++)
 				if (strcmp(v->keys[i], key) == 0) {
 					free(key);
+					p->pos = kstart;
 					return perr(p, "key '%s' appears twice", v->keys[i]);
 				}
 			skip_ws(p);

@@ -40,6 +40,9 @@ ext_agent missing id "[./no-such-program]"
 ext_agent longline id "[python3, ./longline.py]"
 ext_agent badobj id "[python3, ./badobj.py]"
 ext_agent expdie uid "[python3, ./expdie.py]"
+ext_agent bulkapp uid "[python3, $EXAMPLE, --data, $T/data/bulk.json]"
+printf 'type: file\nobject_type: person\nanchor: employeeId\nfile: { format: csv, path: %s }\n' "$T/data/bulk.csv" >"$T/agents/bulk.yaml"
+awk 'BEGIN { print "employeeId,cn"; for (i = 1; i <= 2500; i++) printf "%d,Bulk %d\n", i, i }' >"$T/data/bulk.csv"
 cat >"$T/sync/people.yaml" <<'YAML'
 rules:
   - name: crm-in
@@ -76,6 +79,26 @@ rules:
     dn: '"uid=" + uid'
     flows:
       - { cs: uid, expr: uid, initial: true }
+  - name: bulk-in
+    direction: inbound
+    agent: bulk
+    cs_type: person
+    mv_type: bulkperson
+    join: [ { match: [ { cs: employeeId, mv: employeeId } ] } ]
+    project: true
+    flows:
+      - { mv: employeeId, expr: employeeId }
+      - { mv: cn, expr: cn }
+  - name: to-bulkapp
+    direction: outbound
+    agent: bulkapp
+    cs_type: person
+    mv_type: bulkperson
+    provision: true
+    dn: '"uid=b" + employeeId'
+    flows:
+      - { cs: uid, expr: '"b" + employeeId', initial: true }
+      - { cs: cn, expr: cn }
 mv_deletion:
   - { mv_type: person, when: agent-disconnected, agent: crm }
 YAML
@@ -124,10 +147,11 @@ PY
 ctl keys gen ma.app >/dev/null || fail "keys gen ma.app"
 start_broker
 start_engine
-for a in crm app garbage crash slow missing longline badobj expdie; do
+for a in crm app garbage crash slow missing longline badobj expdie bulkapp; do
 	start "ma_$a" "$MAEXT" -c "$CFG" --agent "$a"
 	wait_log "ma_$a" "registered with broker"
 done
+start_agent bulk
 
 # ---- the cycle ------------------------------------------------------------------------
 run_profile crm full-import 3
@@ -222,6 +246,18 @@ pass "ext: an object message without an anchor or with a bad value is an error o
 run_profile expdie export 1
 grep -q "exited with status 5 before answering every change of its batch" "$T/run.out" || fail "export death: $(cat "$T/run.out")"
 pass "ext: an export program that dies before its results fails the run; the changes stay pending"
+
+# An export of several batches: the engine keeps two in flight, the program
+# may read the second before it answers the first, results go back in order.
+run_profile bulk full-import
+run_profile bulk full-sync
+expect_counter provisioned 2500
+run_profile bulkapp export
+expect_counter exported-adds 2500
+python3 -c "import json; d=json.load(open('$T/data/bulk.json')); assert len(d['objects']) == 2500, len(d['objects'])" ||
+	fail "bulk.json does not hold 2500 objects"
+grep -c "export batch applied run=[0-9]* seq=" "$T/ma_bulkapp.log" | grep -qx 3 || fail "not three batches: $(grep batch "$T/ma_bulkapp.log")"
+pass "ext: an export of three batches, two in flight at a time, results in batch order"
 
 # The agents survived all of that: a normal run still works.
 run_profile crm full-import 3

@@ -229,6 +229,38 @@ static void test_fixed_write(void **state)
 	loom_buf_release(&out);
 }
 
+/* Random mutations: every input reads to its end or to clean errors. */
+static void test_avp_mutations(void **state)
+{
+	(void)state;
+	const char *seed_text = "# x\nid: 1\nmail: a@x\nmail: b@x\nphoto:: AAEC\n\nid:2\n\n\nid: 3\nname: Zo\xc3\xa9\n";
+	size_t len = strlen(seed_text);
+	char *buf = loom_malloc(len + 1);
+	unsigned seed = 7;
+	for (int round = 0; round < 20000; round++) {
+		memcpy(buf, seed_text, len);
+		size_t n = len;
+		for (int e = 0; e < 3; e++) {
+			size_t at = (size_t)rand_r(&seed) % n;
+			if (rand_r(&seed) % 2)
+				buf[at] = (char)(rand_r(&seed) % 256);
+			else
+				buf[at] = ":\n \r#="[rand_r(&seed) % 6];
+		}
+		char *d = loom_strndup(buf, n);
+		loom_avp_reader_t *r = loom_avp_reader_new_mem(buf, n, ':', 32);
+		loom_avp_record_t rec;
+		loom_avp_error_t err;
+		int rc, guard = 0;
+		while ((rc = loom_avp_read(r, &rec, &err)) != 0 && guard++ < 1000)
+			if (rc < 0)
+				assert_true(err.line > 0 && err.message[0]);
+		loom_avp_reader_destroy(&r);
+		free(d);
+	}
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +269,7 @@ int main(void)
 		cmocka_unit_test(test_fixed_layout),
 		cmocka_unit_test(test_fixed_split_and_values),
 		cmocka_unit_test(test_fixed_write),
+		cmocka_unit_test(test_avp_mutations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

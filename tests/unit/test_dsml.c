@@ -4,6 +4,8 @@
  *     dsml/apache-directory-ldap-api, expectations from its EXPECTED.md):
  *     parse-ok documents read without an error, parse-error ones give one
  *     with a line and a message;
+ *   - every response the OpenDJ DSML gateway recorded (318 SOAP-wrapped
+ *     batchResponses, 1,058 entries) reads without an error;
  *   - the OpenDJ DSML gateway's error-handling suite (03dsmlerrsuite): every
  *     request whose recorded response is errorResponse malformedRequest is
  *     refused (the HTTP headers of the .dat files are stripped);
@@ -205,6 +207,66 @@ static void test_opendj_malformed(void **state)
 	closedir(d);
 	print_message("opendj: %d malformed requests refused, %d others read cleanly\n", refused, accepted_ok);
 	assert_true(refused >= 90);
+	assert_int_equal(bad, 0);
+}
+
+/* Every response the OpenDJ gateway recorded (SOAP-wrapped batchResponses,
+ * HTTP headers stripped) reads without an error; the multipost_* files hold
+ * several HTTP exchanges (or none) and are not one document. */
+static void test_opendj_responses(void **state)
+{
+	(void)state;
+	const char *root = DSML_DIR "/opendj-functional-tests/suites";
+	DIR *suites = opendir(root);
+	assert_non_null(suites);
+	struct dirent *sd;
+	int files = 0, entries = 0, bad = 0;
+	while ((sd = readdir(suites)) != NULL) {
+		if (sd->d_name[0] == '.')
+			continue;
+		char dir[1024];
+		snprintf(dir, sizeof dir, "%s/%s/data", root, sd->d_name);
+		DIR *d = opendir(dir);
+		if (d == NULL)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			size_t n = strlen(de->d_name);
+			if (n < 5 || strcmp(de->d_name + n - 4, ".res") != 0 || strstr(de->d_name, "multipost"))
+				continue;
+			char path[2048];
+			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+			size_t len;
+			char *text = read_file(path, &len);
+			char *body = strstr(text, "\r\n\r\n");
+			body = body ? body + 4 : strstr(text, "\n\n");
+			while (body && (*body == '\n' || *body == '\r'))
+				body++;
+			if (body == NULL)
+				body = text;
+			loom_dsml_reader_t *r = loom_dsml_reader_new_mem(body, strlen(body), path);
+			loom_dsml_record_t rec;
+			loom_dsml_error_t e;
+			int rc;
+			while ((rc = loom_dsml_read(r, &rec, &e)) != 0) {
+				if (rc < 0) {
+					print_message("opendj response %s/%s: %u:%u: %s\n", sd->d_name, de->d_name, e.line, e.column,
+					    e.message);
+					bad++;
+				} else if (rec.kind == LOOM_DSML_ENTRY) {
+					entries++;
+				}
+			}
+			loom_dsml_reader_destroy(&r);
+			free(text);
+			files++;
+		}
+		closedir(d);
+	}
+	closedir(suites);
+	print_message("opendj: %d responses read, %d entries\n", files, entries);
+	assert_true(files >= 300);
+	assert_true(entries >= 1000);
 	assert_int_equal(bad, 0);
 }
 
@@ -524,17 +586,58 @@ static void test_large_fd(void **state)
 	unlink(path);
 }
 
+/* Random mutations of valid documents: every one reads to its end or to a
+ * clean error (the sanitizer build runs this). */
+static void test_mutations(void **state)
+{
+	(void)state;
+	static const char *const seeds[] = {
+		APACHE_DIR "/searchResponse/response_with_2_SRE_2_SRR_1_SRD.xml",
+		APACHE_DIR "/batchRequest/request_with_2_ModifyRequest.xml",
+		APACHE_DIR "/searchRequest/filters/request_with_nested_connector_nodes.xml",
+		APACHE_DIR "/soap/soap-dsml-multiple-operation-requests.xml",
+		APACHE_DIR "/searchResponse/searchResultEntry/response_with_1_attr_1_base64_value.xml",
+	};
+	unsigned seed = 1121;
+	for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
+		size_t len;
+		char *orig = read_file(seeds[s], &len);
+		char *buf = loom_malloc(len + 1);
+		for (int round = 0; round < 1500; round++) {
+			memcpy(buf, orig, len);
+			size_t n = len;
+			int edits = 1 + rand_r(&seed) % 3;
+			for (int e = 0; e < edits; e++) {
+				size_t at = (size_t)rand_r(&seed) % n;
+				switch (rand_r(&seed) % 3) {
+				case 0: buf[at] = (char)(rand_r(&seed) % 256); break;
+				case 1: n = at + 1; break;
+				default: buf[at] = "<>/\"=&;x0-"[rand_r(&seed) % 10]; break;
+				}
+			}
+			outcome_t o;
+			read_all(buf, n, &o);
+			if (o.errors)
+				assert_true(o.first_err[0] != '\0');
+		}
+		free(buf);
+		free(orig);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_apache_expected),
 		cmocka_unit_test(test_opendj_malformed),
+		cmocka_unit_test(test_opendj_responses),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_inline),
 		cmocka_unit_test(test_cdata_value),
 		cmocka_unit_test(test_dn_syntax),
 		cmocka_unit_test(test_writer_roundtrip),
 		cmocka_unit_test(test_large_fd),
+		cmocka_unit_test(test_mutations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
