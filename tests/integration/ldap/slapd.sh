@@ -28,10 +28,12 @@ slapd_certs() {
 
 # write_slapd_conf [extra database lines...] : $T/slapd/slapd.conf, or
 # SLAPD_DIR/slapd.conf for another instance (a benchmark's second server);
-# SLAPD_NO_SYNCPROV=1 leaves the syncprov overlay out (a syncrepl consumer).
+# SLAPD_NO_SYNCPROV=1 leaves the syncprov overlay out (a syncrepl consumer);
+# SLAPD_LOGLEVEL sets loglevel (default: slapd's own, stats).
 write_slapd_conf() {
 	local s=${SLAPD_DIR:-$T/slapd}
 	{
+		[ -z "${SLAPD_LOGLEVEL:-}" ] || echo "loglevel $SLAPD_LOGLEVEL"
 		echo "include /etc/ldap/schema/core.schema"
 		echo "include /etc/ldap/schema/cosine.schema"
 		echo "include /etc/ldap/schema/nis.schema"
