@@ -13,7 +13,8 @@
 # Per step it prints the CPU seconds of every process involved (from
 # /proc/PID/stat), so that where the time goes can be read off one run.
 # LOOM_BENCH_PERF=DIR records `perf record -g` of the engine, the export
-# agent and the target slapd during each Loom step into DIR.
+# agent and the target slapd during each Loom step into DIR
+# (LOOM_BENCH_PERF_OPTS: perf's options, default -g).
 # LOOM_BENCH_LOGLEVEL=none gives every slapd (provider and both consumers)
 # `loglevel none`, Debian's packaged default; without it they log at
 # slapd's built-in level, stats: two lines per client operation, which a
@@ -54,7 +55,8 @@ perf_start() {
 	mkdir -p "$LOOM_BENCH_PERF"
 	local n
 	for n in engine ma_dst slapd_c; do
-		perf record -q -g -o "$LOOM_BENCH_PERF/$1.$n.data" -p "${PIDS[$n]}" >/dev/null 2>&1 &
+		# shellcheck disable=SC2086 # options, split on purpose
+		perf record -q ${LOOM_BENCH_PERF_OPTS:--g} -o "$LOOM_BENCH_PERF/$1.$n.data" -p "${PIDS[$n]}" >/dev/null 2>&1 &
 		PERF_PIDS+=($!)
 	done
 }
