@@ -393,6 +393,14 @@ static void conn_lost(ldapagent_t *la, ml_conn_t *conn, const char *why)
 		ml_change_t *c = &ex->ch[i];
 		if (c->conn != conn || c->stage == ST_DONE)
 			continue;
+		if (c->stage == ST_READBACK) {
+			/* The add is done; only its anchor is unknown. */
+			loom_warning("added '%s' but cannot read its %s back: %s", c->dn, la->cfg.anchor, why);
+			c->res.ok = true;
+			ex->inflight--;
+			complete(la, c);
+			continue;
+		}
 		char *m = loom_sprintf("connection lost before the result for '%s': %s", c->dn, why);
 		set_error(c, "server-down", m, true);
 		free(m);
@@ -659,6 +667,20 @@ static void begin_batch(ldapagent_t *la)
 	}
 	ex->ntodo = ex->nch;
 	ex->heard_ms = loom_mono_ms();
+	/* Every connection was lost during an earlier batch: one new one, or
+	 * the batch fails as that one would have (retryable). */
+	bool any = false;
+	for (size_t k = 0; k < ex->nconns; k++)
+		any |= ex->conns[k].ld != NULL;
+	char *err = NULL;
+	if (!any && ex->nch && ml_conn_open(la, &ex->conns[0], &err) < 0) {
+		for (size_t i = 0; i < ex->nch; i++) {
+			set_error(&ex->ch[i], "connect-error", err, true);
+			complete(la, &ex->ch[i]);
+		}
+		ex->todo_pos = ex->ntodo;
+		free(err);
+	}
 	dispatch(la); /* finishes the batch when it is done (at once when empty) */
 }
 

@@ -21,9 +21,10 @@
 
 #define EXPORT_BATCH 1000
 
-static Loom__ExportChange *change_of(const Loom__CsObject *cs)
+/* The change for cs's pending export; takes its deltas (cs is freed after). */
+static Loom__ExportChange *change_of(Loom__CsObject *cs)
 {
-	const Loom__PendingExport *p = cs->pending_export;
+	Loom__PendingExport *p = cs->pending_export;
 	Loom__ExportChange *c = loom_malloc(sizeof *c);
 	loom__export_change__init(c);
 	c->change_id = p->change_id;
@@ -34,14 +35,11 @@ static Loom__ExportChange *change_of(const Loom__CsObject *cs)
 	c->dn = loom_strdup(cs->dn);
 	c->new_dn = loom_strdup(p->new_dn);
 	c->object_type = loom_strdup(cs->object_type);
-	c->deltas = loom_malloc((p->n_deltas ? p->n_deltas : 1) * sizeof *c->deltas);
-	for (size_t i = 0; i < p->n_deltas; i++) {
-		size_t len = loom__attr_delta__get_packed_size(p->deltas[i]);
-		uint8_t *buf = loom_malloc(len);
-		loom__attr_delta__pack(p->deltas[i], buf);
-		c->deltas[c->n_deltas++] = loom__attr_delta__unpack(NULL, len, buf);
-		free(buf);
-	}
+	/* Both were unpacked with the default allocator: the deltas move. */
+	c->deltas = p->deltas;
+	c->n_deltas = p->n_deltas;
+	p->deltas = NULL;
+	p->n_deltas = 0;
 	return c;
 }
 
@@ -308,7 +306,10 @@ static void apply_result(engine_t *e, loom_batch_t *b, const Loom__ExportChange 
 		eng_key_agent_anchor(&e->key, agent, cs->anchor);
 		loom_batch_delete(b, CF_CS, e->key.data, e->key.len);
 		loom_batch_delete(b, CF_EXPORT, e->key.data, e->key.len);
-		loom_batch_delete(b, CF_DELTA, e->key.data, e->key.len);
+		/* Only imports mark for a delta sync, and nothing is imported
+		 * under a placeholder's temporary anchor. */
+		if (cs->anchor[0] != '~')
+			loom_batch_delete(b, CF_DELTA, e->key.data, e->key.len);
 		rekeyed = true;
 		if (cs->mv_id.len == 8)
 			eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, true);
@@ -395,7 +396,10 @@ void eng_export_results(engine_t *e, Loom__Envelope *env)
 		}
 		apply_result(e, wb, b->changes[i], res);
 	}
-	eng_run_save(e, wb);
+	/* The run's progress record every ten batches (its end is always
+	 * written): results are in the store either way. */
+	if (rs->seq % 10 == 0)
+		eng_run_save(e, wb);
 	int rc = loom_store_write_ex(e->store, wb, false, &err);
 	loom_batch_destroy(&wb);
 	loom__export_batch__free_unpacked(b, NULL);

@@ -13,7 +13,12 @@
 # Per step it prints the CPU seconds of every process involved (from
 # /proc/PID/stat), so that where the time goes can be read off one run.
 # LOOM_BENCH_PERF=DIR records `perf record -g` of the engine, the export
-# agent and the target slapd during each Loom step into DIR.
+# agent and the target slapd during each Loom step into DIR
+# (LOOM_BENCH_PERF_OPTS: perf's options, default -g).
+# LOOM_BENCH_LOGLEVEL=none gives every slapd (provider and both consumers)
+# `loglevel none`, Debian's packaged default; without it they log at
+# slapd's built-in level, stats: two lines per client operation, which a
+# syncrepl consumer's own writes do not log.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export LOOM_SOURCE_DIR=${LOOM_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
@@ -50,7 +55,8 @@ perf_start() {
 	mkdir -p "$LOOM_BENCH_PERF"
 	local n
 	for n in engine ma_dst slapd_c; do
-		perf record -q -g -o "$LOOM_BENCH_PERF/$1.$n.data" -p "${PIDS[$n]}" >/dev/null 2>&1 &
+		# shellcheck disable=SC2086 # options, split on purpose
+		perf record -q ${LOOM_BENCH_PERF_OPTS:--g} -o "$LOOM_BENCH_PERF/$1.$n.data" -p "${PIDS[$n]}" >/dev/null 2>&1 &
 		PERF_PIDS+=($!)
 	done
 }
@@ -61,6 +67,7 @@ perf_stop() {
 }
 
 write_config
+export SLAPD_LOGLEVEL=${LOOM_BENCH_LOGLEVEL:-}
 mkdir -p "$T/agents" "$T/sync"
 start_slapd "dbnosync"
 stop slapd
@@ -214,7 +221,7 @@ SR2_S=$SR_S SR2_CPU=$SR_CPU
 sr_s=$(awk -v a="$SR1_S" -v b="$SR2_S" 'BEGIN { print (a < b ? a : b) }')
 
 echo
-echo "replication of $N entries into an empty slapd (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "replication of $N entries into an empty slapd (slapd loglevel ${LOOM_BENCH_LOGLEVEL:-stats, the default}; load average $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '  %-40s %8ss %8s/s\n' "syncrepl (refreshOnly consumer), before" "$SR1_S" "$(rate "$N" "$SR1_S")"
 printf '  %-40s %8ss %8s/s\n' "syncrepl, after" "$SR2_S" "$(rate "$N" "$SR2_S")"
 printf '  %-40s %8ss %8s/s  (%s%% of syncrepl'"'"'s faster run)\n' "Loom: import + sync + export" "$lo_s" "$(rate "$N" "$lo_s")" \

@@ -30,9 +30,11 @@ slapd_certs() {
 # SLAPD_DIR/slapd.conf for another instance (a benchmark's second server);
 # SLAPD_NO_SYNCPROV=1 leaves the syncprov overlay out (a syncrepl consumer);
 # SLAPD_MODULES lists more modules to load (back_sock.so).
+# SLAPD_LOGLEVEL sets loglevel (default: slapd's own, stats).
 write_slapd_conf() {
 	local s=${SLAPD_DIR:-$T/slapd}
 	{
+		[ -z "${SLAPD_LOGLEVEL:-}" ] || echo "loglevel $SLAPD_LOGLEVEL"
 		echo "include /etc/ldap/schema/core.schema"
 		echo "include /etc/ldap/schema/cosine.schema"
 		echo "include /etc/ldap/schema/nis.schema"
