@@ -869,6 +869,8 @@ static const loom_daemon_def_t def = {
 	.start = ea_start,
 	.on_message = ea_message,
 	.stop = ea_stop,
+	.own_config = &loom_agentcfg_table,
+	.own_config_what = "agent file config/agents/NAME.yaml (type: ext, with its ext: section)",
 	.check = ea_check,
 };
 

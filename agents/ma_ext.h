@@ -41,7 +41,9 @@ int ext_proc_start(loom_loop_t *loop, const loom_agentcfg_t *cfg, const char *ag
     void *arg, ext_proc_t **ret, char **ret_error);
 /* Writes len bytes to the program's stdin, reading (not delivering) its
  * stdout meanwhile so that neither side blocks the other, within the
- * timeout. Returns 0, or -1 with *ret_error (malloc'd). */
+ * timeout. A program that no longer reads its input (a closed pipe) is
+ * not an error here: the bytes are dropped, and what it wrote and how it
+ * ended decide the operation. Returns 0, or -1 with *ret_error (malloc'd). */
 int ext_proc_send(ext_proc_t *p, const char *data, size_t len, char **ret_error);
 /* Closes the program's stdin (it sees the end of its input). */
 void ext_proc_close_input(ext_proc_t *p);

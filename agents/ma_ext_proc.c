@@ -423,10 +423,8 @@ fail_pipes:
 
 int ext_proc_send(ext_proc_t *p, const char *data, size_t len, char **ret_error)
 {
-	if (p->in < 0) {
-		*ret_error = loom_sprintf("'%s' has no input open", p->program);
-		return -1;
-	}
+	if (p->in < 0)
+		return 0; /* it closed its input: its output and its end say the rest */
 	size_t off = 0;
 	long long last = now_ms();
 	while (off < len) {
@@ -438,9 +436,15 @@ int ext_proc_send(ext_proc_t *p, const char *data, size_t len, char **ret_error)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EPIPE) {
+			/* The program stopped reading (or exited): what it wrote and
+			 * how it ended tell the owner what happened, not this write. */
+			close(p->in);
+			p->in = -1;
+			return 0;
+		}
 		if (n < 0 && errno != EAGAIN) {
-			*ret_error = loom_sprintf("cannot write to '%s': %s%s", p->program,
-			    errno == EPIPE ? "it closed its input" : strerror(errno), errno == EPIPE ? " (exited?)" : "");
+			*ret_error = loom_sprintf("cannot write to '%s': %s", p->program, strerror(errno));
 			return -1;
 		}
 		/* The pipe is full: wait for room, draining stdout meanwhile. */

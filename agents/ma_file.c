@@ -157,6 +157,8 @@ static const loom_daemon_def_t def = {
 	.start = fa_start,
 	.on_message = fa_message,
 	.stop = fa_stop,
+	.own_config = &loom_agentcfg_table,
+	.own_config_what = "agent file config/agents/NAME.yaml (type: file, with its file: section)",
 	.check = fa_check,
 };
 

@@ -291,6 +291,8 @@ static const loom_daemon_def_t def = {
 	.start = sa_start,
 	.on_message = sa_message,
 	.stop = sa_stop,
+	.own_config = &loom_agentcfg_table,
+	.own_config_what = "agent file config/agents/NAME.yaml (type: sql, with its sql: section)",
 	.check = sa_check,
 };
 

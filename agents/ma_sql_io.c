@@ -25,11 +25,13 @@
  * A watermark of another mode or driver is refused (watermark_lost): the
  * engine then runs a full import.
  *
- * Export applies each batch in one transaction, each change under a
- * savepoint: a change the database refuses is rolled back alone and
- * reported with the database's message (constraint-violation, or
- * retryable for serialization failures and busy databases); the batch
- * commits once, and a failed COMMIT fails the whole batch. An add of an
+ * Export applies each batch in one transaction. It first runs the batch's
+ * statements straight; when one fails, the batch is rolled back and
+ * applied again with a savepoint per change, so that a change the
+ * database refuses is rolled back alone and reported with the database's
+ * message (constraint-violation, or retryable for serialization failures
+ * and busy databases) while the others commit. The batch commits once; a
+ * failed COMMIT fails the whole batch. An add of an
  * anchor already there updates it (a batch sent again after a crash
  * changes nothing twice); an add without its anchor lets the database make
  * one (RETURNING) and reports it.
@@ -813,8 +815,10 @@ static int row_exists(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, const 
 	return rc;
 }
 
-/* Applies one change (inside its savepoint). Fills res; returns -1 when the
- * savepoint must be rolled back. */
+/* Applies one change. Fills res; returns 0 (applied), -1 (refused before
+ * anything was written: no-such-object, no-such-attribute...) or -2 (a
+ * statement failed: the change may be half written, and on PostgreSQL the
+ * transaction is aborted). */
 static int apply(sqlagent_t *sa, const cols_t *cols, const loom_agentcfg_sql_table_t *t, const Loom__ExportChange *c,
     Loom__ExportChangeResult *res)
 {
@@ -874,26 +878,8 @@ static int apply(sqlagent_t *sa, const cols_t *cols, const loom_agentcfg_sql_tab
 		loom_buf_t atext = LOOM_BUF_INIT;
 		if (aa && aa->n_values)
 			loom_value_text(&atext, aa->values[0]);
-		int exists = atext.len ? row_exists(sa, t, atext.data, &err) : 0;
-		if (exists < 0) {
-			loom_buf_release(&atext);
-			rc = -1;
-			goto out;
-		}
-		if (exists) {
-			/* An add of an object already there replaces it: as an update of every attribute. */
-			Loom__ExportChange u = *c;
-			u.op = LOOM__EXPORT_CHANGE__OP__UPDATE;
-			u.anchor = atext.data;
-			loom_attrs_free(attrs, nattrs);
-			attrs = NULL;
-			nattrs = 0;
-			rc = apply(sa, cols, t, &u, res);
-			if (rc == 0 && res->ok)
-				res->anchor = loom_strdup(atext.data);
-			loom_buf_release(&atext);
-			goto done;
-		}
+		/* INSERT ... SELECT ... WHERE NOT EXISTS: one round trip, and no row
+		 * back when the anchor is there already. */
 		loom_buf_adds(&q, "INSERT INTO ");
 		sql_ident(&q, t->table);
 		loom_buf_adds(&q, " (");
@@ -912,23 +898,51 @@ static int apply(sqlagent_t *sa, const cols_t *cols, const loom_agentcfg_sql_tab
 			sql_ident(&q, column_of(cols, t->dn_column));
 			loom_buf_printf(&vals, "%s$%zu", ncol++ ? ", " : "", param_str(&ps, sa->db, c->new_dn[0] ? c->new_dn : c->dn));
 		}
-		if (ncol == 0)
-			loom_buf_adds(&q, ") DEFAULT VALUES RETURNING ");
-		else
-			loom_buf_printf(&q, ") VALUES (%s) RETURNING ", vals.data);
+		if (ncol == 0) {
+			loom_buf_adds(&q, ") DEFAULT VALUES");
+		} else if (atext.len) {
+			loom_buf_printf(&q, ") SELECT %s WHERE NOT EXISTS (SELECT 1 FROM ", vals.data);
+			sql_ident(&q, t->table);
+			loom_buf_adds(&q, " WHERE ");
+			sql_ident(&q, t->anchor);
+			loom_buf_printf(&q, " = $%zu)", param_str(&ps, sa->db, atext.data));
+		} else {
+			loom_buf_printf(&q, ") VALUES (%s)", vals.data);
+		}
+		loom_buf_adds(&q, " RETURNING ");
 		loom_buf_release(&vals);
 		sql_ident(&q, t->anchor);
 		sql_stmt_t *st = NULL;
+		bool inserted = false;
 		rc = sql_query(sa->db, q.data, ps.p, ps.n, false, &st, &err);
 		if (rc == 0 && (rc = sql_step(st, &err)) == 1) {
 			const char *made = sql_text(st, 0);
 			res->anchor = loom_strdup(made ? made : atext.data ? atext.data : "");
+			inserted = true;
 			rc = 0;
-		} else if (rc == 0) {
+		}
+		sql_stmt_free(&st);
+		if (rc == 0 && !inserted && atext.len) {
+			/* An add of an object already there replaces it: an update of every attribute. */
+			Loom__ExportChange u = *c;
+			u.op = LOOM__EXPORT_CHANGE__OP__UPDATE;
+			u.anchor = atext.data;
+			loom_attrs_free(attrs, nattrs);
+			attrs = NULL;
+			nattrs = 0;
+			int urc = apply(sa, cols, t, &u, res);
+			if (urc == 0 && res->ok)
+				res->anchor = loom_strdup(atext.data);
+			loom_buf_release(&atext);
+			loom_attrs_free(attrs, nattrs);
+			params_release(&ps);
+			loom_buf_release(&q);
+			return urc;
+		}
+		if (rc == 0 && !inserted) {
 			rc = -1;
 			err = loom_strdup("the INSERT returned no row");
 		}
-		sql_stmt_free(&st);
 		loom_buf_release(&atext);
 		if (rc < 0)
 			goto out;
@@ -1003,7 +1017,7 @@ done:
 	loom_attrs_free(attrs, nattrs);
 	params_release(&ps);
 	loom_buf_release(&q);
-	return res->ok ? 0 : -1;
+	return res->ok ? 0 : rc < 0 ? -2 : -1;
 }
 
 void sa_export_batch(sqlagent_t *sa, Loom__Envelope *env, const Loom__ExportBatch *b)
@@ -1018,42 +1032,64 @@ void sa_export_batch(sqlagent_t *sa, Loom__Envelope *env, const Loom__ExportBatc
 	bool *have = loom_calloc(nt, sizeof *have);
 	if (b->seq <= 1)
 		loom_info("export started run=%llu", (unsigned long long)b->run_id);
-	if (sa_db(sa, &err) == NULL || sql_exec(sa->db, "BEGIN", NULL, 0, NULL, &err) < 0) {
-		rs.failed = true;
-		rs.message = err;
-		err = NULL;
-		goto reply;
-	}
+	/* First without savepoints (one round trip per statement); when a
+	 * statement fails, the batch is rolled back and applied again with a
+	 * savepoint per change, so that the change at fault fails alone. */
 	size_t okn = 0;
-	for (size_t i = 0; i < b->n_changes; i++) {
-		const Loom__ExportChange *c = b->changes[i];
-		Loom__ExportChangeResult *res = loom_malloc(sizeof *res);
-		loom__export_change_result__init(res);
-		res->change_id = c->change_id;
-		rs.results[rs.n_results++] = res;
-		const loom_agentcfg_sql_table_t *t = sa_table(sa, c->object_type);
-		size_t ti = (size_t)(t - table_at(sa, 0));
-		if (!have[ti]) {
-			if (table_columns(sa, t, &cols[ti], &err) < 0) {
-				result_error(sa, res, NULL, loom_sprintf("cannot read the columns of '%s': %s", t->table, err));
-				free(err);
-				err = NULL;
-				continue;
-			}
-			have[ti] = true;
-		}
-		if (sql_exec(sa->db, "SAVEPOINT loom_change", NULL, 0, NULL, &err) < 0) {
-			result_error(sa, res, NULL, err);
+	for (int careful = 0; careful < 2; careful++) {
+		for (size_t i = 0; i < rs.n_results; i++)
+			loom__export_change_result__free_unpacked(rs.results[i], NULL);
+		rs.n_results = 0;
+		okn = 0;
+		if (sa_db(sa, &err) == NULL || sql_exec(sa->db, "BEGIN", NULL, 0, NULL, &err) < 0) {
+			rs.failed = true;
+			rs.message = err;
 			err = NULL;
-			break;
+			goto reply;
 		}
-		if (apply(sa, &cols[ti], t, c, res) < 0) {
-			if (sql_exec(sa->db, "ROLLBACK TO SAVEPOINT loom_change", NULL, 0, NULL, &err) < 0)
+		bool redo = false;
+		for (size_t i = 0; i < b->n_changes && !redo; i++) {
+			const Loom__ExportChange *c = b->changes[i];
+			Loom__ExportChangeResult *res = loom_malloc(sizeof *res);
+			loom__export_change_result__init(res);
+			res->change_id = c->change_id;
+			rs.results[rs.n_results++] = res;
+			const loom_agentcfg_sql_table_t *t = sa_table(sa, c->object_type);
+			size_t ti = (size_t)(t - table_at(sa, 0));
+			if (!have[ti]) {
+				if (table_columns(sa, t, &cols[ti], &err) < 0) {
+					result_error(sa, res, NULL, loom_sprintf("cannot read the columns of '%s': %s", t->table, err));
+					free(err);
+					err = NULL;
+					redo = !careful; /* the failed statement aborted a PostgreSQL transaction */
+					continue;
+				}
+				have[ti] = true;
+			}
+			if (careful && sql_exec(sa->db, "SAVEPOINT loom_change", NULL, 0, NULL, &err) < 0)
 				break;
+			int rc = apply(sa, &cols[ti], t, c, res);
+			if (rc == -2 && !careful) {
+				redo = true;
+				break;
+			}
+			if (rc == -2 && sql_exec(sa->db, "ROLLBACK TO SAVEPOINT loom_change", NULL, 0, NULL, &err) < 0)
+				break;
+			if (careful && sql_exec(sa->db, "RELEASE SAVEPOINT loom_change", NULL, 0, NULL, &err) < 0)
+				break;
+			okn += res->ok;
 		}
-		if (sql_exec(sa->db, "RELEASE SAVEPOINT loom_change", NULL, 0, NULL, &err) < 0)
+		if (!redo)
 			break;
-		okn += res->ok;
+		char *e2 = NULL;
+		if (sql_exec(sa->db, "ROLLBACK", NULL, 0, NULL, &e2) < 0) {
+			rs.failed = true;
+			rs.message = loom_sprintf("cannot roll the batch back to apply it again: %s", e2);
+			free(e2);
+			if (sql_error_class(sa->db) == SQL_ERR_BROKEN)
+				sa_db_reset(sa);
+			goto reply;
+		}
 	}
 	if (err == NULL && sql_exec(sa->db, "COMMIT", NULL, 0, NULL, &err) == 0) {
 		loom_info("export batch applied run=%llu seq=%llu changes=%zu ok=%zu", (unsigned long long)b->run_id,

@@ -457,10 +457,10 @@ int loom_agentcfg_load(const char *path, loom_agentcfg_t *cfg, loom_cfg_diags_t 
 		rc = -1;
 	}
 	if (rc == 0 && cfg->file.avp.separator &&
-	    (strlen(cfg->file.avp.separator) != 1 || strchr(" \t#", cfg->file.avp.separator[0]))) {
+	    (strlen(cfg->file.avp.separator) != 1 || strchr(" \t\r\n#", cfg->file.avp.separator[0]))) {
 		loom_cfg_diag_add(diags, path, "file.avp.separator",
 		    loom_sprintf("%s: key 'file.avp.separator': bad value '%s': expected one character other than "
-			"space, tab and #", path, cfg->file.avp.separator));
+			"space, tab, line breaks and #", path, cfg->file.avp.separator));
 		rc = -1;
 	}
 	if (rc == 0 && cfg->file.csv.delimiter && strlen(cfg->file.csv.delimiter) != 1) {

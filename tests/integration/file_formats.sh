@@ -49,6 +49,12 @@ object_type: person
 anchor: badgeId
 file: { format: avp, path: ../data/badge.avp, delta_dir: ../data/avp-changes }
 YAML
+# The shared test material's DSML documents, through the agent.
+cat >"$T/agents/apache.yaml" <<'YAML'
+type: file
+anchor: dn
+file: { format: dsml, path: ../data/apache.xml }
+YAML
 # export targets: a DSML file rewritten, DSML change files, a fixed-width
 # roster, AVP change files
 cat >"$T/agents/dsmlout.yaml" <<'YAML'
@@ -175,7 +181,22 @@ XML
 "$MAFILE" -c "$CFG" --agent payroll --check-config >/dev/null || fail "loom-ma-file rejects the fixed layout"
 start_broker
 start_engine
-for a in dir payroll badge dsmlout dsmlchg roster avpout; do start_agent "$a"; done
+for a in dir payroll badge dsmlout dsmlchg roster avpout apache; do start_agent "$a"; done
+
+# The Apache DSMLv2 parser documents: a valid searchResponse imports, one
+# the Apache parser must refuse is an error with its location.
+APACHE=$LOOM_SOURCE_DIR/../shared/testdata/dsml/apache-directory-ldap-api/searchResponse
+if [ -d "$APACHE" ]; then
+	cp "$APACHE/response_with_2_SRE_2_SRR_1_SRD.xml" "$T/data/apache.xml"
+	run_profile apache full-import
+	expect_counter adds 2
+	ctl cs show apache 'cn=bob rush,dc=example,dc=com' | grep -q 'snvalue' || fail "Bob Rush not imported"
+	cp "$APACHE/searchResultEntry/response_with_wrong_dn_attribute.xml" "$T/data/apache.xml"
+	run_profile apache full-import 3
+	grep -q "malformed-record at $T/data/apache.xml:22: dn 'This is a wrong DN' of <searchResultEntry>: not a DN" "$T/run.out" ||
+		fail "the wrong DN is not an error with its location: $(cat "$T/run.out")"
+	pass "dsml: the shared Apache documents: a valid searchResponse imports, a wrong DN is an error with file:line"
+fi
 
 run_profile dir full-import
 expect_counter adds 3
