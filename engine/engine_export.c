@@ -11,6 +11,7 @@
  */
 #include "engine.h"
 #include "loom_alloc.h"
+#include "loom_attrs.h"
 #include "loom_envelope.h"
 #include "loom_log.h"
 
@@ -237,6 +238,40 @@ int eng_export_begin(engine_t *e, const char **error_r)
 	return 0;
 }
 
+/* Drops from x's values those d names (all of them for a delete without values). */
+static void values_remove(Loom__AttrDelta *x, const Loom__AttrDelta *d)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < x->n_values; i++) {
+		bool gone = d->n_values == 0 && d->op == LOOM__ATTR_DELTA__OP__DELETE;
+		for (size_t k = 0; k < d->n_values && !gone; k++)
+			gone = loom_value_eq(x->values[i], d->values[k]);
+		if (gone)
+			loom__value__free_unpacked(x->values[i], NULL);
+		else
+			x->values[j++] = x->values[i];
+	}
+	x->n_values = j;
+}
+
+/* Adds to x the values of d it lacks. */
+static void values_add(Loom__AttrDelta *x, const Loom__AttrDelta *d)
+{
+	for (size_t k = 0; k < d->n_values; k++) {
+		bool have = false;
+		for (size_t i = 0; i < x->n_values && !have; i++)
+			have = loom_value_eq(x->values[i], d->values[k]);
+		if (have)
+			continue;
+		x->values = loom_realloc(x->values, (x->n_values + 1) * sizeof *x->values);
+		x->values[x->n_values++] = loom_value_dup(d->values[k]);
+	}
+}
+
+/* A change applied while an earlier one waits for its confirming import:
+ * the unconfirmed export becomes what both leave in the system, so that
+ * the import confirms the latest values (an added title then replaced is
+ * expected as replaced, not as added). */
 static void merge_unconfirmed(Loom__CsObject *cs, Loom__PendingExport *done)
 {
 	if (cs->unconfirmed == NULL || cs->unconfirmed->kind == LOOM__PENDING_EXPORT__KIND__NONE) {
@@ -246,9 +281,47 @@ static void merge_unconfirmed(Loom__CsObject *cs, Loom__PendingExport *done)
 		return;
 	}
 	Loom__PendingExport *u = cs->unconfirmed;
-	u->deltas = loom_realloc(u->deltas, (u->n_deltas + done->n_deltas) * sizeof *u->deltas);
-	for (size_t i = 0; i < done->n_deltas; i++)
-		u->deltas[u->n_deltas++] = done->deltas[i];
+	for (size_t i = 0; i < done->n_deltas; i++) {
+		Loom__AttrDelta *d = done->deltas[i];
+		bool folded = false;
+		size_t j = 0;
+		for (size_t k = 0; k < u->n_deltas; k++) {
+			Loom__AttrDelta *x = u->deltas[k];
+			if (strcasecmp(x->name, d->name) != 0) {
+				u->deltas[j++] = x;
+				continue;
+			}
+			if (d->op == LOOM__ATTR_DELTA__OP__REPLACE) {
+				loom__attr_delta__free_unpacked(x, NULL); /* superseded */
+				continue;
+			}
+			if (x->op == LOOM__ATTR_DELTA__OP__REPLACE) {
+				/* the values x set, then d's added or removed */
+				if (d->op == LOOM__ATTR_DELTA__OP__ADD)
+					values_add(x, d);
+				else
+					values_remove(x, d);
+				folded = true;
+				u->deltas[j++] = x;
+				continue;
+			}
+			/* values added or removed, then d's: d's opposite goes from x */
+			if (x->op != d->op)
+				values_remove(x, d);
+			if (x->n_values == 0) {
+				loom__attr_delta__free_unpacked(x, NULL);
+				continue;
+			}
+			u->deltas[j++] = x;
+		}
+		u->n_deltas = j;
+		if (folded) {
+			loom__attr_delta__free_unpacked(d, NULL);
+			continue;
+		}
+		u->deltas = loom_realloc(u->deltas, (u->n_deltas + 1) * sizeof *u->deltas);
+		u->deltas[u->n_deltas++] = d;
+	}
 	done->n_deltas = 0;
 	u->change_id = done->change_id;
 	loom__pending_export__free_unpacked(done, NULL);

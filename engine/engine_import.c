@@ -231,6 +231,56 @@ static void mark_refs(const loom_agentcfg_t *ac, Loom__ImportObject *o)
 		retag(ac, o->deltas[i]->name, o->deltas[i]->values, o->deltas[i]->n_values);
 }
 
+/* An entry an export added without learning its anchor (the agent's
+ * export_anchor: import, or a read-back that failed) is in the connector
+ * space under a temporary anchor ("~CHANGE_ID") and its DN: an import that
+ * shows an unknown anchor at that DN names it, as FIM's confirming import
+ * does. Re-keys that object to anchor in b and returns it (NULL: none such,
+ * or a read error, reported). A placeholder whose add was not applied yet is
+ * not taken: its export still has to add the entry. */
+static Loom__CsObject *adopt_by_dn(engine_t *e, loom_batch_t *b, const char *agent, const char *anchor, const char *dn,
+    bool *ret_failed)
+{
+	*ret_failed = false;
+	char *tmp = eng_csdn_get(e, agent, dn);
+	char *rerr = eng_read_error_take(e);
+	const char *err = NULL;
+	Loom__CsObject *cs = NULL;
+	if (rerr == NULL && tmp && tmp[0] == '~')
+		cs = eng_cs_get(e, agent, tmp, &err);
+	free(tmp);
+	if (rerr || err) {
+		eng_run_error(e, anchor, dn, "store-error", rerr ? rerr : err, NULL, true);
+		free(rerr);
+		*ret_failed = true;
+		return NULL;
+	}
+	if (cs == NULL || cs->state == LOOM__CS_OBJECT__STATE__PLACEHOLDER) {
+		if (cs)
+			loom__cs_object__free_unpacked(cs, NULL);
+		return NULL;
+	}
+	char kind = eng_export_kind(cs);
+	eng_key_agent_anchor(&e->key, agent, cs->anchor);
+	loom_batch_delete(b, CF_CS, e->key.data, e->key.len);
+	loom_batch_delete(b, CF_DELTA, e->key.data, e->key.len);
+	if (kind)
+		loom_batch_delete(b, CF_EXPORT, e->key.data, e->key.len);
+	if (cs->mv_id.len == 8)
+		eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, true);
+	loom_pb_str_set(&cs->anchor, anchor);
+	if (cs->mv_id.len == 8)
+		eng_link_put(e, b, cs->mv_id.data, agent, cs->anchor, false);
+	if (kind)
+		eng_export_mark(e, b, agent, cs->anchor, kind);
+	/* The DN index names the new anchor (the caller writes the object
+	 * with its DN unchanged, which leaves the index alone). */
+	eng_key_agent_dn(&e->key, agent, cs->dn);
+	loom_batch_put(b, CF_CSDN, e->key.data, e->key.len, cs->anchor, strlen(cs->anchor));
+	eng_run_count(e, "anchors-learned", cs->anchor);
+	return cs;
+}
+
 void eng_import_stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 {
 	mark_refs(e->run->agent->cfg, (Loom__ImportObject *)o);
@@ -264,11 +314,17 @@ void eng_import_stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 		eng_run_error(e, o->anchor, o->dn, "store-error", err, NULL, true);
 		return;
 	}
-	r->objects++;
 	const char *type = o->object_type[0] ? o->object_type
 	    : r->agent->cfg->object_type ? r->agent->cfg->object_type : "person";
 	bool whole = o->change == LOOM__IMPORT_OBJECT__CHANGE__FULL || o->change == LOOM__IMPORT_OBJECT__CHANGE__ADD ||
 	    o->change == LOOM__IMPORT_OBJECT__CHANGE__REPLACE;
+	if (cs == NULL && whole && o->dn[0]) {
+		bool failed;
+		cs = adopt_by_dn(e, b, agent, o->anchor, o->dn, &failed);
+		if (failed)
+			return;
+	}
+	r->objects++;
 
 	if (o->change == LOOM__IMPORT_OBJECT__CHANGE__DELETE) {
 		if (cs == NULL) {

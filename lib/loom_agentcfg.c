@@ -12,6 +12,7 @@ static const char *const sql_drivers[] = { "postgresql", "sqlite", NULL };
 static const char *const sql_delta_modes[] = { "none", "changes", "modified", NULL };
 static const char *const ldap_directories[] = { "openldap", "ad", NULL };
 static const char *const ldap_ad_deltas[] = { "dirsync", "usn", NULL };
+static const char *const ldap_export_anchors[] = { "post-read", "import", NULL };
 static const char *const ldap_binds[] = { "simple", "sasl-external", "none", NULL };
 static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
 static const char *const file_formats[] = { "csv", "ldif", "dsml", "fixed", "avp", NULL };
@@ -147,6 +148,11 @@ static const loom_cfg_key_t ldap_keys[] = {
 	  .def = "2", .min = 1, .max = 64, .help = "connections an export uses" },
 	{ .name = "in_flight", .type = LOOM_CFG_INT, .offset = offsetof(loom_agentcfg_ldap_t, in_flight),
 	  .def = "8", .min = 1, .max = 1000, .help = "export operations outstanding per connection" },
+	{ .name = "export_anchor", .type = LOOM_CFG_ENUM, .offset = offsetof(loom_agentcfg_ldap_t, export_anchor),
+	  .def = "post-read", .choices = ldap_export_anchors,
+	  .help = "how an exported add learns its new entry's anchor: post-read (in the add's response, RFC 4527; "
+		  "a search where the server ignores the control) or import (not asked: the next import of the "
+		  "agent finds the entry by its DN; the server does less per add)" },
 	{ .name = "bases", .type = LOOM_CFG_LIST, .offset = offsetof(loom_agentcfg_ldap_t, bases),
 	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .sub = &ldap_base_table,
 	  .help = "where the agent's objects live: dn, scope, filter" },

@@ -89,6 +89,7 @@ enum { LOOM_SQL_POSTGRESQL = 0, LOOM_SQL_SQLITE = 1 };
 enum { LOOM_SQL_DELTA_NONE = 0, LOOM_SQL_DELTA_CHANGES = 1, LOOM_SQL_DELTA_MODIFIED = 2 };
 enum { LOOM_LDAP_OPENLDAP = 0, LOOM_LDAP_AD = 1 };
 enum { LOOM_LDAP_AD_DIRSYNC = 0, LOOM_LDAP_AD_USN = 1 };
+enum { LOOM_LDAP_EXPORT_ANCHOR_POST_READ = 0, LOOM_LDAP_EXPORT_ANCHOR_IMPORT = 1 };
 enum { LOOM_LDAP_BIND_SIMPLE = 0, LOOM_LDAP_BIND_SASL_EXTERNAL = 1, LOOM_LDAP_BIND_NONE = 2 };
 enum { LOOM_LDAP_SCOPE_SUB = 0, LOOM_LDAP_SCOPE_ONE = 1, LOOM_LDAP_SCOPE_BASE = 2 };
 enum { LOOM_FILE_CSV = 0, LOOM_FILE_LDIF = 1, LOOM_FILE_DSML = 2, LOOM_FILE_FIXED = 3, LOOM_FILE_AVP = 4 };
@@ -158,6 +159,7 @@ typedef struct loom_agentcfg_ldap {
 	long long page_size;           /* entries per page (RFC 2696) */
 	long long connections;         /* export connections */
 	long long in_flight;           /* export operations outstanding per connection */
+	int export_anchor;             /* LOOM_LDAP_EXPORT_ANCHOR_*: how an added entry's anchor is learned */
 	loom_cfg_array_t bases;        /* loom_agentcfg_ldap_base_t: where objects live */
 	loom_cfg_array_t object_classes; /* loom_agentcfg_ldap_class_t: objectClass -> object type */
 	loom_cfg_strlist_t attributes; /* attributes imported (empty: all user attributes) */
