@@ -759,42 +759,12 @@ static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswor
 
 static int set_agent(loom_daemon_t *d, const char *v, const char **error_r)
 {
-	if (!loom_service_name_valid(v, strlen(v))) {
-		*error_r = "expected a name of letters, digits, '.', '_' and '-', starting with a letter";
-		return -1;
-	}
-	free(the_agent.name);
-	the_agent.name = loom_strdup(v);
-	char *svc = loom_sprintf("ma.%s", v);
-	loom_daemon_set_default_service(d, svc);
-	free(svc);
-	return 0;
+	return loom_agent_name_option(d, &the_agent.name, v, error_r);
 }
 
 static int load(extagent_t *ea, const loom_deploy_t *cfg, char **ret_error)
 {
-	if (ea->name == NULL) {
-		*ret_error = loom_strdup("--agent NAME is required (the agent's file is config/agents/NAME.yaml)");
-		return -1;
-	}
-	char *dir = loom_agentcfg_dir(cfg->path);
-	char *path = loom_sprintf("%s/%s.yaml", dir, ea->name);
-	free(dir);
-	loom_cfg_diags_t diags;
-	memset(&diags, 0, sizeof diags);
-	int rc = loom_agentcfg_load(path, &ea->cfg, &diags);
-	if (rc < 0) {
-		loom_buf_t b = LOOM_BUF_INIT;
-		for (size_t i = 0; i < diags.n; i++)
-			loom_buf_printf(&b, "%s%s", i ? "\n" : "", diags.v[i].text);
-		*ret_error = loom_buf_steal(&b);
-	} else if (ea->cfg.type != LOOM_AGENT_EXT) {
-		*ret_error = loom_sprintf("%s: agent type is not ext: run the agent for its type", path);
-		rc = -1;
-	}
-	loom_cfg_diags_release(&diags);
-	free(path);
-	return rc;
+	return loom_agentcfg_load_named(cfg->path, ea->name, LOOM_AGENT_EXT, &ea->cfg, ret_error);
 }
 
 static int ea_check(loom_daemon_t *d, const char **error_r)

@@ -15,41 +15,12 @@ static fileagent_t the_agent;
 
 static int set_agent(loom_daemon_t *d, const char *v, const char **error_r)
 {
-	if (!loom_service_name_valid(v, strlen(v))) {
-		*error_r = "expected a name of letters, digits, '.', '_' and '-', starting with a letter";
-		return -1;
-	}
-	free(the_agent.name);
-	the_agent.name = loom_strdup(v);
-	char *svc = loom_sprintf("ma.%s", v);
-	loom_daemon_set_default_service(d, svc);
-	free(svc);
-	return 0;
+	return loom_agent_name_option(d, &the_agent.name, v, error_r);
 }
 
 static int load(fileagent_t *fa, const loom_deploy_t *cfg, char **ret_error)
 {
-	if (fa->name == NULL) {
-		*ret_error = loom_strdup("--agent NAME is required (the agent's file is config/agents/NAME.yaml)");
-		return -1;
-	}
-	char *dir = loom_agentcfg_dir(cfg->path);
-	char *path = loom_sprintf("%s/%s.yaml", dir, fa->name);
-	free(dir);
-	loom_cfg_diags_t diags;
-	memset(&diags, 0, sizeof diags);
-	int rc = loom_agentcfg_load(path, &fa->cfg, &diags);
-	if (rc < 0) {
-		loom_buf_t b = LOOM_BUF_INIT;
-		for (size_t i = 0; i < diags.n; i++)
-			loom_buf_printf(&b, "%s%s", i ? "\n" : "", diags.v[i].text);
-		*ret_error = loom_buf_steal(&b);
-	} else if (fa->cfg.type != LOOM_AGENT_FILE) {
-		*ret_error = loom_sprintf("%s: agent type is not file: run the agent for its type", path);
-		rc = -1;
-	}
-	loom_cfg_diags_release(&diags);
-	free(path);
+	int rc = loom_agentcfg_load_named(cfg->path, fa->name, LOOM_AGENT_FILE, &fa->cfg, ret_error);
 	if (rc < 0)
 		return -1;
 	fa->dn_anchor = strcasecmp(fa->cfg.anchor, "dn") == 0;

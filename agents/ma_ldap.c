@@ -20,16 +20,7 @@ static ldapagent_t the_agent;
 
 static int set_agent(loom_daemon_t *d, const char *v, const char **error_r)
 {
-	if (!loom_service_name_valid(v, strlen(v))) {
-		*error_r = "expected a name of letters, digits, '.', '_' and '-', starting with a letter";
-		return -1;
-	}
-	free(the_agent.name);
-	the_agent.name = loom_strdup(v);
-	char *svc = loom_sprintf("ma.%s", v);
-	loom_daemon_set_default_service(d, svc);
-	free(svc);
-	return 0;
+	return loom_agent_name_option(d, &the_agent.name, v, error_r);
 }
 
 /* "FILE:LINE:COL: key 'KEY': bad value 'V': WHY" at a text value, col_off bytes in. */
@@ -109,39 +100,20 @@ static void check_ldap(const loom_agentcfg_t *cfg, loom_buf_t *b)
 
 static int load(ldapagent_t *la, const loom_deploy_t *cfg, char **ret_error)
 {
-	if (la->name == NULL) {
-		*ret_error = loom_strdup("--agent NAME is required (the agent's file is config/agents/NAME.yaml)");
+	if (loom_agentcfg_load_named(cfg->path, la->name, LOOM_AGENT_LDAP, &la->cfg, ret_error) < 0)
 		return -1;
-	}
-	char *dir = loom_agentcfg_dir(cfg->path);
-	char *path = loom_sprintf("%s/%s.yaml", dir, la->name);
-	free(dir);
-	loom_cfg_diags_t diags;
-	memset(&diags, 0, sizeof diags);
-	int rc = loom_agentcfg_load(path, &la->cfg, &diags);
+	const char *path = la->cfg.path;
 	loom_buf_t b = LOOM_BUF_INIT;
-	for (size_t i = 0; i < diags.n; i++)
-		loom_buf_printf(&b, "%s%s", i ? "\n" : "", diags.v[i].text);
-	loom_cfg_diags_release(&diags);
-	if (rc == 0 && la->cfg.type != LOOM_AGENT_LDAP) {
-		loom_buf_printf(&b, "%s: agent type is not ldap: run the agent for its type", path);
-		rc = -1;
+	check_ldap(&la->cfg, &b);
+	const char *sec = la->cfg.ldap.password_secret;
+	if (sec != NULL && la->cfg.ldap.bind == LOOM_LDAP_BIND_SIMPLE) {
+		char *sp = loom_sprintf("%s/secrets/%s/%s", cfg->state_dir, la->name, sec);
+		if (access(sp, R_OK) < 0)
+			loom_buf_printf(&b, "%s%s: key 'ldap.password_secret': secret '%s' is not set "
+			    "(loomctl secret set %s %s): %s", b.len ? "\n" : "", path, sec, la->name, sec, strerror(errno));
+		free(sp);
 	}
-	if (rc == 0) {
-		check_ldap(&la->cfg, &b);
-		const char *sec = la->cfg.ldap.password_secret;
-		if (sec != NULL && la->cfg.ldap.bind == LOOM_LDAP_BIND_SIMPLE) {
-			char *sp = loom_sprintf("%s/secrets/%s/%s", cfg->state_dir, la->name, sec);
-			if (access(sp, R_OK) < 0)
-				loom_buf_printf(&b, "%s%s: key 'ldap.password_secret': secret '%s' is not set "
-				    "(loomctl secret set %s %s): %s", b.len ? "\n" : "", path, sec, la->name, sec, strerror(errno));
-			free(sp);
-		}
-		if (b.len)
-			rc = -1;
-	}
-	free(path);
-	if (rc < 0) {
+	if (b.len) {
 		*ret_error = loom_buf_steal(&b);
 		return -1;
 	}

@@ -202,10 +202,7 @@ int bench_deploy_load(const char *path, loom_deploy_t *cfg, char **ret_error)
 	loom_cfg_diags_t diags;
 	int rc = loom_deploy_load(path, cfg, &diags);
 	if (rc < 0) {
-		loom_buf_t text = LOOM_BUF_INIT;
-		for (size_t i = 0; i < diags.n; i++)
-			loom_buf_printf(&text, "%s%s", i ? "; " : "", diags.v[i].text);
-		*ret_error = loom_buf_steal(&text);
+		*ret_error = loom_cfg_diags_join(&diags, "; ");
 	}
 	loom_cfg_diags_release(&diags);
 	return rc < 0 ? -1 : 0;

@@ -524,3 +524,26 @@ char *loom_agentcfg_dir(const char *deploy_path)
 		return loom_strdup("agents");
 	return loom_sprintf("%.*s/agents", (int)(slash - deploy_path), deploy_path);
 }
+
+int loom_agentcfg_load_named(const char *deploy_path, const char *name, int type, loom_agentcfg_t *cfg,
+    char **ret_error)
+{
+	if (name == NULL) {
+		*ret_error = loom_strdup("--agent NAME is required (the agent's file is config/agents/NAME.yaml)");
+		return -1;
+	}
+	char *dir = loom_agentcfg_dir(deploy_path);
+	char *path = loom_sprintf("%s/%s.yaml", dir, name);
+	free(dir);
+	loom_cfg_diags_t diags = { 0 };
+	int rc = loom_agentcfg_load(path, cfg, &diags);
+	if (rc < 0) {
+		*ret_error = loom_cfg_diags_join(&diags, "\n");
+	} else if (cfg->type != type) {
+		*ret_error = loom_sprintf("%s: agent type is not %s: run the agent for its type", path, agent_types[type]);
+		rc = -1;
+	}
+	loom_cfg_diags_release(&diags);
+	free(path);
+	return rc;
+}

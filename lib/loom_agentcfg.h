@@ -282,5 +282,10 @@ void loom_agentcfg_free_all(loom_agentcfg_t **v, size_t n);
 
 /* The agents directory of a deployment: dirname(loom.yaml)/agents. */
 char *loom_agentcfg_dir(const char *deploy_path);
+/* What an agent process loads: config/agents/NAME.yaml beside deploy_path,
+ * which must be of type (LOOM_AGENT_*). NULL name is the missing --agent.
+ * Returns 0, or -1 with *ret_error (every problem, one per line; malloc'd). */
+int loom_agentcfg_load_named(const char *deploy_path, const char *name, int type, loom_agentcfg_t *cfg,
+    char **ret_error);
 
 #endif

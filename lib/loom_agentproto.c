@@ -5,6 +5,7 @@
 #include "loom_log.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void loom_agent_password_reply(loom_daemon_t *d, const Loom__Envelope *env, const Loom__SetPasswordRequest *rq,
     const char *dn, const char *code, int ldap_code, const char *message, bool retryable)
@@ -63,4 +64,18 @@ void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *ag
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
 	loom_envelope_free(&env);
+}
+
+int loom_agent_name_option(loom_daemon_t *d, char **name_p, const char *v, const char **error_r)
+{
+	if (!loom_service_name_valid(v, strlen(v))) {
+		*error_r = "expected a name of letters, digits, '.', '_' and '-', starting with a letter";
+		return -1;
+	}
+	free(*name_p);
+	*name_p = loom_strdup(v);
+	char *svc = loom_sprintf("ma.%s", v);
+	loom_daemon_set_default_service(d, svc);
+	free(svc);
+	return 0;
 }

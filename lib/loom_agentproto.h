@@ -33,4 +33,8 @@ void loom_agent_password_reply(loom_daemon_t *d, const Loom__Envelope *env, cons
  * MALFORMED (and logged), another type UNKNOWN_TYPE. Frees env. */
 void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *agent, Loom__Envelope *env);
 
+/* The --agent NAME option of every agent process: checks NAME, keeps it in
+ * *name_p and makes "ma.NAME" the default service. */
+int loom_agent_name_option(loom_daemon_t *d, char **name_p, const char *v, const char **error_r);
+
 #endif

@@ -1542,6 +1542,15 @@ void loom_cfg_diags_move(loom_cfg_diags_t *dst, loom_cfg_diags_t *src)
 	src->n = 0;
 }
 
+char *loom_cfg_diags_join(const loom_cfg_diags_t *diags, const char *sep)
+{
+	loom_buf_t b = LOOM_BUF_INIT;
+	loom_buf_adds(&b, "");
+	for (size_t i = 0; i < diags->n; i++)
+		loom_buf_printf(&b, "%s%s", i ? sep : "", diags->v[i].text);
+	return loom_buf_steal(&b);
+}
+
 void loom_cfg_diags_release(loom_cfg_diags_t *diags)
 {
 	if (diags == NULL)

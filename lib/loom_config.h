@@ -141,6 +141,8 @@ int loom_config_load_string(const char *name, const char *text, size_t len,
  * elements) and zeroes those fields. Safe on a partly loaded struct. */
 void loom_config_release(const loom_cfg_table_t *table, void *obj);
 
+/* Every diag's text joined by sep (malloc'd; "" when none). */
+char *loom_cfg_diags_join(const loom_cfg_diags_t *diags, const char *sep);
 /* Frees the diags and empties *diags. */
 void loom_cfg_diags_release(loom_cfg_diags_t *diags);
 /* Appends a diag about file (and key, or NULL); takes text (malloc'd, the

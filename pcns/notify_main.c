@@ -1007,11 +1007,8 @@ static int notify_start(loom_daemon_t *d, const char **error_r)
 	int rc = pcns_notify_cfg_load(path, &n->cfg, &diags);
 	free(path);
 	if (rc < 0) {
-		loom_buf_t b = LOOM_BUF_INIT;
-		for (size_t i = 0; i < diags.n; i++)
-			loom_buf_printf(&b, "%s%s", i ? "\n" : "", diags.v[i].text);
+		msg = loom_cfg_diags_join(&diags, "\n");
 		loom_cfg_diags_release(&diags);
-		msg = loom_buf_steal(&b);
 		*error_r = msg;
 		return -1;
 	}

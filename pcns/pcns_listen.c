@@ -776,11 +776,8 @@ static int load_cfg(loom_daemon_t *d, const char *path, pcns_cfg_t *cfg, char **
 		loom_cfg_diags_release(&diags);
 		return 0;
 	}
-	loom_buf_t b = LOOM_BUF_INIT;
-	for (size_t i = 0; i < diags.n; i++)
-		loom_buf_printf(&b, "%s%s", i ? "\n" : "", diags.v[i].text);
+	*ret_error = loom_cfg_diags_join(&diags, "\n");
 	loom_cfg_diags_release(&diags);
-	*ret_error = loom_buf_steal(&b);
 	(void)d;
 	return -1;
 }

@@ -80,11 +80,7 @@ int wf_agents_load(wf_t *w, const char *deploy_path, const char *service, char *
 	int rc = loom_agentcfg_load_dir(dir, &w->agents->cfgs, &w->agents->ncfgs, &diags);
 	free(dir);
 	if (rc < 0) {
-		loom_buf_t b = LOOM_BUF_INIT;
-		for (size_t i = 0; i < diags.n; i++)
-			loom_buf_printf(&b, "%s%s", i ? "\n" : "", diags.v[i].text);
-		*ret_error = loom_strdup(loom_buf_cstr(&b));
-		loom_buf_release(&b);
+		*ret_error = loom_cfg_diags_join(&diags, "\n");
 		loom_cfg_diags_release(&diags);
 		return -1;
 	}

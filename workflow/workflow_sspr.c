@@ -174,11 +174,7 @@ static int cfg_load(const char *path, sspr_cfg_t *cfg, char **ret_error)
 	loom_cfg_diags_t diags = { 0 };
 	memset(cfg, 0, sizeof *cfg);
 	if (loom_config_load_file(path, &sspr_table, cfg, &diags) < 0) {
-		loom_buf_t b;
-		loom_buf_init(&b);
-		for (size_t i = 0; i < diags.n; i++)
-			loom_buf_printf(&b, "%s%s", i ? "; " : "", diags.v[i].text);
-		*ret_error = loom_buf_steal(&b);
+		*ret_error = loom_cfg_diags_join(&diags, "; ");
 		loom_cfg_diags_release(&diags);
 		loom_config_release(&sspr_table, cfg);
 		return -1;
