@@ -8,11 +8,14 @@
 #include "loom_daemon.h"
 #include "loom_log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 const ctl_cmd_t ctl_cmds[] = {
@@ -507,3 +510,55 @@ void ctl_show_caret(const char *text, unsigned line, unsigned col)
 	loom_buf_release(&b);
 }
 
+
+static int read_secret_line(char *buf, size_t max, size_t *ret_len)
+{
+	size_t len = 0;
+	for (;;) {
+		char c;
+		ssize_t n = read(STDIN_FILENO, &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			if (len == 0)
+				return 1;
+			break;
+		}
+		if (c == '\n')
+			break;
+		if (len == max) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		buf[len++] = c;
+	}
+	if (len && buf[len - 1] == '\r')
+		len--;
+	buf[len] = '\0';
+	*ret_len = len;
+	return 0;
+}
+
+int ctl_read_secret(const char *prompt, bool tty, char *buf, size_t max, size_t *ret_len)
+{
+	if (!tty)
+		return read_secret_line(buf, max, ret_len);
+	struct termios old, quiet;
+	if (tcgetattr(STDIN_FILENO, &old) < 0)
+		return -1;
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	quiet.c_lflag |= ICANON;
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0)
+		return -1;
+	fputs(prompt, stderr);
+	fflush(stderr);
+	int rc = read_secret_line(buf, max, ret_len);
+	int saved = errno;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	fputs("\n", stderr);
+	errno = saved;
+	return rc;
+}

@@ -57,6 +57,13 @@ void ctl_print_json(const ProtobufCMessage *m);
 void ctl_show_caret(const char *text, unsigned line, unsigned col);
 /* All of standard input, NUL-terminated (caller frees). */
 char *ctl_read_stdin(void);
+/* One secret line into buf (max + 1 bytes; the caller's guarded memory):
+ * after prompt with echo off when tty (echo off before the prompt, as
+ * getpass does), else the next line of standard input, read byte by byte so
+ * nothing past the line is buffered in clear. A trailing CR is dropped.
+ * 0 with *ret_len; 1 at end of input with nothing read; -1 with errno
+ * (EMSGSIZE: a line over max bytes). */
+int ctl_read_secret(const char *prompt, bool tty, char *buf, size_t max, size_t *ret_len);
 /* The value of option argv[*i] (flag, flen bytes long): the rest of
  * "--flag=value" or the next argument (advancing *i); NULL after saying,
  * as cmd, that it needs one. */

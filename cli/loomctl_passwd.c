@@ -24,65 +24,13 @@
 
 #define PW_MAX 1024 /* bytes of a password read */
 
-/* Reads one line from fd into buf (guarded memory of PW_MAX + 1 bytes),
- * without its end of line. 0 with *ret_len, 1 at end of input with nothing
- * read, -1 with errno or a line too long (*too_long). */
-static int read_line(int fd, char *buf, size_t *ret_len, bool *too_long)
-{
-	size_t len = 0;
-	*too_long = false;
-	for (;;) {
-		char c;
-		ssize_t n = read(fd, &c, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			if (len == 0)
-				return 1;
-			break;
-		}
-		if (c == '\n')
-			break;
-		if (len == PW_MAX) {
-			*too_long = true;
-			return -1;
-		}
-		buf[len++] = c;
-	}
-	if (len && buf[len - 1] == '\r')
-		len--;
-	buf[len] = '\0';
-	*ret_len = len;
-	return 0;
-}
-
 /* Asks on the terminal with echo off. 0, or -1 after saying why. */
 static int ask_tty(const char *prompt, char *buf, size_t *ret_len)
 {
-	struct termios old, quiet;
-	if (tcgetattr(STDIN_FILENO, &old) < 0) {
-		fprintf(stderr, "loomctl password set: cannot read the terminal's settings: %s\n", strerror(errno));
-		return -1;
-	}
-	quiet = old;
-	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-	quiet.c_lflag |= ICANON;
-	/* Echo off (and what was typed ahead discarded) before the prompt, as
-	 * getpass does: whatever is typed after the prompt is kept. */
-	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0) {
-		fprintf(stderr, "loomctl password set: cannot turn echo off: %s\n", strerror(errno));
-		return -1;
-	}
-	fputs(prompt, stderr);
-	fflush(stderr);
-	bool too_long;
-	int rc = read_line(STDIN_FILENO, buf, ret_len, &too_long);
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-	fputs("\n", stderr);
+	errno = 0;
+	int rc = ctl_read_secret(prompt, true, buf, PW_MAX, ret_len);
 	if (rc != 0) {
-		fprintf(stderr, "loomctl password set: %s\n", too_long ? "the password is over 1024 bytes"
+		fprintf(stderr, "loomctl password set: %s\n", errno == EMSGSIZE ? "the password is over 1024 bytes"
 		    : rc > 0 ? "no password given" : strerror(errno));
 		return -1;
 	}
@@ -109,11 +57,11 @@ static int read_password(const char *dn, char *pw, size_t *ret_len)
 		sodium_free(again);
 		return rc;
 	}
-	bool too_long;
-	int rc = read_line(STDIN_FILENO, pw, ret_len, &too_long);
+	errno = 0;
+	int rc = ctl_read_secret(NULL, false, pw, PW_MAX, ret_len);
 	if (rc != 0) {
 		fprintf(stderr, "loomctl password set: cannot read the password from standard input: %s\n",
-		    too_long ? "its first line is over 1024 bytes" : rc > 0 ? "it is empty" : strerror(errno));
+		    errno == EMSGSIZE ? "its first line is over 1024 bytes" : rc > 0 ? "it is empty" : strerror(errno));
 		return -1;
 	}
 	/* Only one line: anything after it is a mistake (a file of several?). */

@@ -29,37 +29,6 @@
 
 #define SECRET_MAX 1024 /* bytes of a secret read */
 
-/* One line of fd into buf (SECRET_MAX + 1 bytes), without its end of line
- * (as loomctl_passwd.c reads: byte by byte, so nothing past the line is
- * buffered in clear). 0, 1 at end of input, -1. */
-static int read_line(int fd, char *buf, size_t *ret_len)
-{
-	size_t len = 0;
-	for (;;) {
-		char c;
-		ssize_t n = read(fd, &c, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			if (len == 0)
-				return 1;
-			break;
-		}
-		if (c == '\n')
-			break;
-		if (len == SECRET_MAX)
-			return -1;
-		buf[len++] = c;
-	}
-	if (len && buf[len - 1] == '\r')
-		len--;
-	buf[len] = '\0';
-	*ret_len = len;
-	return 0;
-}
-
 /* A secret into a fresh guarded buffer: asked with echo off on a terminal,
  * else the next line of standard input. NULL after saying why. */
 static char *ask(const char *prompt, bool tty, bool optional)
@@ -68,24 +37,8 @@ static char *ask(const char *prompt, bool tty, bool optional)
 	if (buf == NULL)
 		abort();
 	size_t len = 0;
-	int rc;
-	if (tty) {
-		struct termios old, quiet;
-		if (tcgetattr(STDIN_FILENO, &old) < 0)
-			goto fail;
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-		quiet.c_lflag |= ICANON;
-		if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0)
-			goto fail;
-		fputs(prompt, stderr);
-		fflush(stderr);
-		rc = read_line(STDIN_FILENO, buf, &len);
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-		fputs("\n", stderr);
-	} else {
-		rc = read_line(STDIN_FILENO, buf, &len);
-	}
+	errno = 0;
+	int rc = ctl_read_secret(prompt, tty, buf, SECRET_MAX, &len);
 	if (rc > 0 && optional) {
 		buf[0] = '\0';
 		return buf;
@@ -95,7 +48,7 @@ static char *ask(const char *prompt, bool tty, bool optional)
 	return buf;
 fail:
 	fprintf(stderr, "loomctl sspr: cannot read '%s': %s\n", prompt,
-	    errno ? strerror(errno) : "end of input or a line over 1024 bytes");
+	    errno == EMSGSIZE ? "a line over 1024 bytes" : errno ? strerror(errno) : "end of input");
 	sodium_free(buf);
 	return NULL;
 }
