@@ -308,6 +308,19 @@ int ml_scope(int cfg_scope);
 const loom_agentcfg_ldap_base_t *ml_base(const ldapagent_t *la, size_t i);
 /* The control with oid among ctrls (NULL-terminated, may be NULL), or NULL. */
 LDAPControl *ml_find_control(LDAPControl **ctrls, const char *oid);
+/* Why ml_find_entry found no DN: code "no-such-object", "ambiguous" or
+ * "search-failed" (with the LDAP result code and whether a retry may help);
+ * message malloc'd (the caller frees it). */
+typedef struct ml_find_fail {
+	const char *code;
+	int rc;
+	bool retryable;
+	char *message;
+} ml_find_fail_t;
+/* The one entry under the agent's bases that filter selects (what names it
+ * in messages: "uid 'ada'"): 1 with *ret_dn (malloc'd), 0 with *ret_fail. */
+int ml_find_entry(ldapagent_t *la, LDAP *ld, const char *filter, const char *what, char **ret_dn,
+    ml_find_fail_t *ret_fail);
 int ml_entry_in_bases(ldapagent_t *la, LDAP *ld, size_t skip, const uint8_t uuid[16], char **ret_error);
 
 /* Reads the server's schema on ld into la->schema and checks the names the

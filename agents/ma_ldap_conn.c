@@ -642,3 +642,45 @@ int ml_schema_load(ldapagent_t *la, LDAP *ld, char **ret_error)
 	loom_buf_release(&b);
 	return 0;
 }
+
+int ml_find_entry(ldapagent_t *la, LDAP *ld, const char *filter, const char *what, char **ret_dn,
+    ml_find_fail_t *ret_fail)
+{
+	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
+	char *attrs[] = { LDAP_NO_ATTRS, NULL };
+	memset(ret_fail, 0, sizeof *ret_fail);
+	for (size_t i = 0; i < la->cfg.ldap.bases.n; i++) {
+		const loom_agentcfg_ldap_base_t *bc = ml_base(la, i);
+		LDAPMessage *res = NULL;
+		int rc = ldap_search_ext_s(ld, bc->dn.text, ml_scope(bc->scope), filter, attrs, 1, NULL, NULL, &tv, 2, &res);
+		LDAPMessage *e = rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED ? ldap_first_entry(ld, res) : NULL;
+		if (e && ldap_next_entry(ld, e)) {
+			ldap_msgfree(res);
+			ret_fail->code = "ambiguous";
+			ret_fail->message = loom_sprintf("more than one entry under '%s' has %s", bc->dn.text, what);
+			return 0;
+		}
+		if (e) {
+			char *d = ldap_get_dn(ld, e);
+			*ret_dn = loom_strdup(d);
+			ldap_memfree(d);
+			ldap_msgfree(res);
+			return 1;
+		}
+		ldap_msgfree(res);
+		if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
+			char *t = ml_ld_error(ld, rc);
+			ret_fail->code = "search-failed";
+			ret_fail->rc = rc;
+			ret_fail->retryable = ml_result_retryable(rc);
+			ret_fail->message = loom_sprintf("cannot look up %s under '%s' on '%s': %s", what, bc->dn.text,
+			    la->cfg.ldap.uri.text, t);
+			free(t);
+			return 0;
+		}
+	}
+	ret_fail->code = "no-such-object";
+	ret_fail->rc = LDAP_NO_SUCH_OBJECT;
+	ret_fail->message = loom_sprintf("no entry with %s under the bases of agent '%s'", what, la->name);
+	return 0;
+}

@@ -279,44 +279,14 @@ static char *find_by_anchor(ldapagent_t *la, LDAP *ld, const char *anchor, pw_re
 		filter = loom_sprintf("(%s=%s)", la->cfg.anchor, out.bv_val);
 		ber_memfree(out.bv_val);
 	}
-	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
-	char *attrs[] = { LDAP_NO_ATTRS, NULL };
+	char *what = loom_sprintf("%s '%s'", la->cfg.anchor, anchor);
 	char *dn = NULL;
-	const loom_agentcfg_ldap_base_t *bases = la->cfg.ldap.bases.v;
-	for (size_t i = 0; dn == NULL && i < la->cfg.ldap.bases.n; i++) {
-		LDAPMessage *res = NULL;
-		int rc = ldap_search_ext_s(ld, bases[i].dn.text, ml_scope(bases[i].scope), filter, attrs, 1, NULL, NULL, &tv, 2,
-		    &res);
-		LDAPMessage *e = rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED ? ldap_first_entry(ld, res) : NULL;
-		if (e && ldap_next_entry(ld, e)) {
-			result_set(r, "ambiguous-anchor", 0, false,
-			    loom_sprintf("more than one entry under '%s' has %s '%s'", bases[i].dn.text, la->cfg.anchor, anchor));
-			ldap_msgfree(res);
-			free(filter);
-			return NULL;
-		}
-		if (e)
-			dn = ldap_get_dn(ld, e);
-		ldap_msgfree(res);
-		if (e == NULL && rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
-			char *t = ml_ld_error(ld, rc);
-			result_set(r, "search-failed", rc, ml_result_retryable(rc),
-			    loom_sprintf("cannot look up %s '%s' under '%s' on '%s': %s", la->cfg.anchor, anchor,
-				bases[i].dn.text, la->cfg.ldap.uri.text, t));
-			free(t);
-			free(filter);
-			return NULL;
-		}
-	}
+	ml_find_fail_t f;
+	if (ml_find_entry(la, ld, filter, what, &dn, &f) == 0)
+		result_set(r, strcmp(f.code, "ambiguous") == 0 ? "ambiguous-anchor" : f.code, f.rc, f.retryable, f.message);
+	free(what);
 	free(filter);
-	if (dn == NULL) {
-		result_set(r, "no-such-object", LDAP_NO_SUCH_OBJECT, false,
-		    loom_sprintf("no entry with %s '%s' under the bases of agent '%s'", la->cfg.anchor, anchor, la->name));
-		return NULL;
-	}
-	char *copy = loom_strdup(dn);
-	ldap_memfree(dn);
-	return copy;
+	return dn;
 }
 
 /* One connection is kept for passwords between requests: connecting and

@@ -36,34 +36,15 @@ static char *find_account(ldapagent_t *la, LDAP *ld, const char *account, const 
 		abort();
 	char *filter = loom_sprintf("(%s=%s)", attr, out.bv_val);
 	ber_memfree(out.bv_val);
-	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
-	char *attrs[] = { LDAP_NO_ATTRS, NULL };
+	char *what = loom_sprintf("%s '%s'", attr, account);
 	char *dn = NULL;
-	const loom_agentcfg_ldap_base_t *bases = la->cfg.ldap.bases.v;
-	for (size_t i = 0; dn == NULL && i < la->cfg.ldap.bases.n; i++) {
-		LDAPMessage *res = NULL;
-		int rc = ldap_search_ext_s(ld, bases[i].dn.text, ml_scope(bases[i].scope), filter, attrs, 1, NULL, NULL, &tv, 2,
-		    &res);
-		LDAPMessage *e = rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED ? ldap_first_entry(ld, res) : NULL;
-		if (e && ldap_next_entry(ld, e)) {
-			*ret_code = "ambiguous-account";
-			*ret_msg = loom_sprintf("more than one entry has %s '%s'", attr, account);
-			ldap_msgfree(res);
-			free(filter);
-			return NULL;
-		}
-		if (e) {
-			char *d = ldap_get_dn(ld, e);
-			dn = loom_strdup(d);
-			ldap_memfree(d);
-		}
-		ldap_msgfree(res);
+	ml_find_fail_t f;
+	if (ml_find_entry(la, ld, filter, what, &dn, &f) == 0) {
+		*ret_code = strcmp(f.code, "ambiguous") == 0 ? "ambiguous-account" : f.code;
+		*ret_msg = f.message;
 	}
+	free(what);
 	free(filter);
-	if (dn == NULL) {
-		*ret_code = "no-such-object";
-		*ret_msg = loom_sprintf("no entry with %s '%s' under the bases of agent '%s'", attr, account, la->name);
-	}
 	return dn;
 }
 
