@@ -270,34 +270,12 @@ static int on_err(loom_loop_t *loop, void *arg)
 	return 0;
 }
 
-/* A pipe whose writer has gone polls as POLLHUP without POLLIN, which the
- * loop (zmq_poll) reports as ZMQ_POLLERR and does not dispatch: look for
- * it here so that the end of the program's output is seen (and the loop
- * does not spin on it for more than one tick). */
-static bool hung_up(int fd)
-{
-	struct pollfd pf = { fd, POLLIN, 0 };
-	return fd >= 0 && poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR)) && !(pf.revents & POLLIN);
-}
-
 static int on_timer(loom_loop_t *loop, void *arg)
 {
+	(void)loop;
 	ext_proc_t *p = arg;
 	if (p->gone || p->doomed)
 		return 0;
-	if (p->err_watched && hung_up(p->err))
-		on_err(loop, p);
-	if (p->out_watched && hung_up(p->out)) {
-		p->busy++;
-		read_out(p);
-		deliver(p);
-		if (--p->busy == 0 && p->doomed) {
-			free_proc(p);
-			return 0;
-		}
-		if (p->gone)
-			return 0;
-	}
 	long long now = now_ms();
 	if (p->waiting && !p->paused && !p->out_eof && now - p->last_activity > p->timeout_ms) {
 		char why[160];

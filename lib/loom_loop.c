@@ -183,7 +183,12 @@ int loom_loop_run(loom_loop_t *l)
 			reader_t *r = &l->readers[i];
 			if (r->dead)
 				continue;
-			bool ready = (l->items[i].revents & ZMQ_POLLIN) || (r->pending && r->pending(r->pending_arg));
+			/* An fd's hang-up or error without data (a pipe whose writer
+			 * exited, a peer that closed) is ZMQ_POLLERR: the reader is
+			 * called, its read sees the end or the error (else zmq_poll
+			 * would return at once, again and again). */
+			bool ready = (l->items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) ||
+			    (r->pending && r->pending(r->pending_arg));
 			if (ready && r->fn(l, r->arg) < 0)
 				l->stopped = true;
 		}

@@ -1,7 +1,8 @@
 /* test_loop.c - lib/loom_loop.c: a reader's pending check is called with
  * its own argument (a bus client), not the handler's (the daemon), and
  * work it reports is dispatched without the socket being readable; timers
- * fire. (The check once got the handler's argument: a daemon with a key
+ * fire; an fd whose writer hung up without writing reaches its reader
+ * (it was polled as an error and never dispatched: the loop spun). (The check once got the handler's argument: a daemon with a key
  * pair read those bytes as a non-empty inbox and spun.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <unistd.h>
 #include <zmq.h>
 
 #include "loom_loop.h"
@@ -101,11 +103,48 @@ static void test_timer(void **state)
 	loom_loop_destroy(&loop);
 }
 
+typedef struct {
+	int fd;
+	int calls;
+	int eof;
+} hup_t;
+
+static int on_hup(loom_loop_t *loop, void *arg)
+{
+	hup_t *h = arg;
+	char c;
+	h->calls++;
+	if (read(h->fd, &c, 1) == 0) {
+		h->eof = 1;
+		loom_loop_remove_fd(loop, h->fd);
+		loom_loop_stop(loop);
+	}
+	return 0;
+}
+
+static void test_hangup(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	close(p[1]); /* the writer goes without a byte: POLLHUP alone */
+	loom_loop_t *loop = loom_loop_new();
+	hup_t h = { .fd = p[0] };
+	loom_loop_add_fd(loop, p[0], on_hup, &h);
+	loom_loop_add_timer(loop, 10000, 1, give_up, NULL);
+	assert_int_equal(loom_loop_run(loop), 0);
+	assert_int_equal(h.eof, 1);
+	assert_int_equal(h.calls, 1);
+	loom_loop_destroy(&loop);
+	close(p[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pending_arg),
 		cmocka_unit_test(test_timer),
+		cmocka_unit_test(test_hangup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
