@@ -19,6 +19,7 @@ PACKAGES=(
 	# Samba AD DC (samba, samba-ad-provision, samba-ad-dc) is their Active
 	# Directory (tests/integration/ldap_ad.sh skips without it; it runs the
 	# DC in a network namespace of its own: iproute2 brings its loopback up);
+	# ldb-tools' ldbmodify changes the DC's invocationId offline (ldap_ad_usn.sh);
 	# openssl makes the test CA and server certificates for StartTLS/ldaps;
 	# gnupg and python3-gpg let the DC keep clear-text passwords for
 	# samba-tool user syncpasswords --decrypt-samba-gpg (tests/integration/pcns_ad.sh);
@@ -26,7 +27,7 @@ PACKAGES=(
 	# (initdb + pg_ctl on a loopback port, never the system cluster), and
 	# sqlite3 the shell they inspect SQLite databases with; python3 also
 	# runs the example extensible agent (config/examples/ext-agent.py)
-	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc iproute2 openssl gnupg python3-gpg
+	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc ldb-tools iproute2 openssl gnupg python3-gpg
 	postgresql sqlite3
 )
 
