@@ -220,12 +220,18 @@ pass "a notifier whose key is not listed is refused and logged"
 # A standby listener (another loom-pcns with its own store and endpoint,
 # the same key pair, as a standby has) as the second target: while the
 # primary is killed, the notifier fails over to it.
-PCNS2_PORT=$(free_port)
 sed -e "s|^state_dir: .*|state_dir: $T/state2|" "$CFG" >"$T/loom2.yaml"
 printf '  router: ipc://%s/state/run/bus-router\n  publish: ipc://%s/state/run/bus-publish\n  subscribe: ipc://%s/state/run/bus-subscribe\n' \
 	"$T" "$T" "$T" >>"$T/loom2.yaml"
-sed -e "s|tcp://127.0.0.1:$PCNS_PORT|tcp://127.0.0.1:$PCNS2_PORT|" "$T/pcns.yaml" >"$T/pcns2.yaml"
-start pcns2 "$PCNS" -c "$T/loom2.yaml" --pcns-config "$T/pcns2.yaml"
+# free_port can race with another test taking the port: try another then
+for _ in 1 2 3; do
+	PCNS2_PORT=$(free_port)
+	sed -e "s|tcp://127.0.0.1:$PCNS_PORT|tcp://127.0.0.1:$PCNS2_PORT|" "$T/pcns.yaml" >"$T/pcns2.yaml"
+	start pcns2 "$PCNS" -c "$T/loom2.yaml" --pcns-config "$T/pcns2.yaml"
+	wait_for "pcns2 to listen or fail" 10 grep -qE "listening endpoint=|cannot start" "$T/pcns2.log"
+	grep -q "Address already in use" "$T/pcns2.log" || break
+	stop pcns2 || true
+done
 wait_log pcns2 "listening endpoint="
 ctl pcns target add standby --endpoint "tcp://127.0.0.1:$PCNS2_PORT" --key "$T/keys/pcns.pub" --disabled >/dev/null ||
 	fail "target add standby"
@@ -233,7 +239,7 @@ ctl pcns target enable standby >/dev/null || fail "target enable standby"
 ctl pcns target list >"$T/targets2.out"
 grep -qE "^1 primary +enabled" "$T/targets2.out" && grep -qE "^2 standby +enabled +tcp://127.0.0.1:$PCNS2_PORT" "$T/targets2.out" ||
 	{ cat "$T/targets2.out" >&2; fail "target list after add/enable"; }
-wait_log notify "targets reloaded .*targets=primary,standby"
+wait_log notify "targets reloaded .*targets=primary,standby$"
 stop pcns KILL
 PW7='Pcns-standby^6f'
 ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW7" "uid=user3,ou=people,$SUFFIX" >/dev/null ||
