@@ -144,9 +144,14 @@ count_lines() {
 
 # free_port : a TCP port on 127.0.0.1 nobody listens on
 free_port() {
-	local p
+	# below the kernel's ephemeral range: a port picked there can be taken
+	# by any outgoing connection (a ZeroMQ connect, a client) before the
+	# test binds it (seen on a fresh machine: Address already in use)
+	local p lo=32768
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+	[ "$lo" -gt 12000 ] || lo=32768
 	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
