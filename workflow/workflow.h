@@ -306,6 +306,11 @@ void wf_handle(wf_t *w, Loom__Envelope *env);
  * Returns the request as it ended (the caller frees it), or NULL with
  * *ret_error when it cannot be stored. */
 Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error);
+/* wf_request_submit under the id given (an activity's step key, see
+ * workflow_activities.c), at most once: when a request with that id is
+ * stored already (made before a restart), it is returned as it is now,
+ * with *ret_existed true, and nothing is submitted. */
+Loom__Request *wf_request_submit_once(wf_t *w, Loom__Request *in, const char *id, bool *ret_existed, char **ret_error);
 /* With group_commit: makes every write so far durable (one synced write)
  * and sends the replies held for it. Returns 0, or -1 with *ret_error (the
  * held requests get an error reply). Without: nothing to do. */

@@ -18,7 +18,9 @@
 #include "loom_pbfmt.h"
 #include "loom_envelope.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <sodium.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -507,9 +509,28 @@ static Loom__RequestChange *change_new(const char *attr, int op, Loom__Value **v
 	return ch;
 }
 
-/* Submits a request by `workflow`; returns 0 with *ret_note, or -1 with
- * *ret_note (denied, failed). Takes changes. */
-static int submit(wf_ctx_t *c, Loom__Request__Operation op, const char *target_id, const char *type,
+/* The id of the request a step makes for key (a target's ObjectID, or
+ * "create"): a name-based UUID (version 8) of the parent request, the
+ * instance, the step and key. The same step run again after a restart
+ * names the same request, so it finds it instead of making a second one:
+ * the child's commit batch (its record under this id) is the mark that the
+ * step's effect happened. */
+static char *step_request_id(const wf_ctx_t *c, const char *key)
+{
+	loom_buf_t m = LOOM_BUF_INIT;
+	loom_buf_printf(&m, "loom-step%c%s%c%u%c%u%c%s", 0, c->rq->id, 0, (unsigned)c->ii, 0, c->in->step, 0, key);
+	uint8_t b[16];
+	crypto_generichash(b, sizeof b, (const unsigned char *)m.data, m.len, NULL, 0);
+	loom_buf_release(&m);
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x80);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	return loom_sprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+	    b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* Submits a request by `workflow`, once per (step, key); returns 0 with
+ * *ret_note, or -1 with *ret_note (denied, failed). Takes changes. */
+static int submit(wf_ctx_t *c, const char *key, Loom__Request__Operation op, const char *target_id, const char *type,
     Loom__RequestChange **changes, size_t nchanges, char **ret_note, char **ret_target)
 {
 	Loom__Request in = LOOM__REQUEST__INIT;
@@ -522,7 +543,13 @@ static int submit(wf_ctx_t *c, Loom__Request__Operation op, const char *target_i
 	in.parent = c->rq->id;
 	in.depth = c->rq->depth + 1;
 	char *err = NULL;
-	Loom__Request *rq = wf_request_submit(c->w, &in, &err);
+	char *id = step_request_id(c, key);
+	bool existed = false;
+	Loom__Request *rq = wf_request_submit_once(c->w, &in, id, &existed, &err);
+	free(id);
+	if (existed)
+		loom_info("request %s: step %u of %s:%s made request %s before a restart: not made again", c->rq->id,
+		    c->in->step + 1, c->in->phase, c->in->workflow, rq->id);
 	for (size_t i = 0; i < in.n_changes; i++)
 		protobuf_c_message_free_unpacked(&in.changes[i]->base, NULL);
 	free(in.changes);
@@ -535,11 +562,13 @@ static int submit(wf_ctx_t *c, Loom__Request__Operation op, const char *target_i
 	case LOOM__REQUEST__STATUS__DENIED:
 	case LOOM__REQUEST__STATUS__FAILED:
 	case LOOM__REQUEST__STATUS__CANCELED:
-		*ret_note = loom_sprintf("request %s %s: %s", rq->id, wf_status_name(rq->status), rq->reason);
+		*ret_note = loom_sprintf("request %s %s: %s%s", rq->id, wf_status_name(rq->status), rq->reason,
+		    existed ? " (made before a restart)" : "");
 		rc = -1;
 		break;
 	default:
-		*ret_note = loom_sprintf("request %s %s", rq->id, wf_status_name(rq->status));
+		*ret_note = loom_sprintf("request %s %s%s", rq->id, wf_status_name(rq->status),
+		    existed ? " (made before a restart)" : "");
 		break;
 	}
 	if (ret_target)
@@ -715,8 +744,8 @@ static int act_function(wf_ctx_t *c)
 		Loom__RequestChange **ch = loom_calloc(2, sizeof *ch);
 		ch[0] = change_new(a->dest.path[0], LOOM__REQUEST_CHANGE__OP__REPLACE, r.v, r.n);
 		char *note = NULL;
-		if (submit(c, LOOM__REQUEST__OPERATION__MODIFY, c->target->object_id, c->target->object_type, ch, 1, &note,
-		        NULL) < 0)
+		if (submit(c, c->target->object_id, LOOM__REQUEST__OPERATION__MODIFY, c->target->object_id,
+		        c->target->object_type, ch, 1, &note, NULL) < 0)
 			rc = ACT_FAIL;
 		c->note = loom_sprintf("%s = %s: %s", a->dest.path[0], vt, note);
 		free(note);
@@ -736,7 +765,7 @@ static int act_create(wf_ctx_t *c)
 		return ACT_FAIL;
 	}
 	char *note = NULL, *id = NULL;
-	int rc = submit(c, LOOM__REQUEST__OPERATION__CREATE, NULL, c->act->object_type, ch, n, &note, &id);
+	int rc = submit(c, "create", LOOM__REQUEST__OPERATION__CREATE, NULL, c->act->object_type, ch, n, &note, &id);
 	c->note = loom_sprintf("%s %s: %s", c->act->object_type, id ? id : "", note);
 	free(note);
 	free(id);
@@ -768,7 +797,7 @@ static int act_update_delete(wf_ctx_t *c)
 		char *note = NULL;
 		int r;
 		if (c->act->type == WFA_DELETE) {
-			r = submit(c, LOOM__REQUEST__OPERATION__DELETE, ids[i], NULL, NULL, 0, &note, NULL);
+			r = submit(c, ids[i], LOOM__REQUEST__OPERATION__DELETE, ids[i], NULL, NULL, 0, &note, NULL);
 		} else {
 			Loom__RequestChange **ch;
 			size_t n;
@@ -781,7 +810,7 @@ static int act_update_delete(wf_ctx_t *c)
 				note = loom_strdup("nothing to change");
 				r = 0;
 			} else {
-				r = submit(c, LOOM__REQUEST__OPERATION__MODIFY, ids[i], NULL, ch, n, &note, NULL);
+				r = submit(c, ids[i], LOOM__REQUEST__OPERATION__MODIFY, ids[i], NULL, ch, n, &note, NULL);
 			}
 		}
 		loom_buf_printf(&b, "%s%s %s: %s", i ? "; " : "", c->act->type == WFA_DELETE ? "delete" : "update", ids[i],
@@ -817,7 +846,7 @@ static int act_sync_rule(wf_ctx_t *c)
 	ch[0] = change_new(a->rule_attr, a->remove ? LOOM__REQUEST_CHANGE__OP__REMOVE : LOOM__REQUEST_CHANGE__OP__ADD, &v, 1);
 	protobuf_c_message_free_unpacked(&v->base, NULL);
 	char *note = NULL;
-	int rc = submit(c, a->remove ? LOOM__REQUEST__OPERATION__REMOVE_VALUES : LOOM__REQUEST__OPERATION__ADD_VALUES,
+	int rc = submit(c, c->target->object_id, a->remove ? LOOM__REQUEST__OPERATION__REMOVE_VALUES : LOOM__REQUEST__OPERATION__ADD_VALUES,
 	    c->target->object_id, c->target->object_type, ch, 1, &note, NULL);
 	c->note = loom_sprintf("%s %s rule '%s' (%s %s): %s", c->target->object_id, a->remove ? "taken out of" : "added to",
 	    a->rule, a->remove ? "-" : "+", a->rule_attr, note);
@@ -847,6 +876,15 @@ static char *run_dir(wf_t *w)
 	char *d = sd ? loom_sprintf("%s/workflow-run", sd) : loom_sprintf("%s-run", loom_store_path(w->store));
 	(void)mkdir(d, 0700);
 	return d;
+}
+
+/* The instance is no longer in its program. */
+static void ext_unmark(Loom__WorkflowInstance *in)
+{
+	in->state = LOOM__WORKFLOW_INSTANCE__STATE__PENDING;
+	wf_str_set(&in->waiting_for, "");
+	in->external_started_at = 0;
+	in->external_pid = 0;
 }
 
 static int act_external(wf_ctx_t *c)
@@ -887,6 +925,33 @@ static int act_external(wf_ctx_t *c)
 		free(in_path);
 		free(out_path);
 		return ACT_FAIL;
+	}
+	/* the "started" mark, durable before the program exists: a restart that
+	 * finds it, with no end recorded, knows the program may have run
+	 * (wf_run_recover decides by on_restart) */
+	c->in->state = LOOM__WORKFLOW_INSTANCE__STATE__WAITING;
+	wf_str_set(&c->in->waiting_for, "external");
+	c->in->external_started_at = loom_now_us();
+	c->in->external_pid = 0;
+	{
+		loom_batch_t *mb = loom_batch_new(w->store);
+		wf_req_write(w, mb, c->rq);
+		const char *werr;
+		int wrc = loom_store_write(w->store, mb, &werr);
+		loom_batch_destroy(&mb);
+		if (wrc < 0) {
+			c->note = loom_sprintf("cannot store the started mark: %s", werr);
+			ext_unmark(c->in);
+			unlink(in_path);
+			free(in_path);
+			free(out_path);
+			return ACT_FAIL;
+		}
+	}
+	if (w->crash_at && strcmp(w->crash_at, "external:marked") == 0) {
+		loom_warning("fault injection: killing myself after an external activity's started mark, before its "
+		    "program is spawned (LOOM_WORKFLOW_CRASH_AT)");
+		raise(SIGKILL);
 	}
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -933,6 +998,7 @@ static int act_external(wf_ctx_t *c)
 	free(e3);
 	if (rc != 0) {
 		c->note = loom_sprintf("cannot run '%s': %s", a->argv[0], strerror(rc));
+		ext_unmark(c->in);
 		unlink(in_path);
 		free(in_path);
 		free(out_path);
@@ -942,7 +1008,7 @@ static int act_external(wf_ctx_t *c)
 	exts[nexts++] = (ext_t){ .pid = pid, .request_id = loom_strdup(c->rq->id), .ii = (uint32_t)c->ii,
 		.step = c->in->step, .deadline_ms = loom_mono_ms() + a->timeout_ms, .timeout_ms = a->timeout_ms,
 		.in_path = in_path, .out_path = out_path };
-	wf_str_set(&c->in->waiting_for, "external");
+	c->in->external_pid = (int32_t)pid;
 	c->note = loom_sprintf("'%s' started (pid %d, timeout %llds)", a->argv[0], (int)pid, a->timeout_ms / 1000);
 	return ACT_WAIT;
 }
@@ -993,7 +1059,8 @@ static void ext_done(wf_t *w, ext_t *e, int status)
 			    strcmp(in->waiting_for, "external") == 0) {
 				const wf_def_t *def = wf_run_def(w, in);
 				const char *label = def && e->step < def->nacts ? def->acts[e->step].label : "external";
-				wf_str_set(&in->waiting_for, "");
+				/* the "done" mark: the program's end, with the step's outcome, in one write */
+				ext_unmark(in);
 				if (ok) {
 					in->state = LOOM__WORKFLOW_INSTANCE__STATE__PENDING;
 					in->step++;
@@ -1056,6 +1123,52 @@ void wf_ext_kill_request(wf_t *w, const char *request_id)
 			kill(exts[i].pid, SIGKILL);
 			exts[i].killed = exts[i].canceled = true;
 		}
+}
+
+bool wf_ext_kill_orphan(wf_t *w, const char *request_id)
+{
+	(void)w;
+	bool any = false;
+	char *want = loom_sprintf("LOOM_REQUEST_ID=%s", request_id);
+	size_t wlen = strlen(want);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 1 || pid == (long)getpid())
+			continue;
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* gone, or not ours */
+		loom_buf_t env = LOOM_BUF_INIT;
+		char chunk[4096];
+		ssize_t n;
+		while ((n = read(fd, chunk, sizeof chunk)) > 0)
+			loom_buf_add(&env, chunk, (size_t)n);
+		close(fd);
+		bool match = false;
+		for (size_t off = 0; off < env.len && !match;) { /* NUL-separated NAME=VALUE */
+			const char *v = (const char *)env.data + off;
+			size_t l = strnlen(v, env.len - off);
+			match = l == wlen && memcmp(v, want, l) == 0;
+			off += l + 1;
+		}
+		loom_buf_release(&env);
+		if (match) {
+			pid_t pg = getpgid((pid_t)pid);
+			if (pg > 1 && pg != getpgrp())
+				kill(-pg, SIGKILL);
+			kill((pid_t)pid, SIGKILL);
+			any = true;
+		}
+	}
+	if (d)
+		closedir(d);
+	free(want);
+	return any;
 }
 
 void wf_ext_close(wf_t *w)

@@ -58,6 +58,7 @@ typedef struct cfg_act {
 	loom_cfg_text_t rule;          /* sync_rule */
 	loom_cfg_text_t attribute;     /* sync_rule */
 	bool remove;                   /* sync_rule */
+	loom_cfg_text_t on_restart;    /* external: fail or rerun */
 	loom_cfg_strlist_t command;    /* external */
 } cfg_act_t;
 
@@ -134,6 +135,9 @@ static const loom_cfg_key_t act_keys[] = {
 	  .help = "sync_rule: take the target out of the rule" },
 	{ .name = "command", .type = LOOM_CFG_STRLIST, .offset = offsetof(cfg_act_t, command),
 	  .help = "external: the program (absolute, or relative to the file) and its arguments" },
+	{ .name = "on_restart", .type = LOOM_CFG_TEXT, .offset = offsetof(cfg_act_t, on_restart),
+	  .help = "external: when the service stopped while the program ran: fail (default: at most once) "
+	          "or rerun (at least once, for a program safe to run twice)" },
 	{ NULL }
 };
 static const loom_cfg_table_t act_table = { .what = "activity", .size = sizeof(cfg_act_t), .keys = act_keys };
@@ -595,7 +599,7 @@ static const struct {
 	{ "object_type", 1u << WFA_CREATE }, { "values", 1u << WFA_CREATE | 1u << WFA_UPDATE },
 	{ "target", 1u << WFA_UPDATE | 1u << WFA_DELETE },
 	{ "rule", 1u << WFA_SYNC_RULE }, { "attribute", 1u << WFA_SYNC_RULE },
-	{ "command", 1u << WFA_EXTERNAL },
+	{ "command", 1u << WFA_EXTERNAL }, { "on_restart", 1u << WFA_EXTERNAL },
 };
 
 static bool key_given(const cfg_act_t *c, const char *key)
@@ -619,6 +623,7 @@ static bool key_given(const cfg_act_t *c, const char *key)
 	if (strcmp(key, "rule") == 0) return c->rule.text != NULL;
 	if (strcmp(key, "attribute") == 0) return c->attribute.text != NULL;
 	if (strcmp(key, "command") == 0) return c->command.n > 0;
+	if (strcmp(key, "on_restart") == 0) return c->on_restart.text != NULL;
 	return false;
 }
 
@@ -862,6 +867,11 @@ static int act_build(ld_t *l, const cfg_act_t *c, int phase, size_t index, const
 			err_at(l, ln, cl, "%s: command '%s' is not an executable program", a->label, a->argv[0]);
 		}
 		a->timeout_ms = c->timeout_ms ? c->timeout_ms : 60000;
+		if (c->on_restart.text && strcmp(c->on_restart.text, "rerun") == 0)
+			a->rerun = true;
+		else if (c->on_restart.text && strcmp(c->on_restart.text, "fail") != 0)
+			err_at(l, c->on_restart.line, c->on_restart.column, "%s: on_restart '%s': expected fail or rerun",
+			    a->label, c->on_restart.text);
 		break;
 	}
 	}

@@ -659,10 +659,33 @@ void wf_reply_error(wf_t *w, Loom__Envelope *env, Loom__Error__Code code, const 
 
 Loom__Request *wf_request_submit(wf_t *w, Loom__Request *in, char **ret_error)
 {
+	return wf_request_submit_once(w, in, NULL, NULL, ret_error);
+}
+
+Loom__Request *wf_request_submit_once(wf_t *w, Loom__Request *in, const char *id, bool *ret_existed, char **ret_error)
+{
+	if (ret_existed)
+		*ret_existed = false;
+	if (id) {
+		Loom__Request *old;
+		const char *gerr;
+		int g = wf_req_get(w, id, &old, &gerr);
+		if (g < 0) {
+			*ret_error = loom_sprintf("cannot read request %s: %s", id, gerr);
+			return NULL;
+		}
+		if (g == 1) {
+			/* the step that makes it ran before a restart and its request
+			 * was stored: that request is the step's effect, made once */
+			if (ret_existed)
+				*ret_existed = true;
+			return old;
+		}
+	}
 	/* the service's own copy: id, seq, status and history are its to give */
 	Loom__Request *rq = loom_calloc(1, sizeof *rq);
 	loom__request__init(rq);
-	rq->id = wf_new_uuid();
+	rq->id = id ? loom_strdup(id) : wf_new_uuid();
 	rq->seq = w->next_seq++;
 	rq->requester = loom_strdup(in->requester);
 	rq->operation = in->operation;

@@ -38,6 +38,7 @@
 #include "loom_log.h"
 #include "loom_envelope.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -283,6 +284,18 @@ void wf_str_set(char **f, const char *v)
 	*f = loom_strdup(v ? v : "");
 }
 
+/* Fault injection for the tests: LOOM_WORKFLOW_CRASH_AT=step:TYPE kills the
+ * service after an activity of TYPE ran and before its step is written (the
+ * moment a restart runs it again). */
+static void step_crash_point(wf_t *w, const wf_activity_t *a)
+{
+	if (w->crash_at && strncmp(w->crash_at, "step:", 5) == 0 && strcmp(w->crash_at + 5, wf_act_type_name(a->type)) == 0) {
+		loom_warning("fault injection: killing myself after a %s activity ran, before its step is written "
+		    "(LOOM_WORKFLOW_CRASH_AT)", w->crash_at + 5);
+		raise(SIGKILL);
+	}
+}
+
 /* Runs instance ii's activities until it waits, ends or fails. Returns
  * -1 when the request's record could not be written. */
 static int run_instance(wf_t *w, Loom__Request *rq, size_t ii)
@@ -308,6 +321,7 @@ static int run_instance(wf_t *w, Loom__Request *rq, size_t ii)
 			wf_ctx_load(&c);
 			in->step_started_at = loom_now_us();
 			int r = wf_activity_run(&c);
+			step_crash_point(w, c.act);
 			const char *note = c.note ? c.note : "";
 			hist = loom_sprintf("%s:%s %s: %s", in->phase, in->workflow, c.act->label, note);
 			wf_str_set(&in->note, note);
@@ -474,12 +488,31 @@ void wf_run_recover(wf_t *w, Loom__Request *rq)
 	for (size_t i = 0; i < rq->n_instances; i++) {
 		Loom__WorkflowInstance *in = rq->instances[i];
 		if (in->state == LOOM__WORKFLOW_INSTANCE__STATE__WAITING && strcmp(in->waiting_for, "external") == 0) {
-			/* its program's end was never seen: run it again */
-			in->state = LOOM__WORKFLOW_INSTANCE__STATE__PENDING;
+			/* Its "started" mark is stored and its end was never seen: the
+			 * program may have done its work, or part of it. A program still
+			 * running (it outlived the service) is killed first, so two never
+			 * run side by side; then on_restart decides: rerun (at least
+			 * once) or fail (at most once, the default). */
+			const wf_def_t *def = wf_run_def(w, in);
+			const wf_activity_t *a = def && in->step < def->nacts ? &def->acts[in->step] : NULL;
+			const char *killed = wf_ext_kill_orphan(w, rq->id) ? "; it was still running: killed" : "";
+			char *n;
+			if (a && a->rerun) {
+				in->state = LOOM__WORKFLOW_INSTANCE__STATE__PENDING;
+				n = loom_sprintf("%s:%s %s: the service stopped while its program ran%s: running it again "
+				    "(on_restart: rerun)", in->phase, in->workflow, a->label, killed);
+			} else {
+				in->state = LOOM__WORKFLOW_INSTANCE__STATE__FAILED;
+				in->ended_at = loom_now_us();
+				n = loom_sprintf("%s:%s %s: the service stopped while its program ran%s: its outcome is unknown, "
+				    "not run again (on_restart: fail)", in->phase, in->workflow, a ? a->label : "external", killed);
+				wf_str_set(&in->note, strchr(n, ' ') + 1);
+			}
 			wf_str_set(&in->waiting_for, "");
-			char *n = loom_sprintf("%s:%s: the service stopped while its program ran: running it again", in->phase,
-			    in->workflow);
+			in->external_started_at = 0;
+			in->external_pid = 0;
 			wf_history(rq, "workflow", n);
+			loom_info("request %s %s", rq->id, n);
 			free(n);
 			changed = true;
 		}

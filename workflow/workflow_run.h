@@ -98,6 +98,7 @@ typedef struct wf_activity {
 	/* external */
 	char **argv;               /* program and arguments (NULL-terminated) */
 	size_t argc;
+	bool rerun;                /* on_restart: rerun (at least once); false: fail (at most once) */
 } wf_activity_t;
 
 typedef struct wf_def {
@@ -215,6 +216,10 @@ char *wf_request_summary(wf_t *w, const Loom__Request *rq);
  * them and resumes their instances (0 when none is left running). */
 size_t wf_ext_poll(wf_t *w);
 void wf_ext_kill_request(wf_t *w, const char *request_id);
+/* After a restart: kills (SIGKILL, their process groups) the programs of
+ * request_id that outlived the service that started them, found by the
+ * LOOM_REQUEST_ID in their environment (/proc). Returns true when one was. */
+bool wf_ext_kill_orphan(wf_t *w, const char *request_id);
 void wf_ext_close(wf_t *w);
 
 /* ---- approvals (workflow_approval.c) ---- */
