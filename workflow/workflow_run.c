@@ -30,8 +30,14 @@
  * or the bus handler before it answers), so an activity that makes a
  * request (an update, a create) never runs inside another request's run.
  * After a restart (wf_run_recover) an instance that was in an activity runs
- * it again: activities are at least once (a mail may go twice, a program
- * may run twice), never lost. */
+ * it again. Effects in the store cannot happen twice: mails, approvals and
+ * WorkflowData are in the step's own write, and a request an activity makes
+ * has the step's key as its id (workflow_activities.c), so the step run
+ * again finds it. An external program has a durable "started" mark
+ * (WAITING "external", external_started_at) written before its spawn and
+ * its end written with the step's outcome; a restart that finds the mark
+ * kills the program if it still runs, then fails the step (on_restart:
+ * fail, at most once) or runs it again (rerun, at least once). */
 #include "workflow_run.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
