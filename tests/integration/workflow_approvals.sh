@@ -6,7 +6,8 @@
 # nobody decides escalates to a set after its timeout (mail to them) and is
 # approved there; one without escalation expires and the request is denied;
 # kill -9 of loom-workflow while an approval is pending, restarted, then
-# approved; a filter validation denies a profane DisplayName; an external
+# approved; deadlines that pass while the service is down escalate and expire
+# after the restart; a filter validation denies a profane DisplayName; an external
 # program reads the request as JSON and its exit decides, and one that hangs
 # is killed at its timeout. Mail goes through a real SMTP conversation to a
 # sink on loopback.
@@ -225,6 +226,26 @@ ctl approvals | grep -q "^$A5 pending" || fail "the approval did not survive kil
 ctl approve "$A5" --as mgr | grep -q "^request $R5 completed" || fail "approval after the restart did not complete"
 [ "$(attr "$EMP" JobTitle)" = Manager ] || fail "JobTitle not changed after the restart and approval"
 pass "a pending approval survives kill -9 of loom-workflow and completes after the restart"
+
+# ---- deadlines that pass while the service is down --------------------------------
+# The approvals' deadlines are in the store: after kill -9 and a restart past
+# them, one escalates (mail to HR, then approved there) and one expires.
+t0=$(date +%s)
+R6=$(pending modify "$EMP" Department=Legal --as "$EMP")
+A6=$(approval_of "$R6")
+R7=$(pending modify "$EMP" EmployeeID=E-43 --as "$EMP")
+stop workflow KILL
+wait_for "both deadlines (2 s) to pass while the service is down" 10 bash -c "[ \$(date +%s) -ge $((t0 + 3)) ]"
+start_workflow
+M=$(wait_mail "^X-Envelope-To: helen@example.org" "$A6")
+ctl request show "$R6" | grep -q "approval $A6 escalated (nobody decided in time) to $HR1" ||
+	fail "no escalation after the restart: $(ctl request show "$R6")"
+wait_for "the approval of $R7 to expire after the restart" 10 bash -c "[ \"\$($CTL -c $CFG request show $R7 | head -n1 | awk '{print \$3}')\" = denied ]"
+ctl request show "$R7" | grep -q "expired: nobody decided in time" || fail "expiry after the restart: $(ctl request show "$R7")"
+ctl approve "$A6" --as hr1 --reason "HR agrees" | grep -q "^request $R6 completed" || fail "escalation approver could not approve after the restart"
+[ "$(attr "$EMP" Department)" = Legal ] || fail "Department not changed after the restart, escalation and approval"
+[ "$(attr "$EMP" EmployeeID)" != E-43 ] || fail "an expired request changed EmployeeID"
+pass "approval deadlines passed while the service was down: after the restart one escalates and is approved, one expires"
 
 # ---- filter validation ----------------------------------------------------------
 out=$(ctl request modify "$EMP" DisplayName="Darn Eve" --as "$EMP" 2>&1) && fail "a profane name passed: $out"
