@@ -82,6 +82,13 @@ static const def_case_t cases[] = {
 	  "    activities:\n      - { type: filter, filter: /Person }\n",
 	  "x.yaml:2:11: workflow 'w': run_on_policy_update applies to action workflows only" },
 	{ "an unknown key", HEAD("authz") "      - type: filter\n        filtre: /Person\n", "unknown key 'filtre'" },
+	{ "an external activity run again after a restart", HEAD("action")
+	  "      - { type: external, command: [/bin/true], on_restart: rerun }\n", NULL },
+	{ "a bad on_restart", HEAD("action") "      - type: external\n        command: [/bin/true]\n        on_restart: twice\n",
+	  "x.yaml:7:21: workflow 'w': activity 1 (external): on_restart 'twice': expected fail or rerun" },
+	{ "on_restart of another activity", HEAD("action")
+	  "      - { type: notify, to: [a@b.c], subject: s, body: b, on_restart: rerun }\n",
+	  "activity 1 (notify): key 'on_restart' does not apply to notify activities" },
 };
 
 static void write_workflows(const char *text)
