@@ -254,7 +254,8 @@ static int sql_schema(sqlagent_t *sa, loom_schema_t *s, uint64_t *ret_rows, char
 		loom_buf_release(&q);
 		const char **types = NULL;
 		size_t nc = 0;
-		while (rc == 0 && (rc = sql_step(st, &err)) == 1) {
+		int got = 0;
+		while (rc == 0 && (got = sql_step(st, &err)) == 1) {
 			rows++;
 			if (types == NULL) {
 				nc = sql_ncols(st);
@@ -269,6 +270,8 @@ static int sql_schema(sqlagent_t *sa, loom_schema_t *s, uint64_t *ret_rows, char
 				}
 			}
 		}
+		if (got < 0)
+			rc = -1;
 		if (rc == 0 && types == NULL)
 			nc = sql_ncols(st);
 		for (size_t c = 0; rc == 0 && c < nc; c++) {
@@ -295,9 +298,11 @@ static int sql_schema(sqlagent_t *sa, loom_schema_t *s, uint64_t *ret_rows, char
 		sql_ident(&q, mv->table);
 		rc = sql_query(db, loom_buf_cstr(&q), NULL, 0, false, &st, &err);
 		loom_buf_release(&q);
-		while (rc == 0 && (rc = sql_step(st, &err)) == 1)
+		while (rc == 0 && (got = sql_step(st, &err)) == 1)
 			if (sql_text(st, 0) != NULL)
 				loom_schema_attr(s, t->object_type, sql_text(st, 0), "string", true);
+		if (got < 0)
+			rc = -1;
 		sql_stmt_free(&st);
 		if (rc < 0) {
 			*ret_error = loom_sprintf("multi-valued table '%s': %s", mv->table, err);
