@@ -680,7 +680,9 @@ bool wf_agent_handle(wf_t *w, Loom__Envelope *env)
 	if (!loom_envelope_is(env, &loom__import_request__descriptor) &&
 	    !loom_envelope_is(env, &loom__import_credit__descriptor) &&
 	    !loom_envelope_is(env, &loom__export_batch__descriptor) &&
-	    !loom_envelope_is(env, &loom__set_password_request__descriptor))
+	    !loom_envelope_is(env, &loom__set_password_request__descriptor) &&
+	    !loom_envelope_is(env, &loom__schema_request__descriptor) &&
+	    !loom_envelope_is(env, &loom__test_connection_request__descriptor))
 		return false;
 	loom_agent_dispatch(w->daemon, &ops, w, env);
 	return true;
