@@ -318,6 +318,24 @@ wait_log notify "password change excluded dn=.?uid=user4,ou=people,.* reason=\"i
 binds user2 "$PW10" && fail "user2's change arrived although it is in no include group"
 binds user4 "$PW12" && fail "user4's change arrived although it is in an exclude group too"
 pass "include group (by name): a member's change arrives; a non-member's is excluded; exclude wins over include"
+# Groups that cannot be read (here a base that does not exist): the change
+# goes nowhere (fail closed) and is dropped with a warning after
+# slapd.groups.timeout.
+stop notify
+cp "$NOTIFY_CFG" "$T/notify.good"
+sed -i "s|base: \"$SUFFIX\"|base: \"ou=nowhere,$SUFFIX\", timeout: 1s|" "$NOTIFY_CFG"
+grep -q "ou=nowhere" "$NOTIFY_CFG" || fail "the notifier's file was not changed: $(cat "$NOTIFY_CFG")"
+start_notify
+PW13='Pcns-no-groups/2m'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW13" "uid=user1,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd user1 (groups unreadable)"
+wait_log notify "password change of dn=.?uid=user1,ou=people,.* dropped: its groups could not be read in 1000 ms \(group search under 'ou=nowhere,.*No such object"
+binds user1 "$PW13" && fail "a change whose groups could not be read reached dst"
+binds user1 "$PW11" || fail "user1's password in dst changed"
+stop notify
+cp "$T/notify.good" "$NOTIFY_CFG"
+start_notify
+pass "groups that cannot be read: the change is sent to no target and dropped with a warning after slapd.groups.timeout"
 n0=$(count_lines "$T/notify.log" "targets reloaded")
 ctl pcns target add primary --replace --endpoint "tcp://127.0.0.1:$PCNS_PORT" --key "$T/keys/pcns.pub" >/dev/null ||
 	fail "target add primary (no groups)"
@@ -331,7 +349,7 @@ grep -qE "^since start +received [0-9]+, duplicates [0-9]+," "$T/status2.out" ||
 wait_log tap "loom.PasswordSyncRequest .*password=<sealed>"
 wait_log tap "loom.SetPasswordRequest .*password=<sealed>"
 wait_log tapjson '"type":"loom.PasswordSyncRequest".*"password":"<sealed>"'
-n=$(no_cleartext "$PW1" "$PW2" "$PW3" "$PW4" "$PW5" "$PW5b" "$PW6" "$PW7" "$PW8" "$PW9" "$PW10" "$PW11" "$PW12" \
+n=$(no_cleartext "$PW1" "$PW2" "$PW3" "$PW4" "$PW5" "$PW5b" "$PW6" "$PW7" "$PW8" "$PW9" "$PW10" "$PW11" "$PW12" "$PW13" \
 	'Whatever-4d' 'Rogue-pass-5e')
 pass "no password in clear (or base64, hex, UTF-16) in $n files: stores, spools, logs, tap captures"
 
