@@ -127,8 +127,10 @@ static bool dir_writable(const char *path, bool parent, char **why)
 	char *slash = parent ? strrchr(dir, '/') : NULL;
 	if (parent && slash == NULL)
 		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0'; /* a file in "/" */
 	else if (slash)
-		*slash = slash == dir ? '/' : '\0';
+		*slash = '\0';
 	bool ok = access(dir, W_OK | X_OK) == 0;
 	if (!ok)
 		*why = loom_sprintf("cannot write in '%s': %s", dir, strerror(errno));

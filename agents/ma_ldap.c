@@ -246,7 +246,10 @@ static int probe_open(ldapagent_t *la, ml_conn_t *c, char **ret_error)
 	c->la = la;
 	if (ml_conn_open(la, c, ret_error) < 0)
 		return -1;
-	if (ml_schema_load(la, c->ld, ret_error) < 0) {
+	/* A run or the live stream uses the schema it loaded: it is read again
+	 * only when none is going on. */
+	bool busy = la->imp.active || la->exp.active || la->live.active;
+	if (!busy && ml_schema_load(la, c->ld, ret_error) < 0) {
 		ml_conn_close(c);
 		return -1;
 	}
@@ -318,8 +321,10 @@ static void on_test_connection(void *a, Loom__Envelope *env, const Loom__TestCon
 		return;
 	}
 	ml_conn_close(&c);
-	char *m = loom_sprintf("connected to '%s' and bound; the configuration's names are in the server's schema",
-	    la->cfg.ldap.uri.text);
+	bool busy = la->imp.active || la->exp.active || la->live.active;
+	char *m = loom_sprintf("connected to '%s' and bound; %s", la->cfg.ldap.uri.text, busy ?
+	    "a run or the live stream is going on: the server's schema was not read again" :
+	    "the configuration's names are in the server's schema");
 	loom_agent_test_reply(la->d, env, true, m);
 	free(m);
 }

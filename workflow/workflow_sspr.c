@@ -202,7 +202,7 @@ static void census(wf_t *w)
 {
 	struct wf_sspr *s = w->sspr;
 	size_t n = 0, unusable = 0;
-	const char *why = NULL;
+	char *why = NULL;              /* a copy: the next pepper_for frees its message */
 	loom_iter_t *it = loom_iter_new(w->store, s->cf);
 	for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
 		size_t vl;
@@ -215,7 +215,8 @@ static void census(wf_t *w)
 		uint8_t *pepper = pepper_for(w, r, &code, &err);
 		if (pepper == NULL) {
 			unusable++;
-			why = err;
+			free(why);
+			why = loom_strdup(err);
 		} else
 			sodium_free(pepper);
 		loom__sspr_record__free_unpacked(r, NULL);
@@ -225,6 +226,7 @@ static void census(wf_t *w)
 		loom_warning("sspr registrations=%zu unusable=%zu: %s", n, unusable, why);
 	else
 		loom_info("sspr registrations=%zu unusable=0", n);
+	free(why);
 }
 
 /* Loads and checks path into cfg. 0, or -1 with *ret_error (cfg released). */
