@@ -767,7 +767,7 @@ static void count_sspr(const char *state, const loom_keyset_t *ks, size_t *ret_n
 	bool has = false;
 	for (size_t i = 0; rerr == NULL && i < nl; i++)
 		has = has || strcmp(listed[i], "sspr") == 0;
-	if (rerr == NULL)
+	if (listed != NULL) /* allocated even when it fails (no store there) */
 		rocksdb_list_column_families_destroy(listed, nl);
 	rocksdb_free(rerr);
 	static const char *const cfs[] = { "sspr", NULL };
