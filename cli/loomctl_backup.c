@@ -455,6 +455,8 @@ static int backup_external(bk_t *bk, const char *deploy_path, const char *cfgdir
 	return rc;
 }
 
+static void count_sspr(const char *state, const loom_keyset_t *ks, size_t *ret_n, size_t *ret_unusable);
+
 static int do_backup(ctl_t *ctl, const char *to)
 {
 	if (ctl_load_config(ctl) < 0) {
@@ -552,6 +554,15 @@ static int do_backup(ctl_t *ctl, const char *to)
 	bk_log(&bk, "backup complete: %zu files in MANIFEST", files);
 	printf("backup of installation %s written to '%s': %zu files (key set not included: export it with "
 	    "`loomctl keys export`)\n", inst ? inst : "-", bk.dir, files);
+	char *bstate = loom_sprintf("%s/state", bk.dir);
+	size_t nsspr = 0, nlost = 0;
+	count_sspr(bstate, NULL, &nsspr, &nlost);
+	free(bstate);
+	if (nsspr > 0) {
+		bk_log(&bk, "%zu SSPR registration(s): usable only with this installation's key set", nsspr);
+		printf("%zu SSPR registration(s) in it: usable only with this installation's key set (their answers' pepper "
+		       "is derived from it); restored without it, those users must register again\n", nsspr);
+	}
 	rc = 0;
 out:
 	if (bk.log != NULL)

@@ -214,13 +214,15 @@ pass "the password given on a terminal is in clear in none of $n files"
 printf 'correct horse battery\n' >"$T/pass"
 ctl keys export --to "$T/keyset.exp" --passphrase-file "$T/pass" >/dev/null || fail "keys export"
 ctl backup --to "$T/bk" >"$T/backup.out" 2>&1 || fail "backup: $(cat "$T/backup.out")"
+grep -q "^3 SSPR registration(s) in it: usable only with this installation's key set" "$T/backup.out" ||
+	fail "backup does not say the registrations need the key set: $(cat "$T/backup.out")"
 "$CTL" restore --from "$T/bk" --to "$T/rk" --keyset "$T/keyset.exp" --passphrase-file "$T/pass" >"$T/restore_k.out" 2>&1 ||
 	fail "restore with the key set: $(cat "$T/restore_k.out")"
 grep -q "all 3 SSPR registration(s) usable" "$T/restore_k.out" || fail "restore with keys: $(cat "$T/restore_k.out")"
 "$CTL" restore --from "$T/bk" --to "$T/rn" >"$T/restore_n.out" 2>&1 || fail "restore without keys: $(cat "$T/restore_n.out")"
 grep -q "3 of 3 SSPR registration(s) cannot be used (no key set given" "$T/restore_n.out" ||
 	fail "restore without keys does not report the registrations: $(cat "$T/restore_n.out")"
-pass "restore with the key set: registrations usable; without: '3 of 3 SSPR registration(s) cannot be used' reported"
+pass "backup says the 3 registrations need the key set; restore with it: usable; without: '3 of 3 SSPR registration(s) cannot be used'"
 # the same situation live: this installation's key set replaced by a new one
 stop workflow
 mv "$T/state/keyset" "$T/keyset.orig"
