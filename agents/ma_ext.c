@@ -755,6 +755,198 @@ static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswor
 	ext_proc_expect(pw->proc, true);
 }
 
+/* ---- SchemaRequest and TestConnectionRequest ------------------------------------------------ */
+
+/* The program is asked {"type":"schema"} or {"type":"test"} and answers
+ * {"type":"schema","types":[{"name","anchor","attrs":[{"name","type","multi"}]}],
+ *  "can_delta","can_export"} or {"type":"test_result","ok","message"}; "fail"
+ * and "log" as always (docs/agents.md). */
+
+static void ask_stop(extagent_t *ea)
+{
+	ext_ask_t *q = &ea->ask;
+	ext_proc_destroy(&q->proc);
+	if (q->env)
+		loom__envelope__free_unpacked(q->env, NULL);
+	memset(q, 0, sizeof *q);
+}
+
+static void ask_fail(extagent_t *ea, const char *why)
+{
+	ext_ask_t *q = &ea->ask;
+	if (q->schema)
+		loom_agent_schema_reply(ea->d, q->env, NULL, false, false, 0, "", why);
+	else
+		loom_agent_test_reply(ea->d, q->env, false, why);
+	q->answered = true;
+}
+
+static bool json_true(const loom_json_t *j, const char *key)
+{
+	const loom_json_t *v = loom_json_get(j, key);
+	return v && v->type == LOOM_JSON_BOOL && v->b;
+}
+
+/* {"type":"schema",...} into a SchemaReply; false with *why when it is not one. */
+static bool ask_schema(extagent_t *ea, const loom_json_t *j, const char **why)
+{
+	const loom_json_t *types = loom_json_get(j, "types");
+	if (types == NULL || types->type != LOOM_JSON_ARRAY) {
+		*why = "a schema message needs \"types\": an array";
+		return false;
+	}
+	loom_schema_t *s = loom_schema_new();
+	static const char *const known[] = { "string", "integer", "boolean", "binary", "reference", "datetime" };
+	for (size_t i = 0; i < types->n; i++) {
+		const loom_json_t *t = types->items[i];
+		const char *name = loom_json_get_str(t, "name");
+		const loom_json_t *attrs = loom_json_get(t, "attrs");
+		if (name == NULL || name[0] == '\0' || (attrs && attrs->type != LOOM_JSON_ARRAY)) {
+			*why = "each of \"types\" needs a \"name\" and an \"attrs\" array";
+			loom_schema_destroy(&s);
+			return false;
+		}
+		loom_schema_type(s, name, loom_json_get_str(t, "anchor"));
+		for (size_t k = 0; attrs && k < attrs->n; k++) {
+			const char *an = loom_json_get_str(attrs->items[k], "name");
+			const char *at = loom_json_get_str(attrs->items[k], "type");
+			bool ok_type = at == NULL;
+			for (size_t x = 0; at && x < sizeof known / sizeof known[0]; x++)
+				ok_type = ok_type || strcmp(at, known[x]) == 0;
+			if (an == NULL || an[0] == '\0' || !ok_type) {
+				*why = "an attribute needs a \"name\" and a \"type\" among string, integer, boolean, binary, "
+				       "reference, datetime";
+				loom_schema_destroy(&s);
+				return false;
+			}
+			loom_schema_attr(s, name, an, at ? at : "string", json_true(attrs->items[k], "multi"));
+		}
+	}
+	char *src = loom_sprintf("program '%s'", ea->cfg.ext.command.v[0]);
+	loom_agent_schema_reply(ea->d, ea->ask.env, s, json_true(j, "can_delta"), json_true(j, "can_export"), 0, src,
+	    NULL);
+	free(src);
+	loom_schema_destroy(&s);
+	return true;
+}
+
+static void ask_line(void *arg, const char *line, size_t len)
+{
+	extagent_t *ea = arg;
+	ext_ask_t *q = &ea->ask;
+	if (len == 0 || q->answered)
+		return;
+	char *err = NULL;
+	loom_json_t *j = message_of(ea, line, len, 1, &err);
+	if (j == NULL) {
+		ask_fail(ea, err);
+		free(err);
+		ask_stop(ea);
+		return;
+	}
+	const char *type = loom_json_get_str(j, "type");
+	const char *want = q->schema ? "schema" : "test_result";
+	if (strcmp(type, "log") == 0) {
+		program_log(ea, j);
+		loom_json_free(&j);
+		return;
+	}
+	if (strcmp(type, "fail") == 0) {
+		const char *m = loom_json_get_str(j, "message");
+		char *t = loom_sprintf("program '%s' says: %s", ea->cfg.ext.command.v[0], m ? m : "(no message)");
+		ask_fail(ea, t);
+		free(t);
+	} else if (strcmp(type, want) != 0) {
+		char *t = loom_sprintf("program '%s': message type '%.32s' has no place here (%s, fail or log)",
+		    ea->cfg.ext.command.v[0], type, want);
+		ask_fail(ea, t);
+		free(t);
+	} else if (q->schema) {
+		const char *why = NULL;
+		if (!ask_schema(ea, j, &why)) {
+			char *t = loom_sprintf("program '%s': %s", ea->cfg.ext.command.v[0], why);
+			ask_fail(ea, t);
+			free(t);
+		}
+		q->answered = true;
+	} else {
+		const char *m = loom_json_get_str(j, "message");
+		loom_agent_test_reply(ea->d, q->env, json_true(j, "ok"), m ? m : "");
+		q->answered = true;
+	}
+	loom_json_free(&j);
+	ask_stop(ea);
+}
+
+static void ask_gone(void *arg, bool clean, const char *why)
+{
+	extagent_t *ea = arg;
+	(void)clean;
+	if (!ea->ask.answered) {
+		char *t = ended_early(ea, ea->ask.proc, why, ea->ask.schema ? "its schema" : "its test_result");
+		ask_fail(ea, t);
+		free(t);
+	}
+	ask_stop(ea);
+}
+
+static const ext_proc_ops_t ask_ops = { ask_line, ask_gone };
+
+static void ask(extagent_t *ea, Loom__Envelope *env, bool schema)
+{
+	ext_ask_t *q = &ea->ask;
+	if (q->active) {
+		const char *busy = "another schema request or connection test is with the program: ask again";
+		if (schema)
+			loom_agent_schema_reply(ea->d, env, NULL, false, false, 0, "", busy);
+		else
+			loom_agent_test_reply(ea->d, env, false, busy);
+		return;
+	}
+	size_t elen = loom__envelope__get_packed_size(env);
+	uint8_t *eb = loom_malloc(elen ? elen : 1);
+	loom__envelope__pack(env, eb);
+	q->env = loom__envelope__unpack(NULL, elen, eb);
+	free(eb);
+	q->active = true;
+	q->schema = schema;
+	char *err = NULL;
+	if (ext_proc_start(loom_daemon_loop(ea->d), &ea->cfg, ea->name, &ask_ops, ea, &q->proc, &err) < 0) {
+		ask_fail(ea, err);
+		free(err);
+		ask_stop(ea);
+		return;
+	}
+	loom_buf_t b = LOOM_BUF_INIT;
+	loom_buf_printf(&b, "{\"type\":\"%s\",\"protocol\":1,\"agent\":", schema ? "schema" : "test");
+	loom_buf_add_json_str(&b, ea->name, strlen(ea->name));
+	loom_buf_adds(&b, "}\n");
+	int rc = ext_proc_send(q->proc, b.data, b.len, &err);
+	loom_buf_release(&b);
+	if (rc < 0) {
+		char *t = ended_early(ea, q->proc, err, "reading its request");
+		ask_fail(ea, t);
+		free(t);
+		free(err);
+		ask_stop(ea);
+		return;
+	}
+	ext_proc_close_input(q->proc);
+	ext_proc_expect(q->proc, true);
+}
+
+static void on_schema(void *a, Loom__Envelope *env, const Loom__SchemaRequest *rq)
+{
+	(void)rq;
+	ask(a, env, true);
+}
+
+static void on_test_connection(void *a, Loom__Envelope *env, const Loom__TestConnectionRequest *rq)
+{
+	(void)rq;
+	ask(a, env, false);
+}
+
 /* ---- the daemon ------------------------------------------------------------------------- */
 
 static int set_agent(loom_daemon_t *d, const char *v, const char **error_r)
@@ -805,7 +997,7 @@ static int ea_start(loom_daemon_t *d, const char **error_r)
 }
 
 static const loom_agent_ops_t agent_ops = { "loom-ma-ext", on_import_start, on_import_credit, on_export_batch,
-	on_set_password };
+	on_set_password, on_schema, on_test_connection };
 
 static void ea_message(loom_daemon_t *d, Loom__Envelope *env)
 {
@@ -820,6 +1012,7 @@ static void ea_stop(loom_daemon_t *d)
 	imp_stop(ea);
 	exp_stop(ea);
 	pw_stop(ea);
+	ask_stop(ea);
 	loom_agentcfg_release(&ea->cfg);
 }
 

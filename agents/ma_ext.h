@@ -122,6 +122,15 @@ typedef struct ext_pw {
 	ext_proc_t *proc;              /* the program */
 } ext_pw_t;
 
+/* A SchemaRequest or TestConnectionRequest handed to the program. */
+typedef struct ext_ask {
+	bool active;                   /* a question is with the program */
+	bool schema;                   /* schema (else connection test) */
+	Loom__Envelope *env;           /* the request's envelope (a copy) */
+	bool answered;                 /* the program answered */
+	ext_proc_t *proc;              /* the program */
+} ext_ask_t;
+
 typedef struct extagent {
 	loom_daemon_t *d;              /* the skeleton */
 	char *name;                    /* agent name (--agent) */
@@ -129,6 +138,7 @@ typedef struct extagent {
 	ext_import_t imp;              /* the import in progress */
 	ext_export_t exp;              /* the export in progress */
 	ext_pw_t pw;                   /* the password in progress */
+	ext_ask_t ask;                 /* the schema request or connection test in progress */
 } extagent_t;
 
 #endif

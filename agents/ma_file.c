@@ -7,9 +7,11 @@
 #include "loom_envelope.h"
 #include "loom_log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static fileagent_t the_agent;
 
@@ -92,8 +94,79 @@ static void on_export_batch(void *a, Loom__Envelope *env, const Loom__ExportBatc
 	fa_export_batch(a, env, b);
 }
 
+/* Objects read for a schema: enough to see every column and value type of
+ * a regular file, bounded so that a huge file does not hold the agent up. */
+#define SCHEMA_SAMPLE 10000
+
+static void on_schema(void *a, Loom__Envelope *env, const Loom__SchemaRequest *rq)
+{
+	(void)rq;
+	fileagent_t *fa = a;
+	loom_schema_t *s = loom_schema_new();
+	uint64_t n = 0, errors = 0;
+	char *err = NULL;
+	if (fa_scan(fa, s, SCHEMA_SAMPLE, &n, &errors, &err) < 0) {
+		loom_agent_schema_reply(fa->d, env, NULL, false, false, 0, "", err);
+		free(err);
+	} else {
+		char *src = loom_sprintf("%s file '%s': %llu object(s) read%s%s", fa_format_name(fa->cfg.file.format),
+		    fa->cfg.file.path, (unsigned long long)n, n == SCHEMA_SAMPLE ? " (the first ones)" : "",
+		    errors ? ", some malformed records skipped" : "");
+		loom_agent_schema_reply(fa->d, env, s, fa_format_has_changes(fa->cfg.file.format) &&
+		    fa->cfg.file.delta_dir != NULL, true, n, src, NULL);
+		free(src);
+	}
+	loom_schema_destroy(&s);
+}
+
+/* A directory the agent must write to (a file is replaced by a temporary
+ * beside it): writable and searchable. */
+static bool dir_writable(const char *path, bool parent, char **why)
+{
+	char *dir = loom_strdup(path);
+	char *slash = parent ? strrchr(dir, '/') : NULL;
+	if (parent && slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0'; /* a file in "/" */
+	else if (slash)
+		*slash = '\0';
+	bool ok = access(dir, W_OK | X_OK) == 0;
+	if (!ok)
+		*why = loom_sprintf("cannot write in '%s': %s", dir, strerror(errno));
+	free(dir);
+	return ok;
+}
+
+static void on_test_connection(void *a, Loom__Envelope *env, const Loom__TestConnectionRequest *rq)
+{
+	(void)rq;
+	fileagent_t *fa = a;
+	uint64_t n = 0, errors = 0;
+	char *err = NULL;
+	if (fa_scan(fa, NULL, 1, &n, &errors, &err) < 0) {
+		loom_agent_test_reply(fa->d, env, false, err);
+		free(err);
+		return;
+	}
+	bool changes = fa->cfg.file.export_mode == LOOM_EXPORT_CHANGES;
+	if (!dir_writable(changes ? fa->cfg.file.changes_dir : fa->cfg.file.path, !changes, &err) ||
+	    (fa->cfg.file.delta_dir && access(fa->cfg.file.delta_dir, R_OK | X_OK) != 0 &&
+		(err = loom_sprintf("cannot read delta_dir '%s': %s", fa->cfg.file.delta_dir, strerror(errno))))) {
+		loom_agent_test_reply(fa->d, env, false, err);
+		free(err);
+		return;
+	}
+	char *msg = loom_sprintf("%s file '%s' readable (%s), export %s writable%s%s",
+	    fa_format_name(fa->cfg.file.format), fa->cfg.file.path, n ? "its first object parses" : "no object in it",
+	    changes ? "changes_dir" : "directory", fa->cfg.file.delta_dir ? ", delta_dir readable" : "",
+	    errors ? "; a malformed record comes first" : "");
+	loom_agent_test_reply(fa->d, env, true, msg);
+	free(msg);
+}
+
 static const loom_agent_ops_t agent_ops = { "loom-ma-file", on_import_start, on_import_credit, on_export_batch,
-	NULL /* a file holds no passwords: the dispatch answers not-supported */ };
+	NULL /* a file holds no passwords: the dispatch answers not-supported */, on_schema, on_test_connection };
 
 static void fa_message(loom_daemon_t *d, Loom__Envelope *env)
 {

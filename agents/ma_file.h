@@ -20,6 +20,7 @@
 
 #include "agent.pb-c.h"
 #include "loom_agentcfg.h"
+#include "loom_agentproto.h"
 #include "loom_buf.h"
 #include "loom_csv.h"
 #include "loom_daemon.h"
@@ -88,6 +89,13 @@ Loom__ImportObject *fa_csv_object(fileagent_t *fa, const char *const *cols, size
  * (malloc'd, naming path and the missing column) when one is missing. */
 int fa_csv_columns(fileagent_t *fa, const char *path, const char *const *cols, size_t ncols, long *anchor_col,
     long *dn_col, char **ret_error);
+/* Reads the import file as a full import would, up to max objects, adding
+ * each to s (may be NULL): for SchemaRequest and TestConnectionRequest.
+ * Refused while an import runs. 0 with the objects and malformed records
+ * seen, or -1 with *ret_error (malloc'd: the file cannot be read or is not
+ * of its format). */
+int fa_scan(fileagent_t *fa, loom_schema_t *s, uint64_t max, uint64_t *ret_objects, uint64_t *ret_errors,
+    char **ret_error);
 Loom__ImportObject *fa_ldif_object(fileagent_t *fa, const loom_ldif_record_t *rec, const char **error_r);
 /* The key objects are matched by: lower-cased DN or the anchor value. */
 char *fa_key(fileagent_t *fa, const char *anchor);

@@ -584,3 +584,44 @@ void fa_import_credit(fileagent_t *fa, const Loom__ImportCredit *c)
 	im->credit += c->credit;
 	produce(fa);
 }
+
+/* ---- schema and connection test ------------------------------------------------------- */
+
+int fa_scan(fileagent_t *fa, loom_schema_t *s, uint64_t max, uint64_t *ret_objects, uint64_t *ret_errors,
+    char **ret_error)
+{
+	fa_import_t *im = &fa->imp;
+	if (im->active) {
+		*ret_error = loom_strdup("an import run is reading the file: ask again when it has ended");
+		return -1;
+	}
+	im->delta = false;
+	uint64_t n = 0, errors = 0;
+	int rc = open_file(fa, fa->cfg.file.path, ret_error);
+	while (rc == 0 && n < max) {
+		Loom__ImportObject *o = NULL;
+		Loom__RunObjectError *e = NULL;
+		int r = next(fa, &o, &e, ret_error);
+		if (r < 0) {
+			rc = -1;
+			break;
+		}
+		if (r == 0)
+			break;
+		if (r == 2) {
+			errors++;
+			loom__run_object_error__free_unpacked(e, NULL);
+			continue;
+		}
+		if (s != NULL)
+			loom_schema_object(s, o, "person", fa->cfg.anchor);
+		loom__import_object__free_unpacked(o, NULL);
+		n++;
+	}
+	fa_import_stop(fa);
+	if (rc < 0)
+		return -1;
+	*ret_objects = n;
+	*ret_errors = errors;
+	return 0;
+}

@@ -234,8 +234,103 @@ static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswor
 	ml_set_password(a, env, rq);
 }
 
+/* Entries read per base for a schema. */
+#define SCHEMA_ENTRIES 200
+
+/* Connects and binds on a connection of its own, and reads the server's
+ * schema (which checks the configuration's names against it). */
+static int probe_open(ldapagent_t *la, ml_conn_t *c, char **ret_error)
+{
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+	c->la = la;
+	if (ml_conn_open(la, c, ret_error) < 0)
+		return -1;
+	/* A run or the live stream uses the schema it loaded: it is read again
+	 * only when none is going on. */
+	bool busy = la->imp.active || la->exp.active || la->live.active;
+	if (!busy && ml_schema_load(la, c->ld, ret_error) < 0) {
+		ml_conn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_schema(void *a, Loom__Envelope *env, const Loom__SchemaRequest *rq)
+{
+	(void)rq;
+	ldapagent_t *la = a;
+	ml_conn_t c;
+	char *err = NULL;
+	if (probe_open(la, &c, &err) < 0) {
+		loom_agent_schema_reply(la->d, env, NULL, false, false, 0, "", err);
+		free(err);
+		return;
+	}
+	loom_schema_t *s = loom_schema_new();
+	const loom_agentcfg_ldap_class_t *cl = la->cfg.ldap.object_classes.v;
+	for (size_t i = 0; i < la->cfg.ldap.object_classes.n; i++)
+		loom_schema_type(s, cl[i].type, la->cfg.anchor);
+	uint64_t n = 0;
+	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
+	for (size_t b = 0; b < la->cfg.ldap.bases.n && err == NULL; b++) {
+		const loom_agentcfg_ldap_base_t *base = ml_base(la, b);
+		LDAPMessage *res = NULL;
+		int rc = ldap_search_ext_s(c.ld, base->dn.text, ml_scope(base->scope), la->filters[b], la->attrs, 0, NULL,
+		    NULL, &tv, SCHEMA_ENTRIES, &res);
+		if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+			char *m = ml_ld_error(c.ld, rc);
+			err = loom_sprintf("search of '%s': %s", base->dn.text, m);
+			free(m);
+		}
+		for (LDAPMessage *e = res ? ldap_first_entry(c.ld, res) : NULL; e && err == NULL;
+		     e = ldap_next_entry(c.ld, e)) {
+			char *oerr = NULL;
+			Loom__ImportObject *o = ml_entry_object(la, c.ld, e, &oerr);
+			free(oerr);
+			if (o == NULL)
+				continue;
+			loom_schema_object(s, o, la->cfg.object_type ? la->cfg.object_type : "person", la->cfg.anchor);
+			loom__import_object__free_unpacked(o, NULL);
+			n++;
+		}
+		ldap_msgfree(res);
+	}
+	ml_conn_close(&c);
+	if (err != NULL) {
+		loom_agent_schema_reply(la->d, env, NULL, false, false, 0, "", err);
+		free(err);
+	} else {
+		char *src = loom_sprintf("'%s': %llu entr%s of the bases read (at most %d per base), values typed by the "
+		    "server's schema", la->cfg.ldap.uri.text, (unsigned long long)n, n == 1 ? "y" : "ies", SCHEMA_ENTRIES);
+		loom_agent_schema_reply(la->d, env, s, true, true, n, src, NULL);
+		free(src);
+	}
+	loom_schema_destroy(&s);
+}
+
+static void on_test_connection(void *a, Loom__Envelope *env, const Loom__TestConnectionRequest *rq)
+{
+	(void)rq;
+	ldapagent_t *la = a;
+	ml_conn_t c;
+	char *err = NULL;
+	if (probe_open(la, &c, &err) < 0) {
+		loom_agent_test_reply(la->d, env, false, err);
+		free(err);
+		return;
+	}
+	ml_conn_close(&c);
+	bool busy = la->imp.active || la->exp.active || la->live.active;
+	char *m = loom_sprintf("connected to '%s' and bound; %s", la->cfg.ldap.uri.text, busy ?
+	    "a run or the live stream is going on: the server's schema was not read again" :
+	    "the configuration's names are in the server's schema");
+	loom_agent_test_reply(la->d, env, true, m);
+	free(m);
+}
+
 static const loom_agent_ops_t agent_ops = { "loom-ma-ldap", on_import_start, on_import_credit, on_export_batch,
-	on_set_password };
+	on_set_password, on_schema, on_test_connection };
 
 static void ml_message(loom_daemon_t *d, Loom__Envelope *env)
 {

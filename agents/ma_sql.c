@@ -14,6 +14,7 @@
 #include "ma_sql.h"
 #include "loom_agentproto.h"
 #include "loom_alloc.h"
+#include "loom_attrs.h"
 #include "loom_keys.h"
 #include "loom_log.h"
 
@@ -227,8 +228,138 @@ static void on_export_batch(void *a, Loom__Envelope *env, const Loom__ExportBatc
 	sa_export_batch(a, env, b);
 }
 
+/* Rows read per table for a schema: a column's type is its first non-NULL
+ * value's (a column NULL in all of them is a string). */
+#define SCHEMA_ROWS 200
+
+/* Reads the columns of each table (and the names of its multi-valued
+ * table) into s. 0 with the rows read, or -1 with *ret_error. */
+static int sql_schema(sqlagent_t *sa, loom_schema_t *s, uint64_t *ret_rows, char **ret_error)
+{
+	sql_db_t *db = sa_db(sa, ret_error);
+	if (db == NULL)
+		return -1;
+	const loom_agentcfg_sql_table_t *tv = sa->cfg.sql.tables.v;
+	uint64_t rows = 0;
+	for (size_t i = 0; i < sa->cfg.sql.tables.n; i++) {
+		const loom_agentcfg_sql_table_t *t = &tv[i];
+		loom_schema_type(s, t->object_type, t->anchor);
+		loom_buf_t q = LOOM_BUF_INIT;
+		loom_buf_adds(&q, "SELECT * FROM ");
+		sql_ident(&q, t->table);
+		loom_buf_printf(&q, " LIMIT %d", SCHEMA_ROWS);
+		sql_stmt_t *st = NULL;
+		char *err = NULL;
+		int rc = sql_query(db, loom_buf_cstr(&q), NULL, 0, false, &st, &err);
+		loom_buf_release(&q);
+		const char **types = NULL;
+		size_t nc = 0;
+		int got = 0;
+		while (rc == 0 && (got = sql_step(st, &err)) == 1) {
+			rows++;
+			if (types == NULL) {
+				nc = sql_ncols(st);
+				types = loom_calloc(nc ? nc : 1, sizeof *types);
+			}
+			for (size_t c = 0; c < nc; c++) {
+				const char *why = NULL;
+				Loom__Value *v = types[c] ? NULL : sql_value(st, c, &why);
+				if (v != NULL) {
+					types[c] = loom_schema_value_type(v);
+					loom_value_free(v);
+				}
+			}
+		}
+		if (got < 0)
+			rc = -1;
+		if (rc == 0 && types == NULL)
+			nc = sql_ncols(st);
+		for (size_t c = 0; rc == 0 && c < nc; c++) {
+			const char *name = sql_colname(st, c);
+			if (t->dn_column && strcasecmp(name, t->dn_column) == 0)
+				continue; /* it makes the DN, as in an import */
+			loom_schema_attr(s, t->object_type, name, types ? types[c] : NULL, false);
+		}
+		free(types);
+		sql_stmt_free(&st);
+		if (rc < 0) {
+			*ret_error = loom_sprintf("table '%s': %s", t->table, err);
+			free(err);
+			sa_db_reset(sa);
+			return -1;
+		}
+		const loom_agentcfg_sql_mv_t *mv = &t->multi_valued;
+		if (mv->table == NULL)
+			continue;
+		loom_buf_init(&q);
+		loom_buf_adds(&q, "SELECT DISTINCT ");
+		sql_ident(&q, mv->name_column);
+		loom_buf_adds(&q, " FROM ");
+		sql_ident(&q, mv->table);
+		rc = sql_query(db, loom_buf_cstr(&q), NULL, 0, false, &st, &err);
+		loom_buf_release(&q);
+		while (rc == 0 && (got = sql_step(st, &err)) == 1)
+			if (sql_text(st, 0) != NULL)
+				loom_schema_attr(s, t->object_type, sql_text(st, 0), "string", true);
+		if (got < 0)
+			rc = -1;
+		sql_stmt_free(&st);
+		if (rc < 0) {
+			*ret_error = loom_sprintf("multi-valued table '%s': %s", mv->table, err);
+			free(err);
+			sa_db_reset(sa);
+			return -1;
+		}
+	}
+	*ret_rows = rows;
+	return 0;
+}
+
+static void on_schema(void *a, Loom__Envelope *env, const Loom__SchemaRequest *rq)
+{
+	(void)rq;
+	sqlagent_t *sa = a;
+	char *err = NULL;
+	uint64_t rows = 0;
+	loom_schema_t *s = loom_schema_new();
+	if (sa->imp.active)
+		err = loom_strdup("an import run is reading the database: ask again when it has ended");
+	if (err != NULL || sql_schema(sa, s, &rows, &err) < 0) {
+		loom_agent_schema_reply(sa->d, env, NULL, false, false, 0, "", err);
+		free(err);
+	} else {
+		char *src = loom_sprintf("%s: the columns of %zu table(s), %llu row(s) read for the types",
+		    sa->cfg.sql.driver == LOOM_SQL_POSTGRESQL ? "PostgreSQL" : "SQLite", sa->cfg.sql.tables.n,
+		    (unsigned long long)rows);
+		loom_agent_schema_reply(sa->d, env, s, sa->cfg.sql.delta.mode != LOOM_SQL_DELTA_NONE, true, rows, src, NULL);
+		free(src);
+	}
+	loom_schema_destroy(&s);
+}
+
+static void on_test_connection(void *a, Loom__Envelope *env, const Loom__TestConnectionRequest *rq)
+{
+	(void)rq;
+	sqlagent_t *sa = a;
+	char *err = NULL;
+	uint64_t rows = 0;
+	loom_schema_t *s = loom_schema_new();
+	if (sa->imp.active) {
+		loom_agent_test_reply(sa->d, env, true, "an import run is reading the database now");
+	} else if (sql_schema(sa, s, &rows, &err) < 0) {
+		loom_agent_test_reply(sa->d, env, false, err);
+		free(err);
+	} else {
+		char *m = loom_sprintf("connected to %s; %zu table(s) readable", sa->cfg.sql.driver == LOOM_SQL_POSTGRESQL ?
+		    "PostgreSQL" : "SQLite", sa->cfg.sql.tables.n);
+		loom_agent_test_reply(sa->d, env, true, m);
+		free(m);
+	}
+	loom_schema_destroy(&s);
+}
+
 static const loom_agent_ops_t agent_ops = { "loom-ma-sql", on_import_start, on_import_credit, on_export_batch,
-	on_set_password };
+	on_set_password, on_schema, on_test_connection };
 
 static void sa_message(loom_daemon_t *d, Loom__Envelope *env)
 {

@@ -21,7 +21,12 @@
  *             reads rows whose modified column is at or after the last
  *             watermark minus delta.overlap (transactions open when it was
  *             taken). Rows read twice are replaced twice, harmlessly; a
- *             deleted row is not seen (a full import finds it).
+ *             deleted row is not seen (a full import finds it) unless the
+ *             table has a deleted_column (soft delete, below).
+ * Soft delete (deleted_column): a row whose value there is neither NULL
+ * nor false (0, f, false, "") is gone: a full import skips it (the engine
+ * then sees the object missing), a delta reports it as a DELETE (both
+ * modes). Only the change table sees rows deleted for real.
  * A watermark of another mode or driver is refused (watermark_lost): the
  * engine then runs a full import.
  *
@@ -68,6 +73,53 @@ static bool pg(const sqlagent_t *sa)
 }
 
 /* ---- import: objects from rows -------------------------------------------------- */
+
+static const char *deleted_col(const sqlagent_t *sa, const loom_agentcfg_sql_table_t *t)
+{
+	return t->deleted_column ? t->deleted_column : sa->cfg.sql.delta.deleted_column;
+}
+
+/* Whether the current row of st is soft-deleted: 1 yes, 0 no, -1 when the
+ * column is not in the table (*ret_err: an error on the row). */
+static int row_deleted(const loom_agentcfg_sql_table_t *t, const char *col, sql_stmt_t *st, uint64_t rowno,
+    Loom__RunObjectError **ret_err)
+{
+	if (col == NULL)
+		return 0;
+	for (size_t i = 0; i < sql_ncols(st); i++) {
+		if (strcasecmp(sql_colname(st, i), col) != 0)
+			continue;
+		const char *v = sql_text(st, i);
+		if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0 || strcasecmp(v, "f") == 0 ||
+		    strcasecmp(v, "false") == 0)
+			return 0;
+		return 1;
+	}
+	Loom__RunObjectError *e = loom_malloc(sizeof *e);
+	loom__run_object_error__init(e);
+	e->anchor = loom_strdup("");
+	e->code = loom_strdup("malformed-record");
+	e->message = loom_sprintf("the deleted_column '%s' is not a column of '%s'", col, t->table);
+	e->where = loom_sprintf("table %s row %llu", t->table, (unsigned long long)rowno);
+	*ret_err = e;
+	return -1;
+}
+
+/* A DELETE of the current row's anchor (soft-deleted), or NULL when the
+ * row has no anchor (then it is skipped: there is nothing to delete). */
+static Loom__ImportObject *row_delete(const loom_agentcfg_sql_table_t *t, sql_stmt_t *st)
+{
+	for (size_t i = 0; i < sql_ncols(st); i++)
+		if (strcasecmp(sql_colname(st, i), t->anchor) == 0 && sql_text(st, i) && sql_text(st, i)[0]) {
+			Loom__ImportObject *o = loom_malloc(sizeof *o);
+			loom__import_object__init(o);
+			o->change = LOOM__IMPORT_OBJECT__CHANGE__DELETE;
+			o->anchor = loom_strdup(sql_text(st, i));
+			o->object_type = loom_strdup(t->object_type);
+			return o;
+		}
+	return NULL;
+}
 
 /* The object of the current row of st; NULL with *ret_err for a row that
  * makes none. */
@@ -144,7 +196,8 @@ static int fetch_mv(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, Loom__Im
 		return 0;
 	loom_map_t *by = loom_map_new();
 	for (size_t i = from; i < n; i++)
-		loom_map_puts(by, objs[i]->anchor, objs[i]);
+		if (objs[i]->change != LOOM__IMPORT_OBJECT__CHANGE__DELETE)
+			loom_map_puts(by, objs[i]->anchor, objs[i]);
 	int rc = 0;
 	for (size_t at = from; at < n && rc == 0; at += 1000) {
 		size_t k = n - at < 1000 ? n - at : 1000;
@@ -347,14 +400,16 @@ static int fill(sqlagent_t *sa, Loom__ImportBatch *b, char **ret_error)
 				return -1;
 			}
 			Loom__RunObjectError *e = NULL;
-			Loom__ImportObject *o;
-			if (got == 0) {
+			Loom__ImportObject *o = NULL;
+			int del = got ? row_deleted(t, deleted_col(sa, t), st, 0, &e) : 1;
+			if (del == 1) {
 				o = loom_malloc(sizeof *o);
 				loom__import_object__init(o);
 				o->change = LOOM__IMPORT_OBJECT__CHANGE__DELETE;
 				o->anchor = loom_strdup(c->anchor);
 				o->object_type = loom_strdup(t->object_type);
-			} else {
+				got = 0; /* no multi-valued attributes for a delete */
+			} else if (del == 0) {
 				o = row_object(t, st, 0, LOOM__IMPORT_OBJECT__CHANGE__REPLACE, &e);
 			}
 			sql_stmt_free(&st);
@@ -381,8 +436,17 @@ static int fill(sqlagent_t *sa, Loom__ImportBatch *b, char **ret_error)
 		while (items < im->batch_size && (got = sql_step(im->rows, ret_error)) == 1) {
 			im->row++;
 			Loom__RunObjectError *e = NULL;
-			Loom__ImportObject *o = row_object(t, im->rows, im->row,
-			    im->delta ? LOOM__IMPORT_OBJECT__CHANGE__REPLACE : LOOM__IMPORT_OBJECT__CHANGE__FULL, &e);
+			Loom__ImportObject *o = NULL;
+			int del = row_deleted(t, deleted_col(sa, t), im->rows, im->row, &e);
+			if (del == 1 && !im->delta)
+				continue; /* soft-deleted: not there for a full import */
+			if (del == 1)
+				o = row_delete(t, im->rows);
+			else if (del == 0)
+				o = row_object(t, im->rows, im->row,
+				    im->delta ? LOOM__IMPORT_OBJECT__CHANGE__REPLACE : LOOM__IMPORT_OBJECT__CHANGE__FULL, &e);
+			if (del == 1 && o == NULL)
+				continue;
 			if (o) {
 				b->objects[b->n_objects++] = o;
 			} else {

@@ -85,6 +85,16 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  presented ones are sent), then the new password. Everything is sealed to\n"
 	  "  keys_dir/workflow.pub. -o json prints loom-workflow's SsprReply.\n"
 	  "exit status: 0 done; 3 refused (wrong answers, locked, ...); 1 no answer; 2 bad usage", ctl_sspr },
+	{ "agent", "test|schema NAME", "test an agent's connection, or show the schema it finds in its connected system",
+	  "  test      the agent checks its connected system: the file read and its\n"
+	  "            directory writable, the database's tables readable, a bind to the\n"
+	  "            directory (names checked against its schema), the ext program's own\n"
+	  "            test, the policy service serving the agent\n"
+	  "  schema    object types, anchors and attributes with their value types and\n"
+	  "            whether multi-valued, as found there (docs/agents.md)\n"
+	  "  The agent's process must be running (loomd starts it). -o json prints the reply.\n"
+	  "exit status: 0; 3 the test failed or the schema cannot be read (why on standard\n"
+	  "error); 1 no answer or no such agent; 2 bad usage", ctl_agent },
 	{ "run", "AGENT PROFILE [--no-wait] [--allow-deletes N] | show ID",
 	  "run a profile (full-import, delta-import, full-sync, delta-sync, export) and show its statistics",
 	  "  Shows a progress line while the run goes on, then the run's counters with\n"

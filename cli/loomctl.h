@@ -79,6 +79,7 @@ int ctl_secret(ctl_t *ctl, int argc, char **argv);
 int ctl_backup(ctl_t *ctl, int argc, char **argv);
 int ctl_restore(ctl_t *ctl, int argc, char **argv);
 int ctl_password(ctl_t *ctl, int argc, char **argv);
+int ctl_agent(ctl_t *ctl, int argc, char **argv);
 int ctl_sspr(ctl_t *ctl, int argc, char **argv);
 int ctl_run(ctl_t *ctl, int argc, char **argv);
 int ctl_runs(ctl_t *ctl, int argc, char **argv);

@@ -38,6 +38,7 @@
 #include "loom_file.h"
 #include "loom_keyset.h"
 #include "loom_store.h"
+#include "sspr.pb-c.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -454,6 +455,8 @@ static int backup_external(bk_t *bk, const char *deploy_path, const char *cfgdir
 	return rc;
 }
 
+static void count_sspr(const char *state, const loom_keyset_t *ks, size_t *ret_n, size_t *ret_unusable);
+
 static int do_backup(ctl_t *ctl, const char *to)
 {
 	if (ctl_load_config(ctl) < 0) {
@@ -551,6 +554,15 @@ static int do_backup(ctl_t *ctl, const char *to)
 	bk_log(&bk, "backup complete: %zu files in MANIFEST", files);
 	printf("backup of installation %s written to '%s': %zu files (key set not included: export it with "
 	    "`loomctl keys export`)\n", inst ? inst : "-", bk.dir, files);
+	char *bstate = loom_sprintf("%s/state", bk.dir);
+	size_t nsspr = 0, nlost = 0;
+	count_sspr(bstate, NULL, &nsspr, &nlost);
+	free(bstate);
+	if (nsspr > 0) {
+		bk_log(&bk, "%zu SSPR registration(s): usable only with this installation's key set", nsspr);
+		printf("%zu SSPR registration(s) in it: usable only with this installation's key set (their answers' pepper "
+		       "is derived from it); restored without it, those users must register again\n", nsspr);
+	}
 	rc = 0;
 out:
 	if (bk.log != NULL)
@@ -752,6 +764,55 @@ static int check_secret(const char *path, const char *agent, const char *key, vo
 	return 0;
 }
 
+/* SSPR registrations in the restored workflow store (STATE/workflow, family
+ * "sspr"), and how many of them ks cannot check (all of them without a key
+ * set): their answers' pepper is derived from the key set (docs/sspr.md). */
+static void count_sspr(const char *state, const loom_keyset_t *ks, size_t *ret_n, size_t *ret_unusable)
+{
+	*ret_n = *ret_unusable = 0;
+	char *path = loom_sprintf("%s/workflow", state), *rerr = NULL;
+	rocksdb_options_t *o = rocksdb_options_create();
+	size_t nl = 0;
+	char **listed = rocksdb_list_column_families(o, path, &nl, &rerr);
+	rocksdb_options_destroy(o);
+	bool has = false;
+	for (size_t i = 0; rerr == NULL && i < nl; i++)
+		has = has || strcmp(listed[i], "sspr") == 0;
+	if (listed != NULL) /* allocated even when it fails (no store there) */
+		rocksdb_list_column_families_destroy(listed, nl);
+	rocksdb_free(rerr);
+	static const char *const cfs[] = { "sspr", NULL };
+	loom_store_opts_t ro;
+	loom_store_opts_default(&ro);
+	ro.read_only = true;
+	ro.create_if_missing = false;
+	loom_store_t *st = NULL;
+	char *err = NULL;
+	if (!has || loom_store_open(path, cfs, &ro, &st, &err) < 0) {
+		free(err);
+		free(path);
+		return;
+	}
+	loom_iter_t *it = loom_iter_new(st, loom_store_cf(st, "sspr"));
+	for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
+		size_t vl;
+		const void *v = loom_iter_value(it, &vl);
+		Loom__SsprRecord *r = loom__sspr_record__unpack(NULL, vl, v);
+		if (r == NULL)
+			continue;
+		uint8_t check[LOOM_KEYSET_SSPR_CHECK_LEN];
+		(*ret_n)++;
+		if (ks == NULL || r->pepper_version == 0 ||
+		    loom_keyset_derive(ks, r->pepper_version, LOOM_KEYSET_CTX_SSPR_CHECK, check, sizeof check, NULL) < 0 ||
+		    r->pepper_check.len != sizeof check || sodium_memcmp(check, r->pepper_check.data, sizeof check) != 0)
+			(*ret_unusable)++;
+		loom__sspr_record__free_unpacked(r, NULL);
+	}
+	loom_iter_destroy(&it);
+	loom_store_close(&st);
+	free(path);
+}
+
 static int do_restore(const char *from, const char *to, const char *keyset, const char *pwfile)
 {
 	manifest_t m;
@@ -890,6 +951,14 @@ static int do_restore(const char *from, const char *to, const char *keyset, cons
 			printf("first make a key set: `loomctl keys create` (or import this installation's with --keyset)\n");
 	} else
 		printf("all secrets restored\n");
+	size_t nsspr, lost;
+	count_sspr(new_state, ks, &nsspr, &lost);
+	if (lost > 0)
+		printf("%zu of %zu SSPR registration(s) cannot be used (%s: the answers' pepper is derived from it): "
+		    "those users must register again (`loomctl sspr register`)\n", lost, nsspr,
+		    ks ? "registered under a key this key set does not hold" : "no key set given");
+	else if (nsspr > 0)
+		printf("all %zu SSPR registration(s) usable\n", nsspr);
 	loom_buf_release(&re.list);
 	free(newcfg);
 	free(new_state);

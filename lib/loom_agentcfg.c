@@ -219,6 +219,10 @@ static const loom_cfg_key_t sql_table_keys[] = {
 	  .help = "a column holding each row's DN (default: the DN is ANCHOR_COLUMN=VALUE)" },
 	{ .name = "modified_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, modified_column),
 	  .help = "delta mode modified: the column of the row's last change (default: sql.delta.column)" },
+	{ .name = "deleted_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_table_t, deleted_column),
+	  .flags = LOOM_CFG_NONEMPTY,
+	  .help = "soft delete: a row whose value here is neither NULL nor false is deleted (not imported; a delta by "
+		  "modified reports it as a delete) (default: sql.delta.deleted_column)" },
 	{ .name = "multi_valued", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_agentcfg_sql_table_t, multi_valued),
 	  .sub = &sql_mv_table, .help = "the table of multi-valued attributes (anchor, name, value)" },
 	{ NULL }
@@ -235,6 +239,10 @@ static const loom_cfg_key_t sql_delta_keys[] = {
 	  .def = "loom_changes", .flags = LOOM_CFG_NONEMPTY, .help = "changes: the change table (docs/agents.md has its DDL)" },
 	{ .name = "column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_delta_t, column),
 	  .def = "modified", .flags = LOOM_CFG_NONEMPTY, .help = "modified: the timestamp column of every table" },
+	{ .name = "deleted_column", .type = LOOM_CFG_STRING, .offset = offsetof(loom_agentcfg_sql_delta_t, deleted_column),
+	  .flags = LOOM_CFG_NONEMPTY,
+	  .help = "the soft-delete (tombstone) column of every table: the only way a delta by modified sees a delete "
+		  "(a flag or a deleted_at time; the application must also set the modified column)" },
 	{ .name = "overlap", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_agentcfg_sql_delta_t, overlap_ms),
 	  .def = "1m", .min = 0, .max = 86400000,
 	  .help = "modified: rows changed this long before the watermark are read again (transactions that were "

@@ -192,6 +192,8 @@ typedef struct loom_agentcfg_sql_table {
 	char *anchor;                  /* anchor column (default: the agent's anchor) */
 	char *dn_column;               /* column holding the DN (default: ANCHOR=VALUE) */
 	char *modified_column;         /* delta mode modified: the row's last change (default: sql.delta.column) */
+	char *deleted_column;          /* soft delete: a row with a value neither NULL nor false here is gone
+	                                  (default: sql.delta.deleted_column) */
 	loom_agentcfg_sql_mv_t multi_valued; /* the multi-valued attribute table, if any */
 } loom_agentcfg_sql_table_t;
 
@@ -200,6 +202,7 @@ typedef struct loom_agentcfg_sql_delta {
 	char *table;                   /* changes: the change table */
 	char *column;                  /* modified: the timestamp column */
 	long long overlap_ms;          /* modified: read again what changed this long before the watermark */
+	char *deleted_column;          /* soft delete (tombstone) column of every table, or NULL */
 } loom_agentcfg_sql_delta_t;
 
 typedef struct loom_agentcfg_sql {

@@ -22,7 +22,34 @@ typedef struct loom_agent_ops {
 	 * connected system has no passwords, and the dispatch answers
 	 * not-supported itself. */
 	void (*set_password)(void *agent, Loom__Envelope *env, const Loom__SetPasswordRequest *rq);
+	/* SchemaRequest; must answer with loom_agent_schema_reply. */
+	void (*schema)(void *agent, Loom__Envelope *env, const Loom__SchemaRequest *rq);
+	/* TestConnectionRequest; must answer with loom_agent_test_reply. */
+	void (*test_connection)(void *agent, Loom__Envelope *env, const Loom__TestConnectionRequest *rq);
 } loom_agent_ops_t;
+
+/* A schema being gathered: object types with their anchor and attributes,
+ * each attribute with the value type seen (string when types disagree) and
+ * whether it was ever multi-valued. */
+typedef struct loom_schema loom_schema_t;
+loom_schema_t *loom_schema_new(void);
+void loom_schema_destroy(loom_schema_t **s_p);
+/* Adds type (when new) with its anchor attribute. */
+void loom_schema_type(loom_schema_t *s, const char *type, const char *anchor);
+/* Adds attribute name of type (the type is added when new): vtype one of
+ * string, integer, boolean, binary, reference, datetime (NULL: unknown
+ * yet, string unless later seen otherwise). */
+void loom_schema_attr(loom_schema_t *s, const char *type, const char *name, const char *vtype, bool multi);
+/* Adds every attribute of o (its object_type, else default_type). */
+void loom_schema_object(loom_schema_t *s, const Loom__ImportObject *o, const char *default_type, const char *anchor);
+/* The type name of a value: string, integer, ... */
+const char *loom_schema_value_type(const Loom__Value *v);
+/* Answers a SchemaRequest with s (NULL with error: the schema could not be
+ * read). Logs when the reply cannot be sent. */
+void loom_agent_schema_reply(loom_daemon_t *d, const Loom__Envelope *env, const loom_schema_t *s, bool can_delta,
+    bool can_export, uint64_t sampled, const char *source, const char *error);
+/* Answers a TestConnectionRequest. */
+void loom_agent_test_reply(loom_daemon_t *d, const Loom__Envelope *env, bool ok, const char *message);
 
 /* Answers a SetPasswordRequest: ok, or code, LDAP code (0 when none), message
  * and whether a retry may succeed. Logs when the reply cannot be sent. */

@@ -103,6 +103,26 @@ size_t loom_keyset_merge(loom_keyset_t *dst, const loom_keyset_t *src)
 	return added;
 }
 
+int loom_keyset_derive(const loom_keyset_t *ks, unsigned version, const char *context, uint8_t *out, size_t len,
+    unsigned *ret_version)
+{
+	if (version == 0)
+		version = ks->current;
+	const ks_key_t *k = ks_find(ks, version);
+	if (k == NULL || len < crypto_generichash_BYTES_MIN || len > crypto_generichash_BYTES_MAX)
+		return -1;
+	static const char label[] = "loom-keyset-derive";
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, k->key, sizeof k->key, len);
+	crypto_generichash_update(&st, (const uint8_t *)label, sizeof label); /* with its NUL: a separator */
+	crypto_generichash_update(&st, (const uint8_t *)context, strlen(context));
+	crypto_generichash_final(&st, out, len);
+	sodium_memzero(&st, sizeof st);
+	if (ret_version != NULL)
+		*ret_version = version;
+	return 0;
+}
+
 const char *loom_keyset_installation(const loom_keyset_t *ks) { return ks->installation; }
 unsigned loom_keyset_current(const loom_keyset_t *ks) { return ks->current; }
 size_t loom_keyset_count(const loom_keyset_t *ks) { return ks->nkeys; }

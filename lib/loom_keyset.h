@@ -65,4 +65,20 @@ void loom_secret_free(char **plain_p);
 /* Version a sealed line was made with, 0 if it does not parse. */
 unsigned loom_secret_version(const char *sealed);
 
+/* Derives len bytes (16..64) from key version (0: the current one) for a
+ * purpose named by context: BLAKE2b keyed with that key over
+ * "loom-keyset-derive" and context. The same version and context always
+ * give the same bytes; another version, context or key set other bytes
+ * (the SSPR pepper, docs/sspr.md). 0 with *ret_version (the version used),
+ * -1 when the set has no such version. */
+int loom_keyset_derive(const loom_keyset_t *ks, unsigned version, const char *context, uint8_t *out, size_t len,
+    unsigned *ret_version);
+
+/* Contexts of loom_keyset_derive. The SSPR pepper, and a check value
+ * derived beside it and stored with each registration (so loomctl restore
+ * and loom-workflow tell which registrations a key set can still check). */
+#define LOOM_KEYSET_CTX_SSPR_PEPPER "sspr-pepper"
+#define LOOM_KEYSET_CTX_SSPR_CHECK "sspr-pepper-check"
+#define LOOM_KEYSET_SSPR_CHECK_LEN 16
+
 #endif

@@ -25,16 +25,31 @@
  *   held --RESULT code 0--> spooled (the daemon's delivery takes it)
  *   held --RESULT code != 0--> dropped (slapd refused the change)
  *   held --no RESULT in result_timeout--> dropped, warning
+ *   held --RESULT code 0, groups wanted--> GROUPING: a search for the
+ *             account's groups is sent on the notifier's own connection
+ *             to the directory (slapd.groups, asynchronous: the loop and
+ *             so slapd's CONTINUEs never wait for it)
+ *   GROUPING --search done--> spooled with the groups (targets whose
+ *             include/exclude groups refuse it are logged "excluded")
+ *   GROUPING --search or connection failed--> searched again at the next
+ *             tick (a new connection when needed)
+ *   GROUPING --no groups in slapd.groups.timeout--> dropped, warning (never
+ *             sent to a target whose groups might exclude it)
+ * "Groups wanted": slapd.groups.uri is set and a target names include or
+ * exclude groups. The groups are those of the source directory at the time
+ * of the change, as pcnscfg's are evaluated on the domain controller.
  */
 #define _GNU_SOURCE /* accept4 */
 #include "notify.h"
 #include "loom_alloc.h"
+#include "loom_buf.h"
 #include "loom_file.h"
 #include "loom_log.h"
 #include "loom_map.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ldap.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,6 +362,11 @@ typedef struct held {
 	uint8_t *pw;                   /* guarded; wiped as soon as it is spooled or dropped */
 	size_t pwlen;
 	int64_t at_ms;                 /* monotonic: when the request came */
+	int64_t group_ms;              /* monotonic: when slapd's RESULT came (GROUPING) */
+	int msgid;                     /* GROUPING: the group search under way, 0 when it must be (re)sent */
+	char **groups;                 /* GROUPING: group DNs found so far */
+	size_t ngroups;                /* entries in groups */
+	char *why;                     /* GROUPING: why the last search failed, or NULL */
 } held_t;
 
 typedef struct client {
@@ -365,10 +385,23 @@ struct notify_slapd {
 	void *arg;
 	int fd;                        /* the listening socket */
 	char *path;
-	loom_map_t *held;              /* key -> held_t */
+	loom_map_t *held;              /* key -> held_t, waiting for slapd's RESULT */
+	loom_map_t *grouping;          /* key -> held_t, waiting for the account's groups */
 	loom_map_t *clients;           /* fd (text) -> client_t */
+	LDAP *ld;                      /* the connection groups are read on, or NULL */
+	int ldfd;                      /* its socket, watched by the loop (-1: none) */
 	bool warned_connid;
+	bool warned_groups;            /* said once that targets name groups but none are read */
 };
+
+static void groups_clear(held_t *h)
+{
+	for (size_t i = 0; i < h->ngroups; i++)
+		free(h->groups[i]);
+	free(h->groups);
+	h->groups = NULL;
+	h->ngroups = 0;
+}
 
 static void held_free(held_t *h)
 {
@@ -376,6 +409,8 @@ static void held_free(held_t *h)
 		return;
 	if (h->pw)
 		sodium_free(h->pw);
+	groups_clear(h);
+	free(h->why);
 	free(h->dn);
 	free(h);
 }
@@ -439,10 +474,22 @@ static void spool_held(notify_slapd_t *s, held_t *h)
 	c.hook = "slapd";
 	c.password = h->pw;
 	c.password_len = h->pwlen;
+	c.groups = h->groups;
+	c.ngroups = h->ngroups;
+	const pcns_targets_t *ts = *s->targets;
+	const pcns_target_t *tv = ts->targets.v;
+	for (size_t i = 0; i < ts->targets.n; i++) {
+		const pcns_target_t *t = &tv[i];
+		char *why = t->disabled ? NULL : pcns_target_refusal(t, h->groups, h->ngroups);
+		if (why != NULL)
+			loom_info("password change excluded dn=%s target=%s groups=%zu reason=%s", loom_log_kv_quote(h->dn),
+			    t->name, h->ngroups, loom_log_kv_quote(why));
+		free(why);
+	}
 	char *name = NULL;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int n = notify_spool_pack(*s->targets, &c, &name, &data, &len);
+	int n = notify_spool_pack(ts, &c, &name, &data, &len);
 	if (n == 0) {
 		loom_warning("password change of dn=%s goes to no target (none configured, or groups exclude it)",
 		    loom_log_kv_quote(h->dn));
@@ -451,6 +498,266 @@ static void spool_held(notify_slapd_t *s, held_t *h)
 		s->spooled(s->arg, name, data, len, h->dn, loom_mono_ms() - h->at_ms);
 	}
 	free(account);
+}
+
+/* ---- the account's groups (slapd.groups) ---- */
+
+static bool groups_wanted(notify_slapd_t *s)
+{
+	const char *uri = s->cfg->slapd.groups.uri;
+	bool use = pcns_targets_use_groups(*s->targets);
+	if (use && (uri == NULL || uri[0] == '\0')) {
+		if (!s->warned_groups)
+			loom_warning("targets name include or exclude groups but slapd.groups.uri is not set: slapd changes "
+				     "carry no groups (an include group takes none of them, an exclude group excludes none)");
+		s->warned_groups = true;
+		return false;
+	}
+	return use;
+}
+
+/* Drops the connection; every search under way is sent again later. */
+static void ld_close(notify_slapd_t *s, const char *why)
+{
+	if (s->ld == NULL)
+		return;
+	if (s->ldfd >= 0)
+		loom_loop_remove_fd(s->loop, s->ldfd);
+	s->ldfd = -1;
+	ldap_unbind_ext_s(s->ld, NULL, NULL);
+	s->ld = NULL;
+	size_t pos = 0;
+	const void *k;
+	size_t kl;
+	void *v;
+	while (loom_map_next(s->grouping, &pos, &k, &kl, &v)) {
+		held_t *h = v;
+		h->msgid = 0;
+		groups_clear(h);
+		free(h->why);
+		h->why = loom_strdup(why);
+	}
+	loom_warning("group lookup connection closed uri=%s: %s", s->cfg->slapd.groups.uri, why);
+}
+
+static int on_ldap(loom_loop_t *loop, void *arg);
+
+/* Connects and binds (the only blocking step: once, to the directory the
+ * hook runs beside). 0, or -1 with *ret_error. */
+static int ld_open(notify_slapd_t *s, char **ret_error)
+{
+	const pcns_notify_groups_t *g = &s->cfg->slapd.groups;
+	LDAP *ld = NULL;
+	int rc = ldap_initialize(&ld, g->uri);
+	if (rc != LDAP_SUCCESS) {
+		*ret_error = loom_sprintf("bad slapd.groups.uri '%s': %s", g->uri, ldap_err2string(rc));
+		return -1;
+	}
+	int v3 = LDAP_VERSION3;
+	struct timeval tv = { 5, 0 };
+	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+	struct berval cred = { 0, NULL };
+	char *pw = NULL;
+	if (g->bind_dn && g->bind_dn[0] && g->password_file) {
+		int fd = open(g->password_file, O_RDONLY | O_CLOEXEC);
+		pw = sodium_malloc(1024);
+		if (pw == NULL)
+			abort();
+		ssize_t n = fd >= 0 ? read(fd, pw, 1023) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n < 0) {
+			*ret_error = loom_sprintf("cannot read slapd.groups.password_file '%s': %s", g->password_file,
+			    strerror(errno));
+			sodium_free(pw);
+			ldap_unbind_ext_s(ld, NULL, NULL);
+			return -1;
+		}
+		size_t len = 0;
+		while (len < (size_t)n && pw[len] != '\n' && pw[len] != '\r')
+			len++;
+		cred.bv_val = pw;
+		cred.bv_len = len;
+	}
+	rc = ldap_sasl_bind_s(ld, g->bind_dn && g->bind_dn[0] ? g->bind_dn : NULL, LDAP_SASL_SIMPLE, &cred, NULL, NULL,
+	    NULL);
+	if (pw != NULL)
+		sodium_free(pw);
+	int fd = -1;
+	if (rc == LDAP_SUCCESS && ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS)
+		fd = -1;
+	if (rc != LDAP_SUCCESS || fd < 0) {
+		*ret_error = loom_sprintf("cannot bind to '%s' as '%s' to read groups: %s", g->uri,
+		    g->bind_dn && g->bind_dn[0] ? g->bind_dn : "(anonymous)", ldap_err2string(rc));
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return -1;
+	}
+	s->ld = ld;
+	s->ldfd = fd;
+	loom_loop_add_fd(s->loop, fd, on_ldap, s);
+	loom_info("group lookup connected uri=%s", g->uri);
+	return 0;
+}
+
+/* slapd.groups.filter with {dn} and {account} replaced, escaped (RFC 4515). */
+static char *group_filter(const char *tmpl, const char *dn, const char *account)
+{
+	struct berval d = { strlen(dn), (char *)dn }, a = { strlen(account), (char *)account }, ed, ea;
+	if (ldap_bv2escaped_filter_value(&d, &ed) != 0 || ldap_bv2escaped_filter_value(&a, &ea) != 0)
+		abort();
+	loom_buf_t b = LOOM_BUF_INIT;
+	for (const char *p = tmpl; *p;) {
+		if (strncmp(p, "{dn}", 4) == 0) {
+			loom_buf_add(&b, ed.bv_val, ed.bv_len);
+			p += 4;
+		} else if (strncmp(p, "{account}", 9) == 0) {
+			loom_buf_add(&b, ea.bv_val, ea.bv_len);
+			p += 9;
+		} else
+			loom_buf_add(&b, p++, 1);
+	}
+	ber_memfree(ed.bv_val);
+	ber_memfree(ea.bv_val);
+	return loom_buf_steal(&b);
+}
+
+/* Sends h's group search (connecting first when needed). On failure h->why
+ * says why and the next tick tries again. */
+static void lookup_start(notify_slapd_t *s, held_t *h)
+{
+	char *err = NULL;
+	if (s->ld == NULL && ld_open(s, &err) < 0) {
+		free(h->why);
+		h->why = err;
+		return;
+	}
+	const pcns_notify_groups_t *g = &s->cfg->slapd.groups;
+	char *account = rdn_value(h->dn);
+	char *filter = group_filter(g->filter, h->dn, account);
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	int msgid = 0;
+	int rc = ldap_search_ext(s->ld, g->base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, NULL, 0, &msgid);
+	free(filter);
+	free(account);
+	groups_clear(h);
+	if (rc != LDAP_SUCCESS) {
+		char *why = loom_sprintf("cannot search groups: %s", ldap_err2string(rc));
+		ld_close(s, why); /* sets h->why */
+		free(why);
+		return;
+	}
+	h->msgid = msgid;
+}
+
+static held_t *grouping_by_msgid(notify_slapd_t *s, int msgid)
+{
+	size_t pos = 0;
+	const void *k;
+	size_t kl;
+	void *v;
+	while (loom_map_next(s->grouping, &pos, &k, &kl, &v))
+		if (((held_t *)v)->msgid == msgid)
+			return v;
+	return NULL;
+}
+
+static int on_ldap(loom_loop_t *loop, void *arg)
+{
+	(void)loop;
+	notify_slapd_t *s = arg;
+	while (s->ld != NULL) {
+		LDAPMessage *res = NULL;
+		struct timeval zero = { 0, 0 };
+		int rc = ldap_result(s->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &zero, &res);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			int err = LDAP_SERVER_DOWN;
+			ldap_get_option(s->ld, LDAP_OPT_RESULT_CODE, &err);
+			ld_close(s, ldap_err2string(err));
+			break;
+		}
+		held_t *h = grouping_by_msgid(s, ldap_msgid(res));
+		if (h != NULL && rc == LDAP_RES_SEARCH_ENTRY) {
+			char *dn = ldap_get_dn(s->ld, res);
+			if (dn != NULL) {
+				h->groups = loom_realloc(h->groups, (h->ngroups + 1) * sizeof *h->groups);
+				h->groups[h->ngroups++] = loom_strdup(dn);
+				ldap_memfree(dn);
+			}
+		} else if (h != NULL && rc == LDAP_RES_SEARCH_RESULT) {
+			int code = LDAP_OTHER;
+			char *msg = NULL;
+			ldap_parse_result(s->ld, res, &code, NULL, &msg, NULL, NULL, 0);
+			if (code == LDAP_SUCCESS) {
+				loom_map_removes(s->grouping, h->key);
+				loom_debug("groups read dn=%s groups=%zu", loom_log_kv_quote(h->dn), h->ngroups);
+				spool_held(s, h);
+				held_free(h);
+			} else {
+				h->msgid = 0;
+				groups_clear(h);
+				free(h->why);
+				h->why = loom_sprintf("group search under '%s' failed: %s%s%s", s->cfg->slapd.groups.base,
+				    ldap_err2string(code), msg && msg[0] ? ": " : "", msg ? msg : "");
+			}
+			ldap_memfree(msg);
+		}
+		ldap_msgfree(res);
+	}
+	return 0;
+}
+
+/* slapd made h's change: spooled now, or once its groups are read. */
+static void made(notify_slapd_t *s, held_t *h)
+{
+	if (!groups_wanted(s)) {
+		spool_held(s, h);
+		held_free(h);
+		return;
+	}
+	h->group_ms = loom_mono_ms();
+	held_free(loom_map_puts(s->grouping, h->key, h));
+	lookup_start(s, h);
+}
+
+/* Group searches to send again, and changes whose groups never came. */
+static void grouping_tick(notify_slapd_t *s)
+{
+	int64_t now = loom_mono_ms();
+	for (;;) {
+		size_t pos = 0;
+		const void *k;
+		size_t kl;
+		void *v;
+		held_t *late = NULL;
+		while (loom_map_next(s->grouping, &pos, &k, &kl, &v))
+			if (now - ((held_t *)v)->group_ms > s->cfg->slapd.groups.timeout_ms) {
+				late = v;
+				break;
+			}
+		if (late == NULL)
+			break;
+		loom_map_removes(s->grouping, late->key);
+		loom_warning("password change of dn=%s dropped: its groups could not be read in %lld ms (%s)",
+		    loom_log_kv_quote(late->dn), s->cfg->slapd.groups.timeout_ms, late->why ? late->why : "no answer");
+		held_free(late);
+	}
+	size_t pos = 0;
+	const void *k;
+	size_t kl;
+	void *v;
+	held_t **retry = loom_calloc(loom_map_count(s->grouping) + 1, sizeof *retry);
+	size_t n = 0;
+	while (loom_map_next(s->grouping, &pos, &k, &kl, &v))
+		if (((held_t *)v)->msgid == 0)
+			retry[n++] = v;
+	for (size_t i = 0; i < n; i++)
+		lookup_start(s, retry[i]);
+	free(retry);
 }
 
 /* One complete request from slapd (text in guarded memory). Returns whether
@@ -483,12 +790,13 @@ static bool handle(notify_slapd_t *s, char *text, size_t len)
 		const pcns_kv_t *code = pcns_kv_get(&kv, "code");
 		held_t *h = loom_map_removes(s->held, key);
 		if (h) {
-			if (code && strcmp(code->val, "0") == 0)
-				spool_held(s, h);
-			else
+			if (code && strcmp(code->val, "0") == 0) {
+				made(s, h); /* takes h */
+			} else {
 				loom_info("password change not made by slapd dn=%s code=%s: dropped", loom_log_kv_quote(h->dn),
 				    code ? code->val : "?");
-			held_free(h);
+				held_free(h);
+			}
 		}
 	} else if (strcmp(what, "EXTENDED") == 0) {
 		const pcns_kv_t *oid = pcns_kv_get(&kv, "oid");
@@ -642,7 +950,9 @@ int notify_slapd_start(loom_loop_t *loop, const pcns_notify_cfg_t *cfg, const ch
 	s->fd = fd;
 	s->path = loom_strdup(path);
 	s->held = loom_map_new();
+	s->grouping = loom_map_new();
 	s->clients = loom_map_new();
+	s->ldfd = -1;
 	loom_loop_add_fd(loop, fd, on_accept, s);
 	*ret = s;
 	return 0;
@@ -652,6 +962,7 @@ void notify_slapd_tick(notify_slapd_t *s)
 {
 	if (s == NULL)
 		return;
+	grouping_tick(s);
 	int64_t now = loom_mono_ms();
 	for (;;) {
 		size_t pos = 0;
@@ -692,6 +1003,17 @@ void notify_slapd_stop(notify_slapd_t **s_p)
 	pos = 0;
 	while (loom_map_next(s->held, &pos, &k, &kl, &v))
 		held_free(v);
+	if (loom_map_count(s->grouping) > 0)
+		loom_warning("stopping with %zu password change(s) whose groups were not read yet: dropped",
+		    loom_map_count(s->grouping));
+	pos = 0;
+	while (loom_map_next(s->grouping, &pos, &k, &kl, &v))
+		held_free(v);
+	loom_map_destroy(&s->grouping);
+	if (s->ld != NULL) {
+		loom_loop_remove_fd(s->loop, s->ldfd);
+		ldap_unbind_ext_s(s->ld, NULL, NULL);
+	}
 	loom_map_destroy(&s->held);
 	loom_map_destroy(&s->clients);
 	loom_loop_remove_fd(s->loop, s->fd);

@@ -56,8 +56,18 @@ char *pcns_cfg_beside(const char *deploy_path, const char *name);
 
 /* ---- pcns-notify.yaml and pcns-targets.yaml (loom-pcns-notify) -------------------- */
 
+typedef struct pcns_notify_groups {
+	char *uri;                     /* the directory to read group membership from (empty: not read) */
+	char *bind_dn;                 /* simple bind as this DN (empty: anonymous) */
+	char *password_file;           /* its password, first line */
+	char *base;                    /* where groups are searched (subtree) */
+	char *filter;                  /* the groups of {dn} / {account} */
+	long long timeout_ms;          /* a change whose groups cannot be read by then is dropped */
+} pcns_notify_groups_t;
+
 typedef struct pcns_notify_slapd {
 	char *socket;                  /* the sock overlay's socketpath: the notifier listens there */
+	pcns_notify_groups_t groups;   /* where the account's groups come from (include/exclude groups) */
 	loom_cfg_strlist_t ignore_binddn; /* changes made by these DNs are not forwarded (Loom's own agent) */
 	long long result_timeout_ms;   /* a change whose RESULT does not come is dropped after this */
 } pcns_notify_slapd_t;
@@ -105,6 +115,12 @@ int pcns_targets_save(const char *path, const pcns_targets_t *t, char **ret_erro
  * group. A configured group matches a DN equal to it or whose first RDN's
  * value equals it (case-insensitive). */
 bool pcns_target_accepts(const pcns_target_t *t, char *const *groups, size_t ngroups);
+/* Why t does not take a change of an account in groups ("disabled", "in
+ * none of its include_groups", "in its exclude group 'G'"), or NULL when it
+ * does. The caller frees the text. */
+char *pcns_target_refusal(const pcns_target_t *t, char *const *groups, size_t ngroups);
+/* True when a target of ts names include or exclude groups. */
+bool pcns_targets_use_groups(const pcns_targets_t *ts);
 
 /* ---- the hooks' formats ------------------------------------------------------------- */
 

@@ -97,7 +97,29 @@ void pcns_cfg_release(pcns_cfg_t *cfg)
 
 /* ---- pcns-notify.yaml --------------------------------------------------------------- */
 
+static const loom_cfg_key_t groups_keys[] = {
+	{ .name = "uri", .type = LOOM_CFG_STRING, .offset = offsetof(pcns_notify_groups_t, uri),
+	  .help = "the directory the account's groups are read from (usually the slapd of the hook: ldap://, ldaps:// "
+	  "or ldapi://); unset: slapd changes carry no groups" },
+	{ .name = "bind_dn", .type = LOOM_CFG_STRING, .offset = offsetof(pcns_notify_groups_t, bind_dn),
+	  .help = "simple bind as this DN (unset: anonymous)" },
+	{ .name = "password_file", .type = LOOM_CFG_PATH, .offset = offsetof(pcns_notify_groups_t, password_file),
+	  .help = "the bind password, first line of this file" },
+	{ .name = "base", .type = LOOM_CFG_STRING, .offset = offsetof(pcns_notify_groups_t, base),
+	  .help = "where groups are searched, subtree (required with uri)" },
+	{ .name = "filter", .type = LOOM_CFG_STRING, .offset = offsetof(pcns_notify_groups_t, filter),
+	  .def = "(|(member={dn})(uniqueMember={dn})(memberUid={account}))",
+	  .help = "the groups an account is in; {dn} and {account} are replaced (escaped)" },
+	{ .name = "timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(pcns_notify_groups_t, timeout_ms),
+	  .def = "30s", .min = 100, .max = 3600000,
+	  .help = "a change whose groups cannot be read by then is dropped (never sent to a target its groups might exclude)" },
+	{ NULL }
+};
+static const loom_cfg_table_t groups_table = { .what = "groups", .keys = groups_keys };
+
 static const loom_cfg_key_t slapd_keys[] = {
+	{ .name = "groups", .type = LOOM_CFG_SECTION, .offset = offsetof(pcns_notify_slapd_t, groups), .sub = &groups_table,
+	  .help = "read the account's groups for the targets' include_groups and exclude_groups" },
 	{ .name = "socket", .type = LOOM_CFG_PATH, .offset = offsetof(pcns_notify_slapd_t, socket),
 	  .help = "the sock overlay's socketpath: loom-pcns-notify listens there (slapd.conf: overlay sock, "
 	  "sockops modify extended, sockresps result, extensions binddn connid)" },
@@ -143,6 +165,19 @@ int pcns_notify_cfg_load(const char *path, pcns_notify_cfg_t *cfg, loom_cfg_diag
 		loom_cfg_diag_add(diags, path, "retry_max",
 		    loom_sprintf("%s: key 'retry_max': %lld ms is below retry_initial (%lld ms)", path, cfg->retry_max_ms,
 			cfg->retry_initial_ms));
+		rc = -1;
+	}
+	const pcns_notify_groups_t *g = &cfg->slapd.groups;
+	if (rc == 0 && g->uri && g->uri[0] && (g->base == NULL || g->base[0] == '\0')) {
+		loom_cfg_diag_add(diags, path, "slapd.groups.base",
+		    loom_sprintf("%s: key 'slapd.groups.base': required with slapd.groups.uri (where the groups are searched)",
+			path));
+		rc = -1;
+	}
+	if (rc == 0 && g->uri && g->uri[0] && strstr(g->filter, "{dn}") == NULL && strstr(g->filter, "{account}") == NULL) {
+		loom_cfg_diag_add(diags, path, "slapd.groups.filter",
+		    loom_sprintf("%s: key 'slapd.groups.filter': bad value '%s': expected {dn} or {account} in it", path,
+			g->filter));
 		rc = -1;
 	}
 	return rc;
@@ -292,4 +327,26 @@ bool pcns_target_accepts(const pcns_target_t *t, char *const *groups, size_t ngr
 	if (t->include_groups.n && !in_any(&t->include_groups, groups, ngroups))
 		return false;
 	return !in_any(&t->exclude_groups, groups, ngroups);
+}
+
+char *pcns_target_refusal(const pcns_target_t *t, char *const *groups, size_t ngroups)
+{
+	if (t->disabled)
+		return loom_strdup("disabled");
+	if (t->include_groups.n && !in_any(&t->include_groups, groups, ngroups))
+		return loom_strdup("in none of its include_groups");
+	for (size_t i = 0; i < t->exclude_groups.n; i++)
+		for (size_t k = 0; k < ngroups; k++)
+			if (group_names(t->exclude_groups.v[i], groups[k]))
+				return loom_sprintf("in its exclude group '%s'", groups[k]);
+	return NULL;
+}
+
+bool pcns_targets_use_groups(const pcns_targets_t *ts)
+{
+	const pcns_target_t *tv = ts->targets.v;
+	for (size_t i = 0; i < ts->targets.n; i++)
+		if (tv[i].include_groups.n || tv[i].exclude_groups.n)
+			return true;
+	return false;
 }

@@ -233,8 +233,9 @@ typedef struct wf {
 /* ---- self-service password reset (workflow_sspr.c, docs/sspr.md) ---- */
 
 /* Loads sspr_path (sspr.yaml beside the deployment file) when it exists,
- * and the pepper (keys_dir/sspr.pepper, made when absent). 0 (w->sspr stays
- * NULL without the file), or -1 with *ret_error. */
+ * and logs how many registrations the key set can check (the pepper is
+ * derived from STATE_DIR/keyset at each use). 0 (w->sspr stays NULL
+ * without the file), or -1 with *ret_error. */
 int wf_sspr_open(wf_t *w, const char *sspr_path, char **ret_error);
 void wf_sspr_close(wf_t *w);
 /* Writes answer normalised into out (strlen(answer) + 1 bytes): ASCII

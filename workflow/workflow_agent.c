@@ -632,15 +632,57 @@ static void export_batch(void *arg, Loom__Envelope *env, const Loom__ExportBatch
 		free(rs.message);
 }
 
+/* The schema of a policy agent: its object types as the policy service's
+ * schema binds them (no sampling: the service's schema is the truth). */
+static void schema(void *arg, Loom__Envelope *env, const Loom__SchemaRequest *rq)
+{
+	wf_t *w = arg;
+	const loom_agentcfg_t *a = agent_find(w, rq->agent);
+	if (a == NULL) {
+		char *m = loom_sprintf("loom-workflow serves no policy agent '%s'", rq->agent);
+		loom_agent_schema_reply(w->daemon, env, NULL, false, false, 0, "", m);
+		free(m);
+		return;
+	}
+	static const char *const vt[] = { "string", "string", "integer", "boolean", "binary", "datetime", "reference" };
+	loom_schema_t *s = loom_schema_new();
+	for (size_t i = 0; i < a->policy.object_types.n; i++) {
+		const char *tn = a->policy.object_types.v[i];
+		const wf_type_t *t = wf_type_find(&w->policy, tn);
+		loom_schema_type(s, tn, "ObjectID");
+		for (size_t k = 0; t != NULL && k < t->nb; k++) {
+			const wf_attr_t *at = t->b[k].attr;
+			loom_schema_attr(s, tn, at->name, at->type >= 1 && at->type <= 6 ? vt[at->type] : "string", at->multi);
+		}
+	}
+	char *src = loom_sprintf("the policy service's schema (%s)", loom_daemon_service(w->daemon));
+	loom_agent_schema_reply(w->daemon, env, s, true, true, 0, src, NULL);
+	free(src);
+	loom_schema_destroy(&s);
+}
+
+static void test_connection(void *arg, Loom__Envelope *env, const Loom__TestConnectionRequest *rq)
+{
+	wf_t *w = arg;
+	const loom_agentcfg_t *a = agent_find(w, rq->agent);
+	char *m = a ? loom_sprintf("%s serves policy agent '%s' (object types: %zu)", loom_daemon_service(w->daemon),
+			  a->name, a->policy.object_types.n)
+		    : loom_sprintf("loom-workflow serves no policy agent '%s'", rq->agent);
+	loom_agent_test_reply(w->daemon, env, a != NULL, m);
+	free(m);
+}
+
 static const loom_agent_ops_t ops = { "loom-workflow", import_start, import_credit, export_batch,
-	NULL /* resources hold no passwords: the dispatch answers not-supported */ };
+	NULL /* resources hold no passwords: the dispatch answers not-supported */, schema, test_connection };
 
 bool wf_agent_handle(wf_t *w, Loom__Envelope *env)
 {
 	if (!loom_envelope_is(env, &loom__import_request__descriptor) &&
 	    !loom_envelope_is(env, &loom__import_credit__descriptor) &&
 	    !loom_envelope_is(env, &loom__export_batch__descriptor) &&
-	    !loom_envelope_is(env, &loom__set_password_request__descriptor))
+	    !loom_envelope_is(env, &loom__set_password_request__descriptor) &&
+	    !loom_envelope_is(env, &loom__schema_request__descriptor) &&
+	    !loom_envelope_is(env, &loom__test_connection_request__descriptor))
 		return false;
 	loom_agent_dispatch(w->daemon, &ops, w, env);
 	return true;

@@ -4,8 +4,10 @@
  * are refused). Every secret arrives as one loom.SsprSecrets sealed to
  * loom-workflow's key; it is opened into guarded memory and wiped once used.
  * An answer is kept as Argon2id(BLAKE2b-keyed(pepper, question | normalised
- * answer), salt): the pepper lives only in keys_dir/sspr.pepper, so a copy of
- * the store alone does not allow guessing answers offline.
+ * answer), salt): the pepper is derived from a key of the key set
+ * (loom_keyset_derive, the version kept in the record), so a copy of the
+ * store or of a backup alone does not allow guessing answers offline, and a
+ * rotation does not invalidate a registration (old versions are kept).
  *
  * An account's record (SsprRecord, family "sspr", key: the account), its
  * states (this block and the code change together):
@@ -33,6 +35,7 @@
 #include "loom_alloc.h"
 #include "loom_envelope.h"
 #include "loom_keys.h"
+#include "loom_keyset.h"
 #include "loom_log.h"
 #include "pcns.pb-c.h"
 #include "sspr.pb-c.h"
@@ -48,6 +51,9 @@
 #include <unistd.h>
 
 #define PEPPER_LEN 32
+#define CHECK_LEN LOOM_KEYSET_SSPR_CHECK_LEN
+#define PEPPER_CTX LOOM_KEYSET_CTX_SSPR_PEPPER
+#define CHECK_CTX LOOM_KEYSET_CTX_SSPR_CHECK
 #define PREHASH_LEN 32
 #define HASH_LEN 32
 
@@ -83,7 +89,6 @@ typedef struct sspr_pending {
 
 struct wf_sspr {
 	sspr_cfg_t cfg;            /* sspr.yaml */
-	uint8_t *pepper;           /* PEPPER_LEN bytes, guarded memory */
 	int cf;                    /* family "sspr" */
 	sspr_pending_t *pending;   /* resets waiting for the engine */
 	size_t npending;           /* how many */
@@ -123,49 +128,105 @@ static const loom_cfg_key_t sspr_keys[] = {
 };
 static const loom_cfg_table_t sspr_table = { "sspr", sizeof(sspr_cfg_t), 0, sspr_keys };
 
-/* Reads keys_dir/sspr.pepper, or makes it (0600, written then renamed). */
-static int load_pepper(const char *keys_dir, uint8_t *pepper, char **ret_error)
+/* The pepper of key set version (0: the current one), in guarded memory
+ * (sodium_free wipes it), and its check value. STATE_DIR/keyset is read at
+ * each use and dropped at once: `loomctl keys create|rotate|import` take
+ * effect without a restart, and no key stays in loom-workflow's memory.
+ * NULL with *error_r (and *code_r) when there is no key set or it lacks
+ * that version. */
+static uint8_t *pepper_get(wf_t *w, unsigned version, unsigned *ret_version, uint8_t check[CHECK_LEN],
+    const char **code_r, const char **error_r)
 {
-	char *path = loom_sprintf("%s/sspr.pepper", keys_dir);
-	int rc = -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		char *tmp = loom_sprintf("%s.tmp", path);
-		int wfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (wfd < 0) {
-			*ret_error = loom_sprintf("cannot create the SSPR pepper '%s': %s", tmp, strerror(errno));
-			free(tmp);
-			goto out;
-		}
-		uint8_t fresh[PEPPER_LEN];
-		randombytes_buf(fresh, sizeof fresh);
-		bool ok = write(wfd, fresh, sizeof fresh) == (ssize_t)sizeof fresh && fsync(wfd) == 0;
-		sodium_memzero(fresh, sizeof fresh);
-		close(wfd);
-		if (!ok || rename(tmp, path) < 0) {
-			*ret_error = loom_sprintf("cannot write the SSPR pepper '%s': %s", path, strerror(errno));
-			unlink(tmp);
-			free(tmp);
-			goto out;
-		}
-		free(tmp);
-		loom_info("sspr pepper made path=%s", path);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
-	if (fd < 0) {
-		*ret_error = loom_sprintf("cannot open the SSPR pepper '%s': %s", path, strerror(errno));
+	static char *msg;
+	char *path = loom_sprintf("%s/keyset", loom_daemon_config(w->daemon)->state_dir), *err = NULL;
+	loom_keyset_t *ks = NULL;
+	uint8_t *pepper = NULL;
+	free(msg);
+	msg = NULL;
+	if (loom_keyset_load(path, &ks, &err) < 0) {
+		msg = loom_sprintf("no key set to derive the answers' pepper from (make one with `loomctl keys create`): %s",
+		    err);
+		free(err);
+		*code_r = "no-keyset";
 		goto out;
 	}
-	ssize_t n = read(fd, pepper, PEPPER_LEN);
-	close(fd);
-	if (n != PEPPER_LEN) {
-		*ret_error = loom_sprintf("the SSPR pepper '%s' is not %d bytes", path, PEPPER_LEN);
-		goto out;
+	pepper = sodium_malloc(PEPPER_LEN);
+	if (pepper == NULL)
+		abort();
+	if (loom_keyset_derive(ks, version, PEPPER_CTX, pepper, PEPPER_LEN, ret_version) < 0 ||
+	    loom_keyset_derive(ks, version, CHECK_CTX, check, CHECK_LEN, NULL) < 0) {
+		msg = loom_sprintf("the answers were registered with key set version %u, which the key set '%s' does not "
+		    "hold (restored without this installation's key set?): the account must register again", version, path);
+		*code_r = "registration-unusable";
+		sodium_free(pepper);
+		pepper = NULL;
 	}
-	rc = 0;
 out:
+	loom_keyset_destroy(&ks);
 	free(path);
-	return rc;
+	*error_r = msg;
+	return pepper;
+}
+
+/* The pepper r's answers were hashed with, or NULL with *code_r
+ * "registration-unusable" (or "no-keyset") when this key set cannot give it
+ * back: the answers can then never match, and a try must not count as a
+ * wrong answer. */
+static uint8_t *pepper_for(wf_t *w, const Loom__SsprRecord *r, const char **code_r, const char **error_r)
+{
+	static const char *nover = "the answers were registered without a key set version (before the pepper moved into "
+	    "the key set): the account must register again";
+	if (r->pepper_version == 0) {
+		*code_r = "registration-unusable";
+		*error_r = nover;
+		return NULL;
+	}
+	uint8_t check[CHECK_LEN];
+	uint8_t *pepper = pepper_get(w, r->pepper_version, NULL, check, code_r, error_r);
+	if (pepper == NULL)
+		return NULL;
+	if (r->pepper_check.len != CHECK_LEN || sodium_memcmp(check, r->pepper_check.data, CHECK_LEN) != 0) {
+		sodium_free(pepper);
+		*code_r = "registration-unusable";
+		*error_r = "the answers were registered under another key set (restored without this installation's key "
+		    "set?): the account must register again";
+		return NULL;
+	}
+	return pepper;
+}
+
+/* Logs how many registrations the key set can still check: after a restore
+ * without the key set (or with another one) every registration is
+ * unusable, and each account must register again. */
+static void census(wf_t *w)
+{
+	struct wf_sspr *s = w->sspr;
+	size_t n = 0, unusable = 0;
+	char *why = NULL;              /* a copy: the next pepper_for frees its message */
+	loom_iter_t *it = loom_iter_new(w->store, s->cf);
+	for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
+		size_t vl;
+		const void *v = loom_iter_value(it, &vl);
+		Loom__SsprRecord *r = loom__sspr_record__unpack(NULL, vl, v);
+		if (r == NULL)
+			continue;
+		n++;
+		const char *code = NULL, *err = NULL;
+		uint8_t *pepper = pepper_for(w, r, &code, &err);
+		if (pepper == NULL) {
+			unusable++;
+			free(why);
+			why = loom_strdup(err);
+		} else
+			sodium_free(pepper);
+		loom__sspr_record__free_unpacked(r, NULL);
+	}
+	loom_iter_destroy(&it);
+	if (unusable > 0)
+		loom_warning("sspr registrations=%zu unusable=%zu: %s", n, unusable, why);
+	else
+		loom_info("sspr registrations=%zu unusable=0", n);
+	free(why);
 }
 
 /* Loads and checks path into cfg. 0, or -1 with *ret_error (cfg released). */
@@ -218,24 +279,13 @@ int wf_sspr_open(wf_t *w, const char *sspr_path, char **ret_error)
 	size_t m = s->cfg.questions.n;
 	if (sodium_init() < 0)
 		abort();
-	s->pepper = sodium_malloc(PEPPER_LEN);
-	if (s->pepper == NULL)
-		abort();
-	if (load_pepper(loom_daemon_config(w->daemon)->bus.keys_dir, s->pepper, ret_error) < 0)
-		goto out_free;
 	s->cf = loom_store_cf(w->store, "sspr");
 	w->sspr = s;
 	loom_info("sspr ready agent=%s questions=%zu register=%lld present=%lld require=%lld threshold=%lld",
 	    s->cfg.agent, m, s->cfg.register_n, s->cfg.present_k, s->cfg.require_j, s->cfg.lockout.threshold);
+	census(w);
 	free(path);
 	return 0;
-out_free:
-	if (s->pepper)
-		sodium_free(s->pepper);
-	loom_config_release(&sspr_table, &s->cfg);
-	free(s);
-	free(path);
-	return -1;
 }
 
 void wf_sspr_close(wf_t *w)
@@ -249,7 +299,6 @@ void wf_sspr_close(wf_t *w)
 		free(s->pending[i].record);
 	}
 	free(s->pending);
-	sodium_free(s->pepper);
 	loom_config_release(&sspr_table, &s->cfg);
 	free(s);
 	w->sspr = NULL;
@@ -278,7 +327,7 @@ size_t wf_sspr_normalize(const char *answer, char *out)
 
 /* The pepper-keyed BLAKE2b of the question's index (4 bytes, big-endian)
  * and the normalised answer. false when the answer is empty. */
-static bool prehash(const struct wf_sspr *s, uint32_t q, const char *answer, uint8_t out[PREHASH_LEN])
+static bool prehash(const uint8_t *pepper, uint32_t q, const char *answer, uint8_t out[PREHASH_LEN])
 {
 	size_t len = strlen(answer);
 	char *norm = sodium_malloc(len + 1);
@@ -287,7 +336,7 @@ static bool prehash(const struct wf_sspr *s, uint32_t q, const char *answer, uin
 	size_t n = wf_sspr_normalize(answer, norm);
 	bool ok = n > 0;
 	crypto_generichash_state st;
-	crypto_generichash_init(&st, s->pepper, PEPPER_LEN, PREHASH_LEN);
+	crypto_generichash_init(&st, pepper, PEPPER_LEN, PREHASH_LEN);
 	uint8_t qb[4] = { (uint8_t)(q >> 24), (uint8_t)(q >> 16), (uint8_t)(q >> 8), (uint8_t)q };
 	crypto_generichash_update(&st, qb, sizeof qb);
 	crypto_generichash_update(&st, (const uint8_t *)norm, n);
@@ -429,6 +478,14 @@ static void on_questions(wf_t *w, Loom__Envelope *env, const Loom__SsprQuestions
 		rep.message = "too many wrong answers: the account is locked";
 		goto send;
 	}
+	const char *code = NULL;
+	uint8_t *pepper = pepper_for(w, r, &code, &err);
+	if (pepper == NULL) {
+		rep.code = (char *)code;
+		rep.message = (char *)err;
+		goto send;
+	}
+	sodium_free(pepper);
 	if (r->n_presented > 0) {
 		/* the questions drawn last time, until a reset uses them: asking
 		 * again must not let a caller pick the questions it knows */
@@ -615,6 +672,15 @@ static void on_register(wf_t *w, Loom__Envelope *env, const Loom__SsprRegister *
 		reply(w, env, false, "bad-password", "the current password is needed to register", NULL);
 		goto out;
 	}
+	const char *code = NULL;
+	uint8_t check[CHECK_LEN];
+	unsigned pv = 0;
+	uint8_t *pepper = pepper_get(w, 0, &pv, check, &code, &err);
+	if (pepper == NULL) {
+		loom_warning("sspr registration refused account=%s: %s", loom_log_kv_quote(rq->account), err);
+		reply(w, env, false, code, err, NULL);
+		goto out;
+	}
 	size_t m = s->cfg.questions.n, na = 0;
 	bool *seen = loom_calloc(m, sizeof *seen);
 	hs = loom_calloc(sec->n_answers ? sec->n_answers : 1, sizeof *hs);
@@ -628,7 +694,7 @@ static void on_register(wf_t *w, Loom__Envelope *env, const Loom__SsprRegister *
 		}
 		seen[a->question] = true;
 		uint8_t pre[PREHASH_LEN];
-		if (!prehash(s, a->question, a->answer, pre))
+		if (!prehash(pepper, a->question, a->answer, pre))
 			continue; /* an empty answer: the question is skipped */
 		loom__sspr_hash__init(&hs[na]);
 		hs[na].question = a->question;
@@ -645,6 +711,7 @@ static void on_register(wf_t *w, Loom__Envelope *env, const Loom__SsprRegister *
 			bad = "out of memory hashing an answer";
 	}
 	free(seen);
+	sodium_free(pepper);
 	if (bad) {
 		reply(w, env, false, "bad-request", bad, NULL);
 		goto out_hashes;
@@ -659,6 +726,9 @@ static void on_register(wf_t *w, Loom__Envelope *env, const Loom__SsprRegister *
 	r.hashes = hp;
 	r.n_hashes = na;
 	r.registered_at = loom_now_us();
+	r.pepper_version = pv;
+	r.pepper_check.data = check;
+	r.pepper_check.len = CHECK_LEN;
 	if (s->cfg.password_challenge) {
 		/* the password authentication challenge: the record is stored when
 		 * the source agent says the directory takes the current password */
@@ -754,6 +824,14 @@ static void on_reset(wf_t *w, Loom__Envelope *env, const Loom__SsprReset *rq)
 		reply(w, env, false, "bad-request", "no new password given", r);
 		goto out;
 	}
+	const char *ucode = NULL;
+	uint8_t *pepper = pepper_for(w, r, &ucode, &err);
+	if (pepper == NULL) {
+		/* not a wrong answer: no answer could be right */
+		loom_warning("sspr reset refused account=%s code=%s: %s", loom_log_kv_quote(rq->account), ucode, err);
+		reply(w, env, false, ucode, err, NULL);
+		goto out;
+	}
 	/* the QA gate: each presented question answered right counts once */
 	size_t correct = 0;
 	for (size_t i = 0; i < r->n_presented; i++) {
@@ -769,11 +847,12 @@ static void on_reset(wf_t *w, Loom__Envelope *env, const Loom__SsprReset *rq)
 		if (h == NULL || a == NULL || h->salt.len != crypto_pwhash_SALTBYTES || h->hash.len != HASH_LEN)
 			continue;
 		uint8_t pre[PREHASH_LEN], got[HASH_LEN];
-		if (prehash(s, q, a->answer, pre) && argon(s, pre, h->salt.data, got) == 0 &&
+		if (prehash(pepper, q, a->answer, pre) && argon(s, pre, h->salt.data, got) == 0 &&
 		    sodium_memcmp(got, h->hash.data, HASH_LEN) == 0)
 			correct++;
 		sodium_memzero(pre, sizeof pre);
 	}
+	sodium_free(pepper);
 	free(r->presented);
 	r->presented = NULL;
 	r->n_presented = 0;

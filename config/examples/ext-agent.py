@@ -24,6 +24,8 @@ per line on its stdout (stderr lines go to Loom's log):
   import        -> object... (error...) end {watermark}     or fail
   export        -> then change... batch_end per batch -> result per change
   set_password  -> password_result
+  schema        -> schema {types: [{name, anchor, attrs: [{name, type, multi}]}]}
+  test          -> test_result {ok, message}
 
 Run it by hand to see the protocol:
 
@@ -211,6 +213,38 @@ def do_set_password(req, data, path):
     send({"type": "password_result", "ok": True})
 
 
+# ---- schema and connection test -----------------------------------------------------
+
+def value_type(v):
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    return "string"
+
+
+def do_schema(req, data):
+    # What the objects hold: a real system would describe its own schema here.
+    types = {}
+    for obj in data["objects"].values():
+        t = types.setdefault(obj.get("object_type", "person"), {})
+        for name, v in obj.get("attrs", {}).items():
+            vals = as_list(v)
+            a = t.setdefault(name, {"name": name, "type": value_type(vals[0]) if vals else "string", "multi": False})
+            a["multi"] = a["multi"] or len(vals) > 1
+    send({"type": "schema", "can_delta": True, "can_export": True,
+          "types": [{"name": n, "anchor": "id", "attrs": list(a.values())} for n, a in sorted(types.items())]})
+
+
+def do_test(req, data, path):
+    # A real system: log in, call a harmless endpoint.
+    if not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+        send({"type": "test_result", "ok": False, "message": "cannot write beside %s" % path})
+        return
+    send({"type": "test_result", "ok": True,
+          "message": "%s readable: %d objects, change %d" % (path, len(data["objects"]), data["seq"])})
+
+
 def main():
     ap = argparse.ArgumentParser(description="A Loom extensible agent over a JSON file.")
     ap.add_argument("--data", required=True, help="the JSON file that is the connected system")
@@ -231,6 +265,10 @@ def main():
         do_export(req, data, args.data, lines)
     elif req["type"] == "set_password":
         do_set_password(req, data, args.data)
+    elif req["type"] == "schema":
+        do_schema(req, data)
+    elif req["type"] == "test":
+        do_test(req, data, args.data)
     else:
         send({"type": "fail", "message": "unknown request '%s'" % req["type"]})
     return 0

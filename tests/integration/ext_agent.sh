@@ -208,6 +208,25 @@ printf 'short\n' | ctl password set --agent app --anchor ada >"$T/pw2.out" 2>"$T
 grep -q "constraint-violation" "$T/pw2.err" || fail "the program's refusal is not passed on: $(cat "$T/pw2.err")"
 pass "ext: SetPassword reaches the program, which stores a hash; its refusal comes back with its code"
 
+# SchemaRequest / TestConnectionRequest go to the program (schema, test)
+ctl agent test crm >"$T/test.out" || fail "agent test crm: $(cat "$T/test.out")"
+grep -qE "agent crm: ok: .*crm.json readable: [0-9]+ objects" "$T/test.out" || fail "agent test crm: $(cat "$T/test.out")"
+ctl agent schema crm >"$T/schema.out" || fail "agent schema crm: $(cat "$T/schema.out")"
+grep -q "^agent crm: program '" "$T/schema.out" && grep -qE "^type person anchor=id attributes=" "$T/schema.out" &&
+	grep -qE "^  mail +string +multi$" "$T/schema.out" && grep -qE "^  uid +string +single$" "$T/schema.out" ||
+	fail "agent schema crm: $(cat "$T/schema.out")"
+rc=0
+ctl agent test garbage 2>"$T/test.err" >/dev/null || rc=$?
+[ "$rc" = 3 ] && grep -q "agent garbage: failed: .*is not JSON" "$T/test.err" || fail "agent test garbage: rc=$rc $(cat "$T/test.err")"
+rc=0
+ctl agent schema crash 2>"$T/test.err" >/dev/null || rc=$?
+[ "$rc" = 3 ] && grep -q "agent crash: cannot read the schema: .*type 'object' has no place here" "$T/test.err" ||
+	fail "agent schema crash: rc=$rc $(cat "$T/test.err")"
+rc=0
+ctl agent test nosuch 2>"$T/test.err" >/dev/null || rc=$?
+[ "$rc" = 1 ] && grep -q "no agent 'nosuch'" "$T/test.err" || fail "agent test nosuch: rc=$rc $(cat "$T/test.err")"
+pass "ext: loomctl agent test|schema ask the program (test, schema); garbage and a wrong answer fail with the reason"
+
 # ---- programs that misbehave ------------------------------------------------------------
 run_profile garbage full-import 1
 grep -q "output line 1 is not JSON (column 1: expected a value, found 'h'): 'hello, I am not JSON'" "$T/run.out" ||

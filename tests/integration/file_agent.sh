@@ -87,6 +87,19 @@ start_agent hr
 start_agent directory
 start_agent accounts
 start_agent roster
+# loomctl agent test|schema: the agent reads its file as an import would
+ctl agent test hr >"$T/test.out" || fail "agent test hr: $(cat "$T/test.out")"
+grep -q "^agent hr: ok: csv file '.*hr.csv' readable (its first object parses), export directory writable" "$T/test.out" ||
+	fail "agent test hr: $(cat "$T/test.out")"
+ctl agent schema hr >"$T/schema.out" || fail "agent schema hr: $(cat "$T/schema.out")"
+grep -q "^agent hr: csv file '.*hr.csv': 2 object(s) read" "$T/schema.out" &&
+	grep -qE "^type person anchor=employeeId attributes=4$" "$T/schema.out" &&
+	grep -qE "^  mailAlias +string +multi$" "$T/schema.out" && grep -qE "^  title +string +single$" "$T/schema.out" ||
+	fail "agent schema hr: $(cat "$T/schema.out")"
+rc=0
+ctl agent test accounts >/dev/null 2>"$T/test.err" || rc=$?
+[ "$rc" = 3 ] && grep -q "agent accounts: failed: .*accounts.csv.*cn" "$T/test.err" || fail "agent test accounts: rc=$rc $(cat "$T/test.err")"
+pass "loomctl agent test and schema on a file agent (the file read, columns and multi-valued ones; a missing DN column named)"
 run_profile hr full-import
 n=$(ctl -o json cs show hr 1 | grep -o 'a[0-9]*@example.com' | sort -u | wc -l)
 [ "$n" -eq 70 ] || fail "a cell of 70 values imported $n"

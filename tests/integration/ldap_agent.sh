@@ -40,6 +40,24 @@ YAML
 start_broker
 start_engine
 start_ldap_agent dir
+# loomctl agent test|schema: a bind on a connection of its own, the server's
+# schema checked against the configuration, entries sampled for the types
+sed -e 's|password_file: ../admin.pw|password_file: ../bad.pw|' "$T/agents/dir.yaml" >"$T/agents/dirbad.yaml"
+printf 'not-the-password\n' >"$T/bad.pw"
+start_ldap_agent dirbad
+ctl agent test dir >"$T/test.out" || fail "agent test dir: $(cat "$T/test.out")"
+grep -q "^agent dir: ok: connected to '$SLAPD_URI' and bound" "$T/test.out" || fail "agent test dir: $(cat "$T/test.out")"
+rc=0
+ctl agent test dirbad >/dev/null 2>"$T/test.err" || rc=$?
+[ "$rc" = 3 ] && grep -qi "agent dirbad: failed: .*invalid credentials" "$T/test.err" ||
+	fail "agent test dirbad: rc=$rc $(cat "$T/test.err")"
+ctl agent schema dir >"$T/schema.out" || fail "agent schema dir: $(cat "$T/schema.out")"
+grep -qE "^agent dir: '$SLAPD_URI': [0-9]+ entries of the bases read" "$T/schema.out" &&
+	grep -qE "^type person anchor=" "$T/schema.out" && grep -qE "^type group anchor=" "$T/schema.out" &&
+	grep -qE "^  uid +string" "$T/schema.out" && grep -qE "^  mail +string" "$T/schema.out" ||
+	fail "agent schema dir: $(cat "$T/schema.out")"
+stop ma_dirbad
+pass "loomctl agent test (bind, a wrong password refused with the server's reason) and agent schema (sampled entries)"
 
 # Full import: every entry, in pages, streamed in batches.
 run_profile dir full-import

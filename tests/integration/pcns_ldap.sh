@@ -63,7 +63,9 @@ rules:
 YAML
 # The notifier's socket must exist before slapd needs it: the first write
 # of a password would otherwise fail with error 80 (LAB.md, trap 1).
-PCNS_NOTIFY_EXTRA="slapd: { socket: $T/pw.sock, ignore_binddn: [\"cn=loom-agent,$SUFFIX\"] }"
+# slapd.groups: where the notifier reads an account's groups for the
+# targets' include/exclude groups (src itself, evaluated at the source).
+PCNS_NOTIFY_EXTRA="slapd: { socket: $T/pw.sock, ignore_binddn: [\"cn=loom-agent,$SUFFIX\"], groups: { uri: \"$SRC_URI\", bind_dn: \"$ROOTDN\", password_file: $T/admin.pw, base: \"$SUFFIX\" } }"
 pcns_setup
 ctl keys gen ma.dst >/dev/null || fail "keys gen ma.dst"
 start_notify
@@ -258,6 +260,87 @@ ctl pcns target remove standby 2>"$T/rm.err" || rc=$?
 stop pcns2
 pass "loomctl pcns target add (disabled), enable, list, disable, remove; the notifier reloads the file itself"
 
+# Include and exclude groups (pcnscfg's) apply to slapd changes: once slapd
+# has made a change, the notifier searches src for the account's groups
+# (groupOfNames member, groupOfUniqueNames uniqueMember) and seals it only
+# for the targets those groups let through; an excluded one is logged.
+ldapadd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" >/dev/null <<LDIF || fail "ldapadd groups in src"
+dn: ou=groups,$SUFFIX
+objectClass: organizationalUnit
+ou: groups
+
+dn: cn=no-pw-sync,ou=groups,$SUFFIX
+objectClass: groupOfNames
+cn: no-pw-sync
+member: uid=user4,ou=people,$SUFFIX
+
+dn: cn=pw-sync,ou=groups,$SUFFIX
+objectClass: groupOfUniqueNames
+cn: pw-sync
+uniqueMember: uid=user1,ou=people,$SUFFIX
+uniqueMember: uid=user4,ou=people,$SUFFIX
+LDIF
+reloads() { [ "$(count_lines "$T/notify.log" "targets reloaded")" -gt "$1" ]; }
+n0=$(count_lines "$T/notify.log" "targets reloaded")
+ctl pcns target add primary --replace --endpoint "tcp://127.0.0.1:$PCNS_PORT" --key "$T/keys/pcns.pub" \
+	--exclude-group "cn=no-pw-sync,ou=groups,$SUFFIX" >/dev/null || fail "target add primary --exclude-group"
+wait_for "the notifier to reload its targets" 10 reloads "$n0"
+PW8='Pcns-excluded~7g'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW8" "uid=user4,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd user4 (excluded)"
+wait_log notify "password change excluded dn=.?uid=user4,ou=people,.* target=primary groups=2 reason=\"in its exclude group 'cn=no-pw-sync,ou=groups,"
+wait_log notify "password change of dn=.?uid=user4,ou=people,.* goes to no target"
+PW9='Pcns-not-excluded=8h'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW9" "uid=user2,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd user2 (in no group)"
+wait_for "user2's password in dst (no exclude group)" 30 binds user2 "$PW9"
+binds user4 "$PW8" && fail "user4's change arrived although its group is excluded"
+binds user4 "$PW4" || fail "user4's earlier password is gone from dst"
+pass "exclude group: a member's slapd change is not sealed for the target (logged excluded); a non-member's arrives"
+
+n0=$(count_lines "$T/notify.log" "targets reloaded")
+ctl pcns target add primary --replace --endpoint "tcp://127.0.0.1:$PCNS_PORT" --key "$T/keys/pcns.pub" \
+	--include-group pw-sync --exclude-group "cn=no-pw-sync,ou=groups,$SUFFIX" >/dev/null ||
+	fail "target add primary --include-group"
+wait_for "the notifier to reload its targets" 10 reloads "$n0"
+PW10='Pcns-included:9i'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW10" "uid=user2,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd user2 (not included)"
+wait_log notify "password change excluded dn=.?uid=user2,ou=people,.* target=primary groups=0 reason=\"in none of its include_groups\""
+PW11='Pcns-member;0j'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW11" "uid=user1,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd user1 (included)"
+wait_for "user1's password in dst (a member of the include group)" 30 binds user1 "$PW11"
+PW12='Pcns-both-groups_1k'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW12" "uid=user4,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd user4 (included and excluded)"
+wait_log notify "password change excluded dn=.?uid=user4,ou=people,.* reason=\"in its exclude group"
+binds user2 "$PW10" && fail "user2's change arrived although it is in no include group"
+binds user4 "$PW12" && fail "user4's change arrived although it is in an exclude group too"
+pass "include group (by name): a member's change arrives; a non-member's is excluded; exclude wins over include"
+# Groups that cannot be read (here a base that does not exist): the change
+# goes nowhere (fail closed) and is dropped with a warning after
+# slapd.groups.timeout.
+stop notify
+cp "$NOTIFY_CFG" "$T/notify.good"
+sed -i "s|base: \"$SUFFIX\"|base: \"ou=nowhere,$SUFFIX\", timeout: 1s|" "$NOTIFY_CFG"
+grep -q "ou=nowhere" "$NOTIFY_CFG" || fail "the notifier's file was not changed: $(cat "$NOTIFY_CFG")"
+start_notify
+PW13='Pcns-no-groups/2m'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW13" "uid=user1,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd user1 (groups unreadable)"
+wait_log notify "password change of dn=.?uid=user1,ou=people,.* dropped: its groups could not be read in 1000 ms \(group search under 'ou=nowhere,.*No such object"
+binds user1 "$PW13" && fail "a change whose groups could not be read reached dst"
+binds user1 "$PW11" || fail "user1's password in dst changed"
+stop notify
+cp "$T/notify.good" "$NOTIFY_CFG"
+start_notify
+pass "groups that cannot be read: the change is sent to no target and dropped with a warning after slapd.groups.timeout"
+n0=$(count_lines "$T/notify.log" "targets reloaded")
+ctl pcns target add primary --replace --endpoint "tcp://127.0.0.1:$PCNS_PORT" --key "$T/keys/pcns.pub" >/dev/null ||
+	fail "target add primary (no groups)"
+wait_for "the notifier to reload its targets" 10 reloads "$n0"
+
 ctl pcns status >"$T/status2.out" || fail "pcns status"
 grep -qE "^since start +received [0-9]+, duplicates [0-9]+," "$T/status2.out" || { cat "$T/status2.out" >&2; fail "status counters"; }
 
@@ -266,7 +349,8 @@ grep -qE "^since start +received [0-9]+, duplicates [0-9]+," "$T/status2.out" ||
 wait_log tap "loom.PasswordSyncRequest .*password=<sealed>"
 wait_log tap "loom.SetPasswordRequest .*password=<sealed>"
 wait_log tapjson '"type":"loom.PasswordSyncRequest".*"password":"<sealed>"'
-n=$(no_cleartext "$PW1" "$PW2" "$PW3" "$PW4" "$PW5" "$PW5b" "$PW6" "$PW7" 'Whatever-4d' 'Rogue-pass-5e')
+n=$(no_cleartext "$PW1" "$PW2" "$PW3" "$PW4" "$PW5" "$PW5b" "$PW6" "$PW7" "$PW8" "$PW9" "$PW10" "$PW11" "$PW12" "$PW13" \
+	'Whatever-4d' 'Rogue-pass-5e')
 pass "no password in clear (or base64, hex, UTF-16) in $n files: stores, spools, logs, tap captures"
 
 # The examples in config/examples are valid files.

@@ -98,6 +98,14 @@ start_engine
 start_agent hr
 start_workflow
 wait_log workflow "serving policy agent 'portal' types=2 requester=sync"
+ctl agent test portal >"$T/test.out" || fail "agent test portal: $(cat "$T/test.out")"
+grep -q "^agent portal: ok: workflow serves policy agent 'portal' (object types: 2)" "$T/test.out" ||
+	fail "agent test portal: $(cat "$T/test.out")"
+ctl agent schema portal >"$T/schema.out" || fail "agent schema portal: $(cat "$T/schema.out")"
+grep -qE "^type Person anchor=ObjectID attributes=[0-9]+$" "$T/schema.out" && grep -qE "^type Group anchor=ObjectID" "$T/schema.out" &&
+	grep -qE "^  AccountName +string +single$" "$T/schema.out" && grep -qE "^  ExplicitMember +reference +multi$" "$T/schema.out" ||
+	fail "agent schema portal: $(cat "$T/schema.out")"
+pass "loomctl agent test and schema on a policy agent (the service's schema of its object types)"
 
 # persons COUNT : the service holds COUNT Person resources
 persons() {

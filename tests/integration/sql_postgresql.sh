@@ -17,7 +17,7 @@ DB_FALSE=false
 DB_NOW="now()"
 DDL_HR="
 CREATE TABLE person (id text UNIQUE, given_name text, sn text, title text, hired date, active boolean,
-  salary integer, photo bytea, modified timestamptz NOT NULL DEFAULT now());
+  salary integer, photo bytea, modified timestamptz NOT NULL DEFAULT now(), deleted boolean);
 CREATE TABLE person_values (anchor text NOT NULL, name text NOT NULL, value text NOT NULL);
 CREATE TABLE loom_changes (seq bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
   object_type text NOT NULL, anchor text NOT NULL, op text NOT NULL);

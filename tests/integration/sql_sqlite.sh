@@ -13,7 +13,8 @@ DB_NOW="strftime('%Y-%m-%d %H:%M:%f', 'now')"
 DDL_HR="
 PRAGMA journal_mode = WAL;
 CREATE TABLE person (id TEXT UNIQUE, given_name TEXT, sn TEXT, title TEXT, hired DATE, active BOOLEAN,
-  salary INTEGER, photo BLOB, modified TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')));
+  salary INTEGER, photo BLOB, modified TIMESTAMP NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+  deleted BOOLEAN);
 CREATE TABLE person_values (anchor TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL);
 CREATE TABLE loom_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, object_type TEXT NOT NULL,
   anchor TEXT NOT NULL, op TEXT NOT NULL);

@@ -73,13 +73,19 @@ run_profile ldap1 full-import
 run_profile ldap1 full-sync
 start_workflow
 wait_log workflow "sspr ready agent=ldap1 questions=4"
-[ -f "$T/keys/sspr.pepper" ] || fail "no pepper file made"
-[ "$(stat -c %a "$T/keys/sspr.pepper")" = 600 ] || fail "the pepper is not mode 0600"
+wait_log workflow "sspr registrations=0 unusable=0"
+[ -e "$T/keys/sspr.pepper" ] && fail "a pepper file was made (the pepper comes from the key set)"
 
 binds() { ldapwhoami -x -H "$LDAP1_URI" -D "uid=$1,ou=people,$SUFFIX" -w "$2" >/dev/null 2>&1; }
 binds user1 pw-user1 || fail "user1 cannot bind with its seeded password"
 
 A1='Zwickelmeyer Q'; A2='Saint-Ouen-sur-Marne'; A3='Batavus Flamingo 1987'; A4='Rue Oberkampf'
+# no key set yet: the pepper cannot be derived, registration is refused
+rc=0
+printf 'pw-user1\n%s\n%s\n%s\n%s\n' "$A1" "$A2" "$A3" "$A4" | ctl sspr register --account user1 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] && grep -q "no-keyset.*loomctl keys create" "$T/err" || fail "register without a key set: rc=$rc $(cat "$T/err")"
+ctl keys create >/dev/null || fail "keys create"
+pass "without a key set registration is refused (no-keyset: make one with loomctl keys create); no pepper file"
 # too few answers: refused
 rc=0
 printf 'pw-user1\n%s\n\n\n\n' "$A1" | ctl sspr register --account user1 2>"$T/err" || rc=$?
@@ -93,6 +99,9 @@ printf 'pw-user1\n%s\n%s\n%s\n%s\n' "$A1" "$A2" "$A3" "$A4" | ctl sspr register 
 	fail "register user1"
 grep -q "user1 registered" "$T/out" || fail "register output: $(cat "$T/out")"
 wait_log ma_ldap1 "password checked agent=ldap1 dn=uid=user1,ou=people,.* result=ok"
+# the pepper's key version is kept with the hashes: a rotation does not
+# invalidate user1's answers (checked by the reset below)
+ctl keys rotate >/dev/null || fail "keys rotate"
 pass "registration: too few answers refused; a wrong current password refused (checked by binding in slapd); four answers registered"
 
 # a reset before registering is refused
@@ -105,6 +114,11 @@ WRONG='Never-set-9q'
 rc=0
 printf 'x\ny\nz\nw\n%s\n' "$WRONG" | ctl sspr reset --account user1 2>"$T/err" || rc=$?
 [ "$rc" = 3 ] && grep -q "wrong-answers.*1 attempt(s) left" "$T/err" || fail "wrong answers 1: rc=$rc $(cat "$T/err")"
+# the lockout counters are in the store (synced before the answer): a
+# restart of loom-workflow keeps the failure just counted
+stop workflow
+start_workflow
+wait_log workflow "sspr registrations=1 unusable=0"
 rc=0
 printf 'x\ny\nz\nw\n%s\n' "$WRONG" | ctl sspr reset --account user1 2>"$T/err" || rc=$?
 [ "$rc" = 3 ] && grep -q "locked" "$T/err" || fail "wrong answers 2: rc=$rc $(cat "$T/err")"
@@ -113,7 +127,7 @@ rc=0
 printf '%s\n%s\n%s\n%s\n%s\n' "$A1" "$A2" "$A3" "$A4" "$WRONG" | ctl sspr reset --account user1 2>"$T/err" || rc=$?
 [ "$rc" = 3 ] && grep -q "locked" "$T/err" || fail "reset while locked: rc=$rc $(cat "$T/err")"
 binds user1 "$WRONG" && fail "a locked account's password was set"
-pass "wrong answers: attempts counted, then the account is locked (right answers refused while locked)"
+pass "wrong answers: attempts counted (across a loom-workflow restart), then the account is locked (right answers refused while locked)"
 
 # after the lockout: right answers (case and blanks do not matter) reset the password
 # (a probe would be a wrong attempt: wait out the 3 s lockout instead of polling)
@@ -149,10 +163,12 @@ for i in 1 2 3 4; do
 	fi
 done
 grep -q "locked-permanently" "$T/err" || fail "user2 not locked for good: $(cat "$T/err")"
+stop workflow
+start_workflow
 rc=0
 printf '%s\n%s\n%s\n\n%s\n' "$A1" "$A2" "$A3" "$WRONG" | ctl sspr reset --account user2 2>"$T/err" || rc=$?
 [ "$rc" = 3 ] && grep -q "locked-permanently\|locked until an administrator" "$T/err" || fail "user2 reset: $(cat "$T/err")"
-pass "after the configured lockouts the account stays locked"
+pass "after the configured lockouts the account stays locked (also after a loom-workflow restart)"
 
 # no answer and no password in clear: stores, logs, the tap's capture
 wait_log tap "loom.SsprReset .*secrets=<sealed>"
@@ -190,6 +206,35 @@ cp "$T/tty.out" "$T/tty.transcript"; rm -f "$T/tty.out"
 pass "on a terminal: questions and passwords asked without echo; the reset lands in slapd"
 n=$(no_cleartext "$TTYPW")
 pass "the password given on a terminal is in clear in none of $n files"
+
+# Backup and restore: the pepper is in the key set, which no backup holds.
+# With this installation's key set every registration is usable; without it
+# restore says they are not, and loom-workflow refuses them as unusable
+# (not as wrong answers: no lockout counted) until the user registers again.
+printf 'correct horse battery\n' >"$T/pass"
+ctl keys export --to "$T/keyset.exp" --passphrase-file "$T/pass" >/dev/null || fail "keys export"
+ctl backup --to "$T/bk" >"$T/backup.out" 2>&1 || fail "backup: $(cat "$T/backup.out")"
+grep -q "^3 SSPR registration(s) in it: usable only with this installation's key set" "$T/backup.out" ||
+	fail "backup does not say the registrations need the key set: $(cat "$T/backup.out")"
+"$CTL" restore --from "$T/bk" --to "$T/rk" --keyset "$T/keyset.exp" --passphrase-file "$T/pass" >"$T/restore_k.out" 2>&1 ||
+	fail "restore with the key set: $(cat "$T/restore_k.out")"
+grep -q "all 3 SSPR registration(s) usable" "$T/restore_k.out" || fail "restore with keys: $(cat "$T/restore_k.out")"
+"$CTL" restore --from "$T/bk" --to "$T/rn" >"$T/restore_n.out" 2>&1 || fail "restore without keys: $(cat "$T/restore_n.out")"
+grep -q "3 of 3 SSPR registration(s) cannot be used (no key set given" "$T/restore_n.out" ||
+	fail "restore without keys does not report the registrations: $(cat "$T/restore_n.out")"
+pass "backup says the 3 registrations need the key set; restore with it: usable; without: '3 of 3 SSPR registration(s) cannot be used'"
+# the same situation live: this installation's key set replaced by a new one
+stop workflow
+mv "$T/state/keyset" "$T/keyset.orig"
+ctl keys create >/dev/null || fail "keys create (a new key set)"
+start_workflow
+wait_log workflow "sspr registrations=3 unusable=3: the answers were registered (with key set version 2, which|under another key set)"
+rc=0
+ctl sspr questions --account user3 --reset >/dev/null 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] && grep -q "registration-unusable" "$T/err" || fail "questions with another key set: rc=$rc $(cat "$T/err")"
+mv "$T/keyset.orig" "$T/state/keyset"
+ctl sspr questions --account user3 --reset >/dev/null || fail "user3's questions with its key set back"
+pass "another key set: loom-workflow counts the registrations unusable and refuses them (registration-unusable)"
 
 # the example in config/examples is a valid file
 cp "$LOOM_SOURCE_DIR/config/examples/sspr.yaml" "$T/sspr.yaml"

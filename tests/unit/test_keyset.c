@@ -155,9 +155,38 @@ static void test_rotate_keeps_old(void **state)
 	loom_keyset_destroy(&ks);
 }
 
+/* loom_keyset_derive: stable per (version, context), different across
+ * versions, contexts and key sets; rotation keeps an old version's bytes. */
+static void test_derive(void **state)
+{
+	(void)state;
+	loom_keyset_t *ks = loom_keyset_new(), *other = loom_keyset_new();
+	uint8_t a[32], b[32], c[32];
+	unsigned v = 0;
+	assert_int_equal(loom_keyset_derive(ks, 0, "sspr-pepper", a, sizeof a, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(loom_keyset_derive(ks, 1, "sspr-pepper", b, sizeof b, NULL), 0);
+	assert_memory_equal(a, b, sizeof a); /* 0 is the current version */
+	assert_int_equal(loom_keyset_derive(ks, 1, "sspr-pepper-check", c, sizeof c, NULL), 0);
+	assert_memory_not_equal(a, c, sizeof a); /* another context */
+	assert_int_equal(loom_keyset_derive(other, 1, "sspr-pepper", c, sizeof c, NULL), 0);
+	assert_memory_not_equal(a, c, sizeof a); /* another key set */
+	assert_int_equal(loom_keyset_rotate(ks), 2);
+	assert_int_equal(loom_keyset_derive(ks, 0, "sspr-pepper", c, sizeof c, &v), 0);
+	assert_int_equal(v, 2);
+	assert_memory_not_equal(a, c, sizeof a); /* the new version */
+	assert_int_equal(loom_keyset_derive(ks, 1, "sspr-pepper", b, sizeof b, NULL), 0);
+	assert_memory_equal(a, b, sizeof a); /* the old version still gives its bytes */
+	assert_int_equal(loom_keyset_derive(ks, 3, "sspr-pepper", b, sizeof b, NULL), -1); /* no such version */
+	assert_int_equal(loom_keyset_derive(ks, 1, "sspr-pepper", b, 8, NULL), -1);      /* too short */
+	loom_keyset_destroy(&ks);
+	loom_keyset_destroy(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_derive),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_seal_open),
 		cmocka_unit_test(test_rotate_keeps_old),

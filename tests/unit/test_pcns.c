@@ -166,7 +166,25 @@ static void test_groups(void **state)
 		t.disabled = cases[i].disabled;
 		if (pcns_target_accepts(&t, (char *const *)cases[i].groups, cases[i].n) != cases[i].accepts)
 			fail_msg("%s: accepts should be %d", cases[i].label, cases[i].accepts);
+		/* the reason given agrees with the decision */
+		char *why = pcns_target_refusal(&t, (char *const *)cases[i].groups, cases[i].n);
+		if ((why == NULL) != cases[i].accepts)
+			fail_msg("%s: refusal '%s' disagrees with accepts %d", cases[i].label, why ? why : "", cases[i].accepts);
+		free(why);
 	}
+	t.disabled = false;
+	const char *both[] = { "CN=Sales,DC=lab", "cn=admins,cn=users,dc=lab" };
+	char *why = pcns_target_refusal(&t, (char *const *)both, 2);
+	assert_string_equal(why, "in its exclude group 'cn=admins,cn=users,dc=lab'");
+	free(why);
+	why = pcns_target_refusal(&t, NULL, 0);
+	assert_string_equal(why, "in none of its include_groups");
+	free(why);
+	pcns_targets_t ts;
+	memset(&ts, 0, sizeof ts);
+	ts.targets.v = &t;
+	ts.targets.n = 1;
+	assert_true(pcns_targets_use_groups(&ts));
 	pcns_target_t open;
 	memset(&open, 0, sizeof open);
 	assert_true(pcns_target_accepts(&open, NULL, 0)); /* no filters: everyone */

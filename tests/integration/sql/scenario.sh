@@ -40,8 +40,17 @@ sql_scenario() {
 		db_conf hr
 		echo "  tables:"
 		echo "    - { object_type: person, table: person, anchor: id, multi_valued: { table: person_values } }"
-		echo "  delta: { mode: modified, column: modified, overlap: 0s }"
+		echo "  delta: { mode: modified, column: modified, overlap: 0s, deleted_column: deleted }"
 	} >"$T/agents/hrmod.yaml"
+	{
+		echo "type: sql"
+		echo "object_type: person"
+		echo "anchor: id"
+		echo "sql:"
+		db_conf hr
+		echo "  tables:"
+		echo "    - { object_type: person, table: no_such_table, anchor: id }"
+	} >"$T/agents/hrbad.yaml"
 	{
 		echo "type: sql"
 		echo "object_type: account"
@@ -97,10 +106,27 @@ YAML
 	ctl keys gen ma.app >/dev/null || fail "keys gen ma.app"
 	start_broker
 	start_engine
-	for a in hrdb hrmod app; do
+	for a in hrdb hrmod app hrbad; do
 		start "ma_$a" "$MASQL" -c "$CFG" --agent "$a"
 		wait_log "ma_$a" "registered with broker"
 	done
+
+	# ---- loomctl agent test|schema ----
+	ctl agent test hrdb >"$T/test.out" || fail "agent test hrdb: $(cat "$T/test.out")"
+	grep -qE "^agent hrdb: ok: connected to (PostgreSQL|SQLite); 1 table\(s\) readable" "$T/test.out" ||
+		fail "agent test hrdb: $(cat "$T/test.out")"
+	rc=0
+	ctl agent test hrbad >/dev/null 2>"$T/test.err" || rc=$?
+	[ "$rc" = 3 ] && grep -qi "agent hrbad: failed: table 'no_such_table': .*no_such_table" "$T/test.err" ||
+		fail "agent test hrbad: rc=$rc $(cat "$T/test.err")"
+	ctl agent schema hrdb >"$T/schema.out" || fail "agent schema hrdb: $(cat "$T/schema.out")"
+	for want in "^type person anchor=id attributes=" "^  salary +integer +single$" "^  active +boolean +single$" \
+		"^  hired +datetime +single$" "^  given_name +string +single$" "^  mailAlias +string +multi$" \
+		"^delta import: yes, export: yes$"; do
+		grep -qE "$want" "$T/schema.out" || fail "agent schema hrdb lacks '$want': $(cat "$T/schema.out")"
+	done
+	ctl -o json agent schema hrdb | grep -q '"sampled":"4"' || fail "agent schema -o json: $(ctl -o json agent schema hrdb)"
+	pass "$DB_DRIVER: loomctl agent test (tables readable; a missing table named) and agent schema (columns typed, the multi-valued table)"
 
 	# ---- full import ----
 	run_profile hrdb full-import 3
@@ -157,6 +183,21 @@ YAML
 	expect_counter updates 1
 	grep -q "deletes" "$T/run.out" && fail "a modified-column delta reported deletes"
 	pass "$DB_DRIVER: delta import by modified column from the server's watermark"
+	# a hard delete is not seen by a delta by modified column; a soft delete
+	# (deleted_column, with modified set) is, and a full import skips the row
+	dbx hr "INSERT INTO person (id, given_name, sn) VALUES ('1005', 'Eve', 'Eel')"
+	run_profile hrmod delta-import
+	expect_counter adds 1
+	dbx hr "DELETE FROM person WHERE id = '1005'"
+	dbx hr "UPDATE person SET deleted = $DB_TRUE, modified = $DB_NOW WHERE id = '1004'"
+	run_profile hrmod delta-import
+	expect_counter deletes 1
+	grep -qE "^  deletes +1 +1004$" "$T/run.out" || fail "the soft delete of 1004 is not the delete: $(cat "$T/run.out")"
+	dbx hr "UPDATE person SET deleted = $DB_FALSE, modified = $DB_NOW WHERE id = '1001'"
+	run_profile hrmod full-import 3
+	grep -q "adds" "$T/run.out" && fail "the full import brought a soft-deleted row back: $(cat "$T/run.out")"
+	grep -qE "^  deletes +[0-9]+ .*1005" "$T/run.out" || fail "the full import did not find 1005 gone: $(cat "$T/run.out")"
+	pass "$DB_DRIVER: deleted_column: a soft delete is a delete in a delta by modified and absent from a full import; a hard delete is seen only by a full import"
 
 	# ---- a change the database refuses, alone in its batch ----
 	dbx hr "UPDATE person SET title = 'Forbidden' WHERE id = '1001'"
