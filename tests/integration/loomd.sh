@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# loomd, the per-host supervisor (docs/deploy.md): it starts the processes
+# hosts: assigns to its host, a sync cycle runs through them, a process
+# killed with -9 is restarted and `loomctl status` shows it (new pid, one
+# restart, its last exit); a process that keeps crashing is given up after
+# supervisor.give_up fast crashes with a clear line; a second loomd for the
+# same host is refused; SIGTERM stops agents, then the engine, then the
+# broker, and nothing is left running; kill -9 of loomd itself leaves
+# nothing running either. Bad input: an unknown host, an unknown process.
+. "$(dirname "$0")/lib.sh"
+
+LOOMD=$LOOM_BUILD_DIR/cli/loomd
+mkdir -p "$T/agents" "$T/sync" "$T/data" "$T/keys"
+cat >"$CFG" <<YAML
+state_dir: $T/state
+log: { level: info }
+bus: { heartbeat: 200ms, liveness: 5, request_timeout: 5s, keys_dir: $T/keys }
+supervisor: { restart_min: 100ms, restart_max: 2s, fast_crash: 5s, give_up: 3, stop_timeout: 10s }
+hosts:
+  - name: h1
+    processes: [broker, engine, agents]
+  - name: h2
+    processes: [pcns]          # no pcns.yaml here: it exits at once, every time
+YAML
+cp "$LOOM_SOURCE_DIR/config/sync/people.yaml" "$T/sync/"
+printf 'type: file\nobject_type: person\nanchor: employeeId\nfile: { format: csv, path: ../data/hr.csv }\n' >"$T/agents/hr.yaml"
+printf 'type: file\nobject_type: inetOrgPerson\nanchor: dn\nfile: { format: ldif, path: ../data/directory.ldif }\n' >"$T/agents/directory.yaml"
+cp "$LOOM_SOURCE_DIR/config/samples/hr.csv" "$T/data/hr.csv"
+
+"$LOOMD" --help | grep -q "^usage: loomd" || fail "loomd --help"
+# Bad input: one line naming it.
+if out=$("$LOOMD" -c "$CFG" --host nosuch 2>&1); then fail "an unknown host was accepted"; fi
+echo "$out" | grep -q "host 'nosuch' is not in hosts: of '$CFG' (hosts: h1, h2): give --host NAME" ||
+	fail "unclear error for an unknown host: $out"
+sed 's/\[pcns\]/[pcns, engine, mailer]/' "$CFG" >"$T/bad.yaml"
+if out=$("$LOOMD" -c "$T/bad.yaml" --host h1 --check-config 2>&1); then fail "a bad process list was accepted"; fi
+echo "$out" | grep -q "bad.yaml:8:11: key 'hosts\[1\].processes': bad value 'mailer': expected broker, tap, engine, workflow, pcns, agents or ma.NAME" ||
+	fail "unclear error for an unknown process: $out"
+echo "$out" | grep -q "'engine' is already assigned to host 'h1': a process runs on one host only" ||
+	fail "a process on two hosts not refused: $out"
+pass "bad input: an unknown host, an unknown process, a process on two hosts"
+
+start loomd1 "$LOOMD" -c "$CFG" --host h1
+# every process running and registered on the bus
+all_up() {
+	local out
+	out=$("$CTL" -c "$CFG" -t 2s status 2>/dev/null) || true
+	for p in broker engine ma.directory ma.hr; do
+		echo "$out" | grep -qE "^h1 +$p +running +[0-9]+ +[0-9]+ +(yes|-) " || return 1
+	done
+}
+wait_for "loomd h1 to start every process" 20 all_up
+ctl status >"$T/status1.out"; rc=$?
+cat "$T/status1.out"
+# h2's loomd is not running: status says so and exits 3
+[ "$rc" = 3 ] || fail "status exited $rc with host h2 down, want 3"
+grep -qE "^h2 +loomd +unknown +\(no loomd.h2 registered with the broker\)" "$T/status1.out" || fail "h2 not shown as unknown"
+pass "loomd started broker, engine and both agents; status shows them, and h2 without a loomd"
+
+run_profile hr full-import
+run_profile hr full-sync
+run_profile directory export
+[ "$(grep -c "^dn: " "$T/data/directory.ldif")" = 9 ] || fail "the directory does not hold the 9 people (10 in HR, one a test record)"
+
+pid_of() { "$CTL" -c "$CFG" -t 2s status 2>/dev/null | awk -v p="$1" '$1=="h1" && $2==p {print $4}'; }
+old=$(pid_of engine)
+[ -n "$old" ] && [ "$old" -gt 0 ] || fail "no engine pid in status"
+kill -9 "$old"
+restarted() {
+	"$CTL" -c "$CFG" -t 2s status 2>/dev/null | grep -qE "^h1 +engine +running +[0-9]+ +1 +yes .* signal KILL$" &&
+		[ "$(pid_of engine)" != "$old" ]
+}
+wait_for "the engine to be restarted" 20 restarted
+wait_log_fixed loomd1 "process exited process=engine pid=$old status=\"signal KILL\""
+kill -0 "$old" 2>/dev/null && fail "the old engine still runs"
+sed -i 's/^1002,Grace,Hopper,Rear Admiral,/1002,Grace,Hopper,Admiral,/' "$T/data/hr.csv"
+run_profile hr full-import
+run_profile hr delta-sync
+run_profile directory export
+grep -q "title: Admiral" "$T/data/directory.ldif" || fail "the change did not reach the directory after the restart"
+pass "engine killed with -9: restarted (status: new pid, 1 restart, last exit signal KILL); a cycle runs through it"
+
+# A process that keeps crashing: given up after 3 fast crashes.
+start loomd2 "$LOOMD" -c "$CFG" --host h2
+wait_log loomd2 "giving up on process=pcns pid=[0-9]+: it exited 3 times in a row within 5000ms of its start, last status=\"exit 1\"" 30
+[ "$(count_lines "$T/loomd2.log" "started process=pcns")" = 3 ] || fail "pcns was not started exactly 3 times"
+ctl status >"$T/status2.out" && fail "status exited 0 with a failed process"
+grep -qE "^h2 +pcns +failed +0 +2 +no .* exit 1$" "$T/status2.out" || { cat "$T/status2.out"; fail "status does not show pcns failed"; }
+grep -q "pcns.yaml: cannot read" "$T/state/log/pcns.log" || fail "the process's own reason is not in its log"
+stop loomd2 || fail "loomd h2 did not exit 0 on SIGTERM"
+pass "a process crashing at start is restarted with backoff, then given up after 3 fast crashes; status shows it failed"
+
+# A second loomd for the same host is refused.
+if out=$("$LOOMD" -c "$CFG" --host h1 2>&1); then fail "a second loomd for h1 started"; fi
+echo "$out" | grep -q "another loomd runs for host 'h1' (pid ${PIDS[loomd1]}" || fail "second loomd: $out"
+pass "a second loomd for the same host is refused, naming the first"
+
+# SIGTERM: agents, then the engine, then the broker; nothing left running.
+kids=$("$CTL" -c "$CFG" -t 2s status | awk '$1=="h1" && $2!="loomd" {print $4}')
+[ "$(echo $kids | wc -w)" = 4 ] || fail "not 4 processes: $kids"
+stop loomd1 || fail "loomd did not exit 0 on SIGTERM"
+line() { grep -n "$1" "$T/loomd1.log" | head -n1 | cut -d: -f1; }
+a=$(line "stopped process=ma.hr"); b=$(line "stopped process=ma.directory")
+e1=$(line "stopping process=engine"); e2=$(line "stopped process=engine"); br=$(line "stopping process=broker")
+[ -n "$a" ] && [ -n "$b" ] && [ -n "$e1" ] && [ -n "$e2" ] && [ -n "$br" ] || fail "a stop line is missing"
+[ "$a" -lt "$e1" ] && [ "$b" -lt "$e1" ] && [ "$e2" -lt "$br" ] || fail "stopped out of order (agents $a $b, engine $e1-$e2, broker $br)"
+for p in $kids; do kill -0 "$p" 2>/dev/null && fail "process $p still runs after loomd stopped"; done
+grep -q "all processes stopped host=h1" "$T/loomd1.log" || fail "no final line"
+pass "SIGTERM stopped the agents, then the engine, then the broker; nothing left running"
+
+# kill -9 of loomd itself: its processes stop too (they are told to by the kernel).
+start loomd3 "$LOOMD" -c "$CFG" --host h1
+wait_for "loomd h1 to start every process again" 20 all_up
+kids=$("$CTL" -c "$CFG" -t 2s status | awk '$1=="h1" && $2!="loomd" {print $4}')
+stop loomd3 KILL
+gone() { for p in $kids; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
+wait_for "loomd's processes to stop after it was killed" 20 gone
+pass "kill -9 of loomd: its processes stop too; nothing left running"
