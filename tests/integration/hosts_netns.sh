@@ -180,6 +180,8 @@ cycle() {
 		local id
 		id=$("${C[@]}" run dir export --no-wait) || fail "cannot start the export"
 		id=${id##* }
+		# mid-stream: after the agent applied the first of the export's batches
+		wait_for "the first export batch in slapd" 60 grep -q "export batch applied run=$id seq=1 " "$T/state/log/ma.dir.log"
 		ip -n "${P}ha" link set eth0 down || fail "cannot cut ha's link"
 		"${C[@]}" runs dir -n 1 >"$T/cut_at.out"
 		echo "note: link of ha cut while export run $id was: $(sed -n 2p "$T/cut_at.out")"
@@ -187,6 +189,7 @@ cycle() {
 		awk 'NR==2 && $4=="in-progress" {ok=1} END{exit !ok}' "$T/cut_at.out" || fail "the export ended before the cut"
 		# down until the agents have noticed the broker is gone
 		wait_for "ma.dir to lose the broker" 30 grep -q "broker silent for" "$T/state/log/ma.dir.log"
+		wait_for "the broker to forget ma.dir" 30 grep -q "peer expired .* service=ma.dir " "$T/state/log/broker.log"
 		ip -n "${P}ha" link set eth0 up || fail "cannot restore ha's link"
 		wait_for "ma.dir to reconnect" 30 grep -q "reconnected to broker" "$T/state/log/ma.dir.log"
 		wait_for "the export to end" 120 bash -c "ip netns exec ${P}hb '$CTL' -c '$CFG' runs dir -n 1 | awk 'NR==2 && \$4!=\"in-progress\" {ok=1} END{exit !ok}'"
