@@ -63,6 +63,15 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  without --keyset everything but the secrets is restored, and the credentials to\n"
 	  "  re-enter are listed (also by `loomctl secret list`). A damaged backup, a wrong\n"
 	  "  passphrase, a key set of another installation, a target not empty: refused, nothing written.", ctl_restore },
+	{ "store", "compare STORE_A STORE_B [--skip-cf NAME]... [--ignore-times]", "compare two stores object by object (recovery drills)",
+	  "  every column family of either store, every key and value, both opened read-only\n"
+	  "  (a running process's store is seen as it was at the open); per family the keys\n"
+	  "  compared and how many are only in A, only in B, or differ, with the first few.\n"
+	  "  --skip-cf NAME  leave a family out (e.g. run: the history of runs)\n"
+	  "  --ignore-times  the engine's cs and mv objects compared without when they were\n"
+	  "                  synchronized (changed_at, connected_at, seen_gen, export run ids):\n"
+	  "                  a rerun from a backup against the original\n"
+	  "exit status: 0 equal, 3 different, 1 a store cannot be read, 2 bad usage", ctl_store },
 	{ "password", "set --agent NAME (--dn DN | --anchor ANCHOR)",
 	  "set an account's password in a connected system, through its agent",
 	  "  set           an administrator's reset: the old password is not needed\n"

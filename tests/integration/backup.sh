@@ -5,7 +5,10 @@
 # into an empty directory equals the original object by object (connector
 # spaces and metaverse through loomctl -o json); the one taken mid-run,
 # restored without the key set, lists the credential to re-enter, and its
-# reruns end where the original did. Refused, changing nothing: a wrong
+# reruns end where the original did. Every store is compared object by
+# object (loomctl store compare): the restore with the key set against the
+# original, the mid-run backup's copies against their restore, and that
+# restore, rerun, against the original. Refused, changing nothing: a wrong
 # passphrase, a damaged backup, a key set from another installation, a
 # target that is not empty. A file agent's data outside the configuration
 # directory is backed up and put back where it was (when that place is free).
@@ -69,6 +72,22 @@ snapshot() {
 			$c mv search employeeId=$((100000 + i)) || fail "mv search in $d"
 		done
 	} >"$out"
+}
+
+# stores_equal A_STATE B_STATE WHAT [--skip-cf CF]... : every store under
+# A_STATE (a directory with CURRENT) equals the one at the same place under
+# B_STATE, object by object (loomctl store compare), and B has no other store
+stores_equal() {
+	local a=$1 b=$2 what=$3 rel n=0
+	shift 3
+	for rel in $(cd "$a" && find . -name CURRENT -printf '%h\n' | sort); do
+		"$CTL" store compare "$a/$rel" "$b/$rel" "$@" >"$T/compare.out" 2>&1 ||
+			{ cat "$T/compare.out" >&2; fail "$what: store $rel differs"; }
+		echo "    $what: store ${rel#./}: $(tail -n 1 "$T/compare.out")"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || fail "$what: no store under $a"
+	[ "$(cd "$b" && find . -name CURRENT | wc -l)" = "$n" ] || fail "$what: $b has other stores than $a"
 }
 
 # refused WHAT COMMAND... : must exit non-zero with one line on stderr
@@ -143,6 +162,9 @@ pass "a failing step is retried once and logged; a second failure leaves no MANI
 grep -qF "kept '$T/ext/badge.csv' (file agent data badge/path): it exists" "$T/restore_b.out" ||
 	{ cat "$T/restore_b.out" >&2; fail "an existing file outside was not kept and said"; }
 grep -q "all secrets restored" "$T/restore_b.out" || { cat "$T/restore_b.out" >&2; fail "secrets not all restored"; }
+# Every store, every family, every key and value: the restored installation
+# against the original (stopped since the backup, so nothing moved).
+stores_equal "$A/state" "$T/b/state" "restore with the key set vs the original"
 stack b "$T/b"
 snapshot "$T/b" "$T/b.json"
 [ "$(grep -c . "$T/a.json")" -ge 8 ] || fail "the snapshot is too small: $(head -c 300 "$T/a.json")"
@@ -157,6 +179,10 @@ pass "restore with the key set into an empty directory: connector spaces and met
 # Restore of the mid-run backup without the key set: the secret is listed.
 mv "$T/ext/badge.csv" "$T/ext/badge.orig"
 "$CTL" restore --from "$T/bk1" --to "$T/c" >"$T/restore_c.out" || { cat "$T/restore_c.out" >&2; fail "restore without the key set"; }
+# The backup taken during the sync, restored onto an empty directory, holds
+# every object of the backup's copies (a restore without keys drops secrets
+# only, never a store's object).
+stores_equal "$T/bk1/state" "$T/c/state" "mid-run backup vs its restore"
 grep -qE '^1 credential\(s\) to re-enter' "$T/restore_c.out" || { cat "$T/restore_c.out" >&2; fail "no list of credentials"; }
 grep -qxF '  directory bind_password' "$T/restore_c.out" || { cat "$T/restore_c.out" >&2; fail "bind_password not listed"; }
 [ -e "$T/c/state/secrets/directory/bind_password" ] && fail "an unreadable secret was restored"
@@ -173,6 +199,17 @@ run_in "$T/c" directory export
 strip_gen() { sed 's/"seen_gen":"[0-9]*",//g'; }
 head -n 1 "$T/a.json" | strip_gen | cmp -s - <(strip_gen <"$T/c_hr.json") || fail "the mid-run backup, rerun, does not end where the original did"
 cmp -s "$A/data/directory.ldif" "$T/c/data/directory.ldif" || fail "the directory differs after the reruns"
+# Object by object, every family but the run history (run, and meta's run
+# counter), objects without when they were synchronized (the rerun did it
+# later): the restored installation, rerun, equals the original.
+stores_equal "$A/state" "$T/c/state" "mid-run backup rerun vs the original" --skip-cf run --skip-cf meta --ignore-times
+# The same comparison sees what the sync had not done yet at the backup.
+rc=0
+"$CTL" store compare "$T/bk1/state/engine" "$A/state/engine" --skip-cf run --skip-cf meta --ignore-times >"$T/compare.out" || rc=$?
+[ "$rc" = 3 ] || { cat "$T/compare.out" >&2; fail "the mid-run backup compares equal to the finished original (exit $rc)"; }
+grep -qE "^  mv +$N keys: 0 only in A, 0 only in B, [1-9][0-9]* values differ" "$T/compare.out" ||
+	{ cat "$T/compare.out" >&2; fail "the unfinished sync is not seen in mv"; }
+echo "    mid-run backup vs the finished original: $(grep -E '^  mv ' "$T/compare.out")"
 unstack c
 pass "restore without the key set lists the credential to re-enter; the mid-run backup reruns to the original's state"
 
