@@ -31,12 +31,13 @@ const ctl_cmd_t ctl_cmds[] = {
 	{ "services", "[SERVICE]", "list what is registered with the broker",
 	  "  prints one line per instance: service, instance address, process, pid, host,\n"
 	  "  seconds since last heard, messages in and out; -o json prints one array", ctl_services },
-	{ "status", "", "every process on every host, from each host's loomd (docs/deploy.md)",
+	{ "status", "[--local]", "every process on every host, from each host's loomd (docs/deploy.md)",
 	  "  asks the broker for the registered loomd.HOST services and each of them for its\n"
 	  "  processes: host, process, state (running, backoff, failed, stopping, stopped),\n"
 	  "  pid, restarts, whether it is registered on the bus, since when, its last exit.\n"
 	  "  A host of loom.yaml's hosts: without a registered loomd is listed as unknown.\n"
 	  "  -o json prints one HostStatusReply per host.\n"
+	  "  --local       without the bus: the tables loomd writes to STATE_DIR/run on this host\n"
 	  "exit status: 0 every process running; 3 one is not, or a host did not answer; 1 no broker", ctl_status },
 	{ "keys", "gen NAME [--dir DIR] [--force] | create | export --to FILE | import --from FILE | list | rotate",
 	  "key pairs of processes; the installation's key set sealing secrets at rest",

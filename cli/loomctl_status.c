@@ -7,6 +7,8 @@
 #include "loom_pbfmt.h"
 #include "loomd.pb-c.h"
 
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +26,62 @@ static const char *on_bus(const Loom__ServicesReply *sr, const Loom__ProcessStat
 	return "no";
 }
 
+/* --local: the state files loomd writes in STATE_DIR/run, for when the
+ * broker does not answer. */
+static int status_local(ctl_t *ctl)
+{
+	if (ctl_load_config(ctl) < 0)
+		return 1;
+	char *run = loom_sprintf("%s/run", ctl->cfg.state_dir);
+	DIR *dir = opendir(run);
+	int status = 0, n = 0;
+	if (dir == NULL) {
+		printf("(no loomd state in '%s')\n", run);
+		free(run);
+		return 3;
+	}
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (strncmp(e->d_name, "loomd.", 6) != 0 || len < 12 || strcmp(e->d_name + len - 6, ".state") != 0)
+			continue;
+		char *path = loom_sprintf("%s/%s", run, e->d_name);
+		FILE *f = fopen(path, "r");
+		char line[1024];
+		int pid = 0;
+		while (f && fgets(line, sizeof line, f)) {
+			if (strncmp(line, "loomd ", 6) == 0) {
+				const char *p = strstr(line, " pid=");
+				pid = p ? atoi(p + 5) : 0;
+				bool alive = pid > 0 && kill(pid, 0) == 0;
+				line[strcspn(line, "\n")] = '\0';
+				printf("%s%s\n", line, alive ? "" : " (not running: the table is as it last wrote it)");
+				if (!alive)
+					status = 3;
+			} else {
+				printf("  %s", line);
+				if (strstr(line, " running ") == NULL)
+					status = 3;
+			}
+		}
+		if (f)
+			fclose(f);
+		free(path);
+		n++;
+	}
+	closedir(dir);
+	if (n == 0) {
+		printf("(no loomd state in '%s')\n", run);
+		status = 3;
+	}
+	free(run);
+	return status;
+}
+
 int ctl_status(ctl_t *ctl, int argc, char **argv)
 {
-	(void)argv;
+	if (argc == 2 && strcmp(argv[1], "--local") == 0)
+		return status_local(ctl);
 	if (argc > 1) {
 		fprintf(stderr, "loomctl status: unexpected argument '%s'\n", argv[1]);
 		return 2;

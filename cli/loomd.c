@@ -660,6 +660,25 @@ static void loomd_message(loom_daemon_t *d, Loom__Envelope *env)
 	loom_envelope_free(&env);
 }
 
+/* --check-config: the host's entry, its agents and every program. */
+static int loomd_check(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	loomd_t *ld = &the_loomd;
+	memset(ld, 0, sizeof *ld);
+	ld->d = d;
+	ld->lock_fd = -1;
+	ld->sigchld_fd = -1;
+	ld->host = loom_strdup(opt_host ? opt_host : loom_daemon_service(d) + strlen("loomd."));
+	free(msg);
+	msg = NULL;
+	if (plan(ld, &msg) < 0) {
+		*error_r = msg;
+		return -1;
+	}
+	return 0;
+}
+
 static const loom_daemon_def_t def = {
 	.process = "loomd",
 	.summary = "The Loom per-host supervisor: starts the processes loom.yaml's hosts: assigns to this host\n"
@@ -674,6 +693,7 @@ static const loom_daemon_def_t def = {
 	.start = loomd_start,
 	.on_message = loomd_message,
 	.stop = loomd_stop,
+	.check = loomd_check,
 };
 
 int main(int argc, char **argv)

@@ -28,7 +28,10 @@ printf 'type: file\nobject_type: inetOrgPerson\nanchor: dn\nfile: { format: ldif
 cp "$LOOM_SOURCE_DIR/config/samples/hr.csv" "$T/data/hr.csv"
 
 "$LOOMD" --help | grep -q "^usage: loomd" || fail "loomd --help"
+"$LOOMD" -c "$CFG" --host h1 --check-config >/dev/null || fail "loomd --check-config rejects h1"
 # Bad input: one line naming it.
+if out=$("$LOOMD" -c "$CFG" --host nosuch --check-config 2>&1); then fail "--check-config accepted an unknown host"; fi
+echo "$out" | grep -q "host 'nosuch' is not in hosts:" || fail "--check-config: unclear error for an unknown host: $out"
 if out=$("$LOOMD" -c "$CFG" --host nosuch 2>&1); then fail "an unknown host was accepted"; fi
 echo "$out" | grep -q "host 'nosuch' is not in hosts: of '$CFG' (hosts: h1, h2): give --host NAME" ||
 	fail "unclear error for an unknown host: $out"
@@ -106,6 +109,11 @@ e1=$(line "stopping process=engine"); e2=$(line "stopped process=engine"); br=$(
 [ "$a" -lt "$e1" ] && [ "$b" -lt "$e1" ] && [ "$e2" -lt "$br" ] || fail "stopped out of order (agents $a $b, engine $e1-$e2, broker $br)"
 for p in $kids; do kill -0 "$p" 2>/dev/null && fail "process $p still runs after loomd stopped"; done
 grep -q "all processes stopped host=h1" "$T/loomd1.log" || fail "no final line"
+# Without the bus: the table loomd left in STATE_DIR/run says the same.
+ctl status --local >"$T/local.out" && fail "status --local exited 0 with loomd stopped"
+grep -qE "^loomd host=h1 pid=[0-9]+ \(not running" "$T/local.out" || { cat "$T/local.out"; fail "status --local: loomd h1 not shown stopped"; }
+[ "$(grep -cE "^  (broker|engine|ma.hr|ma.directory) stopped pid=0 " "$T/local.out")" = 4 ] ||
+	{ cat "$T/local.out"; fail "status --local does not show the 4 processes stopped"; }
 pass "SIGTERM stopped the agents, then the engine, then the broker; nothing left running"
 
 # kill -9 of loomd itself: its processes stop too (they are told to by the kernel).
