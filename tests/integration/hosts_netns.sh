@@ -10,7 +10,8 @@
 #
 # All bus traffic is tcp with CURVE. Checked: `loomctl status` shows every
 # process on every host; a full cycle (HR CSV import -> sync -> export to
-# slapd -> confirming import) works; a process with a key that is not in the
+# slapd -> confirming import) works; a password change handed to the
+# notifier on ha reaches slapd through loom-pcns on hp and the engine on he; a process with a key that is not in the
 # allow-list is refused and the refusal logged with its address; the agents
 # host's link is cut (ip link set down) while an export runs and restored,
 # and slapd ends up holding exactly what the same cycle without the cut put
@@ -22,6 +23,8 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${LOOM_HOSTS_OBJECTS:-4000}
+# the link is cut after the first export batch (1000 changes): more must follow
+[ "$N" -ge 2000 ] || { echo "hosts_netns: LOOM_HOSTS_OBJECTS must be at least 2000, not $N" >&2; exit 2; }
 LOOMD=$LOOM_BUILD_DIR/cli/loomd
 P=lh$$
 SW=${P}sw
@@ -86,8 +89,13 @@ cp "$LOOM_SOURCE_DIR"/config/policy/*.yaml "$T/policy/"
 cat >"$T/pcns.yaml" <<YAML
 listen: tcp://${ADDR[hp]}:5990
 notifiers:
-  dc1: { key: keys/dc1.pub, agent: dir }
+  dc1: { key: keys/dc1.pub, agent: hr }
+retry_interval: 500ms
 YAML
+# The notifier (the directory's side) runs on ha beside slapd; its listener is hp.
+NOTIFY=$LOOM_BUILD_DIR/pcns/loom-pcns-notify
+printf 'name: dc1\nretry_initial: 200ms\nretry_max: 2s\nack_timeout: 3s\n' >"$T/pcns-notify.yaml"
+ctl pcns target add primary --endpoint "tcp://${ADDR[hp]}:5990" --key "$T/keys/pcns.pub" >/dev/null || fail "pcns target add"
 . "$(dirname "$0")/ldap/slapd.sh"
 SLAPD_URI="ldap://127.0.0.1:3890"
 slapd_certs
@@ -96,6 +104,7 @@ type: file
 object_type: person
 anchor: employeeId
 file: { format: csv, path: ../data/hr.csv }
+password_sync: { enabled: false, match: [anchor, account], account_attribute: employeeId }
 YAML
 printf '%s\n' "$ROOTPW" >"$T/admin.pw"
 cat >"$T/agents/dir.yaml" <<YAML
@@ -108,6 +117,7 @@ ldap:
   timeout: 5s
   bases: [ { dn: "ou=people,$SUFFIX", scope: one } ]
   object_classes: [ { object_class: inetOrgPerson, type: person } ]
+password_sync: { enabled: true, retry_interval: 200ms, timeout: 5s }
 YAML
 cat >"$T/sync/people.yaml" <<'YAML'
 rules:
@@ -206,11 +216,25 @@ cycle() {
 	runp dir full-import
 	runp dir full-sync
 	[ "$("${C[@]}" cs search dir --state error -n 10000 | tail -n +2 | grep -c .)" = 0 ] || fail "objects in error after $name"
+	if [ "$name" = ref ]; then
+		# A password change across all four hosts: the notifier on ha seals
+		# it to loom-pcns on hp, which hands it to the engine on he, which
+		# has loom-ma-ldap on ha set it in slapd.
+		start "notify_$name" ip netns exec "${P}ha" "$NOTIFY" -c "$CFG"
+		wait_log "notify_$name" "notifier ready"
+		printf '%s\n' "$PW" | in_ns ha "$NOTIFY" --submit -c "$CFG" --account 100007 >/dev/null || fail "--submit"
+		wait_for "the new password in slapd on ha" 30 binds "$PW"
+		binds "not-$PW" && fail "slapd takes any password"
+		"${C[@]}" pcns status -n 1 --state delivered | grep -q 100007 || fail "pcns status does not show the change delivered"
+		stop "notify_$name"
+	fi
 	dump_people "$T/people_$name.txt"
 	# the broker's host last: every process says Bye while the bus is up
 	for h in ha he hp hb; do stop "loomd_${h}_$name" || fail "loomd of $h did not stop cleanly"; done
 	stop "slapd_$name"
 }
+PW='Cross-Hosts-7q!'
+binds() { in_ns ha ldapwhoami -x -H "$SLAPD_URI" -D "uid=given7.sur7,ou=people,$SUFFIX" -w "$1" >/dev/null 2>&1; }
 ldap_admin_ha_add() { ldap_ha ldapadd >/dev/null; }
 runp() {
 	"${C[@]}" run "$@" >"$T/run.out" 2>&1 || { cat "$T/run.out" >&2; fail "run $* exited non-zero"; }
@@ -228,7 +252,7 @@ cycle ref nocut
 grep -q "^dn: uid=given7.sur7,ou=people,dc=example,dc=com|cn: Given7 Sur7|employeeNumber: 100007|" "$T/people_ref.txt" ||
 	fail "an entry is not what was exported: $(grep given7.sur7, "$T/people_ref.txt")"
 cat "$T/status_ref.out"
-pass "loomd on 4 hosts, loomctl status shows every process on every host; full cycle over tcp+CURVE: $N people in slapd"
+pass "loomd on 4 hosts, loomctl status shows every process on every host; full cycle over tcp+CURVE: $N people in slapd; a password change from ha's notifier through pcns (hp) and the engine (he) lands in slapd (ha)"
 
 # A key that is not in the allow-list, from the agents host.
 ikey=$(sed -n 's/^public-key = "\(.*\)"/\1/p' "$T/intruder.pub")
