@@ -344,6 +344,7 @@ static int spawn(child_t *c)
 		return -1;
 	}
 	free(logpath);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		loom_error("cannot fork for process %s: %s", c->name, strerror(errno));
@@ -358,8 +359,8 @@ static int spawn(child_t *c)
 		signal(SIGPIPE, SIG_DFL);
 		/* loomd gone (even by kill -9): its processes stop cleanly too */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() == 1)
-			_exit(1);
+		if (getppid() != parent)
+			_exit(1); /* loomd died before the line above took effect */
 		int nul = open("/dev/null", O_RDONLY);
 		if (nul >= 0)
 			dup2(nul, 0);
