@@ -175,40 +175,39 @@ static long compare_cf(side_t *a, side_t *b, const char *name, bool ignore_times
 				c = kla < klb ? -1 : kla > klb ? 1 : 0;
 		}
 		n++;
+		/* what differs is noted before the iterators move: the key is
+		 * borrowed from the iterator */
 		const char *what = NULL;
-		const unsigned char *k = c <= 0 ? ka : kb;
-		size_t kl = c <= 0 ? kla : klb;
+		size_t vla = 0, vlb = 0;
 		if (c < 0) {
 			only_a++;
 			what = "only in A";
-			loom_iter_next(ia);
 		} else if (c > 0) {
 			only_b++;
 			what = "only in B";
-			loom_iter_next(ib);
 		} else {
-			size_t vla, vlb;
 			const void *xa = loom_iter_value(ia, &vla), *xb = loom_iter_value(ib, &vlb);
 			if (!values_equal(name, ignore_times, xa, vla, xb, vlb)) {
 				differ++;
 				what = "value differs";
 			}
-			if (what && shown < MAX_SHOWN) {
-				loom_buf_printf(&first, "    %s ", name);
-				show_key(&first, k, kl);
-				loom_buf_printf(&first, ": %s (%zu and %zu bytes)\n", what, vla, vlb);
-				shown++;
-				what = NULL;
-			}
-			loom_iter_next(ia);
-			loom_iter_next(ib);
 		}
 		if (what && shown < MAX_SHOWN) {
 			loom_buf_printf(&first, "    %s ", name);
-			show_key(&first, k, kl);
-			loom_buf_printf(&first, ": %s\n", what);
+			if (c <= 0)
+				show_key(&first, ka, kla);
+			else
+				show_key(&first, kb, klb);
+			if (c == 0)
+				loom_buf_printf(&first, ": %s (%zu and %zu bytes)\n", what, vla, vlb);
+			else
+				loom_buf_printf(&first, ": %s\n", what);
 			shown++;
 		}
+		if (c <= 0)
+			loom_iter_next(ia);
+		if (c >= 0)
+			loom_iter_next(ib);
 	}
 	const char *err = NULL;
 	if ((ia && loom_iter_status(ia, &err) < 0) || (ib && loom_iter_status(ib, &err) < 0)) {

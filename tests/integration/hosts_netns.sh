@@ -70,6 +70,10 @@ pass "4 hosts as network namespaces on a bridge, 10.77.0.1-4 inside them only"
 
 B=${ADDR[hb]}
 write_config "router: tcp://$B:7201" "publish: tcp://$B:7202" "subscribe: tcp://$B:7203" "tap: tcp://$B:7204" "curve: true"
+# 2 s of silence before a peer counts as gone (lib.sh's 1 s is too short
+# for a sanitizer build's engine opening its store)
+sed -i 's/^  liveness: 5$/  liveness: 10/' "$CFG"
+grep -q '^  liveness: 10$' "$CFG" || fail "liveness not set"
 cat >>"$CFG" <<YAML
 supervisor: { restart_min: 200ms, restart_max: 2s, fast_crash: 2s, give_up: 5, stop_timeout: 15s }
 hosts:
