@@ -2,7 +2,7 @@
 # loomd, the per-host supervisor (docs/deploy.md): it starts the processes
 # hosts: assigns to its host, a sync cycle runs through them, a process
 # killed with -9 is restarted and `loomctl status` shows it (new pid, one
-# restart, its last exit); a process that keeps crashing is given up after
+# restart, its last exit), the broker too (everyone registers again); a process that keeps crashing is given up after
 # supervisor.give_up fast crashes with a clear line; a second loomd for the
 # same host is refused; SIGTERM stops agents, then the engine, then the
 # broker, and nothing is left running; kill -9 of loomd itself leaves
@@ -82,6 +82,16 @@ run_profile hr delta-sync
 run_profile directory export
 grep -q "title: Admiral" "$T/data/directory.ldif" || fail "the change did not reach the directory after the restart"
 pass "engine killed with -9: restarted (status: new pid, 1 restart, last exit signal KILL); a cycle runs through it"
+
+# The broker killed with -9: restarted, and every process registers again
+# by itself (status asks through the new broker).
+oldb=$(pid_of broker)
+kill -9 "$oldb"
+wait_log_fixed loomd1 "process exited process=broker pid=$oldb status=\"signal KILL\""
+broker_back() { [ "$(pid_of broker)" != "$oldb" ] && all_up; }
+wait_for "the broker restarted and everyone registered again" 30 broker_back
+run_profile hr full-import
+pass "broker killed with -9: restarted by loomd; engine and agents registered again; a run goes through"
 
 # A process that keeps crashing: given up after 3 fast crashes.
 start loomd2 "$LOOMD" -c "$CFG" --host h2
