@@ -85,8 +85,10 @@ YAML
 for k in broker engine workflow ma.hr ma.dir pcns loomctl loomd.hb loomd.he loomd.ha loomd.hp dc1; do
 	ctl keys gen "$k" >/dev/null || fail "keys gen $k"
 done
-ctl keys gen intruder >/dev/null || fail "keys gen intruder"
-mv "$T/keys/intruder.pub" "$T/intruder.pub"
+for k in intruder ma.rogue; do
+	ctl keys gen "$k" >/dev/null || fail "keys gen $k"
+	mv "$T/keys/$k.pub" "$T/$k.pub"
+done
 
 mkdir -p "$T/agents" "$T/sync" "$T/policy" "$T/data"
 cp "$LOOM_SOURCE_DIR"/config/policy/*.yaml "$T/policy/"
@@ -265,9 +267,16 @@ wait_log broker_only "started pid="
 if out=$(in_ns ha "$CTL" -c "$CFG" --key intruder -t 1s ping broker 2>&1); then fail "the intruder was admitted: $out"; fi
 echo "$out" | grep -q "refused this process's key" || fail "the intruder's error is unclear: $out"
 wait_log_fixed broker_only "refused connection key=$ikey address=${ADDR[ha]} mechanism=CURVE reason=\"key not in allow-list\""
-in_ns he "$CTL" -c "$CFG" -t 2s services >/dev/null || fail "a listed key (loomctl) from he was not admitted"
+# A daemon with an unlisted key: an agent process on ha as ma.rogue.
+rkey=$(sed -n 's/^public-key = "\(.*\)"/\1/p' "$T/ma.rogue.pub")
+start rogue ip netns exec "${P}ha" "$LOOM_BUILD_DIR/agents/loom-ma-file" -c "$CFG" --agent hr --service ma.rogue
+wait_log_fixed broker_only "refused connection key=$rkey address=${ADDR[ha]} mechanism=CURVE reason=\"key not in allow-list\""
+in_ns he "$CTL" -c "$CFG" -t 2s services >"$T/services.out" || fail "a listed key (loomctl) from he was not admitted"
+grep -q "^ma.rogue " "$T/services.out" && fail "ma.rogue registered with an unlisted key"
+log_has "$T/rogue.log" "registered with broker" && fail "ma.rogue says it registered"
+stop rogue
 stop broker_only
-pass "a key not in the allow-list is refused from another host, and the refusal logged with its address"
+pass "keys not in the allow-list (loomctl, and an agent process) are refused from another host, each refusal logged with its address"
 
 cycle cut cut
 if ! cmp -s "$T/people_ref.txt" "$T/people_cut.txt"; then
