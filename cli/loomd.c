@@ -545,6 +545,23 @@ static void loomd_stop(loom_daemon_t *d)
 	loom_info("all processes stopped host=%s", ld->host);
 }
 
+/* This host's name: --host; else the hostname as gethostname() says it,
+ * or its first label (core1 for core1.example.com) when only that is in
+ * hosts:. (Without hosts: the full hostname.) */
+static char *this_host(loom_daemon_t *d)
+{
+	if (opt_host)
+		return loom_strdup(opt_host);
+	const char *full = loom_daemon_service(d) + strlen("loomd.");
+	const loom_deploy_t *cfg = loom_daemon_config(d);
+	char *shrt = loom_strdup(full);
+	shrt[strcspn(shrt, ".")] = '\0';
+	if (cfg->hosts.n && loom_deploy_host(cfg, full) == NULL && loom_deploy_host(cfg, shrt) != NULL)
+		return shrt;
+	free(shrt);
+	return loom_strdup(full);
+}
+
 static int loomd_start(loom_daemon_t *d, const char **error_r)
 {
 	static char *msg;
@@ -556,7 +573,8 @@ static int loomd_start(loom_daemon_t *d, const char **error_r)
 	ld->started_us = now_us();
 	const loom_deploy_t *cfg = loom_daemon_config(d);
 	const char *svc = loom_daemon_service(d);
-	ld->host = loom_strdup(opt_host ? opt_host : svc + strlen("loomd."));
+	(void)svc;
+	ld->host = this_host(d);
 	loom_daemon_set_user(d, ld);
 	free(msg);
 	msg = NULL;
@@ -670,7 +688,7 @@ static int loomd_check(loom_daemon_t *d, const char **error_r)
 	ld->d = d;
 	ld->lock_fd = -1;
 	ld->sigchld_fd = -1;
-	ld->host = loom_strdup(opt_host ? opt_host : loom_daemon_service(d) + strlen("loomd."));
+	ld->host = this_host(d);
 	free(msg);
 	msg = NULL;
 	if (plan(ld, &msg) < 0) {

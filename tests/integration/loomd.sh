@@ -41,6 +41,15 @@ echo "$out" | grep -q "bad.yaml:8:11: key 'hosts\[1\].processes': bad value 'mai
 	fail "unclear error for an unknown process: $out"
 echo "$out" | grep -q "'engine' is already assigned to host 'h1': a process runs on one host only" ||
 	fail "a process on two hosts not refused: $out"
+# Without --host: the hostname, or its first label, picks the entry.
+short=$(hostname | cut -d. -f1)
+if [[ "$short" =~ ^[A-Za-z][A-Za-z0-9_-]*$ ]]; then
+	sed "s/name: h2$/name: $short/" "$CFG" >"$T/self.yaml"
+	grep -q "name: $short$" "$T/self.yaml" || fail "could not write self.yaml"
+	"$LOOMD" -c "$T/self.yaml" --check-config >/dev/null || fail "the hostname's entry ($short) was not picked without --host"
+	if out=$("$LOOMD" -c "$CFG" --check-config 2>&1); then fail "a host not in hosts: was accepted without --host"; fi
+	echo "$out" | grep -q "is not in hosts: of '$CFG' (hosts: h1, h2): give --host NAME" || fail "unclear: $out"
+fi
 pass "bad input: an unknown host, an unknown process, a process on two hosts"
 
 start loomd1 "$LOOMD" -c "$CFG" --host h1
