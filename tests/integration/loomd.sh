@@ -67,7 +67,15 @@ cat "$T/status1.out"
 # h2's loomd is not running: status says so and exits 3
 [ "$rc" = 3 ] || fail "status exited $rc with host h2 down, want 3"
 grep -qE "^h2 +loomd +unknown +\(no loomd.h2 registered with the broker\)" "$T/status1.out" || fail "h2 not shown as unknown"
-pass "loomd started broker, engine and both agents; status shows them, and h2 without a loomd"
+ctl -o json status >"$T/status.json"
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d) == 1 and d[0]["host"] == "h1", d
+names = sorted(p["name"] for p in d[0]["processes"])
+assert names == ["broker", "engine", "ma.directory", "ma.hr"], names
+assert all(p["state"] == "running" and int(p["pid"]) > 0 for p in d[0]["processes"]), d' "$T/status.json" ||
+	fail "status -o json: $(cat "$T/status.json")"
+pass "loomd started broker, engine and both agents; status shows them (text and JSON), and h2 without a loomd"
 
 run_profile hr full-import
 run_profile hr full-sync
