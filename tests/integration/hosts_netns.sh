@@ -44,10 +44,12 @@ trap ns_exit EXIT
 
 if ! command -v ip >/dev/null || ! ip netns add "${P}probe" 2>"$T/netns.err"; then
 	echo "skip hosts_netns: cannot create a network namespace here: $(cat "$T/netns.err" 2>/dev/null)" >&2
+	trap - EXIT # nothing started yet: nothing to keep
+	rm -rf "$T"
 	exit 77
 fi
 ip netns del "${P}probe"
-command -v slapd >/dev/null || { echo "skip hosts_netns: slapd is not installed" >&2; exit 77; }
+command -v slapd >/dev/null || { echo "skip hosts_netns: slapd is not installed" >&2; trap - EXIT; rm -rf "$T"; exit 77; }
 
 in_ns() { local h=$1; shift; ip netns exec "$P$h" "$@"; }
 
