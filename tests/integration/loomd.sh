@@ -4,8 +4,9 @@
 # killed with -9 is restarted and `loomctl status` shows it (new pid, one
 # restart, its last exit), the broker too (everyone registers again); a process that keeps crashing is given up after
 # supervisor.give_up fast crashes with a clear line; a second loomd for the
-# same host is refused; SIGTERM stops agents, then the engine, then the
-# broker, and nothing is left running; kill -9 of loomd itself leaves
+# same host is refused; SIGTERM stops agents (one hung with SIGSTOP is
+# killed after stop_timeout), then the engine, then the broker, and nothing
+# is left running; kill -9 of loomd itself leaves
 # nothing running either. Bad input: an unknown host, an unknown process.
 . "$(dirname "$0")/lib.sh"
 
@@ -15,7 +16,7 @@ cat >"$CFG" <<YAML
 state_dir: $T/state
 log: { level: info }
 bus: { heartbeat: 200ms, liveness: 5, request_timeout: 5s, keys_dir: $T/keys }
-supervisor: { restart_min: 100ms, restart_max: 2s, fast_crash: 5s, give_up: 3, stop_timeout: 10s }
+supervisor: { restart_min: 100ms, restart_max: 2s, fast_crash: 5s, give_up: 3, stop_timeout: 2s }
 hosts:
   - name: h1
     processes: [broker, engine, agents]
@@ -128,7 +129,14 @@ pass "a second loomd for the same host is refused, naming the first"
 # SIGTERM: agents, then the engine, then the broker; nothing left running.
 kids=$("$CTL" -c "$CFG" -t 2s status | awk '$1=="h1" && $2!="loomd" {print $4}')
 [ "$(echo $kids | wc -w)" = 4 ] || fail "not 4 processes: $kids"
+# ma.hr hangs (SIGSTOP): it cannot stop on SIGTERM, loomd kills it after
+# stop_timeout and goes on with the engine and the broker.
+hr=$("$CTL" -c "$CFG" -t 2s status | awk '$1=="h1" && $2=="ma.hr" {print $4}')
+kill -STOP "$hr"
 stop loomd1 || fail "loomd did not exit 0 on SIGTERM"
+grep -q "process did not stop within 2000ms of SIGTERM: killing process=ma.hr pid=$hr" "$T/loomd1.log" ||
+	fail "the hung agent was not killed after stop_timeout"
+grep -q "stopped process=ma.hr pid=$hr status=\"signal KILL\"" "$T/loomd1.log" || fail "ma.hr not reported killed"
 line() { grep -n "$1" "$T/loomd1.log" | head -n1 | cut -d: -f1; }
 a=$(line "stopped process=ma.hr"); b=$(line "stopped process=ma.directory")
 e1=$(line "stopping process=engine"); e2=$(line "stopped process=engine"); br=$(line "stopping process=broker")
@@ -141,7 +149,7 @@ ctl status --local >"$T/local.out" && fail "status --local exited 0 with loomd s
 grep -qE "^loomd host=h1 pid=[0-9]+ \(not running" "$T/local.out" || { cat "$T/local.out"; fail "status --local: loomd h1 not shown stopped"; }
 [ "$(grep -cE "^  (broker|engine|ma.hr|ma.directory) stopped pid=0 " "$T/local.out")" = 4 ] ||
 	{ cat "$T/local.out"; fail "status --local does not show the 4 processes stopped"; }
-pass "SIGTERM stopped the agents, then the engine, then the broker; nothing left running"
+pass "SIGTERM stopped the agents (a hung one killed after stop_timeout), then the engine, then the broker; nothing left running"
 
 # kill -9 of loomd itself: its processes stop too (they are told to by the kernel).
 start loomd3 "$LOOMD" -c "$CFG" --host h1
