@@ -31,6 +31,14 @@ const ctl_cmd_t ctl_cmds[] = {
 	{ "services", "[SERVICE]", "list what is registered with the broker",
 	  "  prints one line per instance: service, instance address, process, pid, host,\n"
 	  "  seconds since last heard, messages in and out; -o json prints one array", ctl_services },
+	{ "status", "[--local]", "every process on every host, from each host's loomd (docs/deploy.md)",
+	  "  asks the broker for the registered loomd.HOST services and each of them for its\n"
+	  "  processes: host, process, state (running, backoff, failed, stopping, stopped),\n"
+	  "  pid, restarts, whether it is registered on the bus, since when, its last exit.\n"
+	  "  A host of loom.yaml's hosts: without a registered loomd is listed as unknown.\n"
+	  "  -o json prints one HostStatusReply per host.\n"
+	  "  --local       without the bus: the tables loomd writes to STATE_DIR/run on this host\n"
+	  "exit status: 0 every process running; 3 one is not, or a host did not answer; 1 no broker", ctl_status },
 	{ "keys", "gen NAME [--dir DIR] [--force] | create | export --to FILE | import --from FILE | list | rotate",
 	  "key pairs of processes; the installation's key set sealing secrets at rest",
 	  "  gen NAME      write DIR/NAME.key (secret, 0600) and DIR/NAME.pub\n"
@@ -56,6 +64,15 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  without --keyset everything but the secrets is restored, and the credentials to\n"
 	  "  re-enter are listed (also by `loomctl secret list`). A damaged backup, a wrong\n"
 	  "  passphrase, a key set of another installation, a target not empty: refused, nothing written.", ctl_restore },
+	{ "store", "compare STORE_A STORE_B [--skip-cf NAME]... [--ignore-times]", "compare two stores object by object (recovery drills)",
+	  "  every column family of either store, every key and value, both opened read-only\n"
+	  "  (a running process's store is seen as it was at the open); per family the keys\n"
+	  "  compared and how many are only in A, only in B, or differ, with the first few.\n"
+	  "  --skip-cf NAME  leave a family out (e.g. run: the history of runs)\n"
+	  "  --ignore-times  the engine's cs and mv objects compared without when they were\n"
+	  "                  synchronized (changed_at, connected_at, seen_gen, export run ids):\n"
+	  "                  a rerun from a backup against the original\n"
+	  "exit status: 0 equal, 3 different, 1 a store cannot be read, 2 bad usage", ctl_store },
 	{ "password", "set --agent NAME (--dn DN | --anchor ANCHOR)",
 	  "set an account's password in a connected system, through its agent",
 	  "  set           an administrator's reset: the old password is not needed\n"

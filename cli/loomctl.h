@@ -73,6 +73,8 @@ void ctl_fmt_time(char *out, size_t n, int64_t us);
 
 int ctl_ping(ctl_t *ctl, int argc, char **argv);
 int ctl_services(ctl_t *ctl, int argc, char **argv);
+int ctl_status(ctl_t *ctl, int argc, char **argv);
+int ctl_store(ctl_t *ctl, int argc, char **argv);
 int ctl_keys(ctl_t *ctl, int argc, char **argv);
 int ctl_keyset(ctl_t *ctl, int argc, char **argv);
 int ctl_secret(ctl_t *ctl, int argc, char **argv);

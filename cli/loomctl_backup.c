@@ -38,8 +38,10 @@
 #include "loom_file.h"
 #include "loom_keyset.h"
 #include "loom_store.h"
+#include "pcns.pb-c.h"
 #include "sspr.pb-c.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -703,10 +705,16 @@ static int rewrite_paths(const char *path, const char *from, const char *to, cha
 	}
 	loom_buf_t b = LOOM_BUF_INIT;
 	const char *p = t, *q;
+	size_t flen = strlen(from);
 	while ((q = strstr(p, from)) != NULL) {
+		/* only the directory itself or a path under it: "/cfg/q" must not
+		 * turn "/cfg/qkeys" (a sibling sharing the prefix) into "/cfg/q2keys" */
+		char next = q[flen];
+		bool whole = next == '\0' || next == '/' || !(isalnum((unsigned char)next) || next == '.' ||
+		    next == '_' || next == '-' || next == '+' || next == '@' || next == '~');
 		loom_buf_add(&b, p, (size_t)(q - p));
-		loom_buf_adds(&b, to);
-		p = q + strlen(from);
+		loom_buf_adds(&b, whole ? to : from);
+		p = q + flen;
 	}
 	loom_buf_adds(&b, p);
 	struct stat st;
@@ -762,6 +770,152 @@ static int check_secret(const char *path, const char *agent, const char *key, vo
 			unlink(path);
 	}
 	return 0;
+}
+
+/* Queued passwords in the restored stores: the pcns queue (changes not yet
+ * taken by the engine, sealed to the listener's key) and the engine's
+ * password sync (targets still pending, each sealed to its agent's key).
+ * They are sealed to process key pairs in keys_dir, never to the key set,
+ * so a restore without the key set keeps them -- unless the key that opens
+ * one is not in the restored keys_dir (kept outside the configuration, on
+ * the lost machine): those are listed as lost. */
+typedef struct queued {
+	const char *keys_dir;          /* the restored deployment's keys_dir */
+	size_t kept;                   /* sealed to a key that is present */
+	size_t lost;                   /* sealed to a key that is not */
+	loom_buf_t lost_list;          /* one line per lost password */
+	loom_buf_t missing;            /* key names missing, comma-separated */
+} queued_t;
+
+static bool queued_key_present(queued_t *q, const char *key_id)
+{
+	char *path = loom_sprintf("%s/%s.key", q->keys_dir, key_id);
+	bool yes = access(path, R_OK) == 0;
+	free(path);
+	if (!yes) {
+		char *needle = loom_sprintf("'%s'", key_id);
+		if (strstr(loom_buf_cstr(&q->missing), needle) == NULL)
+			loom_buf_printf(&q->missing, "%s%s", q->missing.len ? ", " : "", needle);
+		free(needle);
+	}
+	return yes;
+}
+
+static int queued_scan(const char *state, const char *name, const char *const *cfs, const char *cf, queued_t *q,
+    char **ret_error)
+{
+	char *path = loom_sprintf("%s/%s", state, name);
+	char *current = loom_sprintf("%s/CURRENT", path);
+	bool exists = access(current, F_OK) == 0;
+	free(current);
+	if (!exists) {
+		free(path);
+		return 0;
+	}
+	loom_store_opts_t ro;
+	loom_store_opts_default(&ro);
+	ro.read_only = true;
+	ro.create_if_missing = false;
+	loom_store_t *st = NULL;
+	if (loom_store_open(path, cfs, &ro, &st, ret_error) < 0) {
+		free(path);
+		return -1;
+	}
+	free(path);
+	loom_iter_t *it = loom_iter_new(st, loom_store_cf(st, cf));
+	for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
+		size_t vl;
+		const uint8_t *v = loom_iter_value(it, &vl);
+		if (strcmp(name, "pcns") == 0) {
+			Loom__PcnsRecord *r = loom__pcns_record__unpack(NULL, vl, v);
+			if (r == NULL)
+				continue;
+			if (r->state == LOOM__PCNS_RECORD__STATE__QUEUED && r->password && r->password->box.len) {
+				/* the listener's own key opens its queue (key_id is the
+				 * notifier's name for the target) */
+				const char *kid = "pcns";
+				if (queued_key_present(q, kid))
+					q->kept++;
+				else {
+					q->lost++;
+					loom_buf_printf(&q->lost_list, "pcns queue: account %s (notifier %s, agent %s), sealed to '%s'\n",
+					    r->account, r->notifier, r->agent, kid);
+				}
+			}
+			protobuf_c_message_free_unpacked(&r->base, NULL);
+		} else {
+			Loom__PasswordSyncRecord *r = loom__password_sync_record__unpack(NULL, vl, v);
+			if (r == NULL)
+				continue;
+			for (size_t i = 0; i < r->n_targets; i++) {
+				Loom__PasswordSyncTarget *t = r->targets[i];
+				if (t->state != LOOM__PASSWORD_SYNC_TARGET__STATE__PENDING || t->password == NULL ||
+				    t->password->box.len == 0)
+					continue;
+				char *kid = t->password->key_id[0] ? loom_strdup(t->password->key_id) : loom_sprintf("ma.%s", t->agent);
+				if (queued_key_present(q, kid))
+					q->kept++;
+				else {
+					q->lost++;
+					loom_buf_printf(&q->lost_list, "engine password sync: account %s to agent %s, sealed to '%s'\n",
+					    r->account, t->agent, kid);
+				}
+				free(kid);
+			}
+			protobuf_c_message_free_unpacked(&r->base, NULL);
+		}
+	}
+	const char *ierr = NULL;
+	int rc = 0;
+	if (loom_iter_status(it, &ierr) < 0) {
+		*ret_error = loom_sprintf("cannot read the %s store: %s", name, ierr);
+		rc = -1;
+	}
+	loom_iter_destroy(&it);
+	loom_store_close(&st);
+	return rc;
+}
+
+/* Prints what became of the queued passwords (see queued_t). */
+static void report_queued(const char *cfgfile, const char *state)
+{
+	loom_deploy_t cfg;
+	loom_cfg_diags_t diags;
+	memset(&cfg, 0, sizeof cfg);
+	queued_t q = { 0 };
+	q.lost_list = (loom_buf_t)LOOM_BUF_INIT;
+	q.missing = (loom_buf_t)LOOM_BUF_INIT;
+	if (loom_deploy_load(cfgfile, &cfg, &diags) < 0 || cfg.bus.keys_dir == NULL) {
+		fprintf(stderr, "loomctl restore: cannot read '%s' to find keys_dir: queued passwords not checked\n", cfgfile);
+		loom_cfg_diags_release(&diags);
+		loom_deploy_release(&cfg);
+		return;
+	}
+	loom_cfg_diags_release(&diags);
+	q.keys_dir = cfg.bus.keys_dir;
+	static const char *const pcns_cfs[] = { "change", "id", NULL };
+	static const char *const eng_cfs[] = { "pwsync", NULL };
+	char *err = NULL;
+	if (queued_scan(state, "pcns", pcns_cfs, "change", &q, &err) < 0 ||
+	    queued_scan(state, "engine", eng_cfs, "pwsync", &q, &err) < 0) {
+		fprintf(stderr, "loomctl restore: queued passwords not checked: %s\n", err);
+		free(err);
+	} else if (q.kept == 0 && q.lost == 0) {
+		printf("no queued passwords in the backup\n");
+	} else {
+		if (q.kept)
+			printf("%zu queued password(s) kept: sealed to process keys in '%s', not to the key set\n", q.kept,
+			    q.keys_dir);
+		if (q.lost) {
+			printf("%zu queued password(s) lost: sealed to keys not in '%s' (%s); each account must change its "
+			    "password again:\n", q.lost, q.keys_dir, loom_buf_cstr(&q.missing));
+			for (char *line = strtok(q.lost_list.data, "\n"); line != NULL; line = strtok(NULL, "\n"))
+				printf("  %s\n", line);
+		}
+	}
+	loom_buf_release(&q.lost_list);
+	loom_buf_release(&q.missing);
+	loom_deploy_release(&cfg);
 }
 
 /* SSPR registrations in the restored workflow store (STATE/workflow, family
@@ -959,6 +1113,9 @@ static int do_restore(const char *from, const char *to, const char *keyset, cons
 		    ks ? "registered under a key this key set does not hold" : "no key set given");
 	else if (nsspr > 0)
 		printf("all %zu SSPR registration(s) usable\n", nsspr);
+	char *cfgfile = loom_sprintf("%s/%s", newcfg, m.config_file);
+	report_queued(cfgfile, new_state);
+	free(cfgfile);
 	loom_buf_release(&re.list);
 	free(newcfg);
 	free(new_state);

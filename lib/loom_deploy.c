@@ -2,6 +2,7 @@
 #include "loom_deploy.h"
 #include "loom_alloc.h"
 #include "loom_buf.h"
+#include "loom_envelope.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -92,6 +93,31 @@ static const loom_cfg_key_t workflow_keys[] = {
 };
 static const loom_cfg_table_t workflow_table = { .what = "workflow", .keys = workflow_keys };
 
+static const loom_cfg_key_t host_keys[] = {
+	{ .name = "name", .type = LOOM_CFG_TEXT, .offset = offsetof(loom_deploy_host_t, name),
+	  .flags = LOOM_CFG_REQUIRED | LOOM_CFG_NONEMPTY, .help = "the host's name, given to loomd with --host (default: the hostname)" },
+	{ .name = "processes", .type = LOOM_CFG_STRLIST, .offset = offsetof(loom_deploy_host_t, processes),
+	  .flags = LOOM_CFG_REQUIRED,
+	  .help = "what loomd starts there: broker, tap, engine, workflow, pcns, agents (every agent process), ma.NAME" },
+	{ NULL }
+};
+static const loom_cfg_table_t host_table = { .what = "host", .size = sizeof(loom_deploy_host_t), .keys = host_keys };
+
+static const loom_cfg_key_t supervisor_keys[] = {
+	{ .name = "restart_min", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_supervisor_t, restart_min_ms),
+	  .def = "500ms", .min = 10, .max = 3600000, .help = "loomd's first wait before restarting a process that exited (doubles after each fast crash)" },
+	{ .name = "restart_max", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_supervisor_t, restart_max_ms),
+	  .def = "30s", .min = 10, .max = 86400000, .help = "the longest wait before a restart" },
+	{ .name = "fast_crash", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_supervisor_t, fast_crash_ms),
+	  .def = "10s", .min = 10, .max = 86400000, .help = "a process that exits sooner than this after its start crashed fast" },
+	{ .name = "give_up", .type = LOOM_CFG_INT, .offset = offsetof(loom_deploy_supervisor_t, give_up),
+	  .def = "5", .min = 1, .max = 1000, .help = "fast crashes in a row after which loomd stops restarting a process" },
+	{ .name = "stop_timeout", .type = LOOM_CFG_DURATION, .offset = offsetof(loom_deploy_supervisor_t, stop_timeout_ms),
+	  .def = "15s", .min = 100, .max = 3600000, .help = "wait after SIGTERM before loomd kills a process with SIGKILL" },
+	{ NULL }
+};
+static const loom_cfg_table_t supervisor_table = { .what = "supervisor", .keys = supervisor_keys };
+
 static const loom_cfg_key_t top_keys[] = {
 	{ .name = "state_dir", .type = LOOM_CFG_PATH, .offset = offsetof(loom_deploy_t, state_dir),
 	  .def = "../var", .help = "where stores, sockets and spools live" },
@@ -105,6 +131,10 @@ static const loom_cfg_key_t top_keys[] = {
 	  .sub = &mail_table, .help = "e-mail sent by the policy service's workflows" },
 	{ .name = "workflow", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_deploy_t, workflow),
 	  .sub = &workflow_table, .help = "the policy service's workflows and scheduler" },
+	{ .name = "hosts", .type = LOOM_CFG_LIST, .offset = offsetof(loom_deploy_t, hosts),
+	  .sub = &host_table, .help = "which processes loomd starts on which host (absent: one host runs broker, engine and every agent)" },
+	{ .name = "supervisor", .type = LOOM_CFG_SECTION, .offset = offsetof(loom_deploy_t, supervisor),
+	  .sub = &supervisor_table, .help = "loomd's restart and stop policy" },
 	{ NULL }
 };
 const loom_cfg_table_t loom_deploy_table = { .what = "loom.yaml", .keys = top_keys };
@@ -166,6 +196,70 @@ static void check_schedules(loom_deploy_t *cfg, loom_cfg_diags_t *diags)
 	}
 }
 
+bool loom_deploy_process_valid(const char *s)
+{
+	static const char *const fixed[] = { "broker", "tap", "engine", "workflow", "pcns", "agents", NULL };
+	for (int i = 0; fixed[i]; i++)
+		if (strcmp(s, fixed[i]) == 0)
+			return true;
+	return strncmp(s, "ma.", 3) == 0 && loom_service_name_valid(s, strlen(s)) && s[3] != '\0';
+}
+
+const loom_deploy_host_t *loom_deploy_host(const loom_deploy_t *cfg, const char *name)
+{
+	const loom_deploy_host_t *v = cfg->hosts.v;
+	for (size_t i = 0; i < cfg->hosts.n; i++)
+		if (v[i].name.text && strcmp(v[i].name.text, name) == 0)
+			return &v[i];
+	return NULL;
+}
+
+/* Unique host names, known process names, each process on one host only
+ * (two brokers, or two engines on one store, would split the bus). */
+static void check_hosts(loom_deploy_t *cfg, loom_cfg_diags_t *diags)
+{
+	loom_deploy_host_t *v = cfg->hosts.v;
+	for (size_t i = 0; i < cfg->hosts.n; i++) {
+		loom_deploy_host_t *h = &v[i];
+		if (h->name.text == NULL)
+			continue;
+		char *key = loom_sprintf("hosts[%zu]", i);
+		if (!loom_service_name_valid(h->name.text, strlen(h->name.text)))
+			add_diag_at(diags, cfg->path, &h->name, key, h->name.text, loom_sprintf(
+			    "%s:%u:%u: key '%s.name': bad value '%s': expected letters, digits, '.', '_' and '-', starting with a letter",
+			    cfg->path, h->name.line, h->name.column, key, h->name.text));
+		for (size_t k = 0; k < i; k++)
+			if (v[k].name.text && strcmp(v[k].name.text, h->name.text) == 0)
+				add_diag_at(diags, cfg->path, &h->name, key, h->name.text, loom_sprintf(
+				    "%s:%u:%u: key '%s.name': host name '%s' is already used at line %u: expected a unique name",
+				    cfg->path, h->name.line, h->name.column, key, h->name.text, v[k].name.line));
+		for (size_t p = 0; p < h->processes.n; p++) {
+			const char *s = h->processes.v[p];
+			if (!loom_deploy_process_valid(s)) {
+				add_diag_at(diags, cfg->path, &h->name, key, s, loom_sprintf(
+				    "%s:%u:%u: key '%s.processes': bad value '%s': expected broker, tap, engine, workflow, pcns, agents or ma.NAME",
+				    cfg->path, h->name.line, h->name.column, key, s));
+				continue;
+			}
+			/* the same process twice, on this host or an earlier one */
+			for (size_t k = 0; k <= i; k++) {
+				size_t lim = k == i ? p : v[k].processes.n;
+				bool dup = false;
+				for (size_t q = 0; q < lim; q++)
+					if (strcmp(v[k].processes.v[q], s) == 0)
+						dup = true;
+				if (dup) {
+					add_diag_at(diags, cfg->path, &h->name, key, s, loom_sprintf(
+					    "%s:%u:%u: key '%s.processes': '%s' is already assigned to host '%s': a process runs on one host only",
+					    cfg->path, h->name.line, h->name.column, key, s, v[k].name.text ? v[k].name.text : "?"));
+					break;
+				}
+			}
+		}
+		free(key);
+	}
+}
+
 static void default_endpoint(char **ep, const char *state_dir, const char *name)
 {
 	if (*ep == NULL)
@@ -207,6 +301,7 @@ int loom_deploy_load(const char *path, loom_deploy_t *cfg, loom_cfg_diags_t *dia
 	check_endpoint(cfg, "bus.subscribe", cfg->bus.subscribe, diags);
 	check_endpoint(cfg, "bus.tap", cfg->bus.tap, diags);
 	check_schedules(cfg, diags);
+	check_hosts(cfg, diags);
 	/* Cross-field checks run even after load errors: one pass shows all. */
 	return rc < 0 || diags->n ? -1 : 0;
 }

@@ -25,6 +25,15 @@
  *     from: loom@localhost
  *   workflow:
  *     scheduler: 1m                         # temporal Sets, ExpirationTime
+ *   hosts:                                  # which host runs what (loomd; docs/deploy.md)
+ *     - name: core1                         # --host of loomd, default the hostname
+ *       processes: [broker, engine, workflow, pcns, tap, agents, ma.hr]
+ *   supervisor:                             # loomd's restarts and stops
+ *     restart_min: 500ms                    # first wait before a restart (doubles)
+ *     restart_max: 30s                      # the wait's cap
+ *     fast_crash: 10s                       # an exit sooner than this after a start is a fast crash
+ *     give_up: 5                            # fast crashes in a row before loomd stops restarting
+ *     stop_timeout: 15s                     # SIGTERM, then SIGKILL after this long
  *
  * Endpoints left out default to ipc:// sockets in STATE_DIR/run, so the
  * embedded default needs no network at all.
@@ -79,6 +88,19 @@ typedef struct loom_deploy_workflow {
 	char *ctl_hint;                /* how approvers call loomctl in e-mails */
 } loom_deploy_workflow_t;
 
+typedef struct loom_deploy_host {
+	loom_cfg_text_t name;          /* the host's name (loomd --host), unique */
+	loom_cfg_strlist_t processes;  /* broker, engine, workflow, pcns, tap, agents, ma.NAME */
+} loom_deploy_host_t;
+
+typedef struct loom_deploy_supervisor {
+	long long restart_min_ms;      /* first wait before restarting a process that exited */
+	long long restart_max_ms;      /* cap of the doubling wait */
+	long long fast_crash_ms;       /* an exit sooner than this after its start is a fast crash */
+	long long give_up;             /* fast crashes in a row before loomd stops restarting it */
+	long long stop_timeout_ms;     /* wait after SIGTERM before SIGKILL */
+} loom_deploy_supervisor_t;
+
 typedef struct loom_deploy {
 	char *path;                    /* the file this was loaded from */
 	char *state_dir;               /* where process state lives */
@@ -87,6 +109,8 @@ typedef struct loom_deploy {
 	loom_cfg_array_t schedules;    /* loom_deploy_schedule_t: scheduled run profiles */
 	loom_deploy_mail_t mail;       /* e-mail of the policy service's workflows */
 	loom_deploy_workflow_t workflow; /* the policy service's workflows and scheduler */
+	loom_cfg_array_t hosts;        /* loom_deploy_host_t: what runs where (empty: one host runs the default set) */
+	loom_deploy_supervisor_t supervisor; /* loomd's restart and stop policy */
 } loom_deploy_t;
 
 /* The table behind loom.yaml (for --help-config and tests). */
@@ -98,6 +122,13 @@ extern const loom_cfg_table_t loom_deploy_table;
  * and a unique name). Returns 0, or -1 with every problem in *diags. */
 int loom_deploy_load(const char *path, loom_deploy_t *cfg, loom_cfg_diags_t *diags);
 void loom_deploy_release(loom_deploy_t *cfg);
+
+/* The host entry named name, or NULL. */
+const loom_deploy_host_t *loom_deploy_host(const loom_deploy_t *cfg, const char *name);
+
+/* True when s names a process loomd knows: broker, tap, engine, workflow,
+ * pcns, agents, or ma.NAME. */
+bool loom_deploy_process_valid(const char *s);
 
 /* The default config path: $LOOM_CONFIG, else "config/loom.yaml". */
 const char *loom_deploy_default_path(void);

@@ -5,9 +5,14 @@
 # into an empty directory equals the original object by object (connector
 # spaces and metaverse through loomctl -o json); the one taken mid-run,
 # restored without the key set, lists the credential to re-enter, and its
-# reruns end where the original did. Refused, changing nothing: a wrong
+# reruns end where the original did. Every store is compared object by
+# object (loomctl store compare): the restore with the key set against the
+# original, the mid-run backup's copies against their restore, and that
+# restore, rerun, against the original. Refused, changing nothing: a wrong
 # passphrase, a damaged backup, a key set from another installation, a
-# target that is not empty. A file agent's data outside the configuration
+# target that is not empty. Queued passwords (loom-pcns's queue) survive a
+# restore without the key set when their process key is restored, and are
+# listed exactly when it is not. A file agent's data outside the configuration
 # directory is backed up and put back where it was (when that place is free).
 . "$(dirname "$0")/lib.sh"
 
@@ -69,6 +74,22 @@ snapshot() {
 			$c mv search employeeId=$((100000 + i)) || fail "mv search in $d"
 		done
 	} >"$out"
+}
+
+# stores_equal A_STATE B_STATE WHAT [--skip-cf CF]... : every store under
+# A_STATE (a directory with CURRENT) equals the one at the same place under
+# B_STATE, object by object (loomctl store compare), and B has no other store
+stores_equal() {
+	local a=$1 b=$2 what=$3 rel n=0
+	shift 3
+	for rel in $(cd "$a" && find . -name CURRENT -printf '%h\n' | sort); do
+		"$CTL" store compare "$a/$rel" "$b/$rel" "$@" >"$T/compare.out" 2>&1 ||
+			{ cat "$T/compare.out" >&2; fail "$what: store $rel differs"; }
+		echo "    $what: store ${rel#./}: $(tail -n 1 "$T/compare.out")"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || fail "$what: no store under $a"
+	[ "$(cd "$b" && find . -name CURRENT | wc -l)" = "$n" ] || fail "$what: $b has other stores than $a"
 }
 
 # refused WHAT COMMAND... : must exit non-zero with one line on stderr
@@ -143,6 +164,9 @@ pass "a failing step is retried once and logged; a second failure leaves no MANI
 grep -qF "kept '$T/ext/badge.csv' (file agent data badge/path): it exists" "$T/restore_b.out" ||
 	{ cat "$T/restore_b.out" >&2; fail "an existing file outside was not kept and said"; }
 grep -q "all secrets restored" "$T/restore_b.out" || { cat "$T/restore_b.out" >&2; fail "secrets not all restored"; }
+# Every store, every family, every key and value: the restored installation
+# against the original (stopped since the backup, so nothing moved).
+stores_equal "$A/state" "$T/b/state" "restore with the key set vs the original"
 stack b "$T/b"
 snapshot "$T/b" "$T/b.json"
 [ "$(grep -c . "$T/a.json")" -ge 8 ] || fail "the snapshot is too small: $(head -c 300 "$T/a.json")"
@@ -157,6 +181,10 @@ pass "restore with the key set into an empty directory: connector spaces and met
 # Restore of the mid-run backup without the key set: the secret is listed.
 mv "$T/ext/badge.csv" "$T/ext/badge.orig"
 "$CTL" restore --from "$T/bk1" --to "$T/c" >"$T/restore_c.out" || { cat "$T/restore_c.out" >&2; fail "restore without the key set"; }
+# The backup taken during the sync, restored onto an empty directory, holds
+# every object of the backup's copies (a restore without keys drops secrets
+# only, never a store's object).
+stores_equal "$T/bk1/state" "$T/c/state" "mid-run backup vs its restore"
 grep -qE '^1 credential\(s\) to re-enter' "$T/restore_c.out" || { cat "$T/restore_c.out" >&2; fail "no list of credentials"; }
 grep -qxF '  directory bind_password' "$T/restore_c.out" || { cat "$T/restore_c.out" >&2; fail "bind_password not listed"; }
 [ -e "$T/c/state/secrets/directory/bind_password" ] && fail "an unreadable secret was restored"
@@ -173,8 +201,66 @@ run_in "$T/c" directory export
 strip_gen() { sed 's/"seen_gen":"[0-9]*",//g'; }
 head -n 1 "$T/a.json" | strip_gen | cmp -s - <(strip_gen <"$T/c_hr.json") || fail "the mid-run backup, rerun, does not end where the original did"
 cmp -s "$A/data/directory.ldif" "$T/c/data/directory.ldif" || fail "the directory differs after the reruns"
+# Object by object, every family but the run history (run, and meta's run
+# counter), objects without when they were synchronized (the rerun did it
+# later): the restored installation, rerun, equals the original.
+stores_equal "$A/state" "$T/c/state" "mid-run backup rerun vs the original" --skip-cf run --skip-cf meta --ignore-times
+# The same comparison sees what the original did after the mid-run backup
+# (the rest of the sync, the export): it is not blind.
+rc=0
+"$CTL" store compare "$T/bk1/state/engine" "$A/state/engine" --skip-cf run --skip-cf meta --ignore-times >"$T/compare.out" || rc=$?
+[ "$rc" = 3 ] || { cat "$T/compare.out" >&2; fail "the mid-run backup compares equal to the finished original (exit $rc)"; }
+echo "    mid-run backup vs the finished original: $(tail -n 1 "$T/compare.out"): $(grep -E ' values differ$' "$T/compare.out" | awk '{printf "%s%s", sep, $1; sep=","}')"
 unstack c
 pass "restore without the key set lists the credential to re-enter; the mid-run backup reruns to the original's state"
+
+# Queued passwords: sealed to process keys (keys_dir), not to the key set.
+# A restore without the key set keeps them when their key is restored, and
+# lists exactly those it cannot open when it is not: here keys_dir lies
+# outside the configuration directory (so outside the backup), and is gone
+# on the machine restored to.
+NOTIFY=$LOOM_BUILD_DIR/pcns/loom-pcns-notify
+Q=$T/q
+mkdir -p "$Q/agents" "$T/qkeys"
+QP=$(free_port)
+cat >"$Q/loom.yaml" <<YAML
+state_dir: $Q/state
+log: { level: info }
+bus: { heartbeat: 200ms, liveness: 10, request_timeout: 5s, keys_dir: $T/qkeys }
+YAML
+printf 'type: file\nobject_type: person\nanchor: uid\nfile: { format: csv, path: ../people.csv }\n' >"$Q/agents/dir.yaml"
+QC=("$CTL" -c "$Q/loom.yaml")
+for k in pcns dc1; do "${QC[@]}" keys gen "$k" >/dev/null || fail "keys gen $k in q"; done
+printf 'listen: tcp://127.0.0.1:%s\nnotifiers:\n  dc1: { key: %s/qkeys/dc1.pub, agent: dir }\nretry_interval: 200ms\n' "$QP" "$T" >"$Q/pcns.yaml"
+printf 'name: dc1\nretry_initial: 200ms\nretry_max: 1s\nack_timeout: 2s\n' >"$Q/pcns-notify.yaml"
+"${QC[@]}" pcns target add primary --endpoint "tcp://127.0.0.1:$QP" --key "$T/qkeys/pcns.pub" >/dev/null || fail "pcns target add"
+start q_broker "$BROKER" -c "$Q/loom.yaml"
+wait_log q_broker "started pid="
+start q_pcns "$LOOM_BUILD_DIR/pcns/loom-pcns" -c "$Q/loom.yaml"
+wait_log q_pcns "listening endpoint="
+start q_notify "$NOTIFY" -c "$Q/loom.yaml"
+wait_log q_notify "notifier ready"
+# No engine runs: the changes stay queued in loom-pcns.
+for acct in alice bob; do
+	printf 'Queued-%s-9z\n' "$acct" | "$NOTIFY" --submit -c "$Q/loom.yaml" --account "$acct" >/dev/null || fail "--submit $acct"
+done
+queued2() { "${QC[@]}" pcns status 2>/dev/null | grep -qE "^queue +2 changes"; }
+wait_for "two changes queued in loom-pcns" 20 queued2
+"${QC[@]}" backup --to "$T/bkq" >/dev/null || fail "backup of q"
+for p in notify pcns broker; do stop "q_$p"; done
+"$CTL" restore --from "$T/bkq" --to "$T/q2" >"$T/restore_q2.out" || { cat "$T/restore_q2.out" >&2; fail "restore of q"; }
+grep -qxF "2 queued password(s) kept: sealed to process keys in '$T/qkeys', not to the key set" "$T/restore_q2.out" ||
+	{ cat "$T/restore_q2.out" >&2; fail "the queued passwords are not reported kept"; }
+mv "$T/qkeys" "$T/qkeys.away"
+"$CTL" restore --from "$T/bkq" --to "$T/q3" >"$T/restore_q3.out" || { cat "$T/restore_q3.out" >&2; fail "restore of q without its keys"; }
+grep -qxF "2 queued password(s) lost: sealed to keys not in '$T/qkeys' ('pcns'); each account must change its password again:" "$T/restore_q3.out" ||
+	{ cat "$T/restore_q3.out" >&2; fail "the lost queued passwords are not reported"; }
+grep -E '^  pcns queue: ' "$T/restore_q3.out" | sort >"$T/lost.txt"
+printf "  pcns queue: account %s (notifier dc1, agent dir), sealed to 'pcns'\n" alice bob >"$T/lost.want"
+cmp -s "$T/lost.txt" "$T/lost.want" || { cat "$T/restore_q3.out" >&2; fail "the list of lost passwords is not exactly alice and bob"; }
+grep -q "^no queued passwords in the backup$" "$T/restore_b.out" || { cat "$T/restore_b.out" >&2; fail "restore b says nothing of queued passwords"; }
+mv "$T/qkeys.away" "$T/qkeys"
+pass "queued passwords: kept without the key set when their process key is restored; listed exactly (alice, bob) when it is not"
 
 # Bad input, refused with one line, nothing written.
 refused "a wrong passphrase" "$CTL" restore --from "$T/bk2" --to "$T/d" --keyset "$T/keyset.exp" --passphrase-file "$T/badpass"

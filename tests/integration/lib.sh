@@ -41,7 +41,8 @@ cleanup() {
 	# A sanitizer report in any process's log fails the test (in the
 	# ASan+UBSan build, daemons report leaks and errors when they exit).
 	local bad
-	bad=$(grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$T"/*.log 2>/dev/null)
+	# (state/log: the processes loomd starts write there)
+	bad=$(grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$T"/*.log "$T"/state/log/*.log 2>/dev/null)
 	if [ -n "$bad" ]; then
 		echo "FAIL $TEST_NAME: sanitizer report in: $bad" >&2
 		for f in $bad; do grep -A30 -E "ERROR: |runtime error:" "$f" | head -n 60 >&2; done

@@ -111,6 +111,19 @@ static void dump(loom_buf_t *b, const loom_deploy_t *d)
 	loom_buf_printf(b, "bus.max_frame=%lld\n", d->bus.max_frame);
 	loom_buf_printf(b, "bus.curve=%s\n", d->bus.curve ? "true" : "false");
 	loom_buf_printf(b, "bus.keys_dir=%s\n", d->bus.keys_dir ? d->bus.keys_dir : "(null)");
+	/* hosts: and supervisor: only when hosts are given (the other cases'
+	 * dumps stay as they were) */
+	const loom_deploy_host_t *h = d->hosts.v;
+	for (size_t i = 0; i < d->hosts.n; i++) {
+		loom_buf_printf(b, "hosts[%zu]=%s:", i, h[i].name.text);
+		for (size_t k = 0; k < h[i].processes.n; k++)
+			loom_buf_printf(b, "%s%s", k ? "," : " ", h[i].processes.v[k]);
+		loom_buf_adds(b, "\n");
+	}
+	if (d->hosts.n)
+		loom_buf_printf(b, "supervisor=%lld,%lld,%lld,%lld,%lld\n", d->supervisor.restart_min_ms,
+		    d->supervisor.restart_max_ms, d->supervisor.fast_crash_ms, d->supervisor.give_up,
+		    d->supervisor.stop_timeout_ms);
 }
 
 /* What every field is when the file says nothing, relative to dir @D@. */
@@ -249,6 +262,26 @@ static const deploy_case_t deploy_cases[] = {
 	    { 3, 13, false, "key 'bus.liveness': bad value '1'" } } },
 	{ "unknown top-level key", "state_dri: ../var\n", NULL,
 	  { { 1, 1, false, "unknown key 'state_dri'" } } },
+	{ "hosts and supervisor",
+	  "hosts:\n  - { name: core1, processes: [broker, engine] }\n  - name: dir1\n    processes: [agents, ma.hr, tap]\n"
+	  "  - { name: spare, processes: [] }\n"
+	  "supervisor: { restart_min: 1s, give_up: 2 }\n",
+	  DUMP_DEFAULTS
+	  "hosts[0]=core1: broker,engine\n"
+	  "hosts[1]=dir1: agents,ma.hr,tap\n"
+	  "hosts[2]=spare:\n"
+	  "supervisor=1000,30000,10000,2,15000\n", { { 0 } } },
+	{ "hosts: a name twice, a process on two hosts, an unknown process",
+	  "hosts:\n  - name: a\n    processes: [broker, engine]\n  - name: a\n    processes: [engine, mailer]\n", NULL,
+	  { { 4, 11, true, "@F@:4:11: key 'hosts[1].name': host name 'a' is already used at line 2: expected a unique name" },
+	    { 4, 11, true, "@F@:4:11: key 'hosts[1].processes': 'engine' is already assigned to host 'a': a process runs on one host only" },
+	    { 4, 11, true, "@F@:4:11: key 'hosts[1].processes': bad value 'mailer': expected broker, tap, engine, workflow, pcns, agents or ma.NAME" } } },
+	{ "hosts: a bad host name, a process twice on one host, supervisor out of range",
+	  "hosts:\n  - { name: 9lives, processes: [pcns, pcns, ma.] }\nsupervisor:\n  give_up: 0\n", NULL,
+	  { { 4, 12, false, "key 'supervisor.give_up': bad value '0'" },
+	    { 2, 13, true, "@F@:2:13: key 'hosts[0].name': bad value '9lives': expected letters, digits, '.', '_' and '-', starting with a letter" },
+	    { 2, 13, true, "@F@:2:13: key 'hosts[0].processes': 'pcns' is already assigned to host '9lives': a process runs on one host only" },
+	    { 2, 13, false, "bad value 'ma.'" } } },
 	{ "missing file", NULL, NULL,
 	  { { 0, 0, false, "@F@: cannot read" } } },
 };
