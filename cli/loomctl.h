@@ -103,6 +103,8 @@ void ctl_print_value(const struct Loom__Value *v);
 const char *ctl_request_status(int s);
 int ctl_pcns(ctl_t *ctl, int argc, char **argv);
 int ctl_report(ctl_t *ctl, int argc, char **argv);
+int ctl_status(ctl_t *ctl, int argc, char **argv);
+int ctl_activate(ctl_t *ctl, int argc, char **argv);
 
 /* The policy service's commands (loomctl_policy.c), for ctl_cmds. */
 #define CTL_POLICY_CMDS \
