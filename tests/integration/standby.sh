@@ -114,11 +114,11 @@ s0=$(seq_of)
 id=$(ctl run hr full-sync --no-wait) || fail "could not start the sync"
 wait_for "the sync past 20% of the objects" 120 bash -c \
 	"'$CTL' -c '$CFG' runs hr -n 1 | awk -v min=$((N / 5)) 'NR==2 && \$4==\"in-progress\" && \$7>=min {ok=1} END{exit !ok}'"
+done_before=$(ctl runs hr -n 1 | awk 'NR==2 {print $7}')
 # host a dies
 stop engine_a KILL
 stop hr_a KILL
 stop dir_a KILL
-done_before=$(ctl runs hr -n 5 2>/dev/null | awk -v id="$id" '$1==id {print $7}')
 grep -qE "run finished run=$id " "$T/engine_a.log" && fail "the sync ended before the kill (raise LOOM_STANDBY_OBJECTS)"
 # the standby follows what the dead primary wrote (its WAL included)
 past_s0() { [ "$(seq_of)" -gt "$s0" ]; }
@@ -155,10 +155,12 @@ grep -qE "^epoch: 1$" "$T/state/lease" || fail "the lease moved"
 pass "activation refused with one line and nothing changed: wrong passphrase, another installation's key set, missing file, no standby"
 
 # activation
+t0=$(date +%s%N)
 ctl activate --keyset "$T/keyset.exp" --passphrase-file "$T/pass" --host b --wait 60s >"$T/activate.out" ||
 	{ cat "$T/activate.out" >&2; fail "loomctl activate"; }
 grep -qE "^activated host b \(epoch 2\): 3 process\(es\) primary" "$T/activate.out" ||
 	{ cat "$T/activate.out" >&2; fail "activation output"; }
+ms=$((($(date +%s%N) - t0) / 1000000))
 wait_log engine_b "run was cut short by an engine restart run=$id"
 ctl status >"$T/status2.out" || fail "loomctl status after activation"
 grep -qE "^lease: host b, epoch 2," "$T/status2.out" &&
@@ -166,7 +168,7 @@ grep -qE "^lease: host b, epoch 2," "$T/status2.out" &&
 	grep -qE "^ma\.dir +.* primary +host b" "$T/status2.out" ||
 	{ cat "$T/status2.out" >&2; fail "loomctl status does not show b primary"; }
 grep -qE "^standby\." "$T/status2.out" && { cat "$T/status2.out" >&2; fail "a standby is left after activation"; }
-pass "loomctl activate: host b primary at epoch 2 (engine, ma.hr, ma.dir), the cut run marked"
+pass "loomctl activate: host b primary at epoch 2 (engine, ma.hr, ma.dir) in ${ms} ms (Argon2id of the key set included), the cut run marked"
 
 # finish on host b
 run_profile hr full-sync
