@@ -671,6 +671,8 @@ int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv)
 			if (d->activated && wait_store_locks(d) < 0)
 				goto out;
 			char *err = NULL;
+			/* the daemons make their state directory themselves (one level) */
+			(void)mkdir(d->cfg.state_dir, 0755);
 			if (loom_fence_new(d->cfg.state_dir, d->host, &d->fence, &err) < 0) {
 				loom_error("cannot start: %s", err);
 				free(err);
