@@ -15,7 +15,8 @@
 
 N=${LOOM_STANDBY_OBJECTS:-20000}
 write_config
-mkdir -p "$T/agents" "$T/sync" "$T/data"
+mkdir -p "$T/agents" "$T/sync" "$T/data" "$T/policy"
+cp "$LOOM_SOURCE_DIR/config/policy/schema.yaml" "$T/policy/"
 # slapd with the stats log on stderr: one "ADD dn=" line per add received
 mkdir -p "$T/slapd/db"
 slapd_certs
@@ -89,12 +90,18 @@ start hr_a "$MAFILE" -c "$CFG" --agent hr --host a
 start dir_a "$MALDAP" -c "$CFG" --agent dir --host a
 wait_log hr_a "registered with broker"
 wait_log dir_a "registered with broker"
+start workflow_a "$WORKFLOW" -c "$CFG" --host a
+wait_log workflow_a "registered with broker"
 # host b: standby on the same state directory
 start engine_b "$ENGINE" -c "$CFG" --host b --standby --catch-up 200ms
 start hr_b "$MAFILE" -c "$CFG" --agent hr --host b --standby
 start dir_b "$MALDAP" -c "$CFG" --agent dir --host b --standby
-for p in engine_b hr_b dir_b; do wait_log "$p" "registered with broker"; done
+start workflow_b "$WORKFLOW" -c "$CFG" --host b --standby
+for p in engine_b hr_b dir_b workflow_b; do wait_log "$p" "registered with broker"; done
 wait_log engine_b "standby: following store=.*engine"
+wait_log workflow_b "standby: following store=.*workflow"
+# a request to the policy service is served by a's workflow
+ctl request create Person AccountName=before DisplayName=Before >"$T/req1.out" || fail "request before the failover"
 grep -q "engine ready" "$T/engine_b.log" && fail "the standby engine started working"
 
 ctl status >"$T/status1.out" || fail "loomctl status"
@@ -119,6 +126,7 @@ done_before=$(ctl runs hr -n 1 | awk 'NR==2 {print $7}')
 stop engine_a KILL
 stop hr_a KILL
 stop dir_a KILL
+stop workflow_a KILL
 grep -qE "run finished run=$id " "$T/engine_a.log" && fail "the sync ended before the kill (raise LOOM_STANDBY_OBJECTS)"
 # the standby follows what the dead primary wrote (its WAL included)
 past_s0() { [ "$(seq_of)" -gt "$s0" ]; }
@@ -158,7 +166,7 @@ pass "activation refused with one line and nothing changed: wrong passphrase, an
 t0=$(date +%s%N)
 ctl activate --keyset "$T/keyset.exp" --passphrase-file "$T/pass" --host b --wait 60s >"$T/activate.out" ||
 	{ cat "$T/activate.out" >&2; fail "loomctl activate"; }
-grep -qE "^activated host b \(epoch 2\): 3 process\(es\) primary" "$T/activate.out" ||
+grep -qE "^activated host b \(epoch 2\): 4 process\(es\) primary" "$T/activate.out" ||
 	{ cat "$T/activate.out" >&2; fail "activation output"; }
 ms=$((($(date +%s%N) - t0) / 1000000))
 wait_log engine_b "run was cut short by an engine restart run=$id"
@@ -168,7 +176,10 @@ grep -qE "^lease: host b, epoch 2," "$T/status2.out" &&
 	grep -qE "^ma\.dir +.* primary +host b" "$T/status2.out" ||
 	{ cat "$T/status2.out" >&2; fail "loomctl status does not show b primary"; }
 grep -qE "^standby\." "$T/status2.out" && { cat "$T/status2.out" >&2; fail "a standby is left after activation"; }
-pass "loomctl activate: host b primary at epoch 2 (engine, ma.hr, ma.dir) in ${ms} ms (Argon2id of the key set included), the cut run marked"
+ctl search "/Person[AccountName = 'before']" >"$T/search.out" || fail "search after activation"
+[ "$(grep -c . "$T/search.out")" -ge 1 ] || fail "b's workflow does not have the resource a's made: $(cat "$T/search.out")"
+ctl request create Person AccountName=after DisplayName=After >"$T/req2.out" || fail "request after the failover"
+pass "loomctl activate: host b primary at epoch 2 (engine, ma.hr, ma.dir, workflow) in ${ms} ms (Argon2id of the key set included), the cut run marked"
 
 # finish on host b
 run_profile hr full-sync
