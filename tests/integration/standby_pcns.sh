@@ -171,3 +171,32 @@ ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW3" "uid=user3,ou=pe
 wait_for "user3's new password in dst" 20 binds user3 "$PW3"
 n=$(no_cleartext "$PW1" "$PW2" "$PW3")
 pass "a change after activation goes through host b; no password in clear in $n files"
+
+# Failback: host a comes back as the standby and is activated while b's
+# engine and listener still run (idle): each sees the new epoch at its next
+# lease check, exits with status 3, lets go of its store, and a's processes
+# take over. (Agents hold no lease: b's are stopped first, as loomd would.)
+start engine_a2 "$ENGINE" -c "$CFG" --host a --standby
+start src_a2 "$MALDAP" -c "$CFG" --agent src --host a --standby
+start dst_a2 "$MALDAP" -c "$CFG" --agent dst --host a --standby
+start pcns_a2 "$PCNS" -c "$CFG" --host a --standby
+for p in engine_a2 src_a2 dst_a2 pcns_a2; do wait_log "$p" "registered with broker"; done
+stop src_b
+stop dst_b
+ctl activate --keyset "$T/keyset.exp" --passphrase-file "$T/pass" --host a --wait 60s >"$T/activate2.out" ||
+	fail "failback activation: $(cat "$T/activate2.out")"
+grep -qE "^activated host a \(epoch 3\): 4 process\(es\) primary" "$T/activate2.out" ||
+	fail "failback activation output: $(cat "$T/activate2.out")"
+for p in engine_b pcns_b; do
+	rc=0
+	wait "${PIDS[$p]}" || rc=$?
+	unset "PIDS[$p]"
+	[ "$rc" = 3 ] || fail "$p exited $rc after the failback, want 3 (fenced)"
+	grep -qE "fenced: host 'a' took the lease \(epoch 3 since [0-9T:Z-]+\); this host 'b' wrote under epoch 2 and stops writing" \
+		"$T/$p.log" || fail "no fencing line in $p.log"
+done
+PW4='Standby-failback%4d'
+ldappasswd -x -H "$SRC_URI" -D "$ROOTDN" -w "$ROOTPW" -s "$PW4" "uid=user1,ou=people,$SUFFIX" >/dev/null ||
+	fail "ldappasswd after the failback"
+wait_for "user1's new password in dst through host a again" 30 binds user1 "$PW4"
+pass "failback to host a (epoch 3): b's running engine and listener fenced by their lease check (exit 3), changes flow through a"
