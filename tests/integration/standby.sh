@@ -239,3 +239,13 @@ rc=0
 	grep -qE "^loomctl activate: refused: host 'b' is already primary \(lease epoch 2" "$T/again.err" ||
 	fail "activating the primary again: rc=$rc $(cat "$T/again.err")"
 pass "activating a host that is already primary is refused with one line"
+
+# a damaged lease: a process refuses to start with one line naming it
+mkdir -p "$T/x/state"
+printf 'loom-lease 1\nepoch: many\nholder: a\n' >"$T/x/state/lease"
+rc=0
+"$ENGINE" -c "$T/x/loom.yaml" --host a >"$T/damaged.log" 2>&1 || rc=$?
+[ "$rc" = 3 ] && [ "$(grep -c . "$T/damaged.log")" = 1 ] &&
+	grep -qE "cannot start: lease '$T/x/state/lease' is damaged: expected 'loom-lease 1', 'epoch: N' \(N > 0\) and 'holder: HOST' lines" "$T/damaged.log" ||
+	fail "a damaged lease: rc=$rc $(cat "$T/damaged.log")"
+pass "a damaged lease file is refused with one line naming it"
