@@ -626,6 +626,22 @@ int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv)
 		goto out;
 	}
 
+	/* A primary with stores holds the lease before it is seen on the bus:
+	 * after an activation it first waits for the old primary's locks. */
+	if (!d->standby && d->nstores > 0) {
+		if (d->activated && wait_store_locks(d) < 0)
+			goto out;
+		char *err = NULL;
+		/* the daemons make their state directory themselves (one level) */
+		(void)mkdir(d->cfg.state_dir, 0755);
+		if (loom_fence_new(d->cfg.state_dir, d->host, &d->fence, &err) < 0) {
+			loom_error("cannot start: %s", err);
+			free(err);
+			status = LOOM_EXIT_FENCED;
+			goto out;
+		}
+	}
+
 	if (setup_signals(d) < 0) {
 		loom_error("cannot set up signal handling: %s", strerror(errno));
 		goto out;
@@ -667,18 +683,7 @@ int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv)
 		loom_loop_add_timer(d->loop, d->catch_up_ms, 0, on_standby_tick, d);
 		loom_info("standby: host=%s stores=%zu; no processing until `loomctl activate`", d->host, d->nstores);
 	} else {
-		if (d->nstores > 0) {
-			if (d->activated && wait_store_locks(d) < 0)
-				goto out;
-			char *err = NULL;
-			/* the daemons make their state directory themselves (one level) */
-			(void)mkdir(d->cfg.state_dir, 0755);
-			if (loom_fence_new(d->cfg.state_dir, d->host, &d->fence, &err) < 0) {
-				loom_error("cannot start: %s", err);
-				free(err);
-				status = LOOM_EXIT_FENCED;
-				goto out;
-			}
+		if (d->fence != NULL) {
 			loom_store_set_fence(fence_cb, d);
 			loom_loop_add_timer(d->loop, FENCE_IDLE_INTERVAL_MS, 0, on_fence_tick, d);
 			char *detail = loom_sprintf("host %s; lease epoch %llu", d->host, loom_fence_epoch(d->fence));
