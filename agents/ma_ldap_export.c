@@ -13,6 +13,12 @@
  *          --UPDATE with new_dn--> renaming --ok--> modifying (if deltas) --> done
  *          --UPDATE--> modifying --> done
  *          --DELETE--> deleting --> done (noSuchObject counts as done: already gone)
+ *   adding --entryAlreadyExists, not curable by the batch--> verifying: the
+ *          entry at the DN is read; when it holds every value the add
+ *          carries, the add was applied already (an export sent again after
+ *          the engine or the primary host died before recording its result,
+ *          or after a warm standby took over) --> done with its anchor;
+ *          otherwise the add's entry-already-exists error stands
  *
  * Any stage's failure is the change's result (code = the LDAP result's name,
  * the server's message, retryable for busy/unavailable/unwilling and lost
@@ -39,10 +45,12 @@
 #include <string.h>
 #include <strings.h>
 
-enum { ST_QUEUED, ST_ADD, ST_READBACK, ST_RENAME, ST_MODIFY, ST_DELETE, ST_DONE };
+enum { ST_QUEUED, ST_ADD, ST_READBACK, ST_RENAME, ST_MODIFY, ST_DELETE, ST_VERIFY, ST_DONE };
 
 struct ml_change {
 	int stage;                     /* ST_* */
+	bool same;                     /* ST_VERIFY: the entry there holds every value the add carries */
+	bool exists;                   /* its add was refused with entryAlreadyExists */
 	int msgid;                     /* the operation outstanding */
 	ml_conn_t *conn;               /* where it is outstanding */
 	char *dn;                      /* the entry's DN now (the new one after a rename) */
@@ -254,6 +262,20 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 		what = "cannot add";
 		break;
 	}
+	case ST_VERIFY: {
+		/* the add's attributes and the anchor */
+		char **attrs = loom_calloc(ch->n_deltas + 2, sizeof *attrs);
+		size_t na = 0;
+		for (size_t k = 0; k < ch->n_deltas; k++)
+			if (ch->deltas[k]->n_values)
+				attrs[na++] = ch->deltas[k]->name;
+		attrs[na++] = la->cfg.anchor;
+		c->same = false;
+		rc = ldap_search_ext(ld, c->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 1, &c->msgid);
+		free(attrs);
+		what = "cannot read the entry already there";
+		break;
+	}
 	case ST_READBACK: {
 		char *attrs[] = { la->cfg.anchor, NULL };
 		rc = ldap_search_ext(ld, c->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 1, &c->msgid);
@@ -307,6 +329,10 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 		break;
 	}
 	mods_free(&m);
+	if (rc != LDAP_SUCCESS && c->stage == ST_VERIFY) {
+		complete(la, c); /* the add's entry-already-exists error stands */
+		return;
+	}
 	if (rc != LDAP_SUCCESS && c->stage == ST_READBACK) {
 		/* The add is done; only its anchor is unknown. The next import finds it. */
 		loom_warning("added '%s' but cannot read its %s back: %s (%d)", c->dn, la->cfg.anchor, ldap_err2string(rc), rc);
@@ -367,10 +393,28 @@ static void dispatch(ldapagent_t *la)
 		if (ex->ndeferred == 0)
 			break;
 		if (ex->ok_since_defer == 0) {
-			for (size_t k = 0; k < ex->ndeferred; k++)
-				complete(la, &ex->ch[ex->deferred[k]]);
+			/* No progress: the deferred changes fail, but an add refused
+			 * because its entry exists is first compared with that entry
+			 * (it may be this very add, applied before a crash). */
+			size_t nv = 0;
+			for (size_t k = 0; k < ex->ndeferred; k++) {
+				ml_change_t *c = &ex->ch[ex->deferred[k]];
+				if (c->exists) {
+					c->stage = ST_VERIFY;
+					ex->deferred[nv++] = ex->deferred[k];
+				} else {
+					complete(la, c);
+				}
+			}
 			ex->ndeferred = 0;
-			break;
+			if (nv == 0)
+				break;
+			free(ex->todo);
+			ex->todo = ex->deferred;
+			ex->ntodo = nv;
+			ex->todo_pos = 0;
+			ex->deferred = NULL;
+			continue;
 		}
 		free(ex->todo);
 		ex->todo = ex->deferred;
@@ -473,6 +517,20 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 	ex->inflight--;
 	c->conn = NULL;
 	int stage = c->stage;
+	if (stage == ST_VERIFY) {
+		if (err == LDAP_SUCCESS && c->same) {
+			loom_info("add of '%s' was applied already (the entry there holds every value it carries): done",
+			    c->dn);
+			c->res.ok = true;
+			loom_pb_str_set(&c->res.code, "");
+			loom_pb_str_set(&c->res.message, "");
+			c->res.retryable = false;
+		}
+		/* else the add's entry-already-exists error stands */
+		ldap_memfree(text);
+		complete(la, c);
+		return;
+	}
 	if (stage == ST_DELETE && err == LDAP_NO_SUCH_OBJECT)
 		err = LDAP_SUCCESS; /* already gone: what the change wanted */
 	if (err != LDAP_SUCCESS && stage == ST_READBACK) {
@@ -486,8 +544,15 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 			[ST_MODIFY] = "cannot modify", [ST_DELETE] = "cannot delete" };
 		set_ldap_error(c, whats[stage] ? whats[stage] : "cannot change", err, text);
 		ldap_memfree(text);
-		if (!defer(la, c, stage, err))
-			complete(la, c);
+		c->exists = stage == ST_ADD && err == LDAP_ALREADY_EXISTS;
+		if (defer(la, c, stage, err))
+			return;
+		if (stage == ST_ADD && err == LDAP_ALREADY_EXISTS) {
+			c->stage = ST_VERIFY;
+			start_op(la, c, conn);
+			return;
+		}
+		complete(la, c);
 		return;
 	}
 	ldap_memfree(text);
@@ -534,6 +599,49 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 	}
 }
 
+/* True when one of vals equals v: byte for byte, or ignoring case (most
+ * directory attributes match without case; a value that differs only so
+ * is the same value to the directory). */
+static bool has_value(struct berval **vals, const struct berval *v)
+{
+	for (size_t i = 0; vals && vals[i]; i++)
+		if (vals[i]->bv_len == v->bv_len &&
+		    (memcmp(vals[i]->bv_val, v->bv_val, v->bv_len) == 0 ||
+		     strncasecmp(vals[i]->bv_val, v->bv_val, v->bv_len) == 0))
+			return true;
+	return false;
+}
+
+/* ST_VERIFY's entry: c->same when it holds every value of the add. */
+static void verify_entry(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPMessage *msg)
+{
+	ml_export_t *ex = &la->exp;
+	const Loom__ExportChange *ch = change_of(ex, (size_t)(c - ex->ch));
+	bool same = true;
+	for (size_t k = 0; same && k < ch->n_deltas; k++) {
+		const Loom__AttrDelta *d = ch->deltas[k];
+		if (d->n_values == 0)
+			continue;
+		struct berval **vals = ldap_get_values_len(conn->ld, msg, d->name);
+		for (size_t i = 0; same && i < d->n_values; i++) {
+			struct berval v;
+			ml_value_ber(d->values[i], &v);
+			same = has_value(vals, &v);
+			free(v.bv_val);
+		}
+		ldap_value_free_len(vals);
+	}
+	c->same = same;
+	if (same && !la->dn_anchor) {
+		struct berval **vals = ldap_get_values_len(conn->ld, msg, la->cfg.anchor);
+		if (vals && vals[0])
+			set_anchor(la, c, vals[0]);
+		ldap_value_free_len(vals);
+	} else if (same) {
+		loom_pb_str_set(&c->res.anchor, c->dn);
+	}
+}
+
 static int on_readable(ml_conn_t *conn)
 {
 	ldapagent_t *la = conn->la;
@@ -560,7 +668,9 @@ static int on_readable(ml_conn_t *conn)
 			ldap_msgfree(msg);
 			continue;
 		}
-		if (rc == LDAP_RES_SEARCH_ENTRY) {
+		if (rc == LDAP_RES_SEARCH_ENTRY && c->stage == ST_VERIFY) {
+			verify_entry(la, conn, c, msg);
+		} else if (rc == LDAP_RES_SEARCH_ENTRY) {
 			/* The read-back of an added entry: its anchor. */
 			struct berval **vals = ldap_get_values_len(conn->ld, msg, la->cfg.anchor);
 			if (vals && vals[0])

@@ -36,7 +36,12 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "  processes: host, process, state (running, backoff, failed, stopping, stopped),\n"
 	  "  pid, restarts, whether it is registered on the bus, since when, its last exit.\n"
 	  "  A host of loom.yaml's hosts: without a registered loomd is listed as unknown.\n"
-	  "  -o json prints one HostStatusReply per host.\n"
+	  "  Then the lease (STATE_DIR/lease: which host may write the stores, and its epoch)\n"
+	  "  and one line per process on the bus: service, instance, process, pid, role\n"
+	  "  (primary, standby, no-answer) and detail (a primary's host and epoch; a standby's\n"
+	  "  host and the sequence number of each store it follows; docs/recovery.md).\n"
+	  "  -o json prints one HostStatusReply per host (the roles as one array when no\n"
+	  "  loomd runs and loom.yaml has no hosts:).\n"
 	  "  --local       without the bus: the tables loomd writes to STATE_DIR/run on this host\n"
 	  "exit status: 0 every process running; 3 one is not, or a host did not answer; 1 no broker", ctl_status },
 	{ "keys", "gen NAME [--dir DIR] [--force] | create | export --to FILE | import --from FILE | list | rotate",
@@ -239,6 +244,20 @@ const ctl_cmd_t ctl_cmds[] = {
 	  "be read or is wrong (FILE:LINE:COLUMN on standard error); 2 the filter does not\n"
 	  "parse (the column and a caret on standard error) or bad usage; 3 the resources\n"
 	  "make the filter meaningless (a reference compared with '<', ...)", ctl_xpath },
+	{ "activate", "--keyset FILE [--passphrase-file F] [--host NAME] [--wait DUR]",
+	  "make this host's standby processes primary (fencing the old primary)",
+	  "  --keyset FILE      this installation's exported key set (`loomctl keys export`)\n"
+	  "  --passphrase-file F  its passphrase (else $LOOM_PASSPHRASE, else asked)\n"
+	  "  --host NAME        this host's name for the lease (default $LOOM_HOST, else the\n"
+	  "                     system host name): the standby processes run with the same\n"
+	  "  --wait DUR         how long to wait for them to answer as primary (default 60s)\n"
+	  "  Writes the key set and the lease (epoch + 1, this host): the old primary's\n"
+	  "  processes stop at their next write or within a second. Then each standby.SERVICE\n"
+	  "  of this host restarts itself as SERVICE and opens the stores read-write.\n"
+	  "  Refused, with nothing written: a wrong passphrase, a key set of another\n"
+	  "  installation, a host that is already primary, no standby process on the bus.\n"
+	  "exit status: 0 every standby process is primary; 1 refused or not all came up; 2 bad usage",
+	  ctl_activate },
 	CTL_POLICY_CMDS
 	CTL_APPROVAL_CMDS
 	{ NULL, NULL, NULL, NULL, NULL }

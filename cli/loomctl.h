@@ -74,6 +74,7 @@ void ctl_fmt_time(char *out, size_t n, int64_t us);
 int ctl_ping(ctl_t *ctl, int argc, char **argv);
 int ctl_services(ctl_t *ctl, int argc, char **argv);
 int ctl_status(ctl_t *ctl, int argc, char **argv);
+int ctl_status_roles(ctl_t *ctl);
 int ctl_store(ctl_t *ctl, int argc, char **argv);
 int ctl_keys(ctl_t *ctl, int argc, char **argv);
 int ctl_keyset(ctl_t *ctl, int argc, char **argv);
@@ -106,6 +107,7 @@ void ctl_print_value(const struct Loom__Value *v);
 const char *ctl_request_status(int s);
 int ctl_pcns(ctl_t *ctl, int argc, char **argv);
 int ctl_report(ctl_t *ctl, int argc, char **argv);
+int ctl_activate(ctl_t *ctl, int argc, char **argv);
 
 /* The policy service's commands (loomctl_policy.c), for ctl_cmds. */
 #define CTL_POLICY_CMDS \

@@ -292,6 +292,11 @@ static int copy_tree(bk_t *bk, const char *from, const char *to, bool stores, bo
 		/* the key set is exported on its own, never in a backup */
 		if (stores && top && strcmp(e->d_name, "keyset") == 0)
 			continue;
+		/* which host is primary is not data: a restored installation takes
+		 * a new lease at its first start; standby/ holds only the secondary
+		 * instances' info logs (docs/recovery.md, "Warm standby") */
+		if (stores && top && (strcmp(e->d_name, "lease") == 0 || strcmp(e->d_name, "standby") == 0))
+			continue;
 		char *src = loom_sprintf("%s/%s", from, e->d_name), *dst = loom_sprintf("%s/%s", to, e->d_name);
 		struct stat st;
 		if (skipped(bk, src) || lstat(src, &st) < 0) {

@@ -381,6 +381,63 @@ int rcv_open_export(const char *file, const char *pwfile, loom_keyset_t **ret_ks
 	return rc;
 }
 
+int rcv_keyset_accept(const char *sd, loom_keyset_t **ks_p, const char *from, loom_keyset_t **ret_merged,
+    char **ret_error)
+{
+	loom_keyset_t *ks = *ks_p;
+	char *inst = rcv_installation(sd);
+	if (inst != NULL && strcmp(inst, loom_keyset_installation(ks)) != 0) {
+		*ret_error = loom_sprintf("key set '%s' is from another installation (%s; this one is %s)",
+		    from, loom_keyset_installation(ks), inst);
+		free(inst);
+		return -1;
+	}
+	free(inst);
+	char *path = loom_sprintf("%s/keyset", sd);
+	/* Into an installation that has a key set: the versions it lacks are
+	 * added and its current version stays, so an older export never takes
+	 * away a key that seals a secret now. */
+	if (access(path, F_OK) == 0) {
+		loom_keyset_t *local = NULL;
+		char *err = NULL;
+		if (loom_keyset_load(path, &local, &err) < 0) {
+			*ret_error = err;
+			free(path);
+			return -1;
+		}
+		if (strcmp(loom_keyset_installation(local), loom_keyset_installation(ks)) != 0) {
+			*ret_error = loom_sprintf("key set '%s' is from another installation (%s; this one is %s)",
+			    from, loom_keyset_installation(ks), loom_keyset_installation(local));
+			loom_keyset_destroy(&local);
+			free(path);
+			return -1;
+		}
+		loom_keyset_merge(local, ks);
+		loom_keyset_destroy(ks_p);
+		*ret_merged = local;
+	} else {
+		*ret_merged = ks;
+		*ks_p = NULL;
+	}
+	free(path);
+	return 0;
+}
+
+int rcv_keyset_install(const char *sd, const loom_keyset_t *ks, char **ret_error)
+{
+	char *path = loom_sprintf("%s/keyset", sd), *err = NULL;
+	char *inst = rcv_installation(sd);
+	int rc = 0;
+	if (rcv_mkdirs(sd, 0755) < 0 || loom_keyset_save(ks, path, &err) < 0 ||
+	    (inst == NULL && rcv_write_installation(sd, loom_keyset_installation(ks), &err) < 0)) {
+		*ret_error = err ? err : loom_strdup(strerror(errno));
+		rc = -1;
+	}
+	free(inst);
+	free(path);
+	return rc;
+}
+
 static int keys_import(ctl_t *ctl, const char *from, const char *pwfile)
 {
 	if (from == NULL) {
@@ -390,7 +447,7 @@ static int keys_import(ctl_t *ctl, const char *from, const char *pwfile)
 	const char *sd = state_dir(ctl, "keys import");
 	if (sd == NULL)
 		return 1;
-	loom_keyset_t *ks = NULL;
+	loom_keyset_t *ks = NULL, *merged = NULL;
 	char *err = NULL;
 	if (rcv_open_export(from, pwfile, &ks, &err) < 0) {
 		fprintf(stderr, "loomctl keys import: %s\n", err);
@@ -398,49 +455,17 @@ static int keys_import(ctl_t *ctl, const char *from, const char *pwfile)
 		return 1;
 	}
 	int rc = 1;
-	char *inst = rcv_installation(sd);
-	if (inst != NULL && strcmp(inst, loom_keyset_installation(ks)) != 0) {
-		fprintf(stderr, "loomctl keys import: key set '%s' is from another installation (%s; this one is %s)\n",
-		    from, loom_keyset_installation(ks), inst);
-		goto out;
-	}
-	char *path = loom_sprintf("%s/keyset", sd);
-	/* Into an installation that has a key set: the versions it lacks are
-	 * added and its current version stays, so an older export never takes
-	 * away a key that seals a secret now. */
-	if (access(path, F_OK) == 0) {
-		loom_keyset_t *local = NULL;
-		if (loom_keyset_load(path, &local, &err) < 0) {
-			fprintf(stderr, "loomctl keys import: %s\n", err);
-			free(err);
-			free(path);
-			goto out;
-		}
-		if (strcmp(loom_keyset_installation(local), loom_keyset_installation(ks)) != 0) {
-			fprintf(stderr, "loomctl keys import: key set '%s' is from another installation (%s; this one is %s)\n",
-			    from, loom_keyset_installation(ks), loom_keyset_installation(local));
-			loom_keyset_destroy(&local);
-			free(path);
-			goto out;
-		}
-		loom_keyset_merge(local, ks);
-		loom_keyset_destroy(&ks);
-		ks = local;
-	}
-	if (rcv_mkdirs(sd, 0755) < 0 || loom_keyset_save(ks, path, &err) < 0 ||
-	    (inst == NULL && rcv_write_installation(sd, loom_keyset_installation(ks), &err) < 0)) {
-		fprintf(stderr, "loomctl keys import: %s\n", err ? err : strerror(errno));
+	if (rcv_keyset_accept(sd, &ks, from, &merged, &err) < 0 || rcv_keyset_install(sd, merged, &err) < 0) {
+		fprintf(stderr, "loomctl keys import: %s\n", err);
 		free(err);
-		free(path);
 		goto out;
 	}
-	printf("imported key set of installation %s (%zu version(s), current %u) into '%s'\n",
-	    loom_keyset_installation(ks), loom_keyset_count(ks), loom_keyset_current(ks), path);
-	free(path);
+	printf("imported key set of installation %s (%zu version(s), current %u) into '%s/keyset'\n",
+	    loom_keyset_installation(merged), loom_keyset_count(merged), loom_keyset_current(merged), sd);
 	rc = 0;
 out:
-	free(inst);
 	loom_keyset_destroy(&ks);
+	loom_keyset_destroy(&merged);
 	return rc;
 }
 

@@ -25,6 +25,15 @@ char *rcv_installation(const char *state_dir);
 int rcv_write_installation(const char *state_dir, const char *id, char **ret_error);
 /* Opens an exported key set with its passphrase. */
 int rcv_open_export(const char *file, const char *pwfile, loom_keyset_t **ret_ks, char **ret_error);
+/* Checks an opened key set *ks_p against the installation of state_dir
+ * (its installation file, its key set) and merges it with the key set
+ * there: *ret_merged is the set to save (*ks_p is consumed). Writes
+ * nothing. -1 with *ret_error (one line, names from) when it belongs to
+ * another installation or the local set cannot be read. */
+int rcv_keyset_accept(const char *state_dir, loom_keyset_t **ks_p, const char *from, loom_keyset_t **ret_merged,
+    char **ret_error);
+/* Saves ks as STATE_DIR/keyset (and the installation id when absent). */
+int rcv_keyset_install(const char *state_dir, const loom_keyset_t *ks, char **ret_error);
 /* Calls fn for every STATE_DIR/secrets/AGENT/KEY until one returns non-zero. */
 int rcv_list_secrets(const char *state_dir,
     int (*fn)(const char *path, const char *agent, const char *key, void *arg), void *arg);

@@ -172,14 +172,23 @@ int ctl_status(ctl_t *ctl, int argc, char **argv)
 			loom_buf_printf(&b, "%-12s %-16s %-9s  (no loomd.%s registered with the broker)\n", hosts[h].name.text,
 			    "loomd", "unknown", hosts[h].name.text);
 	}
+	/* Without loomd and without hosts: in loom.yaml the processes run
+	 * unsupervised (started by hand or by a test): not an error. */
+	bool unsupervised = nreplies == 0 && ctl->cfg.hosts.n == 0;
 	if (ctl->json)
 		loom_buf_adds(&b, nreplies ? "\n]\n" : "]\n");
-	else if (nreplies == 0 && ctl->cfg.hosts.n == 0)
+	else if (unsupervised)
 		loom_buf_adds(&b, "(no loomd registered with the broker)\n");
-	if (nreplies == 0 && status == 0)
+	if (nreplies == 0 && status == 0 && !unsupervised)
 		status = 3;
-	fputs(loom_buf_cstr(&b), stdout);
+	if (!(ctl->json && unsupervised))
+		fputs(loom_buf_cstr(&b), stdout);
 	loom_buf_release(&b);
+	if (!ctl->json)
+		fputs("\n", stdout);
+	fflush(stdout);
+	if ((!ctl->json || unsupervised) && ctl_status_roles(ctl) != 0 && status == 0)
+		status = 1;
 	free(seen);
 	protobuf_c_message_free_unpacked(&sr->base, NULL);
 	loom_envelope_free(&senv);

@@ -122,6 +122,8 @@ static void engine_stop(loom_daemon_t *d)
 	loom_buf_release(&e->val);
 }
 
+static const char *const stores[] = { "engine", NULL };
+
 static const loom_daemon_def_t def = {
 	.process = "loom-engine",
 	.summary = "The Loom synchronization service: connector spaces, metaverse, join, projection, flows, runs.",
@@ -131,6 +133,7 @@ static const loom_daemon_def_t def = {
 	.on_message = engine_message,
 	.stop = engine_stop,
 	.check = engine_check,
+	.stores = stores,
 };
 
 int main(int argc, char **argv)

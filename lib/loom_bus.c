@@ -50,7 +50,20 @@ struct loom_bus {
 	loom_buf_t frame;              /* reused encoding buffer */
 	char *error;                   /* last error text returned by request */
 	loom_bus_stats_t stats;        /* counters */
+	char *role;                    /* Pong.role, or NULL */
+	char *role_detail;             /* Pong.role_detail, or NULL */
+	char *lease_host;              /* Pong.lease_host, or NULL */
 };
+
+void loom_bus_set_role(loom_bus_t *bus, const char *role, const char *detail, const char *lease_host)
+{
+	free(bus->role);
+	free(bus->role_detail);
+	free(bus->lease_host);
+	bus->role = role ? loom_strdup(role) : NULL;
+	bus->role_detail = detail ? loom_strdup(detail) : NULL;
+	bus->lease_host = lease_host ? loom_strdup(lease_host) : NULL;
+}
 
 static void set_state(loom_bus_t *bus, loom_bus_state_t state, const char *detail)
 {
@@ -252,6 +265,9 @@ void loom_bus_destroy(loom_bus_t **bus_p, const char *reason)
 	loom_keypair_wipe(&bus->keypair);
 	loom_buf_release(&bus->frame);
 	free(bus->service);
+	free(bus->role);
+	free(bus->role_detail);
+	free(bus->lease_host);
 	free(bus->process);
 	free(bus->instance);
 	free(bus->router);
@@ -404,6 +420,12 @@ static int handle_control(loom_bus_t *bus, Loom__Envelope *env)
 		pong.process = bus->process;
 		pong.pid = (uint32_t)getpid();
 		pong.uptime_ms = loom_mono_ms() - bus->started_ms;
+		if (bus->role)
+			pong.role = bus->role;
+		if (bus->role_detail)
+			pong.role_detail = bus->role_detail;
+		if (bus->lease_host)
+			pong.lease_host = bus->lease_host;
 		if (p->probe) {
 			uint8_t *plain;
 			size_t len;

@@ -68,6 +68,9 @@ void loom_bus_destroy(loom_bus_t **bus_p, const char *reason);
 
 /* This client's instance address (borrowed). */
 const char *loom_bus_instance(const loom_bus_t *bus);
+/* What the process's Pong says of its role (copied): "primary" or
+ * "standby", a detail line, and its lease host. NULL leaves a field empty. */
+void loom_bus_set_role(loom_bus_t *bus, const char *role, const char *detail, const char *lease_host);
 loom_bus_state_t loom_bus_state(const loom_bus_t *bus);
 /* The DEALER socket, for an event loop. */
 void *loom_bus_socket(loom_bus_t *bus);

@@ -4,7 +4,7 @@
  *   int main(int argc, char **argv) { return loom_daemon_main(&def, argc, argv); }
  *
  * Common flags: --config FILE, --check-config, --service NAME,
- * --log-level LEVEL, --help, --version. A daemon adds its own through
+ * --log-level LEVEL, --host NAME, --standby, --help, --version. A daemon adds its own through
  * def->flags. Start-up failures exit 1 with one line saying why; SIGTERM
  * and SIGINT stop the loop, def->stop runs, the bus says Bye, exit 0.
  */
@@ -51,7 +51,16 @@ typedef struct loom_daemon_def {
 	 * deployment file; NULL: none. */
 	const struct loom_cfg_table *own_config;
 	const char *own_config_what;   /* how --help-config titles it */
+	/* The process's stores, as directory names under state_dir
+	 * (NULL-terminated), or NULL for a process without one. A process
+	 * with stores writes them under the lease (loom_lease.h) and, with
+	 * --standby, follows them as RocksDB secondary instances. */
+	const char *const *stores;
 } loom_daemon_def_t;
+
+/* Exit status of a process that stopped because another host took the
+ * lease (so a supervisor does not restart it). */
+#define LOOM_EXIT_FENCED 3
 
 int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv);
 

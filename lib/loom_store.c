@@ -36,7 +36,18 @@ struct loom_store {
 	rocksdb_column_family_handle_t **cf;     /* family handles, by Loom index */
 	int ncf;                                 /* number of families open */
 	char *error;                             /* last error message, owned here */
+	bool writable;                           /* opened read-write (fenced writes) */
 };
+
+/* The process's fence: checked before every write to a writable store. */
+static int (*fence_check)(void *arg, const char **error_r);
+static void *fence_arg;                      /* fence_check's argument */
+
+void loom_store_set_fence(int (*check)(void *arg, const char **error_r), void *arg)
+{
+	fence_check = check;
+	fence_arg = arg;
+}
 
 struct loom_batch {
 	loom_store_t *store;                     /* store whose families the batch names */
@@ -96,6 +107,7 @@ void loom_store_opts_default(loom_store_opts_t *opts)
 	opts->create_if_missing = true;
 	opts->sync = true;
 	opts->read_only = false;
+	opts->secondary_path = NULL;
 	/* The header keeps 0 for "RocksDB's own default"; Loom's default is an
 	 * explicit cache large enough for the working set of a small store. */
 	opts->cache_bytes = DEFAULT_CACHE_BYTES;
@@ -207,13 +219,17 @@ static int plan_families(loom_store_t *store, const char *const *cfs,
 }
 
 static rocksdb_t *open_db(loom_store_t *store, const rocksdb_options_t *options,
-    bool read_only, char **rerr)
+    const loom_store_opts_t *opts, char **rerr)
 {
+	bool read_only = opts->read_only;
 	const rocksdb_options_t **cf_opts = loom_calloc((size_t)store->ncf, sizeof *cf_opts);
 	for (int i = 0; i < store->ncf; i++)
 		cf_opts[i] = options;
 	const char *const *names = (const char *const *)store->cf_names;
-	rocksdb_t *db = read_only
+	rocksdb_t *db = opts->secondary_path != NULL
+	    ? rocksdb_open_as_secondary_column_families(options, store->path, opts->secondary_path,
+	        store->ncf, names, cf_opts, store->cf, rerr)
+	    : read_only
 	    ? rocksdb_open_for_read_only_column_families(options, store->path, store->ncf,
 	        names, cf_opts, store->cf, 0, rerr)
 	    : rocksdb_open_column_families(options, store->path, store->ncf,
@@ -242,19 +258,26 @@ int loom_store_open(const char *path, const char *const *cfs,
 	loom_store_t *store = loom_calloc(1, sizeof *store);
 	store->path = loom_strdup(path);
 	rocksdb_options_t *options = make_options(opts);
+	if (opts->secondary_path != NULL) {
+		/* A secondary must keep every table file open: it cannot reopen
+		 * one the primary has since compacted away. */
+		rocksdb_options_set_max_open_files(options, -1);
+		rocksdb_options_set_create_if_missing(options, 0);
+		rocksdb_options_set_create_missing_column_families(options, 0);
+	}
 	if (plan_families(store, cfs, options, ret_error) < 0)
 		goto out_free_store;
 	store->cf = loom_calloc((size_t)store->ncf, sizeof *store->cf);
 
 	char *rerr = NULL;
-	store->db = open_db(store, options, opts->read_only, &rerr);
+	store->db = open_db(store, options, opts, &rerr);
 	if (rerr != NULL && strstr(rerr, "is not linked with the binary") != NULL) {
 		/* This librocksdb was built without LZ4: options are checked
 		 * before anything touches the disk, so just try again. */
 		rocksdb_free(rerr);
 		rerr = NULL;
 		rocksdb_options_set_compression(options, rocksdb_no_compression);
-		store->db = open_db(store, options, opts->read_only, &rerr);
+		store->db = open_db(store, options, opts, &rerr);
 	}
 	if (rerr != NULL) {
 		if (is_lock_error(path, rerr))
@@ -272,6 +295,7 @@ int loom_store_open(const char *path, const char *const *cfs,
 	store->write_opts = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(store->write_opts, opts->sync);
 	store->sync_default = opts->sync;
+	store->writable = !opts->read_only && opts->secondary_path == NULL;
 	store->write_opts_sync = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(store->write_opts_sync, 1);
 	store->write_opts_nosync = rocksdb_writeoptions_create();
@@ -329,6 +353,33 @@ const char *loom_store_path(const loom_store_t *store)
 	return store->path;
 }
 
+int loom_store_catch_up(loom_store_t *store, const char **error_r)
+{
+	char *rerr = NULL;
+	rocksdb_try_catch_up_with_primary(store->db, &rerr);
+	if (rerr != NULL)
+		return store_fail_rocks(store, error_r, "catch up with the primary of", rerr);
+	return 0;
+}
+
+unsigned long long loom_store_sequence(loom_store_t *store)
+{
+	return (unsigned long long)rocksdb_get_latest_sequence_number(store->db);
+}
+
+/* Every write passes here first: a store opened read-only or as a secondary
+ * takes none, and a fenced process none either. */
+static int write_allowed(loom_store_t *store, const char **error_r)
+{
+	if (!store->writable)
+		return store_fail(store, error_r, "cannot write to store '%s': opened read-only", store->path);
+	const char *ferr = NULL;
+	if (fence_check != NULL && fence_check(fence_arg, &ferr) < 0)
+		return store_fail(store, error_r, "cannot write to store '%s': %s", store->path,
+		    ferr ? ferr : "fenced");
+	return 0;
+}
+
 int loom_store_get(loom_store_t *store, int cf, const void *key, size_t klen,
     void **ret_val, size_t *ret_len, const char **error_r)
 {
@@ -363,6 +414,8 @@ int loom_store_put(loom_store_t *store, int cf, const void *key, size_t klen,
 	if (!cf_ok(store, cf))
 		return store_fail(store, error_r, "cannot write to store '%s': "
 		    "no column family %d", store->path, cf);
+	if (write_allowed(store, error_r) < 0)
+		return -1;
 	char *rerr = NULL;
 	rocksdb_put_cf(store->db, store->write_opts, store->cf[cf], key, klen, val, vlen, &rerr);
 	if (rerr != NULL)
@@ -376,6 +429,8 @@ int loom_store_delete(loom_store_t *store, int cf, const void *key, size_t klen,
 	if (!cf_ok(store, cf))
 		return store_fail(store, error_r, "cannot write to store '%s': "
 		    "no column family %d", store->path, cf);
+	if (write_allowed(store, error_r) < 0)
+		return -1;
 	char *rerr = NULL;
 	rocksdb_delete_cf(store->db, store->write_opts, store->cf[cf], key, klen, &rerr);
 	if (rerr != NULL)
@@ -465,6 +520,8 @@ int loom_store_write_ex(loom_store_t *store, loom_batch_t *batch, bool sync, con
 		return store_fail(store, error_r, "cannot write to store '%s': "
 		    "batch names column family %d, which is not open", store->path,
 		    batch->bad_cf);
+	if (write_allowed(store, error_r) < 0)
+		return -1;
 	char *rerr = NULL;
 	rocksdb_write(store->db, sync ? store->write_opts_sync : store->write_opts_nosync, batch->wb, &rerr);
 	if (rerr != NULL)

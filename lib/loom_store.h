@@ -24,7 +24,11 @@ typedef struct loom_iter loom_iter_t;
 typedef struct loom_store_opts {
 	bool create_if_missing;  /* create the directory and families (default true) */
 	bool sync;               /* fsync the WAL on every write (default true) */
-	bool read_only;          /* open read-only (loomctl inspection, standby) */
+	bool read_only;          /* open read-only (loomctl inspection) */
+	const char *secondary_path; /* non-NULL: open as a RocksDB secondary instance
+	                          * (a warm standby: read-only, follows the primary
+	                          * through loom_store_catch_up); its own info logs
+	                          * go in this directory */
 	size_t cache_bytes;      /* block cache size; 0 = RocksDB's default */
 } loom_store_opts_t;
 
@@ -38,6 +42,20 @@ void loom_store_opts_default(loom_store_opts_t *opts);
  * Returns 0 and *ret_store, or -1 with *ret_error (malloc'd, caller frees). */
 int loom_store_open(const char *path, const char *const *cfs,
     const loom_store_opts_t *opts, loom_store_t **ret_store, char **ret_error);
+
+/* A secondary store (opts.secondary_path) reads what the primary wrote
+ * since the last call: the new WAL records and the new SST files. */
+int loom_store_catch_up(loom_store_t *store, const char **error_r);
+/* The newest sequence number the store sees (a secondary: as of its last
+ * catch-up), to tell how far a standby follows its primary. */
+unsigned long long loom_store_sequence(loom_store_t *store);
+
+/* Fencing (docs/recovery.md, "Warm standby and activation"): check, when
+ * set, runs before every write to a store opened read-write in this process
+ * (loom_store_put/delete/write*) and refuses the write when it returns -1
+ * (with *error_r). One per process: the daemon skeleton sets it to its
+ * lease check. NULL removes it. */
+void loom_store_set_fence(int (*check)(void *arg, const char **error_r), void *arg);
 
 /* Closes the store (flushing nothing extra: the WAL already holds every
  * write) and sets *store_p to NULL. NULL is allowed. */

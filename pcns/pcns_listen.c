@@ -950,6 +950,8 @@ static const loom_flag_t flags[] = {
 	{ NULL, NULL, NULL, NULL },
 };
 
+static const char *const stores[] = { "pcns", NULL };
+
 static const loom_daemon_def_t def = {
 	.process = "loom-pcns",
 	.summary = "Loom's password change notification listener: takes changes from loom-pcns-notify on the domain "
@@ -963,6 +965,7 @@ static const loom_daemon_def_t def = {
 	.check = pcns_check,
 	.own_config = &pcns_cfg_table,
 	.own_config_what = "listener file pcns.yaml (--pcns-config)",
+	.stores = stores,
 };
 
 int main(int argc, char **argv)

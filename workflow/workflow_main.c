@@ -179,6 +179,8 @@ static void wf_stop(loom_daemon_t *d)
 	w->crash_at = NULL;
 }
 
+static const char *const stores[] = { "workflow", NULL };
+
 static const loom_daemon_def_t def = {
 	.process = "loom-workflow",
 	.summary = "The Loom policy service: resources, schema, requests and their MPRs (config/policy/NAME.yaml).",
@@ -188,6 +190,7 @@ static const loom_daemon_def_t def = {
 	.on_message = wf_message,
 	.stop = wf_stop,
 	.check = wf_check,
+	.stores = stores,
 };
 
 int main(int argc, char **argv)
