@@ -427,6 +427,14 @@ static void child_exited(loomd_t *ld, child_t *c, int status)
 	int64_t ran_ms = (now_us() - c->started_us) / 1000;
 	int pid = (int)c->pid;
 	c->pid = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == LOOM_EXIT_FENCED) {
+		/* Another host took the lease (docs/recovery.md): restarting
+		 * would only be refused again. */
+		set_state(c, P_FAILED);
+		loom_error("process=%s pid=%d was fenced (another host holds the lease, exit %d): not restarted; "
+		    "see `loomctl status` and %s/%s.log", c->name, pid, LOOM_EXIT_FENCED, ld->log_dir, c->name);
+		return;
+	}
 	if (ran_ms >= sv->fast_crash_ms)
 		c->fast = 0;
 	else

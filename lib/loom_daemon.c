@@ -493,13 +493,15 @@ int loom_daemon_main(const loom_daemon_def_t *def, int argc, char **argv)
 		{ "host", required_argument, NULL, OPT_HOST },
 		{ "catch-up", required_argument, NULL, OPT_CATCHUP },
 	};
-	const size_t nbase = sizeof base / sizeof base[0];
-	memcpy(opts, base, sizeof base);
+	/* A program's own flags come first: getopt_long takes the first exact
+	 * match, so a program may give a base flag its own meaning (loomd's
+	 * --host names its entry in hosts:, not a lease holder). */
 	for (size_t i = 0; i < nextra; i++) {
-		opts[nbase + i].name = def->flags[i].name;
-		opts[nbase + i].has_arg = def->flags[i].arg ? required_argument : no_argument;
-		opts[nbase + i].val = OPT_EXTRA + (int)i;
+		opts[i].name = def->flags[i].name;
+		opts[i].has_arg = def->flags[i].arg ? required_argument : no_argument;
+		opts[i].val = OPT_EXTRA + (int)i;
 	}
+	memcpy(opts + nextra, base, sizeof base);
 	bool check_only = false;
 	int log_level = -1;
 	int c, status = 1;
