@@ -915,7 +915,7 @@ static void begin_batch(ldapagent_t *la)
 void ml_export_batch(ldapagent_t *la, Loom__Envelope *env, const Loom__ExportBatch *b)
 {
 	ml_export_t *ex = &la->exp;
-	if (!ex->active && b->run_id == ex->failed_run) {
+	if (ex->failed_run && b->run_id == ex->failed_run) {
 		/* A batch the engine sent ahead before it heard of the failure. */
 		loom_info("dropping export batch run=%llu seq=%llu: the run failed", (unsigned long long)b->run_id,
 		    (unsigned long long)b->seq);
