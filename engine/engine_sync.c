@@ -248,6 +248,13 @@ static held_t *hold(work_t *w, const char *agent, const char *anchor)
 	return h;
 }
 
+/* True when cs is leaving its connector space in this work (its pending
+ * import is a delete: the system no longer holds it). */
+static bool cs_leaving(const Loom__CsObject *cs)
+{
+	return cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE;
+}
+
 /* The connector of mv in agent: the object itself, a held one, or NULL. */
 static Loom__CsObject *connector_in(work_t *w, char **agents, char **anchors, size_t n, const char *agent,
     held_t **ret_held)
@@ -256,8 +263,19 @@ static Loom__CsObject *connector_in(work_t *w, char **agents, char **anchors, si
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(agents[i], agent) != 0)
 			continue;
-		if (strcmp(agent, w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0)
-			return w->cs;
+		if (strcmp(agent, w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0) {
+			if (!cs_leaving(w->cs))
+				return w->cs;
+			/* w->cs is leaving; under its anchor (an agent anchored on
+			 * the DN) is the object provisioned again in its place. */
+			for (size_t k = 0; k < w->nheld; k++)
+				if (strcmp(w->held[k].agent, agent) == 0 && strcmp(w->held[k].cs->anchor, anchors[i]) == 0 &&
+				    !w->held[k].removed && w->held[k].cs->mv_id.len) {
+					*ret_held = &w->held[k];
+					return w->held[k].cs;
+				}
+			continue;
+		}
 		held_t *h = hold(w, agents[i], anchors[i]);
 		if (h && !h->removed && h->cs->mv_id.len) {
 			*ret_held = h;
@@ -1415,13 +1433,6 @@ static int deprov_action(engine_t *e, const char *agent, const char *mv_type, co
 		    (t->provisioned_by[0] == '\0' || strcmp(t->provisioned_by, a->out[i]->cfg->name) == 0))
 			return a->out[i]->cfg->deprovision;
 	return LOOM_DEPROV_DISCONNECT;
-}
-
-/* True when cs is leaving its connector space in this work (its pending
- * import is a delete: the system no longer holds it). */
-static bool cs_leaving(const Loom__CsObject *cs)
-{
-	return cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE;
 }
 
 /* Provisioning, deprovisioning and flows for every outbound rule of mv. */

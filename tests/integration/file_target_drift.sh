@@ -9,6 +9,19 @@
 write_config
 mkdir -p "$T/agents" "$T/sync" "$T/data"
 cp "$LOOM_SOURCE_DIR/config/sync/people.yaml" "$T/sync/"
+# A second outbound rule to the same agent (join: it manages what the first
+# provisions): its flows must reach the object provisioned again too. The
+# file sorts after people.yaml: rules apply in file order.
+cat >"$T/sync/zz-extra.yaml" <<'YAML'
+rules:
+  - name: directory-description
+    direction: outbound
+    agent: directory
+    cs_type: inetOrgPerson
+    mv_type: person
+    flows:
+      - { cs: description, expr: '"works in " + department' }
+YAML
 printf 'type: file\nobject_type: person\nanchor: employeeId\nfile: { format: csv, path: ../data/hr.csv }\n' >"$T/agents/hr.yaml"
 printf 'type: file\nobject_type: inetOrgPerson\nanchor: dn\nfile: { format: ldif, path: ../data/directory.ldif }\n' >"$T/agents/directory.yaml"
 {
@@ -43,7 +56,7 @@ grep -qi "placeholder" "$T/obj.txt" || fail "the object under the DN is not a pl
 run_profile directory export
 expect_counter exported-adds 1
 awk 'BEGIN { RS = "" } /^dn: uid=gsur2,/' "$T/data/directory.ldif" >"$T/gsur2.ldif"
-grep -qx "title: T2" "$T/gsur2.ldif" || fail "gsur2 was not written back with its attributes: $(cat "$T/data/directory.ldif")"
+grep -qx "title: T2" "$T/gsur2.ldif" && grep -qx "description: works in D" "$T/gsur2.ldif" || fail "gsur2 was not written back with its attributes: $(cat "$T/data/directory.ldif")"
 run_profile directory full-import
 expect_counter deletes 0
 expect_counter adds 0
