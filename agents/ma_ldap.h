@@ -266,6 +266,10 @@ typedef struct ml_export {
 	long long heard_ms;            /* last progress, for the timeout */
 	uint64_t applied;              /* changes applied in the run (for the log) */
 	long long started_ms;          /* monotonic start of the run */
+	size_t *suspects;              /* changes outstanding on a lost connection: retried one at a time */
+	size_t nsuspects;
+	size_t solo;                   /* operations of such changes outstanding (nothing else starts meanwhile) */
+	uint64_t failed_run;           /* a run this agent failed: its later batches are dropped */
 } ml_export_t;
 
 typedef struct ldapagent {

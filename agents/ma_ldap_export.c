@@ -13,12 +13,23 @@
  *          --UPDATE with new_dn--> renaming --ok--> modifying (if deltas) --> done
  *          --UPDATE--> modifying --> done
  *          --DELETE--> deleting --> done (noSuchObject counts as done: already gone)
- *   adding --entryAlreadyExists, not curable by the batch--> verifying: the
- *          entry at the DN is read; when it holds every value the add
- *          carries, the add was applied already (an export sent again after
- *          the engine or the primary host died before recording its result,
- *          or after a warm standby took over) --> done with its anchor;
- *          otherwise the add's entry-already-exists error stands
+ *   adding --entryAlreadyExists--> verifying: is the entry there the one the
+ *          add would make (a base search with every value of the add as an
+ *          equality filter)? --yes--> done, its anchor from the search
+ *          (an add applied before its result was lost: a batch sent again
+ *          after a crash, a connection lost mid-export) --no--> the add's error
+ *   renaming --noSuchObject--> verifying the rename: an entry at the new DN
+ *          with the change's anchor --yes--> modifying / done --no--> the error
+ *
+ * A connection lost with operations outstanding: they may or may not have
+ * been applied. The connection is opened again and those changes are sent
+ * again one at a time, alone (nothing else in flight), from the stage they
+ * were in; the checks above make that exactly once. A change that loses the
+ * connection again while alone is one the server closes the connection on
+ * (a request larger than slapd's sockbuf_max_incoming_auth does that): an
+ * error on that change, not retryable, and the batch goes on. When no
+ * connection can be opened any more, the run fails (the engine keeps every
+ * change of the batch pending; the next export sends them again).
  *
  * Any stage's failure is the change's result (code = the LDAP result's name,
  * the server's message, retryable for busy/unavailable/unwilling and lost
@@ -45,16 +56,17 @@
 #include <string.h>
 #include <strings.h>
 
-enum { ST_QUEUED, ST_ADD, ST_READBACK, ST_RENAME, ST_MODIFY, ST_DELETE, ST_VERIFY, ST_DONE };
+enum { ST_QUEUED, ST_ADD, ST_READBACK, ST_RENAME, ST_MODIFY, ST_DELETE, ST_VERIFY, ST_RVERIFY, ST_DONE };
 
 struct ml_change {
 	int stage;                     /* ST_* */
-	bool same;                     /* ST_VERIFY: the entry there holds every value the add carries */
-	bool exists;                   /* its add was refused with entryAlreadyExists */
 	int msgid;                     /* the operation outstanding */
 	ml_conn_t *conn;               /* where it is outstanding */
 	char *dn;                      /* the entry's DN now (the new one after a rename) */
 	Loom__ExportChangeResult res;  /* the result, final in ST_DONE */
+	bool lost;                     /* outstanding when its connection was lost: now sent alone */
+	bool verified;                 /* an entryAlreadyExists / noSuchObject was checked once */
+	bool found;                    /* the verifying search found the entry */
 };
 
 static const Loom__ExportChange *change_of(ml_export_t *ex, size_t i)
@@ -81,9 +93,11 @@ static void free_changes(ml_export_t *ex)
 	free(ex->ch);
 	free(ex->todo);
 	free(ex->deferred);
+	free(ex->suspects);
 	ex->ch = NULL;
-	ex->todo = ex->deferred = NULL;
+	ex->todo = ex->deferred = ex->suspects = NULL;
 	ex->nch = ex->ntodo = ex->todo_pos = ex->ndeferred = ex->inflight = ex->done = ex->ok_since_defer = 0;
+	ex->nsuspects = ex->solo = 0;
 }
 
 void ml_export_stop(ldapagent_t *la)
@@ -218,8 +232,33 @@ static bool defer(ldapagent_t *la, ml_change_t *c, int op_stage, int err)
 	return true;
 }
 
-/* Starts the operation of c's current stage on conn. */
-static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
+/* "(&(a=v)...)" of every value of an add, escaped; "(objectClass=*)" for none. */
+static char *add_filter(const Loom__ExportChange *ch)
+{
+	loom_buf_t b = LOOM_BUF_INIT;
+	loom_buf_adds(&b, "(&(objectClass=*)");
+	for (size_t k = 0; k < ch->n_deltas; k++)
+		for (size_t j = 0; j < ch->deltas[k]->n_values; j++) {
+			struct berval v, esc = { 0, NULL };
+			ml_value_ber(ch->deltas[k]->values[j], &v);
+			if (ldap_bv2escaped_filter_value(&v, &esc) == 0) {
+				loom_buf_printf(&b, "(%s=%s)", ch->deltas[k]->name, esc.bv_val);
+				ber_memfree(esc.bv_val);
+			}
+			free(v.bv_val);
+		}
+	loom_buf_addc(&b, ')');
+	char *out = loom_strdup(loom_buf_cstr(&b));
+	loom_buf_release(&b);
+	return out;
+}
+
+static int conn_lost(ldapagent_t *la, ml_conn_t *conn, const char *why);
+
+/* Starts the operation of c's current stage on conn. Returns 0; 1 when
+ * conn was found lost (c waits to be sent again, connection loads
+ * changed); -1 when that failed the run (nothing of it is left). */
+static int start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 {
 	ml_export_t *ex = &la->exp;
 	size_t i = (size_t)(c - ex->ch);
@@ -236,7 +275,7 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 		if (ch->dn[0] == '\0') {
 			set_error(c, "missing-dn", "the change names no DN", false);
 			complete(la, c);
-			return;
+			return 0;
 		}
 		if (ch->op == LOOM__EXPORT_CHANGE__OP__ADD)
 			c->stage = ST_ADD;
@@ -262,24 +301,29 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 		what = "cannot add";
 		break;
 	}
-	case ST_VERIFY: {
-		/* the add's attributes and the anchor */
-		char **attrs = loom_calloc(ch->n_deltas + 2, sizeof *attrs);
-		size_t na = 0;
-		for (size_t k = 0; k < ch->n_deltas; k++)
-			if (ch->deltas[k]->n_values)
-				attrs[na++] = ch->deltas[k]->name;
-		attrs[na++] = la->cfg.anchor;
-		c->same = false;
-		rc = ldap_search_ext(ld, c->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 1, &c->msgid);
-		free(attrs);
-		what = "cannot read the entry already there";
-		break;
-	}
 	case ST_READBACK: {
 		char *attrs[] = { la->cfg.anchor, NULL };
 		rc = ldap_search_ext(ld, c->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 1, &c->msgid);
 		what = "cannot read back";
+		break;
+	}
+	case ST_VERIFY: {
+		/* Every value of the add, matched by the server's own rules. */
+		char *filter = add_filter(ch);
+		char *attrs[] = { la->dn_anchor ? LDAP_NO_ATTRS : la->cfg.anchor, NULL };
+		c->found = false;
+		rc = ldap_search_ext(ld, c->dn, LDAP_SCOPE_BASE, filter, attrs, 0, NULL, NULL, NULL, 1, &c->msgid);
+		free(filter);
+		what = "cannot verify the add of";
+		break;
+	}
+	case ST_RVERIFY: {
+		char *attrs[] = { la->dn_anchor ? LDAP_NO_ATTRS : la->cfg.anchor, NULL };
+		c->found = false;
+		loom_pb_str_set(&c->res.anchor, "");
+		rc = ldap_search_ext(ld, ch->new_dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 1,
+		    &c->msgid);
+		what = "cannot verify the rename of";
 		break;
 	}
 	case ST_RENAME: {
@@ -293,7 +337,7 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 			free(old_rdn);
 			free(old_parent);
 			complete(la, c);
-			return;
+			return 0;
 		}
 		bool move = strcasecmp(parent, old_parent) != 0;
 		rc = ldap_rename(ld, c->dn, rdn, move ? parent : NULL, 1, NULL, NULL, &c->msgid);
@@ -316,7 +360,7 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 		if (m.n == 0) {
 			c->res.ok = true; /* nothing (left) to change */
 			complete(la, c);
-			return;
+			return 0;
 		}
 		rc = ldap_modify_ext(ld, c->dn, m.v, mctrls, NULL, &c->msgid);
 		what = "cannot modify";
@@ -329,28 +373,44 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 		break;
 	}
 	mods_free(&m);
-	if (rc != LDAP_SUCCESS && c->stage == ST_VERIFY) {
-		complete(la, c); /* the add's entry-already-exists error stands */
-		return;
+	if (rc != LDAP_SUCCESS && (c->stage == ST_VERIFY || c->stage == ST_RVERIFY)) {
+		/* Unverified: the change's own error (already in its result) stands. */
+		complete(la, c);
+		return 0;
 	}
 	if (rc != LDAP_SUCCESS && c->stage == ST_READBACK) {
 		/* The add is done; only its anchor is unknown. The next import finds it. */
 		loom_warning("added '%s' but cannot read its %s back: %s (%d)", c->dn, la->cfg.anchor, ldap_err2string(rc), rc);
 		c->res.ok = true;
 		complete(la, c);
-		return;
+		return 0;
+	}
+	if (rc == LDAP_SERVER_DOWN) {
+		/* The connection is gone (the server closed it since its last
+		 * answer): c counts as outstanding on it, and is sent again. */
+		char *t = loom_sprintf("%s (%d)", ldap_err2string(rc), rc);
+		c->conn = conn;
+		ex->inflight++;
+		if (c->lost)
+			ex->solo++;
+		int lost = conn_lost(la, conn, t);
+		free(t);
+		return lost < 0 ? -1 : 1;
 	}
 	if (rc != LDAP_SUCCESS) {
 		char *t = ml_ld_error(ld, rc);
 		set_ldap_error(c, what, rc, t);
 		free(t);
 		complete(la, c);
-		return;
+		return 0;
 	}
 	c->conn = conn;
 	if (++ex->inflight > ex->max_inflight)
 		ex->max_inflight = ex->inflight;
+	if (c->lost)
+		ex->solo++;
 	ml_conn_watch(conn, true);
+	return 0;
 }
 
 static size_t conn_load(ml_export_t *ex, const ml_conn_t *conn)
@@ -375,6 +435,31 @@ static void dispatch(ldapagent_t *la)
 	for (size_t k = 0; k < ex->nconns; k++)
 		load[k] = ex->conns[k].ld ? conn_load(ex, &ex->conns[k]) : cap;
 	for (;;) {
+		/* Changes caught by a lost connection go one at a time, alone,
+		 * before anything else (a request the server drops the connection
+		 * on then takes nothing else with it). */
+		if (ex->solo > 0)
+			break;
+		if (ex->nsuspects > 0) {
+			if (ex->inflight > 0)
+				break; /* the rest drains first */
+			size_t k = 0;
+			while (k < ex->nconns && ex->conns[k].ld == NULL)
+				k++;
+			if (k == ex->nconns)
+				break; /* conn_lost fails the run when none can be opened */
+			ml_change_t *c = &ex->ch[ex->suspects[0]];
+			memmove(ex->suspects, ex->suspects + 1, (ex->nsuspects - 1) * sizeof *ex->suspects);
+			ex->nsuspects--;
+			int rc = start_op(la, c, &ex->conns[k]);
+			if (rc < 0) {
+				free(load);
+				return;
+			}
+			if (c->conn)
+				break;
+			continue;
+		}
 		while (ex->todo_pos < ex->ntodo) {
 			size_t best = ex->nconns;
 			for (size_t k = 0; k < ex->nconns; k++)
@@ -383,38 +468,31 @@ static void dispatch(ldapagent_t *la)
 			if (best == ex->nconns)
 				break;
 			ml_change_t *c = &ex->ch[ex->todo[ex->todo_pos++]];
-			start_op(la, c, &ex->conns[best]);
+			int rc = start_op(la, c, &ex->conns[best]);
+			if (rc < 0) {
+				free(load);
+				return;
+			}
+			if (rc > 0) {
+				for (size_t k = 0; k < ex->nconns; k++)
+					load[k] = ex->conns[k].ld ? conn_load(ex, &ex->conns[k]) : cap;
+				break; /* the changes of the lost connection first */
+			}
 			if (c->conn)
 				load[best]++;
 		}
+		if (ex->nsuspects > 0 || ex->solo > 0)
+			continue;
 		if (ex->todo_pos < ex->ntodo || ex->inflight > 0)
 			break;
 		/* Nothing outstanding: another round for deferred changes if the last one helped. */
 		if (ex->ndeferred == 0)
 			break;
 		if (ex->ok_since_defer == 0) {
-			/* No progress: the deferred changes fail, but an add refused
-			 * because its entry exists is first compared with that entry
-			 * (it may be this very add, applied before a crash). */
-			size_t nv = 0;
-			for (size_t k = 0; k < ex->ndeferred; k++) {
-				ml_change_t *c = &ex->ch[ex->deferred[k]];
-				if (c->exists) {
-					c->stage = ST_VERIFY;
-					ex->deferred[nv++] = ex->deferred[k];
-				} else {
-					complete(la, c);
-				}
-			}
+			for (size_t k = 0; k < ex->ndeferred; k++)
+				complete(la, &ex->ch[ex->deferred[k]]);
 			ex->ndeferred = 0;
-			if (nv == 0)
-				break;
-			free(ex->todo);
-			ex->todo = ex->deferred;
-			ex->ntodo = nv;
-			ex->todo_pos = 0;
-			ex->deferred = NULL;
-			continue;
+			break;
 		}
 		free(ex->todo);
 		ex->todo = ex->deferred;
@@ -429,46 +507,68 @@ static void dispatch(ldapagent_t *la)
 		finish_batch(la);
 }
 
-/* A connection is gone: what was outstanding on it fails (retryable: the
- * change may or may not have been applied; the next import tells). */
-static void conn_lost(ldapagent_t *la, ml_conn_t *conn, const char *why)
+static void fail_run(ldapagent_t *la, const char *message);
+
+/* A connection is gone. What was outstanding on it may or may not have
+ * been applied: it is sent again, alone (see the top of the file), on a
+ * connection opened again. Returns -1 when the run failed (no connection
+ * can be opened: the export state is gone, conn included), else 0. */
+static int conn_lost(ldapagent_t *la, ml_conn_t *conn, const char *why)
 {
 	ml_export_t *ex = &la->exp;
 	loom_warning("export connection to '%s' lost: %s", la->cfg.ldap.uri.text, why);
+	ml_change_t *culprit = NULL;
 	for (size_t i = 0; i < ex->nch; i++) {
 		ml_change_t *c = &ex->ch[i];
 		if (c->conn != conn || c->stage == ST_DONE)
 			continue;
+		ex->inflight--;
+		if (c->lost)
+			ex->solo--;
+		c->conn = NULL;
 		if (c->stage == ST_READBACK) {
 			/* The add is done; only its anchor is unknown. */
 			loom_warning("added '%s' but cannot read its %s back: %s", c->dn, la->cfg.anchor, why);
 			c->res.ok = true;
-			ex->inflight--;
 			complete(la, c);
 			continue;
 		}
-		char *m = loom_sprintf("connection lost before the result for '%s': %s", c->dn, why);
-		set_error(c, "server-down", m, true);
-		free(m);
-		ex->inflight--;
-		complete(la, c);
+		if (c->lost) {
+			culprit = c; /* lost again, alone: judged once a connection is open again */
+			continue;
+		}
+		c->lost = true;
+		ex->suspects = loom_realloc(ex->suspects, (ex->nsuspects + 1) * sizeof *ex->suspects);
+		ex->suspects[ex->nsuspects++] = i;
 	}
 	ml_conn_close(conn);
-	/* Nothing left to send on: try one new connection for the rest. */
-	bool any = false;
-	for (size_t k = 0; k < ex->nconns; k++)
-		any |= ex->conns[k].ld != NULL;
-	if (!any && ex->todo_pos < ex->ntodo) {
-		char *err = NULL;
-		if (ml_conn_open(la, conn, &err) < 0) {
-			while (ex->todo_pos < ex->ntodo) {
-				ml_change_t *c = &ex->ch[ex->todo[ex->todo_pos++]];
-				set_error(c, "connect-error", err, true);
-				complete(la, c);
-			}
+	char *err = NULL;
+	if (ml_conn_open(la, conn, &err) < 0) {
+		bool any = false;
+		for (size_t k = 0; k < ex->nconns; k++)
+			any |= ex->conns[k].ld != NULL;
+		if (!any) {
+			char *m = loom_sprintf("lost the connection to '%s' during the export (%s) and cannot open another: %s",
+			    la->cfg.ldap.uri.text, why, err);
 			free(err);
+			fail_run(la, m);
+			free(m);
+			return -1;
 		}
+		loom_warning("export goes on without the lost connection: %s", err);
+		free(err);
 	}
+	if (culprit) {
+		/* The server is there, and closed the connection on this change
+		 * sent alone: the change itself is what it will not take. */
+		char *m = loom_sprintf("the connection was lost again on the change of '%s', sent alone after a first loss "
+				       "(the server drops the connection on it: a request larger than it accepts?): %s",
+		    culprit->dn, why);
+		set_error(culprit, "connection-closed", m, false);
+		free(m);
+		complete(la, culprit);
+	}
+	return 0;
 }
 
 /* The anchor of an added entry from its value (objectGUID as text for AD). */
@@ -499,10 +599,22 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 	const Loom__ExportChange *ch = change_of(ex, (size_t)(c - ex->ch));
 	int err = 0;
 	char *text = NULL;
+	char **refs = NULL;
 	LDAPControl **ctrls = NULL;
-	int rc = ldap_parse_result(conn->ld, msg, &err, NULL, &text, NULL, &ctrls, 0);
+	int rc = ldap_parse_result(conn->ld, msg, &err, NULL, &text, &refs, &ctrls, 0);
 	if (rc != LDAP_SUCCESS)
 		err = rc;
+	if (refs) {
+		/* A referral (never chased): where the server says the entry is. */
+		loom_buf_t b = LOOM_BUF_INIT;
+		loom_buf_adds(&b, text && text[0] ? text : "");
+		for (size_t k = 0; refs[k]; k++)
+			loom_buf_printf(&b, "%s%s", b.len || k ? " " : "", refs[k]);
+		ldap_memfree(text);
+		text = ldap_strdup(loom_buf_cstr(&b));
+		loom_buf_release(&b);
+		ber_memvfree((void **)refs);
+	}
 	struct berval anchor = { 0, NULL };
 	int have_anchor = 0;
 	for (size_t k = 0; err == LDAP_SUCCESS && c->stage == ST_ADD && ctrls && ctrls[k]; k++) {
@@ -515,20 +627,43 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 	}
 	ldap_controls_free(ctrls);
 	ex->inflight--;
+	if (c->lost)
+		ex->solo--;
 	c->conn = NULL;
 	int stage = c->stage;
-	if (stage == ST_VERIFY) {
-		if (err == LDAP_SUCCESS && c->same) {
-			loom_info("add of '%s' was applied already (the entry there holds every value it carries): done",
-			    c->dn);
-			c->res.ok = true;
-			loom_pb_str_set(&c->res.code, "");
-			loom_pb_str_set(&c->res.message, "");
-			c->res.retryable = false;
-		}
-		/* else the add's entry-already-exists error stands */
+	if (stage == ST_VERIFY || stage == ST_RVERIFY) {
 		ldap_memfree(text);
-		complete(la, c);
+		if (err != LDAP_SUCCESS || !c->found) {
+			/* Not the entry the change would make: its own error stands. */
+			if (!defer(la, c, stage == ST_VERIFY ? ST_ADD : ST_RENAME,
+				stage == ST_VERIFY ? LDAP_ALREADY_EXISTS : LDAP_NO_SUCH_OBJECT))
+				complete(la, c);
+			return;
+		}
+		loom_info("%s '%s' was already done (an earlier attempt whose result was lost): counted as applied",
+		    stage == ST_VERIFY ? "add of" : "rename to", stage == ST_VERIFY ? c->dn : ch->new_dn);
+		c->res.ok = true;
+		loom_pb_str_set(&c->res.code, "");
+		loom_pb_str_set(&c->res.message, "");
+		c->res.retryable = false;
+		if (stage == ST_VERIFY) {
+			if (la->dn_anchor)
+				loom_pb_str_set(&c->res.anchor, c->dn);
+			complete(la, c);
+			return;
+		}
+		free(c->dn);
+		c->dn = loom_strdup(ch->new_dn);
+		if (la->dn_anchor)
+			loom_pb_str_set(&c->res.anchor, c->dn);
+		else
+			loom_pb_str_set(&c->res.anchor, "");
+		if (ch->n_deltas) {
+			c->stage = ST_MODIFY;
+			start_op(la, c, conn);
+		} else {
+			complete(la, c);
+		}
 		return;
 	}
 	if (stage == ST_DELETE && err == LDAP_NO_SUCH_OBJECT)
@@ -544,15 +679,20 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 			[ST_MODIFY] = "cannot modify", [ST_DELETE] = "cannot delete" };
 		set_ldap_error(c, whats[stage] ? whats[stage] : "cannot change", err, text);
 		ldap_memfree(text);
-		c->exists = stage == ST_ADD && err == LDAP_ALREADY_EXISTS;
-		if (defer(la, c, stage, err))
-			return;
-		if (stage == ST_ADD && err == LDAP_ALREADY_EXISTS) {
+		if (stage == ST_ADD && err == LDAP_ALREADY_EXISTS && !c->verified) {
+			c->verified = true; /* is it this add, applied by an earlier attempt? */
 			c->stage = ST_VERIFY;
-			start_op(la, c, conn);
+			(void)start_op(la, c, conn); /* on_readable sees a failed run */
 			return;
 		}
-		complete(la, c);
+		if (stage == ST_RENAME && err == LDAP_NO_SUCH_OBJECT && !c->verified && ch->anchor[0] && !la->dn_anchor) {
+			c->verified = true; /* renamed already, by an earlier attempt? */
+			c->stage = ST_RVERIFY;
+			(void)start_op(la, c, conn); /* on_readable sees a failed run */
+			return;
+		}
+		if (!defer(la, c, stage, err))
+			complete(la, c);
 		return;
 	}
 	ldap_memfree(text);
@@ -599,49 +739,6 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 	}
 }
 
-/* True when one of vals equals v: byte for byte, or ignoring case (most
- * directory attributes match without case; a value that differs only so
- * is the same value to the directory). */
-static bool has_value(struct berval **vals, const struct berval *v)
-{
-	for (size_t i = 0; vals && vals[i]; i++)
-		if (vals[i]->bv_len == v->bv_len &&
-		    (memcmp(vals[i]->bv_val, v->bv_val, v->bv_len) == 0 ||
-		     strncasecmp(vals[i]->bv_val, v->bv_val, v->bv_len) == 0))
-			return true;
-	return false;
-}
-
-/* ST_VERIFY's entry: c->same when it holds every value of the add. */
-static void verify_entry(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPMessage *msg)
-{
-	ml_export_t *ex = &la->exp;
-	const Loom__ExportChange *ch = change_of(ex, (size_t)(c - ex->ch));
-	bool same = true;
-	for (size_t k = 0; same && k < ch->n_deltas; k++) {
-		const Loom__AttrDelta *d = ch->deltas[k];
-		if (d->n_values == 0)
-			continue;
-		struct berval **vals = ldap_get_values_len(conn->ld, msg, d->name);
-		for (size_t i = 0; same && i < d->n_values; i++) {
-			struct berval v;
-			ml_value_ber(d->values[i], &v);
-			same = has_value(vals, &v);
-			free(v.bv_val);
-		}
-		ldap_value_free_len(vals);
-	}
-	c->same = same;
-	if (same && !la->dn_anchor) {
-		struct berval **vals = ldap_get_values_len(conn->ld, msg, la->cfg.anchor);
-		if (vals && vals[0])
-			set_anchor(la, c, vals[0]);
-		ldap_value_free_len(vals);
-	} else if (same) {
-		loom_pb_str_set(&c->res.anchor, c->dn);
-	}
-}
-
 static int on_readable(ml_conn_t *conn)
 {
 	ldapagent_t *la = conn->la;
@@ -657,9 +754,12 @@ static int on_readable(ml_conn_t *conn)
 		if (rc < 0) {
 			int e = LDAP_SERVER_DOWN;
 			ldap_get_option(conn->ld, LDAP_OPT_RESULT_CODE, &e);
-			char *t = ml_ld_error(conn->ld, e);
-			conn_lost(la, conn, t);
+			/* Not ml_ld_error: the handle's diagnostic is an earlier operation's. */
+			char *t = loom_sprintf("%s (%d)", ldap_err2string(e), e);
+			int lost = conn_lost(la, conn, t);
 			free(t);
+			if (lost < 0)
+				return 0; /* the run failed: nothing of it is left */
 			break;
 		}
 		ex->heard_ms = loom_mono_ms();
@@ -668,11 +768,20 @@ static int on_readable(ml_conn_t *conn)
 			ldap_msgfree(msg);
 			continue;
 		}
-		if (rc == LDAP_RES_SEARCH_ENTRY && c->stage == ST_VERIFY) {
-			verify_entry(la, conn, c, msg);
-		} else if (rc == LDAP_RES_SEARCH_ENTRY) {
-			/* The read-back of an added entry: its anchor. */
+		if (rc == LDAP_RES_SEARCH_ENTRY && c->stage == ST_RVERIFY) {
+			/* The entry at the new DN is the change's object when its anchor says so. */
+			const Loom__ExportChange *ch = change_of(ex, (size_t)(c - ex->ch));
 			struct berval **vals = ldap_get_values_len(conn->ld, msg, la->cfg.anchor);
+			if (vals && vals[0]) {
+				set_anchor(la, c, vals[0]);
+				c->found = strcasecmp(c->res.anchor, ch->anchor) == 0;
+			}
+			ldap_value_free_len(vals);
+		} else if (rc == LDAP_RES_SEARCH_ENTRY) {
+			/* The read-back of an added entry (or the entry an add is
+			 * verified against): its anchor. */
+			c->found = true;
+			struct berval **vals = la->dn_anchor ? NULL : ldap_get_values_len(conn->ld, msg, la->cfg.anchor);
 			if (vals && vals[0])
 				set_anchor(la, c, vals[0]);
 			ldap_value_free_len(vals);
@@ -680,6 +789,10 @@ static int on_readable(ml_conn_t *conn)
 			/* nothing to learn */
 		} else {
 			on_op_result(la, conn, c, msg);
+			if (!ex->active) {
+				ldap_msgfree(msg);
+				return 0; /* the run failed: nothing of it is left */
+			}
 		}
 		ldap_msgfree(msg);
 	}
@@ -739,6 +852,7 @@ static void fail_run(ldapagent_t *la, const char *message)
 	send_results(la, &rs);
 	loom_error("export failed run=%llu: %s", (unsigned long long)rs.run_id, message);
 	ml_export_stop(la);
+	ex->failed_run = rs.run_id;
 }
 
 static void begin_batch(ldapagent_t *la)
@@ -801,6 +915,12 @@ static void begin_batch(ldapagent_t *la)
 void ml_export_batch(ldapagent_t *la, Loom__Envelope *env, const Loom__ExportBatch *b)
 {
 	ml_export_t *ex = &la->exp;
+	if (ex->failed_run && b->run_id == ex->failed_run) {
+		/* A batch the engine sent ahead before it heard of the failure. */
+		loom_info("dropping export batch run=%llu seq=%llu: the run failed", (unsigned long long)b->run_id,
+		    (unsigned long long)b->seq);
+		return;
+	}
 	if (ex->active && ex->run_id != b->run_id) {
 		loom_warning("abandoning export run=%llu for run=%llu", (unsigned long long)ex->run_id,
 		    (unsigned long long)b->run_id);
@@ -837,8 +957,8 @@ void ml_export_tick(ldapagent_t *la)
 		return;
 	char *why = loom_sprintf("no answer in %lld ms (ldap.timeout)", la->cfg.ldap.timeout_ms);
 	for (size_t k = 0; k < ex->nconns && ex->active; k++)
-		if (ex->conns[k].ld)
-			conn_lost(la, &ex->conns[k], why);
+		if (ex->conns[k].ld && conn_load(ex, &ex->conns[k]) && conn_lost(la, &ex->conns[k], why) < 0)
+			break;
 	free(why);
 	if (ex->active)
 		dispatch(la);

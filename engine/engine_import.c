@@ -302,8 +302,15 @@ void eng_import_stage(engine_t *e, loom_batch_t *b, const Loom__ImportObject *o)
 			    "a change names a DN the connector space does not hold: run a full import", NULL, false);
 			return;
 		}
-		loom_pb_str_set(&((Loom__ImportObject *)o)->anchor, by_dn);
-		free(by_dn);
+		/* o may live in an arena (eng_import_batch): a shallow copy names
+		 * the anchor, kept until the next call (o's strings are borrowed). */
+		static char *kept;
+		static Loom__ImportObject named;
+		free(kept);
+		kept = by_dn;
+		named = *o;
+		named.anchor = by_dn;
+		o = &named;
 	}
 	if (o->anchor[0] == '\0') {
 		eng_run_error(e, NULL, o->dn, "missing-anchor", "the object has no anchor value", NULL, false);
@@ -436,6 +443,96 @@ static void import_done(engine_t *e)
 
 #define MARK_SLICE 2000
 
+/* A protobuf varint at *p (below end); -1 when malformed. */
+static int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*ret = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* What the end of a full import needs of a stored CsObject (seen_gen,
+ * state, the pending import's kind), read from its wire form without
+ * unpacking it: the unpack of every object of the agent (attributes and
+ * all) was a tenth of a full import's engine time, nearly all of it
+ * malloc and free. Returns -1 when the bytes are not what this reader
+ * understands (the caller unpacks them as before). */
+static int cs_mark_fields(const uint8_t *p, size_t len, uint64_t *ret_gen, uint64_t *ret_state, uint64_t *ret_pi_kind)
+{
+	const uint8_t *end = p + len;
+	uint64_t gen = 0, state = 0, kind = 0;
+	while (p < end) {
+		uint64_t tag, v;
+		if (wire_varint(&p, end, &tag) < 0)
+			return -1;
+		switch (tag & 7) {
+		case 0: /* varint */
+			if (wire_varint(&p, end, &v) < 0)
+				return -1;
+			if (tag >> 3 == 5)
+				state = v;
+			else if (tag >> 3 == 10)
+				gen = v;
+			break;
+		case 1: /* 64-bit */
+			if ((size_t)(end - p) < 8)
+				return -1;
+			p += 8;
+			break;
+		case 5: /* 32-bit */
+			if ((size_t)(end - p) < 4)
+				return -1;
+			p += 4;
+			break;
+		case 2: { /* length-delimited */
+			if (wire_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
+				return -1;
+			if (tag >> 3 == 7) {
+				/* PendingImport: its kind is field 1; the last one wins */
+				const uint8_t *q = p, *qend = p + v;
+				kind = 0;
+				while (q < qend) {
+					uint64_t t2, v2;
+					if (wire_varint(&q, qend, &t2) < 0)
+						return -1;
+					if ((t2 & 7) == 0) {
+						if (wire_varint(&q, qend, &v2) < 0)
+							return -1;
+						if (t2 >> 3 == 1)
+							kind = v2;
+					} else if ((t2 & 7) == 2) {
+						if (wire_varint(&q, qend, &v2) < 0 || v2 > (uint64_t)(qend - q))
+							return -1;
+						q += v2;
+					} else if ((t2 & 7) == 1 && qend - q >= 8) {
+						q += 8;
+					} else if ((t2 & 7) == 5 && qend - q >= 4) {
+						q += 4;
+					} else {
+						return -1;
+					}
+				}
+			}
+			p += v;
+			break;
+		}
+		default:
+			return -1;
+		}
+	}
+	*ret_gen = gen;
+	*ret_state = state;
+	*ret_pi_kind = kind;
+	return 0;
+}
+
 /* End of a complete full import: what was not seen is gone. Runs in slices
  * from the loop, so the engine keeps answering while it walks a large
  * connector space. */
@@ -456,6 +553,10 @@ static int on_mark_slice(loom_loop_t *loop, void *arg)
 		if (klen < r->prefix_len || memcmp(k, r->prefix, r->prefix_len) != 0)
 			break;
 		const void *v = loom_iter_value(r->iter, &vlen);
+		uint64_t gen, state, kind;
+		if (cs_mark_fields(v, vlen, &gen, &state, &kind) == 0 &&
+		    (gen == r->gen || state == LOOM__CS_OBJECT__STATE__PLACEHOLDER || kind == LOOM__PENDING_IMPORT__KIND__DELETE))
+			continue; /* seen (or exempt): nothing to write, no need to unpack it */
 		Loom__CsObject *cs = loom__cs_object__unpack(NULL, vlen, v);
 		if (cs == NULL)
 			continue;
@@ -515,12 +616,23 @@ static void mark_begin(engine_t *e)
 void eng_import_batch(engine_t *e, Loom__Envelope *env)
 {
 	const char *err;
-	Loom__ImportBatch *ib = (Loom__ImportBatch *)loom_envelope_body(env, &loom__import_batch__descriptor, &err);
+	/* Decoded in an arena and dropped whole (docs/sync.md "Throughput"). */
+	loom_pbarena_t arena;
+	loom_pbarena_init(&arena, env->body.len);
+	Loom__ImportBatch *ib = (Loom__ImportBatch *)loom_envelope_body_in(env, &loom__import_batch__descriptor, &arena, &err);
 	if (ib == NULL) {
 		loom_warning("dropped malformed ImportBatch from=%s: %s", env->from, err);
+		loom_pbarena_release(&arena);
 		return;
 	}
 	if (ib->live) {
+		/* Live batches may be held past this call: decoded the usual way. */
+		loom_pbarena_release(&arena);
+		ib = (Loom__ImportBatch *)loom_envelope_body(env, &loom__import_batch__descriptor, &err);
+		if (ib == NULL) {
+			loom_warning("dropped malformed ImportBatch from=%s: %s", env->from, err);
+			return;
+		}
 		eng_live_batch(e, env, ib);
 		return;
 	}
@@ -583,5 +695,5 @@ void eng_import_batch(engine_t *e, Loom__Envelope *env)
 	else
 		mark_begin(e);
 out:
-	loom__import_batch__free_unpacked(ib, NULL);
+	loom_pbarena_release(&arena);
 }

@@ -22,7 +22,10 @@
  *   JOINED --filter true / deprovision disconnect--> FILTERED / NORMAL
  *   JOINED --deprovision explicit-disconnect--> EXPLICIT_DISCONNECTOR
  *   (none) --provisioning--> PLACEHOLDER --export of its add confirmed--> JOINED
- *   any --pending delete--> (removed)
+ *   any --pending delete--> (removed); when its metaverse object stays and
+ *     an outbound rule still provisions it there (the object was deleted in
+ *     the system behind Loom's back), a new PLACEHOLDER takes its DN in the
+ *     same batch, and the export re-creates it
  */
 #include "engine.h"
 #include "loom_alloc.h"
@@ -245,6 +248,13 @@ static held_t *hold(work_t *w, const char *agent, const char *anchor)
 	return h;
 }
 
+/* True when cs is leaving its connector space in this work (its pending
+ * import is a delete: the system no longer holds it). */
+static bool cs_leaving(const Loom__CsObject *cs)
+{
+	return cs->pending_import && cs->pending_import->kind == LOOM__PENDING_IMPORT__KIND__DELETE;
+}
+
 /* The connector of mv in agent: the object itself, a held one, or NULL. */
 static Loom__CsObject *connector_in(work_t *w, char **agents, char **anchors, size_t n, const char *agent,
     held_t **ret_held)
@@ -253,8 +263,19 @@ static Loom__CsObject *connector_in(work_t *w, char **agents, char **anchors, si
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(agents[i], agent) != 0)
 			continue;
-		if (strcmp(agent, w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0)
-			return w->cs;
+		if (strcmp(agent, w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0) {
+			if (!cs_leaving(w->cs))
+				return w->cs;
+			/* w->cs is leaving; under its anchor (an agent anchored on
+			 * the DN) is the object provisioned again in its place. */
+			for (size_t k = 0; k < w->nheld; k++)
+				if (strcmp(w->held[k].agent, agent) == 0 && strcmp(w->held[k].cs->anchor, anchors[i]) == 0 &&
+				    !w->held[k].removed && w->held[k].cs->mv_id.len) {
+					*ret_held = &w->held[k];
+					return w->held[k].cs;
+				}
+			continue;
+		}
 		held_t *h = hold(w, agents[i], anchors[i]);
 		if (h && !h->removed && h->cs->mv_id.len) {
 			*ret_held = h;
@@ -1525,16 +1546,30 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 		}
 		loom_expr_result_release(&res);
 		char *existing = eng_csdn_get(e, target, dn);
+		if (existing && strcmp(target, w->agent) == 0 && strcmp(existing, w->cs->anchor) == 0 && cs_leaving(w->cs)) {
+			/* The object at that DN is the one being synchronized, and it is
+			 * leaving the connector space (its delete was imported: someone
+			 * deleted it in the system behind Loom's back). Its DN index
+			 * entry goes with it in this batch, so the DN is free: provision
+			 * a new object there, as if it had never been. */
+			free(existing);
+			existing = NULL;
+			eng_explain(e, "provision", "  %s %s was deleted in the system: provisioned again", target, dn);
+		}
 		Loom__CsObject *t2;
 		held_t *h2 = NULL;
 		if (existing) {
 			/* The system already has an object there: connect it instead. */
 			h2 = hold(w, target, existing);
+			/* hold() answers NULL for the object being synchronized itself
+			 * (here: one its connector filter just disconnected). */
+			bool self = strcmp(target, w->agent) == 0 && strcmp(existing, w->cs->anchor) == 0;
 			free(existing);
 			if (h2 == NULL || h2->cs->mv_id.len || h2->cs->state == LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR) {
 				char *m = loom_sprintf("rule '%s' would provision '%s' in agent '%s', which is %s", rule->cfg->name,
 				    dn, target, h2 && h2->cs->state == LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR
 				    ? "an explicit disconnector (an administrator said: never connect it)"
+				    : self ? "the object being synchronized, disconnected by its connector filter"
 				    : "already connected to another metaverse object");
 				eng_run_error(e, w->cs->anchor, w->cs->dn, "provisioning-conflict", m, NULL, false);
 				free(m);

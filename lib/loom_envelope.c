@@ -1,5 +1,7 @@
 /* loom_envelope.c - envelope coding, validation and allocation-free peeking. */
 #include "loom_envelope.h"
+
+#include <stddef.h>
 #include "loom_alloc.h"
 
 #include <sodium.h>
@@ -147,6 +149,77 @@ ProtobufCMessage *loom_envelope_body(const Loom__Envelope *env,
 		return NULL;
 	}
 	ProtobufCMessage *m = protobuf_c_message_unpack(want, NULL, env->body.len, env->body.data);
+	if (m == NULL)
+		*error_r = "body does not decode";
+	return m;
+}
+
+struct loom_pbarena_chunk {
+	loom_pbarena_chunk_t *next;    /* the block before this one */
+	size_t size, used;             /* bytes of data[] and those handed out */
+	max_align_t data[];            /* the memory handed out */
+};
+
+static void *pbarena_alloc(void *arg, size_t n)
+{
+	loom_pbarena_t *a = arg;
+	n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+	loom_pbarena_chunk_t *c = a->chunks;
+	if (c == NULL || c->size - c->used < n) {
+		size_t size = c ? c->size * 2 : 0;
+		if (size < n)
+			size = n;
+		if (size < 65536)
+			size = 65536;
+		loom_pbarena_chunk_t *nc = loom_malloc(sizeof *nc + size);
+		nc->next = c;
+		nc->size = size;
+		nc->used = 0;
+		a->chunks = c = nc;
+	}
+	void *p = (char *)c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+static void pbarena_free(void *arg, void *p)
+{
+	(void)arg;
+	(void)p; /* all of it goes in loom_pbarena_release */
+}
+
+void loom_pbarena_init(loom_pbarena_t *a, size_t hint)
+{
+	a->chunks = NULL;
+	a->alloc.alloc = pbarena_alloc;
+	a->alloc.free = pbarena_free;
+	a->alloc.allocator_data = a;
+	if (hint) {
+		/* One block for the usual case (decoded structures take about
+		 * three times the wire bytes); more are added if needed. */
+		void *p = pbarena_alloc(a, hint * 3 + 4096);
+		(void)p;
+		a->chunks->used = 0;
+	}
+}
+
+void loom_pbarena_release(loom_pbarena_t *a)
+{
+	while (a->chunks) {
+		loom_pbarena_chunk_t *c = a->chunks;
+		a->chunks = c->next;
+		free(c);
+	}
+}
+
+ProtobufCMessage *loom_envelope_body_in(const Loom__Envelope *env, const ProtobufCMessageDescriptor *want,
+    loom_pbarena_t *a, const char **error_r)
+{
+	if (!loom_envelope_is(env, want)) {
+		*error_r = "body is not of the expected type";
+		return NULL;
+	}
+	ProtobufCMessage *m = protobuf_c_message_unpack(want, &a->alloc, env->body.len, env->body.data);
 	if (m == NULL)
 		*error_r = "body does not decode";
 	return m;

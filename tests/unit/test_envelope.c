@@ -731,10 +731,67 @@ static void test_service_name_valid(void **state)
 	}
 }
 
+/* Bodies decoded in an arena equal the heap decode, whatever the arena's
+ * first block and however many bodies share it (blocks are added). */
+static void test_body_arena(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *label;        /* what the case shows */
+		size_t payload_len;       /* Ping payload size */
+		bool hinted;              /* first block sized from the body */
+		int decodes;              /* bodies decoded into one arena */
+	} cases[] = {
+		{ "small body, hinted", 10, true, 1 },
+		{ "small body, no hint", 10, false, 1 },
+		{ "body over the 64 KiB first block, no hint", 200000, false, 1 },
+		{ "many bodies outgrow the hinted block", 3000, true, 50 },
+		{ "empty payload", 0, true, 2 },
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		const char *label = cases[i].label;
+		uint8_t *payload = loom_malloc(cases[i].payload_len + 1);
+		for (size_t j = 0; j < cases[i].payload_len; j++)
+			payload[j] = (uint8_t)(j * 13 + i);
+		Loom__Ping ping = LOOM__PING__INIT;
+		ping.payload.data = payload;
+		ping.payload.len = cases[i].payload_len;
+		loom_env_hdr_t hdr = { .from = "engine@1", .to = "ma.x" };
+		loom_buf_t out = LOOM_BUF_INIT;
+		uint8_t id[LOOM_MSG_ID_LEN];
+		loom_envelope_pack(&out, &hdr, &ping.base, id);
+		const char *err = NULL;
+		Loom__Envelope *env = loom_envelope_unpack(out.data, out.len, &err);
+		if (env == NULL)
+			fail_msg("%s: unpack failed: %s", label, err);
+		loom_pbarena_t a;
+		loom_pbarena_init(&a, cases[i].hinted ? env->body.len : 0);
+		Loom__Ping **got = loom_calloc((size_t)cases[i].decodes, sizeof *got);
+		for (int d = 0; d < cases[i].decodes; d++) {
+			got[d] = (Loom__Ping *)loom_envelope_body_in(env, &loom__ping__descriptor, &a, &err);
+			if (got[d] == NULL)
+				fail_msg("%s: decode %d failed: %s", label, d, err);
+		}
+		for (int d = 0; d < cases[i].decodes; d++)
+			if (got[d]->payload.len != cases[i].payload_len ||
+			    (cases[i].payload_len && memcmp(got[d]->payload.data, payload, cases[i].payload_len) != 0))
+				fail_msg("%s: body %d differs from what was packed", label, d);
+		if (loom_envelope_body_in(env, &loom__pong__descriptor, &a, &err) != NULL || err == NULL)
+			fail_msg("%s: a body of another type was decoded", label);
+		loom_pbarena_release(&a);
+		if (a.chunks != NULL)
+			fail_msg("%s: release left blocks", label);
+		free(got);
+		loom_envelope_free(&env);
+		loom_buf_release(&out);
+		free(payload);
+	}
+}
+
 int main(void)
 {
 	fill_long();
-	enum { FIXED = 8 };
+	enum { FIXED = 9 };
 	size_t n = FIXED + N_ELEMS(body_cases) + N_ELEMS(unpack_cases) + N_ELEMS(peek_cases) +
 	    N_ELEMS(unpack_raw_cases);
 	struct CMUnitTest *tests = loom_calloc(n, sizeof *tests);
@@ -748,6 +805,7 @@ int main(void)
 	tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_msgid_format);
 	tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_addr_service_len);
 	tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_service_name_valid);
+	tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_body_arena);
 	for (size_t i = 0; i < N_ELEMS(body_cases); i++) {
 		tests[k] = (struct CMUnitTest)cmocka_unit_test_prestate(test_body_case, (void *)&body_cases[i]);
 		tests[k++].name = names[nn++] = loom_sprintf("body: %s", body_cases[i].label);
