@@ -42,13 +42,25 @@ ns_exit() {
 }
 trap ns_exit EXIT
 
-if ! command -v ip >/dev/null || ! ip netns add "${P}probe" 2>"$T/netns.err"; then
-	echo "skip hosts_netns: cannot create a network namespace here: $(cat "$T/netns.err" 2>/dev/null)" >&2
+# The probe does what the test needs: a named namespace that `ip -n` can
+# enter (in a chroot whose / is no mount point, `ip netns add` prints
+# "mount --make-rslave / failed" and the namespace cannot be entered), a
+# bridge and a veth pair in it.
+probe_netns() {
+	command -v ip >/dev/null || { echo "no ip command (iproute2)"; return 1; }
+	ip netns add "${P}probe" 2>&1 || return 1
+	ip -n "${P}probe" link add "${P}br" type bridge 2>&1 &&
+	ip -n "${P}probe" link add "${P}va" type veth peer name "${P}vb" 2>&1
+	local rc=$?
+	ip netns del "${P}probe" 2>/dev/null
+	return $rc
+}
+if ! probe_netns >"$T/netns.err" 2>&1; then
+	echo "skip hosts_netns: cannot build network namespaces with a bridge and veth links here: $(tr '\n' ' ' <"$T/netns.err")" >&2
 	trap - EXIT # nothing started yet: nothing to keep
 	rm -rf "$T"
 	exit 77
 fi
-ip netns del "${P}probe"
 command -v slapd >/dev/null || { echo "skip hosts_netns: slapd is not installed" >&2; trap - EXIT; rm -rf "$T"; exit 77; }
 
 in_ns() { local h=$1; shift; ip netns exec "$P$h" "$@"; }
