@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	static const char seps[] = { ':', '=', '\t', '|' };
+	static const char seps[] = { ':', '=', ';', '|' }; /* what loom_avp_reader_new_mem accepts */
 	char sep = seps[data[0] & 3];
 	size_t max_line = (data[0] & 4) ? 80 : 0;
 	loom_avp_reader_t *r = loom_avp_reader_new_mem((const char *)data + 1, size - 1, sep, max_line);

@@ -152,6 +152,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = wf_policy_load(sub, &p, &err);
 	if (rc < 0 && (err == NULL || err[0] == '\0'))
 		FUZZ_BUG("policy refused without a message");
+	if (err && getenv("FUZZ_VERBOSE"))
+		fprintf(stderr, "%s\n", err);
 	free(err);
 	wf_policy_release(&p);
 #else
@@ -162,9 +164,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = wf_defs_load(pol, NULL, &policy, &d, &err);
 	if (rc < 0 && (err == NULL || err[0] == '\0'))
 		FUZZ_BUG("workflows refused without a message");
+	if (err && getenv("FUZZ_VERBOSE"))
+		fprintf(stderr, "%s\n", err);
 	free(err);
 	wf_defs_release(&d);
 #endif
+	if (getenv("FUZZ_VERBOSE")) {
+		char *t = loom_cfg_diags_join(&diags, "\n");
+		fprintf(stderr, "rc=%d %s\n", rc, t);
+		free(t);
+	}
 	loom_cfg_diags_release(&diags);
 	return 0;
 }

@@ -104,7 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				loom_buf_release(&cell);
 				loom__value__free_unpacked(v, NULL);
 			}
-		} else if (why == NULL) {
+		} else if (why == NULL && col != loom_fixed_length(cols, n) + 1) {
+			/* NULL is for a line longer than the layout, which the caller words. */
 			FUZZ_BUG("fixed split failed without a message");
 		}
 		if (nl == NULL)

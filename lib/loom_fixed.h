@@ -69,8 +69,10 @@ typedef struct loom_fixed_cell {
 } loom_fixed_cell_t;
 
 /* Splits a line (no line end) into n cells. Returns 0, or -1 with *ret_col
- * (1-based character column of the fault) and *error_r (static text): the
- * line is longer than the layout, or not UTF-8. */
+ * (1-based character column of the fault) and *error_r: static text when
+ * the line is not UTF-8; NULL when it is longer than the layout (*ret_col
+ * is then the layout's length + 1, and the caller words the message, as it
+ * knows the lengths). */
 int loom_fixed_split(const loom_fixed_col_t *cols, size_t n, const char *line, size_t len, loom_fixed_cell_t *cells,
     unsigned *ret_col, const char **error_r);
 

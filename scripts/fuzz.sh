@@ -87,7 +87,7 @@ make_seeds() {
 	avp)
 		printf '\000dn: uid=jdoe,ou=people\nuid: jdoe\ncn: Jane Doe\nmail: jane@example.com\n\nuid: x\nphoto:: AAECAw==\n\n' >"$d/a"
 		printf '\001uid=jdoe\ncn=Jane\nmember==Y249YSxkYz1l\n\n' >"$d/b"
-		printf '\002uid\tjdoe\ncn\tJane\n\n' >"$d/c" ;;
+		printf '\003uid|jdoe\ncn|Jane\n\n' >"$d/c" ;;
 	fixed)
 		# 3 columns: string 10, integer 6, datetime 19; then lines.
 		printf '\002\000\012\000\000\006\001\000\023\003jdoe      0000422024-03-01T12:00:00\nmmeyers       -7 2024-03-01\n' >"$d/a"
