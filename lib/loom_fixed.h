@@ -17,13 +17,15 @@
  *   boolean   true/false, yes/no, y/n, t/f, 1/0 (any case)
  *   datetime  the column's format, else any of %Y-%m-%dT%H:%M:%S (Z or no
  *             zone: UTC), "%Y-%m-%d %H:%M:%S", %Y-%m-%d, %Y%m%d%H%M%S,
- *             %Y%m%d; microseconds since the epoch, UTC
+ *             %Y%m%d, each exactly (zero-padded: "2024-3-1" is not
+ *             one) and a date that exists (not 2024-02-30);
+ *             microseconds since the epoch, UTC
  *
  * Writing: strings, booleans and datetimes are left-aligned, integers
  * right-aligned (align overrides), padded with spaces; booleans are Y/N in
  * columns narrower than 5, else true/false; datetimes use the column's
  * format, else %Y-%m-%dT%H:%M:%S in columns of 19 or more, %Y-%m-%d in 10
- * or more, %Y%m%d in 8 or more. A value that does not fit its column is an
+ * or more, %Y%m%d in 8 or more (years always with 4 digits). A value that does not fit its column is an
  * error, never cut.
  */
 #ifndef LOOM_FIXED_H
