@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 	*) tests+=("$1"); shift ;;
 	esac
 done
-[ ${#tests[@]} -gt 0 ] || tests=(sync_cycle file_formats ldap_agent workflow_requests pcns_ldap ext_agent)
+[ ${#tests[@]} -gt 0 ] || tests=(file_formats delta_import ldap_agent workflow_requests pcns_ldap ext_agent)
 for t in "${tests[@]}"; do
 	[ -f "tests/integration/$t.sh" ] || { echo "valgrind.sh: no test 'tests/integration/$t.sh'" >&2; exit 2; }
 done
