@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# valgrind.sh [--build DIR] [TEST...] - runs integration scenarios with
+# valgrind.sh [--build DIR] [--report] [TEST...] - runs integration scenarios with
 # every Loom daemon under valgrind memcheck (docs/testing.md).
 #
 # Each TEST (default: the main scenarios below) is tests/integration/TEST.sh
@@ -11,15 +11,18 @@
 # included), definitely lost bytes/blocks, and processes whose report has
 # no summary (killed with SIGKILL on purpose by the scenario). The reports
 # stay in BUILD/valgrind/TEST/. Exits 1 when a test failed or any process
-# had an error or a definite leak.
+# had an error or a definite leak. --report: only the table, over the
+# reports of the last run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 bdir=build
+report_only=
 tests=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) bdir=${2:?--build needs DIR}; shift 2 ;;
+	--report) report_only=1; shift ;;
 	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "valgrind.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	*) tests+=("$1"); shift ;;
@@ -30,12 +33,15 @@ for t in "${tests[@]}"; do
 	[ -f "tests/integration/$t.sh" ] || { echo "valgrind.sh: no test 'tests/integration/$t.sh'" >&2; exit 2; }
 done
 command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind not found (apt-get install valgrind)" >&2; exit 2; }
-echo "valgrind.sh: building $bdir" >&2
-./scripts/build.sh "$bdir" >/dev/null
+if [ -z "$report_only" ]; then
+	echo "valgrind.sh: building $bdir" >&2
+	./scripts/build.sh "$bdir" >/dev/null
+fi
 bdir=$(cd "$bdir" && pwd)
 
 out=$bdir/valgrind
 failed=0
+[ -n "$report_only" ] && tests=()
 for t in "${tests[@]}"; do
 	rm -rf "${out:?}/$t"
 	mkdir -p "$out/$t"
@@ -50,9 +56,9 @@ done
 
 # One line per binary over every report.
 printf '%-16s %6s %8s %16s %10s\n' binary procs errors "definite leaks" no-summary
-for bin in $(find "$out" -name '*.log' -path "$out/*/*" | sed 's|.*/||; s|\.[0-9]*\.log$||' | sort -u); do
+for bin in $(find "$out" -mindepth 2 -name '*.[0-9]*.log' | sed 's|.*/||; s|\.[0-9]*\.log$||' | sort -u); do
 	procs=0 errors=0 bytes=0 blocks=0 nosum=0
-	for f in $(find "$out" -name "$bin.*.log"); do
+	for f in $(find "$out" -mindepth 2 -name "$bin.[0-9]*.log"); do
 		procs=$((procs + 1))
 		e=$(sed -n 's/.*ERROR SUMMARY: \([0-9,]*\) errors.*/\1/p' "$f" | tr -d , | tail -1)
 		if [ -z "$e" ]; then
@@ -69,7 +75,7 @@ for bin in $(find "$out" -name '*.log' -path "$out/*/*" | sed 's|.*/||; s|\.[0-9
 	printf '%-16s %6d %8d %16s %10d\n' "$bin" "$procs" "$errors" "$bytes B/$blocks" "$nosum"
 	if [ "$errors" -ne 0 ] || [ "$bytes" -ne 0 ]; then
 		failed=1
-		grep -l -E 'ERROR SUMMARY: [1-9]' $(find "$out" -name "$bin.*.log") | head -3 | sed 's/^/    report: /'
+		grep -l -E 'ERROR SUMMARY: [1-9]' $(find "$out" -mindepth 2 -name "$bin.[0-9]*.log") | head -3 | sed 's/^/    report: /'
 	fi
 done
 exit $failed
