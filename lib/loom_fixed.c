@@ -260,26 +260,28 @@ void loom_fixed_value_text(loom_buf_t *out, const loom_fixed_col_t *col, const L
 		time_t t = (time_t)(v->time / 1000000LL - (v->time < 0 && v->time % 1000000LL ? 1 : 0));
 		struct tm tm;
 		gmtime_r(&t, &tm);
-		char b[128];
-		size_t n;
-		if (col->format == NULL) {
-			/* The default formats by hand: strftime's %Y does not pad, so year
-			 * 2 came out as "20606" for 0002-06-06, which no default format
-			 * reads back; the year always takes 4 digits here. */
-			long long y = (long long)tm.tm_year + 1900;
-			int k = col->width >= 19
-			    ? snprintf(b, sizeof b, "%04lld-%02d-%02dT%02d:%02d:%02d", y, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-				  tm.tm_min, tm.tm_sec)
-			    : col->width >= 10 ? snprintf(b, sizeof b, "%04lld-%02d-%02d", y, tm.tm_mon + 1, tm.tm_mday)
-					       : snprintf(b, sizeof b, "%04lld%02d%02d", y, tm.tm_mon + 1, tm.tm_mday);
-			n = k > 0 ? (size_t)k : 0;
-		} else {
-			/* The format is the administrator's (checked at configuration load). */
+		/* strftime's %Y does not pad: year 2 came out as "20606" for
+		 * 0002-06-06, which %Y%m%d reads back as another date. The year is
+		 * put into the format with 4 digits at least. */
+		loom_buf_t f = LOOM_BUF_INIT;
+		for (const char *p = fmt; *p; p++) {
+			if (p[0] == '%' && p[1] == 'Y') {
+				loom_buf_printf(&f, "%04lld", (long long)tm.tm_year + 1900);
+				p++;
+			} else if (p[0] == '%' && p[1] != '\0') {
+				loom_buf_add(&f, p, 2);
+				p++;
+			} else {
+				loom_buf_addc(&f, *p);
+			}
+		}
+		char b[256];
+		/* The format is the administrator's (checked at configuration load). */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-			n = strftime(b, sizeof b, fmt, &tm);
+		size_t n = strftime(b, sizeof b, loom_buf_cstr(&f), &tm);
 #pragma GCC diagnostic pop
-		}
+		loom_buf_release(&f);
 		loom_buf_add(out, b, n);
 	} else if (v->v_case == LOOM__VALUE__V_BIN) {
 		loom_buf_add(out, v->bin.data, v->bin.len);

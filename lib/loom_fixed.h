@@ -25,7 +25,8 @@
  * right-aligned (align overrides), padded with spaces; booleans are Y/N in
  * columns narrower than 5, else true/false; datetimes use the column's
  * format, else %Y-%m-%dT%H:%M:%S in columns of 19 or more, %Y-%m-%d in 10
- * or more, %Y%m%d in 8 or more (years always with 4 digits). A value that does not fit its column is an
+ * or more, %Y%m%d in 8 or more; %Y always gives 4 digits at least, in the
+ * column's format too. A value that does not fit its column is an
  * error, never cut.
  */
 #ifndef LOOM_FIXED_H
