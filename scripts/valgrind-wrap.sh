@@ -15,4 +15,4 @@ name=$(basename "$1")
 [ -n "${LOOM_WORKFLOW_CRASH_AT:-}" ] && name=$name+selfkill
 exec valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite \
 	--show-leak-kinds=definite --error-exitcode=99 --track-origins=no --num-callers=30 \
-	--child-silent-after-fork=yes --suppressions="$supp" --log-file="$LOOM_VALGRIND_DIR/$name.%p.log" "$@"
+	--child-silent-after-fork=yes --vgdb=no --suppressions="$supp" --log-file="$LOOM_VALGRIND_DIR/$name.%p.log" "$@"

@@ -55,7 +55,7 @@ for t in "${tests[@]}"; do
 done
 
 # One line per binary over every report.
-printf '%-16s %6s %8s %16s %10s\n' binary procs errors "definite leaks" no-summary
+printf '%-24s %6s %8s %16s %10s\n' binary procs errors "definite leaks" no-summary
 for bin in $(find "$out" -mindepth 2 -name '*.[0-9]*.log' | sed 's|.*/||; s|\.[0-9]*\.log$||' | sort -u); do
 	procs=0 errors=0 bytes=0 blocks=0 nosum=0
 	for f in $(find "$out" -mindepth 2 -name "$bin.[0-9]*.log"); do
@@ -81,7 +81,7 @@ for bin in $(find "$out" -mindepth 2 -name '*.[0-9]*.log' | sed 's|.*/||; s|\.[0
 			blocks=$((blocks + ${l#* }))
 		fi
 	done
-	printf '%-16s %6d %8d %16s %10d\n' "$bin" "$procs" "$errors" "$bytes B/$blocks" "$nosum"
+	printf '%-24s %6d %8d %16s %10d\n' "$bin" "$procs" "$errors" "$bytes B/$blocks" "$nosum"
 	if [ "$errors" -ne 0 ] || [ "$bytes" -ne 0 ]; then
 		failed=1
 		grep -l -E 'ERROR SUMMARY: [1-9]' $(find "$out" -mindepth 2 -name "$bin.[0-9]*.log") | head -3 | sed 's/^/    report: /'
