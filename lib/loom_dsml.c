@@ -642,7 +642,9 @@ static int collect_attrs(loom_dsml_reader_t *r, xmlNodePtr n, loom_dsml_record_t
 	r->vals = grow(r->vals, &r->cap_vals, r->npairs, sizeof *r->vals);
 	size_t off = 0;
 	for (size_t i = 0; i < r->nattrs; i++) {
-		r->attrs[i].v = r->vals + off;
+		/* NULL when no attribute has a value (the first record without
+		 * any: vals not allocated yet; NULL + 0 is undefined in C). */
+		r->attrs[i].v = r->attrs[i].n ? r->vals + off : NULL;
 		off += r->attrs[i].n;
 		r->attrs[i].n = 0;
 	}
@@ -723,7 +725,7 @@ static int op_modify(loom_dsml_reader_t *r, xmlNodePtr n, loom_dsml_record_t *re
 		r->nmods++;
 	}
 	for (size_t i = 0; i < r->nmods; i++)
-		r->mods[i].attr.v = r->vals + r->mod_start[i];
+		r->mods[i].attr.v = r->mods[i].attr.n ? r->vals + r->mod_start[i] : NULL;
 	rec->mods = r->mods;
 	rec->nmods = r->nmods;
 	return 0;

@@ -316,7 +316,8 @@ void loom_msgid_format(loom_buf_t *out, const uint8_t *id, size_t len)
 
 size_t loom_addr_service_len(const char *addr, size_t len)
 {
-	const char *at = memchr(addr, '@', len);
+	/* len 0: addr may be NULL (an absent field of a peeked frame). */
+	const char *at = len ? memchr(addr, '@', len) : NULL;
 	return at ? (size_t)(at - addr) : len;
 }
 

@@ -1521,8 +1521,13 @@ int loom_expr_eval(const loom_expr_t *e, loom_expr_lookup_fn *lookup, void *arg,
     char **ret_error)
 {
 	struct loom_expr_work *w = ret->work;
-	if (w == NULL)
+	if (w == NULL) {
 		w = ret->work = loom_calloc(1, sizeof *w);
+		/* The value stack exists from the start: spans of no values point
+		 * into it (stack + n on a NULL stack is undefined behaviour). */
+		w->cap = 64;
+		w->stack = loom_malloc(w->cap * sizeof *w->stack);
+	}
 	arena_reset(&w->arena);
 	w->len = w->olen = 0;
 	if (e->n_attrs > w->acap) {

@@ -121,6 +121,40 @@ int loom_fixed_split(const loom_fixed_col_t *cols, size_t n, const char *line, s
 static const char *const default_formats[] = { "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%Y%m%d%H%M%S",
 	"%Y%m%d", NULL };
 
+/* The exact shapes of the default formats (d: a digit), as documented:
+ * strptime alone skips blanks and takes fewer digits, so "2 66666" was
+ * 0002-06-06T06:06:06 by %Y%m%d%H%M%S and a date written back into a
+ * narrower column lost its time. A trailing Z is allowed. */
+static const char *const default_shapes[] = { "dddd-dd-ddTdd:dd:dd", "dddd-dd-dd dd:dd:dd", "dddd-dd-dd",
+	"dddddddddddddd", "dddddddd", NULL };
+
+static bool default_shape(const char *s, const char *shape)
+{
+	for (; *shape; s++, shape++)
+		if (*shape == 'd' ? !isdigit((unsigned char)*s) : *s != *shape)
+			return false;
+	return *s == '\0' || (s[0] == 'Z' && s[1] == '\0');
+}
+
+/* The date exists: timegm did not carry an overflowing field (2024-02-30,
+ * 25:00) into the next one. s has a default shape: YYYY?MM?DD at its start. */
+static bool valid_date(const char *s, long long us)
+{
+	time_t t = (time_t)(us / 1000000LL);
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL)
+		return false;
+	int y = atoi(s), m, d;
+	if (s[4] == '-') {
+		m = (s[5] - '0') * 10 + (s[6] - '0');
+		d = (s[8] - '0') * 10 + (s[9] - '0');
+	} else {
+		m = (s[4] - '0') * 10 + (s[5] - '0');
+		d = (s[6] - '0') * 10 + (s[7] - '0');
+	}
+	return tm.tm_year + 1900 == y && tm.tm_mon + 1 == m && tm.tm_mday == d;
+}
+
 /* strptime that must consume all of s (a trailing Z is UTC). */
 static bool parse_time(const char *s, const char *fmt, long long *ret_us)
 {
@@ -196,7 +230,8 @@ Loom__Value *loom_fixed_value(const loom_fixed_col_t *col, const char *text, siz
 		if (col->format)
 			ok = parse_time(s, col->format, &us);
 		for (int i = 0; !col->format && default_formats[i] && !ok; i++)
-			ok = parse_time(s, default_formats[i], &us);
+			ok = default_shape(s, default_shapes[i]) && parse_time(s, default_formats[i], &us) &&
+			     valid_date(s, us);
 		if (!ok) {
 			snprintf(why, why_len, "'%s' is not a date and time in the format %s", s,
 			    col->format ? col->format : "YYYY-MM-DD[THH:MM:SS] or YYYYMMDD[HHMMSS]");
@@ -225,12 +260,28 @@ void loom_fixed_value_text(loom_buf_t *out, const loom_fixed_col_t *col, const L
 		time_t t = (time_t)(v->time / 1000000LL - (v->time < 0 && v->time % 1000000LL ? 1 : 0));
 		struct tm tm;
 		gmtime_r(&t, &tm);
-		char b[128];
+		/* strftime's %Y does not pad: year 2 came out as "20606" for
+		 * 0002-06-06, which %Y%m%d reads back as another date. The year is
+		 * put into the format with 4 digits at least. */
+		loom_buf_t f = LOOM_BUF_INIT;
+		for (const char *p = fmt; *p; p++) {
+			if (p[0] == '%' && p[1] == 'Y') {
+				loom_buf_printf(&f, "%04lld", (long long)tm.tm_year + 1900);
+				p++;
+			} else if (p[0] == '%' && p[1] != '\0') {
+				loom_buf_add(&f, p, 2);
+				p++;
+			} else {
+				loom_buf_addc(&f, *p);
+			}
+		}
+		char b[256];
 		/* The format is the administrator's (checked at configuration load). */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-		size_t n = strftime(b, sizeof b, fmt, &tm);
+		size_t n = strftime(b, sizeof b, loom_buf_cstr(&f), &tm);
 #pragma GCC diagnostic pop
+		loom_buf_release(&f);
 		loom_buf_add(out, b, n);
 	} else if (v->v_case == LOOM__VALUE__V_BIN) {
 		loom_buf_add(out, v->bin.data, v->bin.len);

@@ -17,13 +17,16 @@
  *   boolean   true/false, yes/no, y/n, t/f, 1/0 (any case)
  *   datetime  the column's format, else any of %Y-%m-%dT%H:%M:%S (Z or no
  *             zone: UTC), "%Y-%m-%d %H:%M:%S", %Y-%m-%d, %Y%m%d%H%M%S,
- *             %Y%m%d; microseconds since the epoch, UTC
+ *             %Y%m%d, each exactly (zero-padded: "2024-3-1" is not
+ *             one) and a date that exists (not 2024-02-30);
+ *             microseconds since the epoch, UTC
  *
  * Writing: strings, booleans and datetimes are left-aligned, integers
  * right-aligned (align overrides), padded with spaces; booleans are Y/N in
  * columns narrower than 5, else true/false; datetimes use the column's
  * format, else %Y-%m-%dT%H:%M:%S in columns of 19 or more, %Y-%m-%d in 10
- * or more, %Y%m%d in 8 or more. A value that does not fit its column is an
+ * or more, %Y%m%d in 8 or more; %Y always gives 4 digits at least, in the
+ * column's format too. A value that does not fit its column is an
  * error, never cut.
  */
 #ifndef LOOM_FIXED_H
@@ -69,8 +72,10 @@ typedef struct loom_fixed_cell {
 } loom_fixed_cell_t;
 
 /* Splits a line (no line end) into n cells. Returns 0, or -1 with *ret_col
- * (1-based character column of the fault) and *error_r (static text): the
- * line is longer than the layout, or not UTF-8. */
+ * (1-based character column of the fault) and *error_r: static text when
+ * the line is not UTF-8; NULL when it is longer than the layout (*ret_col
+ * is then the layout's length + 1, and the caller words the message, as it
+ * knows the lengths). */
 int loom_fixed_split(const loom_fixed_col_t *cols, size_t n, const char *line, size_t len, loom_fixed_cell_t *cells,
     unsigned *ret_col, const char **error_r);
 

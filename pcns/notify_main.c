@@ -655,7 +655,11 @@ static int on_monitor(loom_loop_t *loop, void *arg)
 		if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
 			char *why = loom_sprintf("the listener refused this notifier's key (ZAP status %u): list it under "
 						 "notifiers in its pcns.yaml", val);
-			if (!t->down)
+			/* Said once per down period, but also when the target was already
+			 * down for another reason (a send that timed out before the
+			 * handshake failed, as on a slow machine): the operator must learn
+			 * that the key is refused, not only "not connected". */
+			if (!t->down || t->last_error == NULL || strcmp(t->last_error, why) != 0)
 				loom_error("target=%s: %s", t->cfg->name, why);
 			mark_down(n, t, why);
 			free(why);

@@ -29,6 +29,9 @@ PACKAGES=(
 	# runs the example extensible agent (config/examples/ext-agent.py)
 	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc ldb-tools iproute2 openssl gnupg python3-gpg
 	postgresql sqlite3
+	# scripts/fuzz.sh: clang with libFuzzer (libclang-rt-14-dev has
+	# libclang_rt.fuzzer); scripts/valgrind.sh: valgrind (docs/testing.md)
+	clang libclang-rt-14-dev valgrind
 )
 
 missing=()

@@ -26,7 +26,7 @@ cleanup() {
 	done
 	# Every process must stop on SIGTERM; one that does not within 15 s is
 	# killed and fails the test.
-	local deadline=$((SECONDS + 15))
+	local deadline=$((SECONDS + 15 * ${LOOM_WAIT_SCALE:-1}))
 	for name in "${!PIDS[@]}"; do
 		while kill -0 "${PIDS[$name]}" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
 			sleep 0.05
@@ -79,21 +79,36 @@ write_config() {
 		echo "  level: ${LOOM_TEST_LOG_LEVEL:-info}"
 		echo "bus:"
 		echo "  heartbeat: 200ms"
-		echo "  liveness: 5"
-		echo "  request_timeout: 2s"
+		echo "  liveness: $((5 * ${LOOM_WAIT_SCALE:-1}))"
+		echo "  request_timeout: $((2 * ${LOOM_WAIT_SCALE:-1}))s"
 		echo "  keys_dir: $T/keys"
 		for line in "$@"; do echo "  $line"; done
 	} >"$CFG"
 	mkdir -p "$T/keys"
 }
 
-# start NAME COMMAND... : runs in the background, output in $T/NAME.log
+# start NAME COMMAND... : runs in the background, output in $T/NAME.log.
+# LOOM_WRAP (words, e.g. scripts/valgrind-wrap.sh): put before a Loom
+# binary of the build tree (also after "env VAR=..."), never before slapd &
+# co. The wrapper must exec the binary so that $! stays its PID.
 start() {
 	local name=$1
 	shift
 	# Emptied here, not by the background job's redirection: a restarted
 	# process's wait_log must not find the last instance's lines.
 	: >"$T/$name.log"
+	if [ -n "${LOOM_WRAP:-}" ]; then
+		local pre=()
+		if [ "$1" = env ]; then
+			pre=(env)
+			shift
+			while [[ $1 == *=* ]]; do pre+=("$1"); shift; done
+		fi
+		case $1 in
+		"$LOOM_BUILD_DIR"/*) set -- "${pre[@]}" $LOOM_WRAP "$@" ;;
+		*) set -- "${pre[@]}" "$@" ;;
+		esac
+	fi
 	"$@" >>"$T/$name.log" 2>&1 &
 	PIDS[$name]=$!
 }
@@ -114,6 +129,9 @@ stop() {
 wait_for() {
 	local what=$1 secs=$2
 	shift 2
+	# LOOM_WAIT_SCALE: a factor for every wait (binaries under valgrind are
+	# 10-50 times slower).
+	secs=$((secs * ${LOOM_WAIT_SCALE:-1}))
 	local deadline=$((SECONDS + secs))
 	while ! "$@" >/dev/null 2>&1; do
 		if [ "$SECONDS" -ge "$deadline" ]; then
@@ -195,7 +213,7 @@ MAFILE=$LOOM_BUILD_DIR/agents/loom-ma-file
 # fails the test unless loomctl exits with WANT_STATUS (default 0).
 run_profile() {
 	local want=${3:-0} rc=0
-	ctl -t 30s run "$1" "$2" >"$T/run.out" 2>"$T/run.err" || rc=$?
+	ctl -t $((30 * ${LOOM_WAIT_SCALE:-1}))s run "$1" "$2" >"$T/run.out" 2>"$T/run.err" || rc=$?
 	if [ "$rc" -ne "$want" ]; then
 		cat "$T/run.out" "$T/run.err" >&2
 		fail "loomctl run $1 $2 exited $rc, want $want"
