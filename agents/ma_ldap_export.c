@@ -13,6 +13,17 @@
  *          --UPDATE with new_dn--> renaming --ok--> modifying (if deltas) --> done
  *          --UPDATE--> modifying --> done
  *          --DELETE--> deleting --> done (noSuchObject counts as done: already gone)
+ *   adding --entryAlreadyExists (final)--> checking the existing entry
+ *          --it holds every value of the add--> done, ok, its anchor
+ *          --it differs, or cannot be read--> done, entry-already-exists
+ *
+ * The check makes an add idempotent, as the engine expects (engine_export.c):
+ * when the engine dies after the agent applied a batch but before it recorded
+ * the results, or the agent dies after slapd took an add, the same add comes
+ * again. An entry at that DN holding every value the add carries is that
+ * add, applied before: the change succeeds and reports the entry's anchor.
+ * An entry that lacks a value (another object, or one changed since) stays
+ * an error, as before.
  *
  * Any stage's failure is the change's result (code = the LDAP result's name,
  * the server's message, retryable for busy/unavailable/unwilling and lost
@@ -39,13 +50,14 @@
 #include <string.h>
 #include <strings.h>
 
-enum { ST_QUEUED, ST_ADD, ST_READBACK, ST_RENAME, ST_MODIFY, ST_DELETE, ST_DONE };
+enum { ST_QUEUED, ST_ADD, ST_READBACK, ST_CHECKADD, ST_RENAME, ST_MODIFY, ST_DELETE, ST_DONE };
 
 struct ml_change {
 	int stage;                     /* ST_* */
 	int msgid;                     /* the operation outstanding */
 	ml_conn_t *conn;               /* where it is outstanding */
 	char *dn;                      /* the entry's DN now (the new one after a rename) */
+	bool same;                     /* ST_CHECKADD: the existing entry holds every value of the add */
 	Loom__ExportChangeResult res;  /* the result, final in ST_DONE */
 };
 
@@ -260,6 +272,22 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 		what = "cannot read back";
 		break;
 	}
+	case ST_CHECKADD: {
+		/* the add's attributes, and the anchor to report */
+		char **attrs = loom_calloc(ch->n_deltas + 2, sizeof *attrs);
+		size_t na = 0;
+		for (size_t k = 0; k < ch->n_deltas; k++)
+			if (ch->deltas[k]->n_values)
+				attrs[na++] = ch->deltas[k]->name;
+		if (!la->dn_anchor)
+			attrs[na++] = la->cfg.anchor;
+		c->same = false;
+		rc = ldap_search_ext(ld, c->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 1,
+		    &c->msgid);
+		free(attrs);
+		what = "cannot read the existing entry";
+		break;
+	}
 	case ST_RENAME: {
 		char *rdn = NULL, *parent = NULL, *old_rdn = NULL, *old_parent = NULL;
 		if (dn_split(ch->new_dn, &rdn, &parent) < 0 || dn_split(c->dn, &old_rdn, &old_parent) < 0) {
@@ -312,6 +340,10 @@ static void start_op(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn)
 		loom_warning("added '%s' but cannot read its %s back: %s (%d)", c->dn, la->cfg.anchor, ldap_err2string(rc), rc);
 		c->res.ok = true;
 		complete(la, c);
+		return;
+	}
+	if (rc != LDAP_SUCCESS && c->stage == ST_CHECKADD) {
+		complete(la, c); /* the add's entry-already-exists stands */
 		return;
 	}
 	if (rc != LDAP_SUCCESS) {
@@ -367,10 +399,24 @@ static void dispatch(ldapagent_t *la)
 		if (ex->ndeferred == 0)
 			break;
 		if (ex->ok_since_defer == 0) {
-			for (size_t k = 0; k < ex->ndeferred; k++)
-				complete(la, &ex->ch[ex->deferred[k]]);
-			ex->ndeferred = 0;
-			break;
+			/* No progress: the failures stand, but an add refused for an
+			 * existing entry checks that entry first (one last round,
+			 * since a check is never deferred). */
+			size_t nchk = 0;
+			for (size_t k = 0; k < ex->ndeferred; k++) {
+				size_t i = ex->deferred[k];
+				ml_change_t *c = &ex->ch[i];
+				if (change_of(ex, i)->op == LOOM__EXPORT_CHANGE__OP__ADD &&
+				    strcmp(c->res.code, "entry-already-exists") == 0) {
+					c->stage = ST_CHECKADD;
+					ex->deferred[nchk++] = i;
+				} else {
+					complete(la, c);
+				}
+			}
+			ex->ndeferred = nchk;
+			if (nchk == 0)
+				break;
 		}
 		free(ex->todo);
 		ex->todo = ex->deferred;
@@ -395,6 +441,11 @@ static void conn_lost(ldapagent_t *la, ml_conn_t *conn, const char *why)
 		ml_change_t *c = &ex->ch[i];
 		if (c->conn != conn || c->stage == ST_DONE)
 			continue;
+		if (c->stage == ST_CHECKADD) {
+			ex->inflight--;
+			complete(la, c); /* the add's entry-already-exists stands (retryable: no) */
+			continue;
+		}
 		if (c->stage == ST_READBACK) {
 			/* The add is done; only its anchor is unknown. */
 			loom_warning("added '%s' but cannot read its %s back: %s", c->dn, la->cfg.anchor, why);
@@ -441,6 +492,34 @@ static void set_anchor(ldapagent_t *la, ml_change_t *c, const struct berval *v)
 	}
 }
 
+/* Whether the entry msg holds every value the add ch carries (values
+ * compared byte for byte, or ignoring ASCII case). */
+static bool entry_holds(LDAP *ld, LDAPMessage *msg, const Loom__ExportChange *ch)
+{
+	for (size_t k = 0; k < ch->n_deltas; k++) {
+		const Loom__AttrDelta *d = ch->deltas[k];
+		if (d->n_values == 0)
+			continue;
+		struct berval **have = ldap_get_values_len(ld, msg, d->name);
+		bool all = true;
+		for (size_t i = 0; all && i < d->n_values; i++) {
+			struct berval want;
+			ml_value_ber(d->values[i], &want);
+			bool found = false;
+			for (size_t j = 0; !found && have && have[j]; j++)
+				found = have[j]->bv_len == want.bv_len &&
+				    (memcmp(have[j]->bv_val, want.bv_val, want.bv_len) == 0 ||
+					strncasecmp(have[j]->bv_val, want.bv_val, want.bv_len) == 0);
+			free(want.bv_val);
+			all = found;
+		}
+		ldap_value_free_len(have);
+		if (!all)
+			return false;
+	}
+	return true;
+}
+
 static ml_change_t *find_op(ml_export_t *ex, ml_conn_t *conn, int msgid)
 {
 	for (size_t i = 0; i < ex->nch; i++)
@@ -473,6 +552,20 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 	ex->inflight--;
 	c->conn = NULL;
 	int stage = c->stage;
+	if (stage == ST_CHECKADD) {
+		if (err == LDAP_SUCCESS && c->same) {
+			loom_info("'%s' already holds every value of the add: applied before (the change came again)", c->dn);
+			c->res.ok = true;
+			loom_pb_str_set(&c->res.code, "");
+			loom_pb_str_set(&c->res.message, "");
+			c->res.retryable = false;
+			if (la->dn_anchor)
+				loom_pb_str_set(&c->res.anchor, c->dn);
+		}
+		ldap_memfree(text);
+		complete(la, c); /* otherwise the add's entry-already-exists stands */
+		return;
+	}
 	if (stage == ST_DELETE && err == LDAP_NO_SUCH_OBJECT)
 		err = LDAP_SUCCESS; /* already gone: what the change wanted */
 	if (err != LDAP_SUCCESS && stage == ST_READBACK) {
@@ -486,8 +579,14 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 			[ST_MODIFY] = "cannot modify", [ST_DELETE] = "cannot delete" };
 		set_ldap_error(c, whats[stage] ? whats[stage] : "cannot change", err, text);
 		ldap_memfree(text);
-		if (!defer(la, c, stage, err))
-			complete(la, c);
+		if (defer(la, c, stage, err))
+			return;
+		if (stage == ST_ADD && err == LDAP_ALREADY_EXISTS) {
+			c->stage = ST_CHECKADD; /* the same add, applied before? */
+			start_op(la, c, conn);
+			return;
+		}
+		complete(la, c);
 		return;
 	}
 	ldap_memfree(text);
@@ -560,7 +659,14 @@ static int on_readable(ml_conn_t *conn)
 			ldap_msgfree(msg);
 			continue;
 		}
-		if (rc == LDAP_RES_SEARCH_ENTRY) {
+		if (rc == LDAP_RES_SEARCH_ENTRY && c->stage == ST_CHECKADD) {
+			c->same = entry_holds(conn->ld, msg, change_of(ex, (size_t)(c - ex->ch)));
+			struct berval **vals = c->same && !la->dn_anchor ? ldap_get_values_len(conn->ld, msg, la->cfg.anchor)
+									 : NULL;
+			if (vals && vals[0])
+				set_anchor(la, c, vals[0]);
+			ldap_value_free_len(vals);
+		} else if (rc == LDAP_RES_SEARCH_ENTRY) {
 			/* The read-back of an added entry: its anchor. */
 			struct berval **vals = ldap_get_values_len(conn->ld, msg, la->cfg.anchor);
 			if (vals && vals[0])

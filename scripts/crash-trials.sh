@@ -412,8 +412,8 @@ failures=0
 for ((i = 1; i <= TRIALS; i++)); do
 	tag=t$i d=$T/t$i
 	victim=${PROCS[RANDOM % ${#PROCS[@]}]}
-	# a moment inside the cycle: up to 90% of the reference's duration (ms)
-	at_ms=$(((RANDOM * 32768 + RANDOM) % (CYCLE_SECS * 900 + 1)))
+	# a moment inside the cycle: up to 80% of the reference's duration (ms)
+	at_ms=$(((RANDOM * 32768 + RANDOM) % (CYCLE_SECS * 800 + 1)))
 	stack_up "$tag" "$d"
 	t0=$SECONDS
 	cycle "$d/loom.yaml" "$d/cycle.log" &
