@@ -15,7 +15,7 @@
 #   - slapd's people: every entry, attribute and value (manager links too)
 #   - the policy service's people: every attribute, Manager by AccountName
 #   - the exports performed: slapd's successful ADD/MODIFY/DELETE/MODRDN per
-#     DN (from its stats log) and the policy service's completed requests per
+#     DN (from its accesslog overlay) and the policy service's completed requests per
 #     operation and target: the same counts as the reference (no duplicate,
 #     none lost)
 #   - the engine: nothing pending import or export, unconfirmed or in error
@@ -250,15 +250,21 @@ up() {
 	wait_log "${tag}_$name" "$(proc_ready "$name")" 60
 }
 
-# slapd_start TAG DIR : a fresh slapd for one deployment, stats to its log
+# slapd_start TAG DIR : a fresh slapd for one deployment; its accesslog
+# overlay records every successful write in cn=accesslog (what the exports
+# performed are counted from: a write slapd applied is there even when the
+# client died before the result reached it)
 slapd_start() {
 	local tag=$1 d=$2
-	mkdir -p "$d/slapd/db"
-	SLAPD_DIR=$d/slapd write_slapd_conf
+	mkdir -p "$d/slapd/db" "$d/slapd/accesslog"
+	SLAPD_MODULES=accesslog.so SLAPD_DIR=$d/slapd write_slapd_conf \
+		"overlay accesslog" "logdb cn=accesslog" "logops writes" "logsuccess TRUE" \
+		"database mdb" "maxsize 4294967296" "suffix cn=accesslog" "rootdn cn=accesslog" \
+		"directory $d/slapd/accesslog" "index reqStart eq"
 	local port
 	port=$(free_port)
 	SLAPD_URI="ldap://127.0.0.1:$port"
-	start "${tag}_slapd" slapd -f "$d/slapd/slapd.conf" -h "$SLAPD_URI/" -d 256
+	start "${tag}_slapd" slapd -f "$d/slapd/slapd.conf" -h "$SLAPD_URI/" -d 0
 	wait_for "slapd on $SLAPD_URI" 30 slapd_answers
 	ldap_admin ldapadd >/dev/null <<LDIF || fail "cannot seed slapd"
 dn: $SUFFIX
@@ -282,22 +288,13 @@ snapshot() {
 		{ echo "ldapsearch failed: $(cat "$d/ldapsearch.err")"; return 1; }
 	awk 'BEGIN{RS=""; FS="\n"} { dn=tolower($1); sub(/^dn: /, "", dn); for (i = 2; i <= NF; i++) print dn " | " $i }' \
 		"$d/people.ldif" | sort >"$d/result.ldap"
-	# exports performed in slapd: successful writes per DN (stats log)
-	awk '
-		/ conn=[0-9]+ op=[0-9]+ (ADD|MOD|DEL|MODRDN) dn=/ {
-			match($0, /conn=[0-9]+ op=[0-9]+/); k = substr($0, RSTART, RLENGTH)
-			match($0, / (ADD|MOD|DEL|MODRDN) dn="/); op = substr($0, RSTART + 1, RLENGTH - 6)
-			dn = $0; sub(/.* dn="/, "", dn); sub(/"$/, "", dn)
-			pend[k] = op " " tolower(dn)
-		}
-		/ conn=[0-9]+ op=[0-9]+ RESULT .*err=0 / {
-			match($0, /conn=[0-9]+ op=[0-9]+/); k = substr($0, RSTART, RLENGTH)
-			if (k in pend) { n[pend[k]]++; delete pend[k] }
-		}
-		/ conn=[0-9]+ op=[0-9]+ RESULT / {
-			match($0, /conn=[0-9]+ op=[0-9]+/); k = substr($0, RSTART, RLENGTH); delete pend[k]
-		}
-		END { for (x in n) print x " x" n[x] }' "$T/${tag}_slapd.log" | grep -v " ou=people,$SUFFIX x\| $SUFFIX x" | sort >"$d/result.ldapops"
+	# exports performed in slapd: successful writes per DN (accesslog)
+	ldap_admin ldapsearch -LLL -o ldif-wrap=no -b cn=accesslog -s one '(reqResult=0)' reqType reqDN \
+		>"$d/accesslog.ldif" 2>"$d/ldapsearch.err" || { echo "ldapsearch of cn=accesslog failed: $(cat "$d/ldapsearch.err")"; return 1; }
+	awk 'BEGIN{RS=""; FS="\n"} { t = ""; dn = ""
+		for (i = 2; i <= NF; i++) { if ($i ~ /^reqType: /) t = substr($i, 10); if ($i ~ /^reqDN: /) dn = tolower(substr($i, 8)) }
+		if (dn ~ /ou=people,dc=example,dc=com$/ && dn != "ou=people,dc=example,dc=com") n[t " " dn]++ }
+		END { for (x in n) print x " x" n[x] }' "$d/accesslog.ldif" | sort >"$d/result.ldapops"
 	# the policy service's people and its completed requests
 	# (paged: a reply holds at most 10,000)
 	local off=0
