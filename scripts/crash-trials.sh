@@ -303,7 +303,7 @@ snapshot() {
 		"$CTL" -c "$cfg" -o json -t 120s search '/Person' -n 10000 --offset "$off" >>"$d/persons.json" 2>"$d/search.err" ||
 			{ echo "loomctl search failed: $(cat "$d/search.err")"; return 1; }
 		echo >>"$d/persons.json"
-		tail -n 1 "$d/persons.json" | grep -q '"truncated":true' || break
+		tail -n 2 "$d/persons.json" | grep -q '"truncated":true' || break
 		off=$((off + 10000))
 	done
 	off=0
@@ -312,7 +312,7 @@ snapshot() {
 		"$CTL" -c "$cfg" -o json -t 120s requests -n 10000 --offset "$off" >>"$d/requests.json" 2>"$d/requests.err" ||
 			{ echo "loomctl requests failed: $(cat "$d/requests.err")"; return 1; }
 		echo >>"$d/requests.json"
-		tail -n 1 "$d/requests.json" | grep -q '"truncated":true' || break
+		tail -n 2 "$d/requests.json" | grep -q '"truncated":true' || break
 		off=$((off + 10000))
 	done
 	python3 - "$d" <<'PY' || return 1
