@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
 	--quick) QUICK=1; shift ;;
 	--only) ONLY=${2:-}; shift 2 ;;
 	--out) OUT=${2:-}; shift 2 ;;
-	-h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
 	*) echo "bench/report.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done

@@ -33,7 +33,7 @@ TRIALS=5
 N=100000
 SEED=${RANDOM}${RANDOM}
 usage() {
-	sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
 }
 while [ $# -gt 0 ]; do
 	case "$1" in
