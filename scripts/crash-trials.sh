@@ -33,7 +33,7 @@ TRIALS=5
 N=100000
 SEED=${RANDOM}${RANDOM}
 usage() {
-awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
+	awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
 }
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -195,10 +195,13 @@ in_progress() {
 
 # cycle CFG LOG : runs every step; a step whose run fails is run again once
 # the deployment answers and nothing runs (up to STEP_TRIES times). Exit
-# status 0 when every step ended in success.
+# status 0 when every step ended in success. LOG gets `start K MS` when step
+# K starts (ms since the epoch) and `end MS`, for placing the kills.
 cycle() {
-	local cfg=$1 log=$2 step tries rc
+	local cfg=$1 log=$2 step tries rc k=-1
 	for step in "${STEPS[@]}"; do
+		k=$((k + 1))
+		echo "start $k $(date +%s%3N)" >>"$log"
 		tries=0
 		while :; do
 			tries=$((tries + 1))
@@ -221,8 +224,12 @@ cycle() {
 			done
 		done
 	done
+	echo "end $(date +%s%3N)" >>"$log"
 	return 0
 }
+
+# started K LOG : step K (or the end) has started in LOG
+started() { grep -qE "^(start $1 |end )" "$2" 2>/dev/null; }
 
 # Process command lines, by name; each is started by lib.sh's start under
 # "<trial>_<name>" so a restart uses exactly the same command.
@@ -397,6 +404,9 @@ t0=$SECONDS
 stack_up ref "$T/ref"
 cycle "$T/ref/loom.yaml" "$T/ref/cycle.log" || { tail -n 30 "$T/ref/cycle.log" >&2; fail "the uninterrupted cycle failed"; }
 CYCLE_SECS=$((SECONDS - t0))
+# when each step started, in ms from the cycle's start, and its length
+mapfile -t STEP_AT < <(awk '/^start [0-9]+ [0-9]+$/ && !($2 in seen) { seen[$2] = 1; if (t0 == "") t0 = $3; print $3 - t0 }' "$T/ref/cycle.log")
+REF_MS=$(awk '/^start 0 / && t0 == "" { t0 = $3 } /^end / { print $2 - t0 }' "$T/ref/cycle.log")
 snapshot ref "$T/ref" || fail "cannot read the reference's result"
 stack_down ref
 [ "$(grep -c '^dn: ' "$T/ref/people.ldif")" -eq "$N" ] || fail "the reference put $(grep -c '^dn: ' "$T/ref/people.ldif") people in slapd, want $N"
@@ -409,13 +419,20 @@ failures=0
 for ((i = 1; i <= TRIALS; i++)); do
 	tag=t$i d=$T/t$i
 	victim=${PROCS[RANDOM % ${#PROCS[@]}]}
-	# a moment inside the cycle: up to 80% of the reference's duration (ms)
-	at_ms=$(((RANDOM * 32768 + RANDOM) % (CYCLE_SECS * 800 + 1)))
+	# A moment inside the cycle, uniform over the reference's duration, as a
+	# step and an offset into it: the trial waits for that step to start,
+	# then for the offset (a machine busier or quieter than during the
+	# reference moves the moment inside the step, never out of the cycle).
+	at_ms=$(((RANDOM * 32768 + RANDOM) % (REF_MS > 0 ? REF_MS : 1)))
+	k=0
+	while [ "$((k + 1))" -lt "${#STEP_AT[@]}" ] && [ "${STEP_AT[k + 1]}" -le "$at_ms" ]; do k=$((k + 1)); done
+	off_ms=$((at_ms - STEP_AT[k]))
 	stack_up "$tag" "$d"
 	t0=$SECONDS
 	cycle "$d/loom.yaml" "$d/cycle.log" &
 	cpid=$!
-	sleep "$((at_ms / 1000)).$(printf '%03d' $((at_ms % 1000)))"
+	until started "$k" "$d/cycle.log" || ! kill -0 "$cpid" 2>/dev/null; do sleep 0.02; done
+	sleep "$((off_ms / 1000)).$(printf '%03d' $((off_ms % 1000)))"
 	pid=${PIDS[${tag}_$victim]}
 	what="no kill (the cycle had ended)"
 	if kill -0 "$cpid" 2>/dev/null; then
@@ -425,7 +442,7 @@ for ((i = 1; i <= TRIALS; i++)); do
 		unset "PIDS[${tag}_$victim]"
 		mv "$T/${tag}_$victim.log" "$T/${tag}_$victim.killed.log"
 		up "$tag" "$victim" "$d/loom.yaml"
-		what="kill -9 $victim at ${at_ms}ms (after $steps_done steps)"
+		what="kill -9 $victim ${off_ms}ms into step $k '${STEPS[k]}' (${at_ms}ms into the cycle; $steps_done steps done)"
 	fi
 	crc=0
 	wait "$cpid" || crc=$?
