@@ -44,6 +44,17 @@ void bench_sleep_us(long us)
 
 /* ---- formatting ---- */
 
+void bench_result(const char *name, double loom, double peer, const char *peer_name, const char *unit,
+    const char *goal)
+{
+	if (peer == peer)
+		printf("RESULT %s loom=%.6g peer=%.6g peer_name=%s unit=%s goal=%s\n", name, loom, peer, peer_name, unit,
+		    goal);
+	else
+		printf("RESULT %s loom=%.6g peer=- peer_name=- unit=%s goal=%s\n", name, loom, unit, goal);
+	fflush(stdout);
+}
+
 const char *bench_fmt_count(char *buf, size_t len, double n)
 {
 	char digits[32];

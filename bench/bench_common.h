@@ -34,6 +34,14 @@ void bench_sleep_us(long us);
  * ("1,234,567") into buf (len bytes, truncated to fit); returns buf. */
 const char *bench_fmt_count(char *buf, size_t len, double n);
 
+/* Prints one machine-readable line for bench/report.sh:
+ *   RESULT NAME loom=X peer=Y peer_name=P unit=U goal=G
+ * peer (and peer_name) is "-" when peer is NaN (no limit or peer measured
+ * beside it); goal is e.g. ">=500000" (on loom) or "ratio>=0.8" (on
+ * loom/peer), or "-". NAME, P, U and G hold no spaces. */
+void bench_result(const char *name, double loom, double peer, const char *peer_name, const char *unit,
+    const char *goal);
+
 /* Writes a payload size as "100B", "10KB" or "1MB" (KB and MB only when
  * exact, 1024-based) into buf; returns buf. */
 const char *bench_fmt_size(char *buf, size_t len, size_t n);

@@ -5,6 +5,10 @@
  * One line per frame (or one JSON object with --json). Fields of type
  * loom.Sealed print as <sealed>: the tap never shows a secret, and could not
  * open one anyway since it holds no process's key.
+ *
+ * --raw FILE also appends every batch the broker mirrors, byte for byte as it
+ * came (a 4-byte big-endian length, then the batch), unfiltered: a capture of
+ * the whole bus for audits (tests/integration/secrets_audit.sh searches it).
  */
 #include "loom_alloc.h"
 #include "loom_buf.h"
@@ -34,6 +38,7 @@ typedef struct tap_opts {
 	const char *topic;             /* --topic: events with this prefix only */
 	long count;                    /* --count: exit after this many lines (0: never) */
 	const char *key_name;          /* --key */
+	const char *raw_path;          /* --raw: append every batch to this file */
 } tap_opts_t;
 
 static bool stopping; /* the reader went away */
@@ -52,6 +57,8 @@ static void usage(FILE *out)
 	    "      --topic PREFIX  only events whose topic starts with PREFIX\n"
 	    "  -n, --count N       exit after printing N messages\n"
 	    "      --key NAME      key pair to use when the bus uses CURVE (default tap)\n"
+	    "      --raw FILE      also append every frame mirrored, unfiltered and undecoded, to FILE\n"
+	    "                      (4-byte big-endian length + the broker's tap batch)\n"
 	    "  -h, --help          this help\n\n"
 	    "kinds: D delivered, U undeliverable, E event\n");
 }
@@ -155,7 +162,7 @@ int main(int argc, char **argv)
 		{ "type", required_argument, NULL, 't' }, { "from", required_argument, NULL, 'f' },
 		{ "to", required_argument, NULL, 'T' }, { "topic", required_argument, NULL, 'p' },
 		{ "count", required_argument, NULL, 'n' }, { "key", required_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "raw", required_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "c:n:h", opts, NULL)) != -1) {
@@ -168,6 +175,7 @@ int main(int argc, char **argv)
 		case 'T': o.to = optarg; break;
 		case 'p': o.topic = optarg; break;
 		case 'k': o.key_name = optarg; break;
+		case 'r': o.raw_path = optarg; break;
 		case 'n':
 			o.count = strtol(optarg, &end, 10);
 			if (*end || o.count < 1) {
@@ -182,6 +190,11 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "loom-tap: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return 2;
+	}
+	FILE *raw = NULL;
+	if (o.raw_path && (raw = fopen(o.raw_path, "ab")) == NULL) {
+		fprintf(stderr, "loom-tap: cannot open --raw file '%s': %s\n", o.raw_path, strerror(errno));
+		return 1;
 	}
 	loom_deploy_t cfg;
 	memset(&cfg, 0, sizeof cfg);
@@ -258,6 +271,15 @@ int main(int argc, char **argv)
 		}
 		const uint8_t *data = zmq_msg_data(&batch);
 		size_t len = zmq_msg_size(&batch);
+		if (raw) {
+			uint8_t be[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len };
+			if (fwrite(be, 1, 4, raw) != 4 || fwrite(data, 1, len, raw) != len || fflush(raw) != 0) {
+				fprintf(stderr, "loom-tap: cannot write --raw file '%s': %s\n", o.raw_path, strerror(errno));
+				status = 1;
+				zmq_msg_close(&batch);
+				break;
+			}
+		}
 		if (len < 1 || data[0] != LOOM_TAP_VERSION || zmq_msg_more(&batch)) {
 			fprintf(stderr, "loom-tap: the broker speaks another tap format (version %d): use the loom-tap of the same release\n",
 			    len ? data[0] : -1);
@@ -301,5 +323,7 @@ out:
 	zmq_close(sub);
 	zmq_ctx_term(zctx);
 	loom_deploy_release(&cfg);
+	if (raw)
+		fclose(raw);
 	return status;
 }

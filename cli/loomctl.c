@@ -319,6 +319,19 @@ int ctl_parse_limit(const char *s, uint32_t *ret)
 	return 0;
 }
 
+int ctl_parse_offset(const char *s, uint32_t *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (s[0] == '\0' || s[0] == '-' || *end || errno || v > UINT32_MAX) {
+		fprintf(stderr, "loomctl: bad --offset '%s': expected a number from 0 to %u\n", s, UINT32_MAX);
+		return -1;
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
 /* Sends rq to service and returns the reply body of type want. */
 ProtobufCMessage *ctl_ask(ctl_t *ctl, const char *service, const ProtobufCMessage *rq,
     const ProtobufCMessageDescriptor *want, const char *what)

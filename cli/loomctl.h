@@ -43,6 +43,8 @@ int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms);
  * listing) or prints an error. */
 #define CTL_LIMIT_MAX 10000
 int ctl_parse_limit(const char *s, uint32_t *ret);
+/* Parses --offset (0 up to UINT32_MAX); prints the error and returns -1 when bad. */
+int ctl_parse_offset(const char *s, uint32_t *ret);
 /* Sends rq to the engine and returns the reply body of type want, or NULL
  * after printing why ("loomctl WHAT: ..."). */
 ProtobufCMessage *ctl_ask_engine(ctl_t *ctl, const ProtobufCMessage *rq, const ProtobufCMessageDescriptor *want,
@@ -128,16 +130,18 @@ int ctl_activate(ctl_t *ctl, int argc, char **argv);
 	  "exit status: 0 completed (or committed, its action workflows running); 3 denied or failed\n" \
 	  "  (the reason is shown); 4 waiting: for an approval (loomctl approvals) or an external\n" \
 	  "  program of a workflow (loomctl request show ID later); 1 no answer", ctl_request }, \
-	{ "requests", "[--status S] [-n N]", "list requests of the policy service, newest first", \
+	{ "requests", "[--status S] [-n N] [--offset K]", "list requests of the policy service, newest first", \
 	  "  --status S   validating, authorizing, committed, completed, denied, failed, ...\n" \
-	  "  -n N         at most N (default 100)\n" \
+	  "  -n N         at most N (default 100, at most 10000)\n" \
+	  "  --offset K   skip the K newest first (page through more than 10000)\n" \
 	  "output: one line per request: id, status, operation, type, target, requester", ctl_requests }, \
 	{ "get", "TYPE ID", "show a resource of the policy service", \
 	  "  TYPE may be '-' for any type. output: one 'Attribute: value' line per value\n" \
 	  "  (ObjectID and ObjectType first); -o json: the Resource", ctl_get }, \
-	{ "search", "'XPATH' [-n N]", "resources of the policy service an XPath filter selects", \
+	{ "search", "'XPATH' [-n N] [--offset K]", "resources of the policy service an XPath filter selects", \
 	  "  The FIM XPath dialect of docs/xpath.md, evaluated by loom-workflow on its store.\n" \
-	  "  -n N   at most N (default 100)\n" \
+	  "  -n N         at most N (default 100, at most 10000)\n" \
+	  "  --offset K   skip the first K (page through more than 10000)\n" \
 	  "output: one line per resource: ObjectID, ObjectType, DisplayName (sorted by the\n" \
 	  "  service's resource number); -o json: the reply\n" \
 	  "exit status: 0 (even when nothing matches); 2 the filter is wrong (the column) or no answer", ctl_search },

@@ -281,8 +281,11 @@ int ctl_requests(ctl_t *ctl, int argc, char **argv)
 		} else if ((strcmp(argv[i], "-n") == 0 || strcmp(argv[i], "--limit") == 0) && i + 1 < argc) {
 			if (ctl_parse_limit(argv[++i], &l.limit) < 0)
 				return 2;
+		} else if (strcmp(argv[i], "--offset") == 0 && i + 1 < argc) {
+			if (ctl_parse_offset(argv[++i], &l.offset) < 0)
+				return 2;
 		} else {
-			fprintf(stderr, "usage: loomctl requests [--status S] [-n N]\n");
+			fprintf(stderr, "usage: loomctl requests [--status S] [-n N] [--offset K]\n");
 			return 2;
 		}
 	}
@@ -345,15 +348,18 @@ int ctl_search(ctl_t *ctl, int argc, char **argv)
 		if ((strcmp(argv[i], "-n") == 0 || strcmp(argv[i], "--limit") == 0) && i + 1 < argc) {
 			if (ctl_parse_limit(argv[++i], &s.limit) < 0)
 				return 2;
+		} else if (strcmp(argv[i], "--offset") == 0 && i + 1 < argc) {
+			if (ctl_parse_offset(argv[++i], &s.offset) < 0)
+				return 2;
 		} else if (filter == NULL) {
 			filter = argv[i];
 		} else {
-			fprintf(stderr, "usage: loomctl search 'XPATH' [-n N]\n");
+			fprintf(stderr, "usage: loomctl search 'XPATH' [-n N] [--offset K]\n");
 			return 2;
 		}
 	}
 	if (filter == NULL) {
-		fprintf(stderr, "usage: loomctl search 'XPATH' [-n N]\n");
+		fprintf(stderr, "usage: loomctl search 'XPATH' [-n N] [--offset K]\n");
 		return 2;
 	}
 	s.filter = (char *)filter;

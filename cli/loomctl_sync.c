@@ -77,6 +77,39 @@ static int run_show(ctl_t *ctl, const char *idtext)
 	return 0;
 }
 
+/* One status poll of run id. Polls are idempotent, so one whose request or
+ * reply was lost (the broker restarted: it keeps nothing) is sent again,
+ * every 2 s at most, until --timeout passes without an answer; the run goes
+ * on in the engine meanwhile (found by scripts/crash-trials.sh: a kill -9 of
+ * the broker left `loomctl run` waiting its whole timeout for a run that had
+ * ended). */
+static Loom__RunRecord *poll_run(ctl_t *ctl, uint64_t id, bool details)
+{
+	Loom__RunStatusRequest sq = LOOM__RUN_STATUS_REQUEST__INIT;
+	sq.run_id = id;
+	sq.details = details;
+	int64_t deadline = loom_mono_ms() + ctl->timeout_ms;
+	for (;;) {
+		if (ctl_connect(ctl) < 0)
+			return NULL;
+		int64_t left = deadline - loom_mono_ms();
+		Loom__Envelope *env = NULL;
+		const char *err;
+		if (loom_bus_request(ctl->bus, "engine", &sq.base, left < 2000 ? (left > 0 ? left : 1) : 2000, &env, &err) ==
+		    0) {
+			Loom__RunRecord *r = (Loom__RunRecord *)loom_envelope_body(env, &loom__run_record__descriptor, &err);
+			if (r == NULL)
+				fprintf(stderr, "loomctl run: the engine service's reply: %s\n", err);
+			loom_envelope_free(&env);
+			return r;
+		}
+		if (loom_mono_ms() >= deadline) {
+			fprintf(stderr, "loomctl run: %s\n", err);
+			return NULL;
+		}
+	}
+}
+
 int ctl_run(ctl_t *ctl, int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "show") == 0)
@@ -121,12 +154,9 @@ int ctl_run(ctl_t *ctl, int argc, char **argv)
 	int64_t started = loom_mono_ms(), last_line = tty ? 0 : started;
 	Loom__RunRecord *r = NULL;
 	for (;;) {
-		Loom__RunStatusRequest sq = LOOM__RUN_STATUS_REQUEST__INIT;
-		sq.run_id = id;
-		sq.details = false;
 		if (r)
 			loom__run_record__free_unpacked(r, NULL);
-		r = (Loom__RunRecord *)ctl_ask_engine(ctl, &sq.base, &loom__run_record__descriptor, "run");
+		r = poll_run(ctl, id, false);
 		if (r == NULL)
 			return 1;
 		if (strcmp(r->status, "in-progress") != 0)
@@ -146,10 +176,7 @@ int ctl_run(ctl_t *ctl, int argc, char **argv)
 		fprintf(stderr, "\n");
 	loom__run_record__free_unpacked(r, NULL);
 	/* The final record, with the objects behind each counter and the errors. */
-	Loom__RunStatusRequest sq = LOOM__RUN_STATUS_REQUEST__INIT;
-	sq.run_id = id;
-	sq.details = true;
-	r = (Loom__RunRecord *)ctl_ask_engine(ctl, &sq.base, &loom__run_record__descriptor, "run");
+	r = poll_run(ctl, id, true);
 	if (r == NULL)
 		return 1;
 	if (ctl->json)

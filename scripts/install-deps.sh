@@ -26,9 +26,11 @@ PACKAGES=(
 	# postgresql is the real server loom-ma-sql's tests start in a temp dir
 	# (initdb + pg_ctl on a loopback port, never the system cluster), and
 	# sqlite3 the shell they inspect SQLite databases with; python3 also
-	# runs the example extensible agent (config/examples/ext-agent.py)
+	# runs the example extensible agent (config/examples/ext-agent.py);
+	# rocksdb-tools' sst_dump decodes the stores' LZ4-compressed SST files
+	# for the secrets audit (tests/integration/secrets_audit.sh)
 	python3 slapd ldap-utils samba samba-ad-provision samba-ad-dc ldb-tools iproute2 openssl gnupg python3-gpg
-	postgresql sqlite3
+	postgresql sqlite3 rocksdb-tools
 	# scripts/fuzz.sh: clang with libFuzzer (libclang-rt-14-dev has
 	# libclang_rt.fuzzer); scripts/valgrind.sh: valgrind (docs/testing.md)
 	clang libclang-rt-14-dev valgrind

@@ -876,11 +876,31 @@ static void handle_list(wf_t *w, Loom__Envelope *env, void *body)
 		return;
 	}
 	size_t limit = l->limit == 0 ? 100 : l->limit > 10000 ? 10000 : l->limit;
+	/* With an offset, a first pass counts the matches, so the second keeps
+	 * only those before the `offset` newest: `stop` in forward order. */
+	size_t stop = SIZE_MAX, total = 0;
+	const char *err;
+	loom_iter_t *it;
+	if (l->offset > 0) {
+		it = loom_iter_new(w->store, w->cf_req);
+		for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
+			size_t len;
+			const void *v = loom_iter_value(it, &len);
+			Loom__Request *rq = loom__request__unpack(NULL, len, v);
+			if (rq == NULL)
+				continue;
+			if (!want || rq->status == want)
+				total++;
+			protobuf_c_message_free_unpacked(&rq->base, NULL);
+		}
+		loom_iter_destroy(&it);
+		stop = total > l->offset ? total - l->offset : 0;
+	}
 	/* newest first: keep the last `limit` in a ring while walking forward */
 	Loom__Request **ring = loom_calloc(limit, sizeof *ring);
 	size_t seen = 0;
-	loom_iter_t *it = loom_iter_new(w->store, w->cf_req);
-	for (loom_iter_seek_first(it); loom_iter_valid(it); loom_iter_next(it)) {
+	it = loom_iter_new(w->store, w->cf_req);
+	for (loom_iter_seek_first(it); loom_iter_valid(it) && seen < stop; loom_iter_next(it)) {
 		size_t len;
 		const void *v = loom_iter_value(it, &len);
 		Loom__Request *rq = loom__request__unpack(NULL, len, v);
@@ -895,7 +915,6 @@ static void handle_list(wf_t *w, Loom__Envelope *env, void *body)
 			protobuf_c_message_free_unpacked(&ring[slot]->base, NULL);
 		ring[slot] = rq;
 	}
-	const char *err;
 	int rc = loom_iter_status(it, &err);
 	loom_iter_destroy(&it);
 	size_t n = seen < limit ? seen : limit;
@@ -968,7 +987,7 @@ static void handle_search(wf_t *w, Loom__Envelope *env, void *body)
 	r.resources = loom_calloc(limit + 1, sizeof *r.resources);
 	int rc = 0;
 	const char *err = NULL;
-	for (size_t i = 0; i < res.n && r.n_resources < limit && rc >= 0; i++) {
+	for (size_t i = s->offset; i < res.n && r.n_resources < limit && rc >= 0; i++) {
 		Loom__Resource *one;
 		rc = wf_res_get(w, res.rids[i], &one, &err);
 		if (rc == 1) {
@@ -976,7 +995,7 @@ static void handle_search(wf_t *w, Loom__Envelope *env, void *body)
 			r.resources[r.n_resources++] = one;
 		}
 	}
-	r.truncated = res.n > limit;
+	r.truncated = res.n > (size_t)s->offset + limit;
 	if (rc < 0) {
 		char *m = loom_sprintf("cannot read a resource: %s", err);
 		wf_reply_error(w, env, LOOM__ERROR__CODE__INTERNAL, m);

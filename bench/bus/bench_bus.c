@@ -881,6 +881,9 @@ static void summarize(const result_t *res, size_t n, summary_t *ret)
  * of block k. */
 static void print_table(const result_t *res, size_t nkinds, size_t reps)
 {
+	/* the machine-readable lines for bench/report.sh, after the table */
+	char results[8][160];
+	size_t nresults = 0;
 	printf("\n%-22s %11s %19s %8s %9s %8s  %s\n", "case", "msg/s", reps > 1 ? "(range)" : "",
 	    "MB/s", "tap cost", "tap saw", "target");
 	for (size_t k = 0; k < nkinds; k++) {
@@ -908,7 +911,18 @@ static void print_table(const result_t *res, size_t nkinds, size_t reps)
 				snprintf(cost, sizeof cost, "%.1f%%", c);
 				snprintf(target, sizeof target, "%s  tap cost <= %.0f%%",
 				    c <= TARGET_TAP_COST_PCT ? "PASS" : "MISS", TARGET_TAP_COST_PCT);
+				/* the tap's cost: tap msg/s beside the same stream without a tap */
+				if (nresults < 8)
+					snprintf(results[nresults++], sizeof results[0],
+					    "bus.%s_with_tap|%.0f|%.0f|no-tap|msg/s|ratio>=%.2f", r->size_name, sm.median,
+					    base.median, 1.0 - TARGET_TAP_COST_PCT / 100.0);
 			}
+		} else if (strcmp(r->size_name, "small") == 0 && nresults < 8) {
+			snprintf(results[nresults++], sizeof results[0], "bus.small_msgs|%.0f|nan|-|msg/s|>=%.0f", sm.median,
+			    TARGET_SMALL_MSGS);
+		} else if (nresults < 8) {
+			snprintf(results[nresults++], sizeof results[0], "bus.%s_msgs|%.0f|nan|-|msg/s|-", r->size_name,
+			    sm.median);
 		}
 		printf("%-22s %11s %19s %8.1f %9s %8s  %s\n", label, bench_fmt_count(cnt, sizeof cnt, sm.median), range,
 		    sm.median * (double)r->size / 1e6, cost, saw, target);
@@ -917,6 +931,12 @@ static void print_table(const result_t *res, size_t nkinds, size_t reps)
 	       "tap cost = 1 - (tap msg/s) / (no-tap msg/s) for the same size; tap saw = the lowest share of the\n"
 	       "deliveries to " SINK_SERVICE " that the tap subscriber received.\n",
 	    reps > 1 ? "msg/s is the median of the runs" : "one run per case");
+	for (size_t i = 0; i < nresults; i++) {
+		char name[64], pname[32], unit[16], goal[32];
+		double v, peer;
+		if (sscanf(results[i], "%63[^|]|%lf|%lf|%31[^|]|%15[^|]|%31s", name, &v, &peer, pname, unit, goal) == 6)
+			bench_result(name, v, peer, pname, unit, goal);
+	}
 }
 
 /* ---- flags ---- */

@@ -20,6 +20,8 @@ N=${1:-100000}
 TEST_NAME=bench_ldap
 
 now() { date +%s.%N; }
+# result NAME LOOM PEER PEER_NAME UNIT GOAL : the line bench/report.sh reads
+result() { echo "RESULT $1 loom=$2 peer=$3 peer_name=$4 unit=$5 goal=$6"; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
@@ -116,6 +118,8 @@ printf '  %-44s %8ss %9s/s  (%s%% of ldapsearch)\n' "loom-ma-ldap full import, a
 	"$(awk -v a="$ls_s" -v b="$agent_s" 'BEGIN { printf "%.0f", 100 * a / b }')"
 printf '  %-44s %8ss %9s/s  (%s%% of ldapsearch)\n' "loomctl run full-import, end to end" "$loom_s" "$(rate "$N" "$loom_s")" \
 	"$(awk -v a="$ls_s" -v b="$loom_s" 'BEGIN { printf "%.0f", 100 * a / b }')"
+result "ldap.$N.import_agent" "$(rate "$N" "$agent_s")" "$(rate "$N" "$ls_s")" ldapsearch objects/s "ratio>=0.8"
+result "ldap.$N.import_end_to_end" "$(rate "$N" "$loom_s")" "$(rate "$N" "$ls_s")" ldapsearch objects/s "ratio>=0.8"
 
 # Export: N provisioned adds against 4 ldapadd streams of N equivalent adds.
 run_profile hr full-import
@@ -150,3 +154,5 @@ printf '  %-44s %8ss %9s/s  (%s%% of ldapadd)\n' "loom-ma-ldap export, agent sid
 	"$(awk -v a="$lm_s" -v b="$agent_s" 'BEGIN { printf "%.0f", 100 * a / b }')"
 printf '  %-44s %8ss %9s/s  (%s%% of ldapadd)\n' "loomctl run export, end to end" "$ex_s" "$(rate "$N" "$ex_s")" \
 	"$(awk -v a="$lm_s" -v b="$ex_s" 'BEGIN { printf "%.0f", 100 * a / b }')"
+result "ldap.$N.export_agent" "$(rate "$N" "$agent_s")" "$(rate "$N" "$lm_s")" 4xldapadd objects/s "ratio>=0.8"
+result "ldap.$N.export_end_to_end" "$(rate "$N" "$ex_s")" "$(rate "$N" "$lm_s")" 4xldapadd objects/s "ratio>=0.8"

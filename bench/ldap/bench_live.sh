@@ -174,6 +174,9 @@ latencies "$T/watch_repl.log" "$T/lat_repl"
 report "source slapd -> Loom -> target slapd" "$T/lat"
 report "source slapd -> syncrepl consumer (refreshAndPersist)" "$T/lat_repl"
 report "source slapd's own persist notification (the floor)" "$T/lat_src"
+# the lines bench/report.sh reads: Loom beside syncrepl in the same run
+echo "RESULT live.latency_p50 loom=$(pct 0.50 "$T/lat") peer=$(pct 0.50 "$T/lat_repl") peer_name=syncrepl unit=ms goal=<=20"
+echo "RESULT live.latency_p99 loom=$(pct 0.99 "$T/lat") peer=$(pct 0.99 "$T/lat_repl") peer_name=syncrepl unit=ms goal=<=100"
 runs=$(ctl runs -n 10000 | grep -c "live-import")
 syncs=$(ctl runs -n 10000 | grep -cE "src +delta-sync")
 echo "bench_live: engine runs: live-import $runs, delta-sync $syncs (changes coalesce while a sequence runs)"

@@ -240,6 +240,7 @@ printf '  %-40s %8ss %8s/s\n' "syncrepl (refreshOnly consumer), before" "$SR1_S"
 printf '  %-40s %8ss %8s/s\n' "syncrepl, after" "$SR2_S" "$(rate "$N" "$SR2_S")"
 printf '  %-40s %8ss %8s/s  (%s%% of syncrepl'"'"'s faster run)\n' "Loom: import + sync + export" "$lo_s" "$(rate "$N" "$lo_s")" \
 	"$(awk -v a="$sr_s" -v b="$lo_s" 'BEGIN { printf "%.0f", 100 * a / b }')"
+echo "RESULT repl.$N.objects_per_s loom=$(rate "$N" "$lo_s") peer=$(rate "$N" "$sr_s") peer_name=syncrepl unit=objects/s goal=ratio>=1"
 printf '  %-40s %8ss\n' "  full import" "$IMP_S"
 printf '  %-40s %8ss\n' "  full synchronization" "$SYN_S"
 printf '  %-40s %8ss\n' "  export" "$EXP_S"

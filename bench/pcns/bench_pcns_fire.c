@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,9 @@ int main(int argc, char **argv)
 	       "the target)\n",
 	    PCT(0.50), PCT(0.90), PCT(0.99), nl ? (double)lat[nl - 1] / 1e6 : 0.0);
 	printf("throughput   %.0f changes/s end to end\n", nl ? (double)nl / ((double)(end - start) / 1e9) : 0.0);
+	bench_result("pcns.latency_p50", PCT(0.50), NAN, "-", "ms", "-");
+	bench_result("pcns.latency_p99", PCT(0.99), NAN, "-", "ms", "<=500");
+	bench_result("pcns.lost", (double)lost, NAN, "-", "changes", "<=0");
 	free(lat);
 	free(fired_ns);
 	free((void *)arrived_ns);

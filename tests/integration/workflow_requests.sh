@@ -255,3 +255,17 @@ rc=0
 ctl -t 10s requests --status nonsense 2>"$T/err" || rc=$?
 [ "$rc" -ne 0 ] && grep -q "unknown status 'nonsense'" "$T/err" || fail "requests --status nonsense: $(cat "$T/err")"
 pass "loomctl"
+
+# paging: --offset K skips the K newest requests, or the first K resources
+ctl -t 10s requests -n 6 >"$T/all.out" || fail "requests -n 6"
+ctl -t 10s requests -n 2 --offset 3 >"$T/page.out" || fail "requests --offset 3"
+[ "$(sed -n 4,5p "$T/all.out")" = "$(grep -v "^(more" "$T/page.out")" ] ||
+	fail "requests -n 2 --offset 3 is not the 4th and 5th newest: $(cat "$T/all.out" "$T/page.out")"
+ctl -t 10s search '/Person' -n 3 >"$T/sall.out" || fail "search -n 3"
+ctl -t 10s search '/Person' -n 1 --offset 2 >"$T/spage.out" || fail "search --offset 2"
+[ "$(sed -n 3p "$T/sall.out")" = "$(head -n1 "$T/spage.out")" ] ||
+	fail "search -n 1 --offset 2 is not the third: $(cat "$T/sall.out" "$T/spage.out")"
+rc=0
+ctl requests --offset -1 2>"$T/err" || rc=$?
+[ "$rc" = 2 ] && grep -q "bad --offset '-1'" "$T/err" || fail "a bad --offset: rc=$rc $(cat "$T/err")"
+pass "requests and search page with --offset"
