@@ -22,6 +22,9 @@
 # Prints one line per trial (ok, or FAIL with the differences) and at the
 # end `trials: N failures: F`; exits 1 when a trial failed.
 #
+# Defaults: 50 trials of 100,000 people (the figure: about six hours
+# on the shared 2-core machine, docs/trials.md); --trials/--objects for less.
+#
 # Needs a build (LOOM_BUILD_DIR, default ./build), slapd and ldap-utils.
 # Uses $TMPDIR (default /tmp). LOOM_KEEP=1 or --keep keeps the directory.
 set -u
@@ -29,7 +32,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 export LOOM_SOURCE_DIR=${LOOM_SOURCE_DIR:-$here}
 export LOOM_BUILD_DIR=${LOOM_BUILD_DIR:-$here/build}
 
-TRIALS=5
+TRIALS=50
 N=100000
 SEED=${RANDOM}${RANDOM}
 usage() {
