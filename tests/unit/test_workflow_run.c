@@ -28,15 +28,7 @@
 static char dir[] = "/tmp/test_workflow_run.XXXXXX";
 static wf_t W;
 
-static void write_file(const char *name, const char *text)
-{
-	char *p = loom_sprintf("%s/%s", dir, name);
-	FILE *f = fopen(p, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	free(p);
-}
+#include "wf_test_fixture.h"
 
 static const char *const policy =
     "attributes:\n"
@@ -87,18 +79,10 @@ static const char *const workflows =
     "    activities:\n"
     "      - { type: function, expr: '\"ping\"', destination: //Target/JobTitle }\n";
 
-static void h_open(bool with_workflows)
+static void h_open_wf(bool with_workflows)
 {
 	char *err = NULL;
-	memset(&W, 0, sizeof W);
-	assert_int_equal(wf_policy_load(dir, &W.policy, &err), 0);
-	char *store = loom_sprintf("%s/store", dir);
-	if (wf_store_open(&W, store, &err) < 0)
-		fail_msg("store: %s", err);
-	free(store);
-	wf_xpath_provider(&W, &W.xp);
-	if (wf_schema_open(&W, &err) < 0 || wf_sets_open(&W, &err) < 0)
-		fail_msg("open: %s", err);
+	h_open();
 	if (with_workflows) {
 		W.defs = loom_calloc(1, sizeof *W.defs);
 		if (wf_defs_load(dir, NULL, &W.policy, W.defs, &err) < 0 || wf_defs_check_store(&W, &err) < 0)
@@ -108,17 +92,14 @@ static void h_open(bool with_workflows)
 	}
 }
 
-static void h_close(void)
+static void h_close_wf(void)
 {
 	wf_run_close(&W);
 	if (W.defs) {
 		wf_defs_release(W.defs);
 		free(W.defs);
 	}
-	wf_sets_close(&W);
-	wf_schema_close(&W);
-	wf_store_close(&W);
-	wf_policy_release(&W.policy);
+	h_close();
 }
 
 /* Submits (changes "ATTR=VALUE"), runs what it queued; returns the request's id
@@ -277,15 +258,15 @@ static void test_approvals(void **state)
 {
 	(void)state;
 	/* a store with the Sets the workflows name, then the workflows */
-	h_open(false);
+	h_open_wf(false);
 	people();
 	free(make_board());
 	char *c = loom_sprintf("DisplayName=Ping");
 	free(submit("sync", LOOM__REQUEST__OPERATION__CREATE, "Set", NULL, c, NULL));
 	free(c);
-	h_close();
+	h_close_wf();
 	write_file("workflows/w.yaml", workflows);
-	h_open(true);
+	h_open_wf(true);
 
 	/* every board member must approve */
 	int st;
@@ -297,8 +278,8 @@ static void test_approvals(void **state)
 	assert_int_equal(status_of(r1), LOOM__REQUEST__STATUS__PENDING_APPROVAL);
 	assert_attr(EMP, "JobTitle", "");
 	/* the store closed and opened while it waits */
-	h_close();
-	h_open(true);
+	h_close_wf();
+	h_open_wf(true);
 	assert_int_equal(decide(ap, "a2", true, NULL), 0); /* by AccountName */
 	assert_int_equal(status_of(r1), LOOM__REQUEST__STATUS__COMPLETED);
 	assert_attr(EMP, "JobTitle", "Chair");
@@ -355,18 +336,18 @@ static void test_approvals(void **state)
 	assert_int_equal(status_of(r4), LOOM__REQUEST__STATUS__DENIED);
 	assert_attr(EMP, "Email", "");
 	free(r4);
-	h_close();
+	h_close_wf();
 }
 
 static void test_depth(void **state)
 {
 	(void)state;
 	/* Ping: JobTitle ping -> the workflow writes pong; Pong: pong -> ping ... */
-	h_open(true);
+	h_open_wf(true);
 	char *pong = submit("sync", LOOM__REQUEST__OPERATION__CREATE, "Set", NULL, "DisplayName=Pong", NULL);
 	free(pong);
-	h_close();
-	h_open(true);
+	h_close_wf();
+	h_open_wf(true);
 	/* the sets' filters */
 	Loom__Resource *r;
 	char *ids[2] = { NULL, NULL };
@@ -413,7 +394,7 @@ static void test_depth(void **state)
 	free(r1);
 	free(ids[0]);
 	free(ids[1]);
-	h_close();
+	h_close_wf();
 }
 
 static int setup(void **state)

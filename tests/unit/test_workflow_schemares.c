@@ -33,16 +33,6 @@
 
 static char dir[] = "/tmp/test_workflow_schemares.XXXXXX";
 
-static void write_file(const char *name, const char *text)
-{
-	char *p = loom_sprintf("%s/%s", dir, name);
-	FILE *f = fopen(p, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	free(p);
-}
-
 static const char *const schema =
     "attributes:\n"
     "  - { name: AccountName, type: string, regex: '^[a-z0-9]+$' }\n"
@@ -87,38 +77,7 @@ static const char *const mprs =
 
 static wf_t W;
 
-static void h_open(void)
-{
-	char *err = NULL;
-	memset(&W, 0, sizeof W);
-	if (wf_policy_load(dir, &W.policy, &err) < 0)
-		fail_msg("policy: %s", err);
-	char *store = loom_sprintf("%s/store", dir);
-	if (wf_store_open(&W, store, &err) < 0)
-		fail_msg("store: %s", err);
-	free(store);
-	wf_xpath_provider(&W, &W.xp);
-	if (wf_schema_open(&W, &err) < 0)
-		fail_msg("schema: %s", err);
-	if (wf_sets_open(&W, &err) < 0)
-		fail_msg("sets: %s", err);
-}
-
-static void h_close(void)
-{
-	wf_sets_close(&W);
-	wf_schema_close(&W);
-	wf_store_close(&W);
-	wf_policy_release(&W.policy);
-}
-
-static void h_fresh(void)
-{
-	char *cmd = loom_sprintf("rm -rf %s/store", dir);
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
-	h_open();
-}
+#include "wf_test_fixture.h"
 
 /* The ObjectIDs filter selects, one per line (the caller frees it). */
 static char *search(const char *filter)
