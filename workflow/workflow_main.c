@@ -12,30 +12,15 @@
 
 static wf_t the_wf;
 
-static char *policy_dir(const char *deploy_path)
+/* NAME beside the deployment file: dirname(deploy_path)/NAME. The policy/
+ * and sync/ directories and sspr.yaml sit there (sspr.yaml not in policy/:
+ * policy/ holds only policy documents, every *.yaml there is one). */
+static char *beside_deploy(const char *deploy_path, const char *name)
 {
 	const char *slash = strrchr(deploy_path, '/');
 	if (slash == NULL)
-		return loom_strdup("policy");
-	return loom_sprintf("%.*s/policy", (int)(slash - deploy_path), deploy_path);
-}
-
-static char *sync_dir(const char *deploy_path)
-{
-	const char *slash = strrchr(deploy_path, '/');
-	if (slash == NULL)
-		return loom_strdup("sync");
-	return loom_sprintf("%.*s/sync", (int)(slash - deploy_path), deploy_path);
-}
-
-/* sspr.yaml sits beside the deployment file: policy/ holds only policy
- * documents (every *.yaml there is one). */
-static char *sspr_path(const char *deploy_path)
-{
-	const char *slash = strrchr(deploy_path, '/');
-	if (slash == NULL)
-		return loom_strdup("sspr.yaml");
-	return loom_sprintf("%.*s/sspr.yaml", (int)(slash - deploy_path), deploy_path);
+		return loom_strdup(name);
+	return loom_sprintf("%.*s/%s", (int)(slash - deploy_path), deploy_path, name);
 }
 
 static int wf_check(loom_daemon_t *d, const char **error_r)
@@ -44,13 +29,13 @@ static int wf_check(loom_daemon_t *d, const char **error_r)
 	wf_policy_t p;
 	free(msg);
 	msg = NULL;
-	char *dir = policy_dir(loom_daemon_config(d)->path);
+	char *dir = beside_deploy(loom_daemon_config(d)->path, "policy");
 	int rc = wf_policy_load(dir, &p, &msg);
 	if (rc == 0) {
 		/* workflows against the files' schema (the store, with attributes
 		 * requests added and the Sets, is checked when the service starts) */
 		wf_defs_t defs;
-		char *sd = sync_dir(loom_daemon_config(d)->path);
+		char *sd = beside_deploy(loom_daemon_config(d)->path, "sync");
 		rc = wf_defs_load(dir, sd, &p, &defs, &msg);
 		free(sd);
 		if (rc == 0)
@@ -58,7 +43,7 @@ static int wf_check(loom_daemon_t *d, const char **error_r)
 		wf_policy_release(&p);
 	}
 	if (rc == 0) {
-		char *spath = sspr_path(loom_daemon_config(d)->path);
+		char *spath = beside_deploy(loom_daemon_config(d)->path, "sspr.yaml");
 		rc = wf_sspr_check(spath, &msg);
 		free(spath);
 	}
@@ -77,7 +62,7 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 	w->daemon = d;
 	loom_daemon_set_user(d, w);
 	const loom_deploy_t *cfg = loom_daemon_config(d);
-	char *dir = policy_dir(cfg->path);
+	char *dir = beside_deploy(cfg->path, "policy");
 	int rc = wf_policy_load(dir, &w->policy, &msg);
 	free(dir);
 	if (rc < 0) {
@@ -103,7 +88,7 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 	}
 	/* workflows, against the live schema (the store's), then the Sets they name */
 	w->defs = loom_calloc(1, sizeof *w->defs);
-	char *pdir = policy_dir(cfg->path), *sdir = sync_dir(cfg->path);
+	char *pdir = beside_deploy(cfg->path, "policy"), *sdir = beside_deploy(cfg->path, "sync");
 	rc = wf_defs_load(pdir, sdir, &w->policy, w->defs, &msg);
 	free(pdir);
 	free(sdir);
@@ -115,7 +100,7 @@ static int wf_start(loom_daemon_t *d, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
-	char *spath = sspr_path(cfg->path);
+	char *spath = beside_deploy(cfg->path, "sspr.yaml");
 	rc = wf_sspr_open(w, spath, &msg);
 	free(spath);
 	if (rc < 0) {
