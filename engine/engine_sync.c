@@ -224,13 +224,28 @@ typedef struct work {
 	size_t nlinks;
 } work_t;
 
-static held_t *hold(work_t *w, const char *agent, const char *anchor)
+/* True when agent/anchor names the object being synchronized (w->cs). */
+static bool is_self(const work_t *w, const char *agent, const char *anchor)
 {
-	if (strcmp(agent, w->agent) == 0 && strcmp(anchor, w->cs->anchor) == 0)
-		return NULL; /* the object itself is w->cs */
+	return strcmp(agent, w->agent) == 0 && strcmp(anchor, w->cs->anchor) == 0;
+}
+
+/* The object already held under agent/anchor, or NULL. */
+static held_t *held_find(work_t *w, const char *agent, const char *anchor)
+{
 	for (size_t i = 0; i < w->nheld; i++)
 		if (strcmp(w->held[i].agent, agent) == 0 && strcmp(w->held[i].cs->anchor, anchor) == 0)
 			return &w->held[i];
+	return NULL;
+}
+
+static held_t *hold(work_t *w, const char *agent, const char *anchor)
+{
+	if (is_self(w, agent, anchor))
+		return NULL; /* the object itself is w->cs */
+	held_t *found = held_find(w, agent, anchor);
+	if (found)
+		return found;
 	const char *err = NULL;
 	Loom__CsObject *cs = eng_cs_get(w->e, agent, anchor, &err);
 	if (cs == NULL) {
@@ -263,17 +278,16 @@ static Loom__CsObject *connector_in(work_t *w, char **agents, char **anchors, si
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(agents[i], agent) != 0)
 			continue;
-		if (strcmp(agent, w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0) {
+		if (is_self(w, agent, anchors[i])) {
 			if (!cs_leaving(w->cs))
 				return w->cs;
 			/* w->cs is leaving; under its anchor (an agent anchored on
 			 * the DN) is the object provisioned again in its place. */
-			for (size_t k = 0; k < w->nheld; k++)
-				if (strcmp(w->held[k].agent, agent) == 0 && strcmp(w->held[k].cs->anchor, anchors[i]) == 0 &&
-				    !w->held[k].removed && w->held[k].cs->mv_id.len) {
-					*ret_held = &w->held[k];
-					return w->held[k].cs;
-				}
+			held_t *h = held_find(w, agent, anchors[i]);
+			if (h && !h->removed && h->cs->mv_id.len) {
+				*ret_held = h;
+				return h->cs;
+			}
 			continue;
 		}
 		held_t *h = hold(w, agents[i], anchors[i]);
@@ -322,7 +336,7 @@ static size_t links_of(work_t *w, const Loom__MvObject *mv, char ***ret_agents, 
 	size_t n = eng_links(w->e, mv->id.data, ret_agents, ret_anchors);
 	bool joined = w->cs->mv_id.len == 8 && memcmp(w->cs->mv_id.data, mv->id.data, 8) == 0;
 	for (size_t i = 0; i < n; i++)
-		if (strcmp((*ret_agents)[i], w->agent) == 0 && strcmp((*ret_anchors)[i], w->cs->anchor) == 0) {
+		if (is_self(w, (*ret_agents)[i], (*ret_anchors)[i])) {
 			if (joined)
 				return n;
 			free((*ret_agents)[i]);
@@ -1546,7 +1560,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 		}
 		loom_expr_result_release(&res);
 		char *existing = eng_csdn_get(e, target, dn);
-		if (existing && strcmp(target, w->agent) == 0 && strcmp(existing, w->cs->anchor) == 0 && cs_leaving(w->cs)) {
+		if (existing && is_self(w, target, existing) && cs_leaving(w->cs)) {
 			/* The object at that DN is the one being synchronized, and it is
 			 * leaving the connector space (its delete was imported: someone
 			 * deleted it in the system behind Loom's back). Its DN index
@@ -1563,7 +1577,7 @@ static void outbound(work_t *w, Loom__MvObject *mv)
 			h2 = hold(w, target, existing);
 			/* hold() answers NULL for the object being synchronized itself
 			 * (here: one its connector filter just disconnected). */
-			bool self = strcmp(target, w->agent) == 0 && strcmp(existing, w->cs->anchor) == 0;
+			bool self = is_self(w, target, existing);
 			free(existing);
 			if (h2 == NULL || h2->cs->mv_id.len || h2->cs->state == LOOM__CS_OBJECT__STATE__EXPLICIT_DISCONNECTOR) {
 				char *m = loom_sprintf("rule '%s' would provision '%s' in agent '%s', which is %s", rule->cfg->name,
@@ -1670,7 +1684,7 @@ static void disconnect(work_t *w, Loom__MvObject *mv)
 	/* The store still lists the link just cleared: leave it out. */
 	size_t others = 0;
 	for (size_t i = 0; i < nl; i++)
-		if (!(strcmp(agents[i], w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0))
+		if (!is_self(w, agents[i], anchors[i]))
 			others++;
 	const loom_sync_mvdel_t *rule = mvdel_rule(e, mv->object_type);
 	bool del = rule && rule->when == LOOM_MVDEL_AGENT ? strcmp(rule->agent, w->agent) == 0 : others == 0;
@@ -1679,7 +1693,7 @@ static void disconnect(work_t *w, Loom__MvObject *mv)
 	    del ? "is deleted" : "stays");
 	if (del) {
 		for (size_t i = 0; i < nl; i++) {
-			if (strcmp(agents[i], w->agent) == 0 && strcmp(anchors[i], w->cs->anchor) == 0)
+			if (is_self(w, agents[i], anchors[i]))
 				continue;
 			held_t *h = hold(w, agents[i], anchors[i]);
 			if (h)
