@@ -724,28 +724,38 @@ static void made(notify_slapd_t *s, held_t *h)
 	lookup_start(s, h);
 }
 
+/* Takes out of m, in one pass, every held change waiting longer than
+ * timeout_ms (since its RESULT when by_group, else since its request).
+ * Returns them NULL-terminated; the caller frees the array. */
+static held_t **take_late(loom_map_t *m, bool by_group, long long timeout_ms)
+{
+	int64_t now = loom_mono_ms();
+	size_t pos = 0;
+	const void *k;
+	size_t kl;
+	void *v;
+	held_t **late = loom_calloc(loom_map_count(m) + 1, sizeof *late);
+	size_t n = 0;
+	while (loom_map_next(m, &pos, &k, &kl, &v)) {
+		const held_t *h = v;
+		if (now - (by_group ? h->group_ms : h->at_ms) > timeout_ms)
+			late[n++] = v;
+	}
+	for (size_t i = 0; i < n; i++)
+		loom_map_removes(m, late[i]->key);
+	return late;
+}
+
 /* Group searches to send again, and changes whose groups never came. */
 static void grouping_tick(notify_slapd_t *s)
 {
-	int64_t now = loom_mono_ms();
-	for (;;) {
-		size_t pos = 0;
-		const void *k;
-		size_t kl;
-		void *v;
-		held_t *late = NULL;
-		while (loom_map_next(s->grouping, &pos, &k, &kl, &v))
-			if (now - ((held_t *)v)->group_ms > s->cfg->slapd.groups.timeout_ms) {
-				late = v;
-				break;
-			}
-		if (late == NULL)
-			break;
-		loom_map_removes(s->grouping, late->key);
+	held_t **late = take_late(s->grouping, true, s->cfg->slapd.groups.timeout_ms);
+	for (held_t **l = late; *l; l++) {
 		loom_warning("password change of dn=%s dropped: its groups could not be read in %lld ms (%s)",
-		    loom_log_kv_quote(late->dn), s->cfg->slapd.groups.timeout_ms, late->why ? late->why : "no answer");
-		held_free(late);
+		    loom_log_kv_quote((*l)->dn), s->cfg->slapd.groups.timeout_ms, (*l)->why ? (*l)->why : "no answer");
+		held_free(*l);
 	}
+	free(late);
 	size_t pos = 0;
 	const void *k;
 	size_t kl;
@@ -963,25 +973,13 @@ void notify_slapd_tick(notify_slapd_t *s)
 	if (s == NULL)
 		return;
 	grouping_tick(s);
-	int64_t now = loom_mono_ms();
-	for (;;) {
-		size_t pos = 0;
-		const void *k;
-		size_t kl;
-		void *v;
-		held_t *late = NULL;
-		while (loom_map_next(s->held, &pos, &k, &kl, &v))
-			if (now - ((held_t *)v)->at_ms > s->cfg->slapd.result_timeout_ms) {
-				late = v;
-				break;
-			}
-		if (late == NULL)
-			return;
-		loom_map_removes(s->held, late->key);
+	held_t **late = take_late(s->held, false, s->cfg->slapd.result_timeout_ms);
+	for (held_t **l = late; *l; l++) {
 		loom_warning("password change of dn=%s dropped: slapd sent no result for it in %lld ms",
-		    loom_log_kv_quote(late->dn), s->cfg->slapd.result_timeout_ms);
-		held_free(late);
+		    loom_log_kv_quote((*l)->dn), s->cfg->slapd.result_timeout_ms);
+		held_free(*l);
 	}
+	free(late);
 }
 
 void notify_slapd_stop(notify_slapd_t **s_p)
