@@ -217,6 +217,26 @@ int ctl_ping(ctl_t *ctl, int argc, char **argv)
 	return 0;
 }
 
+Loom__ServicesReply *ctl_list_services(ctl_t *ctl, const char *what, const char *service, Loom__Envelope **ret_env)
+{
+	Loom__ServicesRequest rq = LOOM__SERVICES_REQUEST__INIT;
+	rq.service = (char *)service;
+	const char *err;
+	if (loom_bus_request(ctl->bus, LOOM_BROKER_ADDR, &rq.base, ctl->timeout_ms, ret_env, &err) < 0) {
+		if (what != NULL)
+			fprintf(stderr, "loomctl %s: %s\n", what, err);
+		return NULL;
+	}
+	Loom__ServicesReply *r = (Loom__ServicesReply *)loom_envelope_body(*ret_env,
+	    &loom__services_reply__descriptor, &err);
+	if (r == NULL) {
+		if (what != NULL)
+			fprintf(stderr, "loomctl %s: broker reply: %s\n", what, err);
+		loom_envelope_free(ret_env);
+	}
+	return r;
+}
+
 int ctl_services(ctl_t *ctl, int argc, char **argv)
 {
 	if (argc > 2) {
@@ -225,20 +245,10 @@ int ctl_services(ctl_t *ctl, int argc, char **argv)
 	}
 	if (ctl_connect(ctl) < 0)
 		return 1;
-	Loom__ServicesRequest rq = LOOM__SERVICES_REQUEST__INIT;
-	rq.service = argc == 2 ? argv[1] : "";
 	Loom__Envelope *env = NULL;
-	const char *err;
-	if (loom_bus_request(ctl->bus, LOOM_BROKER_ADDR, &rq.base, ctl->timeout_ms, &env, &err) < 0) {
-		fprintf(stderr, "loomctl services: %s\n", err);
+	Loom__ServicesReply *r = ctl_list_services(ctl, "services", argc == 2 ? argv[1] : "", &env);
+	if (r == NULL)
 		return 1;
-	}
-	Loom__ServicesReply *r = (Loom__ServicesReply *)loom_envelope_body(env, &loom__services_reply__descriptor, &err);
-	if (r == NULL) {
-		fprintf(stderr, "loomctl services: broker reply: %s\n", err);
-		loom_envelope_free(&env);
-		return 1;
-	}
 	const char *self = loom_bus_instance(ctl->bus);
 	loom_buf_t b = LOOM_BUF_INIT;
 	if (ctl->json) {
