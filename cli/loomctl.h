@@ -44,6 +44,8 @@ struct Loom__ServicesReply *ctl_list_services(ctl_t *ctl, const char *what, cons
 /* True when argv holds -h or --help. */
 bool ctl_wants_help(int argc, char **argv);
 void ctl_cmd_usage(const ctl_cmd_t *cmd, FILE *out);
+/* Sleeps ms milliseconds (signals do not cut it short). */
+void ctl_sleep_ms(long long ms);
 /* Parses a duration flag value or prints an error naming the flag. */
 int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms);
 /* Parses a --limit value (1 to CTL_LIMIT_MAX, the engine's cap on a

@@ -29,20 +29,6 @@
 
 #define STANDBY_PREFIX "standby."
 
-static void sleep_ms(long long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Pings one instance; the Pong (caller frees) or NULL. */
 static Loom__Pong *ping(ctl_t *ctl, const char *instance, long long timeout_ms)
 {
@@ -326,9 +312,9 @@ int ctl_activate(ctl_t *ctl, int argc, char **argv)
 		loom_envelope_free(&env);
 	}
 	/* 7: wait until each answers as primary */
-	long long until = mono_ms() + wait_ms;
+	long long until = loom_mono_ms() + wait_ms;
 	size_t up = 0;
-	while (up < accepted && mono_ms() < until) {
+	while (up < accepted && loom_mono_ms() < until) {
 		for (long i = 0; i < nprocs; i++)
 			if (procs[i].accepted && !procs[i].up && primary_up(ctl, procs[i].service, host)) {
 				procs[i].up = true;
@@ -336,7 +322,7 @@ int ctl_activate(ctl_t *ctl, int argc, char **argv)
 				printf("%s: primary\n", procs[i].service);
 			}
 		if (up < accepted)
-			sleep_ms(200);
+			ctl_sleep_ms(200);
 	}
 	for (long i = 0; i < nprocs; i++)
 		if (!procs[i].up)
