@@ -297,6 +297,13 @@ bool ctl_wants_help(int argc, char **argv)
 	return false;
 }
 
+void ctl_sleep_ms(long long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
 int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms)
 {
 	if (loom_config_parse_duration(s, ret_ms) < 0) {

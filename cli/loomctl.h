@@ -34,9 +34,18 @@ typedef struct ctl_cmd {
 int ctl_load_config(ctl_t *ctl);
 /* Connects to the broker and waits for registration; prints why not. */
 int ctl_connect(ctl_t *ctl);
+/* The broker's list of instances of service ("": every one), its
+ * envelope in *ret_env (the caller frees both), or NULL after printing
+ * "loomctl WHAT: ..." (silently when what is NULL; loomctl_bus.c). */
+struct Loom__Envelope;
+struct Loom__ServicesReply;
+struct Loom__ServicesReply *ctl_list_services(ctl_t *ctl, const char *what, const char *service,
+    struct Loom__Envelope **ret_env);
 /* True when argv holds -h or --help. */
 bool ctl_wants_help(int argc, char **argv);
 void ctl_cmd_usage(const ctl_cmd_t *cmd, FILE *out);
+/* Sleeps ms milliseconds (signals do not cut it short). */
+void ctl_sleep_ms(long long ms);
 /* Parses a duration flag value or prints an error naming the flag. */
 int ctl_parse_duration(const char *flag, const char *s, long long *ret_ms);
 /* Parses a --limit value (1 to CTL_LIMIT_MAX, the engine's cap on a

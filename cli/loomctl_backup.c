@@ -959,11 +959,8 @@ static void count_sspr(const char *state, const loom_keyset_t *ks, size_t *ret_n
 		Loom__SsprRecord *r = loom__sspr_record__unpack(NULL, vl, v);
 		if (r == NULL)
 			continue;
-		uint8_t check[LOOM_KEYSET_SSPR_CHECK_LEN];
 		(*ret_n)++;
-		if (ks == NULL || r->pepper_version == 0 ||
-		    loom_keyset_derive(ks, r->pepper_version, LOOM_KEYSET_CTX_SSPR_CHECK, check, sizeof check, NULL) < 0 ||
-		    r->pepper_check.len != sizeof check || sodium_memcmp(check, r->pepper_check.data, sizeof check) != 0)
+		if (!loom_keyset_sspr_check_matches(ks, r->pepper_version, r->pepper_check.data, r->pepper_check.len))
 			(*ret_unusable)++;
 		loom__sspr_record__free_unpacked(r, NULL);
 	}

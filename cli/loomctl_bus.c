@@ -12,13 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-static void sleep_ms(long long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
-
 /* One Ping; returns 0 with the round trip in *ret_us, -1 on failure. */
 static int ping_once(ctl_t *ctl, const char *service, bool probe, const uint8_t *pub,
     Loom__Pong **ret_pong, Loom__Envelope **ret_env, long long *ret_us, bool *ret_probe_ok,
@@ -124,7 +117,7 @@ int ctl_ping(ctl_t *ctl, int argc, char **argv)
 		while (ctl_connect(ctl) < 0) {
 			if (loom_mono_ms() >= give_up)
 				return 1;
-			sleep_ms(100);
+			ctl_sleep_ms(100);
 		}
 	} else if (ctl_connect(ctl) < 0) {
 		return 1;
@@ -133,7 +126,7 @@ int ctl_ping(ctl_t *ctl, int argc, char **argv)
 	long long min = -1, max = 0, sum = 0;
 	for (long i = 0; i < count; i++) {
 		if (i > 0)
-			sleep_ms(interval);
+			ctl_sleep_ms(interval);
 		Loom__Pong *pong = NULL;
 		Loom__Envelope *env = NULL;
 		long long us = 0;
@@ -150,7 +143,7 @@ int ctl_ping(ctl_t *ctl, int argc, char **argv)
 			if (rc == 0 || wait_ms <= 0 || received > 0 || loom_mono_ms() >= give_up)
 				break;
 			sent--; /* attempts while waiting for the service do not count as losses */
-			sleep_ms(100);
+			ctl_sleep_ms(100);
 		}
 		ctl->timeout_ms = saved_timeout;
 		if (rc < 0) {
@@ -217,6 +210,26 @@ int ctl_ping(ctl_t *ctl, int argc, char **argv)
 	return 0;
 }
 
+Loom__ServicesReply *ctl_list_services(ctl_t *ctl, const char *what, const char *service, Loom__Envelope **ret_env)
+{
+	Loom__ServicesRequest rq = LOOM__SERVICES_REQUEST__INIT;
+	rq.service = (char *)service;
+	const char *err;
+	if (loom_bus_request(ctl->bus, LOOM_BROKER_ADDR, &rq.base, ctl->timeout_ms, ret_env, &err) < 0) {
+		if (what != NULL)
+			fprintf(stderr, "loomctl %s: %s\n", what, err);
+		return NULL;
+	}
+	Loom__ServicesReply *r = (Loom__ServicesReply *)loom_envelope_body(*ret_env,
+	    &loom__services_reply__descriptor, &err);
+	if (r == NULL) {
+		if (what != NULL)
+			fprintf(stderr, "loomctl %s: broker reply: %s\n", what, err);
+		loom_envelope_free(ret_env);
+	}
+	return r;
+}
+
 int ctl_services(ctl_t *ctl, int argc, char **argv)
 {
 	if (argc > 2) {
@@ -225,20 +238,10 @@ int ctl_services(ctl_t *ctl, int argc, char **argv)
 	}
 	if (ctl_connect(ctl) < 0)
 		return 1;
-	Loom__ServicesRequest rq = LOOM__SERVICES_REQUEST__INIT;
-	rq.service = argc == 2 ? argv[1] : "";
 	Loom__Envelope *env = NULL;
-	const char *err;
-	if (loom_bus_request(ctl->bus, LOOM_BROKER_ADDR, &rq.base, ctl->timeout_ms, &env, &err) < 0) {
-		fprintf(stderr, "loomctl services: %s\n", err);
+	Loom__ServicesReply *r = ctl_list_services(ctl, "services", argc == 2 ? argv[1] : "", &env);
+	if (r == NULL)
 		return 1;
-	}
-	Loom__ServicesReply *r = (Loom__ServicesReply *)loom_envelope_body(env, &loom__services_reply__descriptor, &err);
-	if (r == NULL) {
-		fprintf(stderr, "loomctl services: broker reply: %s\n", err);
-		loom_envelope_free(&env);
-		return 1;
-	}
 	const char *self = loom_bus_instance(ctl->bus);
 	loom_buf_t b = LOOM_BUF_INIT;
 	if (ctl->json) {

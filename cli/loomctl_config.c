@@ -935,21 +935,31 @@ static int run_check(const char *bin, const char *cfg)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+/* Copies file src to dst for the import's check, or says why not. */
+static int copy_file(const char *src, const char *dst)
+{
+	size_t len;
+	char *data = read_all(src, &len);
+	FILE *f = data ? fopen(dst, "wb") : NULL;
+	bool copied = f != NULL && fwrite(data, 1, len, f) == len;
+	if (f != NULL && fclose(f) != 0)
+		copied = false;
+	if (!copied)
+		fprintf(stderr, "loomctl config import: cannot copy %s to %s: %s\n", src, dst, strerror(errno));
+	free(data);
+	return copied ? 0 : -1;
+}
+
 static int copy_tree_yaml(const char *src, const char *dst)
 {
 	size_t n;
 	char **names = list_yaml(src, &n);
 	int rc = mkdirs(dst);
+	if (rc < 0)
+		fprintf(stderr, "loomctl config import: cannot make %s: %s\n", dst, strerror(errno));
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		char *sp = loom_sprintf("%s/%s", src, names[i]), *dp = loom_sprintf("%s/%s", dst, names[i]);
-		size_t len;
-		char *data = read_all(sp, &len);
-		FILE *f = data ? fopen(dp, "wb") : NULL;
-		if (f == NULL || fwrite(data, 1, len, f) != len)
-			rc = -1;
-		if (f)
-			fclose(f);
-		free(data);
+		rc = copy_file(sp, dp);
 		free(sp);
 		free(dp);
 	}
@@ -960,21 +970,20 @@ static int copy_tree_yaml(const char *src, const char *dst)
 /* The configuration as the import would leave it, checked by the daemons. */
 static int check_files(ctl_t *ctl, const char *from)
 {
-	char tmpl[] = "/tmp/loomctl-config.XXXXXX";
+	const char *td = getenv("TMPDIR");
+	char *tmpl = loom_sprintf("%s/loomctl-config.XXXXXX", td && *td ? td : "/tmp");
 	char *tmp = mkdtemp(tmpl);
-	if (tmp == NULL)
+	if (tmp == NULL) {
+		fprintf(stderr, "loomctl config import: cannot make a directory to check the files in (%s): %s\n", tmpl,
+		    strerror(errno));
+		free(tmpl);
 		return -1;
+	}
 	char *cd = conf_dir(ctl);
 	int rc = 0;
 	char *cfg = loom_sprintf("%s/loom.yaml", tmp);
-	size_t len;
-	char *deploy = read_all(ctl->cfg.path, &len);
-	FILE *f = deploy ? fopen(cfg, "wb") : NULL;
-	if (f == NULL || fwrite(deploy, 1, len, f) != len)
+	if (copy_file(ctl->cfg.path, cfg) < 0)
 		rc = -1;
-	if (f)
-		fclose(f);
-	free(deploy);
 	static const char *const dirs[] = { "policy", "policy/workflows", "sync", "agents", NULL };
 	for (size_t k = 0; dirs[k] && rc == 0; k++) {
 		char *s = loom_sprintf("%s/%s", strcmp(dirs[k], "agents") == 0 ? cd : from, dirs[k]);
@@ -1005,6 +1014,7 @@ static int check_files(ctl_t *ctl, const char *from)
 	free(rm);
 	free(cfg);
 	free(cd);
+	free(tmpl);
 	return rc;
 }
 

@@ -21,13 +21,6 @@
 #include <time.h>
 #include <zmq.h>
 
-static int64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void fmt_dur(char *out, size_t n, long long ms)
 {
 	if (ms % 86400000 == 0 && ms)
@@ -47,7 +40,7 @@ static void fmt_age(char *out, size_t n, int64_t us)
 	if (us == 0)
 		snprintf(out, n, "-");
 	else
-		snprintf(out, n, "%.1fs", (double)(now_us() - us) / 1e6);
+		snprintf(out, n, "%.1fs", (double)(loom_now_us() - us) / 1e6);
 }
 
 static char *hex(const ProtobufCBinaryData *b)

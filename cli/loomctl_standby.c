@@ -29,39 +29,6 @@
 
 #define STANDBY_PREFIX "standby."
 
-static void sleep_ms(long long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The broker's list of instances, or NULL after saying why. */
-static Loom__ServicesReply *list_instances(ctl_t *ctl, const char *what, Loom__Envelope **ret_env)
-{
-	Loom__ServicesRequest rq = LOOM__SERVICES_REQUEST__INIT;
-	rq.service = "";
-	const char *err;
-	if (loom_bus_request(ctl->bus, LOOM_BROKER_ADDR, &rq.base, ctl->timeout_ms, ret_env, &err) < 0) {
-		fprintf(stderr, "loomctl %s: %s\n", what, err);
-		return NULL;
-	}
-	Loom__ServicesReply *r = (Loom__ServicesReply *)loom_envelope_body(*ret_env,
-	    &loom__services_reply__descriptor, &err);
-	if (r == NULL) {
-		fprintf(stderr, "loomctl %s: broker reply: %s\n", what, err);
-		loom_envelope_free(ret_env);
-	}
-	return r;
-}
-
 /* Pings one instance; the Pong (caller frees) or NULL. */
 static Loom__Pong *ping(ctl_t *ctl, const char *instance, long long timeout_ms)
 {
@@ -107,7 +74,7 @@ int ctl_status_roles(ctl_t *ctl)
 	if (ctl_load_config(ctl) < 0 || ctl_connect(ctl) < 0)
 		return 1;
 	Loom__Envelope *env = NULL;
-	Loom__ServicesReply *r = list_instances(ctl, "status", &env);
+	Loom__ServicesReply *r = ctl_list_services(ctl, "status", "", &env);
 	if (r == NULL)
 		return 1;
 	const char *self = loom_bus_instance(ctl->bus);
@@ -181,7 +148,7 @@ static void procs_free(standby_proc_t *v, size_t n)
 static long find_standbys(ctl_t *ctl, const char *host, standby_proc_t **ret)
 {
 	Loom__Envelope *env = NULL;
-	Loom__ServicesReply *r = list_instances(ctl, "activate", &env);
+	Loom__ServicesReply *r = ctl_list_services(ctl, "activate", "", &env);
 	if (r == NULL)
 		return -1;
 	standby_proc_t *v = loom_calloc(r->n_instances + 1, sizeof *v);
@@ -210,16 +177,11 @@ static long find_standbys(ctl_t *ctl, const char *host, standby_proc_t **ret)
 /* True when an instance of service answers as primary of host. */
 static bool primary_up(ctl_t *ctl, const char *service, const char *host)
 {
-	Loom__ServicesRequest rq = LOOM__SERVICES_REQUEST__INIT;
-	rq.service = (char *)service;
 	Loom__Envelope *env = NULL;
-	const char *err;
-	if (loom_bus_request(ctl->bus, LOOM_BROKER_ADDR, &rq.base, ctl->timeout_ms, &env, &err) < 0)
-		return false;
-	Loom__ServicesReply *r = (Loom__ServicesReply *)loom_envelope_body(env, &loom__services_reply__descriptor, &err);
-	loom_envelope_free(&env);
+	Loom__ServicesReply *r = ctl_list_services(ctl, NULL, service, &env);
 	if (r == NULL)
 		return false;
+	loom_envelope_free(&env);
 	bool up = false;
 	for (size_t i = 0; i < r->n_instances && !up; i++) {
 		if (strcmp(r->instances[i]->service, service) != 0)
@@ -350,9 +312,9 @@ int ctl_activate(ctl_t *ctl, int argc, char **argv)
 		loom_envelope_free(&env);
 	}
 	/* 7: wait until each answers as primary */
-	long long until = mono_ms() + wait_ms;
+	long long until = loom_mono_ms() + wait_ms;
 	size_t up = 0;
-	while (up < accepted && mono_ms() < until) {
+	while (up < accepted && loom_mono_ms() < until) {
 		for (long i = 0; i < nprocs; i++)
 			if (procs[i].accepted && !procs[i].up && primary_up(ctl, procs[i].service, host)) {
 				procs[i].up = true;
@@ -360,7 +322,7 @@ int ctl_activate(ctl_t *ctl, int argc, char **argv)
 				printf("%s: primary\n", procs[i].service);
 			}
 		if (up < accepted)
-			sleep_ms(200);
+			ctl_sleep_ms(200);
 	}
 	for (long i = 0; i < nprocs; i++)
 		if (!procs[i].up)

@@ -88,20 +88,11 @@ int ctl_status(ctl_t *ctl, int argc, char **argv)
 	}
 	if (ctl_connect(ctl) < 0)
 		return 1;
-	Loom__ServicesRequest rq = LOOM__SERVICES_REQUEST__INIT;
-	rq.service = "";
 	Loom__Envelope *senv = NULL;
+	Loom__ServicesReply *sr = ctl_list_services(ctl, "status", "", &senv);
+	if (sr == NULL)
+		return 1;
 	const char *err;
-	if (loom_bus_request(ctl->bus, LOOM_BROKER_ADDR, &rq.base, ctl->timeout_ms, &senv, &err) < 0) {
-		fprintf(stderr, "loomctl status: %s\n", err);
-		return 1;
-	}
-	Loom__ServicesReply *sr = (Loom__ServicesReply *)loom_envelope_body(senv, &loom__services_reply__descriptor, &err);
-	if (sr == NULL) {
-		fprintf(stderr, "loomctl status: broker reply: %s\n", err);
-		loom_envelope_free(&senv);
-		return 1;
-	}
 	int status = 0;
 	loom_buf_t b = LOOM_BUF_INIT;
 	if (ctl->json)

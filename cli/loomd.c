@@ -570,19 +570,24 @@ static char *this_host(loom_daemon_t *d)
 	return loom_strdup(full);
 }
 
-static int loomd_start(loom_daemon_t *d, const char **error_r)
+/* the_loomd, emptied, for daemon d (start and --check-config). */
+static loomd_t *loomd_init(loom_daemon_t *d)
 {
-	static char *msg;
 	loomd_t *ld = &the_loomd;
 	memset(ld, 0, sizeof *ld);
 	ld->d = d;
 	ld->lock_fd = -1;
 	ld->sigchld_fd = -1;
+	ld->host = this_host(d);
+	return ld;
+}
+
+static int loomd_start(loom_daemon_t *d, const char **error_r)
+{
+	static char *msg;
+	loomd_t *ld = loomd_init(d);
 	ld->started_us = now_us();
 	const loom_deploy_t *cfg = loom_daemon_config(d);
-	const char *svc = loom_daemon_service(d);
-	(void)svc;
-	ld->host = this_host(d);
 	loom_daemon_set_user(d, ld);
 	free(msg);
 	msg = NULL;
@@ -691,12 +696,7 @@ static void loomd_message(loom_daemon_t *d, Loom__Envelope *env)
 static int loomd_check(loom_daemon_t *d, const char **error_r)
 {
 	static char *msg;
-	loomd_t *ld = &the_loomd;
-	memset(ld, 0, sizeof *ld);
-	ld->d = d;
-	ld->lock_fd = -1;
-	ld->sigchld_fd = -1;
-	ld->host = this_host(d);
+	loomd_t *ld = loomd_init(d);
 	free(msg);
 	msg = NULL;
 	if (plan(ld, &msg) < 0) {

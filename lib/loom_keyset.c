@@ -123,6 +123,14 @@ int loom_keyset_derive(const loom_keyset_t *ks, unsigned version, const char *co
 	return 0;
 }
 
+bool loom_keyset_sspr_check_matches(const loom_keyset_t *ks, unsigned version, const uint8_t *check, size_t len)
+{
+	uint8_t want[LOOM_KEYSET_SSPR_CHECK_LEN];
+	return ks != NULL && version != 0 && len == sizeof want &&
+	    loom_keyset_derive(ks, version, LOOM_KEYSET_CTX_SSPR_CHECK, want, sizeof want, NULL) == 0 &&
+	    sodium_memcmp(want, check, sizeof want) == 0;
+}
+
 const char *loom_keyset_installation(const loom_keyset_t *ks) { return ks->installation; }
 unsigned loom_keyset_current(const loom_keyset_t *ks) { return ks->current; }
 size_t loom_keyset_count(const loom_keyset_t *ks) { return ks->nkeys; }

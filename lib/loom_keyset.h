@@ -21,6 +21,7 @@
 #ifndef LOOM_KEYSET_H
 #define LOOM_KEYSET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,5 +81,10 @@ int loom_keyset_derive(const loom_keyset_t *ks, unsigned version, const char *co
 #define LOOM_KEYSET_CTX_SSPR_PEPPER "sspr-pepper"
 #define LOOM_KEYSET_CTX_SSPR_CHECK "sspr-pepper-check"
 #define LOOM_KEYSET_SSPR_CHECK_LEN 16
+
+/* True when check (len bytes, as stored with an SSPR registration) is the
+ * check value of ks's key version (not 0: a registration without a version
+ * matches nothing), i.e. when ks can still give back that pepper. */
+bool loom_keyset_sspr_check_matches(const loom_keyset_t *ks, unsigned version, const uint8_t *check, size_t len);
 
 #endif

@@ -183,10 +183,35 @@ static void test_derive(void **state)
 	loom_keyset_destroy(&other);
 }
 
+/* loom_keyset_sspr_check_matches: the check of that version of that key
+ * set only; no key set, version 0, another length or a missing version
+ * never match. */
+static void test_sspr_check(void **state)
+{
+	(void)state;
+	loom_keyset_t *ks = loom_keyset_new(), *other = loom_keyset_new();
+	uint8_t chk[LOOM_KEYSET_SSPR_CHECK_LEN];
+	assert_int_equal(loom_keyset_derive(ks, 1, LOOM_KEYSET_CTX_SSPR_CHECK, chk, sizeof chk, NULL), 0);
+	assert_true(loom_keyset_sspr_check_matches(ks, 1, chk, sizeof chk));
+	assert_false(loom_keyset_sspr_check_matches(other, 1, chk, sizeof chk)); /* another key set */
+	assert_false(loom_keyset_sspr_check_matches(NULL, 1, chk, sizeof chk));  /* none */
+	assert_false(loom_keyset_sspr_check_matches(ks, 0, chk, sizeof chk));    /* unversioned record */
+	assert_false(loom_keyset_sspr_check_matches(ks, 2, chk, sizeof chk));    /* no such version */
+	assert_false(loom_keyset_sspr_check_matches(ks, 1, chk, sizeof chk - 1)); /* another length */
+	assert_int_equal(loom_keyset_rotate(ks), 2);
+	assert_true(loom_keyset_sspr_check_matches(ks, 1, chk, sizeof chk));     /* rotation keeps version 1 */
+	assert_false(loom_keyset_sspr_check_matches(ks, 2, chk, sizeof chk));
+	chk[0] ^= 1;
+	assert_false(loom_keyset_sspr_check_matches(ks, 1, chk, sizeof chk));    /* one bit off */
+	loom_keyset_destroy(&ks);
+	loom_keyset_destroy(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_derive),
+		cmocka_unit_test(test_sspr_check),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_seal_open),
 		cmocka_unit_test(test_rotate_keeps_old),
