@@ -125,13 +125,6 @@ static void set_str(char **p, const char *v)
 	*p = loom_strdup(v ? v : "");
 }
 
-static char *hexid(const uint8_t *id, size_t n)
-{
-	loom_buf_t b = LOOM_BUF_INIT;
-	loom_buf_add_hex(&b, id, n);
-	return loom_buf_steal(&b);
-}
-
 /* ---- store -------------------------------------------------------------------------- */
 
 static void rec_key(uint8_t key[PW_KEY_LEN], int64_t received_us, const uint8_t id[PW_ID_LEN])
@@ -429,7 +422,7 @@ static void rec_progress(engine_t *e, pw_rec_t *rec)
 		loom_error("cannot record password sync progress account=%s: %s", loom_log_kv_quote(rec->r->account), err);
 	if (!finished)
 		return;
-	char *id = hexid(rec->r->change_id.data, rec->r->change_id.len);
+	char *id = loom_hex(rec->r->change_id.data, rec->r->change_id.len);
 	loom_info("password change finished change=%s account=%s state=%s targets=%zu", id,
 	    loom_log_kv_quote(rec->r->account), rec_state_name(rec->r->state), rec->r->n_targets);
 	free(id);
@@ -680,7 +673,7 @@ static void supersede(engine_t *e, const char *mv_id, const pw_rec_t *newer)
 		bool changed = false;
 		for (size_t ti = 0; ti < rec->r->n_targets; ti++)
 			if (rec->r->targets[ti]->state == LOOM__PASSWORD_SYNC_TARGET__STATE__PENDING) {
-				char *id = hexid(newer->r->change_id.data, newer->r->change_id.len);
+				char *id = loom_hex(newer->r->change_id.data, newer->r->change_id.len);
 				char *msg = loom_sprintf("a newer change (%s) of the account took over", id);
 				target_done(rec, ti, LOOM__PASSWORD_SYNC_TARGET__STATE__SUPERSEDED, "", msg);
 				free(msg);
@@ -705,7 +698,7 @@ static void on_request(engine_t *e, Loom__Envelope *env)
 		loom_bus_reply_error(loom_daemon_bus(e->daemon), env, LOOM__ERROR__CODE__MALFORMED, false, err, &err);
 		return;
 	}
-	char *id = hexid(rq->change_id.data, rq->change_id.len);
+	char *id = loom_hex(rq->change_id.data, rq->change_id.len);
 	uint8_t *plain = NULL;
 	size_t plen = 0;
 	Loom__CsObject *src = NULL;

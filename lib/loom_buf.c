@@ -140,6 +140,13 @@ void loom_buf_add_hex(loom_buf_t *b, const void *p, size_t n)
 	b->data[b->len] = '\0';
 }
 
+char *loom_hex(const void *p, size_t n)
+{
+	loom_buf_t b = LOOM_BUF_INIT;
+	loom_buf_add_hex(&b, p, n);
+	return loom_buf_steal(&b);
+}
+
 char *loom_buf_steal(loom_buf_t *b)
 {
 	char *s = b->data ? b->data : loom_strdup("");

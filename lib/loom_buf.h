@@ -33,6 +33,9 @@ void loom_buf_add_json_str(loom_buf_t *b, const char *s, size_t n);
 void loom_buf_add_logval(loom_buf_t *b, const char *s, size_t n);
 /* Appends n bytes as lowercase hex. */
 void loom_buf_add_hex(loom_buf_t *b, const void *p, size_t n);
+
+/* n bytes as a new lowercase hex string (caller frees). */
+char *loom_hex(const void *p, size_t n);
 /* Hands the storage to the caller (never NULL) and empties the buffer. */
 char *loom_buf_steal(loom_buf_t *b);
 /* Borrowed C string of the contents ("" when empty). */

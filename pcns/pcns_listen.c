@@ -101,13 +101,6 @@ static void set_str(char **p, const char *v)
 	*p = loom_strdup(v ? v : "");
 }
 
-static char *hexid(const uint8_t *id, size_t n)
-{
-	loom_buf_t b = LOOM_BUF_INIT;
-	loom_buf_add_hex(&b, id, n);
-	return loom_buf_steal(&b);
-}
-
 static const char *state_name(int s)
 {
 	static const char *const names[] = { "queued", "delivered", "unmatched", "expired", "failed" };
@@ -192,7 +185,7 @@ static void finish(pcns_t *p, rec_t *rec, Loom__PcnsRecord__State state, const c
 		r->password = NULL;
 	}
 	rec_save(p, rec);
-	char *id = hexid(r->change_id.data, r->change_id.len);
+	char *id = loom_hex(r->change_id.data, r->change_id.len);
 	if (state == LOOM__PCNS_RECORD__STATE__DELIVERED)
 		loom_info("password change delivered change=%s notifier=%s account=%s engine=%s attempts=%u", id, r->notifier,
 		    loom_log_kv_quote(r->account), r->engine_status, r->attempts);
@@ -443,7 +436,7 @@ static rec_t *take(pcns_t *p, const char *user, const uint8_t *data, size_t len,
 	ack->change_id.data = pa->id;
 	ack->change_id.len = PCNS_ID_LEN;
 	rec_t *rec = NULL;
-	char *id = hexid(n->change_id.data, PCNS_ID_LEN);
+	char *id = loom_hex(n->change_id.data, PCNS_ID_LEN);
 	if (strcmp(n->notifier, user) != 0) {
 		ack->code = "bad-notification";
 		ack->message = "the notification names another notifier than the key it came with";
@@ -573,7 +566,7 @@ static int on_router(loom_loop_t *loop, void *arg)
 				p->received++;
 				p->queue = loom_realloc(p->queue, (p->nqueue + 1) * sizeof *p->queue);
 				p->queue[p->nqueue++] = recs[i];
-				char *id = hexid(pa->id, PCNS_ID_LEN);
+				char *id = loom_hex(pa->id, PCNS_ID_LEN);
 				loom_info("password change queued change=%s notifier=%s agent=%s account=%s", id, recs[i]->r->notifier,
 				    recs[i]->r->agent, loom_log_kv_quote(recs[i]->r->account));
 				free(id);

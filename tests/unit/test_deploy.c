@@ -543,6 +543,12 @@ static void test_buf_basics(void **state)
 	assert_null(b.data);
 	assert_int_equal(b.len, 0);
 	free(s);
+	s = loom_hex("\x00\xff\x10\xab", 4);
+	assert_string_equal(s, "00ff10ab");
+	free(s);
+	s = loom_hex("", 0);
+	assert_string_equal(s, "");
+	free(s);
 	loom_buf_release(&b);
 }
 
