@@ -961,16 +961,7 @@ static int load(extagent_t *ea, const loom_deploy_t *cfg, char **ret_error)
 
 static int ea_check(loom_daemon_t *d, const char **error_r)
 {
-	static char *msg;
-	extagent_t tmp;
-	memset(&tmp, 0, sizeof tmp);
-	tmp.name = the_agent.name;
-	free(msg);
-	msg = NULL;
-	int rc = load(&tmp, loom_daemon_config(d), &msg);
-	loom_agentcfg_release(&tmp.cfg);
-	*error_r = msg;
-	return rc;
+	return loom_agent_check_named(d, the_agent.name, LOOM_AGENT_EXT, error_r);
 }
 
 static int ea_start(loom_daemon_t *d, const char **error_r)

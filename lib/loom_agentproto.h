@@ -64,4 +64,9 @@ void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *ag
  * *name_p and makes "ma.NAME" the default service. */
 int loom_agent_name_option(loom_daemon_t *d, char **name_p, const char *v, const char **error_r);
 
+/* The --check of an agent whose configuration is its agent file alone: loads
+ * config/agents/NAME.yaml (of type, LOOM_AGENT_*) and lets it go again.
+ * Returns 0, or -1 with *error_r every problem (kept until the next call). */
+int loom_agent_check_named(loom_daemon_t *d, const char *name, int type, const char **error_r);
+
 #endif
