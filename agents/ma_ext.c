@@ -99,10 +99,7 @@ static void imp_stop(extagent_t *ea)
 
 static void imp_send(extagent_t *ea, Loom__ImportBatch *b)
 {
-	const char *err;
-	if (loom_bus_send(loom_daemon_bus(ea->d), ea->imp.engine, &b->base, NULL, NULL, &err) < 0)
-		loom_warning("cannot send import batch run=%llu seq=%llu: %s", (unsigned long long)b->run_id,
-		    (unsigned long long)b->seq, err);
+	loom_agent_send_batch(ea->d, ea->imp.engine, b);
 }
 
 static void imp_fail(extagent_t *ea, const char *message)

@@ -435,10 +435,7 @@ static int next(fileagent_t *fa, Loom__ImportObject **ret, Loom__RunObjectError 
 
 static void send_batch(fileagent_t *fa, Loom__ImportBatch *b)
 {
-	const char *err;
-	if (loom_bus_send(loom_daemon_bus(fa->d), fa->imp.engine, &b->base, NULL, NULL, &err) < 0)
-		loom_warning("cannot send import batch run=%llu seq=%llu: %s", (unsigned long long)b->run_id,
-		    (unsigned long long)b->seq, err);
+	loom_agent_send_batch(fa->d, fa->imp.engine, b);
 }
 
 static void send_failure(fileagent_t *fa, const char *message)

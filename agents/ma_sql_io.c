@@ -42,6 +42,7 @@
  * one (RETURNING) and reports it.
  */
 #include "ma_sql.h"
+#include "loom_agentproto.h"
 #include "loom_alloc.h"
 #include "loom_attrs.h"
 #include "loom_log.h"
@@ -301,10 +302,7 @@ void sa_import_stop(sqlagent_t *sa)
 
 static void send_batch(sqlagent_t *sa, Loom__ImportBatch *b)
 {
-	const char *err;
-	if (loom_bus_send(loom_daemon_bus(sa->d), sa->imp.engine, &b->base, NULL, NULL, &err) < 0)
-		loom_warning("cannot send import batch run=%llu seq=%llu: %s", (unsigned long long)b->run_id,
-		    (unsigned long long)b->seq, err);
+	loom_agent_send_batch(sa->d, sa->imp.engine, b);
 }
 
 static void fail_import(sqlagent_t *sa, const char *message, bool watermark_lost)

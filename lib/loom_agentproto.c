@@ -87,6 +87,14 @@ void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *ag
 	loom_envelope_free(&env);
 }
 
+void loom_agent_send_batch(loom_daemon_t *d, const char *engine, Loom__ImportBatch *b)
+{
+	const char *err;
+	if (loom_bus_send(loom_daemon_bus(d), engine, &b->base, NULL, NULL, &err) < 0)
+		loom_warning("cannot send import batch run=%llu seq=%llu: %s", (unsigned long long)b->run_id,
+		    (unsigned long long)b->seq, err);
+}
+
 int loom_agent_name_option(loom_daemon_t *d, char **name_p, const char *v, const char **error_r)
 {
 	if (!loom_service_name_valid(v, strlen(v))) {

@@ -56,6 +56,9 @@ void loom_agent_test_reply(loom_daemon_t *d, const Loom__Envelope *env, bool ok,
 void loom_agent_password_reply(loom_daemon_t *d, const Loom__Envelope *env, const Loom__SetPasswordRequest *rq,
     const char *dn, const char *code, int ldap_code, const char *message, bool retryable);
 
+/* Sends import batch b to engine (the run's requester); logs when it cannot. */
+void loom_agent_send_batch(loom_daemon_t *d, const char *engine, Loom__ImportBatch *b);
+
 /* Decodes env and hands it to ops; a body that does not decode is answered
  * MALFORMED (and logged), another type UNKNOWN_TYPE. Frees env. */
 void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *agent, Loom__Envelope *env);
