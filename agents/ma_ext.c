@@ -26,6 +26,7 @@
 #include "loom_envelope.h"
 #include "loom_keys.h"
 #include "loom_log.h"
+#include "loom_text.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -630,22 +631,6 @@ static void pw_gone(void *arg, bool clean, const char *why)
 
 static const ext_proc_ops_t pw_ops = { pw_line, pw_gone };
 
-static bool utf8_text(const uint8_t *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		uint8_t c = s[i];
-		size_t extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
-		if (c == 0 || extra == 9 || (extra && i + extra >= n))
-			return false;
-		for (size_t k = 1; k <= extra; k++)
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-		i += extra + 1;
-	}
-	return true;
-}
-
 static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswordRequest *rq)
 {
 	extagent_t *ea = a;
@@ -700,7 +685,7 @@ static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswor
 		pw_stop(ea);
 		return;
 	}
-	if (plen == 0 || !utf8_text(plain, plen)) {
+	if (plen == 0 || !loom_utf8_text(plain, plen)) {
 		pw_reply(ea, "bad-password", plen ? "the password is not valid UTF-8 text (or holds a NUL)" : "the password is empty",
 		    false);
 		loom_unsealed_free(&plain, plen);
