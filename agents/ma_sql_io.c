@@ -797,6 +797,22 @@ static void result_error(sqlagent_t *sa, Loom__ExportChangeResult *res, const ch
 
 /* Writes the multi-valued rows of one attribute: op REPLACE replaces them,
  * ADD adds the values not there, DELETE removes the values (all when none). */
+/* Appends " WHERE anchor = $pa AND name = $pn", and " AND value = $pv"
+ * when pv is a parameter (not 0), over the multi-valued table's columns. */
+static void mv_where(loom_buf_t *q, const loom_agentcfg_sql_mv_t *mv, size_t pa, size_t pn, size_t pv)
+{
+	loom_buf_adds(q, " WHERE ");
+	sql_ident(q, mv->anchor_column);
+	loom_buf_printf(q, " = $%zu AND ", pa);
+	sql_ident(q, mv->name_column);
+	loom_buf_printf(q, " = $%zu", pn);
+	if (pv) {
+		loom_buf_adds(q, " AND ");
+		sql_ident(q, mv->value_column);
+		loom_buf_printf(q, " = $%zu", pv);
+	}
+}
+
 static int mv_write(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, const char *anchor, const Loom__AttrDelta *d,
     char **ret_error)
 {
@@ -808,11 +824,8 @@ static int mv_write(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, const ch
 	if (d->op == LOOM__ATTR_DELTA__OP__REPLACE || (d->op == LOOM__ATTR_DELTA__OP__DELETE && d->n_values == 0)) {
 		loom_buf_adds(&q, "DELETE FROM ");
 		sql_ident(&q, mv->table);
-		loom_buf_adds(&q, " WHERE ");
-		sql_ident(&q, mv->anchor_column);
-		loom_buf_printf(&q, " = $%zu AND ", param_str(&ps, sa->db, anchor));
-		sql_ident(&q, mv->name_column);
-		loom_buf_printf(&q, " = $%zu", param_str(&ps, sa->db, d->name));
+		size_t pa = param_str(&ps, sa->db, anchor), pn = param_str(&ps, sa->db, d->name);
+		mv_where(&q, mv, pa, pn, 0);
 		rc = sql_exec(sa->db, q.data, ps.p, ps.n, NULL, ret_error);
 	}
 	for (size_t k = 0; rc == 0 && k < d->n_values; k++) {
@@ -823,13 +836,7 @@ static int mv_write(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, const ch
 		if (d->op == LOOM__ATTR_DELTA__OP__DELETE) {
 			loom_buf_adds(&q, "DELETE FROM ");
 			sql_ident(&q, mv->table);
-			loom_buf_adds(&q, " WHERE ");
-			sql_ident(&q, mv->anchor_column);
-			loom_buf_printf(&q, " = $%zu AND ", pa);
-			sql_ident(&q, mv->name_column);
-			loom_buf_printf(&q, " = $%zu AND ", pn);
-			sql_ident(&q, mv->value_column);
-			loom_buf_printf(&q, " = $%zu", pv);
+			mv_where(&q, mv, pa, pn, pv);
 		} else {
 			/* INSERT ... SELECT ... WHERE NOT EXISTS: a value is there once. */
 			loom_buf_adds(&q, "INSERT INTO ");
@@ -842,13 +849,8 @@ static int mv_write(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, const ch
 			sql_ident(&q, mv->value_column);
 			loom_buf_printf(&q, ") SELECT $%zu, $%zu, $%zu WHERE NOT EXISTS (SELECT 1 FROM ", pa, pn, pv);
 			sql_ident(&q, mv->table);
-			loom_buf_adds(&q, " WHERE ");
-			sql_ident(&q, mv->anchor_column);
-			loom_buf_printf(&q, " = $%zu AND ", pa);
-			sql_ident(&q, mv->name_column);
-			loom_buf_printf(&q, " = $%zu AND ", pn);
-			sql_ident(&q, mv->value_column);
-			loom_buf_printf(&q, " = $%zu)", pv);
+			mv_where(&q, mv, pa, pn, pv);
+			loom_buf_adds(&q, ")");
 		}
 		rc = sql_exec(sa->db, q.data, ps.p, ps.n, NULL, ret_error);
 	}
