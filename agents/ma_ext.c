@@ -26,6 +26,7 @@
 #include "loom_envelope.h"
 #include "loom_keys.h"
 #include "loom_log.h"
+#include "loom_text.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -99,10 +100,7 @@ static void imp_stop(extagent_t *ea)
 
 static void imp_send(extagent_t *ea, Loom__ImportBatch *b)
 {
-	const char *err;
-	if (loom_bus_send(loom_daemon_bus(ea->d), ea->imp.engine, &b->base, NULL, NULL, &err) < 0)
-		loom_warning("cannot send import batch run=%llu seq=%llu: %s", (unsigned long long)b->run_id,
-		    (unsigned long long)b->seq, err);
+	loom_agent_send_batch(ea->d, ea->imp.engine, b);
 }
 
 static void imp_fail(extagent_t *ea, const char *message)
@@ -633,22 +631,6 @@ static void pw_gone(void *arg, bool clean, const char *why)
 
 static const ext_proc_ops_t pw_ops = { pw_line, pw_gone };
 
-static bool utf8_text(const uint8_t *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		uint8_t c = s[i];
-		size_t extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
-		if (c == 0 || extra == 9 || (extra && i + extra >= n))
-			return false;
-		for (size_t k = 1; k <= extra; k++)
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-		i += extra + 1;
-	}
-	return true;
-}
-
 static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswordRequest *rq)
 {
 	extagent_t *ea = a;
@@ -703,7 +685,7 @@ static void on_set_password(void *a, Loom__Envelope *env, const Loom__SetPasswor
 		pw_stop(ea);
 		return;
 	}
-	if (plen == 0 || !utf8_text(plain, plen)) {
+	if (plen == 0 || !loom_utf8_text(plain, plen)) {
 		pw_reply(ea, "bad-password", plen ? "the password is not valid UTF-8 text (or holds a NUL)" : "the password is empty",
 		    false);
 		loom_unsealed_free(&plain, plen);
@@ -961,16 +943,7 @@ static int load(extagent_t *ea, const loom_deploy_t *cfg, char **ret_error)
 
 static int ea_check(loom_daemon_t *d, const char **error_r)
 {
-	static char *msg;
-	extagent_t tmp;
-	memset(&tmp, 0, sizeof tmp);
-	tmp.name = the_agent.name;
-	free(msg);
-	msg = NULL;
-	int rc = load(&tmp, loom_daemon_config(d), &msg);
-	loom_agentcfg_release(&tmp.cfg);
-	*error_r = msg;
-	return rc;
+	return loom_agent_check_named(d, the_agent.name, LOOM_AGENT_EXT, error_r);
 }
 
 static int ea_start(loom_daemon_t *d, const char **error_r)

@@ -11,6 +11,7 @@
 #include "ma_ext.h"
 #include "loom_alloc.h"
 #include "loom_attrs.h"
+#include "loom_expr.h"
 
 #include <ctype.h>
 #include <sodium.h>
@@ -20,22 +21,12 @@
 #include <strings.h>
 #include <time.h>
 
+/* {"time":"2024-03-01T12:30:00Z"}, with .ffffff when there are microseconds. */
 static void add_time(loom_buf_t *b, long long us)
 {
-	long long s = us / 1000000, f = us % 1000000;
-	if (f < 0) {
-		f += 1000000;
-		s--;
-	}
-	time_t t = (time_t)s;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	char buf[64];
-	strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (f)
-		loom_buf_printf(b, "{\"time\":\"%s.%06lldZ\"}", buf, f);
-	else
-		loom_buf_printf(b, "{\"time\":\"%sZ\"}", buf);
+	loom_buf_adds(b, "{\"time\":\"");
+	loom_expr_format_time(b, us);
+	loom_buf_adds(b, "\"}");
 }
 
 void ext_json_value(loom_buf_t *b, const Loom__Value *v)

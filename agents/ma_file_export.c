@@ -534,8 +534,21 @@ out:
 	return rc;
 }
 
-static int write_ldif_object(loom_ldif_writer_t *w, loom_buf_t *out, int fd, const char *dn, Loom__Attr *const *attrs,
-    size_t n, char **ret_error)
+/* Writes what out holds to fd once it passes 64 KiB (or always when flush). */
+static int spill(loom_buf_t *out, int fd, const char *tmp, bool flush, char **ret_error)
+{
+	if (out->len == 0 || (!flush && out->len < 65536))
+		return 0;
+	if (loom_write_all(fd, out->data, out->len) < 0) {
+		*ret_error = loom_sprintf("cannot write '%s': %s", tmp, strerror(errno));
+		return -1;
+	}
+	loom_buf_reset(out);
+	return 0;
+}
+
+static int write_ldif_object(loom_ldif_writer_t *w, loom_buf_t *out, const loom_atomic_t *af, const char *dn,
+    Loom__Attr *const *attrs, size_t n, char **ret_error)
 {
 	loom_ldif_record_t rec;
 	ldif_build_t bd;
@@ -547,14 +560,7 @@ static int write_ldif_object(loom_ldif_writer_t *w, loom_buf_t *out, int fd, con
 		*ret_error = loom_sprintf("cannot write entry '%s': %s", dn, err);
 		return -1;
 	}
-	if (out->len >= 65536) {
-		if (loom_write_all(fd, out->data, out->len) < 0) {
-			*ret_error = loom_sprintf("cannot write: %s", strerror(errno));
-			return -1;
-		}
-		loom_buf_reset(out);
-	}
-	return 0;
+	return spill(out, af->fd, af->tmp, false, ret_error);
 }
 
 /* Rewrites the LDIF file with every collected change applied. */
@@ -599,11 +605,11 @@ static int commit_ldif(fileagent_t *fa, char **ret_error)
 			loom_map_puts(done, obj->anchor, (void *)1);
 			if (c->op != LOOM__EXPORT_CHANGE__OP__DELETE) {
 				apply_change(c, &obj->attrs, &obj->n_attrs);
-				wrc = write_ldif_object(w, &out, af.fd, c->new_dn[0] ? c->new_dn : obj->dn, obj->attrs,
+				wrc = write_ldif_object(w, &out, &af, c->new_dn[0] ? c->new_dn : obj->dn, obj->attrs,
 				    obj->n_attrs, ret_error);
 			}
 		} else {
-			wrc = write_ldif_object(w, &out, af.fd, obj->dn, obj->attrs, obj->n_attrs, ret_error);
+			wrc = write_ldif_object(w, &out, &af, obj->dn, obj->attrs, obj->n_attrs, ret_error);
 		}
 		loom__import_object__free_unpacked(obj, NULL);
 		if (wrc < 0)
@@ -616,15 +622,13 @@ static int commit_ldif(fileagent_t *fa, char **ret_error)
 		Loom__Attr **attrs = NULL;
 		size_t n = 0;
 		apply_change(c, &attrs, &n);
-		int wrc = write_ldif_object(w, &out, af.fd, c->new_dn[0] ? c->new_dn : c->dn, attrs, n, ret_error);
+		int wrc = write_ldif_object(w, &out, &af, c->new_dn[0] ? c->new_dn : c->dn, attrs, n, ret_error);
 		loom_attrs_free(attrs, n);
 		if (wrc < 0)
 			goto out;
 	}
-	if (loom_write_all(af.fd, out.data, out.len) < 0) {
-		*ret_error = loom_sprintf("cannot write '%s': %s", af.tmp, strerror(errno));
+	if (spill(&out, af.fd, af.tmp, true, ret_error) < 0)
 		goto out;
-	}
 	rc = loom_atomic_commit(&af, ret_error);
 out:
 	if (rc < 0 && af.path)
@@ -636,19 +640,6 @@ out:
 	loom_buf_release(&out);
 	loom_map_destroy(&done);
 	return rc;
-}
-
-/* Writes what out holds to fd once it passes 64 KiB (or always when flush). */
-static int spill(loom_buf_t *out, int fd, const char *tmp, bool flush, char **ret_error)
-{
-	if (out->len == 0 || (!flush && out->len < 65536))
-		return 0;
-	if (loom_write_all(fd, out->data, out->len) < 0) {
-		*ret_error = loom_sprintf("cannot write '%s': %s", tmp, strerror(errno));
-		return -1;
-	}
-	loom_buf_reset(out);
-	return 0;
 }
 
 /* Rewrites a DSML, fixed-width or AVP file with every collected change

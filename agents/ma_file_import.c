@@ -8,6 +8,7 @@
 #include "loom_attrs.h"
 #include "loom_buf.h"
 #include "loom_log.h"
+#include "loom_text.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -28,25 +29,9 @@ char *fa_key(fileagent_t *fa, const char *anchor)
 	return k;
 }
 
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
-		if (extra == 9 || c == 0 || (extra && i + extra >= n))
-			return false;
-		for (size_t k = 1; k <= extra; k++)
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-		i += extra + 1;
-	}
-	return true;
-}
-
 Loom__Value *fa_value(const char *data, size_t len)
 {
-	if (utf8_ok((const unsigned char *)data, len))
+	if (loom_utf8_text(data, len))
 		return loom_value_str(data, len);
 	Loom__Value *v = loom_malloc(sizeof *v);
 	loom__value__init(v);
@@ -435,10 +420,7 @@ static int next(fileagent_t *fa, Loom__ImportObject **ret, Loom__RunObjectError 
 
 static void send_batch(fileagent_t *fa, Loom__ImportBatch *b)
 {
-	const char *err;
-	if (loom_bus_send(loom_daemon_bus(fa->d), fa->imp.engine, &b->base, NULL, NULL, &err) < 0)
-		loom_warning("cannot send import batch run=%llu seq=%llu: %s", (unsigned long long)b->run_id,
-		    (unsigned long long)b->seq, err);
+	loom_agent_send_batch(fa->d, fa->imp.engine, b);
 }
 
 static void send_failure(fileagent_t *fa, const char *message)

@@ -271,7 +271,7 @@ static void on_schema(void *a, Loom__Envelope *env, const Loom__SchemaRequest *r
 	const loom_agentcfg_ldap_class_t *cl = la->cfg.ldap.object_classes.v;
 	for (size_t i = 0; i < la->cfg.ldap.object_classes.n; i++)
 		loom_schema_type(s, cl[i].type, la->cfg.anchor);
-	uint64_t n = 0;
+	uint64_t n = 0, skipped = 0;
 	struct timeval tv = { la->cfg.ldap.timeout_ms / 1000, (la->cfg.ldap.timeout_ms % 1000) * 1000 };
 	for (size_t b = 0; b < la->cfg.ldap.bases.n && err == NULL; b++) {
 		const loom_agentcfg_ldap_base_t *base = ml_base(la, b);
@@ -287,9 +287,13 @@ static void on_schema(void *a, Loom__Envelope *env, const Loom__SchemaRequest *r
 		     e = ldap_next_entry(c.ld, e)) {
 			char *oerr = NULL;
 			Loom__ImportObject *o = ml_entry_object(la, c.ld, e, &oerr);
-			free(oerr);
-			if (o == NULL)
+			if (o == NULL) {
+				if (skipped++ == 0)
+					loom_warning("schema: an entry of '%s' left out: %s", base->dn.text, oerr ? oerr : "?");
+				free(oerr);
 				continue;
+			}
+			free(oerr);
 			loom_schema_object(s, o, la->cfg.object_type ? la->cfg.object_type : "person", la->cfg.anchor);
 			loom__import_object__free_unpacked(o, NULL);
 			n++;
@@ -302,7 +306,8 @@ static void on_schema(void *a, Loom__Envelope *env, const Loom__SchemaRequest *r
 		free(err);
 	} else {
 		char *src = loom_sprintf("'%s': %llu entr%s of the bases read (at most %d per base), values typed by the "
-		    "server's schema", la->cfg.ldap.uri.text, (unsigned long long)n, n == 1 ? "y" : "ies", SCHEMA_ENTRIES);
+		    "server's schema%s", la->cfg.ldap.uri.text, (unsigned long long)n, n == 1 ? "y" : "ies", SCHEMA_ENTRIES,
+		    skipped ? "; entries that do not make objects left out (the first is logged)" : "");
 		loom_agent_schema_reply(la->d, env, s, true, true, n, src, NULL);
 		free(src);
 	}

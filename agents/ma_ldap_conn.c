@@ -14,6 +14,7 @@
 #include "loom_daemon.h"
 #include "loom_keyset.h"
 #include "loom_log.h"
+#include "loom_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -331,22 +332,6 @@ int ml_entry_in_bases(ldapagent_t *la, LDAP *ld, size_t skip, const uint8_t uuid
 
 /* ---- entries -> objects ------------------------------------------------------------- */
 
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned char ch = s[i];
-		size_t extra = ch < 0x80 ? 0 : (ch >> 5) == 6 ? 1 : (ch >> 4) == 14 ? 2 : (ch >> 3) == 30 ? 3 : 9;
-		if (extra == 9 || ch == 0 || (extra && i + extra >= n))
-			return false;
-		for (size_t k = 1; k <= extra; k++)
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-		i += extra + 1;
-	}
-	return true;
-}
-
 static bool in_list(const loom_cfg_strlist_t *l, const char *name, size_t len)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -428,7 +413,7 @@ Loom__ImportObject *ml_entry_object(ldapagent_t *la, LDAP *ld, LDAPMessage *e, c
 					ml_uuid_text((const uint8_t *)vals[0].bv_val, true, t);
 					loom_pb_str_set(&o->anchor, t);
 				}
-			} else if (utf8_ok((const unsigned char *)vals[0].bv_val, vals[0].bv_len)) {
+			} else if (loom_utf8_text(vals[0].bv_val, vals[0].bv_len)) {
 				char *t = loom_strndup(vals[0].bv_val, vals[0].bv_len);
 				loom_pb_str_set(&o->anchor, t);
 				free(t);
@@ -454,7 +439,7 @@ Loom__ImportObject *ml_entry_object(ldapagent_t *la, LDAP *ld, LDAPMessage *e, c
 			for (size_t i = 0; i < nv; i++) {
 				int k = kind;
 				if (bin || (kind == LOOM__VALUE__V_STR &&
-					       !utf8_ok((const unsigned char *)vals[i].bv_val, vals[i].bv_len)))
+					       !loom_utf8_text(vals[i].bv_val, vals[i].bv_len)))
 					k = LOOM__VALUE__V_BIN;
 				at->values[at->n_values++] = value_new(k, vals[i].bv_val, vals[i].bv_len);
 			}

@@ -33,6 +33,7 @@
  * credit; the server then blocks on TCP, so memory holds one batch.
  */
 #include "ma_ldap.h"
+#include "loom_agentproto.h"
 #include "loom_alloc.h"
 #include "loom_attrs.h"
 #include "loom_envelope.h"
@@ -78,10 +79,7 @@ static void add_error(ml_import_t *im, const char *code, const char *dn, const c
 
 static void send_batch(ldapagent_t *la, Loom__ImportBatch *b)
 {
-	const char *err;
-	if (loom_bus_send(loom_daemon_bus(la->d), la->imp.engine, &b->base, NULL, NULL, &err) < 0)
-		loom_warning("cannot send import batch run=%llu seq=%llu: %s", (unsigned long long)b->run_id,
-		    (unsigned long long)b->seq, err);
+	loom_agent_send_batch(la->d, la->imp.engine, b);
 }
 
 void ml_import_stop(ldapagent_t *la)

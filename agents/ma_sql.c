@@ -176,16 +176,7 @@ static int load(sqlagent_t *sa, const loom_deploy_t *cfg, char **ret_error)
 
 static int sa_check(loom_daemon_t *d, const char **error_r)
 {
-	static char *msg;
-	sqlagent_t tmp;
-	memset(&tmp, 0, sizeof tmp);
-	tmp.name = the_agent.name;
-	free(msg);
-	msg = NULL;
-	int rc = load(&tmp, loom_daemon_config(d), &msg);
-	loom_agentcfg_release(&tmp.cfg);
-	*error_r = msg;
-	return rc;
+	return loom_agent_check_named(d, the_agent.name, LOOM_AGENT_SQL, error_r);
 }
 
 static int sa_start(loom_daemon_t *d, const char **error_r)

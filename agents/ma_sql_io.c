@@ -42,6 +42,7 @@
  * one (RETURNING) and reports it.
  */
 #include "ma_sql.h"
+#include "loom_agentproto.h"
 #include "loom_alloc.h"
 #include "loom_attrs.h"
 #include "loom_log.h"
@@ -301,10 +302,7 @@ void sa_import_stop(sqlagent_t *sa)
 
 static void send_batch(sqlagent_t *sa, Loom__ImportBatch *b)
 {
-	const char *err;
-	if (loom_bus_send(loom_daemon_bus(sa->d), sa->imp.engine, &b->base, NULL, NULL, &err) < 0)
-		loom_warning("cannot send import batch run=%llu seq=%llu: %s", (unsigned long long)b->run_id,
-		    (unsigned long long)b->seq, err);
+	loom_agent_send_batch(sa->d, sa->imp.engine, b);
 }
 
 static void fail_import(sqlagent_t *sa, const char *message, bool watermark_lost)
@@ -799,6 +797,22 @@ static void result_error(sqlagent_t *sa, Loom__ExportChangeResult *res, const ch
 
 /* Writes the multi-valued rows of one attribute: op REPLACE replaces them,
  * ADD adds the values not there, DELETE removes the values (all when none). */
+/* Appends " WHERE anchor = $pa AND name = $pn", and " AND value = $pv"
+ * when pv is a parameter (not 0), over the multi-valued table's columns. */
+static void mv_where(loom_buf_t *q, const loom_agentcfg_sql_mv_t *mv, size_t pa, size_t pn, size_t pv)
+{
+	loom_buf_adds(q, " WHERE ");
+	sql_ident(q, mv->anchor_column);
+	loom_buf_printf(q, " = $%zu AND ", pa);
+	sql_ident(q, mv->name_column);
+	loom_buf_printf(q, " = $%zu", pn);
+	if (pv) {
+		loom_buf_adds(q, " AND ");
+		sql_ident(q, mv->value_column);
+		loom_buf_printf(q, " = $%zu", pv);
+	}
+}
+
 static int mv_write(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, const char *anchor, const Loom__AttrDelta *d,
     char **ret_error)
 {
@@ -810,11 +824,8 @@ static int mv_write(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, const ch
 	if (d->op == LOOM__ATTR_DELTA__OP__REPLACE || (d->op == LOOM__ATTR_DELTA__OP__DELETE && d->n_values == 0)) {
 		loom_buf_adds(&q, "DELETE FROM ");
 		sql_ident(&q, mv->table);
-		loom_buf_adds(&q, " WHERE ");
-		sql_ident(&q, mv->anchor_column);
-		loom_buf_printf(&q, " = $%zu AND ", param_str(&ps, sa->db, anchor));
-		sql_ident(&q, mv->name_column);
-		loom_buf_printf(&q, " = $%zu", param_str(&ps, sa->db, d->name));
+		size_t pa = param_str(&ps, sa->db, anchor), pn = param_str(&ps, sa->db, d->name);
+		mv_where(&q, mv, pa, pn, 0);
 		rc = sql_exec(sa->db, q.data, ps.p, ps.n, NULL, ret_error);
 	}
 	for (size_t k = 0; rc == 0 && k < d->n_values; k++) {
@@ -825,13 +836,7 @@ static int mv_write(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, const ch
 		if (d->op == LOOM__ATTR_DELTA__OP__DELETE) {
 			loom_buf_adds(&q, "DELETE FROM ");
 			sql_ident(&q, mv->table);
-			loom_buf_adds(&q, " WHERE ");
-			sql_ident(&q, mv->anchor_column);
-			loom_buf_printf(&q, " = $%zu AND ", pa);
-			sql_ident(&q, mv->name_column);
-			loom_buf_printf(&q, " = $%zu AND ", pn);
-			sql_ident(&q, mv->value_column);
-			loom_buf_printf(&q, " = $%zu", pv);
+			mv_where(&q, mv, pa, pn, pv);
 		} else {
 			/* INSERT ... SELECT ... WHERE NOT EXISTS: a value is there once. */
 			loom_buf_adds(&q, "INSERT INTO ");
@@ -844,13 +849,8 @@ static int mv_write(sqlagent_t *sa, const loom_agentcfg_sql_table_t *t, const ch
 			sql_ident(&q, mv->value_column);
 			loom_buf_printf(&q, ") SELECT $%zu, $%zu, $%zu WHERE NOT EXISTS (SELECT 1 FROM ", pa, pn, pv);
 			sql_ident(&q, mv->table);
-			loom_buf_adds(&q, " WHERE ");
-			sql_ident(&q, mv->anchor_column);
-			loom_buf_printf(&q, " = $%zu AND ", pa);
-			sql_ident(&q, mv->name_column);
-			loom_buf_printf(&q, " = $%zu AND ", pn);
-			sql_ident(&q, mv->value_column);
-			loom_buf_printf(&q, " = $%zu)", pv);
+			mv_where(&q, mv, pa, pn, pv);
+			loom_buf_adds(&q, ")");
 		}
 		rc = sql_exec(sa->db, q.data, ps.p, ps.n, NULL, ret_error);
 	}

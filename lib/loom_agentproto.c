@@ -1,5 +1,6 @@
 /* loom_agentproto.c - the agent side of the agent protocol's dispatch. */
 #include "loom_agentproto.h"
+#include "loom_agentcfg.h"
 #include "loom_alloc.h"
 #include "loom_envelope.h"
 #include "loom_log.h"
@@ -86,6 +87,14 @@ void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *ag
 	loom_envelope_free(&env);
 }
 
+void loom_agent_send_batch(loom_daemon_t *d, const char *engine, Loom__ImportBatch *b)
+{
+	const char *err;
+	if (loom_bus_send(loom_daemon_bus(d), engine, &b->base, NULL, NULL, &err) < 0)
+		loom_warning("cannot send import batch run=%llu seq=%llu: %s", (unsigned long long)b->run_id,
+		    (unsigned long long)b->seq, err);
+}
+
 int loom_agent_name_option(loom_daemon_t *d, char **name_p, const char *v, const char **error_r)
 {
 	if (!loom_service_name_valid(v, strlen(v))) {
@@ -98,6 +107,19 @@ int loom_agent_name_option(loom_daemon_t *d, char **name_p, const char *v, const
 	loom_daemon_set_default_service(d, svc);
 	free(svc);
 	return 0;
+}
+
+int loom_agent_check_named(loom_daemon_t *d, const char *name, int type, const char **error_r)
+{
+	static char *msg;
+	free(msg);
+	msg = NULL;
+	loom_agentcfg_t cfg;
+	memset(&cfg, 0, sizeof cfg);
+	int rc = loom_agentcfg_load_named(loom_daemon_config(d)->path, name, type, &cfg, &msg);
+	loom_agentcfg_release(&cfg);
+	*error_r = msg;
+	return rc;
 }
 
 /* ---- schema and connection test ---------------------------------------------------------- */

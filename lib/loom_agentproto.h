@@ -56,6 +56,9 @@ void loom_agent_test_reply(loom_daemon_t *d, const Loom__Envelope *env, bool ok,
 void loom_agent_password_reply(loom_daemon_t *d, const Loom__Envelope *env, const Loom__SetPasswordRequest *rq,
     const char *dn, const char *code, int ldap_code, const char *message, bool retryable);
 
+/* Sends import batch b to engine (the run's requester); logs when it cannot. */
+void loom_agent_send_batch(loom_daemon_t *d, const char *engine, Loom__ImportBatch *b);
+
 /* Decodes env and hands it to ops; a body that does not decode is answered
  * MALFORMED (and logged), another type UNKNOWN_TYPE. Frees env. */
 void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *agent, Loom__Envelope *env);
@@ -63,5 +66,10 @@ void loom_agent_dispatch(loom_daemon_t *d, const loom_agent_ops_t *ops, void *ag
 /* The --agent NAME option of every agent process: checks NAME, keeps it in
  * *name_p and makes "ma.NAME" the default service. */
 int loom_agent_name_option(loom_daemon_t *d, char **name_p, const char *v, const char **error_r);
+
+/* The --check of an agent whose configuration is its agent file alone: loads
+ * config/agents/NAME.yaml (of type, LOOM_AGENT_*) and lets it go again.
+ * Returns 0, or -1 with *error_r every problem (kept until the next call). */
+int loom_agent_check_named(loom_daemon_t *d, const char *name, int type, const char **error_r);
 
 #endif

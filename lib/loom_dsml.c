@@ -954,6 +954,21 @@ static int op_search(loom_dsml_reader_t *r, xmlNodePtr n, loom_dsml_record_t *re
 	return 0;
 }
 
+/* The text of c (<requestName>, <responseName>) as a numeric OID; empty
+ * only when may_be_empty. Returns 0, or -1 with the fault recorded. */
+static int oid_text(loom_dsml_reader_t *r, xmlNodePtr c, bool may_be_empty)
+{
+	loom_buf_t b = LOOM_BUF_INIT;
+	int rc = text_of(r, c, &b);
+	bool ok = rc == 0 && ((b.data == NULL || blank(b.data)) ? may_be_empty : oid_valid(b.data));
+	loom_buf_release(&b);
+	if (rc < 0)
+		return -1;
+	if (!ok)
+		return fault(r, c, "<%s> is not a numeric OID", name_of(c));
+	return 0;
+}
+
 static int op_extended(loom_dsml_reader_t *r, xmlNodePtr n, loom_dsml_record_t *rec)
 {
 	if (check_message(r, n, rec, true) < 0)
@@ -965,14 +980,8 @@ static int op_extended(loom_dsml_reader_t *r, xmlNodePtr n, loom_dsml_record_t *
 		if (is(c, "requestName")) {
 			if (++nn > 1)
 				return fault(r, c, "<extendedRequest> with more than one <requestName>");
-			loom_buf_t b = LOOM_BUF_INIT;
-			int rc = text_of(r, c, &b);
-			bool ok = rc == 0 && b.data && oid_valid(b.data);
-			loom_buf_release(&b);
-			if (rc < 0)
+			if (oid_text(r, c, false) < 0)
 				return -1;
-			if (!ok)
-				return fault(r, c, "<requestName> is not a numeric OID");
 		} else if (is(c, "requestValue")) {
 			if (++nv > 1)
 				return fault(r, c, "<extendedRequest> with more than one <requestValue>");
@@ -1081,14 +1090,8 @@ static int op_extended_response(loom_dsml_reader_t *r, xmlNodePtr n, loom_dsml_r
 		if (is(c, "responseName")) {
 			if (++nn > 1)
 				return fault(r, c, "<extendedResponse> with more than one <responseName>");
-			loom_buf_t b = LOOM_BUF_INIT;
-			int rc = text_of(r, c, &b);
-			bool ok = rc == 0 && (b.data == NULL || blank(b.data) || oid_valid(b.data));
-			loom_buf_release(&b);
-			if (rc < 0)
+			if (oid_text(r, c, true) < 0)
 				return -1;
-			if (!ok)
-				return fault(r, c, "<responseName> is not a numeric OID");
 		} else if (is(c, "response")) {
 			if (++nr > 1)
 				return fault(r, c, "<extendedResponse> with more than one <response>");

@@ -72,3 +72,20 @@ const char *loom_suggest_best(const loom_suggest_t *sg)
 {
 	return sg->tie ? NULL : sg->best;
 }
+
+bool loom_utf8_text(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
+		if (c == 0 || extra == 9 || (extra && i + extra >= n))
+			return false;
+		for (size_t k = 1; k <= extra; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+		i += extra + 1;
+	}
+	return true;
+}

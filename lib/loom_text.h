@@ -3,6 +3,7 @@
 #ifndef LOOM_TEXT_H
 #define LOOM_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Edit distance between a and b (ASCII case-insensitive), counting an
@@ -33,5 +34,9 @@ typedef struct loom_suggest {
 void loom_suggest_init(loom_suggest_t *sg, const char *s, size_t n);
 void loom_suggest_offer(loom_suggest_t *sg, const char *name);
 const char *loom_suggest_best(const loom_suggest_t *sg);
+
+/* Whether s[0..n) is text: well-formed UTF-8 sequences (by their lead and
+ * continuation bytes) and no NUL byte. */
+bool loom_utf8_text(const void *s, size_t n);
 
 #endif
