@@ -593,6 +593,22 @@ static ml_change_t *find_op(ml_export_t *ex, ml_conn_t *conn, int msgid)
 	return NULL;
 }
 
+/* A rename is done (now, or by an attempt whose result was lost): the
+ * change goes on at the new DN with its modifications, if any. */
+static void renamed(ldapagent_t *la, ml_change_t *c, ml_conn_t *conn, const Loom__ExportChange *ch)
+{
+	free(c->dn);
+	c->dn = loom_strdup(ch->new_dn);
+	if (la->dn_anchor)
+		loom_pb_str_set(&c->res.anchor, c->dn);
+	if (ch->n_deltas) {
+		c->stage = ST_MODIFY;
+		start_op(la, c, conn);
+	} else {
+		complete(la, c);
+	}
+}
+
 static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPMessage *msg)
 {
 	ml_export_t *ex = &la->exp;
@@ -652,18 +668,11 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 			complete(la, c);
 			return;
 		}
-		free(c->dn);
-		c->dn = loom_strdup(ch->new_dn);
-		if (la->dn_anchor)
-			loom_pb_str_set(&c->res.anchor, c->dn);
-		else
-			loom_pb_str_set(&c->res.anchor, "");
-		if (ch->n_deltas) {
-			c->stage = ST_MODIFY;
-			start_op(la, c, conn);
-		} else {
-			complete(la, c);
-		}
+		/* res.anchor held the verification's entryUUID: a rename keeps
+		 * the anchor, so it goes back to unchanged (""), as after a
+		 * rename done now */
+		loom_pb_str_set(&c->res.anchor, "");
+		renamed(la, c, conn, ch);
 		return;
 	}
 	if (stage == ST_DELETE && err == LDAP_NO_SUCH_OBJECT)
@@ -722,16 +731,7 @@ static void on_op_result(ldapagent_t *la, ml_conn_t *conn, ml_change_t *c, LDAPM
 		complete(la, c);
 		return;
 	case ST_RENAME:
-		free(c->dn);
-		c->dn = loom_strdup(ch->new_dn);
-		if (la->dn_anchor)
-			loom_pb_str_set(&c->res.anchor, c->dn);
-		if (ch->n_deltas) {
-			c->stage = ST_MODIFY;
-			start_op(la, c, conn);
-		} else {
-			complete(la, c);
-		}
+		renamed(la, c, conn, ch);
 		return;
 	default:
 		complete(la, c);
