@@ -478,10 +478,17 @@ static int avp_next(fa_reader_t *r, Loom__ImportObject **ret, Loom__RunObjectErr
 
 /* -- fixed -- */
 
-/* The next line: 1, 0 at the end, -1 read error. */
+/* Longest fixed-width line read: a file without line ends must not make
+ * the reader grow without bound (the same limit as loom_avp.c's). */
+#define FIXED_MAX_LINE (16u << 20)
+
+/* The next line: 1, 0 at the end, -1 read error, -2 a line longer than
+ * FIXED_MAX_LINE. */
 static int fixed_line(fa_reader_t *r, const char **ret, size_t *ret_len)
 {
 	for (;;) {
+		if (r->len - r->pos > FIXED_MAX_LINE && memchr(r->buf + r->pos, '\n', FIXED_MAX_LINE) == NULL)
+			return -2;
 		char *nl = r->len > r->pos ? memchr(r->buf + r->pos, '\n', r->len - r->pos) : NULL;
 		if (nl || (r->eof && r->len > r->pos)) {
 			char *s = r->buf + r->pos;
@@ -524,6 +531,11 @@ static int fixed_next(fa_reader_t *r, Loom__ImportObject **ret, Loom__RunObjectE
 		const char *s;
 		size_t len;
 		int rc = fixed_line(r, &s, &len);
+		if (rc == -2) {
+			*ret_error = loom_sprintf("%s:%u: a line longer than %u bytes (not a fixed-width file?)", r->path,
+			    r->line + 1, FIXED_MAX_LINE);
+			return -1;
+		}
 		if (rc < 0) {
 			*ret_error = loom_sprintf("cannot read '%s': %s", r->path, strerror(errno));
 			return -1;

@@ -296,6 +296,13 @@ grep -q "stopped-error-limit" "$T/run.out" || fail "error limit not applied: $(c
 mv "$T/data/payroll.good" "$T/data/payroll.txt"
 pass "fixed: past error_limit the run stops"
 
+cp "$T/data/payroll.txt" "$T/data/payroll.good"
+{ head -n2 "$T/data/payroll.good"; head -c 17000000 /dev/zero | tr '\0' 'x'; } >"$T/data/payroll.txt"
+run_profile payroll full-import 1
+grep -qE "payroll.txt:3: a line longer than 16777216 bytes" "$T/run.out" || fail "an endless line is not refused: $(head -c 600 "$T/run.out")"
+mv "$T/data/payroll.good" "$T/data/payroll.txt"
+pass "fixed: a line without end past 16 MiB fails the run with file:line (the reader does not grow without bound)"
+
 run_profile roster export 3
 expect_counter exported-adds 2
 grep -q '^ada ' "$T/data/out/roster.txt" && fail "a value was cut to fit its column: $(cat "$T/data/out/roster.txt")"
