@@ -5,6 +5,12 @@
 # sleep), and kills everything it started on exit. Set LOOM_KEEP=1 to keep
 # the directory for a post-mortem.
 set -u
+# Tests wait for lines in the logs of programs they start, some of them
+# Python (samba-tool syncpasswords, smtp_sink.py, the example ext agent):
+# Python buffers stdout when it is not a terminal, so without this a line
+# such as syncpasswords' "Waiting for..." may never reach the log in time.
+# (It was set in the developers' shells; a clean CI machine has not.)
+export PYTHONUNBUFFERED=1
 
 : "${LOOM_BUILD_DIR:?LOOM_BUILD_DIR must point at the build tree}"
 : "${LOOM_SOURCE_DIR:?LOOM_SOURCE_DIR must point at the source tree}"
