@@ -44,6 +44,12 @@ cleanup() {
 		fi
 		wait "${PIDS[$name]}" 2>/dev/null
 	done
+	# gpg starts a gpg-agent of its own for a test's GNUPGHOME (the Samba
+	# syncpasswords tests): it daemonizes out of PIDS, so stop it here, or
+	# it outlives a failed test whose directory is kept.
+	if [ -n "${GNUPGHOME:-}" ] && [ "${GNUPGHOME#"$T"}" != "$GNUPGHOME" ] && command -v gpgconf >/dev/null; then
+		gpgconf --homedir "$GNUPGHOME" --kill all 2>/dev/null
+	fi
 	# A sanitizer report in any process's log fails the test (in the
 	# ASan+UBSan build, daemons report leaks and errors when they exit).
 	local bad
